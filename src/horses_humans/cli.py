@@ -1,0 +1,174 @@
+"""The `horses-humans` command: parses arguments and dispatches, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .config import HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+
+
+def quiet_backend() -> None:
+    """Keep TensorFlow's C++ start-up chatter off the terminal (set before it is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # TF's default; set explicitly, TF stops announcing it
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if os.environ["KERAS_BACKEND"] != "tensorflow" or os.environ.get("HORSES_HUMANS_VERBOSE"):
+        return
+    # TensorFlow's C++ layer prints absl/oneDNN notices on import regardless of TF_CPP_MIN_LOG_LEVEL;
+    # hide stderr for the import only (a Python exception from the import is still raised and shown).
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="data set folder (default: $HORSES_HUMANS_DATA, else the per-user cache)")
+
+
+def add_cache_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", type=Path, help="decoded-pixel cache (default: $HORSES_HUMANS_CACHE/pixels or ~/.cache/horses-humans/pixels)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command-line interface."""
+    parser = argparse.ArgumentParser(prog="horses-humans", description="Train, evaluate and use Horses-or-Humans image classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="get and check the data set").add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data.add_parser("download", help="download the official zips (sha256-verified) and unpack them")
+    add_data_dir(p)
+    p = data.add_parser("import", help="import a local zip or folder (official layout, or one split's class folders)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--split", choices=["horse-or-human", "validation-horse-or-human"], help="which split PATH holds (default: guessed from its name)")
+    add_data_dir(p)
+    p = data.add_parser("check", help="counts, sizes, modes, unreadable files, duplicates, leakage, balance")
+    add_data_dir(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    from .recipes import RECIPES
+
+    p = sub.add_parser("train", help="train a recipe and write a run directory")
+    p.add_argument("--recipe", default="baseline", choices=sorted(RECIPES))
+    p.add_argument("--epochs", type=int, help="default: the recipe's (15)")
+    p.add_argument("--image-size", type=int, help="square input size in pixels (default: the recipe's, 150)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--learning-rate", type=float, help="default: the recipe's (RMSprop 1e-3)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout before the Dense(512) layer (default 0: off)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the Dense(512) kernel (default 0: off)")
+    p.add_argument("--early-stopping", action="store_true", help="stop when val_accuracy has not improved for 3 epochs; keep the best")
+    p.add_argument("--reduce-lr", action="store_true", help="divide the learning rate by 10 when val_loss stalls for 2 epochs")
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"],
+                   help="training arithmetic (auto: bfloat16 where the CPU has bf16 units); saved models are float32")
+    add_data_dir(p)
+    add_cache_dir(p)
+    p.add_argument("--runs-dir", help="where run directories go (default: $HORSES_HUMANS_RUNS, else ./runs)")
+
+    p = sub.add_parser("evaluate", help="metrics, confusion matrix and a per-image CSV on the validation set")
+    p.add_argument("run", type=Path)
+    add_data_dir(p)
+    add_cache_dir(p)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    p = sub.add_parser("predict", help="label and probability for images or folders (walked recursively)")
+    p.add_argument("run", type=Path)
+    p.add_argument("paths", type=Path, nargs="+", metavar="IMAGE_OR_DIR")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
+    p.add_argument("--output", type=Path, help="write the JSON/CSV/table to this file (atomically) instead of stdout")
+
+    p = sub.add_parser("runs", help="list finished runs as a Markdown results table")
+    p.add_argument("--runs-dir", help="default: $HORSES_HUMANS_RUNS, else ./runs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every user-fixable error is one line on stderr and exit status 2."""
+    quiet_backend()
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HorsesHumansError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_data(args) -> int:
+    from . import data
+
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.data_command == "download":
+        data.download(data_dir)
+    elif args.data_command == "import":
+        data.import_path(args.path, data_dir, args.split)
+    else:
+        from .datacheck import check_dataset, format_report
+
+        report = check_dataset(data_dir)
+        print(json.dumps(report, indent=2) if args.json else format_report(report))
+        return 1 if report["problems"] else 0
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .training import train
+
+    config = TrainConfig(
+        recipe=args.recipe, epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
+        seed=args.seed, learning_rate=args.learning_rate, dropout=args.dropout, l2=args.l2,
+        early_stopping=args.early_stopping, reduce_lr=args.reduce_lr, precision=args.precision,
+    )
+    train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate_run, format_metrics
+
+    metrics = evaluate_run(args.run, resolve_data_dir(args.data_dir), args.cache_dir)
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import Predictor, collect_files, format_predictions
+    from .io import write_text_atomic
+
+    predictor = Predictor.from_run(args.run)
+    results = predictor.predict_files(collect_files(args.paths))
+    text = format_predictions(results, "json" if args.json else "csv" if args.csv else "table")
+    if args.output:
+        write_text_atomic(args.output, text)
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+    for r in results:
+        if r.error:
+            print(f"error: {r.error}", file=sys.stderr)
+    return 1 if any(r.error for r in results) or not results else 0
+
+
+def cmd_runs(args) -> int:
+    from .runs import list_runs
+    from .tables import results_table
+
+    print(results_table(list_runs(resolve_runs_dir(args.runs_dir))))
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs}
+
+if __name__ == "__main__":
+    sys.exit(main())

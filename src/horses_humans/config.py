@@ -1,0 +1,87 @@
+"""Configuration: frozen dataclasses with defaults; the resolved config is saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_DATA = "HORSES_HUMANS_DATA"
+ENV_CACHE = "HORSES_HUMANS_CACHE"
+ENV_RUNS = "HORSES_HUMANS_RUNS"
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+class HorsesHumansError(Exception):
+    """An error the user can fix; the CLI prints its message without a traceback."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training run does (saved as the run's config.json)."""
+
+    recipe: str = "baseline"
+    epochs: int | None = None  # None: the recipe's default (15 for the reference CNNs)
+    image_size: int | None = None  # None: the recipe's default (150)
+    batch_size: int = 32
+    seed: int = 0
+    learning_rate: float | None = None  # None: the recipe's default
+    dropout: float = 0.0  # before the Dense(512) head; 0 reproduces the reference
+    l2: float = 0.0  # L2 penalty on the Dense(512) kernel
+    early_stopping: bool = False  # EarlyStopping(val_accuracy, patience 3, restore best)
+    reduce_lr: bool = False  # ReduceLROnPlateau(val_loss, factor 0.1, patience 2)
+    precision: str = "auto"  # auto | float32 | mixed_bfloat16 (training only; saved models are float32)
+
+    def __post_init__(self) -> None:
+        check_positive("epochs", self.epochs)
+        check_positive("image_size", self.image_size)
+        check_positive("batch_size", self.batch_size)
+        if self.image_size is not None and self.image_size < 32:
+            raise HorsesHumansError(f"--image-size {self.image_size} is too small: use at least 32.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise HorsesHumansError(f"--dropout {self.dropout} must be in [0, 1).")
+        if self.l2 < 0:
+            raise HorsesHumansError(f"--l2 {self.l2} must be >= 0.")
+        if self.precision not in PRECISIONS:
+            raise HorsesHumansError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Inverse of to_dict; unknown keys (from newer versions) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def check_positive(name: str, value: int | None) -> None:
+    """Raise a clear error for a non-positive integer option."""
+    if value is not None and value <= 0:
+        raise HorsesHumansError(f"--{name.replace('_', '-')} must be a positive integer, got {value}.")
+
+
+def user_cache_dir() -> Path:
+    """Per-user cache root: $HORSES_HUMANS_CACHE, else $XDG_CACHE_HOME/horses-humans, else ~/.cache/horses-humans."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "horses-humans"
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
+    """Where the data set lives: --data-dir, else $HORSES_HUMANS_DATA, else the per-user cache."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get(ENV_DATA):
+        return Path(os.environ[ENV_DATA]).expanduser()
+    return user_cache_dir() / "data"
+
+
+def resolve_runs_dir(runs_dir: str | Path | None = None) -> Path:
+    """Where runs are written: --runs-dir, else $HORSES_HUMANS_RUNS, else ./runs."""
+    if runs_dir:
+        return Path(runs_dir).expanduser()
+    return Path(os.environ.get(ENV_RUNS) or "runs")

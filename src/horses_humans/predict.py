@@ -1,0 +1,90 @@
+"""One prediction path for the CLI and the server: Predictor.from_run(dir).predict_files(paths)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .images import ImageError, load_pixels
+from .runs import Run, load_run
+
+
+@dataclass
+class Prediction:
+    """One file's answer, or the reason it has none."""
+
+    file: str
+    label: str | None = None
+    probability: float | None = None  # probability of class_names[1]
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "label": self.label, "probability": self.probability, "error": self.error}
+
+
+class Predictor:
+    """A loaded model with its class names and input size."""
+
+    def __init__(self, model, class_names: list[str], image_size: int, threshold: float = 0.5):
+        self.model, self.class_names, self.image_size, self.threshold = model, class_names, image_size, threshold
+
+    @classmethod
+    def from_run(cls, run: str | Path | Run) -> "Predictor":
+        """Load a run's saved model and labels."""
+        run = run if isinstance(run, Run) else load_run(run)
+        return cls(run.load_model(), run.class_names, run.image_size, run.labels.get("threshold", 0.5))
+
+    def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Probabilities of class 1 for a uint8 batch (N, S, S, 3)."""
+        out = [np.asarray(self.model(pixels[i:i + batch_size], training=False)).reshape(-1)
+               for i in range(0, len(pixels), batch_size)]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def label_of(self, probability: float) -> str:
+        """Class name on either side of the threshold."""
+        return self.class_names[int(probability >= self.threshold)]
+
+    def predict_files(self, files: list[str | Path], batch_size: int = 32) -> list[Prediction]:
+        """Decode and predict each file; a bad file gets an error instead of stopping the rest."""
+        results = [Prediction(str(f)) for f in files]
+        good, pixels = [], []
+        for i, f in enumerate(files):
+            try:
+                pixels.append(load_pixels(f, self.image_size, name=str(f)))
+                good.append(i)
+            except ImageError as exc:
+                results[i].error = str(exc)
+        if pixels:
+            for i, p in zip(good, self.predict_pixels(np.stack(pixels), batch_size)):
+                results[i].probability, results[i].label = float(p), self.label_of(float(p))
+        return results
+
+
+def collect_files(paths: list[Path]) -> list[Path]:
+    """Files named directly, plus every non-hidden file under named folders (recursively, sorted)."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        else:
+            files.append(path)  # a missing file becomes a per-file error, not a crash
+    return files
+
+
+def format_predictions(results: list[Prediction], fmt: str = "table") -> str:
+    """table | json | csv text of the predictions (errors included)."""
+    rows = [r.to_dict() for r in results]
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
+        from .evaluation import rows_to_csv
+
+        return rows_to_csv(rows) if rows else "file,label,probability,error\n"
+    width = max([len(r.file) for r in results] + [4])
+    lines = [f"{'file':<{width}}  {'label':<8}  probability"]
+    for r in results:
+        lines.append(f"{r.file:<{width}}  {r.label:<8}  {r.probability:.4f}" if r.error is None else f"{r.file:<{width}}  error: {r.error}")
+    return "\n".join(lines) + "\n"

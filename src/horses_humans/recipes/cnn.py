@@ -1,0 +1,57 @@
+"""The reference project's phase 1 and 2 models: a small CNN, without and with data augmentation."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from . import Recipe, register
+
+
+def build_cnn_body(image_size: int, config) -> list:
+    """Rescaling then Conv 16-32-64 + MaxPool, Flatten, (Dropout), Dense 512, Dense 1 sigmoid."""
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
+    body = [layers.Rescaling(1.0 / 255, name="rescale")]
+    for i, filters in enumerate((16, 32, 64), start=1):
+        body += [layers.Conv2D(filters, 3, activation="relu", name=f"conv{i}"), layers.MaxPooling2D(2, name=f"pool{i}")]
+    body.append(layers.Flatten(name="flatten"))
+    if config.dropout:
+        body.append(layers.Dropout(config.dropout, name="dropout"))
+    body += [
+        layers.Dense(512, activation="relu", kernel_regularizer=regularizer, name="dense"),
+        # float32 output even under mixed precision, so the loss and probabilities stay exact
+        layers.Dense(1, activation="sigmoid", dtype="float32", name="output"),
+    ]
+    return body
+
+
+def build_augmentation() -> list:
+    """The reference's augmentation with a fixed output shape (identity at inference).
+
+    The reference stacks RandomFlip, RandomRotation(0.2), RandomZoom(0.2), RandomHeight(0.2) and
+    RandomWidth(0.2). RandomHeight/RandomWidth change the image shape, which Flatten/Dense cannot take
+    (keras-team/keras#14864), and Keras 3 keeps them only as legacy layers. Resizing back to the input
+    size after them would undo the very stretch they make, so the stretch is done in place instead: a
+    RandomZoom with independent height and width factors of +-20% stretches each axis on its own.
+    """
+    return [
+        layers.RandomFlip("horizontal", name="flip"),
+        layers.RandomRotation(0.2, name="rotate"),
+        layers.RandomZoom(0.2, name="zoom"),
+        layers.RandomZoom(height_factor=(-0.2, 0.2), width_factor=(-0.2, 0.2), name="stretch"),
+    ]
+
+
+def build_baseline(image_size: int, config) -> keras.Model:
+    """The reference CNN: 9,494,561 parameters at 150x150."""
+    return keras.Sequential([keras.Input((image_size, image_size, 3), name="pixels"), *build_cnn_body(image_size, config)], name="baseline")
+
+
+def build_augmented(image_size: int, config) -> keras.Model:
+    """The reference CNN with augmentation layers in front (active only in training)."""
+    inputs = [keras.Input((image_size, image_size, 3), name="pixels")]
+    return keras.Sequential([*inputs, *build_augmentation(), *build_cnn_body(image_size, config)], name="augmented")
+
+
+register(Recipe("baseline", build_baseline, "reference CNN (Conv 16-32-64, Dense 512), no augmentation", last_conv_layer="conv3"))
+register(Recipe("augmented", build_augmented, "reference CNN with flip/rotate/zoom/stretch augmentation", last_conv_layer="conv3"))

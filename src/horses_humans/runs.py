@@ -1,0 +1,103 @@
+"""The run-directory contract: what a training run leaves behind, and how to read it back."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import HorsesHumansError, TrainConfig
+from .io import atomic_path, write_json_atomic
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+LABELS_FILE = "labels.json"
+ENVIRONMENT_FILE = "environment.json"
+
+
+@dataclass
+class Run:
+    """A finished run read back from disk (the model is loaded lazily: it is the heavy part)."""
+
+    path: Path
+    config: TrainConfig
+    labels: dict
+    metrics: dict
+    history: list[dict]
+    environment: dict
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.labels["class_names"]
+
+    @property
+    def image_size(self) -> int:
+        return self.labels["input_size"]
+
+    def load_model(self):
+        """The saved float32 Keras model (raw 0-255 RGB pixels in, probability of class 1 out)."""
+        import keras
+
+        return keras.saving.load_model(self.path / MODEL_FILE, compile=False)
+
+
+def new_run_dir(runs_dir: Path, config: TrainConfig) -> Path:
+    """A fresh, uniquely named run directory: RECIPE-SIZE-sSEED-TIMESTAMP."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{config.recipe}-{config.image_size}-s{config.seed}-{stamp}"
+    for n in range(1000):
+        path = Path(runs_dir) / (base if n == 0 else f"{base}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise HorsesHumansError(f"{runs_dir}: cannot create a new run directory named {base}.")
+
+
+def labels_record(class_names: list[str], image_size: int) -> dict:
+    """What travels with every model: class order, the threshold's meaning, input size, pixel range."""
+    return {
+        "class_names": list(class_names),
+        "threshold": 0.5,
+        "output": f"probability of {class_names[1]!r}; below the threshold means {class_names[0]!r}",
+        "input_size": image_size,
+        "input_shape": [image_size, image_size, 3],
+        "pixel_range": [0, 255],
+        "color": "RGB",
+    }
+
+
+def save_model(path: Path, model) -> None:
+    """Save a Keras model atomically into the run directory."""
+    with atomic_path(Path(path) / MODEL_FILE, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def save_json(run_dir: Path, name: str, obj) -> None:
+    """Write one of the run's JSON files atomically."""
+    write_json_atomic(Path(run_dir) / name, obj)
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run directory; a clear error if it is not one or its training did not finish."""
+    path = Path(path)
+    if not path.is_dir():
+        raise HorsesHumansError(f"{path}: no such run directory.")
+    missing = [n for n in (MODEL_FILE, CONFIG_FILE, LABELS_FILE) if not (path / n).exists()]
+    if missing:
+        raise HorsesHumansError(f"{path}: not a finished run (missing {', '.join(missing)}). Train one with `horses-humans train`.")
+    read = lambda name: json.loads((path / name).read_text()) if (path / name).exists() else {}  # noqa: E731
+    return Run(path, TrainConfig.from_dict(read(CONFIG_FILE)), read(LABELS_FILE), read(METRICS_FILE),
+               read(HISTORY_FILE) or [], read(ENVIRONMENT_FILE))
+
+
+def list_runs(runs_dir: Path) -> list[Run]:
+    """Every finished run under runs_dir (one level), sorted by name."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    return [load_run(p) for p in sorted(runs_dir.iterdir()) if (p / MODEL_FILE).exists() and (p / CONFIG_FILE).exists()]
