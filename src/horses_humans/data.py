@@ -89,7 +89,12 @@ def list_files(split_dir: Path) -> tuple[list[str], list[str], list[int]]:
     names = class_names(split_dir)
     files, labels = [], []
     for index, name in enumerate(names):
-        found = sorted(p for p in (split_dir / name).rglob("*") if p.is_file() and not any(map(is_hidden, p.parents)) and not is_hidden(p))
+        class_dir = split_dir / name
+        # only the parts below the class folder count: the data set itself may live in ~/.cache
+        found = sorted(
+            p for p in class_dir.rglob("*")
+            if p.is_file() and not any(is_hidden(Path(part)) for part in p.relative_to(class_dir).parts)
+        )
         if not found:
             raise HorsesHumansError(f"{split_dir / name}: class folder is empty.")
         files += [str(p.relative_to(split_dir)) for p in found]
@@ -237,7 +242,12 @@ def unpack_split(source: Path, dest: Path) -> None:
         else:
             safe_extract(source, tmp / "unpacked")
             root = find_class_root(tmp / "unpacked")
-        class_names(root)  # validates: at least two class folders
+        names = class_names(root)  # validates: at least two class folders
+        if set(names) & set(SPLITS):  # else both splits would become "classes" of one split
+            raise HorsesHumansError(
+                f"{source}: holds the split folders {names}, not class folders; "
+                f"import the folder that directly holds {TRAIN}/ and {VALIDATION}/ (unzip it first)."
+            )
         shutil.copytree(root, tmp / "split", ignore=shutil.ignore_patterns(".*", "__MACOSX"))
         if dest.exists():
             shutil.rmtree(dest)

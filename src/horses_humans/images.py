@@ -42,8 +42,6 @@ def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
 
 def to_rgb(im: Image.Image) -> Image.Image:
     """Any Pillow mode -> RGB: transparency composited on white, 16-bit scaled, CMYK/P/L/LA converted."""
-    if im.mode == "RGB":
-        return im
     if im.mode in _16BIT_MODES:
         arr = np.asarray(im, dtype=np.float64)
         scale = 257.0 if arr.max(initial=0) > 255 or im.mode != "I" else 1.0
@@ -52,11 +50,12 @@ def to_rgb(im: Image.Image) -> Image.Image:
         arr = np.asarray(im, dtype=np.float64)
         arr = arr * 255.0 if arr.max(initial=0) <= 1.0 else arr
         return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info):
+    # "transparency" in info: a P palette entry, or an L/RGB colour key (PNG tRNS) -- transparent too
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return im.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def load_pixels(source: str | Path | bytes, size: int, name: str | None = None) -> np.ndarray:

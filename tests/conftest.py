@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny synthetic images and data sets in tmp_path; a per-test cache folder."""
+
+import os
+
+# Before anything imports TensorFlow: keep its C++ start-up notices out of the test output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from horses_humans.data import TRAIN, VALIDATION  # noqa: E402
+
+CLASSES = ("horses", "humans")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own $HORSES_HUMANS_CACHE, so nothing is written to ~/.cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("HORSES_HUMANS_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def make_image():
+    """Factory: write an image with unique random pixels (so no two files are duplicates); returns its path."""
+    rng = np.random.default_rng(0)
+
+    def make(path: Path, size: tuple[int, int] = (16, 16), mode: str = "RGB", fmt: str | None = None, **save_args) -> Path:
+        width, height = size
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).convert(mode).save(path, fmt, **save_args)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def make_split(make_image):
+    """Factory: one split's class folders under `folder`, `counts[i]` PNGs in class i; returns folder."""
+
+    def make(folder: Path, counts=(3, 3), classes=CLASSES, size=(16, 16)) -> Path:
+        for name, n in zip(classes, counts):
+            for i in range(n):
+                make_image(Path(folder) / name / f"{name}-{i:02d}.png", size)
+        return Path(folder)
+
+    return make
+
+
+@pytest.fixture
+def make_dataset(make_split):
+    """Factory: the official layout (training and validation splits) under `root`; returns root."""
+
+    def make(root: Path, train=(3, 3), validation=(2, 2), classes=CLASSES, size=(16, 16)) -> Path:
+        make_split(Path(root) / TRAIN, train, classes, size)
+        make_split(Path(root) / VALIDATION, validation, classes, size)
+        return Path(root)
+
+    return make
+
+
+@pytest.fixture
+def data_dir(tmp_path, make_dataset) -> Path:
+    """A healthy synthetic data set: 3+3 training and 2+2 validation 16x16 RGB PNGs."""
+    return make_dataset(tmp_path / "data")

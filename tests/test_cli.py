@@ -1,0 +1,93 @@
+"""The CLI end to end on synthetic data: train -> runs -> evaluate -> predict, and its error handling."""
+
+import csv
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from horses_humans.cli import main
+
+from .synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    data = make_dataset(tmp_path_factory.mktemp("data"))
+    runs = tmp_path_factory.mktemp("runs")
+    cache = tmp_path_factory.mktemp("cache")
+    assert main(["train", "--epochs", "2", "--image-size", "32", "--batch-size", "8", "--seed", "3",
+                 "--data-dir", str(data), "--runs-dir", str(runs), "--cache-dir", str(cache), "--precision", "float32"]) == 0
+    (run,) = runs.iterdir()
+    return data, runs, run, cache
+
+
+def test_train_prints_progress_and_run_table(trained, capsys):
+    data, runs, run, _ = trained
+    assert run.name.startswith("baseline-32-s3-")
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    table = capsys.readouterr().out
+    assert "| baseline | 32 | 2 | - | 3 |" in table
+
+
+def test_evaluate_json(trained, capsys):
+    data, _, run, cache = trained
+    assert main(["evaluate", str(run), "--data-dir", str(data), "--cache-dir", str(cache), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["images"] == 16 and 0 <= metrics["accuracy"] <= 1
+    assert {"precision", "recall", "f1", "roc_auc", "confusion_matrix"} <= set(metrics)
+
+
+def test_predict_folder_csv_and_bad_file_exit_code(trained, tmp_path, capsys):
+    data, _, run, _ = trained
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (60, 30), (200, 10, 10)).save(folder / "red.jpg")
+    (folder / "sub").mkdir()
+    Image.new("L", (30, 30), 128).save(folder / "sub" / "grey.png")
+    assert main(["predict", str(run), str(folder), "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["red.jpg", "grey.png"]
+    assert all(r["label"] in ("horses", "humans") and not r["error"] for r in rows)
+
+    (folder / "notes.txt").write_text("not an image")
+    assert main(["predict", str(run), str(folder), "--json"]) == 1
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert [r["error"] is not None for r in results] == [True, False, False]  # notes.txt sorts first
+    assert "notes.txt" in captured.err and "Traceback" not in captured.err
+
+
+def test_predict_output_file_written(trained, tmp_path):
+    data, _, run, _ = trained
+    image = next((data / "validation-horse-or-human" / "humans").iterdir())
+    out = tmp_path / "out" / "predictions.json"
+    assert main(["predict", str(run), str(image), "--json", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())[0]["file"] == str(image)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["train", "--dropout", "1.5"], "--dropout 1.5 must be in [0, 1)"),
+    (["evaluate", "/no/such/run"], "/no/such/run: no such run directory"),
+    (["predict", "/no/such/run", "x.png"], "/no/such/run: no such run directory"),
+])
+def test_user_errors_are_one_line_without_traceback(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_unfinished_run_is_explained(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a finished run (missing model.keras, labels.json)" in capsys.readouterr().err
+
+
+def test_help_for_every_command(capsys):
+    for argv in (["--help"], ["train", "--help"], ["data", "check", "--help"], ["predict", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0
+    assert "IMAGE_OR_DIR" in capsys.readouterr().out

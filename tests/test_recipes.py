@@ -1,0 +1,57 @@
+"""Recipes: parametrized over the registry, so a new recipe is tested automatically."""
+
+import keras
+import numpy as np
+import pytest
+
+from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.recipes import RECIPES, build_model, get_recipe, resolve
+
+# The reference project's parameter counts (Dense(512) on the flattened last pool dominates).
+PARAMS = {("baseline", 150): 9_494_561, ("baseline", 300): 40_165_409,
+          ("augmented", 150): 9_494_561, ("augmented", 300): 40_165_409}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_builds_and_takes_raw_pixels(name):
+    model = build_model(TrainConfig(recipe=name, image_size=64))
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype("uint8")
+    out = np.asarray(model(pixels, training=False))
+    assert out.shape == (2, 1)
+    assert np.all((out >= 0) & (out <= 1))
+
+
+@pytest.mark.parametrize("name,size", sorted(PARAMS))
+def test_reference_parameter_counts(name, size):
+    assert build_model(TrainConfig(recipe=name, image_size=size)).count_params() == PARAMS[(name, size)]
+
+
+def test_augmentation_is_identity_at_inference_and_random_in_training():
+    base = build_model(TrainConfig(recipe="baseline", image_size=48))
+    aug = build_model(TrainConfig(recipe="augmented", image_size=48))
+    aug.set_weights(base.get_weights())  # augmentation layers have no weights
+    x = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(aug(x, training=False)), np.asarray(base(x, training=False)), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(aug(x, training=True)), np.asarray(base(x, training=False)))
+
+
+def test_regularisation_options_add_dropout_and_l2():
+    model = build_model(TrainConfig(recipe="baseline", image_size=48, dropout=0.5, l2=1e-3))
+    assert any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
+    model(np.zeros((1, 48, 48, 3), "float32"))
+    assert len(model.losses) == 1  # the L2 penalty on the dense kernel
+
+
+def test_mixed_precision_keeps_float32_output_and_does_not_leak_global_policy():
+    model = build_model(TrainConfig(recipe="baseline", image_size=48), "mixed_bfloat16")
+    assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("output").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_resolve_fills_recipe_defaults_and_unknown_recipe_is_clear():
+    config = resolve(TrainConfig(recipe="baseline"))
+    assert (config.epochs, config.image_size, config.learning_rate) == (15, 150, 1e-3)
+    assert resolve(TrainConfig(recipe="baseline", epochs=3)).epochs == 3
+    with pytest.raises(HorsesHumansError, match="unknown recipe 'resnet'.*augmented, baseline"):
+        get_recipe("resnet")
