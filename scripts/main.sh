@@ -10,7 +10,8 @@ if [ -z "${HORSES_HUMANS_DATA:-}" ]; then
   $hh data download            # official zips, sha256-verified, into the per-user cache
 fi
 $hh data check
-$hh train --recipe "${RECIPE:-baseline}" --seed "${SEED:-0}" "$@"
-run=$(ls -td runs/*/ | head -n 1)
+runs=${HORSES_HUMANS_RUNS:-runs/main}
+$hh train --recipe "${RECIPE:-baseline}" --seed "${SEED:-0}" --runs-dir "$runs" "$@"
+run=$(ls -td "$runs"/*/ | head -n 1)
 $hh evaluate "$run"
-$hh runs
+$hh runs --runs-dir "$runs"

@@ -159,7 +159,7 @@ def test_second_load_reads_the_cache(data_dir, monkeypatch, isolated_cache):
 
 def test_explicit_cache_dir_is_used(data_dir, tmp_path, isolated_cache):
     data.load_split(data_dir, VALIDATION, 8, cache_dir=tmp_path / "elsewhere")
-    assert len(list((tmp_path / "elsewhere").glob(f"{VALIDATION}-8-*"))) == 2  # .npy + .json
+    assert len(list((tmp_path / "elsewhere" / "pixels").glob(f"{VALIDATION}-8-*"))) == 2  # .npy + .json
     assert not (isolated_cache / "pixels").exists()
 
 

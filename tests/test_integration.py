@@ -37,3 +37,12 @@ def test_short_baseline_run_learns(data_dir, tmp_path):
     assert metrics["images"] == 256
     assert metrics["accuracy"] >= 0.70, metrics  # chance is 0.5
     assert metrics["roc_auc"] >= 0.80, metrics
+
+
+def test_mobilenet_v2_from_shared_weights_reaches_97_percent(data_dir, tmp_path):
+    weights = REPO.parent / "shared" / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+    assert weights.is_file(), f"needs ../shared/weights ({weights})"
+    config = TrainConfig(recipe="mobilenet_v2", weights=str(weights), seed=0)
+    run = train(config, data_dir, tmp_path / "runs", tmp_path / "cache", log=print)
+    metrics = evaluate_run(run, data_dir, tmp_path / "cache", log=print)
+    assert metrics["accuracy"] >= 0.97, metrics

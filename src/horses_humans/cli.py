@@ -35,7 +35,7 @@ def add_data_dir(p: argparse.ArgumentParser) -> None:
 
 
 def add_cache_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache-dir", type=Path, help="decoded-pixel cache (default: $HORSES_HUMANS_CACHE/pixels or ~/.cache/horses-humans/pixels)")
+    p.add_argument("--cache-dir", type=Path, help="cache root for decoded pixels and backbone features (default: $HORSES_HUMANS_CACHE, else ~/.cache/horses-humans)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reduce-lr", action="store_true", help="divide the learning rate by 10 when val_loss stalls for 2 epochs")
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"],
                    help="training arithmetic (auto: bfloat16 where the CPU has bf16 units); saved models are float32")
+    t = p.add_argument_group("transfer recipes (inception_v3, mobilenet_v2)")
+    t.add_argument("--weights", help="backbone weights: imagenet (default: Keras cache, else download), a file path, or none (random)")
+    t.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width (default 0.35: the exact ImageNet file in ../shared/weights)")
+    t.add_argument("--augment", action="store_true", help="augmentation layers in front of the backbone (trains on pixels, no feature cache)")
+    t.add_argument("--fine-tune-from", metavar="LAYER_OR_N", help="after the head, unfreeze the backbone from this layer (or its top N layers)")
+    t.add_argument("--fine-tune-epochs", type=int, default=5, help="epochs of fine-tuning (default 5)")
+    t.add_argument("--fine-tune-learning-rate", type=float, help="default: a tenth of the head's learning rate")
     add_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--runs-dir", help="where run directories go (default: $HORSES_HUMANS_RUNS, else ./runs)")
@@ -86,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     p.add_argument("--output", type=Path, help="write the JSON/CSV/table to this file (atomically) instead of stdout")
+
+    p = sub.add_parser("weights", help="pretrained backbone weights").add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+    w = p.add_parser("install", help="check a weights file loads into a backbone, then copy it into the Keras cache under its official name")
+    w.add_argument("file", type=Path)
+    w.add_argument("--backbone", required=True, choices=["inception_v3", "mobilenet_v2"])
+    w.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width of the file (default 0.35)")
 
     p = sub.add_parser("runs", help="list finished runs as a Markdown results table")
     p.add_argument("--runs-dir", help="default: $HORSES_HUMANS_RUNS, else ./runs")
@@ -130,6 +143,8 @@ def cmd_train(args) -> int:
         recipe=args.recipe, epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
         seed=args.seed, learning_rate=args.learning_rate, dropout=args.dropout, l2=args.l2,
         early_stopping=args.early_stopping, reduce_lr=args.reduce_lr, precision=args.precision,
+        weights=args.weights, alpha=args.alpha, augment=args.augment, fine_tune_from=args.fine_tune_from,
+        fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
     )
     train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir)
     return 0
@@ -168,7 +183,14 @@ def cmd_runs(args) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs}
+def cmd_weights(args) -> int:
+    from .weights import install_weights
+
+    print(f"installed {install_weights(args.file, args.backbone, args.alpha)}")
+    return 0
+
+
+COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,11 +32,19 @@ class TrainConfig:
     early_stopping: bool = False  # EarlyStopping(val_accuracy, patience 3, restore best)
     reduce_lr: bool = False  # ReduceLROnPlateau(val_loss, factor 0.1, patience 2)
     precision: str = "auto"  # auto | float32 | mixed_bfloat16 (training only; saved models are float32)
+    # transfer-learning recipes only
+    weights: str | None = None  # None/"imagenet": official ImageNet weights; "none": random; else a file path
+    alpha: float = 0.35  # MobileNetV2 width
+    augment: bool = False  # augmentation layers in front of a transfer backbone (trains on pixels, no feature cache)
+    fine_tune_from: str | None = None  # unfreeze the backbone from this layer name, or the top N layers if a number
+    fine_tune_epochs: int = 5
+    fine_tune_learning_rate: float | None = None  # None: a tenth of the head's learning rate
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)
         check_positive("image_size", self.image_size)
         check_positive("batch_size", self.batch_size)
+        check_positive("fine_tune_epochs", self.fine_tune_epochs)
         if self.image_size is not None and self.image_size < 32:
             raise HorsesHumansError(f"--image-size {self.image_size} is too small: use at least 32.")
         if not 0.0 <= self.dropout < 1.0:

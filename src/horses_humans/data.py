@@ -58,6 +58,7 @@ class Split:
     files: list[str]  # relative to the split folder, same order as x
     class_names: list[str]
     skipped: list[dict] = field(default_factory=list)  # [{"file": ..., "reason": ...}]
+    key: str = ""  # hash of the files (names, sizes, mtimes) and decode settings: keys derived caches
 
     def __len__(self) -> int:
         return len(self.y)
@@ -148,7 +149,7 @@ def load_split(
     split_dir = Path(data_dir) / split
     names, files, labels = list_files(split_dir)
     key = manifest_hash(manifest(split_dir, files), image_size)
-    cache = Path(cache_dir or user_cache_dir() / "pixels")
+    cache = Path(cache_dir or user_cache_dir()) / "pixels"
     npy, meta_path = cache / f"{split}-{image_size}-{key[:20]}.npy", cache / f"{split}-{image_size}-{key[:20]}.json"
     if npy.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -163,7 +164,7 @@ def load_split(
         write_json_atomic(meta_path, meta)
     for item in meta["skipped"]:
         warn(f"warning: skipped {item['reason']}")
-    result = Split(split, x, np.asarray(meta["labels"], np.int64), meta["files"], names, meta["skipped"])
+    result = Split(split, x, np.asarray(meta["labels"], np.int64), meta["files"], names, meta["skipped"], key)
     for index, name in enumerate(names):
         if not np.any(result.y == index):
             raise HorsesHumansError(f"{split_dir / name}: no readable image in this class.")

@@ -20,7 +20,7 @@ def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> 
 def group_key(run) -> tuple:
     """Runs that differ only by seed share a row."""
     c = run.config
-    return (c.recipe, c.image_size, c.epochs, c.dropout, c.l2, c.early_stopping, c.reduce_lr, c.learning_rate)
+    return (c.recipe, c.image_size, c.epochs, c.dropout, c.l2, c.early_stopping, c.reduce_lr, c.learning_rate, c.precision)
 
 
 def options_text(config) -> str:

@@ -126,9 +126,15 @@ def backend_version() -> str:
     return getattr(sys.modules.get(module) or __import__(module), "__version__", "?") if module else "?"
 
 
-def float32_copy(model, config: TrainConfig):
-    """The same network built in float32 with the trained weights: what gets saved and served."""
-    clean = build_model(config, "float32")
+def inference_copy(model, config: TrainConfig):
+    """The same network, freshly built in float32 and uncompiled, with the trained weights: what gets saved.
+
+    Saving the trained object itself would carry its (bfloat16) dtype policies and its compiled
+    optimizer, which `keras.saving.load_model` could not rebuild without importing this module.
+    """
+    import dataclasses
+
+    clean = build_model(dataclasses.replace(config, weights="none"), "float32")  # every weight is overwritten
     clean.set_weights(model.get_weights())
     return clean
 
@@ -147,6 +153,54 @@ def summarize(history: list[dict], skipped: list[dict], params: int) -> dict:
     }
 
 
+def training_precision(config: TrainConfig, transfer: bool) -> str:
+    """The dtype policy to train in: transfer models default to float32 (their heads train on cached
+    float32 features; bfloat16 would only blur those features); CNNs use resolve_precision."""
+    if config.precision == "auto" and transfer:
+        return "float32"
+    return resolve_precision(config.precision)
+
+
+def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int) -> None:
+    """Compile and fit a whole model on pixel arrays, continuing the epoch count of earlier stages."""
+    model.compile(optimizer=make_optimizer("rmsprop", learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(
+        np.asarray(train.x), train.y.astype("float32"), batch_size=config.batch_size, epochs=epochs,
+        initial_epoch=len(recorder.history), validation_data=(np.asarray(val.x), val.y.astype("float32")),
+        shuffle=True, verbose=0, callbacks=build_callbacks(config, recorder),
+    )
+
+
+def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cache_dir, log) -> None:
+    """Train only the head of a frozen-backbone model on cached backbone features."""
+    from .features import cached_features
+
+    f_train = np.asarray(cached_features(model, train, cache_dir, log))
+    f_val = np.asarray(cached_features(model, val, cache_dir, log))
+    head = model.get_layer("head")
+    head.compile(optimizer=make_optimizer("rmsprop", config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+    head.fit(f_train, train.y.astype("float32"), batch_size=config.batch_size, epochs=config.epochs,
+             validation_data=(f_val, val.y.astype("float32")), shuffle=True, verbose=0,
+             callbacks=build_callbacks(config, recorder))
+
+
+def unfreeze(backbone, start: str) -> int:
+    """Make the backbone trainable from layer `start` (a name, or the top N layers if a number) up;
+    BatchNormalization layers stay frozen (and in inference mode). Returns the number unfrozen."""
+    names = [layer.name for layer in backbone.layers]
+    if start.isdigit():
+        first = max(0, len(names) - int(start))
+    elif start in names:
+        first = names.index(start)
+    else:
+        raise HorsesHumansError(f"--fine-tune-from {start!r}: no such layer in the backbone "
+                                f"(e.g. {', '.join(names[-40::8])}), or give a number of top layers.")
+    backbone.trainable = True
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(1 for layer in backbone.layers if layer.trainable and layer.weights)
+
+
 def train(
     config: TrainConfig,
     data_dir: Path,
@@ -157,26 +211,36 @@ def train(
     """Train one recipe and return its run directory."""
     config = resolve(config)
     recipe = get_recipe(config.recipe)
+    if config.fine_tune_from and not recipe.transfer:
+        raise HorsesHumansError(f"--fine-tune-from applies to transfer recipes, not {config.recipe!r}.")
     train_split, val_split = load_dataset(Path(data_dir), config.image_size, cache_dir, warn=log)
     keras.utils.set_random_seed(config.seed)
-    precision = resolve_precision(config.precision)
+    precision = training_precision(config, recipe.transfer)
     model = build_model(config, precision)
-    model.compile(optimizer=make_optimizer(recipe.optimizer, config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
     run_dir = new_run_dir(runs_dir, config)
     save_json(run_dir, CONFIG_FILE, config.to_dict())
     save_json(run_dir, LABELS_FILE, labels_record(train_split.class_names, config.image_size))
     save_json(run_dir, ENVIRONMENT_FILE, environment_record(train_split, val_split, precision, data_dir))
-    log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters, {len(train_split)} train / "
-        f"{len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
-    recorder = EpochRecorder(run_dir, config.epochs, log)
-    model.fit(
-        np.asarray(train_split.x), train_split.y.astype("float32"), batch_size=config.batch_size, epochs=config.epochs,
-        validation_data=(np.asarray(val_split.x), val_split.y.astype("float32")), shuffle=True, verbose=0,
-        callbacks=build_callbacks(config, recorder),
-    )
-    save_model(run_dir, float32_copy(model, config))
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
+        f"{len(train_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
+    total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
+    recorder = EpochRecorder(run_dir, total, log)
+    started = time.perf_counter()
+    if recipe.transfer and not config.augment:
+        fit_head(model, config, train_split, val_split, recorder, cache_dir, log)
+    else:
+        fit_pixels(model, config, config.learning_rate, train_split, val_split, recorder, config.epochs)
+    if config.fine_tune_from:
+        n = unfreeze(model.get_layer("backbone"), config.fine_tune_from)
+        rate = config.fine_tune_learning_rate or config.learning_rate / 10
+        log(f"fine-tuning {n} backbone layers from {config.fine_tune_from!r} at learning rate {rate:g}")
+        fit_pixels(model, config, rate, train_split, val_split, recorder, len(recorder.history) + config.fine_tune_epochs)
+    seconds = time.perf_counter() - started
+    save_model(run_dir, inference_copy(model, config))
     metrics = summarize(recorder.history, train_split.skipped + val_split.skipped, model.count_params())
+    metrics.update(trainable_parameters=trainable, train_seconds=round(seconds, 2))
     save_json(run_dir, METRICS_FILE, metrics)
     log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
-        f"{metrics['best_epoch']}), {metrics['mean_epoch_seconds']:.2f} s/epoch -> {run_dir}")
+        f"{metrics['best_epoch']}), {metrics['mean_epoch_seconds']:.2f} s/epoch, {seconds:.1f} s in all -> {run_dir}")
     return run_dir

@@ -18,8 +18,8 @@ class Recipe:
     image_size: int = 150
     epochs: int = 15
     learning_rate: float = 1e-3
-    optimizer: str = "rmsprop"
     last_conv_layer: str | None = None
+    transfer: bool = False  # a frozen pretrained backbone ("backbone") with a trainable "head"
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -62,4 +62,4 @@ def build_model(config: TrainConfig, dtype_policy: str = "float32"):
         keras.config.set_dtype_policy(previous)
 
 
-from . import cnn  # noqa: E402,F401  (registers baseline and augmented)
+from . import cnn, transfer  # noqa: E402,F401  (register the recipes)
