@@ -20,7 +20,7 @@ def curves(runs) -> str:
     lines = ["| run | val acc % per epoch |", "|---|---|"]
     for run in runs:
         accs = " ".join(f"{100 * h['val_accuracy']:.0f}" for h in run.history)
-        lines.append(f"| {run.config.recipe} s{run.config.seed} | {accs} |")
+        lines.append(f"| {run.config.recipe} {run.environment.get('precision', '')} s{run.config.seed} | {accs} |")
     return "\n".join(lines)
 
 

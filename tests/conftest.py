@@ -70,3 +70,31 @@ def make_dataset(make_split):
 def data_dir(tmp_path, make_dataset) -> Path:
     """A healthy synthetic data set: 3+3 training and 2+2 validation 16x16 RGB PNGs."""
     return make_dataset(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def views_data(tmp_path_factory) -> tuple[Path, Path]:
+    """(data dir, cache dir): the learnable synthetic data set shared by the explain/plots/report tests."""
+    from .synthetic import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("views-data")), tmp_path_factory.mktemp("views-cache")
+
+
+@pytest.fixture(scope="session")
+def baseline_run(views_data, tmp_path_factory) -> Path:
+    """A one-epoch baseline run at 32 px on the synthetic data."""
+    from horses_humans.config import TrainConfig
+    from horses_humans.training import train
+
+    config = TrainConfig(recipe="baseline", epochs=1, image_size=32, batch_size=8, precision="float32")
+    return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)
+
+
+@pytest.fixture(scope="session")
+def mobilenet_run(views_data, tmp_path_factory) -> Path:
+    """A one-epoch MobileNetV2 run (random backbone weights, nested and frozen) at 64 px."""
+    from horses_humans.config import TrainConfig
+    from horses_humans.training import train
+
+    config = TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64, epochs=1, batch_size=8)
+    return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)

@@ -55,3 +55,20 @@ def test_resolve_fills_recipe_defaults_and_unknown_recipe_is_clear():
     assert resolve(TrainConfig(recipe="baseline", epochs=3)).epochs == 3
     with pytest.raises(HorsesHumansError, match="unknown recipe 'resnet'.*augmented, baseline"):
         get_recipe("resnet")
+
+
+@pytest.mark.parametrize("preset,names", [
+    ("reference", ["flip", "rotate", "zoom", "stretch"]), ("mild", ["flip", "rotate", "zoom", "stretch"]), ("flip", ["flip"]),
+])
+def test_augmentation_presets(preset, names):
+    model = build_model(TrainConfig(recipe="augmented", image_size=48, augmentation=preset))
+    random_layers = [layer.name for layer in model.layers if layer.name in ("flip", "rotate", "zoom", "stretch")]
+    assert random_layers == names
+    if "rotate" in names:
+        expected = 0.2 if preset == "reference" else 15 / 360  # Keras' factor is a fraction of a full turn
+        assert model.get_layer("rotate").factor == (-expected, expected)
+
+
+def test_unknown_augmentation_is_clear():
+    with pytest.raises(HorsesHumansError, match="--augmentation 'strong'"):
+        TrainConfig(recipe="augmented", augmentation="strong")

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+from .config import AUGMENTATIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
 
 
 def quiet_backend() -> None:
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.0, help="dropout before the Dense(512) layer (default 0: off)")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the Dense(512) kernel (default 0: off)")
     p.add_argument("--early-stopping", action="store_true", help="stop when val_accuracy has not improved for 3 epochs; keep the best")
+    p.add_argument("--augmentation", default="reference", choices=AUGMENTATIONS,
+                   help="augmentation preset for `augmented` and --augment: reference (flip, rotate +-72 deg, zoom, stretch), "
+                        "mild (rotate +-15 deg), flip (default: reference)")
     p.add_argument("--reduce-lr", action="store_true", help="divide the learning rate by 10 when val_loss stalls for 2 epochs")
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"],
                    help="training arithmetic (auto: bfloat16 where the CPU has bf16 units); saved models are float32")
@@ -93,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     p.add_argument("--output", type=Path, help="write the JSON/CSV/table to this file (atomically) instead of stdout")
+
+    p = sub.add_parser("report", help="RUN/report/report.html: samples, augmentation, curves, activations, Grad-CAM, metrics, mistakes")
+    p.add_argument("run", type=Path)
+    add_data_dir(p)
+    add_cache_dir(p)
+    p.add_argument("--compare", type=Path, nargs="+", default=[], metavar="RUN", help="other runs whose training curves are overlaid")
+
+    p = sub.add_parser("explain", help="activation tiles and a Grad-CAM overlay (PNG) for one image")
+    p.add_argument("run", type=Path)
+    p.add_argument("image", type=Path)
+    p.add_argument("--layer", help="layer for Grad-CAM, nested as backbone/NAME (default: the recipe's last conv layer)")
+    p.add_argument("--out", type=Path, help="folder for the PNGs (default: RUN/explain)")
 
     p = sub.add_parser("weights", help="pretrained backbone weights").add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     w = p.add_parser("install", help="check a weights file loads into a backbone, then copy it into the Keras cache under its official name")
@@ -143,7 +158,7 @@ def cmd_train(args) -> int:
         recipe=args.recipe, epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
         seed=args.seed, learning_rate=args.learning_rate, dropout=args.dropout, l2=args.l2,
         early_stopping=args.early_stopping, reduce_lr=args.reduce_lr, precision=args.precision,
-        weights=args.weights, alpha=args.alpha, augment=args.augment, fine_tune_from=args.fine_tune_from,
+        augmentation=args.augmentation, weights=args.weights, alpha=args.alpha, augment=args.augment, fine_tune_from=args.fine_tune_from,
         fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
     )
     train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir)
@@ -175,6 +190,22 @@ def cmd_predict(args) -> int:
     return 1 if any(r.error for r in results) or not results else 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.run, resolve_data_dir(args.data_dir), args.cache_dir, args.compare)}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .report import write_explanation
+
+    result = write_explanation(args.run, args.image, args.layer, args.out)
+    print(f"{args.image}: {result['label']} (probability {result['probability']:.4f})")
+    print("\n".join(f"wrote {path}" for path in result["paths"]))
+    return 0
+
+
 def cmd_runs(args) -> int:
     from .runs import list_runs
     from .tables import results_table
@@ -190,7 +221,8 @@ def cmd_weights(args) -> int:
     return 0
 
 
-COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs}
+COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
+            "report": cmd_report, "explain": cmd_explain}
 
 if __name__ == "__main__":
     sys.exit(main())

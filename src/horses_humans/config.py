@@ -11,6 +11,7 @@ ENV_DATA = "HORSES_HUMANS_DATA"
 ENV_CACHE = "HORSES_HUMANS_CACHE"
 ENV_RUNS = "HORSES_HUMANS_RUNS"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+AUGMENTATIONS = ("reference", "mild", "flip")  # presets of recipes.cnn.build_augmentation
 
 
 class HorsesHumansError(Exception):
@@ -32,6 +33,7 @@ class TrainConfig:
     early_stopping: bool = False  # EarlyStopping(val_accuracy, patience 3, restore best)
     reduce_lr: bool = False  # ReduceLROnPlateau(val_loss, factor 0.1, patience 2)
     precision: str = "auto"  # auto | float32 | mixed_bfloat16 (training only; saved models are float32)
+    augmentation: str = "reference"  # reference | mild | flip: the augmentation layers' preset (augmented, --augment)
     # transfer-learning recipes only
     weights: str | None = None  # None/"imagenet": official ImageNet weights; "none": random; else a file path
     alpha: float = 0.35  # MobileNetV2 width
@@ -51,6 +53,8 @@ class TrainConfig:
             raise HorsesHumansError(f"--dropout {self.dropout} must be in [0, 1).")
         if self.l2 < 0:
             raise HorsesHumansError(f"--l2 {self.l2} must be >= 0.")
+        if self.augmentation not in AUGMENTATIONS:
+            raise HorsesHumansError(f"--augmentation {self.augmentation!r}: choose one of {', '.join(AUGMENTATIONS)}.")
         if self.precision not in PRECISIONS:
             raise HorsesHumansError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
 

@@ -24,6 +24,16 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rates, true positive rates) at every distinct score, from (0, 0) to (1, 1)."""
+    y_true = np.asarray(y_true).astype(bool)
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    scores, y_true = np.asarray(scores)[order], y_true[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # last index of each tied score
+    tp, fp = np.cumsum(y_true)[last], np.cumsum(~y_true)[last]
+    return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
+
+
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict:
     """Binary metrics with class 1 as positive; confusion matrix rows = true class, columns = predicted."""
     y_true = np.asarray(y_true).astype(int)

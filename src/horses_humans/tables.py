@@ -20,12 +20,14 @@ def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> 
 def group_key(run) -> tuple:
     """Runs that differ only by seed share a row."""
     c = run.config
-    return (c.recipe, c.image_size, c.epochs, c.dropout, c.l2, c.early_stopping, c.reduce_lr, c.learning_rate, c.precision)
+    return (c.recipe, c.image_size, c.epochs, c.dropout, c.l2, c.early_stopping, c.reduce_lr, c.learning_rate, c.precision, c.augmentation if c.recipe == "augmented" or c.augment else "")
 
 
 def options_text(config) -> str:
     """The non-default options of a config, short."""
-    parts = [f"dropout {config.dropout}" if config.dropout else "", f"L2 {config.l2}" if config.l2 else "",
+    augmented = config.recipe == "augmented" or config.augment
+    parts = [f"{config.augmentation} augmentation" if augmented and config.augmentation != "reference" else "",
+             f"dropout {config.dropout}" if config.dropout else "", f"L2 {config.l2}" if config.l2 else "",
              "early stop" if config.early_stopping else "", "LR on plateau" if config.reduce_lr else ""]
     return ", ".join(p for p in parts if p) or "-"
 

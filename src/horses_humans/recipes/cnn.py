@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..config import AUGMENTATIONS, HorsesHumansError
 from . import Recipe, register
 
 
@@ -25,18 +26,25 @@ def build_cnn_body(image_size: int, config) -> list:
     return body
 
 
-def build_augmentation() -> list:
-    """The reference's augmentation with a fixed output shape (identity at inference).
+def build_augmentation(preset: str = "reference") -> list:
+    """Augmentation layers with a fixed output shape (all identity at inference).
 
-    The reference stacks RandomFlip, RandomRotation(0.2), RandomZoom(0.2), RandomHeight(0.2) and
-    RandomWidth(0.2). RandomHeight/RandomWidth change the image shape, which Flatten/Dense cannot take
-    (keras-team/keras#14864), and Keras 3 keeps them only as legacy layers. Resizing back to the input
-    size after them would undo the very stretch they make, so the stretch is done in place instead: a
-    RandomZoom with independent height and width factors of +-20% stretches each axis on its own.
+    "reference" is the reference's stack: RandomFlip, RandomRotation(0.2), RandomZoom(0.2),
+    RandomHeight(0.2), RandomWidth(0.2). RandomHeight/RandomWidth change the image shape, which
+    Flatten/Dense cannot take (keras-team/keras#14864), and Keras 3 keeps them only as legacy layers.
+    Resizing back to the input size after them would undo the very stretch they make, so the stretch
+    is done in place: a RandomZoom with independent height and width factors of +-20%.
+    Note RandomRotation's factor is a fraction of a full turn: 0.2 is +-72 degrees (the course this
+    comes from rotated by +-40). "mild" keeps everything but rotates by +-15 degrees; "flip" only flips.
     """
-    return [
-        layers.RandomFlip("horizontal", name="flip"),
-        layers.RandomRotation(0.2, name="rotate"),
+    if preset not in AUGMENTATIONS:
+        raise HorsesHumansError(f"--augmentation {preset!r}: choose one of {', '.join(AUGMENTATIONS)}.")
+    flip = [layers.RandomFlip("horizontal", name="flip")]
+    if preset == "flip":
+        return flip
+    rotation = 0.2 if preset == "reference" else 15 / 360
+    return flip + [
+        layers.RandomRotation(rotation, name="rotate"),
         layers.RandomZoom(0.2, name="zoom"),
         layers.RandomZoom(height_factor=(-0.2, 0.2), width_factor=(-0.2, 0.2), name="stretch"),
     ]
@@ -50,7 +58,7 @@ def build_baseline(image_size: int, config) -> keras.Model:
 def build_augmented(image_size: int, config) -> keras.Model:
     """The reference CNN with augmentation layers in front (active only in training)."""
     inputs = [keras.Input((image_size, image_size, 3), name="pixels")]
-    return keras.Sequential([*inputs, *build_augmentation(), *build_cnn_body(image_size, config)], name="augmented")
+    return keras.Sequential([*inputs, *build_augmentation(config.augmentation), *build_cnn_body(image_size, config)], name="augmented")
 
 
 register(Recipe("baseline", build_baseline, "reference CNN (Conv 16-32-64, Dense 512), no augmentation", last_conv_layer="conv3"))

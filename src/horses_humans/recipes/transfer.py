@@ -43,7 +43,7 @@ def assemble(base, head, image_size: int, name: str, config) -> keras.Model:
     """pixels -> (augmentation) -> [-1, 1] (both backbones' preprocess_input) -> backbone -> head."""
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = inputs
-    for layer in build_augmentation() if config.augment else []:
+    for layer in build_augmentation(config.augmentation) if config.augment else []:
         x = layer(x)
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(x)
     features = base(x, training=False)
@@ -81,4 +81,4 @@ def build_mobilenet_v2(image_size: int, config) -> keras.Model:
 register(Recipe("inception_v3", build_inception_v3, "InceptionV3 ImageNet features up to mixed7 + Dense 1024 head (reference phase 3)",
                 image_size=150, epochs=15, learning_rate=1e-5, last_conv_layer="backbone/mixed7", transfer=True))
 register(Recipe("mobilenet_v2", build_mobilenet_v2, "MobileNetV2 (alpha 0.35) ImageNet features + pooled linear head",
-                image_size=160, epochs=5, learning_rate=1e-3, last_conv_layer="backbone/out_relu", transfer=True))
+                image_size=224, epochs=6, learning_rate=1e-3, last_conv_layer="backbone/out_relu", transfer=True))

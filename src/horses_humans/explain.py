@@ -1,0 +1,192 @@
+"""Look inside a model, as arrays: intermediate activations, Grad-CAM heatmaps, augmentation draws and
+misclassified images. Drawing them is plots.py's job.
+
+Every recipe is a chain at its top level: pixels -> (augmentation) -> rescaling -> layers or a nested
+"backbone" model -> a Sequential "head". Keras cannot hand out the inner layers of a nested model as
+outputs of the outer one (tensorflow#44462, #72915), so the forward pass is rebuilt link by link: plain
+layers are called with training=False (augmentation is then the identity), a nested model that holds a
+requested layer is swapped for a model from its input to [that layer's output, its output], and the
+final sigmoid Dense gives its logit (a saturated probability has vanishing gradients).
+Layer paths are "conv3" for a top-level layer and "backbone/mixed7" for one inside a nested model.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from PIL import Image
+
+from .config import HorsesHumansError
+
+
+# ---------------------------------------------------------------- the model as a chain
+
+def chain(model) -> list[tuple[str, object]]:
+    """(path, layer) in call order; nested Sequential models are flattened, nested functional ones kept whole."""
+    links = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Sequential):
+            links += [(f"{layer.name}/{path}", inner) for path, inner in chain(layer)]
+        else:
+            links.append((layer.name, layer))
+    return links
+
+
+def layer_paths(model) -> list[str]:
+    """Every layer path activations() and gradcam() accept, in call order."""
+    paths = []
+    for path, layer in chain(model):
+        paths.append(path)
+        if isinstance(layer, keras.Model):
+            paths += [f"{path}/{inner.name}" for inner in layer.layers if not isinstance(inner, keras.layers.InputLayer)]
+    return paths
+
+
+def check_paths(model, paths: list[str]) -> None:
+    """A clear error naming any unknown layer path and showing some that exist."""
+    known = layer_paths(model)
+    unknown = [p for p in paths if p not in known]
+    if unknown:
+        raise HorsesHumansError(f"no layer {', '.join(map(repr, unknown))} in model {model.name!r}; "
+                                f"layers include {', '.join(known[:4] + known[-6:])}.")
+
+
+def logit(layer, x):
+    """The output layer's value before a sigmoid, else the layer's output."""
+    if isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.sigmoid:
+        z = keras.ops.matmul(x, layer.kernel)
+        return z + layer.bias if layer.use_bias else z
+    return layer(x, training=False)
+
+
+def forward(model, x, paths: list[str]):
+    """Run the chain on a float batch -> (final logit, {path: activation}) for the requested paths."""
+    links, taps = chain(model), {}
+    for i, (path, layer) in enumerate(links):
+        inner = [p.split("/", 1)[1] for p in paths if p.startswith(path + "/")] if isinstance(layer, keras.Model) else []
+        if inner:
+            split = keras.Model(layer.input, [layer.get_layer(n).output for n in inner] + [layer.output])
+            *found, x = split(x, training=False)
+            taps.update({f"{path}/{n}": a for n, a in zip(inner, found)})
+        else:
+            x = logit(layer, x) if i == len(links) - 1 else layer(x, training=False)
+        if path in paths:
+            taps[path] = x
+    return x, taps
+
+
+# ---------------------------------------------------------------- activations
+
+def feature_layers(model, per_model: int = 6) -> list[str]:
+    """Layers worth drawing: every top-level conv/pool layer (the reference's choice) and, inside a nested
+    backbone, the last layer of each spatial resolution (one per stage), at most `per_model` of them."""
+    conv_pool = (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+    paths = []
+    for path, layer in chain(model):
+        if isinstance(layer, conv_pool):
+            paths.append(path)
+        elif isinstance(layer, keras.Model):
+            paths += [f"{path}/{name}" for name in stage_ends(layer)[-per_model:]]
+    return paths
+
+
+def stage_ends(model) -> list[str]:
+    """Names of the last 4-D layer at each spatial resolution of a functional model (padding layers,
+    whose odd sizes are only a step towards the next stage, do not count)."""
+    ends: dict[tuple, str] = {}
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.InputLayer, keras.layers.ZeroPadding2D)) or len(layer.output.shape) != 4:
+            continue
+        ends[tuple(layer.output.shape[1:3])] = layer.name  # insertion order is kept: stages in order
+    return list(ends.values())
+
+
+def activations(model, pixels: np.ndarray, layer_paths: list[str]) -> dict[str, np.ndarray]:
+    """Outputs of the given layers for one uint8 image (S, S, 3) -> {path: (h, w, channels) float32}."""
+    check_paths(model, layer_paths)
+    _, taps = forward(model, np.asarray(pixels, np.float32)[None], layer_paths)
+    return {p: keras.ops.convert_to_numpy(taps[p])[0] for p in layer_paths}
+
+
+# ---------------------------------------------------------------- Grad-CAM
+
+def gradcam(model, pixels: np.ndarray, layer: str) -> np.ndarray:
+    """Grad-CAM of the predicted class at `layer`: (S, S, 3) -> (S, S) or (N, S, S, 3) -> (N, S, S), in [0, 1].
+
+    Each map is ReLU'd and divided by its own maximum; a map with no positive evidence stays all zero.
+    """
+    batch = np.asarray(pixels, np.float32)
+    maps, _ = class_activation_maps(model, batch[None] if batch.ndim == 3 else batch, layer)
+    maps = np.maximum(maps.astype(np.float64), 0)
+    peaks = maps.max(axis=(1, 2), keepdims=True)
+    maps = np.divide(maps, peaks, out=np.zeros_like(maps), where=peaks > 0)  # scale-free: tiny maps are fine
+    heatmaps = np.stack([upsample(m, batch.shape[-3:-1]) for m in maps])
+    return heatmaps[0] if batch.ndim == 3 else heatmaps
+
+
+def class_activation_maps(model, batch: np.ndarray, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """Signed Grad-CAM maps (N, h, w) of the predicted class at `layer`, before ReLU, and the logits (N,).
+
+    The class score is the logit for class 1 and minus the logit for class 0, so a map shows what pushed
+    the model towards the label it gave. Each channel is weighted by its mean gradient; for a global-
+    average-pooled linear head (MobileNetV2's) a map then sums to the score minus the output bias.
+    Works through frozen nested backbones: the input is watched, so every operation after it is on the
+    tape whether or not its weights are trainable.
+    """
+    import tensorflow as tf  # Grad-CAM needs a tape; the rest of the package stays backend-neutral
+
+    check_paths(model, [layer])
+    x = tf.convert_to_tensor(np.asarray(batch, np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out, taps = forward(model, x, [layer])
+        score = tf.reduce_sum(out * tf.stop_gradient(tf.where(out >= 0, 1.0, -1.0)))
+    act = taps[layer]
+    if len(act.shape) != 4:
+        raise HorsesHumansError(f"Grad-CAM needs a layer with a spatial output (h, w, channels); {layer!r} gives {tuple(act.shape[1:])}.")
+    weights = tf.reduce_mean(tape.gradient(score, act), axis=(1, 2))  # (N, c): each channel's importance
+    return tf.einsum("nhwc,nc->nhw", act, weights).numpy(), tf.reshape(out, [-1]).numpy()
+
+
+def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a (h, w) map to size (H, W), kept in [0, 1]."""
+    image = Image.fromarray(np.asarray(heatmap, np.float32), "F").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(image), 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- augmentation
+
+def augmentation_layers(model) -> list:
+    """The model's own random augmentation layers: the random ones in front of its first weighted layer."""
+    found = []
+    for _, layer in chain(model):
+        if layer.weights or isinstance(layer, keras.Model):
+            break
+        if any(isinstance(v, keras.random.SeedGenerator) for v in vars(layer).values()):
+            found.append(layer)
+    return found
+
+
+def augment(layers: list, pixels: np.ndarray, draws: int) -> np.ndarray:
+    """`draws` random augmentations of one uint8 image (S, S, 3) -> (draws, S, S, 3) uint8 (training=True)."""
+    x = np.repeat(np.asarray(pixels, np.float32)[None], draws, axis=0)
+    for layer in layers:
+        x = layer(x, training=True)
+    return np.clip(np.rint(keras.ops.convert_to_numpy(x)), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- mistakes
+
+def losses(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Per-image binary cross-entropy (nats), probabilities of class 1 clipped as Keras does."""
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
+    y = np.asarray(y_true, np.float64)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def misclassified(y_true: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Indices of the wrongly labelled images, worst (highest loss) first."""
+    wrong = np.flatnonzero((np.asarray(probabilities) >= threshold).astype(int) != np.asarray(y_true).astype(int))
+    return wrong[np.argsort(-losses(np.asarray(y_true)[wrong], np.asarray(probabilities)[wrong]), kind="stable")]

@@ -1,0 +1,198 @@
+"""Figures from plain arrays and dicts (no model calls): sample and augmentation grids, training curves,
+activation tiles, Grad-CAM overlays, confusion matrix, ROC curve.
+
+Figures are built with matplotlib's object API on the Agg canvas (no pyplot, no global backend, no
+display needed), so they can be drawn from any process or thread.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .io import atomic_path
+
+TITLE_SIZE = 9
+CLASS_COLOURS = ("#8c510a", "#01665e")  # class 0 (horses) brown, class 1 (humans) teal: both readable on white
+RUN_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+WRONG_COLOUR = "#b2182b"
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure on the Agg canvas (inches)."""
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Figure, path: Path) -> Path:
+    """Write a figure as PNG atomically; returns the path."""
+    with atomic_path(Path(path), suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+# ---------------------------------------------------------------- image grids
+
+def image_grid(images, titles: list[str], cols: int = 8, title: str = "", colours: list[str] | None = None, cell: float = 1.8) -> Figure:
+    """Images (N, S, S, 3) uint8 in a grid, each with a title wrapped to its cell (at least 6 inches wide)."""
+    n = len(images)
+    rows = max(1, -(-n // cols))
+    cols = min(cols, max(n, 1))
+    titles = [wrap(t, int(14 * cell)) for t in titles]  # ~14 characters per inch at TITLE_SIZE
+    width = max(cell * cols, 6.0)
+    fig = new_figure(width, (cell + 0.2 * max([t.count("\n") + 1 for t in titles] or [1])) * rows + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(images[i])
+            ax.set_title(titles[i], fontsize=TITLE_SIZE, color=(colours or ["black"] * n)[i])
+    if title:
+        fig.suptitle(wrap(title, int(10 * width)), fontsize=TITLE_SIZE + 2)
+    return fig
+
+
+def wrap(text: str, width: int) -> str:
+    """Wrap each line of text to width characters."""
+    return "\n".join(textwrap.fill(line, max(width, 12)) for line in text.split("\n"))
+
+
+def sample_grid(images, labels, class_names: list[str], cols: int = 8) -> Figure:
+    """Data set samples, each titled and coloured by its class."""
+    titles = [class_names[int(y)] for y in labels]
+    colours = [CLASS_COLOURS[int(y) % 2] for y in labels]
+    return image_grid(images, titles, cols, "Validation images and their labels", colours)
+
+
+def augmentation_grid(original: np.ndarray, draws: np.ndarray, note: str, cols: int = 6) -> Figure:
+    """The original image, then random draws through the augmentation layers."""
+    images = [original, *draws]
+    titles = ["original"] + [f"draw {i + 1}" for i in range(len(draws))]
+    return image_grid(images, titles, cols, note, cell=2.0)
+
+
+# ---------------------------------------------------------------- training curves
+
+def training_curves(histories: dict[str, list[dict]]) -> Figure:
+    """Accuracy and loss per epoch, train (solid) vs validation (dashed), one colour per run."""
+    fig = new_figure(11, 4.2)
+    axes = fig.subplots(1, 2)
+    for (name, history), colour in zip(histories.items(), RUN_COLOURS * 4):
+        epochs = [row["epoch"] for row in history]
+        for ax, metric in zip(axes, ("accuracy", "loss")):
+            ax.plot(epochs, [row.get(metric, np.nan) for row in history], "-o", color=colour, ms=3, label=f"{name} train")
+            ax.plot(epochs, [row.get(f"val_{metric}", np.nan) for row in history], "--s", color=colour, ms=3, label=f"{name} validation")
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: train (solid) vs validation (dashed)", fontsize=TITLE_SIZE + 1)
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0].legend(fontsize=TITLE_SIZE - 1, loc="lower right")
+    return fig
+
+
+# ---------------------------------------------------------------- activations
+
+def normalise_map(feature_map: np.ndarray) -> np.ndarray:
+    """One (h, w) feature map as the reference notebook shows it: standardised, x64 + 128, clipped to 0-255."""
+    x = np.asarray(feature_map, np.float64) - feature_map.mean()
+    std = x.std()
+    return np.clip(x / std * 64 + 128 if std > 0 else x + 128, 0, 255)
+
+
+def tile_maps(activation: np.ndarray, max_maps: int = 64) -> tuple[np.ndarray, int]:
+    """(h, w, c) -> a near-square mosaic of the normalised maps (NaN gaps between them), and the number shown.
+    Beyond max_maps channels, the most active ones (by mean) are shown."""
+    h, w, c = activation.shape
+    keep = np.sort(np.argsort(-activation.mean(axis=(0, 1)), kind="stable")[:max_maps])
+    cols = int(np.ceil(np.sqrt(len(keep) * h / w)))
+    rows = -(-len(keep) // cols)
+    mosaic = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for i, channel in enumerate(keep):
+        r, q = divmod(i, cols)
+        mosaic[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = normalise_map(activation[..., channel])
+    return mosaic, len(keep)
+
+
+def activation_grids(acts: dict[str, np.ndarray], image: np.ndarray | None = None, max_maps: int = 64) -> Figure:
+    """One tiled panel per layer (viridis, as the reference), the input image first when given."""
+    panels = [(name, *tile_maps(a, max_maps), a.shape) for name, a in acts.items()]
+    cols = 3
+    rows = -(-(len(panels) + (image is not None)) // cols)
+    fig = new_figure(15, 5.2 * rows)
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    if image is not None:
+        axes[0].imshow(image)
+        axes[0].set_title("input image", fontsize=TITLE_SIZE + 1)
+        axes = axes[1:]
+    cmap = colormaps["viridis"].with_extremes(bad="white")
+    for ax, (name, mosaic, shown, shape) in zip(axes, panels):
+        ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
+        more = f", {shown} most active shown" if shown < shape[-1] else ""
+        ax.set_title(f"{name}  {shape[0]}x{shape[1]}x{shape[2]}{more}", fontsize=TITLE_SIZE + 1)
+    for ax in fig.axes:
+        ax.set_axis_off()
+    return fig
+
+
+# ---------------------------------------------------------------- Grad-CAM
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """Blend a [0, 1] heatmap (jet colours: red = most important) over a uint8 image of the same size."""
+    jet = colormaps["jet"](np.clip(heatmap, 0, 1))[..., :3] * 255
+    return np.clip((1 - alpha) * np.asarray(image, np.float64) + alpha * jet, 0, 255).astype(np.uint8)
+
+
+def gradcam_grid(images, heatmaps, titles: list[str], title: str = "", pairs_per_row: int = 4, colours: list[str] | None = None,
+                 cell: float = 2.0) -> Figure:
+    """Each image beside its Grad-CAM overlay; the pair's title goes over the overlay."""
+    pictures, names, tints = [], [], []
+    for image, heatmap, text, colour in zip(images, heatmaps, titles, colours or ["black"] * len(titles)):
+        pictures += [image, overlay(image, heatmap)]
+        names += ["", text]
+        tints += ["black", colour]
+    return image_grid(pictures, names, 2 * pairs_per_row, title, tints, cell=cell)
+
+
+# ---------------------------------------------------------------- metrics
+
+def confusion_matrix(cm, class_names: list[str]) -> Figure:
+    """Counts and row percentages; rows are true classes, columns predicted."""
+    cm = np.asarray(cm)
+    fig = new_figure(4.6, 4.0)
+    ax = fig.subplots()
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.sum(axis=1).max()), 1))
+    rows = np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    for (i, j), count in np.ndenumerate(cm):
+        dark = count > 0.6 * rows.max()
+        ax.text(j, i, f"{count}\n{100 * count / rows[i, 0]:.1f}%", ha="center", va="center", fontsize=12, color="white" if dark else "black")
+    ax.set_xticks(range(len(class_names)), class_names)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Confusion matrix ({int(cm.sum())} validation images)", fontsize=TITLE_SIZE + 1)
+    return fig
+
+
+def roc_curve(fpr, tpr, auc: float, positive: str) -> Figure:
+    """The ROC curve with its area, and the chance diagonal."""
+    fig = new_figure(4.6, 4.4)
+    ax = fig.subplots()
+    ax.plot(fpr, tpr, color=RUN_COLOURS[0], lw=2, label=f"model (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"ROC curve (positive class: {positive})", fontsize=TITLE_SIZE + 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=TITLE_SIZE)
+    return fig

@@ -1,0 +1,27 @@
+import os
+import stat
+
+import pytest
+
+from horses_humans.io import atomic_path, write_json_atomic
+
+
+def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path):
+    target = tmp_path / "sub" / "a.json"
+    write_json_atomic(target, {"x": 1})
+    assert target.read_text() == '{\n  "x": 1\n}\n'
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    assert [p.name for p in target.parent.iterdir()] == ["a.json"]
+
+
+def test_failed_write_leaves_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
