@@ -41,8 +41,8 @@ def resampled(x: np.ndarray) -> np.ndarray:
 def main(paths: list[str]) -> None:
     keras.utils.set_random_seed(0)
     data_dir = resolve_data_dir(None)
-    print("| run | final val acc (training log) | val acc (float32 model) | predicted 'humans' | val acc, images augmented as in training (8 draws) | val acc, images only resampled |")
-    print("|---|---|---|---|---|---|")
+    print("| run | augmentation | final val acc (training log) | val acc (float32 model) | predicted 'humans' | val acc, images augmented as in training (8 draws) | val acc, images only resampled |")
+    print("|---|---|---|---|---|---|---|")
     for path in paths:
         run = load_run(path)
         split = load_split(data_dir, VALIDATION, run.image_size, warn=lambda s: None)
@@ -52,7 +52,8 @@ def main(paths: list[str]) -> None:
         aug = probabilities(model, x, training=True, draws=8) if run.config.recipe == "augmented" else None
         blur = probabilities(model, resampled(x), training=False)
         acc = lambda p: f"{100 * np.mean((p >= 0.5) == y):.1f}"  # noqa: E731
-        print(f"| {Path(path).name} | {100 * run.metrics['val_accuracy']:.1f} | {acc(plain)} | {100 * np.mean(plain >= 0.5):.0f}% | "
+        preset = run.config.augmentation if run.config.recipe == "augmented" else "none"
+        print(f"| {Path(path).name} | {preset} | {100 * run.metrics['val_accuracy']:.1f} | {acc(plain)} | {100 * np.mean(plain >= 0.5):.0f}% | "
               f"{acc(aug) if aug is not None else '-'} | {acc(blur)} |", flush=True)
 
 

@@ -161,14 +161,24 @@ def training_precision(config: TrainConfig, transfer: bool) -> str:
     return resolve_precision(config.precision)
 
 
-def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int) -> None:
-    """Compile and fit a whole model on pixel arrays, continuing the epoch count of earlier stages."""
+def compile_model(model, learning_rate: float) -> None:
+    """RMSprop (fused where possible), binary cross-entropy, accuracy: every recipe trains this way."""
     model.compile(optimizer=make_optimizer("rmsprop", learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(
+
+
+def fit_arrays(model, config: TrainConfig, train: Split, val: Split, callbacks: list, initial_epoch: int, epochs: int) -> None:
+    """Fit a compiled model on in-memory uint8 pixel arrays (reshuffled every epoch), validating every epoch."""
+    return model.fit(
         np.asarray(train.x), train.y.astype("float32"), batch_size=config.batch_size, epochs=epochs,
-        initial_epoch=len(recorder.history), validation_data=(np.asarray(val.x), val.y.astype("float32")),
-        shuffle=True, verbose=0, callbacks=build_callbacks(config, recorder),
+        initial_epoch=initial_epoch, validation_data=(np.asarray(val.x), val.y.astype("float32")),
+        shuffle=True, verbose=0, callbacks=callbacks,
     )
+
+
+def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int) -> None:
+    """Compile and fit a whole model on pixels, continuing the epoch count of earlier stages."""
+    compile_model(model, learning_rate)
+    fit_arrays(model, config, train, val, build_callbacks(config, recorder), len(recorder.history), epochs)
 
 
 def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cache_dir, log) -> None:
@@ -178,7 +188,7 @@ def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cac
     f_train = np.asarray(cached_features(model, train, cache_dir, log))
     f_val = np.asarray(cached_features(model, val, cache_dir, log))
     head = model.get_layer("head")
-    head.compile(optimizer=make_optimizer("rmsprop", config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+    compile_model(head, config.learning_rate)
     head.fit(f_train, train.y.astype("float32"), batch_size=config.batch_size, epochs=config.epochs,
              validation_data=(f_val, val.y.astype("float32")), shuffle=True, verbose=0,
              callbacks=build_callbacks(config, recorder))
