@@ -117,6 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list finished runs as a Markdown results table")
     p.add_argument("--runs-dir", help="default: $HORSES_HUMANS_RUNS, else ./runs")
+
+    p = sub.add_parser("compare", help="several runs side by side: Markdown/HTML table and overlaid training curves")
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    p.add_argument("--out", type=Path, default=Path("compare"), help="folder for compare.md, compare.html, curves.png (default: ./compare)")
+
+    from .experiments import EXPERIMENTS
+
+    p = sub.add_parser("experiment", help="the reference's experiments").add_subparsers(dest="experiment_command", required=True, metavar="ACTION")
+    e = p.add_parser("reproduce", help="train the reference's experiments over several seeds (resumable), then write a results document")
+    e.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per experiment (default 3)")
+    e.add_argument("--only", metavar="NAME[,NAME]", help=f"only these experiments: {', '.join(x.name for x in EXPERIMENTS)}")
+    e.add_argument("--epochs", type=int, help="default: each recipe's")
+    e.add_argument("--image-size", type=int, help="for experiments that set no size of their own (default: each recipe's)")
+    e.add_argument("--batch-size", type=int, help="default 32")
+    e.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], help="default auto")
+    e.add_argument("--runs-dir", help="where the runs are found and written (default: $HORSES_HUMANS_RUNS/reproduce, else ./runs/reproduce)")
+    e.add_argument("--out", type=Path, default=Path("docs/reproduce.md"), help="the results document (default: docs/reproduce.md)")
+    e.add_argument("--dry-run", action="store_true", help="print which runs exist and which would be trained; train nothing")
+    add_data_dir(e)
+    add_cache_dir(e)
     return parser
 
 
@@ -214,6 +234,24 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .report import write_comparison
+
+    markdown, paths = write_comparison(args.runs, args.out)
+    print(markdown, end="")
+    print("\n".join(f"wrote {path}" for path in paths), file=sys.stderr)  # stdout stays pure Markdown
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiments import reproduce, reproduce_runs_dir, select_experiments
+
+    given = {"epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision}
+    reproduce(select_experiments(args.only), args.seeds, {k: v for k, v in given.items() if v is not None},
+              reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.dry_run)
+    return 0
+
+
 def cmd_weights(args) -> int:
     from .weights import install_weights
 
@@ -222,7 +260,7 @@ def cmd_weights(args) -> int:
 
 
 COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
-            "report": cmd_report, "explain": cmd_explain}
+            "report": cmd_report, "explain": cmd_explain, "compare": cmd_compare, "experiment": cmd_experiment}
 
 if __name__ == "__main__":
     sys.exit(main())

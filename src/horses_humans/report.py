@@ -21,6 +21,7 @@ from .io import write_text_atomic
 from .predict import Predictor
 from .recipes import get_recipe
 from .runs import Run, load_run
+from .tables import compare_rows, markdown_table
 
 REPORT_DIR = "report"
 EXPLAIN_DIR = "explain"
@@ -116,11 +117,17 @@ def augmentation_view(ev: Evaluated, out: Path) -> View:
 
 def curves_view(run: Run, compare: Sequence[Path], out: Path) -> View:
     """Accuracy and loss per epoch, train vs validation, other runs overlaid."""
-    runs = [run, *(load_run(p) for p in compare if Path(p).resolve() != run.path.resolve())]
-    fig = plots.training_curves({r.path.name: r.history for r in runs if r.history})
+    return runs_curves_view([run, *(load_run(p) for p in compare if Path(p).resolve() != run.path.resolve())], out)
+
+
+def runs_curves_view(runs: Sequence[Run], out: Path) -> View:
+    """Training curves of several runs overlaid in one figure (out/curves.png)."""
+    histories = {r.path.name: r.history for r in runs if r.history}
+    if not histories:
+        return View("curves", "Training curves", "No run has a per-epoch history (history.json) to draw.")
     caption = "Accuracy and loss per epoch on the training and validation splits" + (
-        f", {len(runs)} runs overlaid." if len(runs) > 1 else ".")
-    return View("curves", "Training curves", caption, plots.save_png(fig, out / "curves.png"))
+        f", {len(histories)} runs overlaid." if len(histories) > 1 else ".")
+    return View("curves", "Training curves", caption, plots.save_png(plots.training_curves(histories), out / "curves.png"))
 
 
 def activations_view(ev: Evaluated, out: Path) -> View:
@@ -212,13 +219,71 @@ def render_html(run: Run, metrics: dict, views: list[View]) -> str:
     esc = html.escape
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(run, metrics))
     nav = "".join(f'<a href="#{v.key}">{esc(v.title)}</a>' for v in views)
-    sections = "".join(
+    body = f"<nav>{nav}</nav>\n<h2>Summary (validation split)</h2><table>{table}</table>\n{sections_html(views)}"
+    return page_html(run.path.name, f"horses-humans report: {run.path.name}", body)
+
+
+def sections_html(views: Sequence[View]) -> str:
+    """One <section> per view: title, caption and its PNG inline (when it has one)."""
+    esc = html.escape
+    return "".join(
         f'<section id="{v.key}"><h2>{esc(v.title)}</h2><p class="caption">{esc(v.caption)}</p>'
         + (f'<img alt="{esc(v.title)}" src="{data_uri(v.png)}">' if v.png else "") + "</section>\n"
         for v in views)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(run.path.name)}</title>'
-            f"<style>{STYLE}</style></head><body>\n<h1>horses-humans report: {esc(run.path.name)}</h1>\n"
-            f"<nav>{nav}</nav>\n<h2>Summary (validation split)</h2><table>{table}</table>\n{sections}</body></html>\n")
+
+
+def page_html(title: str, heading: str, body: str) -> str:
+    """A self-contained HTML page (inline style, no external resources) around an HTML body."""
+    esc = html.escape
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n<h1>{esc(heading)}</h1>\n{body}</body></html>\n")
+
+
+def table_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A header row and body rows as an HTML table (text escaped)."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+# ---------------------------------------------------------------- several runs side by side
+
+def write_comparison(run_dirs: Sequence[Path], out_dir: Path) -> tuple[str, list[Path]]:
+    """compare.md (with curves.png beside it) and a self-contained compare.html for several runs.
+    Returns the Markdown and the paths written."""
+    runs = unique_runs(run_dirs)
+    out = Path(out_dir)
+    header, rows = compare_rows(runs)
+    view = runs_curves_view(runs, out)
+    markdown = comparison_markdown(header, rows, view)
+    body = f"<h2>Runs</h2><p class=\"caption\">{html.escape(COMPARE_NOTE)}</p>{table_html(header, rows)}\n{sections_html([view])}"
+    paths = [out / "compare.md", out / "compare.html"]
+    write_text_atomic(paths[0], markdown)
+    write_text_atomic(paths[1], page_html("horses-humans compare", f"horses-humans compare: {len(runs)} runs", body))
+    return markdown, paths
+
+
+def unique_runs(run_dirs: Sequence[Path]) -> list[Run]:
+    """The finished runs at run_dirs, each once, in the order given."""
+    seen, runs = set(), []
+    for path in run_dirs:
+        if Path(path).resolve() not in seen:
+            seen.add(Path(path).resolve())
+            runs.append(load_run(path))
+    return runs
+
+
+COMPARE_NOTE = ("One row per run, or per group of runs differing only by seed (mean ± sample std). 'final' is the last "
+                "epoch, 'best epoch' the best validation accuracy of any epoch (selected on the validation set, so "
+                "optimistic); the gap is final training minus final validation accuracy, in percentage points. "
+                "'-': not recorded by that run.")
+
+
+def comparison_markdown(header: list[str], rows: list[list[str]], curves: View) -> str:
+    """The comparison as a Markdown document; the curves PNG is linked, as it lies beside the file."""
+    figure = f"![{curves.title}]({curves.png.name})\n\n" if curves.png else ""
+    return f"# Comparison\n\n{COMPARE_NOTE}\n\n{markdown_table(header, rows)}\n\n{figure}{curves.caption}\n"
 
 
 # ---------------------------------------------------------------- one image

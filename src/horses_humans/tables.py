@@ -1,4 +1,5 @@
-"""Markdown tables from finished runs (README's results table is made by `horses-humans runs`)."""
+"""Markdown tables from finished runs: the results table (`horses-humans runs`, README) and the side-by-side
+comparison (`horses-humans compare`) share their grouping and number formatting."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from collections import defaultdict
 
 import numpy as np
 
+RESULTS_HEADER = ["recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
+                  "val acc % (best epoch)", "s/epoch", "training s", "precision"]
+COMPARE_HEADER = ["run", "recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
+                  "val acc % (best epoch)", "gap train − val (points)", "s/epoch", "parameters", "precision"]
+
 
 def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
-    """'85.2 ± 1.3' (mean ± sample std, scaled); a single value has no ±."""
+    """'85.2 ± 1.3' (mean ± sample std, scaled); a single value has no ±; no values (missing keys) is '-'."""
     values = [v * scale for v in values if v is not None]
     if not values:
         return "-"
@@ -17,10 +23,47 @@ def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> 
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
+def fmt_parameters(metrics: list[dict]) -> str:
+    """'9,494,561', or '47,512,481 (38,537,217 trainable)' when not all are trainable; '-' if never recorded."""
+    known = [m for m in metrics if m.get("parameters") is not None]
+    if not known:
+        return "-"
+    total, trainable = known[0]["parameters"], known[0].get("trainable_parameters")
+    return f"{total:,}" + (f" ({trainable:,} trainable)" if trainable is not None and trainable != total else "")
+
+
+def overfitting_gap(metrics: dict) -> float | None:
+    """Final training minus final validation accuracy (a fraction; None if either is missing)."""
+    train, val = metrics.get("train_accuracy"), metrics.get("val_accuracy")
+    return None if train is None or val is None else train - val
+
+
+def metric_cells(runs: list) -> dict[str, str]:
+    """Formatted mean ± std over runs of every per-run number the tables show."""
+    m = [r.metrics for r in runs]
+    return {
+        "train": fmt_mean_std([x.get("train_accuracy") for x in m]),
+        "val": fmt_mean_std([x.get("val_accuracy") for x in m]),
+        "best": fmt_mean_std([x.get("best_val_accuracy") for x in m]),
+        "gap": fmt_mean_std([overfitting_gap(x) for x in m]),
+        "epoch_seconds": fmt_mean_std([x.get("mean_epoch_seconds") for x in m], scale=1.0, digits=2),
+        "train_seconds": fmt_mean_std([x.get("train_seconds") for x in m], scale=1.0, digits=1),
+        "parameters": fmt_parameters(m),
+    }
+
+
 def group_key(run) -> tuple:
     """Runs that differ only by seed share a row."""
     c = run.config
     return (c.recipe, c.image_size, c.epochs, c.dropout, c.l2, c.early_stopping, c.reduce_lr, c.learning_rate, c.precision, c.augmentation if c.recipe == "augmented" or c.augment else "")
+
+
+def group_runs(runs: list) -> list[list]:
+    """Runs grouped by group_key, groups in the order their first run comes."""
+    groups = defaultdict(list)
+    for run in runs:
+        groups[group_key(run)].append(run)
+    return list(groups.values())
 
 
 def options_text(config) -> str:
@@ -32,22 +75,43 @@ def options_text(config) -> str:
     return ", ".join(p for p in parts if p) or "-"
 
 
+def setting_cells(runs: list) -> list[str]:
+    """recipe, size, epochs, options, seeds of a group of runs."""
+    c = runs[0].config
+    return [c.recipe, str(c.image_size), str(c.epochs), options_text(c), ",".join(str(r.config.seed) for r in runs)]
+
+
+def precision_text(runs: list) -> str:
+    """The precisions the runs trained in ('?' for runs that did not record it)."""
+    return ",".join(sorted({r.environment.get("precision", "?") for r in runs}))
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def results_table(runs: list) -> str:
     """One row per configuration: mean ± std over seeds of final/best validation accuracy and more."""
-    groups = defaultdict(list)
-    for run in runs:
-        groups[group_key(run)].append(run)
-    lines = ["| recipe | size | epochs | options | seeds | train acc % | val acc % (final) | val acc % (best epoch) | s/epoch | precision |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for key, members in groups.items():
-        m = [r.metrics for r in members]
-        seeds = ",".join(str(r.config.seed) for r in members)
-        secs = fmt_mean_std([x.get("mean_epoch_seconds") for x in m], scale=1.0, digits=2)
-        precision = ",".join(sorted({r.environment.get("precision", "?") for r in members}))
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {options_text(members[0].config)} | {seeds} | "
-                     f"{fmt_mean_std([x.get('train_accuracy') for x in m])} | {fmt_mean_std([x.get('val_accuracy') for x in m])} | "
-                     f"{fmt_mean_std([x.get('best_val_accuracy') for x in m])} | {secs} | {precision} |")
-    if not groups:
-        lines.append("| (no finished runs) | | | | | | | | | |")
-    return "\n".join(lines)
+    rows = []
+    for members in group_runs(runs):
+        cells = metric_cells(members)
+        rows.append([*setting_cells(members), cells["train"], cells["val"], cells["best"], cells["epoch_seconds"],
+                     cells["train_seconds"], precision_text(members)])
+    return markdown_table(RESULTS_HEADER, rows or [["(no finished runs)"] + [""] * (len(RESULTS_HEADER) - 1)])
 
+
+def compare_rows(runs: list) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the side-by-side comparison: one row per run, or per group differing only by seed."""
+    rows = []
+    for members in group_runs(runs):
+        cells = metric_cells(members)
+        rows.append([", ".join(r.path.name for r in members), *setting_cells(members), cells["train"], cells["val"],
+                     cells["best"], cells["gap"], cells["epoch_seconds"], cells["parameters"], precision_text(members)])
+    return COMPARE_HEADER, rows
+
+
+def compare_table(runs: list) -> str:
+    """The comparison as a Markdown table."""
+    return markdown_table(*compare_rows(runs))

@@ -1,0 +1,131 @@
+"""`experiment reproduce`: the experiment list, planning and resuming (with a fake, instant training), the results
+document, and one real tiny run end to end through the CLI."""
+
+import pytest
+
+from horses_humans import experiments, training
+from horses_humans.cli import main
+from horses_humans.config import HorsesHumansError
+from horses_humans.experiments import EXPERIMENTS, experiment_config, plan, reproduce, select_experiments
+
+from .fake_runs import write_run
+from .synthetic import make_dataset
+
+TINY = {"epochs": 1, "image_size": 32, "batch_size": 8, "precision": "float32"}
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    """Replace training.train with an instant one that writes a finished run; records the configs it trained."""
+    trained = []
+
+    def train(config, data_dir, runs_dir, cache_dir=None, log=print):
+        trained.append(config)
+        return write_run(runs_dir, config, {"train_accuracy": 1.0, "val_accuracy": 0.8 + config.seed / 100,
+                                            "best_val_accuracy": 0.9, "mean_epoch_seconds": 1.0, "parameters": 1000})
+
+    monkeypatch.setattr(training, "train", train)
+    return trained
+
+
+@pytest.fixture(autouse=True)
+def no_inception_weights(monkeypatch):
+    """MobileNetV2's weights resolve, InceptionV3's do not (and nothing is downloaded)."""
+    def resolve_weights(backbone, spec, alpha=0.35):
+        if backbone == "inception_v3":
+            raise HorsesHumansError("inception_v3 ImageNet weights not found (test)")
+        return "/fake/mobilenet.h5"
+
+    monkeypatch.setattr(experiments, "resolve_weights", resolve_weights)
+
+
+def run_all(tmp_path, seeds=2, only=None, dry_run=False):
+    lines = []
+    doc = reproduce(select_experiments(only), seeds, TINY, tmp_path / "runs", tmp_path / "data", out=tmp_path / "reproduce.md",
+                    dry_run=dry_run, log=lines.append)
+    return doc, [line for line in lines if line.startswith("[")], lines
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda e: e.name)
+def test_every_experiment_makes_a_valid_config(experiment):
+    config = experiment_config(experiment, 2, TINY)
+    assert config.seed == 2 and config.epochs == 1 and config.precision == "float32"
+    assert config.image_size == experiment.settings.get("image_size", 32)  # the experiment's own size wins
+
+
+def test_the_reference_experiments_are_listed():
+    assert [e.name for e in EXPERIMENTS] == ["baseline", "augmented", "baseline_300px", "baseline_dropout_l2",
+                                            "baseline_early_stopping", "baseline_reduce_lr", "mobilenet_v2", "inception_v3"]
+    assert EXPERIMENTS[0].claim.val_accuracy == 0.856 and EXPERIMENTS[1].claim.val_accuracy == 0.918
+
+
+def test_only_selects_and_rejects_unknown_names():
+    assert [e.name for e in select_experiments("augmented, baseline")] == ["augmented", "baseline"]
+    with pytest.raises(HorsesHumansError, match="--only nope: no such experiment"):
+        select_experiments("baseline,nope")
+
+
+def test_first_run_trains_all_but_skipped_second_run_trains_nothing(tmp_path, fake_train):
+    doc, progress, _ = run_all(tmp_path)
+    assert len(progress) == 16 and progress[0] == "[1/16] baseline seed 0: train"
+    assert progress[3] == "[4/16] augmented seed 1: train"
+    assert progress[-1].startswith("[16/16] inception_v3 seed 1: skipped: inception_v3 ImageNet weights not found")
+    assert len(fake_train) == 14 and {c.recipe for c in fake_train} == {"baseline", "augmented", "mobilenet_v2"}
+    fake_train.clear()
+    doc, progress, _ = run_all(tmp_path)
+    assert fake_train == [] and all(": finished " in line for line in progress[:14])
+    text = doc.read_text()
+    assert "- `inception_v3` skipped: inception_v3 ImageNet weights not found (test)" in text
+    assert "| baseline | baseline 32 px, 1 epoch | 2/2 | 100.0 ± 0.0 | 100.0 | 80.5 ± 0.7 | 90.0 ± 0.0 | 85.6 |" in text
+    assert "| baseline_300px | baseline 300 px, 1 epoch | 2/2 |" in text
+    assert "| inception_v3 | inception_v3 32 px, 1 epoch | 0/2, skipped (see below) | - | - | - | - | 98.5 |" in text
+
+
+def test_interrupted_run_is_retried_and_dry_run_trains_nothing(tmp_path, fake_train):
+    config = experiment_config(EXPERIMENTS[0], 0, TINY)
+    interrupted = write_run(tmp_path / "runs", config, finished=False)
+    write_run(tmp_path / "runs", experiment_config(EXPERIMENTS[0], 1, TINY))
+    doc, progress, lines = run_all(tmp_path, only="baseline", dry_run=True)
+    assert doc is None and fake_train == [] and not (tmp_path / "reproduce.md").exists()
+    assert progress[0] == f"[1/2] baseline seed 0: retry (interrupted: {interrupted})"
+    assert progress[1].startswith("[2/2] baseline seed 1: finished ")
+    assert lines[-1] == "dry run, nothing trained: 2 runs: 1 finished, 1 to train (1 interrupted), 0 skipped."
+    run_all(tmp_path, only="baseline")
+    assert fake_train == [config]
+    assert plan(select_experiments("baseline"), 2, TINY, tmp_path / "runs")[0].run_dir not in (None, interrupted)
+
+
+def test_an_interrupted_session_still_writes_the_document(tmp_path, fake_train, monkeypatch):
+    def train_then_stop(config, *args, **kwargs):
+        if len(fake_train) == 1:
+            raise KeyboardInterrupt
+        return fake_train_original(config, *args, **kwargs)
+
+    fake_train_original = training.train
+    monkeypatch.setattr(training, "train", train_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_all(tmp_path, only="baseline,augmented")
+    text = (tmp_path / "reproduce.md").read_text()
+    assert "| baseline | baseline 32 px, 1 epoch | 1/2, missing seed 1 | 100.0 |" in text
+    assert "| augmented | augmented 32 px, 1 epoch | 0/2, missing seeds 0, 1 | - |" in text
+    assert "| baseline | 1 | missing | - | - |" in text
+
+
+def test_reproduce_end_to_end_through_the_cli(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", train_per_class=8, val_per_class=4)
+    argv = ["experiment", "reproduce", "--seeds", "1", "--only", "baseline,baseline_early_stopping", "--epochs", "1",
+            "--image-size", "32", "--batch-size", "8", "--precision", "float32", "--data-dir", str(data),
+            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "doc.md")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] baseline seed 0: train" in out and "[2/2] baseline_early_stopping seed 0: train" in out
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all((r / "model.keras").stat().st_size > 0 for r in runs)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] baseline seed 0: finished" in out and "epoch" not in out  # nothing trained again
+    text = (tmp_path / "doc.md").read_text()
+    assert "horses-humans experiment reproduce --seeds 1 --only baseline,baseline_early_stopping --epochs 1" in text
+    assert "| baseline_early_stopping | baseline 32 px, 1 epoch, early stop | 1/1 |" in text
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "cmp")]) == 0
+    assert "| early stop |" in capsys.readouterr().out and (tmp_path / "cmp" / "curves.png").exists()
