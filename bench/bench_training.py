@@ -69,7 +69,8 @@ def our_trainer(data_dir: Path, cache_dir: Path, seed: int, precision: str, fuse
         training.compile_model(model, config.learning_rate)
     else:
         model.compile(optimizer=keras.optimizers.RMSprop(config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
-    return lambda epoch: training.fit_arrays(model, config, train_split, val_split, [], epoch, epoch + 1)
+    train_xy, val_xy = training.arrays(train_split), training.arrays(val_split)
+    return lambda epoch: training.fit_arrays(model, config, train_xy, val_xy, [], epoch, epoch + 1)
 
 
 def steady(seconds: list[float]) -> float:

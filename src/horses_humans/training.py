@@ -62,10 +62,8 @@ class FusedRMSprop(keras.optimizers.RMSprop):
         )
 
 
-def make_optimizer(name: str, learning_rate: float):
-    """The recipe's optimizer; RMSprop is the fused kernel where the backend has one."""
-    if name != "rmsprop":
-        raise HorsesHumansError(f"unknown optimizer {name!r}")
+def make_optimizer(learning_rate: float):
+    """RMSprop, the reference's optimizer for every model: the fused kernel where the backend has one."""
     if keras.backend.backend() == "tensorflow":
         return FusedRMSprop(learning_rate)
     return keras.optimizers.RMSprop(learning_rate)
@@ -163,35 +161,34 @@ def training_precision(config: TrainConfig, transfer: bool) -> str:
 
 def compile_model(model, learning_rate: float) -> None:
     """RMSprop (fused where possible), binary cross-entropy, accuracy: every recipe trains this way."""
-    model.compile(optimizer=make_optimizer("rmsprop", learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
 
 
-def fit_arrays(model, config: TrainConfig, train: Split, val: Split, callbacks: list, initial_epoch: int, epochs: int) -> None:
-    """Fit a compiled model on in-memory uint8 pixel arrays (reshuffled every epoch), validating every epoch."""
-    return model.fit(
-        np.asarray(train.x), train.y.astype("float32"), batch_size=config.batch_size, epochs=epochs,
-        initial_epoch=initial_epoch, validation_data=(np.asarray(val.x), val.y.astype("float32")),
-        shuffle=True, verbose=0, callbacks=callbacks,
-    )
+def arrays(split: Split, x=None) -> tuple:
+    """(inputs, float32 labels) of a split; inputs are its pixels unless given (e.g. backbone features)."""
+    return np.asarray(split.x if x is None else x), split.y.astype("float32")
+
+
+def fit_arrays(model, config: TrainConfig, train: tuple, val: tuple, callbacks: list, initial_epoch: int, epochs: int):
+    """Fit a compiled model on in-memory (inputs, labels), reshuffled every epoch, validating every epoch."""
+    return model.fit(*train, batch_size=config.batch_size, epochs=epochs, initial_epoch=initial_epoch,
+                     validation_data=val, shuffle=True, verbose=0, callbacks=callbacks)
 
 
 def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int) -> None:
     """Compile and fit a whole model on pixels, continuing the epoch count of earlier stages."""
     compile_model(model, learning_rate)
-    fit_arrays(model, config, train, val, build_callbacks(config, recorder), len(recorder.history), epochs)
+    fit_arrays(model, config, arrays(train), arrays(val), build_callbacks(config, recorder), len(recorder.history), epochs)
 
 
 def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cache_dir, log) -> None:
     """Train only the head of a frozen-backbone model on cached backbone features."""
     from .features import cached_features
 
-    f_train = np.asarray(cached_features(model, train, cache_dir, log))
-    f_val = np.asarray(cached_features(model, val, cache_dir, log))
     head = model.get_layer("head")
     compile_model(head, config.learning_rate)
-    head.fit(f_train, train.y.astype("float32"), batch_size=config.batch_size, epochs=config.epochs,
-             validation_data=(f_val, val.y.astype("float32")), shuffle=True, verbose=0,
-             callbacks=build_callbacks(config, recorder))
+    fit_arrays(head, config, arrays(train, cached_features(model, train, cache_dir, log)),
+               arrays(val, cached_features(model, val, cache_dir, log)), build_callbacks(config, recorder), 0, config.epochs)
 
 
 def unfreeze(backbone, start: str) -> int:
