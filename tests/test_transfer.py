@@ -146,3 +146,13 @@ def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
     assert not backbone.layers[0].trainable or not backbone.layers[0].weights
     with pytest.raises(HorsesHumansError, match="no such layer"):
         unfreeze(backbone, "nope")
+
+
+def test_mobilenet_v2_alpha_1_loads_the_approximate_shared_file():
+    path = SHARED_WEIGHTS / "mobilenet_v2_1.0_224_no_top.dequantized.weights.h5"
+    assert path.is_file(), f"needs ../shared/weights beside the checkout ({path})"
+    model = build_model(TrainConfig(recipe="mobilenet_v2", alpha=1.0, weights=str(path), image_size=96))
+    assert model.get_layer("backbone").count_params() == 2_257_984  # MobileNetV2 1.0 without top
+    random_init = build_model(TrainConfig(recipe="mobilenet_v2", alpha=1.0, weights="none", image_size=96))
+    loaded, fresh = model.get_layer("backbone").get_weights(), random_init.get_layer("backbone").get_weights()
+    assert not np.allclose(loaded[0], fresh[0])  # the file's weights, not an initialisation
