@@ -98,3 +98,11 @@ def mobilenet_run(views_data, tmp_path_factory) -> Path:
 
     config = TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64, epochs=1, batch_size=8)
     return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the browser tests and their outcome at the end of every run, so a reader sees that they ran."""
+    reports = [r for outcome in ("passed", "failed", "skipped", "error") for r in terminalreporter.stats.get(outcome, [])
+               if "browser" in getattr(r, "keywords", {}) and (r.when == "call" or r.outcome != "passed")]
+    for r in reports:
+        terminalreporter.write_line(f"browser test (headless Chromium via Playwright): {r.nodeid} {r.outcome}")

@@ -9,6 +9,7 @@ from PIL import Image
 
 from horses_humans.cli import main
 
+from .hostile import awkward_files, hostile_files
 from .synthetic import make_dataset
 
 
@@ -52,11 +53,33 @@ def test_predict_folder_csv_and_bad_file_exit_code(trained, tmp_path, capsys):
     assert all(r["label"] in ("horses", "humans") and not r["error"] for r in rows)
 
     (folder / "notes.txt").write_text("not an image")
-    assert main(["predict", str(run), str(folder), "--json"]) == 1
+    assert main(["predict", str(run), str(folder), "--json"]) == 0  # some files predicted: success
     captured = capsys.readouterr()
     results = json.loads(captured.out)
     assert [r["error"] is not None for r in results] == [True, False, False]  # notes.txt sorts first
-    assert "notes.txt" in captured.err and "Traceback" not in captured.err
+    assert "skipped: " in captured.err and "notes.txt" in captured.err and "Traceback" not in captured.err
+    assert "predicted 2 of 3 files (1 skipped)" in captured.err
+    assert main(["predict", str(run), str(folder), "--json", "--strict"]) == 1
+    assert main(["predict", str(run), str(folder / "notes.txt")]) == 1  # nothing could be predicted
+
+
+def test_predict_hostile_and_awkward_files(trained, tmp_path, capsys):
+    _, _, run, _ = trained
+    folder = tmp_path / "upload"
+    (folder / "deep" / "er").mkdir(parents=True)
+    for name, (data, _) in hostile_files().items():
+        (folder / name).write_bytes(data)
+    for name, data in awkward_files().items():
+        (folder / "deep" / "er" / name).write_bytes(data)
+    assert main(["predict", str(run), str(folder), "--csv"]) == 0
+    captured = capsys.readouterr()
+    rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(io.StringIO(captured.out))}
+    assert set(rows) == set(hostile_files()) | set(awkward_files())
+    for name in hostile_files():
+        assert rows[name]["error"].startswith(str(folder / name)) and not rows[name]["label"], name
+    for name in awkward_files():
+        assert rows[name]["label"] in ("horses", "humans") and not rows[name]["error"], name
+    assert "Traceback" not in captured.err and "\r[" not in captured.err  # no progress bar when stderr is not a terminal
 
 
 def test_predict_output_file_written(trained, tmp_path):
@@ -91,3 +114,12 @@ def test_help_for_every_command(capsys):
             main(argv)
         assert exc.value.code == 0
     assert "IMAGE_OR_DIR" in capsys.readouterr().out
+
+
+def test_progress_bar_goes_to_stderr(capsys):
+    from horses_humans.cli import progress_bar
+
+    progress_bar(1, 2)
+    progress_bar(2, 2)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "\r[###############...............] 1/2\r[##############################] 2/2\n"

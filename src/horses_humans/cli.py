@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     p.add_argument("--output", type=Path, help="write the JSON/CSV/table to this file (atomically) instead of stdout")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any file could not be predicted (default: only if none could)")
+
+    p = sub.add_parser("serve", help="web service: upload page, REST API (/v1/predict, /v1/model, /healthz), OpenAPI docs at /docs")
+    p.add_argument("run", type=Path, nargs="?", help="run directory (default: $HORSES_HUMANS_SERVE_RUN, else the best run in the runs directory)")
+    p.add_argument("--host", help="address to listen on (default: $HORSES_HUMANS_SERVE_HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: $HORSES_HUMANS_SERVE_PORT, else 8000)")
+    p.add_argument("--runs-dir", help="where to look for the best run (default: $HORSES_HUMANS_RUNS, else ./runs)")
 
     p = sub.add_parser("report", help="RUN/report/report.html: samples, augmentation, curves, activations, Grad-CAM, metrics, mistakes")
     p.add_argument("run", type=Path)
@@ -198,16 +205,44 @@ def cmd_predict(args) -> int:
     from .io import write_text_atomic
 
     predictor = Predictor.from_run(args.run)
-    results = predictor.predict_files(collect_files(args.paths))
+    results = predictor.predict_files(collect_files(args.paths), progress=progress_bar if sys.stderr.isatty() else None)
     text = format_predictions(results, "json" if args.json else "csv" if args.csv else "table")
     if args.output:
         write_text_atomic(args.output, text)
     else:
         print(text, end="" if text.endswith("\n") else "\n")
-    for r in results:
-        if r.error:
-            print(f"error: {r.error}", file=sys.stderr)
-    return 1 if any(r.error for r in results) or not results else 0
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"skipped: {r.error}", file=sys.stderr)
+    print(f"predicted {len(results) - len(failed)} of {len(results)} files ({len(failed)} skipped)", file=sys.stderr)
+    return 1 if len(failed) == len(results) or (args.strict and failed) else 0
+
+
+def progress_bar(done: int, total: int) -> None:
+    """A one-line bar on stderr (only drawn on a terminal: stdout stays clean for --json/--csv)."""
+    filled = 30 * done // max(total, 1)
+    end = "\n" if done == total else ""
+    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from .serve.app import create_app, resolve_run
+    from .serve.settings import ServeSettings
+
+    given = {"run": args.run, "host": args.host, "port": args.port, "runs_dir": args.runs_dir}
+    try:
+        settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise HorsesHumansError(f"serve settings (options or HORSES_HUMANS_SERVE_* variables): {problems}") from None
+    run = resolve_run(settings)  # fail here, in one line, before the server starts
+    settings = settings.model_copy(update={"run": run.path})
+    print(f"serving {run.path} on http://{settings.host}:{settings.port}/ (API docs: /docs)", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -260,7 +295,8 @@ def cmd_weights(args) -> int:
 
 
 COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
-            "report": cmd_report, "explain": cmd_explain, "compare": cmd_compare, "experiment": cmd_experiment}
+            "report": cmd_report, "explain": cmd_explain, "compare": cmd_compare, "experiment": cmd_experiment,
+            "serve": cmd_serve}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -39,7 +40,8 @@ class Predictor:
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Probabilities of class 1 for a uint8 batch (N, S, S, 3)."""
-        out = [np.asarray(self.model(pixels[i:i + batch_size], training=False)).reshape(-1)
+        # predict_on_batch runs Keras' compiled predict function: about 2x faster than an eager call for small batches
+        out = [np.asarray(self.model.predict_on_batch(pixels[i:i + batch_size])).reshape(-1)
                for i in range(0, len(pixels), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -47,18 +49,33 @@ class Predictor:
         """Class name on either side of the threshold."""
         return self.class_names[int(probability >= self.threshold)]
 
-    def predict_files(self, files: list[str | Path], batch_size: int = 32) -> list[Prediction]:
-        """Decode and predict each file; a bad file gets an error instead of stopping the rest."""
+    def warm_up(self) -> "Predictor":
+        """One call on a blank image, so the first real request does not pay for tracing and allocation."""
+        self.predict_pixels(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
+        return self
+
+    def predict_files(self, files: list[str | Path], batch_size: int = 32, max_pixels: int | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
+        """Decode and predict each file, batch by batch; a bad file gets an error instead of stopping the rest."""
+        results = []
+        for start in range(0, len(files), batch_size):
+            results += self.predict_chunk(files[start:start + batch_size], max_pixels)
+            if progress:
+                progress(len(results), len(files))
+        return results
+
+    def predict_chunk(self, files: list[str | Path], max_pixels: int | None = None) -> list[Prediction]:
+        """Predictions for a few files decoded together (one model call)."""
         results = [Prediction(str(f)) for f in files]
         good, pixels = [], []
         for i, f in enumerate(files):
             try:
-                pixels.append(load_pixels(f, self.image_size, name=str(f)))
+                pixels.append(load_pixels(f, self.image_size, name=str(f), max_pixels=max_pixels))
                 good.append(i)
             except ImageError as exc:
                 results[i].error = str(exc)
         if pixels:
-            for i, p in zip(good, self.predict_pixels(np.stack(pixels), batch_size)):
+            for i, p in zip(good, self.predict_pixels(np.stack(pixels), len(pixels))):
                 results[i].probability, results[i].label = float(p), self.label_of(float(p))
         return results
 

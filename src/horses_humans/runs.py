@@ -101,3 +101,12 @@ def list_runs(runs_dir: Path) -> list[Run]:
     if not runs_dir.is_dir():
         return []
     return [load_run(p) for p in sorted(runs_dir.iterdir()) if (p / MODEL_FILE).exists() and (p / CONFIG_FILE).exists()]
+
+
+def best_run(runs_dir: Path) -> Run:
+    """The finished run with the highest best_val_accuracy (the newest among equals); a clear error if none."""
+    runs = list_runs(runs_dir)
+    if not runs:
+        raise HorsesHumansError(f"{runs_dir}: no finished runs. Train one with `horses-humans train --runs-dir {runs_dir}` "
+                                "or name a run directory.")
+    return max(runs, key=lambda run: (run.metrics.get("best_val_accuracy") or 0.0, run.path.name))

@@ -1,0 +1,94 @@
+"""create_app(settings): the FastAPI app. The model is loaded and warmed up in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ..config import resolve_runs_dir
+from ..predict import Predictor
+from ..runs import Run, best_run, load_run
+from .limits import BodyLimit
+from .routes import router
+from .settings import ServeSettings
+from .worker import ModelWorker
+
+log = logging.getLogger("horses_humans.serve")
+
+
+@dataclass
+class Served:
+    """What the routes need: the run, its predictor, the model thread, the limits, the Grad-CAM layer."""
+
+    settings: ServeSettings
+    run: Run
+    predictor: Predictor
+    worker: ModelWorker
+    layer: str | None
+    decode_slots: asyncio.Semaphore
+
+    @property
+    def model_id(self) -> str:
+        return self.run.path.name
+
+
+def resolve_run(settings: ServeSettings) -> Run:
+    """The run named in the settings, else the best finished run in the runs directory."""
+    return load_run(settings.run) if settings.run else best_run(resolve_runs_dir(settings.runs_dir))
+
+
+def gradcam_layer(run: Run) -> str | None:
+    """The recipe's last convolutional layer (None for an unknown recipe: no Grad-CAM, predictions still work)."""
+    from ..recipes import RECIPES
+
+    recipe = RECIPES.get(run.config.recipe)
+    return recipe.last_conv_layer if recipe else None
+
+
+def create_app(settings: ServeSettings | None = None) -> FastAPI:
+    """The app: routes, body limit, JSON errors; the lifespan loads the model once."""
+    settings = settings or ServeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        run = resolve_run(settings)
+        predictor = Predictor.from_run(run)
+        worker = await ModelWorker(predictor, settings.max_batch).start()
+        app.state.served = Served(settings, run, predictor, worker, gradcam_layer(run), asyncio.Semaphore(settings.max_decodes))
+        log.info("serving %s", run.path)
+        try:
+            yield
+        finally:
+            await worker.stop()
+
+    app = FastAPI(title="horses-humans", summary="Is it a horse or a human? Upload photos, get labels.", lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(router)
+    add_error_handlers(app)
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON {"error": ...}: 4xx naming the problem; a 5xx only for a bug, logged."""
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        hint = " (send multipart/form-data with one or more `files` fields)" if request.url.path == "/v1/predict" else ""
+        return JSONResponse({"error": f"invalid request: {problems}{hint}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); please report it"}, status_code=500)

@@ -1,0 +1,67 @@
+"""One dedicated thread for every model call; images that arrive together are predicted in one batch."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..predict import Predictor
+
+
+class ModelWorker:
+    """Queue of (pixels, future); a single task drains it into batches for the model thread.
+
+    The event loop never runs the model: it only queues images and awaits futures. While one batch is
+    in the model, new requests queue up and form the next batch, so batching costs no added wait.
+    """
+
+    def __init__(self, predictor: Predictor, max_batch: int = 32):
+        self.predictor, self.max_batch = predictor, max_batch
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> "ModelWorker":
+        """Warm the model up in its thread and start draining the queue."""
+        self.queue = asyncio.Queue()
+        await self.run(self.predictor.warm_up)
+        self.task = asyncio.create_task(self.drain())
+        return self
+
+    async def stop(self) -> None:
+        """Stop draining and let the model thread finish."""
+        if self.task:
+            self.task.cancel()
+        self.executor.shutdown(wait=True)
+
+    async def run(self, fn, *args):
+        """Run any model-touching function (Grad-CAM, warm-up) in the model thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def predict(self, pixels: np.ndarray) -> float:
+        """Probability of class 1 for one uint8 image (S, S, 3)."""
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((pixels, future))
+        return await future
+
+    async def drain(self) -> None:
+        """Forever: take what is queued (up to max_batch), predict it in one call, hand out the answers."""
+        while True:
+            items = [await self.queue.get()]
+            while len(items) < self.max_batch and not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            items = [(p, f) for p, f in items if not f.done()]  # requests whose client went away
+            if not items:
+                continue
+            try:
+                probabilities = await self.run(self.predictor.predict_pixels, np.stack([p for p, _ in items]), len(items))
+            except Exception as exc:  # a model failure fails these requests, never the worker
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), p in zip(items, probabilities):
+                if not future.done():
+                    future.set_result(float(p))
