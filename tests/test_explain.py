@@ -9,7 +9,7 @@ from keras import layers
 from horses_humans import explain
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.data import VALIDATION, load_split
-from horses_humans.recipes import RECIPES, build_model, get_recipe
+from horses_humans.recipes import RECIPES, build_model, last_conv_layer
 from horses_humans.runs import load_run
 
 
@@ -160,11 +160,12 @@ def test_misclassified_are_the_wrong_ones_worst_first():
 def test_every_recipe_explains_at_its_last_conv_layer(name):
     """The rebuilt forward pass matches the model, and Grad-CAM and activations work, for every registered recipe."""
     size = 75 if name == "inception_v3" else 48  # InceptionV3's smallest input
-    model = build_model(TrainConfig(recipe=name, weights="none", image_size=size))
+    config = TrainConfig(recipe=name, weights="none", image_size=size)
+    model = build_model(config)
     images = np.random.default_rng(5).integers(0, 256, (2, size, size, 3)).astype(np.uint8)
     logits, _ = explain.forward(model, images.astype(np.float32), [])
     np.testing.assert_allclose(1 / (1 + np.exp(-np.asarray(logits).ravel())), np.asarray(model(images, training=False)).ravel(), rtol=1e-4, atol=1e-6)
-    layer = get_recipe(name).last_conv_layer
+    layer = last_conv_layer(config)
     heatmaps = explain.gradcam(model, images, layer)
     assert heatmaps.shape == (2, size, size) and 0 <= heatmaps.min() and heatmaps.max() <= 1
     assert list(explain.activations(model, images[0], [layer])[layer].shape) == [int(d) for d in layer_output_shape(model, layer)]

@@ -72,3 +72,20 @@ def test_augmentation_presets(preset, names):
 def test_unknown_augmentation_is_clear():
     with pytest.raises(HorsesHumansError, match="--augmentation 'strong'"):
         TrainConfig(recipe="augmented", augmentation="strong")
+
+
+def test_architecture_options_change_the_cnn_and_its_gradcam_layer():
+    from horses_humans.recipes import last_conv_layer
+
+    config = TrainConfig(recipe="baseline", image_size=150, conv_filters=(32, 64, 128, 128), kernel_size=5)
+    model = build_model(config)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 64, 128, 128] and convs[0].kernel_size == (5, 5)
+    assert last_conv_layer(config) == "conv4" and last_conv_layer(TrainConfig()) == "conv3"
+    # 150 -5+1 =146 /2 =73 -4 =69 /2 =34 -4 =30 /2 =15 -4 =11 /2 =5: 5*5*128 flattened into Dense 512
+    assert model.get_layer("dense").kernel.shape == (5 * 5 * 128, 512)
+    assert TrainConfig.from_dict(config.to_dict()) == config  # JSON turns the tuple into a list and back
+    with pytest.raises(HorsesHumansError, match="--kernel-size 4"):
+        TrainConfig(kernel_size=4)
+    with pytest.raises(HorsesHumansError, match="--conv-filters"):
+        TrainConfig(conv_filters=())

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--learning-rate", type=float, help="default: the recipe's (RMSprop 1e-3)")
+    p.add_argument("--conv-filters", default="16,32,64", help="CNN recipes: filters of each Conv+MaxPool block (default 16,32,64)")
+    p.add_argument("--kernel-size", type=int, default=3, help="CNN recipes: convolution kernel size (default 3)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout before the Dense(512) layer (default 0: off)")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the Dense(512) kernel (default 0: off)")
     p.add_argument("--early-stopping", action="store_true", help="stop when val_accuracy has not improved for 3 epochs; keep the best")
@@ -144,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dry-run", action="store_true", help="print which runs exist and which would be trained; train nothing")
     add_data_dir(e)
     add_cache_dir(e)
+    e = p.add_parser("sweep", help="Optuna sweep of the baseline CNN's architecture (conv layers, filters, kernel); resumable")
+    e.add_argument("--trials", type=int, default=12, help="finished trials to reach (default 12)")
+    e.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
+    e.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial's training (default 0)")
+    e.add_argument("--image-size", type=int, help="default 150")
+    e.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"])
+    e.add_argument("--runs-dir", default="runs/sweep", help="trial runs and study.db (default runs/sweep)")
+    e.add_argument("--out", type=Path, default=Path("docs/sweep.md"), help="the results document (default docs/sweep.md)")
+    add_data_dir(e)
+    add_cache_dir(e)
     return parser
 
 
@@ -178,6 +190,14 @@ def cmd_data(args) -> int:
     return 0
 
 
+def parse_ints(text: str, option: str) -> tuple[int, ...]:
+    """'16,32,64' -> (16, 32, 64), or a clear error."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise HorsesHumansError(f"{option} {text!r}: give comma-separated integers, e.g. 16,32,64.") from None
+
+
 def cmd_train(args) -> int:
     from .training import train
 
@@ -185,7 +205,7 @@ def cmd_train(args) -> int:
         recipe=args.recipe, epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
         seed=args.seed, learning_rate=args.learning_rate, dropout=args.dropout, l2=args.l2,
         early_stopping=args.early_stopping, reduce_lr=args.reduce_lr, precision=args.precision,
-        augmentation=args.augmentation, weights=args.weights, alpha=args.alpha, augment=args.augment, fine_tune_from=args.fine_tune_from,
+        augmentation=args.augmentation, conv_filters=parse_ints(args.conv_filters, "--conv-filters"), kernel_size=args.kernel_size, weights=args.weights, alpha=args.alpha, augment=args.augment, fine_tune_from=args.fine_tune_from,
         fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
     )
     train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir)
@@ -279,6 +299,15 @@ def cmd_compare(args) -> int:
 
 
 def cmd_experiment(args) -> int:
+    if args.experiment_command == "sweep":
+        from .recipes import resolve
+        from .sweep import run_sweep
+        from .training import train
+
+        base = resolve(TrainConfig(recipe="baseline", epochs=args.epochs, seed=args.seed, image_size=args.image_size,
+                                   precision=args.precision))
+        run_sweep(args.trials, base, resolve_data_dir(args.data_dir), Path(args.runs_dir), args.cache_dir, args.out, train)
+        return 0
     from .experiments import reproduce, reproduce_runs_dir, select_experiments
 
     given = {"epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision}

@@ -34,6 +34,9 @@ class TrainConfig:
     reduce_lr: bool = False  # ReduceLROnPlateau(val_loss, factor 0.1, patience 2)
     precision: str = "auto"  # auto | float32 | mixed_bfloat16 (training only; saved models are float32)
     augmentation: str = "reference"  # reference | mild | flip: the augmentation layers' preset (augmented, --augment)
+    # CNN architecture (baseline/augmented): one Conv2D + MaxPool per entry; the reference is 16-32-64, 3x3
+    conv_filters: tuple[int, ...] = (16, 32, 64)
+    kernel_size: int = 3
     # transfer-learning recipes only
     weights: str | None = None  # None/"imagenet": official ImageNet weights; "none": random; else a file path
     alpha: float = 0.35  # MobileNetV2 width
@@ -53,6 +56,11 @@ class TrainConfig:
             raise HorsesHumansError(f"--dropout {self.dropout} must be in [0, 1).")
         if self.l2 < 0:
             raise HorsesHumansError(f"--l2 {self.l2} must be >= 0.")
+        object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))  # JSON gives a list
+        if not 1 <= len(self.conv_filters) <= 5 or not all(1 <= f <= 1024 for f in self.conv_filters):
+            raise HorsesHumansError(f"--conv-filters {','.join(map(str, self.conv_filters))}: give 1 to 5 layers of 1-1024 filters.")
+        if self.kernel_size not in (1, 3, 5, 7):
+            raise HorsesHumansError(f"--kernel-size {self.kernel_size}: choose 1, 3, 5 or 7.")
         if self.augmentation not in AUGMENTATIONS:
             raise HorsesHumansError(f"--augmentation {self.augmentation!r}: choose one of {', '.join(AUGMENTATIONS)}.")
         if self.precision not in PRECISIONS:

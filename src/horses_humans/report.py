@@ -19,7 +19,7 @@ from .evaluation import classification_metrics, roc_curve
 from .images import ImageError, load_pixels
 from .io import write_text_atomic
 from .predict import Predictor
-from .recipes import get_recipe
+from .recipes import get_recipe, last_conv_layer
 from .runs import Run, load_run
 from .tables import compare_rows, markdown_table
 
@@ -50,7 +50,7 @@ class Evaluated:
     @property
     def layer(self) -> str:
         """The layer Grad-CAM explains: the recipe's last conv layer."""
-        return get_recipe(self.run.config.recipe).last_conv_layer
+        return last_conv_layer(self.run.config)
 
     def describe(self, i: int) -> str:
         """'file\ntrue -> predicted p=...' for image i of the split."""
@@ -296,7 +296,7 @@ def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_
     except ImageError as exc:
         raise HorsesHumansError(str(exc)) from None
     predictor = Predictor.from_run(run)
-    layer = layer or get_recipe(run.config.recipe).last_conv_layer
+    layer = layer or last_conv_layer(run.config)
     explain.check_paths(predictor.model, [layer])
     p = float(predictor.predict_pixels(pixels[None])[0])
     heatmap = explain.gradcam(predictor.model, pixels, layer)

@@ -54,8 +54,7 @@ def metric_cells(runs: list) -> dict[str, str]:
 
 def group_key(run) -> tuple:
     """Runs that differ only by seed share a row."""
-    c = run.config
-    return (c.recipe, c.image_size, c.epochs, c.dropout, c.l2, c.early_stopping, c.reduce_lr, c.learning_rate, c.precision, c.augmentation if c.recipe == "augmented" or c.augment else "")
+    return tuple(sorted((k, str(v)) for k, v in run.config.to_dict().items() if k != "seed"))
 
 
 def group_runs(runs: list) -> list[list]:
@@ -71,7 +70,9 @@ def options_text(config) -> str:
     augmented = config.recipe == "augmented" or config.augment
     parts = [f"{config.augmentation} augmentation" if augmented and config.augmentation != "reference" else "",
              f"dropout {config.dropout}" if config.dropout else "", f"L2 {config.l2}" if config.l2 else "",
-             "early stop" if config.early_stopping else "", "LR on plateau" if config.reduce_lr else ""]
+             "early stop" if config.early_stopping else "", "LR on plateau" if config.reduce_lr else "",
+             f"conv {'-'.join(map(str, config.conv_filters))} k{config.kernel_size}"
+             if config.recipe in ("baseline", "augmented") and (config.conv_filters, config.kernel_size) != ((16, 32, 64), 3) else ""]
     return ", ".join(p for p in parts if p) or "-"
 
 

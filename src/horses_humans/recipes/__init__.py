@@ -18,7 +18,7 @@ class Recipe:
     image_size: int = 150
     epochs: int = 15
     learning_rate: float = 1e-3
-    last_conv_layer: str | None = None
+    last_conv_layer: str | Callable | None = None  # a layer path, or a function of the config giving one
     transfer: bool = False  # a frozen pretrained backbone ("backbone") with a trainable "head"
 
 
@@ -36,6 +36,12 @@ def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise HorsesHumansError(f"unknown recipe {name!r}: choose one of {', '.join(sorted(RECIPES))}.")
     return RECIPES[name]
+
+
+def last_conv_layer(config: TrainConfig) -> str | None:
+    """The layer Grad-CAM looks at by default for this config's model (e.g. conv3, backbone/mixed7)."""
+    layer = get_recipe(config.recipe).last_conv_layer
+    return layer(config) if callable(layer) else layer
 
 
 def resolve(config: TrainConfig) -> TrainConfig:

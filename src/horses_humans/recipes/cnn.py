@@ -10,11 +10,13 @@ from . import Recipe, register
 
 
 def build_cnn_body(image_size: int, config) -> list:
-    """Rescaling then Conv 16-32-64 + MaxPool, Flatten, (Dropout), Dense 512, Dense 1 sigmoid."""
+    """Rescaling, Conv + MaxPool per config.conv_filters (reference: 16-32-64, 3x3), Flatten, (Dropout),
+    Dense 512, Dense 1 sigmoid."""
+    check_fits(image_size, config.conv_filters, config.kernel_size)
     regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
     body = [layers.Rescaling(1.0 / 255, name="rescale")]
-    for i, filters in enumerate((16, 32, 64), start=1):
-        body += [layers.Conv2D(filters, 3, activation="relu", name=f"conv{i}"), layers.MaxPooling2D(2, name=f"pool{i}")]
+    for i, filters in enumerate(config.conv_filters, start=1):
+        body += [layers.Conv2D(filters, config.kernel_size, activation="relu", name=f"conv{i}"), layers.MaxPooling2D(2, name=f"pool{i}")]
     body.append(layers.Flatten(name="flatten"))
     if config.dropout:
         body.append(layers.Dropout(config.dropout, name="dropout"))
@@ -24,6 +26,16 @@ def build_cnn_body(image_size: int, config) -> list:
         layers.Dense(1, activation="sigmoid", dtype="float32", name="output"),
     ]
     return body
+
+
+def check_fits(image_size: int, conv_filters: tuple, kernel_size: int) -> None:
+    """A clear error when the conv/pool blocks would shrink the image to nothing."""
+    side = image_size
+    for _ in conv_filters:
+        side = (side - kernel_size + 1) // 2
+    if side < 1:
+        raise HorsesHumansError(f"{len(conv_filters)} conv blocks with kernel {kernel_size} shrink a {image_size}px image "
+                                "to nothing: use fewer blocks, a smaller kernel or a larger --image-size.")
 
 
 def build_augmentation(preset: str = "reference") -> list:
@@ -61,5 +73,10 @@ def build_augmented(image_size: int, config) -> keras.Model:
     return keras.Sequential([*inputs, *build_augmentation(config.augmentation), *build_cnn_body(image_size, config)], name="augmented")
 
 
-register(Recipe("baseline", build_baseline, "reference CNN (Conv 16-32-64, Dense 512), no augmentation", last_conv_layer="conv3"))
-register(Recipe("augmented", build_augmented, "reference CNN with flip/rotate/zoom/stretch augmentation", last_conv_layer="conv3"))
+def last_conv(config) -> str:
+    """Name of the last conv layer of a CNN built from `config` (conv3 for the reference)."""
+    return f"conv{len(config.conv_filters)}"
+
+
+register(Recipe("baseline", build_baseline, "reference CNN (Conv 16-32-64, Dense 512), no augmentation", last_conv_layer=last_conv))
+register(Recipe("augmented", build_augmented, "reference CNN with flip/rotate/zoom/stretch augmentation", last_conv_layer=last_conv))

@@ -46,10 +46,9 @@ def resolve_run(settings: ServeSettings) -> Run:
 
 def gradcam_layer(run: Run) -> str | None:
     """The recipe's last convolutional layer (None for an unknown recipe: no Grad-CAM, predictions still work)."""
-    from ..recipes import RECIPES
+    from ..recipes import RECIPES, last_conv_layer
 
-    recipe = RECIPES.get(run.config.recipe)
-    return recipe.last_conv_layer if recipe else None
+    return last_conv_layer(run.config) if run.config.recipe in RECIPES else None
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
