@@ -13,6 +13,7 @@ from horses_humans.tables import results_table
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+REPRODUCE_START, REPRODUCE_END = "<!-- reproduce:start -->", "<!-- reproduce:end -->"
 
 
 def curves(runs) -> str:
@@ -22,6 +23,19 @@ def curves(runs) -> str:
         accs = " ".join(f"{100 * h['val_accuracy']:.0f}" for h in run.history)
         lines.append(f"| {run.config.recipe} {run.environment.get('precision', '')} s{run.config.seed} | {accs} |")
     return "\n".join(lines)
+
+
+def replace_block(text: str, start: str, end: str, body: str) -> str:
+    """text with what stands between the start and end markers replaced by body."""
+    return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda m: f"{start}\n{body}\n{end}", text, flags=re.S)
+
+
+def first_table(markdown: str) -> str:
+    """The first Markdown table (consecutive lines starting with '|') of a document."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
 
 
 def main(runs_dir: str) -> None:
@@ -35,8 +49,11 @@ def main(runs_dir: str) -> None:
     write_text_atomic(REPO / "docs" / "results.md", doc)
     readme = REPO / "README.md"
     text = readme.read_text()
-    block = f"{START}\n{table}\n{END}"
-    write_text_atomic(readme, re.sub(re.escape(START) + ".*?" + re.escape(END), lambda m: block, text, flags=re.S))
+    text = replace_block(text, START, END, table)
+    reproduce = REPO / "docs" / "reproduce.md"  # written by `horses-humans experiment reproduce`
+    if reproduce.exists():
+        text = replace_block(text, REPRODUCE_START, REPRODUCE_END, first_table(reproduce.read_text()))
+    write_text_atomic(readme, text)
     print(doc)
 
 
