@@ -70,23 +70,28 @@ def rows_to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def evaluate_run(run_dir, data_dir, cache_dir=None, log=print) -> dict:
-    """Evaluate a run's saved model on the validation split; writes evaluation.json and predictions.csv."""
+def predict_validation(run, data_dir, cache_dir=None, log=print):
+    """(predictor, validation split, probabilities of class 1) for a loaded run; classes must agree."""
     from pathlib import Path
 
+    from .config import HorsesHumansError
     from .data import VALIDATION, load_split
-    from .io import write_json_atomic, write_text_atomic
     from .predict import Predictor
+
+    split = load_split(Path(data_dir), VALIDATION, run.image_size, cache_dir, warn=log)
+    if split.class_names != run.class_names:
+        raise HorsesHumansError(f"{data_dir}: classes {split.class_names} differ from the run's {run.class_names}.")
+    predictor = Predictor.from_run(run)
+    return predictor, split, predictor.predict_pixels(np.asarray(split.x))
+
+
+def evaluate_run(run_dir, data_dir, cache_dir=None, log=print) -> dict:
+    """Evaluate a run's saved model on the validation split; writes evaluation.json and predictions.csv."""
+    from .io import write_json_atomic, write_text_atomic
     from .runs import load_run
 
     run = load_run(run_dir)
-    split = load_split(Path(data_dir), VALIDATION, run.image_size, cache_dir, warn=log)
-    if split.class_names != run.class_names:
-        from .config import HorsesHumansError
-
-        raise HorsesHumansError(f"{data_dir}: classes {split.class_names} differ from the run's {run.class_names}.")
-    predictor = Predictor.from_run(run)
-    probabilities = predictor.predict_pixels(np.asarray(split.x))
+    predictor, split, probabilities = predict_validation(run, data_dir, cache_dir, log)
     metrics = classification_metrics(split.y, probabilities, predictor.threshold)
     metrics.update(run=str(run.path), class_names=run.class_names, skipped_files=len(split.skipped))
     rows = per_image_rows(split.files, split.y, probabilities, run.class_names, predictor.threshold)

@@ -14,8 +14,8 @@ import numpy as np
 
 from . import explain, plots
 from .config import HorsesHumansError
-from .data import VALIDATION, Split, load_split
-from .evaluation import classification_metrics, roc_curve
+from .data import Split
+from .evaluation import classification_metrics, predict_validation, roc_curve
 from .images import ImageError, load_pixels
 from .io import write_text_atomic
 from .predict import Predictor
@@ -78,11 +78,7 @@ def write_report(run_dir: Path, data_dir: Path, cache_dir: Path | None = None, c
 
 def evaluate(run: Run, data_dir: Path, cache_dir: Path | None, log=print) -> Evaluated:
     """Load the run's model and predict the validation split."""
-    split = load_split(Path(data_dir), VALIDATION, run.image_size, cache_dir, warn=log)
-    if split.class_names != run.class_names:
-        raise HorsesHumansError(f"{data_dir}: classes {split.class_names} differ from the run's {run.class_names}.")
-    predictor = Predictor.from_run(run)
-    return Evaluated(run, predictor, split, predictor.predict_pixels(np.asarray(split.x)))
+    return Evaluated(run, *predict_validation(run, data_dir, cache_dir, log))
 
 
 def spread(y: np.ndarray, cls: int, n: int) -> np.ndarray:
