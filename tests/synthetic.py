@@ -1,5 +1,6 @@
 """A tiny learnable synthetic data set in the official layout (horses reddish, humans bluish)."""
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,3 +26,12 @@ def make_dataset(root: Path, train_per_class: int = 24, val_per_class: int = 8, 
             for i in range(n):
                 write_image(Path(root) / split / name / f"{name[:-1]}{i:02d}.png", cls, rng)
     return Path(root)
+
+
+def zip_folder(folder: Path, archive: Path, prefix: str = "") -> Path:
+    """Zip every file under folder, stored as prefix + its path relative to folder."""
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, prefix + p.relative_to(folder).as_posix())
+    return archive

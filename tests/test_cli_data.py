@@ -9,6 +9,8 @@ import pytest
 from horses_humans.cli import main
 from horses_humans.data import TRAIN, VALIDATION
 
+from .synthetic import zip_folder
+
 
 def assert_one_line_error(err: str, *fragments: str) -> None:
     """stderr is exactly one 'error: ...' line holding every fragment, and no traceback."""
@@ -56,10 +58,7 @@ def test_import_folder_then_check(tmp_path, make_dataset, capsys):
 
 def test_import_zip_with_split_option(tmp_path, make_split, capsys):
     folder = make_split(tmp_path / "src", (1, 1))
-    archive = tmp_path / "pictures.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for p in folder.rglob("*.png"):
-            zf.write(p, p.relative_to(folder).as_posix())
+    archive = zip_folder(folder, tmp_path / "pictures.zip")
     data_dir = tmp_path / "data"
     assert main(["data", "import", str(archive), "--split", VALIDATION, "--data-dir", str(data_dir)]) == 0
     assert sorted(p.name for p in (data_dir / VALIDATION).iterdir()) == ["horses", "humans"]
@@ -93,10 +92,8 @@ def test_import_non_zip_is_a_one_line_error(tmp_path, capsys):
 
 def test_import_zip_slip_is_a_one_line_error(tmp_path, make_split, capsys):
     folder = make_split(tmp_path / "src", (1, 1))
-    archive = tmp_path / "evil.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for p in folder.rglob("*.png"):
-            zf.write(p, p.relative_to(folder).as_posix())
+    archive = zip_folder(folder, tmp_path / "evil.zip")
+    with zipfile.ZipFile(archive, "a") as zf:
         zf.writestr("../evil.png", b"outside")
     assert main(["data", "import", str(archive), "--data-dir", str(tmp_path / "data")]) == 2
     assert_one_line_error(capsys.readouterr().err, "../evil.png", "refused")

@@ -18,14 +18,7 @@ from horses_humans.config import HorsesHumansError
 from horses_humans.data import SPLITS, TRAIN, VALIDATION, Source
 from horses_humans.images import load_pixels
 
-
-def zip_folder(folder: Path, archive: Path, prefix: str = "") -> Path:
-    """Zip every file under folder, stored as prefix + its path relative to folder."""
-    with zipfile.ZipFile(archive, "w") as zf:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                zf.write(p, prefix + p.relative_to(folder).as_posix())
-    return archive
+from .synthetic import zip_folder
 
 
 def split_files(split_dir: Path) -> list[str]:
