@@ -39,6 +39,8 @@ def test_health_model_page_and_docs(client, baseline_run):
     assert "val_accuracy" in info["metrics"]
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "/v1/predict" in page.text
+    assert "function startUploads" in client.get("/static/cards.js").text  # the upload UI shared with the browser build
+    assert client.get("/static/page.css").headers["content-type"].startswith("text/css")
     assert client.get("/docs").status_code == 200
     assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
 

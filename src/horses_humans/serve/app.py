@@ -6,10 +6,12 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..config import resolve_runs_dir
@@ -21,6 +23,7 @@ from .settings import ServeSettings
 from .worker import ModelWorker
 
 log = logging.getLogger("horses_humans.serve")
+SHARED_STATIC = Path(__file__).parent.parent / "static"
 
 
 @dataclass
@@ -70,6 +73,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app = FastAPI(title="horses-humans", summary="Is it a horse or a human? Upload photos, get labels.", lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(router)
+    # page.css and cards.js: the look and upload UI the page shares with the browser build (`export --format web`)
+    app.mount("/static", StaticFiles(directory=SHARED_STATIC), name="static")
     add_error_handlers(app)
     return app
 
