@@ -108,6 +108,22 @@ def test_unfinished_run_is_explained(tmp_path, capsys):
     assert "not a finished run (missing model.keras, labels.json)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["predict"]])
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"not a model at all"])
+def test_damaged_model_file_is_one_line_naming_it(tmp_path, data_dir, capsys, command, content):
+    from horses_humans.config import TrainConfig
+
+    from .fake_runs import write_run
+
+    run = write_run(tmp_path / "runs", TrainConfig(recipe="baseline", image_size=32))
+    (run / "model.keras").write_bytes(content)
+    (tmp_path / "x.png").write_bytes(b"")
+    argv = [command[0], str(run), *(["x.png"] if command[0] == "predict" else [*command[1:], "--data-dir", str(data_dir)])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run / 'model.keras'}: cannot load the model") and "train the run again" in err
+
+
 def test_help_for_every_command(capsys):
     for argv in (["--help"], ["train", "--help"], ["data", "check", "--help"], ["predict", "--help"]):
         with pytest.raises(SystemExit) as exc:

@@ -41,7 +41,13 @@ class Run:
         """The saved float32 Keras model (raw 0-255 RGB pixels in, probability of class 1 out)."""
         import keras
 
-        return keras.saving.load_model(self.path / MODEL_FILE, compile=False)
+        path = self.path / MODEL_FILE
+        try:
+            return keras.saving.load_model(path, compile=False)
+        except Exception as exc:  # a damaged file fails in many ways (not a zip, bad JSON, missing weights, ...)
+            message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise HorsesHumansError(f"{path}: cannot load the model ({type(exc).__name__}: {message}); "
+                                    "the file is damaged or incomplete: train the run again.") from None
 
 
 def new_run_dir(runs_dir: Path, config: TrainConfig) -> Path:
