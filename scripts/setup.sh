@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing), install the package with its test extras, and Chromium for the browser test. Idempotent.
+# Create .venv (if missing), install the package with its test extras, Chromium for the browser tests, and
+# ONNX Runtime Web (web/node_modules, pinned by web/package-lock.json) for the page `export --format web` writes. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -8,11 +9,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
-# The browser test drives Debian's Chromium through Playwright (no Playwright browser download).
-if [ ! -x /usr/bin/chromium ]; then
+apt_install() {
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
   else
-    sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+    sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
   fi
+}
+# The browser tests drive Debian's Chromium through Playwright (no Playwright browser download).
+[ -x /usr/bin/chromium ] || apt_install chromium
+# The browser build copies ONNX Runtime Web's WebAssembly files from web/node_modules (reinstalled when the lock changes).
+command -v npm >/dev/null || apt_install nodejs npm
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  npm ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error
 fi

@@ -5,11 +5,15 @@ import shutil
 import socket
 import threading
 import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
+from PIL import Image
 
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
@@ -66,9 +70,120 @@ def test_upload_page_shows_labels_errors_and_gradcam(server_url, views_data, tmp
             expect(cards.nth(i).locator(".label")).to_have_text(label)
             expect(cards.nth(i).locator("img")).to_have_count(2)  # the photo and its Grad-CAM overlay
         expect(cards.nth(2).locator(".error")).to_contain_text("notes.txt: not an image")
-        screenshot = page.screenshot(path=str(tmp_path / "upload-page.png"), full_page=True)
+        page.screenshot(path=str(tmp_path / "upload-page.png"), full_page=True)
         browser.close()
-    assert screenshot[:8] == b"\x89PNG\r\n\x1a\n"
-    if os.environ.get("HORSES_HUMANS_SCREENSHOTS"):  # keep it where a person can look at it
+    keep_screenshot(tmp_path / "upload-page.png")
+
+
+# ---------------------------------------------------------------- the browser build (`export --format web`)
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def web_site(baseline_run, views_data, tmp_path_factory):
+    """Both browser builds of the 32 px baseline and a folder of test images, behind a plain static file server
+    (what `python -m http.server` does: no inference server)."""
+    from horses_humans.export import export, open_source
+
+    source = open_source(baseline_run, views_data[0], views_data[1], log=lambda s: None)
+    site = tmp_path_factory.mktemp("site")
+    for quantize in ("none", "dynamic"):
+        result = export(source, "web", quantize, latency_runs=1)
+        assert result.shipped, result.error
+        shutil.copytree(result.path, site / result.name)
+    rng = np.random.default_rng(7)
+    for name, (width, height) in {"exact.png": (32, 32), "bigger.png": (40, 40), "odd.png": (97, 61), "large.png": (300, 300)}.items():
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert("RGBA").save(site / name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", site
+    server.shutdown()
+
+
+def open_page(pw, url):
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1000, "height": 620})
+    page.goto(url)
+    page.wait_for_selector("#model[data-ready]", timeout=60_000)
+    return browser, page
+
+
+PAGE_PREDICT = """async (names) => {
+  const model = await ready, out = [];
+  for (const name of names) {
+    const blob = await (await fetch("../" + name)).blob();
+    const file = new File([blob], name);
+    const pixels = await imagePixels(file, model.labels.input_size);
+    const result = await predictWith(model, file);
+    out.push({ pixels: Array.from(pixels), p: result.probabilities[model.labels.class_names[1]], label: result.label });
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("build", ["web", "web-dynamic"])
+def test_browser_build_decodes_like_pillow_and_answers_like_python(web_site, baseline_run, build):
+    import onnxruntime
+    from playwright.sync_api import sync_playwright
+
+    from horses_humans.images import load_pixels
+    from horses_humans.predict import Predictor
+
+    url, site = web_site
+    names = ["exact.png", "bigger.png", "odd.png", "large.png"]
+    with sync_playwright() as pw:
+        browser, page = open_page(pw, f"{url}/{build}/")
+        answers = page.evaluate(PAGE_PREDICT, names)
+        browser.close()
+    expected_pixels = np.stack([load_pixels(site / name, 32) for name in names])
+    got_pixels = np.array([a["pixels"] for a in answers]).reshape(expected_pixels.shape)
+    assert np.array_equal(got_pixels, expected_pixels)  # the page's resize is Pillow's bilinear, exactly
+    session = onnxruntime.InferenceSession(str(site / build / "model.onnx"), providers=["CPUExecutionProvider"])
+    native = session.run(None, {session.get_inputs()[0].name: expected_pixels.astype(np.float32)})[0].ravel()
+    in_browser = np.array([a["p"] for a in answers])
+    # ONNX Runtime Web (wasm) against native ONNX Runtime: float kernels agree to rounding; with int8 dense weights
+    # the activations are quantized on the fly and the two builds round a few of them differently (3e-4 seen)
+    assert np.abs(in_browser - native).max() <= (1e-4 if build == "web" else 1e-2)
+    keras = Predictor.from_run(baseline_run).predict_pixels(expected_pixels)
+    assert [a["label"] for a in answers] == [["horses", "humans"][int(p >= 0.5)] for p in keras]
+    if build == "web":
+        assert np.abs(in_browser - keras).max() <= 1e-4
+
+
+def test_browser_build_page_labels_photos_and_reports_bad_files(web_site, views_data, baseline_run, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from horses_humans.predict import Predictor
+
+    url, _ = web_site
+    validation = views_data[0] / "validation-horse-or-human"
+    photos = [sorted((validation / "horses").iterdir())[0], sorted((validation / "humans").iterdir())[0]]
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a photo")
+    expected = [r.label for r in Predictor.from_run(baseline_run).predict_files(photos)]
+    with sync_playwright() as pw:
+        browser, page = open_page(pw, f"{url}/web/")
+        expect(page.locator("#model")).to_contain_text(f"model {baseline_run.name} (baseline, web, 32 px")
+        page.set_input_files("#files", [str(p) for p in photos] + [str(bad)])
+        cards = page.locator(".card")
+        expect(cards).to_have_count(3)
+        for i, label in enumerate(expected):
+            expect(cards.nth(i).locator(".label")).to_have_text(label)
+        expect(cards.nth(2).locator(".error")).to_contain_text("notes.txt: not an image the browser can decode")
+        page.screenshot(path=str(tmp_path / "web-build.png"), full_page=True)
+        page.goto(Path(web_site[1] / "web" / "index.html").as_uri())  # opened as a file, it says how to serve it
+        expect(page.locator("#model")).to_contain_text("python -m http.server")
+        browser.close()
+    keep_screenshot(tmp_path / "web-build.png")
+
+
+def keep_screenshot(path: Path) -> None:
+    """Copy a screenshot where a person can look at it ($HORSES_HUMANS_SCREENSHOTS), if asked to."""
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("HORSES_HUMANS_SCREENSHOTS"):
         Path(os.environ["HORSES_HUMANS_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / "upload-page.png", Path(os.environ["HORSES_HUMANS_SCREENSHOTS"]) / "upload-page.png")
+        shutil.copy(path, Path(os.environ["HORSES_HUMANS_SCREENSHOTS"]) / path.name)

@@ -108,7 +108,7 @@ def test_unfinished_run_is_explained(tmp_path, capsys):
     assert "not a finished run (missing model.keras, labels.json)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["predict"]])
+@pytest.mark.parametrize("command", [["predict"], ["export", "--format", "keras"]])
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"not a model at all"])
 def test_damaged_model_file_is_one_line_naming_it(tmp_path, data_dir, capsys, command, content):
     from horses_humans.config import TrainConfig
@@ -125,7 +125,7 @@ def test_damaged_model_file_is_one_line_naming_it(tmp_path, data_dir, capsys, co
 
 
 def test_help_for_every_command(capsys):
-    for argv in (["--help"], ["train", "--help"], ["data", "check", "--help"], ["predict", "--help"]):
+    for argv in (["--help"], ["train", "--help"], ["data", "check", "--help"], ["predict", "--help"], ["export", "--help"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 0

@@ -16,18 +16,14 @@ def quiet_backend() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # TF's default; set explicitly, TF stops announcing it
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if os.environ["KERAS_BACKEND"] != "tensorflow" or os.environ.get("HORSES_HUMANS_VERBOSE"):
+    if os.environ["KERAS_BACKEND"] != "tensorflow":
         return
     # TensorFlow's C++ layer prints absl/oneDNN notices on import regardless of TF_CPP_MIN_LOG_LEVEL;
     # hide stderr for the import only (a Python exception from the import is still raised and shown).
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    from .io import quiet_native_stderr
+
+    with quiet_native_stderr():
+        import tensorflow  # noqa: F401
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -117,6 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path)
     p.add_argument("--layer", help="layer for Grad-CAM, nested as backbone/NAME (default: the recipe's last conv layer)")
     p.add_argument("--out", type=Path, help="folder for the PNGs (default: RUN/explain)")
+
+    from .export import FORMATS, QUANTIZE
+
+    p = sub.add_parser("export", help="export a run's model (keras, savedmodel, tflite, web), each checked against the Keras model")
+    p.add_argument("run", type=Path)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--format", choices=list(FORMATS), help="keras | savedmodel | tflite | web (ONNX + a static page)")
+    which.add_argument("--all", action="store_true", help="every format and quantization; prints the trade-off table "
+                                                          "and writes RUN/export/exports.md")
+    p.add_argument("--quantize", default="none", choices=QUANTIZE,
+                   help="tflite: none, float16, dynamic (int8 weights) or int8 (calibrated on training images); web: none or dynamic")
+    p.add_argument("--latency-runs", type=int, default=50, help="single-image calls timed per export (default 50)")
+    add_data_dir(p)
+    add_cache_dir(p)
 
     p = sub.add_parser("weights", help="pretrained backbone weights").add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     w = p.add_parser("install", help="check a weights file loads into a backbone, then copy it into the Keras cache under its official name")
@@ -316,6 +326,30 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .config import check_positive
+    from .export import ALL, check_request, export_all, open_source, write_table
+
+    check_positive("latency_runs", args.latency_runs)
+    if args.all and args.quantize != "none":
+        raise HorsesHumansError("--all exports every quantization already; leave out --quantize.")
+    requests = ALL if args.all else [(args.format, args.quantize)]
+    for request in requests:
+        check_request(*request)  # a bad combination fails here, before the model is loaded
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure Markdown)
+    source = open_source(args.run, resolve_data_dir(args.data_dir), args.cache_dir, log)
+    results = export_all(source, requests, args.latency_runs)
+    if args.all:
+        table, path = write_table(source, results)
+        log(f"wrote {path}")
+    else:
+        from .export import results_table
+
+        table = results_table(source, results)
+    print(table, end="")
+    return 0 if all(r.shipped for r in results) else 1
+
+
 def cmd_weights(args) -> int:
     from .weights import install_weights
 
@@ -325,7 +359,7 @@ def cmd_weights(args) -> int:
 
 COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
             "report": cmd_report, "explain": cmd_explain, "compare": cmd_compare, "experiment": cmd_experiment,
-            "serve": cmd_serve}
+            "serve": cmd_serve, "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,3 +41,21 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON (indented, sorted keys off to keep our order) atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+@contextmanager
+def quiet_native_stderr():
+    """Hide what C++ libraries (TensorFlow, its converter, LiteRT) print straight to file descriptor 2 for a block;
+    Python exceptions still propagate with their messages. HORSES_HUMANS_VERBOSE=1 shows everything."""
+    if os.environ.get("HORSES_HUMANS_VERBOSE"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Regenerates docs/export.md: the export trade-off table of the reference baseline CNN (15 epochs, seed 0) and of
+# mobilenet_v2 (224 px, seed 0, the ImageNet weights from ../shared/weights when there). Each model is trained into
+# runs/export/ unless a finished run is already there, then exported in every format (`horses-humans export RUN --all`),
+# then the exports' single-image latency is measured again, interleaved, against Keras (bench/bench_export.py).
+# About 10 minutes on the 2-core CPU (3 more when it has to train).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/data_dir.sh
+hh=.venv/bin/horses-humans
+runs=runs/export
+weights=imagenet
+shared=../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5
+[ -f "$shared" ] && weights=$shared
+
+latest_run() { ls -td "$runs/$1"-*/ 2>/dev/null | while read -r d; do [ -f "$d/model.keras" ] && { echo "${d%/}"; break; }; done; }
+[ -n "$(latest_run baseline)" ] || $hh train --recipe baseline --seed 0 --runs-dir "$runs"
+[ -n "$(latest_run mobilenet_v2)" ] || $hh train --recipe mobilenet_v2 --weights "$weights" --seed 0 --runs-dir "$runs"
+
+out=docs/export.md
+status=0
+{
+  echo "# Exports: size, accuracy, agreement with Keras, latency"
+  echo
+  echo "Made by \`bash scripts/export_results.sh\` on $(date -u +%Y-%m-%d) ($(nproc) CPU cores: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1))."
+  echo "Each table is \`horses-humans export RUN --all\` for one model; every export was run by its own runtime on the"
+  echo "256 validation images and checked against the Keras model before it was written (see README, Export)."
+  for recipe in baseline mobilenet_v2; do
+    echo
+    echo "## $recipe"
+    echo
+    $hh export "$(latest_run "$recipe")" --all || status=1
+  done
+  echo
+  echo "## Latency against Keras, interleaved"
+  echo
+  echo "\`python bench/bench_export.py RUN --rounds 5 --calls 100\` for each run above: every runtime takes its turn in each"
+  echo "round, so a noisy neighbour slows all alike; p50 of single-image calls, median over the rounds."
+  for recipe in baseline mobilenet_v2; do
+    echo
+    .venv/bin/python bench/bench_export.py "$(latest_run "$recipe")" --rounds 5 --calls 100
+  done
+} > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "wrote $out"
+exit $status

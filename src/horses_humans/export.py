@@ -1,0 +1,435 @@
+"""`horses-humans export`: a run's model for phones, servers and web pages, each export checked before it ships.
+
+Formats: the Keras file; a TensorFlow SavedModel (`model.export`, a `serve` endpoint taking raw pixels); TFLite
+converted from that SavedModel (float, float16, dynamic-range or int8, run with LiteRT); and `web`, an ONNX model
+(`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web. Every export is
+written into a staging folder, run by its own runtime on the validation images and compared with the Keras model
+(parity.RULES); only one that passes is moved to RUN/export/NAME/, with a labels.json and an export.json.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import HorsesHumansError
+from .data import TRAIN, Split, load_split
+from .io import current_umask, quiet_native_stderr, write_json_atomic, write_text_atomic
+from .parity import Parity, check_parity, exports_table, megabytes, p50_latency_ms
+from .runs import MODEL_FILE, Run, load_run
+from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
+
+QUANTIZE = ("none", "float16", "dynamic", "int8")
+EXPORT_DIR = "export"
+REPRESENTATIVE_IMAGES = 128  # training images that calibrate int8 activation ranges
+STATIC = Path(__file__).parent / "static"
+ENV_ORT_WEB = "HORSES_HUMANS_ORT_WEB"
+ORT_WEB_VERSION = "1.30.0"  # as pinned in web/package.json
+ORT_WEB_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+ORT_WEB_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export format: the file it makes, how it is written, and the runtime that checks it."""
+
+    name: str
+    file: str  # the model file (or folder) inside RUN/export/NAME/
+    write: Callable  # (source, target path, quantize) -> None
+    runtime: Callable[[Path], Runtime]
+    quantize: tuple[str, ...] = ("none",)
+    needs: tuple[str, ...] = ()  # Python modules (from the `export` extra) that write or run it
+
+
+@dataclass
+class Source:
+    """What every export is made from and checked against: the run, its Keras model and its validation answers."""
+
+    run: Run
+    model: object  # the run's Keras model, as saved
+    validation: Split
+    reference: np.ndarray  # the Keras model's probabilities of class 1 on validation.x
+    data_dir: Path
+    cache_dir: Path | None = None
+    log: Callable = print
+    scratch: object = field(default=None, repr=False)  # the TemporaryDirectory holding `saved_model`
+
+    @cached_property
+    def inference_model(self):
+        """The model as it runs at inference, called once (exporters need a built, called model)."""
+        model = strip_augmentation(self.model)
+        model(np.zeros((1, self.run.image_size, self.run.image_size, 3), np.float32))
+        return model
+
+    @cached_property
+    def saved_model(self) -> Path:
+        """The inference model as a SavedModel, written once into a scratch folder (removed with this object):
+        the savedmodel export copies it and every TFLite conversion starts from it."""
+        self.scratch = tempfile.TemporaryDirectory(prefix="horses-humans-export-")
+        path = Path(self.scratch.name) / "saved_model"
+        save_inference_model(self.inference_model, self.run.image_size, path)
+        return path
+
+    @cached_property
+    def representative(self) -> np.ndarray:
+        """A fixed random sample of training images (seed 0) that calibrates int8 quantization."""
+        split = load_split(Path(self.data_dir), TRAIN, self.run.image_size, self.cache_dir, warn=self.log)
+        pick = np.random.default_rng(0).permutation(len(split))[:REPRESENTATIVE_IMAGES]
+        return np.asarray(split.x[np.sort(pick)], np.float32)
+
+
+@dataclass
+class ExportResult:
+    """What one export produced and how it compared with the Keras model."""
+
+    name: str
+    format: str
+    quantize: str
+    runtime: str = ""
+    path: Path | None = None  # where it was published; None if it was not
+    files: dict = field(default_factory=dict)  # file name -> bytes
+    model_bytes: int = 0
+    parity: Parity | None = None
+    accuracy: float | None = None
+    latency_ms: float | None = None
+    seconds: float = 0.0  # conversion and checks
+    error: str | None = None
+
+    @property
+    def shipped(self) -> bool:
+        return self.path is not None
+
+    def row(self, float_bytes: int | None) -> dict:
+        """The table row: sizes, accuracy, differences, latency; dashes where the export failed."""
+        p, dash = self.parity, "-"
+        return {
+            "export": self.name, "runtime": self.runtime or dash, "file": FORMATS[self.format].file,
+            "mb": megabytes(self.model_bytes) if self.model_bytes else dash,
+            "folder_mb": megabytes(sum(self.files.values())) if self.files else dash,
+            "ratio": f"{self.model_bytes / float_bytes:.4f}" if self.model_bytes and float_bytes else dash,
+            "accuracy": f"{100 * self.accuracy:.1f}" if self.accuracy is not None else dash,
+            "mean_abs_diff": f"{p.mean_abs_diff:.2e}" if p else dash, "max_abs_diff": f"{p.max_abs_diff:.2e}" if p else dash,
+            "agreement": f"{100 * p.label_agreement:.1f}" if p else dash,
+            "latency": f"{self.latency_ms:.2f}" if self.latency_ms is not None else dash,
+            "parity": "passed" if self.shipped else f"**not shipped**: {self.error}",
+        }
+
+
+def strip_augmentation(model):
+    """A copy of the model without augmentation layers, which are identity at inference but trace random ops
+    (StatelessRandomUniform, ImageProjectiveTransform) that TFLite and ONNX cannot take; other layers are shared."""
+    import keras
+
+    augmentation = (keras.layers.RandomFlip, keras.layers.RandomRotation, keras.layers.RandomZoom,
+                    keras.layers.RandomTranslation, keras.layers.RandomContrast, keras.layers.RandomBrightness)
+    if not any(isinstance(layer, augmentation) for layer in model.layers):
+        return model
+    return keras.models.clone_model(model, clone_function=lambda layer: keras.layers.Identity(name=layer.name)
+                                    if isinstance(layer, augmentation) else layer)
+
+
+# ---------------------------------------------------------------- writers
+
+def write_keras(source: Source, target: Path, quantize: str) -> None:
+    """The run's model.keras as it is (float32; opens with keras.saving.load_model)."""
+    shutil.copyfile(source.run.path / MODEL_FILE, target)
+
+
+def write_savedmodel(source: Source, target: Path, quantize: str) -> None:
+    """A SavedModel whose `serve` endpoint (also `serving_default`) takes raw 0-255 pixels (N, S, S, 3) float32."""
+    shutil.copytree(source.saved_model, target)
+
+
+def save_inference_model(model, image_size: int, target: Path) -> None:
+    """Write a SavedModel with keras.export.ExportArchive, without `track(model)`: `model.export()` tracks the
+    model and so stores every weight twice, once per wrapper object (keras-team/keras#23553, open), doubling the
+    file. The traced endpoint captures the variables itself, which is all a SavedModel needs."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.add_endpoint("serve", lambda pixels: model(pixels, training=False),
+                         input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="pixels")])
+    archive.write_out(str(target), verbose=False)
+
+
+def write_tflite(source: Source, target: Path, quantize: str) -> None:
+    """TFLite from the SavedModel (the documented Keras 3 route), quantized as asked."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model))
+    configure_quantization(converter, quantize, source)
+    target.write_bytes(converter.convert())
+
+
+def configure_quantization(converter, quantize: str, source: Source) -> None:
+    """float16: weights in half precision; dynamic: int8 weights, float activations; int8: weights and
+    activations in int8, ranges calibrated on training images, float32 input and output kept."""
+    import tensorflow as tf
+
+    if quantize == "none":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        images = source.representative
+        converter.representative_dataset = lambda: ([image[None]] for image in images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+
+def write_onnx(source: Source, target: Path, quantize: str) -> None:
+    """ONNX via Keras' exporter (tf2onnx). `dynamic` stores the dense layers' weights as int8 (ONNX Runtime's tool);
+    convolutions stay float: ONNX Runtime's ConvInteger kernels are many times slower than its float convolutions
+    on CPU (its docs advise static quantization for CNNs), and the baseline's weights are 99.8% dense anyway."""
+    if quantize == "none":
+        source.inference_model.export(str(target), format="onnx", verbose=False)
+        return
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        write_onnx(source, Path(tmp) / "float.onnx", "none")
+        quantize_dynamic(Path(tmp) / "float.onnx", target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+
+
+def write_web(source: Source, target: Path, quantize: str) -> None:
+    """model.onnx plus a static page that runs it in ONNX Runtime Web (no server needed beyond static files)."""
+    write_onnx(source, target, quantize)
+    base = copy_ort_web(target.parent, source.log)
+    page = (STATIC / "web.html").read_text().replace("{{ORT_BASE}}", base)
+    (target.parent / "index.html").write_text(page)
+    for name in ("page.css", "cards.js", "pixels.js"):
+        shutil.copyfile(STATIC / name, target.parent / name)
+
+
+def find_ort_web() -> Path | None:
+    """ONNX Runtime Web's dist/ folder: $HORSES_HUMANS_ORT_WEB, else web/node_modules of this checkout (npm ci --prefix web)."""
+    if os.environ.get(ENV_ORT_WEB):
+        return Path(os.environ[ENV_ORT_WEB]).expanduser()
+    checkout = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "onnxruntime-web" / "dist"
+    return checkout if checkout.is_dir() else None
+
+
+def copy_ort_web(folder: Path, log=print) -> str:
+    """Copy ONNX Runtime Web's WebAssembly build beside the page; returns the base URL the page loads it from."""
+    dist = find_ort_web()
+    if dist is None:
+        log(f"note: ONNX Runtime Web not found locally (run `npm ci --prefix web` in a checkout, or set {ENV_ORT_WEB} "
+            f"to its dist/ folder); the page will load it from {ORT_WEB_CDN}, which needs internet")
+        return ORT_WEB_CDN
+    missing = [name for name in ORT_WEB_FILES if not (dist / name).is_file()]
+    if missing:
+        raise HorsesHumansError(f"{dist}: not an onnxruntime-web dist/ folder (missing {', '.join(missing)}); "
+                                f"point {ENV_ORT_WEB} at node_modules/onnxruntime-web/dist")
+    for name in ORT_WEB_FILES:
+        shutil.copyfile(dist / name, folder / name)
+    return "./"
+
+
+FORMATS = {f.name: f for f in (
+    Format("keras", "model.keras", write_keras, load_keras),
+    Format("savedmodel", "saved_model", write_savedmodel, SavedModelRuntime),
+    Format("tflite", "model.tflite", write_tflite, LiteRTRuntime, QUANTIZE, needs=("ai_edge_litert",)),
+    Format("web", "model.onnx", write_web, OnnxRuntime, ("none", "dynamic"), needs=("tf2onnx", "onnxruntime")),
+)}
+
+
+# ---------------------------------------------------------------- the export itself
+
+def export_name(fmt: str, quantize: str) -> str:
+    """The export's folder name: tflite, tflite-int8, web-dynamic, ..."""
+    return fmt if quantize == "none" else f"{fmt}-{quantize}"
+
+
+def check_request(fmt: str, quantize: str) -> Format:
+    """The format, or a clear error for an unknown format or a quantization it does not offer."""
+    if fmt not in FORMATS:
+        raise HorsesHumansError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    if quantize not in FORMATS[fmt].quantize:
+        offered = ", ".join(f"{f.name} ({'/'.join(f.quantize)})" for f in FORMATS.values() if len(f.quantize) > 1)
+        raise HorsesHumansError(f"--format {fmt} does not take --quantize {quantize}: quantization is offered by {offered}.")
+    missing = [module for module in FORMATS[fmt].needs if importlib.util.find_spec(module) is None]
+    if missing:
+        raise HorsesHumansError(f"--format {fmt} needs {', '.join(missing)}: pip install 'horses-humans[export]'.")
+    return FORMATS[fmt]
+
+
+def open_source(run_dir: str | Path, data_dir: Path, cache_dir: Path | None = None, log=print) -> Source:
+    """Load a run's model and its probabilities on the validation images (what every export is checked against)."""
+    from .evaluation import predict_validation
+
+    run = load_run(run_dir)
+    predictor, split, probabilities = predict_validation(run, data_dir, cache_dir, log)
+    return Source(run, predictor.model, split, probabilities, Path(data_dir), cache_dir, log)
+
+
+def export(source: Source, fmt: str, quantize: str = "none", latency_runs: int = 50) -> ExportResult:
+    """Write one export into a staging folder, check it, and publish it to RUN/export/NAME/ only if it passes."""
+    spec = check_request(fmt, quantize)
+    name = export_name(fmt, quantize)
+    result = ExportResult(name, fmt, quantize)
+    start = time.perf_counter()
+    export_root = source.run.path / EXPORT_DIR
+    export_root.mkdir(exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=export_root))
+    try:
+        build_and_check(source, spec, staging, result, latency_runs)
+        if result.parity.passed:
+            result.path = publish(staging, export_root / name)
+        else:
+            result.error = f"parity failed: {parity_summary(result.parity)}"
+    except HorsesHumansError:
+        raise
+    except Exception as exc:  # converters raise many types (ConverterError, ValueError, ...): report it, keep going
+        result.error = f"{type(exc).__name__}: {first_line(exc)}"
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+def build_and_check(source: Source, spec: Format, staging: Path, result: ExportResult, latency_runs: int) -> None:
+    """Write the artefact and labels.json into staging, run it on the validation images, fill in the result."""
+    target = staging / spec.file
+    with quiet_converters():
+        spec.write(source, target, result.quantize)
+        runtime = spec.runtime(target)
+    probabilities = runtime.predict(source.validation.x)
+    threshold = source.run.labels.get("threshold", 0.5)
+    result.runtime = runtime.name
+    result.parity = check_parity(source.reference, probabilities, result.quantize, threshold)
+    result.accuracy = float(np.mean((probabilities >= threshold) == source.validation.y))
+    result.latency_ms = p50_latency_ms(runtime.predict, source.validation.x[0], runs=latency_runs)
+    result.model_bytes = size_of(target)
+    write_json_atomic(staging / "labels.json", export_labels(source, result))
+    write_json_atomic(staging / "export.json", manifest(source, result))
+    result.files = {p.relative_to(staging).as_posix(): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
+
+
+@contextmanager
+def quiet_converters():
+    """Converters chatter: C++ notices on stderr, tf2onnx's FutureWarning, ONNX Runtime's advice via the root logger."""
+    with quiet_native_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def export_labels(source: Source, result: ExportResult) -> dict:
+    """labels.json: the run's labels (class order, threshold meaning, input size, pixel range) plus how to feed this file."""
+    size = source.run.image_size
+    return {
+        **source.run.labels, "model": source.run.path.name, "recipe": source.run.config.recipe,
+        "format": result.format, "quantize": result.quantize, "model_file": FORMATS[result.format].file,
+        "input": {"dtype": "float32", "shape": [None, size, size, 3], "layout": "NHWC",
+                  "note": "raw 0-255 RGB pixels; rescaling is inside the model"},
+        "validation_accuracy": result.accuracy,
+    }
+
+
+def manifest(source: Source, result: ExportResult) -> dict:
+    """export.json: where it came from, how it compared, what it measured, with which versions."""
+    return {
+        "run": str(source.run.path), "name": result.name, "format": result.format, "quantize": result.quantize,
+        "runtime": result.runtime, "model_bytes": result.model_bytes, "validation_accuracy": result.accuracy,
+        "keras_validation_accuracy": float(np.mean((source.reference >= 0.5) == source.validation.y)),
+        "parity": result.parity.to_dict(), "latency_ms_p50": result.latency_ms,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
+    }
+
+
+def versions() -> dict:
+    """Versions of the converters and runtimes that made and checked the export."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("keras", "tensorflow-cpu", "tensorflow", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def publish(staging: Path, dest: Path) -> Path:
+    """Move a checked export into place; an earlier export of the same name is replaced only once the new one is there."""
+    old = dest.with_name(f".old-{dest.name}-{uuid.uuid4().hex[:8]}")
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; an export is an ordinary folder
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(staging, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def size_of(path: Path) -> int:
+    """Bytes of a file, or of everything under a folder."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def parity_summary(parity: Parity) -> str:
+    """One line: the rule and the numbers it was judged on."""
+    return (f"{parity.rule}; max |dp| {parity.max_abs_diff:.2e}, mean |dp| {parity.mean_abs_diff:.2e}, "
+            f"same label on {100 * parity.label_agreement:.1f}% of {parity.images} images")
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of an exception's message (converter errors run to pages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+ALL = [(f.name, q) for f in FORMATS.values() for q in f.quantize]
+
+
+def export_all(source: Source, requests: list[tuple[str, str]] | None = None, latency_runs: int = 50) -> list[ExportResult]:
+    """Every format (and quantization) in turn, each reported as it finishes; one failing does not stop the rest."""
+    results = []
+    for fmt, quantize in requests or ALL:
+        result = export(source, fmt, quantize, latency_runs)
+        source.log(describe(result))
+        results.append(result)
+    return results
+
+
+def describe(result: ExportResult) -> str:
+    """One progress line for an export."""
+    if not result.shipped:
+        return f"{result.name}: NOT shipped ({result.error}) [{result.seconds:.1f} s]"
+    return (f"{result.name}: {megabytes(result.model_bytes)} MB, {parity_summary(result.parity)}, "
+            f"p50 {result.latency_ms:.2f} ms -> {result.path} [{result.seconds:.1f} s]")
+
+
+def results_table(source: Source, results: list[ExportResult]) -> str:
+    """The Markdown trade-off table for one model, with a line saying what it is and how it was measured."""
+    float_bytes = next((r.model_bytes for r in results if r.format == "tflite" and r.quantize == "none" and r.model_bytes), None)
+    run, n = source.run, len(source.validation)
+    keras_accuracy = 100 * float(np.mean((source.reference >= 0.5) == source.validation.y))
+    head = (f"**{run.path.name}** ({run.config.recipe}, {run.image_size} px; Keras validation accuracy {keras_accuracy:.1f}% "
+            f"on {n} images). Differences are against the Keras model's probabilities on the same {n} validation images; "
+            "'x float' is the size relative to the float TFLite file; latency is the median of single-image calls on this CPU.\n\n")
+    return head + exports_table([r.row(float_bytes) for r in results])
+
+
+def write_table(source: Source, results: list[ExportResult]) -> tuple[str, Path]:
+    """The table, also written to RUN/export/exports.md."""
+    table = results_table(source, results)
+    path = source.run.path / EXPORT_DIR / "exports.md"
+    write_text_atomic(path, table)
+    return table, path
