@@ -25,3 +25,25 @@ def test_failed_write_leaves_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+QUIET = """
+import os, sys
+from horses_humans.io import quiet_native_stderr
+with quiet_native_stderr():
+    os.write(2, b"native chatter\\n")
+    print("our progress line", file=sys.stderr)
+print("after", file=sys.stderr)
+os.write(2, b"native after\\n")
+"""
+
+
+@pytest.mark.parametrize("verbose", ["", "1"])
+def test_quiet_native_stderr_hides_only_what_bypasses_python(verbose):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HORSES_HUMANS_VERBOSE": verbose}
+    err = subprocess.run([sys.executable, "-c", QUIET], capture_output=True, text=True, env=env, check=True).stderr
+    expected = ["our progress line", "after", "native after"]
+    assert err.splitlines() == (["native chatter"] + expected if verbose else expected)
