@@ -8,15 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/data_dir.sh
+source scripts/shared_weights.sh
 hh=.venv/bin/horses-humans
 runs=runs/export
-weights=imagenet
-shared=../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5
-[ -f "$shared" ] && weights=$shared
 
 latest_run() { ls -td "$runs/$1"-*/ 2>/dev/null | while read -r d; do [ -f "$d/model.keras" ] && { echo "${d%/}"; break; }; done; }
 [ -n "$(latest_run baseline)" ] || $hh train --recipe baseline --seed 0 --runs-dir "$runs"
-[ -n "$(latest_run mobilenet_v2)" ] || $hh train --recipe mobilenet_v2 --weights "$weights" --seed 0 --runs-dir "$runs"
+[ -n "$(latest_run mobilenet_v2)" ] || $hh train --recipe mobilenet_v2 --weights "$MOBILENET_WEIGHTS" --seed 0 --runs-dir "$runs"
 
 out=docs/export.md
 status=0

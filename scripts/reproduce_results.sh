@@ -7,12 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/data_dir.sh
+source scripts/shared_weights.sh
 hh=.venv/bin/horses-humans
 runs=runs/results
-# MobileNetV2 ImageNet weights: the copy beside the checkout if there is one, else the Keras cache / download
-weights=imagenet
-shared=../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5
-[ -f "$shared" ] && weights=$shared
 for seed in 0 1 2 3 4 5; do
   $hh train --recipe baseline --seed "$seed" --runs-dir "$runs"
   $hh train --recipe baseline --seed "$seed" --precision float32 --runs-dir "$runs"
@@ -21,6 +18,6 @@ for seed in 0 1 2; do
   for preset in reference mild flip; do
     $hh train --recipe augmented --augmentation "$preset" --seed "$seed" --runs-dir "$runs"
   done
-  $hh train --recipe mobilenet_v2 --weights "$weights" --seed "$seed" --runs-dir "$runs"
+  $hh train --recipe mobilenet_v2 --weights "$MOBILENET_WEIGHTS" --seed "$seed" --runs-dir "$runs"
 done
 .venv/bin/python scripts/write_results.py "$runs"
