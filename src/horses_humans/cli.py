@@ -328,7 +328,7 @@ def cmd_experiment(args) -> int:
 
 def cmd_export(args) -> int:
     from .config import check_positive
-    from .export import ALL, check_request, export_all, open_source, write_table
+    from .export import ALL, check_request, export_all, open_source, results_table, write_table
 
     check_positive("latency_runs", args.latency_runs)
     if args.all and args.quantize != "none":
@@ -339,12 +339,10 @@ def cmd_export(args) -> int:
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure Markdown)
     source = open_source(args.run, resolve_data_dir(args.data_dir), args.cache_dir, log)
     results = export_all(source, requests, args.latency_runs)
-    if args.all:
+    if args.all:  # the whole trade-off table is kept in RUN/export/exports.md
         table, path = write_table(source, results)
         log(f"wrote {path}")
     else:
-        from .export import results_table
-
         table = results_table(source, results)
     print(table, end="")
     return 0 if all(r.shipped for r in results) else 1
