@@ -18,6 +18,12 @@ class HorsesHumansError(Exception):
     """An error the user can fix; the CLI prints its message without a traceback."""
 
 
+def describe_error(exc: Exception) -> str:
+    """`Type: first line of the message` (library errors, converters' above all, run to pages)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what a training run does (saved as the run's config.json)."""

@@ -1,6 +1,6 @@
 """`horses-humans export`: a run's model for phones, servers and web pages, each export checked before it ships.
 
-Formats: the Keras file; a TensorFlow SavedModel (`model.export`, a `serve` endpoint taking raw pixels); TFLite
+Formats: the Keras file; a TensorFlow SavedModel (keras.export.ExportArchive, a `serve` endpoint taking raw pixels); TFLite
 converted from that SavedModel (float, float16, dynamic-range or int8, run with LiteRT); and `web`, an ONNX model
 (`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web. Every export is
 written into a staging folder, run by its own runtime on the validation images and compared with the Keras model
@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from .config import HorsesHumansError
+from .config import HorsesHumansError, describe_error
 from .data import TRAIN, Split, load_split
 from .io import current_umask, quiet_native_stderr, write_json_atomic, write_text_atomic
 from .parity import Parity, check_parity, exports_table, megabytes, p50_latency_ms
@@ -65,7 +65,7 @@ class Source:
     data_dir: Path
     cache_dir: Path | None = None
     log: Callable = print
-    scratch: object = field(default=None, repr=False)  # the TemporaryDirectory holding `saved_model`
+    _scratch: object = field(default=None, repr=False)  # TemporaryDirectory for `saved_model` and `onnx`
 
     @cached_property
     def inference_model(self):
@@ -74,13 +74,33 @@ class Source:
         model(np.zeros((1, self.run.image_size, self.run.image_size, 3), np.float32))
         return model
 
+    @property
+    def threshold(self) -> float:
+        return self.run.labels.get("threshold", 0.5)
+
+    def accuracy(self, probabilities: np.ndarray) -> float:
+        """Fraction of validation images on the right side of the threshold."""
+        return float(np.mean((np.asarray(probabilities) >= self.threshold) == self.validation.y))
+
+    def scratch(self, name: str) -> Path:
+        """A path in this source's scratch folder (removed with the object): intermediate files made once."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="horses-humans-export-")
+        return Path(self._scratch.name) / name
+
     @cached_property
     def saved_model(self) -> Path:
-        """The inference model as a SavedModel, written once into a scratch folder (removed with this object):
-        the savedmodel export copies it and every TFLite conversion starts from it."""
-        self.scratch = tempfile.TemporaryDirectory(prefix="horses-humans-export-")
-        path = Path(self.scratch.name) / "saved_model"
+        """The inference model as a SavedModel, written once: the savedmodel export copies it and every TFLite
+        conversion starts from it."""
+        path = self.scratch("saved_model")
         save_inference_model(self.inference_model, self.run.image_size, path)
+        return path
+
+    @cached_property
+    def onnx(self) -> Path:
+        """The inference model as float ONNX (Keras' exporter, i.e. tf2onnx), written once: both web builds start from it."""
+        path = self.scratch("model.onnx")
+        self.inference_model.export(str(path), format="onnx", verbose=False)
         return path
 
     @cached_property
@@ -196,13 +216,11 @@ def write_onnx(source: Source, target: Path, quantize: str) -> None:
     convolutions stay float: ONNX Runtime's ConvInteger kernels are many times slower than its float convolutions
     on CPU (its docs advise static quantization for CNNs), and the baseline's weights are 99.8% dense anyway."""
     if quantize == "none":
-        source.inference_model.export(str(target), format="onnx", verbose=False)
+        shutil.copyfile(source.onnx, target)
         return
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        write_onnx(source, Path(tmp) / "float.onnx", "none")
-        quantize_dynamic(Path(tmp) / "float.onnx", target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(source.onnx, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
 
 
 def write_web(source: Source, target: Path, quantize: str) -> None:
@@ -294,7 +312,7 @@ def export(source: Source, fmt: str, quantize: str = "none", latency_runs: int =
     except HorsesHumansError:
         raise
     except Exception as exc:  # converters raise many types (ConverterError, ValueError, ...): report it, keep going
-        result.error = f"{type(exc).__name__}: {first_line(exc)}"
+        result.error = describe_error(exc)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         result.seconds = time.perf_counter() - start
@@ -308,10 +326,9 @@ def build_and_check(source: Source, spec: Format, staging: Path, result: ExportR
         spec.write(source, target, result.quantize)
         runtime = spec.runtime(target)
     probabilities = runtime.predict(source.validation.x)
-    threshold = source.run.labels.get("threshold", 0.5)
     result.runtime = runtime.name
-    result.parity = check_parity(source.reference, probabilities, result.quantize, threshold)
-    result.accuracy = float(np.mean((probabilities >= threshold) == source.validation.y))
+    result.parity = check_parity(source.reference, probabilities, result.quantize, source.threshold)
+    result.accuracy = source.accuracy(probabilities)
     result.latency_ms = p50_latency_ms(runtime.predict, source.validation.x[0], runs=latency_runs)
     result.model_bytes = size_of(target)
     write_json_atomic(staging / "labels.json", export_labels(source, result))
@@ -348,7 +365,7 @@ def manifest(source: Source, result: ExportResult) -> dict:
     return {
         "run": str(source.run.path), "name": result.name, "format": result.format, "quantize": result.quantize,
         "runtime": result.runtime, "model_bytes": result.model_bytes, "validation_accuracy": result.accuracy,
-        "keras_validation_accuracy": float(np.mean((source.reference >= 0.5) == source.validation.y)),
+        "keras_validation_accuracy": source.accuracy(source.reference),
         "parity": result.parity.to_dict(), "latency_ms_p50": result.latency_ms,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
     }
@@ -389,12 +406,6 @@ def parity_summary(parity: Parity) -> str:
             f"same label on {100 * parity.label_agreement:.1f}% of {parity.images} images")
 
 
-def first_line(exc: Exception) -> str:
-    """The first line of an exception's message (converter errors run to pages)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 ALL = [(f.name, q) for f in FORMATS.values() for q in f.quantize]
 
 
@@ -420,7 +431,7 @@ def results_table(source: Source, results: list[ExportResult]) -> str:
     """The Markdown trade-off table for one model, with a line saying what it is and how it was measured."""
     float_bytes = next((r.model_bytes for r in results if r.format == "tflite" and r.quantize == "none" and r.model_bytes), None)
     run, n = source.run, len(source.validation)
-    keras_accuracy = 100 * float(np.mean((source.reference >= 0.5) == source.validation.y))
+    keras_accuracy = 100 * source.accuracy(source.reference)
     head = (f"**{run.path.name}** ({run.config.recipe}, {run.image_size} px; Keras validation accuracy {keras_accuracy:.1f}% "
             f"on {n} images). Differences are against the Keras model's probabilities on the same {n} validation images; "
             "'x float' is the size relative to the float TFLite file; latency is the median of single-image calls on this CPU.\n\n")

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import HorsesHumansError, TrainConfig
+from .config import HorsesHumansError, TrainConfig, describe_error
 from .io import atomic_path, write_json_atomic
 
 MODEL_FILE = "model.keras"
@@ -45,8 +45,7 @@ class Run:
         try:
             return keras.saving.load_model(path, compile=False)
         except Exception as exc:  # a damaged file fails in many ways (not a zip, bad JSON, missing weights, ...)
-            message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise HorsesHumansError(f"{path}: cannot load the model ({type(exc).__name__}: {message}); "
+            raise HorsesHumansError(f"{path}: cannot load the model ({describe_error(exc)}); "
                                     "the file is damaged or incomplete: train the run again.") from None
 
 
