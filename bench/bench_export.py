@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+from horses_humans import backend  # noqa: E402
+
+backend.configure()  # before keras is imported
 
 import numpy as np  # noqa: E402
 
 from horses_humans.export import EXPORT_DIR, FORMATS  # noqa: E402
-from horses_humans.io import quiet_native_stderr  # noqa: E402
+from horses_humans.backend import quiet_native_stderr  # noqa: E402
 from horses_humans.parity import p50_latency_ms  # noqa: E402
 from horses_humans.runs import load_run  # noqa: E402
 from horses_humans.runtimes import KerasRuntime  # noqa: E402

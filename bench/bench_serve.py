@@ -48,7 +48,7 @@ def free_port() -> int:
 
 def start_server(run: str, port: int) -> subprocess.Popen:
     """`horses-humans serve RUN` as a subprocess; returns once /healthz answers."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ)  # the CLI sets up the backend itself (horses_humans.backend)
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
     server = subprocess.Popen([sys.executable, "-m", "horses_humans.cli", "serve", run, "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stderr=log, text=True)
@@ -147,9 +147,9 @@ async def phase(port: int, requests: list[tuple[str, bytes]], count: int, second
 
 def direct(run: str, requests: list[tuple[str, bytes, str]], count: int, seconds: float) -> dict:
     """Decode + predict one file at a time with the Predictor in this process (the no-HTTP reference)."""
-    from horses_humans.cli import quiet_backend
+    from horses_humans.backend import import_backend
 
-    quiet_backend()
+    import_backend()
     from horses_humans.images import ImageError, load_pixels
     from horses_humans.predict import Predictor
 

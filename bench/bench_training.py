@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+from horses_humans import backend  # noqa: E402
+
+backend.configure()  # before keras is imported
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402

@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+from horses_humans import backend  # noqa: E402
+
+backend.configure()  # before keras is imported
 
 from horses_humans import training  # noqa: E402
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402

@@ -9,12 +9,12 @@ interpolation path), which separates "blur from interpolation" from "geometry".
     python scripts/augmentation_study.py runs/results/augmented-* runs/results/baseline-*
 """
 
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+from horses_humans import backend  # noqa: E402
+
+backend.configure()  # before keras is imported
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

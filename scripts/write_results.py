@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from horses_humans.io import write_text_atomic
+from horses_humans.atomic import write_text_atomic
 from horses_humans.runs import list_runs
 from horses_humans.tables import results_table
 

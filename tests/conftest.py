@@ -1,10 +1,8 @@
 """Shared fixtures: tiny synthetic images and data sets in tmp_path; a per-test cache folder."""
 
-import os
+from horses_humans import backend
 
-# Before anything imports TensorFlow: keep its C++ start-up notices out of the test output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+backend.configure()  # before anything imports TensorFlow: keep its C++ start-up notices out of the test output
 
 from pathlib import Path  # noqa: E402
 

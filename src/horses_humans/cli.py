@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from .backend import import_backend
 from .config import AUGMENTATIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
-
-
-def quiet_backend() -> None:
-    """Keep TensorFlow's C++ start-up chatter off the terminal (set before it is imported)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # TF's default; set explicitly, TF stops announcing it
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if os.environ["KERAS_BACKEND"] != "tensorflow":
-        return
-    # TensorFlow's C++ layer prints absl/oneDNN notices on import regardless of TF_CPP_MIN_LOG_LEVEL;
-    # hide stderr for the import only (a Python exception from the import is still raised and shown).
-    from .io import quiet_native_stderr
-
-    with quiet_native_stderr():
-        import tensorflow  # noqa: F401
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -171,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every user-fixable error is one line on stderr and exit status 2."""
-    quiet_backend()
     args = build_parser().parse_args(argv)
+    import_backend()
     try:
         return COMMANDS[args.command](args)
     except HorsesHumansError as exc:
@@ -232,7 +217,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .predict import Predictor, collect_files, format_predictions
-    from .io import write_text_atomic
+    from .atomic import write_text_atomic
 
     predictor = Predictor.from_run(args.run)
     results = predictor.predict_files(collect_files(args.paths), progress=progress_bar if sys.stderr.isatty() else None)

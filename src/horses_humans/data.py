@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import HorsesHumansError, user_cache_dir
 from .images import ImageError, load_pixels
-from .io import atomic_path, write_json_atomic
+from .atomic import save_npy_atomic, write_json_atomic
 
 TRAIN = "horse-or-human"
 VALIDATION = "validation-horse-or-human"
@@ -169,12 +169,6 @@ def load_split(
         if not np.any(result.y == index):
             raise HorsesHumansError(f"{split_dir / name}: no readable image in this class.")
     return result
-
-
-def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Write an .npy file via a temporary file and rename, so a crash never leaves half a cache."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, array)
 
 
 def load_dataset(data_dir: Path, image_size: int, cache_dir: Path | None = None, warn=print) -> tuple[Split, Split]:

@@ -87,7 +87,7 @@ def predict_validation(run, data_dir, cache_dir=None, log=print):
 
 def evaluate_run(run_dir, data_dir, cache_dir=None, log=print) -> dict:
     """Evaluate a run's saved model on the validation split; writes evaluation.json and predictions.csv."""
-    from .io import write_json_atomic, write_text_atomic
+    from .atomic import write_json_atomic, write_text_atomic
     from .runs import load_run
 
     run = load_run(run_dir)

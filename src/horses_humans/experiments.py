@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import HorsesHumansError, TrainConfig, check_positive, resolve_runs_dir
-from .io import write_text_atomic
+from .atomic import write_text_atomic
 from .recipes import get_recipe, resolve
 from .runs import CONFIG_FILE, MODEL_FILE, Run, load_run
 from .tables import fmt_mean_std, markdown_table, metric_cells, options_text

@@ -27,7 +27,8 @@ import numpy as np
 
 from .config import HorsesHumansError, describe_error
 from .data import TRAIN, Split, load_split
-from .io import current_umask, quiet_native_stderr, write_json_atomic, write_text_atomic
+from .atomic import current_umask, write_json_atomic, write_text_atomic
+from .backend import quiet_native_stderr
 from .parity import Parity, check_parity, exports_table, megabytes, p50_latency_ms
 from .runs import MODEL_FILE, Run, load_run
 from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras

@@ -7,15 +7,14 @@ trained on cached features alone: epochs cost milliseconds instead of a backbone
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from .config import user_cache_dir
-from .data import Split, save_npy_atomic
-from .io import write_json_atomic
+from .atomic import save_npy_atomic, write_json_atomic
+from .data import Split
 
 
 def weights_fingerprint(model) -> str:

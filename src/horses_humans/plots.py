@@ -15,7 +15,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .io import atomic_path
+from .atomic import atomic_path
 
 TITLE_SIZE = 9
 CLASS_COLOURS = ("#8c510a", "#01665e")  # class 0 (horses) brown, class 1 (humans) teal: both readable on white

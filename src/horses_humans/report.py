@@ -17,7 +17,7 @@ from .config import HorsesHumansError
 from .data import Split
 from .evaluation import classification_metrics, predict_validation, roc_curve
 from .images import ImageError, load_pixels
-from .io import write_text_atomic
+from .atomic import write_text_atomic
 from .predict import Predictor
 from .recipes import get_recipe, last_conv_layer
 from .runs import Run, load_run

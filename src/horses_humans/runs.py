@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import HorsesHumansError, TrainConfig, describe_error
-from .io import atomic_path, write_json_atomic
+from .atomic import atomic_path, write_json_atomic
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import HorsesHumansError, TrainConfig
-from .io import write_text_atomic
+from .atomic import write_text_atomic
 from .runs import load_run
 
 SEARCH_SPACE = {"layers": [2, 3, 4], "first_filters": [16, 32, 64], "kernel_size": [3, 5]}

@@ -2,40 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-from ..config import HorsesHumansError, TrainConfig
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Per-model facts as data: defaults, how to build it, and where its last conv layer is."""
-
-    name: str
-    build: Callable  # (image_size: int, config: TrainConfig) -> keras.Model
-    description: str
-    image_size: int = 150
-    epochs: int = 15
-    learning_rate: float = 1e-3
-    last_conv_layer: str | Callable | None = None  # a layer path, or a function of the config giving one
-    transfer: bool = False  # a frozen pretrained backbone ("backbone") with a trainable "head"
-
-
-RECIPES: dict[str, Recipe] = {}
-
-
-def register(recipe: Recipe) -> Recipe:
-    """Add a recipe to the registry (one call per model family module)."""
-    RECIPES[recipe.name] = recipe
-    return recipe
-
-
-def get_recipe(name: str) -> Recipe:
-    """The recipe called `name`, or a clear error listing the known ones."""
-    if name not in RECIPES:
-        raise HorsesHumansError(f"unknown recipe {name!r}: choose one of {', '.join(sorted(RECIPES))}.")
-    return RECIPES[name]
+from ..config import TrainConfig
+from . import cnn, transfer  # noqa: F401  (each registers its recipes)
+from .registry import RECIPES, Recipe, get_recipe, register  # noqa: F401  (the public names)
 
 
 def last_conv_layer(config: TrainConfig) -> str | None:
@@ -67,5 +36,3 @@ def build_model(config: TrainConfig, dtype_policy: str = "float32"):
     finally:
         keras.config.set_dtype_policy(previous)
 
-
-from . import cnn, transfer  # noqa: E402,F401  (register the recipes)

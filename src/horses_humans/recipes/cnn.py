@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from ..config import AUGMENTATIONS, HorsesHumansError
-from . import Recipe, register
+from .registry import Recipe, register
 
 
 def build_cnn_body(image_size: int, config) -> list:

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from ..weights import resolve_weights
-from . import Recipe, register
+from .registry import Recipe, register
 from .cnn import build_augmentation
 
 

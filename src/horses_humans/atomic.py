@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,33 +42,9 @@ def write_json_atomic(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
-@contextmanager
-def quiet_native_stderr():
-    """Hide what C++ libraries (TensorFlow, its converter, LiteRT) print straight to file descriptor 2 for a block,
-    while Python's own sys.stderr (our progress lines) still reaches the terminal; Python exceptions propagate as
-    usual. HORSES_HUMANS_VERBOSE=1 shows everything."""
-    if os.environ.get("HORSES_HUMANS_VERBOSE"):
-        yield
-        return
-    sys.stderr.flush()
-    saved, python_stderr = os.dup(2), sys.stderr
-    try:
-        with open(os.devnull, "w") as devnull, open(saved, "w", closefd=False) as visible:
-            os.dup2(devnull.fileno(), 2)
-            if writes_to_fd2(python_stderr):
-                sys.stderr = visible
-            try:
-                yield
-            finally:
-                sys.stderr = python_stderr
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+def save_npy_atomic(path: Path, array) -> None:
+    """Write an .npy file via a temporary file and rename, so a crash never leaves half an array."""
+    import numpy as np
 
-
-def writes_to_fd2(stream) -> bool:
-    """Whether a text stream is file descriptor 2 itself (not, say, pytest's capture)."""
-    try:
-        return stream.fileno() == 2
-    except (AttributeError, OSError, ValueError):
-        return False
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
