@@ -6,7 +6,8 @@
 # About 10 minutes on the 2-core CPU (3 more when it has to train).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh export  # the exporters and their runtimes
+bash scripts/setup-web.sh     # ONNX Runtime Web for the web build
 source scripts/data_dir.sh
 source scripts/shared_weights.sh
 hh=.venv/bin/horses-humans

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, set-up included: get the data (or use a local copy), check it, train the reference
 # baseline CNN (15 epochs), evaluate it on the validation set, and print the results table.
+# Its set-up installs only the package's own dependencies, pinned by constraints.txt: no test tools, apt, npm or browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

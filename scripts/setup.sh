@@ -1,25 +1,20 @@
 #!/usr/bin/env bash
-# Create .venv (if missing), install the package with its test extras, Chromium for the browser tests, and
-# ONNX Runtime Web (web/node_modules, pinned by web/package-lock.json) for the page `export --format web` writes. Idempotent.
+# The Python set-up every script starts with: .venv (created if missing) with the package installed into it, editable,
+# at the versions in constraints.txt, the lock the tests passed with (-c: only what is asked for gets installed).
+#   bash scripts/setup.sh               what train, evaluate, predict and serve need (the main job)
+#   bash scripts/setup.sh export,sweep  plus those extras ([project.optional-dependencies] in pyproject.toml)
+# No apt, no npm, no browser: scripts/setup-test.sh adds what the tests need, scripts/setup-web.sh the web export's files.
+# Idempotent and quick: pip runs only while .venv/.setup-stamp[-EXTRAS] is missing or older than pyproject.toml or
+# constraints.txt (delete it to force a reinstall).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+extras=${1:-}
+stamp=.venv/.setup-stamp${extras:+-${extras//,/-}}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+if [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt constraints.txt ]; then
+  exit 0
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
-apt_install() {
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
-  else
-    sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
-  fi
-}
-# The browser tests drive Debian's Chromium through Playwright (no Playwright browser download).
-[ -x /usr/bin/chromium ] || apt_install chromium
-# The browser build copies ONNX Runtime Web's WebAssembly files from web/node_modules (reinstalled when the lock changes).
-command -v npm >/dev/null || apt_install nodejs npm
-if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
-  npm ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error
-fi
+.venv/bin/python -m pip install -q -e ".${extras:+[$extras]}" -c constraints.txt
+touch "$stamp"

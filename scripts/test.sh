@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up (venv + install) and run the whole test suite: unit tests on synthetic images, integration on the real data.
+# Set up (scripts/setup-test.sh: venv + install with the test extra, ONNX Runtime Web, Chromium) and run the whole
+# test suite: unit tests on synthetic images, integration on the real data, the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup-test.sh
 source scripts/data_dir.sh
 exec .venv/bin/python -m pytest -q "$@"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import platform
 import sys
 import time
@@ -18,6 +20,8 @@ from .data import Split, load_dataset
 from .recipes import build_model, get_recipe, resolve
 from .runs import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
                    new_run_dir, save_json, save_model)
+
+logger = logging.getLogger(__name__)
 
 
 def cpu_has_bf16() -> bool:
@@ -43,6 +47,7 @@ class FusedRMSprop(keras.optimizers.RMSprop):
     9.5M-weight dense layer that memory traffic is a large share of a CPU training step. The fused
     kernel computes the same update (ms = rho*ms + (1-rho)*g^2; var -= lr*g/sqrt(ms+eps)) in one pass.
     Used only on the TensorFlow backend without momentum/centering; elsewhere plain RMSprop is used.
+    It reads Keras internals (FUSED_RMSPROP_NEEDS), so make_optimizer checks them before each use.
     """
 
     def build(self, var_list):
@@ -62,10 +67,35 @@ class FusedRMSprop(keras.optimizers.RMSprop):
         )
 
 
-def make_optimizer(learning_rate: float):
-    """RMSprop, the reference's optimizer for every model: the fused kernel where the backend has one."""
-    if keras.backend.backend() == "tensorflow":
-        return FusedRMSprop(learning_rate)
+# What FusedRMSprop reads of Keras' RMSprop beyond its public API; a Keras release may rename any of them.
+FUSED_RMSPROP_NEEDS = ("add_variable_from_reference", "_get_variable_index", "_velocities")
+
+
+def missing_internals(optimizer_class) -> list[str]:
+    """The FUSED_RMSPROP_NEEDS this Keras lacks, found on an instance built for one 1-element variable."""
+    probe = optimizer_class()
+    try:
+        probe.build([keras.Variable(np.zeros(1, "float32"))])
+    except AttributeError as error:  # build() itself calls add_variable_from_reference
+        return [error.name or str(error)]
+    return [name for name in FUSED_RMSPROP_NEEDS if not hasattr(probe, name)]
+
+
+@functools.cache
+def fused_supported(optimizer_class) -> bool:
+    """True when optimizer_class can run on this Keras; else logs one warning (cached: once per process)."""
+    missing = missing_internals(optimizer_class)
+    if missing:
+        logger.warning("keras %s lacks %s, which the fused RMSprop reads: training with Keras' RMSprop (same update, "
+                       "slower); scripts/setup.sh installs the tested keras (constraints.txt)", keras.__version__,
+                       ", ".join(missing))
+    return not missing
+
+
+def make_optimizer(learning_rate, fused=FusedRMSprop):
+    """RMSprop, the reference's optimizer for every model: the fused kernel where the backend and Keras allow it."""
+    if keras.backend.backend() == "tensorflow" and fused_supported(fused):
+        return fused(learning_rate)
     return keras.optimizers.RMSprop(learning_rate)
 
 
