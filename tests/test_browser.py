@@ -18,7 +18,7 @@ from PIL import Image
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 
-CHROMIUM = "/usr/bin/chromium"  # scripts/setup.sh installs it; Playwright downloads no browser
+CHROMIUM = "/usr/bin/chromium"  # scripts/setup-test.sh installs it; Playwright downloads no browser
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -50,7 +50,7 @@ def server_url(baseline_run):
 def test_upload_page_shows_labels_errors_and_gradcam(server_url, views_data, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: run scripts/setup.sh (apt-get install -y chromium)"
+    assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: run scripts/setup-test.sh (apt-get install -y chromium)"
     validation = views_data[0] / "validation-horse-or-human"
     photos = [next((validation / "horses").iterdir()), next((validation / "humans").iterdir())]
     bad = tmp_path / "notes.txt"
