@@ -15,7 +15,7 @@ import pytest
 
 from horses_humans import data
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import SPLITS, TRAIN, VALIDATION, Source
+from horses_humans.data import SPLITS, TRAIN, VALIDATION, OfficialZip
 from horses_humans.images import load_pixels
 
 from .synthetic import zip_folder
@@ -246,20 +246,20 @@ def http_server(tmp_path, monkeypatch):
 
 @pytest.fixture
 def served_zips(http_server, tmp_path, make_split):
-    """{split: Source} for two small zips of class folders served over HTTP."""
+    """{split: OfficialZip} for two small zips of class folders served over HTTP."""
     root, url = http_server
     sources = {}
     for split, counts in ((TRAIN, (2, 2)), (VALIDATION, (1, 1))):
         archive = zip_folder(make_split(tmp_path / "src" / split, counts), root / f"{split}.zip")
         blob = archive.read_bytes()
-        sources[split] = Source(f"{url}/{split}.zip", len(blob), hashlib.sha256(blob).hexdigest())
+        sources[split] = OfficialZip(f"{url}/{split}.zip", len(blob), hashlib.sha256(blob).hexdigest())
     return sources
 
 
 def test_download_unpacks_both_splits_in_the_official_layout(tmp_path, served_zips):
     data_dir = tmp_path / "data"
     log = Recorder()
-    data.download(data_dir, sources=served_zips, log=log)
+    data.download(data_dir, zips=served_zips, log=log)
     assert split_files(data_dir / TRAIN) == ["horses/horses-00.png", "horses/horses-01.png", "humans/humans-00.png", "humans/humans-01.png"]
     assert split_files(data_dir / VALIDATION) == ["horses/horses-00.png", "humans/humans-00.png"]
     assert data.list_files(data_dir / TRAIN)[2] == [0, 0, 1, 1]
@@ -267,16 +267,16 @@ def test_download_unpacks_both_splits_in_the_official_layout(tmp_path, served_zi
     assert any(served_zips[TRAIN].url in m for m in log.calls)
 
     log = Recorder()
-    data.download(data_dir, sources=served_zips, log=log)  # second time: nothing to do
+    data.download(data_dir, zips=served_zips, log=log)  # second time: nothing to do
     assert [m for m in log.calls if "already present" in m] and not [m for m in log.calls if "downloading" in m]
 
 
 def test_download_with_a_wrong_checksum_fails_and_unpacks_nothing(tmp_path, served_zips):
     data_dir = tmp_path / "data"
     good = served_zips[TRAIN]
-    bad = Source(good.url, good.size, "0" * 64)
+    bad = OfficialZip(good.url, good.size, "0" * 64)
     with pytest.raises(HorsesHumansError, match=re.escape(good.url)):
-        data.download(data_dir, sources={TRAIN: bad}, log=Recorder())
+        data.download(data_dir, zips={TRAIN: bad}, log=Recorder())
     assert not (data_dir / TRAIN).exists()
     assert leftovers(data_dir) == []
 
@@ -284,7 +284,7 @@ def test_download_with_a_wrong_checksum_fails_and_unpacks_nothing(tmp_path, serv
 def test_download_from_an_unreachable_url_is_a_clear_error(tmp_path, http_server):
     _, url = http_server
     with pytest.raises(HorsesHumansError, match="download of .*missing.zip failed.*data import"):
-        data.download(tmp_path / "data", sources={TRAIN: Source(f"{url}/missing.zip", 1, "0" * 64)}, log=Recorder())
+        data.download(tmp_path / "data", zips={TRAIN: OfficialZip(f"{url}/missing.zip", 1, "0" * 64)}, log=Recorder())
     assert not (tmp_path / "data" / TRAIN).exists()
 
 

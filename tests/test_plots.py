@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from horses_humans import plots
-from horses_humans.evaluation import roc_auc, roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (6, 24, 24, 3)).astype(np.uint8)
@@ -108,14 +108,14 @@ def test_confusion_matrix_shows_counts_and_row_percentages(tmp_path):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_roc_curve_points_integrate_to_the_auc(seed, tmp_path):
+def test_roc_plot_of_sklearn_points_integrates_to_the_auc(seed, tmp_path):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 300)
     scores = np.round(rng.random(300) * 0.6 + y * 0.3, 1)  # many ties
-    fpr, tpr = roc_curve(y, scores)
+    fpr, tpr, _ = roc_curve(y, scores)
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
     assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
-    assert np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2) == pytest.approx(roc_auc(y, scores))  # trapezoids
-    fig = plots.roc_curve(fpr, tpr, roc_auc(y, scores), "humans")
+    assert np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2) == pytest.approx(roc_auc_score(y, scores))  # trapezoids
+    fig = plots.plot_roc(fpr, tpr, roc_auc_score(y, scores), "humans")
     assert "AUC" in fig.axes[0].get_legend().get_texts()[0].get_text()
     saved(fig, tmp_path)

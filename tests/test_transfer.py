@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from horses_humans import weights as weights_mod
+from horses_humans.backbones import BACKBONES, build_inception_base, get_backbone
 from horses_humans.cli import main
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.predict import Predictor
-from horses_humans.recipes import build_model
-from horses_humans.recipes.transfer import build_inception_base
+from horses_humans.recipes import RECIPES, build_model, get_recipe
 from horses_humans.runs import load_run
 from horses_humans.training import train, unfreeze
 
@@ -40,13 +40,13 @@ def test_inception_v3_matches_the_reference_parameter_counts():
     model = build_model(TrainConfig(recipe="inception_v3", weights="none"))
     assert model.count_params() == 47_512_481  # the reference: 47.5M in total
     assert trainable_count(model) == 38_537_217  # the reference: 38.5M trainable (the head)
-    assert model.get_layer("backbone").output.shape[1:] == (7, 7, 768)  # cut at mixed7
+    assert get_recipe("inception_v3").backbone_layer(model).output.shape[1:] == (7, 7, 768)  # cut at mixed7
 
 
 def test_mobilenet_v2_builds_with_a_trainable_head_only():
     model = build_model(TrainConfig(recipe="mobilenet_v2", weights="none", image_size=96))
     assert trainable_count(model) == 1281  # GlobalAveragePooling(1280) -> Dense(1)
-    assert model.get_layer("backbone").trainable is False
+    assert get_recipe("mobilenet_v2").backbone_layer(model).trainable is False
 
 
 def test_offline_without_weights_is_a_clear_error_naming_file_hash_and_place():
@@ -59,7 +59,7 @@ def test_offline_without_weights_is_a_clear_error_naming_file_hash_and_place():
 
 
 def test_resolution_order_path_then_keras_cache_then_download(tmp_path, monkeypatch):
-    official = weights_mod.weights_file("mobilenet_v2", 0.35)
+    official = get_backbone("mobilenet_v2").weights_file(0.35)
     explicit = tmp_path / "mine.h5"
     explicit.write_bytes(b"x")
     cached = weights_mod.keras_cache_dir() / official.file
@@ -75,6 +75,41 @@ def test_resolution_order_path_then_keras_cache_then_download(tmp_path, monkeypa
     assert weights_mod.resolve_weights("mobilenet_v2", "none") is None
     with pytest.raises(HorsesHumansError, match="no such file"):
         weights_mod.resolve_weights("mobilenet_v2", str(tmp_path / "missing.h5"))
+
+
+def test_official_weights_files_come_from_the_backbone_registration():
+    mobilenet = get_backbone("mobilenet_v2").weights_file(1.0)
+    assert mobilenet.file == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    assert mobilenet.url.endswith("/keras-applications/mobilenet_v2/" + mobilenet.file) and mobilenet.file_hash is None
+    inception = get_backbone("inception_v3").weights_file(alpha=1.0)  # one width: alpha does not matter
+    assert inception.file == "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with pytest.raises(HorsesHumansError, match="--alpha 0.6: mobilenet_v2 ImageNet weights exist only for 0.35"):
+        get_backbone("mobilenet_v2").weights_file(0.6)
+    with pytest.raises(HorsesHumansError, match="unknown backbone 'resnet'.*inception_v3, mobilenet_v2"):
+        weights_mod.resolve_weights("resnet", None)
+
+
+@pytest.mark.parametrize("name", sorted(name for name, recipe in RECIPES.items() if recipe.transfer))
+def test_transfer_recipes_take_their_facts_from_their_backbone(name):
+    """Input size, preprocessing and Grad-CAM layer are data on the backbone, and the recipe finds each part."""
+    recipe = get_recipe(name)
+    assert recipe.backbone in BACKBONES.values() and recipe.image_size == recipe.backbone.image_size
+    model = build_model(TrainConfig(recipe=name, weights="none", image_size=96))
+    backbone = recipe.backbone_layer(model)
+    assert recipe.last_conv_layer == f"{backbone.name}/{recipe.backbone.last_conv_layer}"
+    backbone.get_layer(recipe.backbone.last_conv_layer)  # the layer exists inside the backbone
+    preprocess = recipe.preprocess_layer(model)
+    assert (preprocess.scale, preprocess.offset) == (recipe.backbone.scale, recipe.backbone.offset)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3)).astype("float32")
+    features = np.asarray(recipe.feature_extractor(model)(pixels))
+    np.testing.assert_allclose(np.asarray(recipe.head_layer(model)(features)), np.asarray(model(pixels)), rtol=1e-5, atol=1e-6)
+
+
+def test_a_cnn_recipe_has_no_backbone_and_says_so():
+    recipe = get_recipe("baseline")
+    assert not recipe.transfer and recipe.backbone is None
+    with pytest.raises(HorsesHumansError, match="recipe 'baseline' has no backbone: only transfer recipes"):
+        recipe.backbone_layer(build_model(TrainConfig(recipe="baseline", image_size=48)))
 
 
 def test_inception_trains_from_a_local_weights_file(tmp_path):
@@ -99,7 +134,7 @@ def test_weights_install_checks_then_copies_into_keras_cache(tmp_path, capsys):
     wrong.write_bytes(b"not weights")
     assert main(["weights", "install", str(wrong), "--backbone", "inception_v3"]) == 2
     assert "does not load into inception_v3" in capsys.readouterr().err
-    assert not (weights_mod.keras_cache_dir() / weights_mod.weights_file("inception_v3").file).exists()
+    assert not (weights_mod.keras_cache_dir() / get_backbone("inception_v3").weights_file().file).exists()
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +175,7 @@ def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
     assert np.mean([r.label == f.parent.name for r, f in zip(results, files)]) == pytest.approx(history[1]["val_accuracy"])
 
     model = build_model(TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64))
-    backbone = model.get_layer("backbone")
+    backbone = get_recipe("mobilenet_v2").backbone_layer(model)
     assert unfreeze(backbone, "10") > 0
     assert all(not l.trainable for l in backbone.layers if isinstance(l, keras.layers.BatchNormalization))
     assert not backbone.layers[0].trainable or not backbone.layers[0].weights

@@ -12,6 +12,9 @@ ENV_CACHE = "HORSES_HUMANS_CACHE"
 ENV_RUNS = "HORSES_HUMANS_RUNS"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 AUGMENTATIONS = ("reference", "mild", "flip")  # presets of recipes.cnn.build_augmentation
+# A model's output is the probability of class 1; at or above this it predicts class 1. Runs record their own
+# threshold in labels.json; this is the default for new runs and for runs saved without one.
+DEFAULT_THRESHOLD = 0.5
 
 
 class HorsesHumansError(Exception):

@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
+from .arraycache import load_cached_array, save_cached_array
 from .config import HorsesHumansError, user_cache_dir
 from .images import ImageError, load_pixels
-from .atomic import save_npy_atomic, write_json_atomic
 
 TRAIN = "horse-or-human"
 VALIDATION = "validation-horse-or-human"
@@ -26,21 +26,21 @@ CACHE_VERSION = 1  # bump when decoding changes, so old pixel caches are not reu
 
 
 @dataclass(frozen=True)
-class Source:
-    """One official zip: where it is, how big, and its sha256 (from TensorFlow Datasets' checksums)."""
+class OfficialZip:
+    """One split's official zip: where it is, how big, and its sha256 (from TensorFlow Datasets' checksums)."""
 
     url: str
     size: int
     sha256: str
 
 
-SOURCES = {
-    TRAIN: Source(
+OFFICIAL_ZIPS = {
+    TRAIN: OfficialZip(
         "https://storage.googleapis.com/download.tensorflow.org/data/horse-or-human.zip",
         149574867,
         "e2e6f70d3d549c5dd10a57165e55af253ee66ad750403f95c0fb76bb943633a9",
     ),
-    VALIDATION: Source(
+    VALIDATION: OfficialZip(
         "https://storage.googleapis.com/download.tensorflow.org/data/validation-horse-or-human.zip",
         11480187,
         "ae5fff2f4f5554791f05358108e2e05d9801b191f1896ea101402f0e7f6c32c0",
@@ -66,9 +66,17 @@ class Split:
 
 # ---------------------------------------------------------------- finding files
 
-def is_hidden(path: Path) -> bool:
-    """Dot files and macOS resource forks are never data."""
-    return path.name.startswith(".") or path.name == "__MACOSX"
+def is_hidden(name: str) -> bool:
+    """Dot files and folders and macOS resource forks (__MACOSX) are never data."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def visible_files(folder: Path) -> list[Path]:
+    """Every file below folder, sorted, except hidden ones and those inside hidden folders.
+
+    Only the parts below `folder` count: the folder itself may live in ~/.cache."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(is_hidden(part) for part in p.relative_to(folder).parts))
 
 
 def class_names(split_dir: Path) -> list[str]:
@@ -79,7 +87,7 @@ def class_names(split_dir: Path) -> list[str]:
             f"`horses-humans data import PATH`, or point --data-dir / HORSES_HUMANS_DATA at a folder "
             f"holding {TRAIN}/ and {VALIDATION}/."
         )
-    names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p))
+    names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p.name))
     if len(names) < 2:
         raise HorsesHumansError(f"{split_dir}: needs at least two class folders, found {names or 'none'}.")
     return names
@@ -90,12 +98,7 @@ def list_files(split_dir: Path) -> tuple[list[str], list[str], list[int]]:
     names = class_names(split_dir)
     files, labels = [], []
     for index, name in enumerate(names):
-        class_dir = split_dir / name
-        # only the parts below the class folder count: the data set itself may live in ~/.cache
-        found = sorted(
-            p for p in class_dir.rglob("*")
-            if p.is_file() and not any(is_hidden(Path(part)) for part in p.relative_to(class_dir).parts)
-        )
+        found = visible_files(split_dir / name)
         if not found:
             raise HorsesHumansError(f"{split_dir / name}: class folder is empty.")
         files += [str(p.relative_to(split_dir)) for p in found]
@@ -105,8 +108,8 @@ def list_files(split_dir: Path) -> tuple[list[str], list[str], list[int]]:
 
 # ---------------------------------------------------------------- pixel cache
 
-def manifest(split_dir: Path, files: list[str]) -> list[list]:
-    """(name, size, mtime_ns) per file: what the cache key and a run's data hash are made of."""
+def file_stats(split_dir: Path, files: list[str]) -> list[list]:
+    """(name, size, mtime_ns) per file: what a split's cache key is made of."""
     rows = []
     for name in files:
         st = (split_dir / name).stat()
@@ -114,7 +117,7 @@ def manifest(split_dir: Path, files: list[str]) -> list[list]:
     return rows
 
 
-def manifest_hash(rows: list[list], image_size: int) -> str:
+def split_key(rows: list[list], image_size: int) -> str:
     """Stable hash of a split's file list, sizes, mtimes and the decode settings."""
     blob = json.dumps({"v": CACHE_VERSION, "size": image_size, "files": rows}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -138,6 +141,14 @@ def decode_all(split_dir: Path, files: list[str], image_size: int, workers: int 
     return x, ok, sorted(skipped, key=lambda s: s["file"])
 
 
+def decode_split(split_dir: Path, names: list[str], files: list[str], labels: list[int], image_size: int):
+    """(pixels of the readable files, metadata: their files and labels, skipped files, class names)."""
+    x, ok, skipped = decode_all(split_dir, files, image_size)
+    meta = {"files": [f for f, good in zip(files, ok) if good], "labels": [l for l, good in zip(labels, ok) if good],
+            "skipped": skipped, "class_names": names}
+    return x[ok], meta
+
+
 def load_split(
     data_dir: Path,
     split: str,
@@ -148,20 +159,14 @@ def load_split(
     """Decoded pixels of a split, from the cache when the files are unchanged, else decoded once and cached."""
     split_dir = Path(data_dir) / split
     names, files, labels = list_files(split_dir)
-    key = manifest_hash(manifest(split_dir, files), image_size)
-    cache = Path(cache_dir or user_cache_dir()) / "pixels"
-    npy, meta_path = cache / f"{split}-{image_size}-{key[:20]}.npy", cache / f"{split}-{image_size}-{key[:20]}.json"
-    if npy.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        x = np.load(npy, mmap_mode="r")
+    key = split_key(file_stats(split_dir, files), image_size)
+    cache, name = Path(cache_dir or user_cache_dir()) / "pixels", f"{split}-{image_size}-{key[:20]}"
+    cached = load_cached_array(cache, name)
+    if cached is not None:
+        x, meta = cached
     else:
-        x, ok, skipped = decode_all(split_dir, files, image_size)
-        kept = [f for f, good in zip(files, ok) if good]
-        meta = {"files": kept, "labels": [l for l, good in zip(labels, ok) if good], "skipped": skipped,
-                "class_names": names, "manifest": key}
-        x = x[ok]
-        save_npy_atomic(npy, x)
-        write_json_atomic(meta_path, meta)
+        x, meta = decode_split(split_dir, names, files, labels, image_size)
+        meta = save_cached_array(cache, name, x, {**meta, "key": key})
     for item in meta["skipped"]:
         warn(f"warning: skipped {item['reason']}")
     result = Split(split, x, np.asarray(meta["labels"], np.int64), meta["files"], names, meta["skipped"], key)
@@ -184,11 +189,11 @@ def load_dataset(data_dir: Path, image_size: int, cache_dir: Path | None = None,
 
 # ---------------------------------------------------------------- download / import
 
-def download(data_dir: Path, sources: dict[str, Source] | None = None, log=print) -> None:
+def download(data_dir: Path, zips: dict[str, OfficialZip] | None = None, log=print) -> None:
     """Fetch each split's official zip (verified by sha256, cached by Keras) and unpack it under data_dir."""
     import keras  # heavy; only needed here
 
-    for split, src in (sources or SOURCES).items():
+    for split, src in (zips or OFFICIAL_ZIPS).items():
         if (data_dir / split).is_dir():
             log(f"{split}: already present in {data_dir}")
             continue
@@ -208,8 +213,8 @@ def download(data_dir: Path, sources: dict[str, Source] | None = None, log=print
 
 def find_class_root(root: Path) -> Path:
     """The folder holding the class folders: root itself or its single sub-folder (one level down)."""
-    subdirs = [p for p in root.iterdir() if p.is_dir() and not is_hidden(p)]
-    if len(subdirs) == 1 and len([p for p in subdirs[0].iterdir() if p.is_dir() and not is_hidden(p)]) >= 2:
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)]
+    if len(subdirs) == 1 and len([p for p in subdirs[0].iterdir() if p.is_dir() and not is_hidden(p.name)]) >= 2:
         return subdirs[0]
     return root
 

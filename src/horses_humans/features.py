@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import keras
 import numpy as np
 
+from .arraycache import load_cached_array, save_cached_array
+from .batching import batched
 from .config import user_cache_dir
-from .atomic import save_npy_atomic, write_json_atomic
 from .data import Split
+from .recipes import Recipe
 
 
 def weights_fingerprint(model) -> str:
@@ -25,30 +26,20 @@ def weights_fingerprint(model) -> str:
     return digest.hexdigest()
 
 
-def feature_extractor(model) -> keras.Model:
-    """pixels -> preprocess -> backbone(training=False): the frozen front of a transfer model."""
-    inputs = keras.Input(model.input.shape[1:], name="pixels")
-    x = model.get_layer("preprocess")(inputs)
-    return keras.Model(inputs, model.get_layer("backbone")(x, training=False), name="features")
-
-
 def extract(extractor, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Backbone features of uint8 pixels, batch by batch (float32)."""
-    out = [np.asarray(extractor(np.asarray(pixels[i:i + batch_size]), training=False), np.float32)
-           for i in range(0, len(pixels), batch_size)]
-    return np.concatenate(out)
+    """Backbone features of uint8 pixels (N, S, S, 3), batch by batch -> float32 (N, *extractor's output)."""
+    return batched(lambda x: extractor(np.asarray(x), training=False), pixels, batch_size, tuple(extractor.output.shape[1:]))
 
 
-def cached_features(model, split: Split, cache_dir: Path | None = None, log=print) -> np.ndarray:
+def cached_features(recipe: Recipe, model, split: Split, cache_dir: Path | None = None, log=print) -> np.ndarray:
     """Features of a split, read from the cache when the files and the backbone weights are unchanged."""
-    backbone = model.get_layer("backbone")
+    backbone = recipe.backbone_layer(model)
     key = hashlib.sha256(f"{split.key}:{backbone.name}:{weights_fingerprint(backbone)}".encode()).hexdigest()[:20]
-    cache = Path(cache_dir or user_cache_dir()) / "features"
-    path = cache / f"{split.name}-{model.name}-{key}.npy"
-    if path.exists():
-        return np.load(path, mmap_mode="r")
+    cache, name = Path(cache_dir or user_cache_dir()) / "features", f"{split.name}-{model.name}-{key}"
+    cached = load_cached_array(cache, name)
+    if cached is not None:
+        return cached[0]
     log(f"computing {model.name} features of {len(split)} {split.name} images (once; cached in {cache})")
-    features = extract(feature_extractor(model), split.x)
-    save_npy_atomic(path, features)
-    write_json_atomic(path.with_suffix(".json"), {"split": split.name, "files": len(split), "shape": list(features.shape)})
+    features = extract(recipe.feature_extractor(model), split.x)
+    save_cached_array(cache, name, features, {"split": split.name, "files": len(split)})
     return features

@@ -181,8 +181,8 @@ def confusion_matrix(cm, class_names: list[str]) -> Figure:
     return fig
 
 
-def roc_curve(fpr, tpr, auc: float, positive: str) -> Figure:
-    """The ROC curve with its area, and the chance diagonal."""
+def plot_roc(fpr, tpr, auc: float, positive: str) -> Figure:
+    """The ROC curve (points from sklearn.metrics.roc_curve) with its area, and the chance diagonal."""
     fig = new_figure(4.6, 4.4)
     ax = fig.subplots()
     ax.plot(fpr, tpr, color=RUN_COLOURS[0], lw=2, label=f"model (AUC {auc:.3f})")

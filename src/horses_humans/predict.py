@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +11,9 @@ from typing import Callable
 
 import numpy as np
 
+from .batching import batched, chunks
+from .config import DEFAULT_THRESHOLD
+from .data import visible_files
 from .images import ImageError, load_pixels
 from .runs import Run, load_run
 
@@ -29,21 +34,19 @@ class Prediction:
 class Predictor:
     """A loaded model with its class names and input size."""
 
-    def __init__(self, model, class_names: list[str], image_size: int, threshold: float = 0.5):
+    def __init__(self, model, class_names: list[str], image_size: int, threshold: float):
         self.model, self.class_names, self.image_size, self.threshold = model, class_names, image_size, threshold
 
     @classmethod
     def from_run(cls, run: str | Path | Run) -> "Predictor":
         """Load a run's saved model and labels."""
         run = run if isinstance(run, Run) else load_run(run)
-        return cls(run.load_model(), run.class_names, run.image_size, run.labels.get("threshold", 0.5))
+        return cls(run.load_model(), run.class_names, run.image_size, run.labels.get("threshold", DEFAULT_THRESHOLD))
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Probabilities of class 1 for a uint8 batch (N, S, S, 3)."""
         # predict_on_batch runs Keras' compiled predict function: about 2x faster than an eager call for small batches
-        out = [np.asarray(self.model.predict_on_batch(pixels[i:i + batch_size])).reshape(-1)
-               for i in range(0, len(pixels), batch_size)]
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+        return batched(self.model.predict_on_batch, pixels, batch_size)
 
     def label_of(self, probability: float) -> str:
         """Class name on either side of the threshold."""
@@ -58,8 +61,8 @@ class Predictor:
                       progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Decode and predict each file, batch by batch; a bad file gets an error instead of stopping the rest."""
         results = []
-        for start in range(0, len(files), batch_size):
-            results += self.predict_chunk(files[start:start + batch_size], max_pixels)
+        for chunk in chunks(files, batch_size):
+            results += self.predict_chunk(chunk, max_pixels)
             if progress:
                 progress(len(results), len(files))
         return results
@@ -81,11 +84,12 @@ class Predictor:
 
 
 def collect_files(paths: list[Path]) -> list[Path]:
-    """Files named directly, plus every non-hidden file under named folders (recursively, sorted)."""
+    """Files named directly, plus every file under named folders (recursively, sorted) that is not hidden
+    (dot files, __MACOSX: the rule the data set's folders follow)."""
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            files += visible_files(path)
         else:
             files.append(path)  # a missing file becomes a per-file error, not a crash
     return files
@@ -97,11 +101,19 @@ def format_predictions(results: list[Prediction], fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":
-        from .evaluation import rows_to_csv
-
         return rows_to_csv(rows) if rows else "file,label,probability,error\n"
     width = max([len(r.file) for r in results] + [4])
     lines = [f"{'file':<{width}}  {'label':<8}  probability"]
     for r in results:
         lines.append(f"{r.file:<{width}}  {r.label:<8}  {r.probability:.4f}" if r.error is None else f"{r.file:<{width}}  error: {r.error}")
     return "\n".join(lines) + "\n"
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """CSV text with a header from the first row's keys."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()

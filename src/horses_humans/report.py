@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_curve
 
 from . import explain, plots
 from .config import HorsesHumansError
 from .data import Split
-from .evaluation import classification_metrics, predict_validation, roc_curve
+from .evaluation import classification_metrics, predict_validation
 from .images import ImageError, load_pixels
 from .atomic import write_text_atomic
 from .predict import Predictor
@@ -169,8 +170,8 @@ def confusion_view(ev: Evaluated, metrics: dict, out: Path) -> View:
 
 def roc_view(ev: Evaluated, metrics: dict, out: Path) -> View:
     """The ROC curve and its area."""
-    fpr, tpr = roc_curve(ev.split.y, ev.probabilities)
-    fig = plots.roc_curve(fpr, tpr, metrics["roc_auc"], ev.run.class_names[1])
+    fpr, tpr, _ = roc_curve(ev.split.y, ev.probabilities)
+    fig = plots.plot_roc(fpr, tpr, metrics["roc_auc"], ev.run.class_names[1])
     return View("roc", "ROC curve", f"True vs false positive rate over all thresholds; ROC AUC {metrics['roc_auc']:.4f}.",
                 plots.save_png(fig, out / "roc.png"))
 

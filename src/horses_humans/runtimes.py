@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .batching import batched
+
 BATCH = 32
 
 
@@ -20,9 +22,7 @@ class Runtime:
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities of class 1 for (N, S, S, 3) pixels (uint8 or float), batch by batch."""
-        pixels = np.asarray(pixels, np.float32)
-        out = [self.predict_batch(pixels[i:i + BATCH]).reshape(-1) for i in range(0, len(pixels), BATCH)]
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+        return batched(self.predict_batch, np.asarray(pixels, np.float32), BATCH)
 
     def predict_batch(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError

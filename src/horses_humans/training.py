@@ -17,6 +17,7 @@ import numpy as np
 from . import __version__
 from .config import HorsesHumansError, TrainConfig
 from .data import Split, load_dataset
+from .features import cached_features
 from .recipes import build_model, get_recipe, resolve
 from .runs import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
                    new_run_dir, save_json, save_model)
@@ -213,12 +214,11 @@ def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, v
 
 def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cache_dir, log) -> None:
     """Train only the head of a frozen-backbone model on cached backbone features."""
-    from .features import cached_features
-
-    head = model.get_layer("head")
+    recipe = get_recipe(config.recipe)
+    head = recipe.head_layer(model)
     compile_model(head, config.learning_rate)
-    fit_arrays(head, config, arrays(train, cached_features(model, train, cache_dir, log)),
-               arrays(val, cached_features(model, val, cache_dir, log)), build_callbacks(config, recorder), 0, config.epochs)
+    fit_arrays(head, config, arrays(train, cached_features(recipe, model, train, cache_dir, log)),
+               arrays(val, cached_features(recipe, model, val, cache_dir, log)), build_callbacks(config, recorder), 0, config.epochs)
 
 
 def unfreeze(backbone, start: str) -> int:
@@ -269,7 +269,7 @@ def train(
     else:
         fit_pixels(model, config, config.learning_rate, train_split, val_split, recorder, config.epochs)
     if config.fine_tune_from:
-        n = unfreeze(model.get_layer("backbone"), config.fine_tune_from)
+        n = unfreeze(recipe.backbone_layer(model), config.fine_tune_from)
         rate = config.fine_tune_learning_rate or config.learning_rate / 10
         log(f"fine-tuning {n} backbone layers from {config.fine_tune_from!r} at learning rate {rate:g}")
         fit_pixels(model, config, rate, train_split, val_split, recorder, len(recorder.history) + config.fine_tune_epochs)

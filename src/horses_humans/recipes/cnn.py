@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from ..config import AUGMENTATIONS, HorsesHumansError
 from .registry import Recipe, register
+
+if TYPE_CHECKING:
+    import keras
+
+# Keras is imported inside each builder: registering the recipes (the CLI's parser, --help) must not start TensorFlow.
 
 
 def build_cnn_body(image_size: int, config) -> list:
     """Rescaling, Conv + MaxPool per config.conv_filters (reference: 16-32-64, 3x3), Flatten, (Dropout),
     Dense 512, Dense 1 sigmoid."""
+    import keras
+    from keras import layers
+
     check_fits(image_size, config.conv_filters, config.kernel_size)
     regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
     body = [layers.Rescaling(1.0 / 255, name="rescale")]
@@ -51,6 +58,8 @@ def build_augmentation(preset: str = "reference") -> list:
     """
     if preset not in AUGMENTATIONS:
         raise HorsesHumansError(f"--augmentation {preset!r}: choose one of {', '.join(AUGMENTATIONS)}.")
+    from keras import layers
+
     flip = [layers.RandomFlip("horizontal", name="flip")]
     if preset == "flip":
         return flip
@@ -64,11 +73,15 @@ def build_augmentation(preset: str = "reference") -> list:
 
 def build_baseline(image_size: int, config) -> keras.Model:
     """The reference CNN: 9,494,561 parameters at 150x150."""
+    import keras
+
     return keras.Sequential([keras.Input((image_size, image_size, 3), name="pixels"), *build_cnn_body(image_size, config)], name="baseline")
 
 
 def build_augmented(image_size: int, config) -> keras.Model:
     """The reference CNN with augmentation layers in front (active only in training)."""
+    import keras
+
     inputs = [keras.Input((image_size, image_size, 3), name="pixels")]
     return keras.Sequential([*inputs, *build_augmentation(config.augmentation), *build_cnn_body(image_size, config)], name="augmented")
 

@@ -1,0 +1,147 @@
+"""The package's import graph: module-level imports point one way (no cycles), every module imports on its own,
+and the recipe registry is readable without Keras or TensorFlow (the CLI's parser and --help are built from it)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import pkgutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import horses_humans
+
+PACKAGE = "horses_humans"
+SRC = Path(horses_humans.__file__).resolve().parents[1]  # the checkout's src/, whichever checkout this is
+
+
+def package_modules() -> dict[str, tuple[Path, bool]]:
+    """{dotted name: (source file, is a package)} for the package and every module below it."""
+    modules = {PACKAGE: (Path(horses_humans.__file__), True)}
+    for info in pkgutil.walk_packages(horses_humans.__path__, PACKAGE + "."):
+        origin = Path(info.module_finder.find_spec(info.name).origin)
+        modules[info.name] = (origin, info.ispkg)
+    return modules
+
+
+def module_level(body: list[ast.stmt]):
+    """The statements that run at import: into if/try/with/class blocks, not into functions, not `if TYPE_CHECKING`."""
+    for node in body:
+        yield node
+        if isinstance(node, ast.If):
+            if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                yield from module_level(node.body)
+            yield from module_level(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *[h.body for h in node.handlers]):
+                yield from module_level(block)
+        elif isinstance(node, (ast.With, ast.ClassDef)):
+            yield from module_level(node.body)
+
+
+def imported_names(name: str, is_package: bool, tree: ast.Module, modules: dict, everywhere: bool = False) -> set[str]:
+    """Package modules `name` imports at module level, or `everywhere` (inside functions too); relative imports
+    resolved, `from . import sub` included."""
+    package = name if is_package else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree) if everywhere else module_level(tree.body):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules}
+    return found
+
+
+def import_graph(everywhere: bool = False) -> dict[str, set[str]]:
+    """{module: package modules it imports at module level (or anywhere)}. Importing a.b.c also runs a.b's __init__,
+    so parent packages count, except the importer's own ancestors (always initialised before it runs)."""
+    modules = package_modules()
+    graph = {}
+    for name, (path, is_package) in modules.items():
+        own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 2)}  # itself and its ancestors
+        edges = set()
+        for target in imported_names(name, is_package, ast.parse(path.read_text(), str(path)), modules, everywhere):
+            parts = target.split(".")
+            edges |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        graph[name] = {t for t in edges if t in modules and t not in own}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle as [a, b, ..., a], or None (depth-first search, three colours)."""
+    state, stack = {}, []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """`python -c code` in a fresh interpreter that sees this checkout's package first."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_the_cycle_finder_finds_cycles_and_resolves_relative_imports():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+    tree = ast.parse("from . import sub, VALUE\nfrom ..config import X\nif TYPE_CHECKING:\n    import keras\n"
+                     "def f():\n    from .late import y\n")
+    modules = {"p", "p.q", "p.q.sub", "p.config", "p.q.late"}
+    assert imported_names("p.q.mod", False, tree, modules) == {"p.q", "p.q.sub", "p.config"}
+    assert imported_names("p.q.mod", False, tree, modules, everywhere=True) == {"p.q", "p.q.sub", "p.config", "p.q.late", "keras"}
+
+
+def test_module_level_imports_have_no_cycle():
+    graph = import_graph()
+    assert {"horses_humans.recipes.transfer", "horses_humans.serve.app"} <= set(graph)  # the walk found subpackages
+    assert "horses_humans.weights" in graph["horses_humans.recipes.transfer"]  # and their imports
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_imports_inside_functions_are_only_for_start_up_time():
+    """Moving any import inside a function to the top of its module would still make no cycle: inner imports only
+    defer heavy libraries (the CLI's TensorFlow), they never hold a cycle apart."""
+    cycle = find_cycle(import_graph(everywhere=True))
+    assert cycle is None, "cycle once inner imports are moved to the top: " + " -> ".join(cycle)
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """Each module first in its own process: an import that only works after another module was loaded fails here."""
+    names = sorted(package_modules())
+    with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
+        results = dict(zip(names, pool.map(lambda name: run_python(f"import {name}"), names)))
+    failed = {name: (r.stderr.strip().splitlines() or ["?"])[-1] for name, r in results.items() if r.returncode}
+    assert not failed, "\n".join(f"{name}: {error}" for name, error in failed.items())
+
+
+def test_recipes_weights_and_backbones_import_without_keras_or_tensorflow():
+    result = run_python("import sys\nimport horses_humans.recipes, horses_humans.weights, horses_humans.backbones\n"
+                        "from horses_humans.recipes import RECIPES\nprint(sorted(RECIPES))\n"
+                        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    assert result.returncode == 0, result.stderr
+    recipes, heavy = result.stdout.splitlines()
+    assert recipes == str(sorted(["augmented", "baseline", "inception_v3", "mobilenet_v2"]))
+    assert heavy == "[]", f"importing the recipe registry loaded {heavy}"
