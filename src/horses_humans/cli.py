@@ -268,7 +268,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .report import write_explanation
+    from .explain import write_explanation
 
     result = write_explanation(args.run, args.image, args.layer, args.out)
     print(f"{args.image}: {result['label']} (probability {result['probability']:.4f})")
@@ -285,7 +285,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .report import write_comparison
+    from .compare import write_comparison
 
     markdown, paths = write_comparison(args.runs, args.out)
     print(markdown, end="")
