@@ -245,14 +245,14 @@ def cmd_serve(args) -> int:
     from pydantic import ValidationError
 
     from .serve.app import create_app, resolve_run
+    from .serve.errors import validation_problems
     from .serve.settings import ServeSettings
 
     given = {"run": args.run, "host": args.host, "port": args.port, "runs_dir": args.runs_dir}
     try:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise HorsesHumansError(f"serve settings (options or HORSES_HUMANS_SERVE_* variables): {problems}") from None
+        raise HorsesHumansError(f"serve settings (options or HORSES_HUMANS_SERVE_* variables): {validation_problems(exc)}") from None
     run = resolve_run(settings)  # fail here, in one line, before the server starts
     settings = settings.model_copy(update={"run": run.path})
     print(f"serving {run.path} on http://{settings.host}:{settings.port}/ (API docs: /docs)", file=sys.stderr)
