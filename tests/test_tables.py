@@ -2,7 +2,7 @@ from pathlib import Path
 
 from horses_humans.config import TrainConfig
 from horses_humans.runs import Run
-from horses_humans.tables import fmt_mean_std, results_table
+from horses_humans.tables import fmt_mean_std, markdown_table, results_table
 
 
 def fake_run(seed, val, recipe="baseline", precision="auto", seconds=None):
@@ -26,3 +26,8 @@ def test_runs_differing_only_by_seed_share_a_row():
     assert rows[0].startswith("| baseline | None | None | - | 0,1 | 100.0 ± 0.0 | 85.0 ± 7.1 | 87.0 ± 7.1 | 2.00 ± 0.00 | - | mixed_bfloat16 |")
     assert "| float32 |" in rows[1] and "| 70.0 |" in rows[1]
     assert rows[2].endswith("| 99.0 | 101.0 | 2.00 | 3.0 | mixed_bfloat16 |")
+
+
+def test_markdown_table_escapes_pipes_and_formats_cells():
+    table = markdown_table(["a", "b"], [["max |dp|", 3]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| max \\|dp\\| | 3 |"]

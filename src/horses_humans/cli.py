@@ -313,7 +313,8 @@ def cmd_experiment(args) -> int:
 
 def cmd_export(args) -> int:
     from .config import check_positive
-    from .export import ALL, check_request, export_all, open_source, results_table, write_table
+    from .export import ALL, check_request, export_all, open_source
+    from .tables import exports_markdown, write_exports_markdown
 
     check_positive("latency_runs", args.latency_runs)
     if args.all and args.quantize != "none":
@@ -325,10 +326,10 @@ def cmd_export(args) -> int:
     source = open_source(args.run, resolve_data_dir(args.data_dir), args.cache_dir, log)
     results = export_all(source, requests, args.latency_runs)
     if args.all:  # the whole trade-off table is kept in RUN/export/exports.md
-        table, path = write_table(source, results)
+        table, path = write_exports_markdown(source, results)
         log(f"wrote {path}")
     else:
-        table = results_table(source, results)
+        table = exports_markdown(source, results)
     print(table, end="")
     return 0 if all(r.shipped for r in results) else 1
 
