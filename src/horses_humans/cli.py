@@ -126,12 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN")
     p.add_argument("--out", type=Path, default=Path("compare"), help="folder for compare.md, compare.html, curves.png (default: ./compare)")
 
-    from .experiments import EXPERIMENTS
-
     p = sub.add_parser("experiment", help="the reference's experiments").add_subparsers(dest="experiment_command", required=True, metavar="ACTION")
-    e = p.add_parser("reproduce", help="train the reference's experiments over several seeds (resumable), then write a results document")
+    e = p.add_parser("reproduce", help="train a file of experiments (default: the reference's) over several seeds (resumable), then write a results document")
     e.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per experiment (default 3)")
-    e.add_argument("--only", metavar="NAME[,NAME]", help=f"only these experiments: {', '.join(x.name for x in EXPERIMENTS)}")
+    e.add_argument("--experiments", type=Path, metavar="FILE",
+                   help="a TOML file of experiments, same schema as the default: the package's experiments.toml (the reference's)")
+    e.add_argument("--only", metavar="NAME[,NAME]", help="only these experiments of the file (by name)")
     e.add_argument("--epochs", type=int, help="default: each recipe's")
     e.add_argument("--image-size", type=int, help="for experiments that set no size of their own (default: each recipe's)")
     e.add_argument("--batch-size", type=int, help="default 32")
@@ -303,11 +303,11 @@ def cmd_experiment(args) -> int:
                                    precision=args.precision))
         run_sweep(args.trials, base, resolve_data_dir(args.data_dir), Path(args.runs_dir), args.cache_dir, args.out, train)
         return 0
-    from .experiments import reproduce, reproduce_runs_dir, select_experiments
+    from .experiments import load_experiments, reproduce, reproduce_runs_dir
 
     given = {"epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision}
-    reproduce(select_experiments(args.only), args.seeds, {k: v for k, v in given.items() if v is not None},
-              reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.dry_run)
+    reproduce(load_experiments(args.experiments), args.seeds, {k: v for k, v in given.items() if v is not None},
+              reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.only, args.dry_run)
     return 0
 
 
