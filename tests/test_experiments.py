@@ -1,6 +1,8 @@
 """`experiment reproduce`: the experiment files (the shipped one, a user's, bad ones), planning and resuming (with a
 fake, instant training), the results document, and one real tiny run end to end through the CLI."""
 
+from pathlib import Path
+
 import pytest
 
 from horses_humans import experiments, training
@@ -165,6 +167,20 @@ def test_a_users_file_with_its_own_seeds_title_and_claims(tmp_path, fake_train):
     assert text.startswith("# My experiments\n") and f" --experiments {path} --runs-dir " in text
     assert "| regularised | baseline 32 px, 1 epoch, dropout 0.25, early stop | 2/2 |" in text and "| 90.0 |" in text
     assert "| small | 0 | " in text and " | 27 53 80 |" in text  # validation accuracy of every epoch (fake history)
+
+
+def test_the_results_script_runs_come_from_its_file(tmp_path):
+    file = load_experiments(Path(__file__).resolve().parents[1] / "docs" / "results.toml")
+    planned = plan(file.experiments, 3, {}, tmp_path / "runs")  # what scripts/reproduce_results.sh asks for
+    runs = {}
+    for run in planned:
+        runs.setdefault(run.experiment.name, []).append(run.config)
+    assert {name: len(configs) for name, configs in runs.items()} == {
+        "baseline": 6, "baseline_float32": 6, "augmented": 3, "augmented_mild": 3, "augmented_flip": 3, "mobilenet_v2": 3}
+    assert [c.augmentation for c in (runs["augmented"][0], runs["augmented_mild"][0], runs["augmented_flip"][0])] == [
+        "reference", "mild", "flip"]
+    assert runs["baseline_float32"][5].precision == "float32" and runs["baseline"][5].precision == "auto"
+    assert runs["mobilenet_v2"][0].image_size == 224 and runs["mobilenet_v2"][0].epochs == 6
 
 
 @pytest.mark.parametrize("text, words", [

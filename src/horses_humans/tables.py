@@ -1,6 +1,7 @@
 """Every Markdown table the package writes goes through markdown_table. The tables of finished runs (the results
 table of `horses-humans runs`, the side-by-side rows of `horses-humans compare`) share their grouping and number
-formatting; the export trade-off table (`horses-humans export --all`) is built here too."""
+formatting; the export trade-off table (`horses-humans export --all`) is built here too, and a results document's
+summary table is copied into README from here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_text_atomic
+from .config import HorsesHumansError
 
 RESULTS_HEADER = ["recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
                   "val acc % (best epoch)", "s/epoch", "training s", "precision"]
@@ -158,3 +160,27 @@ def write_exports_markdown(source, results: list) -> tuple[str, Path]:
     path = source.export_root / EXPORTS_FILE
     write_text_atomic(path, table)
     return table, path
+
+
+# ---------------------------------------------------------------- README
+
+def first_table(markdown: str) -> str:
+    """The first Markdown table (consecutive lines starting with '|') of a document; '' if it has none."""
+    lines = markdown.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def copy_table(document: Path, readme: Path, marker: str) -> None:
+    """Put the first table of a results document (its summary) into readme between `<!-- MARKER:start -->` and
+    `<!-- MARKER:end -->`: how README shows docs/results.md and docs/reproduce.md (scripts/readme_tables.py)."""
+    table = first_table(Path(document).read_text())
+    if not table:
+        raise HorsesHumansError(f"{document}: no Markdown table to copy; write it with `horses-humans experiment reproduce` first.")
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = Path(readme).read_text()
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise HorsesHumansError(f"{readme}: needs one {start} ... {end} block; put the two markers where the table goes.")
+    head, rest = text.split(start)
+    write_text_atomic(Path(readme), f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
