@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/hostile.py: the same hostile files the tests use
-from tests.hostile import awkward_files, encode, hostile_files, photo  # noqa: E402
+from horses_humans.samples import awkward_files, encode, hostile_files, photo  # the same files the tests send
 
 BOUNDARY = "benchboundary7d1f"
 

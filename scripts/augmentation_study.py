@@ -4,13 +4,13 @@ For each run: accuracy on the plain validation images; the share predicted 'huma
 one class shows it here); accuracy when the validation images go through the model's own augmentation
 layers too (training=True, mean probability over 8 draws), i.e. the distribution the model was trained on;
 and accuracy on plain images that were only resampled (rotated by 0 degrees through the same bilinear
-interpolation path), which separates "blur from interpolation" from "geometry".
+interpolation path), which separates "blur from interpolation" from "geometry". Labels are read at each run's
+own threshold (labels.json). Progress goes to stderr, the Markdown table to stdout at the end.
 
     python scripts/augmentation_study.py runs/results/augmented-* runs/results/baseline-*
 """
 
 import sys
-from pathlib import Path
 
 from horses_humans import backend  # noqa: E402
 
@@ -21,7 +21,11 @@ import numpy as np  # noqa: E402
 
 from horses_humans.config import resolve_data_dir  # noqa: E402
 from horses_humans.data import VALIDATION, load_split  # noqa: E402
-from horses_humans.runs import load_run  # noqa: E402
+from horses_humans.runs import Run, load_run  # noqa: E402
+from horses_humans.tables import markdown_table  # noqa: E402
+
+HEADER = ["run", "augmentation", "threshold", "final val acc (training log)", "val acc (float32 model)",
+          "predicted 'humans'", "val acc, images augmented as in training (8 draws)", "val acc, images only resampled"]
 
 
 def probabilities(model, x, training: bool, draws: int = 1) -> np.ndarray:
@@ -38,23 +42,29 @@ def resampled(x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(layer(x[i:i + 64].astype("float32"), training=True)) for i in range(0, len(x), 64)])
 
 
+def study_row(run: Run, x: np.ndarray, y: np.ndarray) -> list[str]:
+    """One run's cells: accuracy on plain, augmented and resampled images, at the run's threshold."""
+    threshold = run.labels.get("threshold", 0.5)
+    model = run.load_model()
+    plain = probabilities(model, x, training=False)
+    aug = probabilities(model, x, training=True, draws=8) if run.config.recipe == "augmented" else None
+    blur = probabilities(model, resampled(x), training=False)
+    acc = lambda p: f"{100 * np.mean((p >= threshold) == y):.1f}"  # noqa: E731
+    preset = run.config.augmentation if run.config.recipe == "augmented" else "none"
+    return [run.path.name, preset, f"{threshold:g}", f"{100 * run.metrics['val_accuracy']:.1f}", acc(plain),
+            f"{100 * np.mean(plain >= threshold):.0f}%", acc(aug) if aug is not None else "-", acc(blur)]
+
+
 def main(paths: list[str]) -> None:
     keras.utils.set_random_seed(0)
     data_dir = resolve_data_dir(None)
-    print("| run | augmentation | final val acc (training log) | val acc (float32 model) | predicted 'humans' | val acc, images augmented as in training (8 draws) | val acc, images only resampled |")
-    print("|---|---|---|---|---|---|---|")
+    rows = []
     for path in paths:
         run = load_run(path)
         split = load_split(data_dir, VALIDATION, run.image_size, warn=lambda s: None)
-        x, y = np.asarray(split.x).astype("float32"), split.y
-        model = run.load_model()
-        plain = probabilities(model, x, training=False)
-        aug = probabilities(model, x, training=True, draws=8) if run.config.recipe == "augmented" else None
-        blur = probabilities(model, resampled(x), training=False)
-        acc = lambda p: f"{100 * np.mean((p >= 0.5) == y):.1f}"  # noqa: E731
-        preset = run.config.augmentation if run.config.recipe == "augmented" else "none"
-        print(f"| {Path(path).name} | {preset} | {100 * run.metrics['val_accuracy']:.1f} | {acc(plain)} | {100 * np.mean(plain >= 0.5):.0f}% | "
-              f"{acc(aug) if aug is not None else '-'} | {acc(blur)} |", flush=True)
+        rows.append(study_row(run, np.asarray(split.x).astype("float32"), split.y))
+        print(f"done: {run.path.name}", file=sys.stderr, flush=True)
+    print(markdown_table(HEADER, rows))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from horses_humans.cli import main
+from horses_humans.samples import awkward_files, hostile_files
 
-from .hostile import awkward_files, hostile_files
 from .synthetic import make_dataset
 
 

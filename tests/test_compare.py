@@ -1,4 +1,4 @@
-"""`compare`: the side-by-side table (tables.compare_rows), compare.md / compare.html (report.write_comparison)."""
+"""`compare`: the side-by-side table (tables.compare_rows), compare.md / compare.html (compare.write_comparison)."""
 
 import base64
 import re
@@ -6,10 +6,10 @@ import re
 import pytest
 
 from horses_humans.cli import main
+from horses_humans.compare import write_comparison
 from horses_humans.config import TrainConfig
-from horses_humans.report import write_comparison
 from horses_humans.runs import load_run
-from horses_humans.tables import COMPARE_HEADER, compare_rows, compare_table
+from horses_humans.tables import COMPARE_HEADER, compare_rows, markdown_table
 
 from .fake_runs import write_run
 
@@ -51,7 +51,7 @@ def test_rows_group_seeds_and_compute_the_gap(runs):
 
 def test_parameters_show_trainable_when_not_all_are(tmp_path):
     run = write_run(tmp_path, TrainConfig(recipe="inception_v3"), metrics(1.0, 0.98, 0.99, 47_512_481, 38_537_217))
-    assert "| 47,512,481 (38,537,217 trainable) |" in compare_table([load_run(run)])
+    assert "| 47,512,481 (38,537,217 trainable) |" in markdown_table(*compare_rows([load_run(run)]))
 
 
 def test_comparison_files_are_written_with_the_curves_embedded(runs, tmp_path):

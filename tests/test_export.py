@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from horses_humans import export as ex
+from horses_humans import webbuild
 from horses_humans.cli import main
 from horses_humans.config import HorsesHumansError
 from horses_humans.parity import RULES, check_parity, p50_latency_ms
 from horses_humans.images import load_pixels
 from horses_humans.predict import Predictor
+from horses_humans.tables import exports_table, write_exports_markdown
 
 from .synthetic import write_image
 
@@ -174,28 +176,28 @@ def test_web_build_is_a_self_contained_static_site(baseline_exports):
     folder = baseline_exports["web"].path
     page = (folder / "index.html").read_text()
     assert "{{" not in page and '<script src="./ort.wasm.min.js">' in page
-    for name in ex.ORT_WEB_FILES + ("page.css", "cards.js", "pixels.js", "labels.json", "model.onnx"):
+    for name in webbuild.ORT_WEB_FILES + webbuild.PAGE_FILES + ("labels.json", "model.onnx"):
         assert (folder / name).stat().st_size > 0, name
     assert json.loads((folder / "labels.json").read_text())["model_file"] == "model.onnx"
 
 
 def test_web_build_without_local_runtime_points_at_the_pinned_cdn(baseline_source, monkeypatch, tmp_path):
-    monkeypatch.setattr(ex, "find_ort_web", lambda: None)
+    monkeypatch.setattr(webbuild, "find_ort_web", lambda: None)
     notes = []
-    base = ex.copy_ort_web(tmp_path, log=notes.append)
-    assert base == ex.ORT_WEB_CDN and ex.ORT_WEB_VERSION in base and "needs internet" in notes[0]
+    base = webbuild.copy_ort_web(tmp_path, log=notes.append)
+    assert base == webbuild.ORT_WEB_CDN and webbuild.ORT_WEB_VERSION in base and "needs internet" in notes[0]
     assert not list(tmp_path.iterdir())
 
 
 def test_a_runtime_folder_missing_files_is_a_clear_error(monkeypatch, tmp_path):
     (tmp_path / "ort.wasm.min.js").write_text("//")
-    monkeypatch.setenv(ex.ENV_ORT_WEB, str(tmp_path))
+    monkeypatch.setenv(webbuild.ENV_ORT_WEB, str(tmp_path))
     with pytest.raises(HorsesHumansError, match="ort-wasm-simd-threaded.mjs, ort-wasm-simd-threaded.wasm"):
-        ex.copy_ort_web(tmp_path / "out")
+        webbuild.copy_ort_web(tmp_path / "out")
 
 
 def test_exports_table_has_every_export(baseline_source, baseline_exports):
-    table, path = ex.write_table(baseline_source, list(baseline_exports.values()))
+    table, path = write_exports_markdown(baseline_source, list(baseline_exports.values()))
     assert path.read_text() == table
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| export")]
     assert [row.split(" | ")[0][2:] for row in rows] == [ex.export_name(f, q) for f, q in ex.ALL]
@@ -301,8 +303,6 @@ def test_mobilenet_v2_exports_through_its_nested_backbone(mobilenet_run, views_d
 
 
 def test_exports_table_escapes_pipes_in_cells():
-    from horses_humans.parity import exports_table
-
     row = {key: "-" for key in ("export", "runtime", "file", "mb", "folder_mb", "ratio", "accuracy", "mean_abs_diff",
                                 "max_abs_diff", "agreement", "latency")}
     header, rule, line = exports_table([{**row, "parity": "parity failed: max |dp| <= 0.01"}]).splitlines()

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from horses_humans.cli import main
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.runs import best_run
+from horses_humans.samples import awkward_files, encode, hostile_files, photo
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 
 from .fake_runs import write_run
-from .hostile import awkward_files, encode, hostile_files, photo
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
 from pathlib import Path
 
-from horses_humans.config import TrainConfig
+import pytest
+
+from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.runs import Run
-from horses_humans.tables import fmt_mean_std, results_table
+from horses_humans.tables import copy_table, fmt_mean_std, markdown_table, results_table
 
 
 def fake_run(seed, val, recipe="baseline", precision="auto", seconds=None):
@@ -26,3 +28,37 @@ def test_runs_differing_only_by_seed_share_a_row():
     assert rows[0].startswith("| baseline | None | None | - | 0,1 | 100.0 ± 0.0 | 85.0 ± 7.1 | 87.0 ± 7.1 | 2.00 ± 0.00 | - | mixed_bfloat16 |")
     assert "| float32 |" in rows[1] and "| 70.0 |" in rows[1]
     assert rows[2].endswith("| 99.0 | 101.0 | 2.00 | 3.0 | mixed_bfloat16 |")
+
+
+def test_markdown_table_escapes_pipes_and_formats_cells():
+    table = markdown_table(["a", "b"], [["max |dp|", 3]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| max \\|dp\\| | 3 |"]
+
+
+def test_copy_table_replaces_only_the_marked_block(tmp_path):
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\n\nintro\n\n| x |\n|---|\n| 1 |\n\n## More\n\n| y |\n|---|\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("top\n<!-- results:start -->\n| old |\n<!-- results:end -->\nbottom\n")
+    copy_table(doc, readme, "results")
+    assert readme.read_text() == "top\n<!-- results:start -->\n| x |\n|---|\n| 1 |\n<!-- results:end -->\nbottom\n"
+
+
+def test_copy_table_errors_name_the_file(tmp_path):
+    doc, readme = tmp_path / "doc.md", tmp_path / "README.md"
+    doc.write_text("no table here\n")
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    with pytest.raises(HorsesHumansError, match=f"{doc}: no Markdown table to copy"):
+        copy_table(doc, readme, "results")
+    doc.write_text("| x |\n|---|\n")
+    with pytest.raises(HorsesHumansError, match=f"{readme}: needs one <!-- reproduce:start --> ... <!-- reproduce:end --> block"):
+        copy_table(doc, readme, "reproduce")
+
+
+@pytest.mark.parametrize("marker, document", [("results", "docs/results.md"), ("reproduce", "docs/reproduce.md")])
+def test_readme_shows_the_documents_tables(tmp_path, marker, document):
+    repo = Path(__file__).resolve().parents[1]
+    readme = tmp_path / "README.md"
+    readme.write_text((repo / "README.md").read_text())
+    copy_table(repo / document, readme, marker)  # what scripts/readme_tables.py does
+    assert readme.read_text() == (repo / "README.md").read_text()

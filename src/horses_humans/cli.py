@@ -126,12 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN")
     p.add_argument("--out", type=Path, default=Path("compare"), help="folder for compare.md, compare.html, curves.png (default: ./compare)")
 
-    from .experiments import EXPERIMENTS
-
     p = sub.add_parser("experiment", help="the reference's experiments").add_subparsers(dest="experiment_command", required=True, metavar="ACTION")
-    e = p.add_parser("reproduce", help="train the reference's experiments over several seeds (resumable), then write a results document")
+    e = p.add_parser("reproduce", help="train a file of experiments (default: the reference's) over several seeds (resumable), then write a results document")
     e.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per experiment (default 3)")
-    e.add_argument("--only", metavar="NAME[,NAME]", help=f"only these experiments: {', '.join(x.name for x in EXPERIMENTS)}")
+    e.add_argument("--experiments", type=Path, metavar="FILE",
+                   help="a TOML file of experiments, same schema as the default: the package's experiments.toml (the reference's)")
+    e.add_argument("--only", metavar="NAME[,NAME]", help="only these experiments of the file (by name)")
     e.add_argument("--epochs", type=int, help="default: each recipe's")
     e.add_argument("--image-size", type=int, help="for experiments that set no size of their own (default: each recipe's)")
     e.add_argument("--batch-size", type=int, help="default 32")
@@ -245,14 +245,14 @@ def cmd_serve(args) -> int:
     from pydantic import ValidationError
 
     from .serve.app import create_app, resolve_run
+    from .serve.errors import validation_problems
     from .serve.settings import ServeSettings
 
     given = {"run": args.run, "host": args.host, "port": args.port, "runs_dir": args.runs_dir}
     try:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise HorsesHumansError(f"serve settings (options or HORSES_HUMANS_SERVE_* variables): {problems}") from None
+        raise HorsesHumansError(f"serve settings (options or HORSES_HUMANS_SERVE_* variables): {validation_problems(exc)}") from None
     run = resolve_run(settings)  # fail here, in one line, before the server starts
     settings = settings.model_copy(update={"run": run.path})
     print(f"serving {run.path} on http://{settings.host}:{settings.port}/ (API docs: /docs)", file=sys.stderr)
@@ -268,7 +268,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .report import write_explanation
+    from .explain import write_explanation
 
     result = write_explanation(args.run, args.image, args.layer, args.out)
     print(f"{args.image}: {result['label']} (probability {result['probability']:.4f})")
@@ -285,7 +285,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .report import write_comparison
+    from .compare import write_comparison
 
     markdown, paths = write_comparison(args.runs, args.out)
     print(markdown, end="")
@@ -303,17 +303,18 @@ def cmd_experiment(args) -> int:
                                    precision=args.precision))
         run_sweep(args.trials, base, resolve_data_dir(args.data_dir), Path(args.runs_dir), args.cache_dir, args.out, train)
         return 0
-    from .experiments import reproduce, reproduce_runs_dir, select_experiments
+    from .experiments import load_experiments, reproduce, reproduce_runs_dir
 
     given = {"epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision}
-    reproduce(select_experiments(args.only), args.seeds, {k: v for k, v in given.items() if v is not None},
-              reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.dry_run)
+    reproduce(load_experiments(args.experiments), args.seeds, {k: v for k, v in given.items() if v is not None},
+              reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.only, args.dry_run)
     return 0
 
 
 def cmd_export(args) -> int:
     from .config import check_positive
-    from .export import ALL, check_request, export_all, open_source, results_table, write_table
+    from .export import ALL, check_request, export_all, open_source
+    from .tables import exports_markdown, write_exports_markdown
 
     check_positive("latency_runs", args.latency_runs)
     if args.all and args.quantize != "none":
@@ -325,10 +326,10 @@ def cmd_export(args) -> int:
     source = open_source(args.run, resolve_data_dir(args.data_dir), args.cache_dir, log)
     results = export_all(source, requests, args.latency_runs)
     if args.all:  # the whole trade-off table is kept in RUN/export/exports.md
-        table, path = write_table(source, results)
+        table, path = write_exports_markdown(source, results)
         log(f"wrote {path}")
     else:
-        table = results_table(source, results)
+        table = exports_markdown(source, results)
     print(table, end="")
     return 0 if all(r.shipped for r in results) else 1
 

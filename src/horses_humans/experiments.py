@@ -1,14 +1,20 @@
-"""The reference project's experiments as data, run over several seeds, resumably, into one results document.
+"""Experiments as data, run over several seeds, resumably, into one results document.
 
-Each experiment is a name and the TrainConfig settings that make it. A run is found again by its resolved
-config (config.json of the runs under the experiments' runs directory), so re-running trains only what is
+An experiment is a name, the TrainConfig settings that make it, optionally its own number of seeds and the
+reference's claim about it; a TOML file lists them (experiments.toml beside this module: the reference project's
+experiments, the default; `--experiments FILE` reads another with the same schema). A run is found again by its
+resolved config (config.json of the runs under the experiments' runs directory), so re-running trains only what is
 missing: finished runs are kept, interrupted ones (no model.keras) are trained again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
+import tomllib
+import types
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +26,9 @@ from .runs import CONFIG_FILE, MODEL_FILE, Run, load_run
 from .tables import fmt_mean_std, markdown_table, metric_cells, options_text
 from .weights import resolve_weights
 
+EXPERIMENTS_FILE = Path(__file__).with_name("experiments.toml")  # the reference's experiments (package data)
 DEFAULT_OUT = Path("docs/reproduce.md")
+DEFAULT_TITLE = "Experiments"  # the document's heading when the file sets no `title`
 RUNS_SUBDIR = "reproduce"  # under the runs directory ($HORSES_HUMANS_RUNS, else ./runs)
 
 
@@ -41,18 +49,135 @@ class Experiment:
     name: str
     settings: dict  # TrainConfig fields; they win over the command line's --epochs/--image-size/...
     claim: Claim = field(default_factory=Claim)
+    seeds: int | None = None  # seeds 0..seeds-1; None: the command line's --seeds
 
 
-EXPERIMENTS = [
-    Experiment("baseline", {"recipe": "baseline"}, Claim(1.0, 0.856, 7, "9.5M")),
-    Experiment("augmented", {"recipe": "augmented", "augmentation": "reference"}, Claim(0.943, 0.918, 9)),
-    Experiment("baseline_300px", {"recipe": "baseline", "image_size": 300}),
-    Experiment("baseline_dropout_l2", {"recipe": "baseline", "dropout": 0.5, "l2": 1e-3}),
-    Experiment("baseline_early_stopping", {"recipe": "baseline", "early_stopping": True}),
-    Experiment("baseline_reduce_lr", {"recipe": "baseline", "reduce_lr": True}),
-    Experiment("mobilenet_v2", {"recipe": "mobilenet_v2"}),
-    Experiment("inception_v3", {"recipe": "inception_v3"}, Claim(val_accuracy=0.985, parameters="38M trainable")),
-]
+@dataclass(frozen=True)
+class ExperimentFile:
+    """A TOML file of experiments: where it is, the results document's title, the experiments in file order."""
+
+    path: Path
+    title: str
+    experiments: tuple[Experiment, ...]
+
+    def select(self, only: str | None = None) -> list[Experiment]:
+        """All experiments, or those named in a comma-separated list (an unknown name is an error)."""
+        if not only:
+            return list(self.experiments)
+        names = [n.strip() for n in only.split(",") if n.strip()]
+        known = {e.name: e for e in self.experiments}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise HorsesHumansError(f"--only {', '.join(unknown)}: no such experiment in {self.path}; choose from {', '.join(known)}.")
+        return [known[n] for n in names]
+
+
+# ---------------------------------------------------------------- reading a file of experiments
+
+FILE_KEYS = ("title", "experiment")
+EXPERIMENT_KEYS = ("name", "settings", "seeds", "claim")
+
+
+def load_experiments(path: str | Path | None = None) -> ExperimentFile:
+    """Read a TOML file of experiments (None: the shipped experiments.toml); any problem is one error naming the file."""
+    path = Path(path).expanduser() if path else EXPERIMENTS_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HorsesHumansError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); "
+                                "give --experiments an existing TOML file.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise HorsesHumansError(f"{path}: not valid TOML ({exc}); fix the syntax.") from None
+    try:
+        return parse_experiments(data, path)
+    except HorsesHumansError as exc:
+        raise HorsesHumansError(f"{path}: {exc}") from None
+
+
+def parse_experiments(data: dict, path: Path) -> ExperimentFile:
+    """The parsed TOML as an ExperimentFile; errors say what is wrong (the caller adds the file name)."""
+    check_keys(data, FILE_KEYS, "", "the file holds `title` and [[experiment]] tables")
+    tables = data.get("experiment")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise HorsesHumansError('no [[experiment]] tables; add at least one (name = "...", settings = { recipe = "..." }).')
+    title = data.get("title", DEFAULT_TITLE)
+    if not isinstance(title, str):
+        raise HorsesHumansError(f"title = {title!r} should be a string.")
+    experiments = [parse_experiment(table, i) for i, table in enumerate(tables, 1)]
+    names = [e.name for e in experiments]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise HorsesHumansError(f"experiment {twice[0]!r} appears more than once; give each a unique name.")
+    return ExperimentFile(path, title, tuple(experiments))
+
+
+def parse_experiment(table: dict, number: int) -> Experiment:
+    """One [[experiment]] table -> an Experiment whose settings make a valid TrainConfig."""
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise HorsesHumansError(f'experiment {number} has no name; add name = "...".')
+    where = f"experiment {name!r}"
+    check_keys(table, EXPERIMENT_KEYS, f"{where}: ", f"an experiment has {', '.join(EXPERIMENT_KEYS)}")
+    settings = checked_fields(table.get("settings", {}), TrainConfig, f"{where}: settings", exclude=("seed",))
+    seeds = table.get("seeds")
+    if seeds is not None and (not is_integer(seeds) or seeds <= 0):
+        raise HorsesHumansError(f"{where}: seeds = {seeds!r} should be a positive integer.")
+    try:
+        get_recipe(settings.get("recipe", TrainConfig.recipe))
+        TrainConfig(**settings)
+    except HorsesHumansError as exc:
+        raise HorsesHumansError(f"{where}: {exc}") from None
+    claim = Claim(**checked_fields(table.get("claim", {}), Claim, f"{where}: claim"))
+    return Experiment(name, settings, claim, seeds)
+
+
+def check_keys(table: dict, known: Sequence[str], where: str, hint: str) -> None:
+    """An error naming the first key of table that is not known (where: '' or "experiment 'x': ")."""
+    unknown = [k for k in table if k not in known]
+    if unknown:
+        raise HorsesHumansError(f"{where}unknown key {unknown[0]!r}; {hint}.")
+
+
+def checked_fields(table, cls, where: str, exclude: Sequence[str] = ()) -> dict:
+    """table's entries, each a field of the dataclass cls with a value of its type (TOML has no None)."""
+    if not isinstance(table, dict):
+        raise HorsesHumansError(f"{where} should be a table, e.g. {where.rsplit(': ', 1)[-1]} = {{ ... }}.")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls) if f.name not in exclude]
+    for key, value in table.items():
+        if key not in fields:
+            hint = " (seeds come from --seeds or `seeds = N`)" if key in exclude else ""
+            raise HorsesHumansError(f"{where}: unknown field {key!r}{hint}; known: {', '.join(fields)}.")
+        if not fits(value, hints[key]):
+            raise HorsesHumansError(f"{where}: {key} = {value!r} should be {type_text(hints[key])}.")
+    return dict(table)
+
+
+def is_integer(value) -> bool:
+    """An int that is not a bool (TOML's true is not 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def fits(value, hint) -> bool:
+    """Whether a TOML value fits a field's type: int | None, float, bool, str, tuple[int, ...] (a TOML array)."""
+    if isinstance(hint, types.UnionType):
+        return any(fits(value, option) for option in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, list) and all(fits(v, typing.get_args(hint)[0]) for v in value)
+    if hint is int:
+        return is_integer(value)
+    if hint is float:
+        return is_integer(value) or isinstance(value, float)
+    return hint is not type(None) and isinstance(value, hint)
+
+
+def type_text(hint) -> str:
+    """'an integer', 'a number', 'true or false', 'a string' or 'a list of integers'."""
+    if isinstance(hint, types.UnionType):
+        return " or ".join(type_text(h) for h in typing.get_args(hint) if h is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return "a list of integers"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
 
 
 @dataclass
@@ -73,18 +198,6 @@ class PlannedRun:
         if self.skipped:
             return f"skipped: {self.skipped}"
         return f"retry (interrupted: {self.interrupted})" if self.interrupted else "train"
-
-
-def select_experiments(only: str | None = None) -> list[Experiment]:
-    """All experiments, or those named in a comma-separated list (an unknown name is an error)."""
-    if not only:
-        return list(EXPERIMENTS)
-    names = [n.strip() for n in only.split(",") if n.strip()]
-    known = {e.name: e for e in EXPERIMENTS}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise HorsesHumansError(f"--only {', '.join(unknown)}: no such experiment; choose from {', '.join(known)}.")
-    return [known[n] for n in names]
 
 
 def reproduce_runs_dir(runs_dir: str | Path | None = None) -> Path:
@@ -122,11 +235,12 @@ def index_runs(runs_dir: Path) -> tuple[dict[TrainConfig, Path], dict[TrainConfi
 
 
 def plan(experiments: Sequence[Experiment], seeds: int, defaults: dict, runs_dir: Path) -> list[PlannedRun]:
-    """Every (experiment, seed) in order, with its finished or interrupted run if there is one."""
+    """Every (experiment, seed) in order, with its finished or interrupted run if there is one; an experiment's
+    own `seeds` wins over the seeds given here."""
     check_positive("seeds", seeds)
     planned = []
     for experiment in experiments:
-        configs = [experiment_config(experiment, seed, defaults) for seed in range(seeds)]
+        configs = [experiment_config(experiment, seed, defaults) for seed in range(experiment.seeds or seeds)]
         problem = weights_problem(configs[0])  # the same for every seed
         planned += [PlannedRun(experiment, c.seed, c, skipped=problem) for c in configs]
     return locate_runs(planned, runs_dir)
@@ -145,12 +259,13 @@ def progress_line(i: int, n: int, run: PlannedRun) -> str:
     return f"[{i}/{n}] {run.experiment.name} seed {run.seed}: {run.status()}"
 
 
-def reproduce(experiments: Sequence[Experiment], seeds: int, defaults: dict, runs_dir: Path, data_dir: Path,
-              cache_dir: Path | None = None, out: Path = DEFAULT_OUT, dry_run: bool = False,
+def reproduce(file: ExperimentFile, seeds: int, defaults: dict, runs_dir: Path, data_dir: Path,
+              cache_dir: Path | None = None, out: Path = DEFAULT_OUT, only: str | None = None, dry_run: bool = False,
               log: Callable[[str], None] = print) -> Path | None:
-    """Train every planned run that is not finished yet, then (re)write the results document from the finished
-    ones, also when interrupted. With dry_run, only print the plan. Returns the document's path."""
-    planned = plan(experiments, seeds, defaults, runs_dir)
+    """Train every planned run of the file's experiments (or those named in `only`) that is not finished yet, then
+    (re)write the results document from the finished ones, also when interrupted. With dry_run, only print the
+    plan. Returns the document's path."""
+    planned = plan(file.select(only), seeds, defaults, runs_dir)
     if dry_run:
         for i, run in enumerate(planned, 1):
             log(progress_line(i, len(planned), run))
@@ -159,7 +274,8 @@ def reproduce(experiments: Sequence[Experiment], seeds: int, defaults: dict, run
     try:
         train_missing(planned, runs_dir, data_dir, cache_dir, log)
     finally:
-        write_text_atomic(out, render_document(locate_runs(planned, runs_dir), command_text(planned, seeds, defaults, runs_dir)))
+        command = command_text(planned, file, seeds, defaults, runs_dir)
+        write_text_atomic(out, render_document(locate_runs(planned, runs_dir), command, file.title))
         log(f"wrote {out}")
     return Path(out)
 
@@ -220,26 +336,37 @@ def summary_row(runs: list[PlannedRun], loaded: dict[Path, Run]) -> list[str]:
             claim["parameters"]]
 
 
+PER_RUN_HEADER = ["experiment", "seed", "run", "val acc % (final)", "val acc % (best epoch)", "val acc % per epoch"]
+
+
 def per_run_rows(planned: list[PlannedRun], loaded: dict[Path, Run]) -> list[list[str]]:
-    """Every (experiment, seed): its run directory and final/best validation accuracy, or why there is none."""
+    """Every (experiment, seed): its run directory, final/best and per-epoch validation accuracy, or why there is none."""
     rows = []
     for run in planned:
-        metrics = loaded[run.run_dir].metrics if run.run_dir else {}
+        done = loaded.get(run.run_dir)
+        metrics = done.metrics if done else {}
         where = run.run_dir.name if run.run_dir else ("skipped" if run.skipped else "missing")
         rows.append([run.experiment.name, str(run.seed), where, fmt_mean_std([metrics.get("val_accuracy")]),
-                     fmt_mean_std([metrics.get("best_val_accuracy")])])
+                     fmt_mean_std([metrics.get("best_val_accuracy")]), epochs_text(done)])
     return rows
 
 
-def command_text(planned: list[PlannedRun], seeds: int, defaults: dict, runs_dir: Path) -> str:
+def epochs_text(run: Run | None) -> str:
+    """'62 80 84 ...': validation accuracy (%) of every epoch, so instability is seen, not averaged away."""
+    history = run.history if run else []
+    return " ".join(f"{100 * h['val_accuracy']:.0f}" for h in history if "val_accuracy" in h) or "-"
+
+
+def command_text(planned: list[PlannedRun], file: ExperimentFile, seeds: int, defaults: dict, runs_dir: Path) -> str:
     """The command line that regenerates the document with these settings."""
     names = list(dict.fromkeys(r.experiment.name for r in planned))
-    only = "" if names == [e.name for e in EXPERIMENTS] else f" --only {','.join(names)}"
+    only = "" if names == [e.name for e in file.experiments] else f" --only {','.join(names)}"
     flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in defaults.items())
-    return f"horses-humans experiment reproduce --seeds {seeds}{only}{flags} --runs-dir {runs_dir}"
+    source = "" if file.path == EXPERIMENTS_FILE else f" --experiments {file.path}"
+    return f"horses-humans experiment reproduce --seeds {seeds}{only}{flags}{source} --runs-dir {runs_dir}"
 
 
-def render_document(planned: list[PlannedRun], command: str) -> str:
+def render_document(planned: list[PlannedRun], command: str, title: str = DEFAULT_TITLE) -> str:
     """The results document (Markdown) from whatever runs are finished; missing and skipped ones are marked."""
     by_name: dict[str, list[PlannedRun]] = {}
     for run in planned:
@@ -248,7 +375,7 @@ def render_document(planned: list[PlannedRun], command: str) -> str:
     notes = "".join(f"- `{runs[0].experiment.name}` skipped: {runs[0].skipped}\n" for runs in by_name.values() if runs[0].skipped)
     env = next(iter(loaded.values())).environment if loaded else {}
     return (
-        "# Reproducing the reference's experiments\n\n"
+        f"# {title}\n\n"
         f"Generated by `{command}` on {env.get('platform', platform.platform())}, "
         f"Keras {env.get('keras', '?')} / {env.get('backend', '?')} {env.get('backend_version', '?')}. "
         "Re-running the command trains only the runs that are missing and rewrites this file.\n\n"
@@ -259,5 +386,5 @@ def render_document(planned: list[PlannedRun], command: str) -> str:
         f"{markdown_table(HEADER, [summary_row(runs, loaded) for runs in by_name.values()])}\n\n"
         + (f"{notes}\n" if notes else "")
         + "## Every run\n\n"
-        f"{markdown_table(['experiment', 'seed', 'run', 'val acc % (final)', 'val acc % (best epoch)'], per_run_rows(planned, loaded))}\n"
+        f"{markdown_table(PER_RUN_HEADER, per_run_rows(planned, loaded))}\n"
     )

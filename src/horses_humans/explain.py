@@ -12,6 +12,8 @@ Layer paths are "conv3" for a top-level layer and "backbone/mixed7" for one insi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 from PIL import Image
@@ -190,3 +192,41 @@ def misclassified(y_true: np.ndarray, probabilities: np.ndarray, threshold: floa
     """Indices of the wrongly labelled images, worst (highest loss) first."""
     wrong = np.flatnonzero((np.asarray(probabilities) >= threshold).astype(int) != np.asarray(y_true).astype(int))
     return wrong[np.argsort(-losses(np.asarray(y_true)[wrong], np.asarray(probabilities)[wrong]), kind="stable")]
+
+
+# ---------------------------------------------------------------- `horses-humans explain`: one image file -> PNGs
+
+EXPLAIN_DIR = "explain"  # RUN/explain/, unless --out says otherwise
+
+
+def activation_figure(model, pixels: np.ndarray):
+    """The tiled feature maps of the model's conv/pool (or backbone stage) layers for one image (a Figure)."""
+    from . import plots  # drawing is plots.py's job; only the two composers at the end of this module call it
+
+    return plots.activation_grids(activations(model, pixels, feature_layers(model)), pixels)
+
+
+def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_dir: Path | None = None) -> dict:
+    """Activation tiles and a Grad-CAM overlay for one image file -> {label, probability, paths}."""
+    from . import plots  # imported here, as in activation_figure: the arrays above need none of these
+    from .images import ImageError, load_pixels
+    from .predict import Predictor
+    from .recipes import last_conv_layer
+    from .runs import load_run
+
+    run = load_run(run_dir)
+    try:
+        pixels = load_pixels(image, run.image_size, name=str(image))
+    except ImageError as exc:
+        raise HorsesHumansError(str(exc)) from None
+    predictor = Predictor.from_run(run)
+    layer = layer or last_conv_layer(run.config)
+    check_paths(predictor.model, [layer])
+    p = float(predictor.predict_pixels(pixels[None])[0])
+    heatmap = gradcam(predictor.model, pixels, layer)
+    out, stem = Path(out_dir or run.path / EXPLAIN_DIR), Path(image).stem
+    title = f"{Path(image).name}: {predictor.label_of(p)}, p({run.class_names[1]}) = {p:.4f}"
+    panel = f"Grad-CAM at {layer}" + ("" if heatmap.max() > 0 else " (no positive evidence)")
+    paths = [plots.save_png(activation_figure(predictor.model, pixels), out / f"{stem}-activations.png"),
+             plots.save_png(plots.gradcam_grid([pixels], [heatmap], [panel], title, 1, cell=4.0), out / f"{stem}-gradcam.png")]
+    return {"label": predictor.label_of(p), "probability": p, "paths": [str(x) for x in paths]}

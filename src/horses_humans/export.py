@@ -5,6 +5,7 @@ converted from that SavedModel (float, float16, dynamic-range or int8, run with 
 (`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web. Every export is
 written into a staging folder, run by its own runtime on the validation images and compared with the Keras model
 (parity.RULES); only one that passes is moved to RUN/export/NAME/, with a labels.json and an export.json.
+The web page around the ONNX model is webbuild.py's; the trade-off table of all exports is tables.exports_markdown.
 """
 
 from __future__ import annotations
@@ -27,20 +28,17 @@ import numpy as np
 
 from .config import HorsesHumansError, describe_error
 from .data import TRAIN, Split, load_split
-from .atomic import current_umask, write_json_atomic, write_text_atomic
+from .atomic import current_umask, write_json_atomic
 from .backend import quiet_native_stderr
-from .parity import Parity, check_parity, exports_table, megabytes, p50_latency_ms
+from .parity import Parity, check_parity, p50_latency_ms
 from .runs import MODEL_FILE, Run, load_run
 from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
+from .tables import megabytes
+from .webbuild import write_site
 
 QUANTIZE = ("none", "float16", "dynamic", "int8")
 EXPORT_DIR = "export"
 REPRESENTATIVE_IMAGES = 128  # training images that calibrate int8 activation ranges
-STATIC = Path(__file__).parent / "static"
-ENV_ORT_WEB = "HORSES_HUMANS_ORT_WEB"
-ORT_WEB_VERSION = "1.30.0"  # as pinned in web/package.json
-ORT_WEB_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-ORT_WEB_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class Format:
 
 
 @dataclass
-class Source:
+class ExportSource:
     """What every export is made from and checked against: the run, its Keras model and its validation answers."""
 
     run: Run
@@ -78,6 +76,11 @@ class Source:
     @property
     def threshold(self) -> float:
         return self.run.labels.get("threshold", 0.5)
+
+    @property
+    def export_root(self) -> Path:
+        """RUN/export/: every published export, and exports.md."""
+        return self.run.path / EXPORT_DIR
 
     def accuracy(self, probabilities: np.ndarray) -> float:
         """Fraction of validation images on the right side of the threshold."""
@@ -164,12 +167,12 @@ def strip_augmentation(model):
 
 # ---------------------------------------------------------------- writers
 
-def write_keras(source: Source, target: Path, quantize: str) -> None:
+def write_keras(source: ExportSource, target: Path, quantize: str) -> None:
     """The run's model.keras as it is (float32; opens with keras.saving.load_model)."""
     shutil.copyfile(source.run.path / MODEL_FILE, target)
 
 
-def write_savedmodel(source: Source, target: Path, quantize: str) -> None:
+def write_savedmodel(source: ExportSource, target: Path, quantize: str) -> None:
     """A SavedModel whose `serve` endpoint (also `serving_default`) takes raw 0-255 pixels (N, S, S, 3) float32."""
     shutil.copytree(source.saved_model, target)
 
@@ -187,7 +190,7 @@ def save_inference_model(model, image_size: int, target: Path) -> None:
     archive.write_out(str(target), verbose=False)
 
 
-def write_tflite(source: Source, target: Path, quantize: str) -> None:
+def write_tflite(source: ExportSource, target: Path, quantize: str) -> None:
     """TFLite from the SavedModel (the documented Keras 3 route), quantized as asked."""
     import tensorflow as tf
 
@@ -196,7 +199,7 @@ def write_tflite(source: Source, target: Path, quantize: str) -> None:
     target.write_bytes(converter.convert())
 
 
-def configure_quantization(converter, quantize: str, source: Source) -> None:
+def configure_quantization(converter, quantize: str, source: ExportSource) -> None:
     """float16: weights in half precision; dynamic: int8 weights, float activations; int8: weights and
     activations in int8, ranges calibrated on training images, float32 input and output kept."""
     import tensorflow as tf
@@ -212,7 +215,7 @@ def configure_quantization(converter, quantize: str, source: Source) -> None:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
 
-def write_onnx(source: Source, target: Path, quantize: str) -> None:
+def write_onnx(source: ExportSource, target: Path, quantize: str) -> None:
     """ONNX via Keras' exporter (tf2onnx). `dynamic` stores the dense layers' weights as int8 (ONNX Runtime's tool);
     convolutions stay float: ONNX Runtime's ConvInteger kernels are many times slower than its float convolutions
     on CPU (its docs advise static quantization for CNNs), and the baseline's weights are 99.8% dense anyway."""
@@ -224,38 +227,10 @@ def write_onnx(source: Source, target: Path, quantize: str) -> None:
     quantize_dynamic(source.onnx, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
 
 
-def write_web(source: Source, target: Path, quantize: str) -> None:
+def write_web(source: ExportSource, target: Path, quantize: str) -> None:
     """model.onnx plus a static page that runs it in ONNX Runtime Web (no server needed beyond static files)."""
     write_onnx(source, target, quantize)
-    base = copy_ort_web(target.parent, source.log)
-    page = (STATIC / "web.html").read_text().replace("{{ORT_BASE}}", base)
-    (target.parent / "index.html").write_text(page)
-    for name in ("page.css", "cards.js", "pixels.js"):
-        shutil.copyfile(STATIC / name, target.parent / name)
-
-
-def find_ort_web() -> Path | None:
-    """ONNX Runtime Web's dist/ folder: $HORSES_HUMANS_ORT_WEB, else web/node_modules of this checkout (npm ci --prefix web)."""
-    if os.environ.get(ENV_ORT_WEB):
-        return Path(os.environ[ENV_ORT_WEB]).expanduser()
-    checkout = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "onnxruntime-web" / "dist"
-    return checkout if checkout.is_dir() else None
-
-
-def copy_ort_web(folder: Path, log=print) -> str:
-    """Copy ONNX Runtime Web's WebAssembly build beside the page; returns the base URL the page loads it from."""
-    dist = find_ort_web()
-    if dist is None:
-        log(f"note: ONNX Runtime Web not found locally (run `npm ci --prefix web` in a checkout, or set {ENV_ORT_WEB} "
-            f"to its dist/ folder); the page will load it from {ORT_WEB_CDN}, which needs internet")
-        return ORT_WEB_CDN
-    missing = [name for name in ORT_WEB_FILES if not (dist / name).is_file()]
-    if missing:
-        raise HorsesHumansError(f"{dist}: not an onnxruntime-web dist/ folder (missing {', '.join(missing)}); "
-                                f"point {ENV_ORT_WEB} at node_modules/onnxruntime-web/dist")
-    for name in ORT_WEB_FILES:
-        shutil.copyfile(dist / name, folder / name)
-    return "./"
+    write_site(target.parent, source.log)
 
 
 FORMATS = {f.name: f for f in (
@@ -286,22 +261,22 @@ def check_request(fmt: str, quantize: str) -> Format:
     return FORMATS[fmt]
 
 
-def open_source(run_dir: str | Path, data_dir: Path, cache_dir: Path | None = None, log=print) -> Source:
+def open_source(run_dir: str | Path, data_dir: Path, cache_dir: Path | None = None, log=print) -> ExportSource:
     """Load a run's model and its probabilities on the validation images (what every export is checked against)."""
     from .evaluation import predict_validation
 
     run = load_run(run_dir)
     predictor, split, probabilities = predict_validation(run, data_dir, cache_dir, log)
-    return Source(run, predictor.model, split, probabilities, Path(data_dir), cache_dir, log)
+    return ExportSource(run, predictor.model, split, probabilities, Path(data_dir), cache_dir, log)
 
 
-def export(source: Source, fmt: str, quantize: str = "none", latency_runs: int = 50) -> ExportResult:
+def export(source: ExportSource, fmt: str, quantize: str = "none", latency_runs: int = 50) -> ExportResult:
     """Write one export into a staging folder, check it, and publish it to RUN/export/NAME/ only if it passes."""
     spec = check_request(fmt, quantize)
     name = export_name(fmt, quantize)
     result = ExportResult(name, fmt, quantize)
     start = time.perf_counter()
-    export_root = source.run.path / EXPORT_DIR
+    export_root = source.export_root
     export_root.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{name}-", dir=export_root))
     try:
@@ -320,7 +295,7 @@ def export(source: Source, fmt: str, quantize: str = "none", latency_runs: int =
     return result
 
 
-def build_and_check(source: Source, spec: Format, staging: Path, result: ExportResult, latency_runs: int) -> None:
+def build_and_check(source: ExportSource, spec: Format, staging: Path, result: ExportResult, latency_runs: int) -> None:
     """Write the artefact and labels.json into staging, run it on the validation images, fill in the result."""
     target = staging / spec.file
     with quiet_converters():
@@ -333,7 +308,7 @@ def build_and_check(source: Source, spec: Format, staging: Path, result: ExportR
     result.latency_ms = p50_latency_ms(runtime.predict, source.validation.x[0], runs=latency_runs)
     result.model_bytes = size_of(target)
     write_json_atomic(staging / "labels.json", export_labels(source, result))
-    write_json_atomic(staging / "export.json", manifest(source, result))
+    write_json_atomic(staging / "export.json", export_record(source, result))
     result.files = {p.relative_to(staging).as_posix(): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
 
 
@@ -349,7 +324,7 @@ def quiet_converters():
             logging.disable(logging.NOTSET)
 
 
-def export_labels(source: Source, result: ExportResult) -> dict:
+def export_labels(source: ExportSource, result: ExportResult) -> dict:
     """labels.json: the run's labels (class order, threshold meaning, input size, pixel range) plus how to feed this file."""
     size = source.run.image_size
     return {
@@ -361,7 +336,7 @@ def export_labels(source: Source, result: ExportResult) -> dict:
     }
 
 
-def manifest(source: Source, result: ExportResult) -> dict:
+def export_record(source: ExportSource, result: ExportResult) -> dict:
     """export.json: where it came from, how it compared, what it measured, with which versions."""
     return {
         "run": str(source.run.path), "name": result.name, "format": result.format, "quantize": result.quantize,
@@ -410,7 +385,7 @@ def parity_summary(parity: Parity) -> str:
 ALL = [(f.name, q) for f in FORMATS.values() for q in f.quantize]
 
 
-def export_all(source: Source, requests: list[tuple[str, str]] | None = None, latency_runs: int = 50) -> list[ExportResult]:
+def export_all(source: ExportSource, requests: list[tuple[str, str]] | None = None, latency_runs: int = 50) -> list[ExportResult]:
     """Every format (and quantization) in turn, each reported as it finishes; one failing does not stop the rest."""
     results = []
     for fmt, quantize in requests or ALL:
@@ -426,22 +401,3 @@ def describe(result: ExportResult) -> str:
         return f"{result.name}: NOT shipped ({result.error}) [{result.seconds:.1f} s]"
     return (f"{result.name}: {megabytes(result.model_bytes)} MB, {parity_summary(result.parity)}, "
             f"p50 {result.latency_ms:.2f} ms -> {result.path} [{result.seconds:.1f} s]")
-
-
-def results_table(source: Source, results: list[ExportResult]) -> str:
-    """The Markdown trade-off table for one model, with a line saying what it is and how it was measured."""
-    float_bytes = next((r.model_bytes for r in results if r.format == "tflite" and r.quantize == "none" and r.model_bytes), None)
-    run, n = source.run, len(source.validation)
-    keras_accuracy = 100 * source.accuracy(source.reference)
-    head = (f"**{run.path.name}** ({run.config.recipe}, {run.image_size} px; Keras validation accuracy {keras_accuracy:.1f}% "
-            f"on {n} images). Differences are against the Keras model's probabilities on the same {n} validation images; "
-            "'x float' is the size relative to the float TFLite file; latency is the median of single-image calls on this CPU.\n\n")
-    return head + exports_table([r.row(float_bytes) for r in results])
-
-
-def write_table(source: Source, results: list[ExportResult]) -> tuple[str, Path]:
-    """The table, also written to RUN/export/exports.md."""
-    table = results_table(source, results)
-    path = source.run.path / EXPORT_DIR / "exports.md"
-    write_text_atomic(path, table)
-    return table, path

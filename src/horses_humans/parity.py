@@ -1,4 +1,5 @@
-"""Does an export answer like the Keras model? Probability differences, label agreement, latency, the table."""
+"""Does an export answer like the Keras model? Probability differences, label agreement, latency (the table of
+them is tables.exports_table)."""
 
 from __future__ import annotations
 
@@ -60,19 +61,3 @@ def p50_latency_ms(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarra
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1e3)
 
-
-def megabytes(size: int) -> str:
-    """Bytes as MB with three significant figures (1 MB = 10^6 bytes)."""
-    return f"{size / 1e6:.3g}"
-
-
-def exports_table(rows: list[dict]) -> str:
-    """Markdown: one row per export (the dicts `export.ExportResult.row()` makes)."""
-    head = ["export", "runtime", "file", "MB", "folder MB", "x float", "val acc %", "mean abs dp", "max abs dp",
-            "same label %", "p50 ms (1 image)", "parity"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["export"], r["runtime"], r["file"], r["mb"], r["folder_mb"], r["ratio"], r["accuracy"], r["mean_abs_diff"],
-                 r["max_abs_diff"], r["agreement"], r["latency"], r["parity"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")  # "|dp|" must not split a cell
-    return "\n".join(lines) + "\n"

@@ -1,10 +1,9 @@
-"""A run's views as PNG files and one self-contained report.html (images embedded, opens offline),
-plus `explain` for a single image. Arrays come from explain.py and evaluation.py, figures from plots.py.
+"""`horses-humans report`: a run's views as PNG files and one self-contained report.html (images embedded, opens
+offline). Arrays come from explain.py and evaluation.py, figures from plots.py, the page from htmlpage.py.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,29 +13,17 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from . import explain, plots
-from .config import HorsesHumansError
+from .atomic import write_text_atomic
+from .compare import runs_curves_view
 from .data import Split
 from .evaluation import classification_metrics, predict_validation
-from .images import ImageError, load_pixels
-from .atomic import write_text_atomic
+from .htmlpage import View, page_html, sections_html
 from .predict import Predictor
 from .recipes import get_recipe, last_conv_layer
 from .runs import Run, load_run
-from .tables import compare_rows, markdown_table
 
 REPORT_DIR = "report"
-EXPLAIN_DIR = "explain"
 GALLERY_SIZE = 12  # misclassified images shown, worst first
-
-
-@dataclass
-class View:
-    """One section of the report: a PNG (None when there is nothing to draw) and what it shows."""
-
-    key: str
-    title: str
-    caption: str
-    png: Path | None = None
 
 
 @dataclass
@@ -117,29 +104,14 @@ def curves_view(run: Run, compare: Sequence[Path], out: Path) -> View:
     return runs_curves_view([run, *(load_run(p) for p in compare if Path(p).resolve() != run.path.resolve())], out)
 
 
-def runs_curves_view(runs: Sequence[Run], out: Path) -> View:
-    """Training curves of several runs overlaid in one figure (out/curves.png)."""
-    histories = {r.path.name: r.history for r in runs if r.history}
-    if not histories:
-        return View("curves", "Training curves", "No run has a per-epoch history (history.json) to draw.")
-    caption = "Accuracy and loss per epoch on the training and validation splits" + (
-        f", {len(histories)} runs overlaid." if len(histories) > 1 else ".")
-    return View("curves", "Training curves", caption, plots.save_png(plots.training_curves(histories), out / "curves.png"))
-
-
 def activations_view(ev: Evaluated, out: Path) -> View:
     """Tiled feature maps of one validation image."""
     i = spread(ev.split.y, 1, 1)[0]
-    fig = activation_figure(ev.predictor.model, ev.split.x[i])
+    fig = explain.activation_figure(ev.predictor.model, ev.split.x[i])
     caption = (f"What {Path(ev.split.files[i]).name} looks like inside the model: each layer's feature maps, "
                "each standardised on its own (yellow: stronger than the map's average, purple: weaker) and tiled, "
                "as the reference notebook draws them. Layers with many channels show their most active ones.")
     return View("activations", "Intermediate activations", caption, plots.save_png(fig, out / "activations.png"))
-
-
-def activation_figure(model, pixels: np.ndarray):
-    """The tiled feature maps of the model's conv/pool (or backbone stage) layers for one image."""
-    return plots.activation_grids(explain.activations(model, pixels, explain.feature_layers(model)), pixels)
 
 
 def gradcam_view(ev: Evaluated, out: Path) -> View:
@@ -191,17 +163,6 @@ def misclassified_view(ev: Evaluated, out: Path) -> View:
 
 # ---------------------------------------------------------------- HTML
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse}td,th{padding:.2em .8em;border:1px solid #ddd;text-align:left}
-img{max-width:100%;height:auto}p.caption{color:#555}nav a{margin-right:1em}"""
-
-
-def data_uri(png: Path) -> str:
-    """A PNG file as a base64 data URI, so the report needs no other file."""
-    return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
-
-
 def summary_rows(run: Run, metrics: dict) -> list[tuple[str, str]]:
     """(name, value) rows for the report's summary table."""
     cfg = run.config
@@ -218,88 +179,3 @@ def render_html(run: Run, metrics: dict, views: list[View]) -> str:
     nav = "".join(f'<a href="#{v.key}">{esc(v.title)}</a>' for v in views)
     body = f"<nav>{nav}</nav>\n<h2>Summary (validation split)</h2><table>{table}</table>\n{sections_html(views)}"
     return page_html(run.path.name, f"horses-humans report: {run.path.name}", body)
-
-
-def sections_html(views: Sequence[View]) -> str:
-    """One <section> per view: title, caption and its PNG inline (when it has one)."""
-    esc = html.escape
-    return "".join(
-        f'<section id="{v.key}"><h2>{esc(v.title)}</h2><p class="caption">{esc(v.caption)}</p>'
-        + (f'<img alt="{esc(v.title)}" src="{data_uri(v.png)}">' if v.png else "") + "</section>\n"
-        for v in views)
-
-
-def page_html(title: str, heading: str, body: str) -> str:
-    """A self-contained HTML page (inline style, no external resources) around an HTML body."""
-    esc = html.escape
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n<h1>{esc(heading)}</h1>\n{body}</body></html>\n")
-
-
-def table_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A header row and body rows as an HTML table (text escaped)."""
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-# ---------------------------------------------------------------- several runs side by side
-
-def write_comparison(run_dirs: Sequence[Path], out_dir: Path) -> tuple[str, list[Path]]:
-    """compare.md (with curves.png beside it) and a self-contained compare.html for several runs.
-    Returns the Markdown and the paths written."""
-    runs = unique_runs(run_dirs)
-    out = Path(out_dir)
-    header, rows = compare_rows(runs)
-    view = runs_curves_view(runs, out)
-    markdown = comparison_markdown(header, rows, view)
-    body = f"<h2>Runs</h2><p class=\"caption\">{html.escape(COMPARE_NOTE)}</p>{table_html(header, rows)}\n{sections_html([view])}"
-    paths = [out / "compare.md", out / "compare.html"]
-    write_text_atomic(paths[0], markdown)
-    write_text_atomic(paths[1], page_html("horses-humans compare", f"horses-humans compare: {len(runs)} runs", body))
-    return markdown, paths
-
-
-def unique_runs(run_dirs: Sequence[Path]) -> list[Run]:
-    """The finished runs at run_dirs, each once, in the order given."""
-    seen, runs = set(), []
-    for path in run_dirs:
-        if Path(path).resolve() not in seen:
-            seen.add(Path(path).resolve())
-            runs.append(load_run(path))
-    return runs
-
-
-COMPARE_NOTE = ("One row per run, or per group of runs differing only by seed (mean ± sample std). 'final' is the last "
-                "epoch, 'best epoch' the best validation accuracy of any epoch (selected on the validation set, so "
-                "optimistic); the gap is final training minus final validation accuracy, in percentage points. "
-                "'-': not recorded by that run.")
-
-
-def comparison_markdown(header: list[str], rows: list[list[str]], curves: View) -> str:
-    """The comparison as a Markdown document; the curves PNG is linked, as it lies beside the file."""
-    figure = f"![{curves.title}]({curves.png.name})\n\n" if curves.png else ""
-    return f"# Comparison\n\n{COMPARE_NOTE}\n\n{markdown_table(header, rows)}\n\n{figure}{curves.caption}\n"
-
-
-# ---------------------------------------------------------------- one image
-
-def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_dir: Path | None = None) -> dict:
-    """Activation tiles and a Grad-CAM overlay for one image file -> {label, probability, paths}."""
-    run = load_run(run_dir)
-    try:
-        pixels = load_pixels(image, run.image_size, name=str(image))
-    except ImageError as exc:
-        raise HorsesHumansError(str(exc)) from None
-    predictor = Predictor.from_run(run)
-    layer = layer or last_conv_layer(run.config)
-    explain.check_paths(predictor.model, [layer])
-    p = float(predictor.predict_pixels(pixels[None])[0])
-    heatmap = explain.gradcam(predictor.model, pixels, layer)
-    out, stem = Path(out_dir or run.path / EXPLAIN_DIR), Path(image).stem
-    title = f"{Path(image).name}: {predictor.label_of(p)}, p({run.class_names[1]}) = {p:.4f}"
-    panel = f"Grad-CAM at {layer}" + ("" if heatmap.max() > 0 else " (no positive evidence)")
-    paths = [plots.save_png(activation_figure(predictor.model, pixels), out / f"{stem}-activations.png"),
-             plots.save_png(plots.gradcam_grid([pixels], [heatmap], [panel], title, 1, cell=4.0), out / f"{stem}-gradcam.png")]
-    return {"label": predictor.label_of(p), "probability": p, "paths": [str(x) for x in paths]}

@@ -1,11 +1,17 @@
-"""Markdown tables from finished runs: the results table (`horses-humans runs`, README) and the side-by-side
-comparison (`horses-humans compare`) share their grouping and number formatting."""
+"""Every Markdown table the package writes goes through markdown_table. The tables of finished runs (the results
+table of `horses-humans runs`, the side-by-side rows of `horses-humans compare`) share their grouping and number
+formatting; the export trade-off table (`horses-humans export --all`) is built here too, and a results document's
+summary table is copied into README from here."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
+
+from .atomic import write_text_atomic
+from .config import HorsesHumansError
 
 RESULTS_HEADER = ["recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
                   "val acc % (best epoch)", "s/epoch", "training s", "precision"]
@@ -87,10 +93,14 @@ def precision_text(runs: list) -> str:
     return ",".join(sorted({r.environment.get("precision", "?") for r in runs}))
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub-flavoured Markdown table: the one builder every table in the package and its scripts uses."""
+    return "\n".join([markdown_row(header), "|" + "---|" * len(header)] + [markdown_row(row) for row in rows])
+
+
+def markdown_row(cells: list) -> str:
+    """'| a | b |'; a '|' inside a cell is escaped, so "max |dp|" does not split it."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def results_table(runs: list) -> str:
@@ -113,6 +123,64 @@ def compare_rows(runs: list) -> tuple[list[str], list[list[str]]]:
     return COMPARE_HEADER, rows
 
 
-def compare_table(runs: list) -> str:
-    """The comparison as a Markdown table."""
-    return markdown_table(*compare_rows(runs))
+# ---------------------------------------------------------------- exports of one model
+
+EXPORTS_HEADER = ["export", "runtime", "file", "MB", "folder MB", "x float", "val acc %", "mean abs dp", "max abs dp",
+                  "same label %", "p50 ms (1 image)", "parity"]
+EXPORTS_KEYS = ["export", "runtime", "file", "mb", "folder_mb", "ratio", "accuracy", "mean_abs_diff", "max_abs_diff",
+                "agreement", "latency", "parity"]  # the keys of `export.ExportResult.row()`, in EXPORTS_HEADER's order
+EXPORTS_FILE = "exports.md"  # in RUN/export/
+
+
+def megabytes(size: int) -> str:
+    """Bytes as MB with three significant figures (1 MB = 10^6 bytes)."""
+    return f"{size / 1e6:.3g}"
+
+
+def exports_table(rows: list[dict]) -> str:
+    """Markdown: one row per export (the dicts `export.ExportResult.row()` makes)."""
+    return markdown_table(EXPORTS_HEADER, [[r[key] for key in EXPORTS_KEYS] for r in rows]) + "\n"
+
+
+def exports_markdown(source, results: list) -> str:
+    """The trade-off table of one model's exports (export.ExportSource, export.ExportResult), with a line saying
+    what it is and how it was measured."""
+    float_bytes = next((r.model_bytes for r in results if r.format == "tflite" and r.quantize == "none" and r.model_bytes), None)
+    run, n = source.run, len(source.validation)
+    keras_accuracy = 100 * source.accuracy(source.reference)
+    head = (f"**{run.path.name}** ({run.config.recipe}, {run.image_size} px; Keras validation accuracy {keras_accuracy:.1f}% "
+            f"on {n} images). Differences are against the Keras model's probabilities on the same {n} validation images; "
+            "'x float' is the size relative to the float TFLite file; latency is the median of single-image calls on this CPU.\n\n")
+    return head + exports_table([r.row(float_bytes) for r in results])
+
+
+def write_exports_markdown(source, results: list) -> tuple[str, Path]:
+    """The trade-off table, also written to RUN/export/exports.md."""
+    table = exports_markdown(source, results)
+    path = source.export_root / EXPORTS_FILE
+    write_text_atomic(path, table)
+    return table, path
+
+
+# ---------------------------------------------------------------- README
+
+def first_table(markdown: str) -> str:
+    """The first Markdown table (consecutive lines starting with '|') of a document; '' if it has none."""
+    lines = markdown.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def copy_table(document: Path, readme: Path, marker: str) -> None:
+    """Put the first table of a results document (its summary) into readme between `<!-- MARKER:start -->` and
+    `<!-- MARKER:end -->`: how README shows docs/results.md and docs/reproduce.md (scripts/readme_tables.py)."""
+    table = first_table(Path(document).read_text())
+    if not table:
+        raise HorsesHumansError(f"{document}: no Markdown table to copy; write it with `horses-humans experiment reproduce` first.")
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = Path(readme).read_text()
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise HorsesHumansError(f"{readme}: needs one {start} ... {end} block; put the two markers where the table goes.")
+    head, rest = text.split(start)
+    write_text_atomic(Path(readme), f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from ..config import resolve_runs_dir
 from ..predict import Predictor
 from ..runs import Run, best_run, load_run
+from .errors import validation_problems
 from .limits import BodyLimit
 from .routes import router
 from .settings import ServeSettings
@@ -88,7 +89,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = validation_problems(exc)
         hint = " (send multipart/form-data with one or more `files` fields)" if request.url.path == "/v1/predict" else ""
         return JSONResponse({"error": f"invalid request: {problems}{hint}"}, status_code=422)
 

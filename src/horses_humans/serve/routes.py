@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import re
 from pathlib import Path
@@ -13,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..config import HorsesHumansError
+from ..htmlpage import png_data_uri
 from ..images import ImageError, ImageTooLarge, NotAnImage, load_pixels
 from .schemas import ErrorResponse, FileResult, Health, ModelInfo, PredictResponse
 
@@ -107,7 +107,7 @@ def gradcam_data_url(served, pixels) -> str | None:
         return None
     buffer = io.BytesIO()
     Image.fromarray(plots.overlay(pixels, heatmap)).save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return png_data_uri(buffer.getvalue())
 
 
 def safe_name(filename: str | None) -> str:

@@ -1,6 +1,8 @@
-"""Hostile and awkward uploads, as bytes: shared by the CLI and server tests and bench/bench_serve.py.
+"""Synthetic images for tests and benchmarks, as bytes: hostile uploads and awkward-but-valid images, made in
+memory (no data set needed). The CLI and server tests and bench/bench_serve.py send the same files.
 
-HOSTILE files must be refused with a reason; AWKWARD files are odd but valid and must be predicted.
+hostile_files() must be refused with a reason (a 4xx naming the file); awkward_files() are odd but valid and
+must be predicted.
 """
 
 from __future__ import annotations
