@@ -132,6 +132,11 @@ def test_help_for_every_command(capsys):
     assert "IMAGE_OR_DIR" in capsys.readouterr().out
 
 
+def test_bad_comma_separated_option_is_one_error_naming_it(capsys):
+    assert main(["train", "--conv-filters", "16,x"]) == 2
+    assert capsys.readouterr().err == "error: --conv-filters '16,x': give comma-separated integers, e.g. 16,32,64.\n"
+
+
 def test_progress_bar_goes_to_stderr(capsys):
     from horses_humans.cli import progress_bar
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from .backend import import_backend
-from .config import AUGMENTATIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+from .config import PRECISIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+from .options import add_config_options, config_from_args
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -38,30 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .recipes import RECIPES
 
     p = sub.add_parser("train", help="train a recipe and write a run directory")
-    p.add_argument("--recipe", default="baseline", choices=sorted(RECIPES))
-    p.add_argument("--epochs", type=int, help="default: the recipe's (15)")
-    p.add_argument("--image-size", type=int, help="square input size in pixels (default: the recipe's, 150)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--learning-rate", type=float, help="default: the recipe's (RMSprop 1e-3)")
-    p.add_argument("--conv-filters", default="16,32,64", help="CNN recipes: filters of each Conv+MaxPool block (default 16,32,64)")
-    p.add_argument("--kernel-size", type=int, default=3, help="CNN recipes: convolution kernel size (default 3)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout before the Dense(512) layer (default 0: off)")
-    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the Dense(512) kernel (default 0: off)")
-    p.add_argument("--early-stopping", action="store_true", help="stop when val_accuracy has not improved for 3 epochs; keep the best")
-    p.add_argument("--augmentation", default="reference", choices=AUGMENTATIONS,
-                   help="augmentation preset for `augmented` and --augment: reference (flip, rotate +-72 deg, zoom, stretch), "
-                        "mild (rotate +-15 deg), flip (default: reference)")
-    p.add_argument("--reduce-lr", action="store_true", help="divide the learning rate by 10 when val_loss stalls for 2 epochs")
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"],
-                   help="training arithmetic (auto: bfloat16 where the CPU has bf16 units); saved models are float32")
-    t = p.add_argument_group("transfer recipes (inception_v3, mobilenet_v2)")
-    t.add_argument("--weights", help="backbone weights: imagenet (default: Keras cache, else download), a file path, or none (random)")
-    t.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width (default 0.35: the exact ImageNet file in ../shared/weights)")
-    t.add_argument("--augment", action="store_true", help="augmentation layers in front of the backbone (trains on pixels, no feature cache)")
-    t.add_argument("--fine-tune-from", metavar="LAYER_OR_N", help="after the head, unfreeze the backbone from this layer (or its top N layers)")
-    t.add_argument("--fine-tune-epochs", type=int, default=5, help="epochs of fine-tuning (default 5)")
-    t.add_argument("--fine-tune-learning-rate", type=float, help="default: a tenth of the head's learning rate")
+    add_config_options(p, TrainConfig, choices={"recipe": sorted(RECIPES)})  # one option per TrainConfig field
     add_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--runs-dir", help="where run directories go (default: $HORSES_HUMANS_RUNS, else ./runs)")
@@ -134,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--only", metavar="NAME[,NAME]", help=f"only these experiments: {', '.join(x.name for x in EXPERIMENTS)}")
     e.add_argument("--epochs", type=int, help="default: each recipe's")
     e.add_argument("--image-size", type=int, help="for experiments that set no size of their own (default: each recipe's)")
-    e.add_argument("--batch-size", type=int, help="default 32")
-    e.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], help="default auto")
+    e.add_argument("--batch-size", type=int, help=f"default {TrainConfig.batch_size}")
+    e.add_argument("--precision", choices=PRECISIONS, help=f"default {TrainConfig.precision}")
     e.add_argument("--runs-dir", help="where the runs are found and written (default: $HORSES_HUMANS_RUNS/reproduce, else ./runs/reproduce)")
     e.add_argument("--out", type=Path, default=Path("docs/reproduce.md"), help="the results document (default: docs/reproduce.md)")
     e.add_argument("--dry-run", action="store_true", help="print which runs exist and which would be trained; train nothing")
@@ -146,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
     e.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial's training (default 0)")
     e.add_argument("--image-size", type=int, help="default 150")
-    e.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"])
+    e.add_argument("--precision", default=TrainConfig.precision, choices=PRECISIONS)
     e.add_argument("--runs-dir", default="runs/sweep", help="trial runs and study.db (default runs/sweep)")
     e.add_argument("--out", type=Path, default=Path("docs/sweep.md"), help="the results document (default docs/sweep.md)")
     add_data_dir(e)
@@ -156,9 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every user-fixable error is one line on stderr and exit status 2."""
-    args = build_parser().parse_args(argv)
-    import_backend()
+    parser = build_parser()
     try:
+        args = parser.parse_args(argv)  # a comma-separated option's bad value raises HorsesHumansError here
+        import_backend()
         return COMMANDS[args.command](args)
     except HorsesHumansError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -185,24 +164,10 @@ def cmd_data(args) -> int:
     return 0
 
 
-def parse_ints(text: str, option: str) -> tuple[int, ...]:
-    """'16,32,64' -> (16, 32, 64), or a clear error."""
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise HorsesHumansError(f"{option} {text!r}: give comma-separated integers, e.g. 16,32,64.") from None
-
-
 def cmd_train(args) -> int:
     from .training import train
 
-    config = TrainConfig(
-        recipe=args.recipe, epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
-        seed=args.seed, learning_rate=args.learning_rate, dropout=args.dropout, l2=args.l2,
-        early_stopping=args.early_stopping, reduce_lr=args.reduce_lr, precision=args.precision,
-        augmentation=args.augmentation, conv_filters=parse_ints(args.conv_filters, "--conv-filters"), kernel_size=args.kernel_size, weights=args.weights, alpha=args.alpha, augment=args.augment, fine_tune_from=args.fine_tune_from,
-        fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
-    )
+    config = config_from_args(TrainConfig, args)
     train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir)
     return 0
 
