@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from .backend import import_backend
+from . import __version__
+from .backend import configure, import_backend, quiet_native_stderr
 from .config import PRECISIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
 from .options import add_config_options, config_from_args
 
@@ -23,6 +24,7 @@ def add_cache_dir(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
     parser = argparse.ArgumentParser(prog="horses-humans", description="Train, evaluate and use Horses-or-Humans image classifiers.")
+    parser.add_argument("--version", action="version", version=f"horses-humans {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="get and check the data set").add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -134,10 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every user-fixable error is one line on stderr and exit status 2."""
-    parser = build_parser()
+    configure()  # before anything can import TensorFlow
+    with quiet_native_stderr():  # should a module the parser reads import TensorFlow, its start-up notices stay hidden
+        parser = build_parser()
     try:
         args = parser.parse_args(argv)  # a comma-separated option's bad value raises HorsesHumansError here
-        import_backend()
+        if needs_backend(args):
+            import_backend()
         return COMMANDS[args.command](args)
     except HorsesHumansError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -145,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def needs_backend(args) -> bool:
+    """Whether the command's modules import TensorFlow: then it is imported first, its start-up chatter hidden."""
+    if args.command == "data":
+        return args.data_command == "download"  # keras.utils.get_file
+    return args.command != "runs"
 
 
 def cmd_data(args) -> int:
