@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -195,9 +197,11 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import Predictor, collect_files, format_predictions
     from .atomic import write_text_atomic
+    from .progress import ProgressBar
 
     predictor = Predictor.from_run(args.run)
-    results = predictor.predict_files(collect_files(args.paths), progress=progress_bar if sys.stderr.isatty() else None)
+    with ProgressBar("predicting") as progress:  # drawn only on a terminal: stdout stays clean for --json/--csv
+        results = predictor.predict_files(collect_files(args.paths), progress=progress)
     text = format_predictions(results, "json" if args.json else "csv" if args.csv else "table")
     if args.output:
         write_text_atomic(args.output, text)
@@ -208,13 +212,6 @@ def cmd_predict(args) -> int:
         print(f"skipped: {r.error}", file=sys.stderr)
     print(f"predicted {len(results) - len(failed)} of {len(results)} files ({len(failed)} skipped)", file=sys.stderr)
     return 1 if len(failed) == len(results) or (args.strict and failed) else 0
-
-
-def progress_bar(done: int, total: int) -> None:
-    """A one-line bar on stderr (only drawn on a terminal: stdout stays clean for --json/--csv)."""
-    filled = 30 * done // max(total, 1)
-    end = "\n" if done == total else ""
-    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
 def cmd_serve(args) -> int:
@@ -271,6 +268,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_experiment(args) -> int:
+    from .progress import ProgressBar
+
     if args.experiment_command == "sweep":
         from .recipes import resolve
         from .sweep import run_sweep
@@ -283,14 +282,27 @@ def cmd_experiment(args) -> int:
     from .experiments import reproduce, reproduce_runs_dir, select_experiments
 
     given = {"epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision}
-    reproduce(select_experiments(args.only), args.seeds, {k: v for k, v in given.items() if v is not None},
-              reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.dry_run)
+    with ProgressBar("experiment runs", transient=True) as progress:  # erased at the end: the lines tell the story
+        reproduce(select_experiments(args.only), args.seeds, {k: v for k, v in given.items() if v is not None},
+                  reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.dry_run,
+                  log=progress_from_log(progress))
     return 0
+
+
+def progress_from_log(progress: Callable[[int, int], None]) -> Callable[[str], None]:
+    """A log function that prints each line and moves `progress` on at each '[i/n] ...' line of a planned run."""
+    def log(line: str) -> None:
+        print(line)
+        found = re.match(r"\[(\d+)/(\d+)\] ", line)
+        if found:  # the line comes before run i trains: i - 1 are done
+            progress(int(found[1]) - 1, int(found[2]))
+    return log
 
 
 def cmd_export(args) -> int:
     from .config import check_positive
     from .export import ALL, check_request, export_all, open_source, results_table, write_table
+    from .progress import ProgressBar
 
     check_positive("latency_runs", args.latency_runs)
     if args.all and args.quantize != "none":
@@ -300,7 +312,12 @@ def cmd_export(args) -> int:
         check_request(*request)  # a bad combination fails here, before the model is loaded
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure Markdown)
     source = open_source(args.run, resolve_data_dir(args.data_dir), args.cache_dir, log)
-    results = export_all(source, requests, args.latency_runs)
+    results = []
+    with ProgressBar("exports") as progress:
+        for i, request in enumerate(requests):
+            progress(i, len(requests))
+            results += export_all(source, [request], args.latency_runs)
+        progress(len(requests), len(requests))
     if args.all:  # the whole trade-off table is kept in RUN/export/exports.md
         table, path = write_table(source, results)
         log(f"wrote {path}")

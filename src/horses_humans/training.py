@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from . import __version__
 from .config import HorsesHumansError, TrainConfig
 from .data import Split, load_dataset
+from .progress import ProgressBar, draws
 from .recipes import build_model, get_recipe, resolve
 from .runs import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
                    new_run_dir, save_json, save_model)
@@ -70,11 +71,13 @@ def make_optimizer(learning_rate: float):
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Times each epoch (training + validation), prints a progress line, and saves history atomically."""
+    """Times each epoch (training + validation), prints one line per epoch and saves history atomically. It goes to
+    every fit of a run, with the observers: Keras callbacks that watch training without changing it (the per-batch bar)."""
 
-    def __init__(self, run_dir: Path, epochs: int, log: Callable[[str], None]):
+    def __init__(self, run_dir: Path, epochs: int, log: Callable[[str], None], observers: Sequence = ()):
         super().__init__()
         self.run_dir, self.epochs, self.log = run_dir, epochs, log
+        self.observers = list(observers)
         self.history: list[dict] = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -92,9 +95,29 @@ class EpochRecorder(keras.callbacks.Callback):
         )
 
 
+class BatchProgress(keras.callbacks.Callback):
+    """A per-batch bar for each epoch, erased when the epoch ends (its one summary line stays)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self.bar = ProgressBar("")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = ProgressBar(f"epoch {epoch + 1}/{self.epochs}", transient=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        note = f"  loss {float(loss):.4f}" if loss is not None else ""
+        self.bar(batch + 1, self.params.get("steps"), f"{self.bar.description}{note}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
+
+
 def build_callbacks(config: TrainConfig, recorder: EpochRecorder) -> list:
-    """The recorder plus the optional reference 'future improvements' callbacks."""
-    callbacks = [recorder]
+    """The recorder and its observers, plus the optional reference 'future improvements' callbacks."""
+    callbacks = [recorder, *recorder.observers]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True))
     if config.reduce_lr:
@@ -232,7 +255,7 @@ def train(
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
         f"{len(train_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
     total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
-    recorder = EpochRecorder(run_dir, total, log)
+    recorder = EpochRecorder(run_dir, total, log, [BatchProgress(total)] if draws() else [])  # per batch: terminals only
     started = time.perf_counter()
     if recipe.transfer and not config.augment:
         fit_head(model, config, train_split, val_split, recorder, cache_dir, log)
