@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--runs-dir", help="where run directories go (default: $HORSES_HUMANS_RUNS, else ./runs)")
+    t = p.add_argument_group("tracking (optional extras)")
+    t.add_argument("--tensorboard", action="store_true", help="TensorBoard logs in RUN/tensorboard (extra: tensorboard)")
+    t.add_argument("--mlflow", action="store_true", help="an MLflow run: params, metrics per epoch, the run directory as "
+                                                         "artefacts; $MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow (extra: mlflow)")
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrix and a per-image CSV on the validation set")
     p.add_argument("run", type=Path)
@@ -182,7 +186,8 @@ def cmd_train(args) -> int:
     from .training import train
 
     config = config_from_args(TrainConfig, args)
-    train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir)
+    train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir,
+          tensorboard=args.tensorboard, mlflow=args.mlflow)
     return 0
 
 
