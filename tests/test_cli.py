@@ -3,6 +3,10 @@
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -79,7 +83,7 @@ def test_predict_hostile_and_awkward_files(trained, tmp_path, capsys):
         assert rows[name]["error"].startswith(str(folder / name)) and not rows[name]["label"], name
     for name in awkward_files():
         assert rows[name]["label"] in ("horses", "humans") and not rows[name]["error"], name
-    assert "Traceback" not in captured.err and "\r[" not in captured.err  # no progress bar when stderr is not a terminal
+    assert "Traceback" not in captured.err and "\x1b[" not in captured.err  # no progress bar when stderr is not a terminal
 
 
 def test_predict_output_file_written(trained, tmp_path):
@@ -132,10 +136,50 @@ def test_help_for_every_command(capsys):
     assert "IMAGE_OR_DIR" in capsys.readouterr().out
 
 
-def test_progress_bar_goes_to_stderr(capsys):
-    from horses_humans.cli import progress_bar
+def test_version(capsys):
+    from horses_humans import __version__
 
-    progress_bar(1, 2)
-    progress_bar(2, 2)
-    captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == "\r[###############...............] 1/2\r[##############################] 2/2\n"
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out == f"horses-humans {__version__}\n"
+
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's package, in subprocesses too
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "horses_humans", "--version"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("horses-humans ")
+
+
+NO_TENSORFLOW = """
+import sys
+from horses_humans.cli import main
+for argv in (["--help"], ["train", "--help"], ["--version"]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+"""
+
+
+def test_help_and_version_do_not_import_tensorflow():
+    result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_commands_without_tensorflow_skip_the_backend():
+    from horses_humans.cli import build_parser, needs_backend
+
+    parse = build_parser().parse_args
+    assert not needs_backend(parse(["runs"])) and not needs_backend(parse(["data", "check"]))
+    assert needs_backend(parse(["data", "download"])) and needs_backend(parse(["evaluate", "run"]))
+
+
+def test_bad_comma_separated_option_is_one_error_naming_it(capsys):
+    assert main(["train", "--conv-filters", "16,x"]) == 2
+    assert capsys.readouterr().err == "error: --conv-filters '16,x': give comma-separated integers, e.g. 16,32,64.\n"

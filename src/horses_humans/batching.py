@@ -13,8 +13,15 @@ def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def batched(fn: Callable, array: np.ndarray, batch_size: int, trailing_shape: tuple = ()) -> np.ndarray:
+def batched(fn: Callable, array: np.ndarray, batch_size: int, trailing_shape: tuple = (),
+            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """fn on `batch_size` rows at a time -> float32 (N, *trailing_shape); each output is reshaped to
-    (len(batch), *trailing_shape), so (n, 1) probabilities come back as (n,). Empty in, empty out."""
-    out = [np.asarray(fn(batch), np.float32).reshape(len(batch), *trailing_shape) for batch in chunks(array, batch_size)]
+    (len(batch), *trailing_shape), so (n, 1) probabilities come back as (n,). Empty in, empty out.
+    progress(done, total), if given, is called after each batch (e.g. a progress.ProgressBar)."""
+    out, done = [], 0
+    for batch in chunks(array, batch_size):
+        out.append(np.asarray(fn(batch), np.float32).reshape(len(batch), *trailing_shape))
+        done += len(batch)
+        if progress:
+            progress(done, len(array))
     return np.concatenate(out) if out else np.zeros((0, *trailing_shape), np.float32)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from .backend import import_backend
-from .config import AUGMENTATIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+from . import __version__
+from .backend import configure, import_backend, quiet_native_stderr
+from .config import PRECISIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+from .options import add_config_options, config_from_args
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -22,6 +26,7 @@ def add_cache_dir(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
     parser = argparse.ArgumentParser(prog="horses-humans", description="Train, evaluate and use Horses-or-Humans image classifiers.")
+    parser.add_argument("--version", action="version", version=f"horses-humans {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="get and check the data set").add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -38,33 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .recipes import RECIPES
 
     p = sub.add_parser("train", help="train a recipe and write a run directory")
-    p.add_argument("--recipe", default="baseline", choices=sorted(RECIPES))
-    p.add_argument("--epochs", type=int, help="default: the recipe's (15)")
-    p.add_argument("--image-size", type=int, help="square input size in pixels (default: the recipe's, 150)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--learning-rate", type=float, help="default: the recipe's (RMSprop 1e-3)")
-    p.add_argument("--conv-filters", default="16,32,64", help="CNN recipes: filters of each Conv+MaxPool block (default 16,32,64)")
-    p.add_argument("--kernel-size", type=int, default=3, help="CNN recipes: convolution kernel size (default 3)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout before the Dense(512) layer (default 0: off)")
-    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the Dense(512) kernel (default 0: off)")
-    p.add_argument("--early-stopping", action="store_true", help="stop when val_accuracy has not improved for 3 epochs; keep the best")
-    p.add_argument("--augmentation", default="reference", choices=AUGMENTATIONS,
-                   help="augmentation preset for `augmented` and --augment: reference (flip, rotate +-72 deg, zoom, stretch), "
-                        "mild (rotate +-15 deg), flip (default: reference)")
-    p.add_argument("--reduce-lr", action="store_true", help="divide the learning rate by 10 when val_loss stalls for 2 epochs")
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"],
-                   help="training arithmetic (auto: bfloat16 where the CPU has bf16 units); saved models are float32")
-    t = p.add_argument_group("transfer recipes (inception_v3, mobilenet_v2)")
-    t.add_argument("--weights", help="backbone weights: imagenet (default: Keras cache, else download), a file path, or none (random)")
-    t.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width (default 0.35: the exact ImageNet file in ../shared/weights)")
-    t.add_argument("--augment", action="store_true", help="augmentation layers in front of the backbone (trains on pixels, no feature cache)")
-    t.add_argument("--fine-tune-from", metavar="LAYER_OR_N", help="after the head, unfreeze the backbone from this layer (or its top N layers)")
-    t.add_argument("--fine-tune-epochs", type=int, default=5, help="epochs of fine-tuning (default 5)")
-    t.add_argument("--fine-tune-learning-rate", type=float, help="default: a tenth of the head's learning rate")
+    add_config_options(p, TrainConfig, choices={"recipe": sorted(RECIPES)})  # one option per TrainConfig field
     add_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--runs-dir", help="where run directories go (default: $HORSES_HUMANS_RUNS, else ./runs)")
+    t = p.add_argument_group("tracking (optional extras)")
+    t.add_argument("--tensorboard", action="store_true", help="TensorBoard logs in RUN/tensorboard (extra: tensorboard)")
+    t.add_argument("--mlflow", action="store_true", help="an MLflow run: params, metrics per epoch, the run directory as "
+                                                         "artefacts; $MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow (extra: mlflow)")
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrix and a per-image CSV on the validation set")
     p.add_argument("run", type=Path)
@@ -134,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--only", metavar="NAME[,NAME]", help="only these experiments of the file (by name)")
     e.add_argument("--epochs", type=int, help="default: each recipe's")
     e.add_argument("--image-size", type=int, help="for experiments that set no size of their own (default: each recipe's)")
-    e.add_argument("--batch-size", type=int, help="default 32")
-    e.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], help="default auto")
+    e.add_argument("--batch-size", type=int, help=f"default {TrainConfig.batch_size}")
+    e.add_argument("--precision", choices=PRECISIONS, help=f"default {TrainConfig.precision}")
     e.add_argument("--runs-dir", help="where the runs are found and written (default: $HORSES_HUMANS_RUNS/reproduce, else ./runs/reproduce)")
     e.add_argument("--out", type=Path, default=Path("docs/reproduce.md"), help="the results document (default: docs/reproduce.md)")
     e.add_argument("--dry-run", action="store_true", help="print which runs exist and which would be trained; train nothing")
@@ -146,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
     e.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial's training (default 0)")
     e.add_argument("--image-size", type=int, help="default 150")
-    e.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"])
+    e.add_argument("--precision", default=TrainConfig.precision, choices=PRECISIONS)
     e.add_argument("--runs-dir", default="runs/sweep", help="trial runs and study.db (default runs/sweep)")
     e.add_argument("--out", type=Path, default=Path("docs/sweep.md"), help="the results document (default docs/sweep.md)")
     add_data_dir(e)
@@ -156,9 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every user-fixable error is one line on stderr and exit status 2."""
-    args = build_parser().parse_args(argv)
-    import_backend()
+    configure()  # before anything can import TensorFlow
+    with quiet_native_stderr():  # should a module the parser reads import TensorFlow, its start-up notices stay hidden
+        parser = build_parser()
     try:
+        args = parser.parse_args(argv)  # a comma-separated option's bad value raises HorsesHumansError here
+        if needs_backend(args):
+            import_backend()
         return COMMANDS[args.command](args)
     except HorsesHumansError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -166,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def needs_backend(args) -> bool:
+    """Whether the command's modules import TensorFlow: then it is imported first, its start-up chatter hidden."""
+    if args.command == "data":
+        return args.data_command == "download"  # keras.utils.get_file
+    return args.command != "runs"
 
 
 def cmd_data(args) -> int:
@@ -185,25 +182,12 @@ def cmd_data(args) -> int:
     return 0
 
 
-def parse_ints(text: str, option: str) -> tuple[int, ...]:
-    """'16,32,64' -> (16, 32, 64), or a clear error."""
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise HorsesHumansError(f"{option} {text!r}: give comma-separated integers, e.g. 16,32,64.") from None
-
-
 def cmd_train(args) -> int:
     from .training import train
 
-    config = TrainConfig(
-        recipe=args.recipe, epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
-        seed=args.seed, learning_rate=args.learning_rate, dropout=args.dropout, l2=args.l2,
-        early_stopping=args.early_stopping, reduce_lr=args.reduce_lr, precision=args.precision,
-        augmentation=args.augmentation, conv_filters=parse_ints(args.conv_filters, "--conv-filters"), kernel_size=args.kernel_size, weights=args.weights, alpha=args.alpha, augment=args.augment, fine_tune_from=args.fine_tune_from,
-        fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
-    )
-    train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir)
+    config = config_from_args(TrainConfig, args)
+    train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir,
+          tensorboard=args.tensorboard, mlflow=args.mlflow)
     return 0
 
 
@@ -218,9 +202,11 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import Predictor, collect_files, format_predictions
     from .atomic import write_text_atomic
+    from .progress import ProgressBar
 
     predictor = Predictor.from_run(args.run)
-    results = predictor.predict_files(collect_files(args.paths), progress=progress_bar if sys.stderr.isatty() else None)
+    with ProgressBar("predicting") as progress:  # drawn only on a terminal: stdout stays clean for --json/--csv
+        results = predictor.predict_files(collect_files(args.paths), progress=progress)
     text = format_predictions(results, "json" if args.json else "csv" if args.csv else "table")
     if args.output:
         write_text_atomic(args.output, text)
@@ -231,13 +217,6 @@ def cmd_predict(args) -> int:
         print(f"skipped: {r.error}", file=sys.stderr)
     print(f"predicted {len(results) - len(failed)} of {len(results)} files ({len(failed)} skipped)", file=sys.stderr)
     return 1 if len(failed) == len(results) or (args.strict and failed) else 0
-
-
-def progress_bar(done: int, total: int) -> None:
-    """A one-line bar on stderr (only drawn on a terminal: stdout stays clean for --json/--csv)."""
-    filled = 30 * done // max(total, 1)
-    end = "\n" if done == total else ""
-    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
 def cmd_serve(args) -> int:
@@ -294,6 +273,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_experiment(args) -> int:
+    from .progress import ProgressBar
+
     if args.experiment_command == "sweep":
         from .recipes import resolve
         from .sweep import run_sweep
@@ -306,14 +287,27 @@ def cmd_experiment(args) -> int:
     from .experiments import load_experiments, reproduce, reproduce_runs_dir
 
     given = {"epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision}
-    reproduce(load_experiments(args.experiments), args.seeds, {k: v for k, v in given.items() if v is not None},
-              reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.only, args.dry_run)
+    with ProgressBar("experiment runs", transient=True) as progress:  # erased at the end: the lines tell the story
+        reproduce(load_experiments(args.experiments), args.seeds, {k: v for k, v in given.items() if v is not None},
+                  reproduce_runs_dir(args.runs_dir), resolve_data_dir(args.data_dir), args.cache_dir, args.out, args.only,
+                  args.dry_run, log=progress_from_log(progress))
     return 0
+
+
+def progress_from_log(progress: Callable[[int, int], None]) -> Callable[[str], None]:
+    """A log function that prints each line and moves `progress` on at each '[i/n] ...' line of a planned run."""
+    def log(line: str) -> None:
+        print(line)
+        found = re.match(r"\[(\d+)/(\d+)\] ", line)
+        if found:  # the line comes before run i trains: i - 1 are done
+            progress(int(found[1]) - 1, int(found[2]))
+    return log
 
 
 def cmd_export(args) -> int:
     from .config import check_positive
     from .export import ALL, check_request, export_all, open_source
+    from .progress import ProgressBar
     from .tables import exports_markdown, write_exports_markdown
 
     check_positive("latency_runs", args.latency_runs)
@@ -324,7 +318,12 @@ def cmd_export(args) -> int:
         check_request(*request)  # a bad combination fails here, before the model is loaded
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure Markdown)
     source = open_source(args.run, resolve_data_dir(args.data_dir), args.cache_dir, log)
-    results = export_all(source, requests, args.latency_runs)
+    results = []
+    with ProgressBar("exports") as progress:
+        for i, request in enumerate(requests):
+            progress(i, len(requests))
+            results += export_all(source, [request], args.latency_runs)
+        progress(len(requests), len(requests))
     if args.all:  # the whole trade-off table is kept in RUN/export/exports.md
         table, path = write_exports_markdown(source, results)
         log(f"wrote {path}")

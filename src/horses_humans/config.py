@@ -27,32 +27,53 @@ def describe_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
+CNN_OPTIONS = "CNN recipes (baseline, augmented)"  # help groups of the train command's options
+TRANSFER_OPTIONS = "transfer recipes (inception_v3, mobilenet_v2)"
+KERNEL_SIZES = (1, 3, 5, 7)
+
+
+def option(default, help: str, **metadata):
+    """A config field that is also a `train` option: its help (and optional choices, group, metavar) as metadata."""
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides what a training run does (saved as the run's config.json)."""
+    """Everything that decides what a training run does (saved as the run's config.json).
 
-    recipe: str = "baseline"
-    epochs: int | None = None  # None: the recipe's default (15 for the reference CNNs)
-    image_size: int | None = None  # None: the recipe's default (150)
-    batch_size: int = 32
-    seed: int = 0
-    learning_rate: float | None = None  # None: the recipe's default
-    dropout: float = 0.0  # before the Dense(512) head; 0 reproduces the reference
-    l2: float = 0.0  # L2 penalty on the Dense(512) kernel
-    early_stopping: bool = False  # EarlyStopping(val_accuracy, patience 3, restore best)
-    reduce_lr: bool = False  # ReduceLROnPlateau(val_loss, factor 0.1, patience 2)
-    precision: str = "auto"  # auto | float32 | mixed_bfloat16 (training only; saved models are float32)
-    augmentation: str = "reference"  # reference | mild | flip: the augmentation layers' preset (augmented, --augment)
-    # CNN architecture (baseline/augmented): one Conv2D + MaxPool per entry; the reference is 16-32-64, 3x3
-    conv_filters: tuple[int, ...] = (16, 32, 64)
-    kernel_size: int = 3
-    # transfer-learning recipes only
-    weights: str | None = None  # None/"imagenet": official ImageNet weights; "none": random; else a file path
-    alpha: float = 0.35  # MobileNetV2 width
-    augment: bool = False  # augmentation layers in front of a transfer backbone (trains on pixels, no feature cache)
-    fine_tune_from: str | None = None  # unfreeze the backbone from this layer name, or the top N layers if a number
-    fine_tune_epochs: int = 5
-    fine_tune_learning_rate: float | None = None  # None: a tenth of the head's learning rate
+    Every field is a `horses-humans train` option (--field-name), built from its type, default and metadata
+    by options.add_config_options: a new field needs no other edit to reach the command line.
+    """
+
+    recipe: str = option("baseline", "model family (choices from the recipe registry)")
+    epochs: int | None = option(None, "training epochs (default: the recipe's, 15 for the reference CNNs)")
+    image_size: int | None = option(None, "square input size in pixels (default: the recipe's, 150)")
+    batch_size: int = option(32, "images per training step")
+    seed: int = option(0, "seeds weight initialisation, shuffling and augmentation")
+    learning_rate: float | None = option(None, "RMSprop learning rate (default: the recipe's, 1e-3)")
+    dropout: float = option(0.0, "dropout before the Dense(512) layer; 0 reproduces the reference")
+    l2: float = option(0.0, "L2 penalty on the Dense(512) kernel; 0 is off")
+    early_stopping: bool = option(False, "stop when val_accuracy has not improved for 3 epochs; keep the best weights")
+    reduce_lr: bool = option(False, "divide the learning rate by 10 when val_loss stalls for 2 epochs")
+    precision: str = option("auto", "training arithmetic (auto: bfloat16 where the CPU has bf16 units); saved models "
+                                    "are float32", choices=PRECISIONS)
+    augmentation: str = option("reference", "augmentation preset for `augmented` and --augment: reference (flip, "
+                                             "rotate +-72 deg, zoom, stretch), mild (rotate +-15 deg), flip",
+                               choices=AUGMENTATIONS)
+    conv_filters: tuple[int, ...] = option((16, 32, 64), "filters of each Conv2D+MaxPool block (1 to 5 blocks)",
+                                           group=CNN_OPTIONS, metavar="N,N,...")
+    kernel_size: int = option(3, "convolution kernel size", group=CNN_OPTIONS, choices=KERNEL_SIZES)
+    weights: str | None = option(None, "backbone weights: imagenet (default: Keras cache, else download), a file path, "
+                                       "or none (random)", group=TRANSFER_OPTIONS)
+    alpha: float = option(0.35, "MobileNetV2 width; 0.35 is the ImageNet file in ../shared/weights",
+                          group=TRANSFER_OPTIONS)
+    augment: bool = option(False, "augmentation layers in front of the backbone (trains on pixels, no feature cache)",
+                           group=TRANSFER_OPTIONS)
+    fine_tune_from: str | None = option(None, "after the head, unfreeze the backbone from this layer name (or its top "
+                                              "N layers)", group=TRANSFER_OPTIONS, metavar="LAYER_OR_N")
+    fine_tune_epochs: int = option(5, "epochs of fine-tuning", group=TRANSFER_OPTIONS)
+    fine_tune_learning_rate: float | None = option(None, "fine-tuning learning rate (default: a tenth of the head's)",
+                                                   group=TRANSFER_OPTIONS)
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)
@@ -68,7 +89,7 @@ class TrainConfig:
         object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))  # JSON gives a list
         if not 1 <= len(self.conv_filters) <= 5 or not all(1 <= f <= 1024 for f in self.conv_filters):
             raise HorsesHumansError(f"--conv-filters {','.join(map(str, self.conv_filters))}: give 1 to 5 layers of 1-1024 filters.")
-        if self.kernel_size not in (1, 3, 5, 7):
+        if self.kernel_size not in KERNEL_SIZES:
             raise HorsesHumansError(f"--kernel-size {self.kernel_size}: choose 1, 3, 5 or 7.")
         if self.augmentation not in AUGMENTATIONS:
             raise HorsesHumansError(f"--augmentation {self.augmentation!r}: choose one of {', '.join(AUGMENTATIONS)}.")

@@ -15,6 +15,7 @@ from .arraycache import load_cached_array, save_cached_array
 from .batching import batched
 from .config import user_cache_dir
 from .data import Split
+from .progress import ProgressBar
 from .recipes import Recipe
 
 
@@ -26,9 +27,11 @@ def weights_fingerprint(model) -> str:
     return digest.hexdigest()
 
 
-def extract(extractor, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Backbone features of uint8 pixels (N, S, S, 3), batch by batch -> float32 (N, *extractor's output)."""
-    return batched(lambda x: extractor(np.asarray(x), training=False), pixels, batch_size, tuple(extractor.output.shape[1:]))
+def extract(extractor, pixels: np.ndarray, batch_size: int = 64, progress=None) -> np.ndarray:
+    """Backbone features of uint8 pixels (N, S, S, 3), batch by batch -> float32 (N, *extractor's output);
+    progress(done, total) after each batch."""
+    return batched(lambda x: extractor(np.asarray(x), training=False), pixels, batch_size,
+                   tuple(extractor.output.shape[1:]), progress)
 
 
 def cached_features(recipe: Recipe, model, split: Split, cache_dir: Path | None = None, log=print) -> np.ndarray:
@@ -40,6 +43,7 @@ def cached_features(recipe: Recipe, model, split: Split, cache_dir: Path | None 
     if cached is not None:
         return cached[0]
     log(f"computing {model.name} features of {len(split)} {split.name} images (once; cached in {cache})")
-    features = extract(recipe.feature_extractor(model), split.x)
+    with ProgressBar(f"{model.name} features of {split.name}") as progress:  # drawn on a terminal only
+        features = extract(recipe.feature_extractor(model), split.x, progress=progress)
     save_cached_array(cache, name, features, {"split": split.name, "files": len(split)})
     return features

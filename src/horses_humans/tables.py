@@ -72,13 +72,15 @@ def group_runs(runs: list) -> list[list]:
 
 
 def options_text(config) -> str:
-    """The non-default options of a config, short."""
+    """The options of a config that differ from its class's defaults (TrainConfig's), short."""
+    default = type(config)()
+    differs = lambda *names: any(getattr(config, n) != getattr(default, n) for n in names)  # noqa: E731
     augmented = config.recipe == "augmented" or config.augment
-    parts = [f"{config.augmentation} augmentation" if augmented and config.augmentation != "reference" else "",
-             f"dropout {config.dropout}" if config.dropout else "", f"L2 {config.l2}" if config.l2 else "",
-             "early stop" if config.early_stopping else "", "LR on plateau" if config.reduce_lr else "",
+    parts = [f"{config.augmentation} augmentation" if augmented and differs("augmentation") else "",
+             f"dropout {config.dropout}" if differs("dropout") else "", f"L2 {config.l2}" if differs("l2") else "",
+             "early stop" if differs("early_stopping") else "", "LR on plateau" if differs("reduce_lr") else "",
              f"conv {'-'.join(map(str, config.conv_filters))} k{config.kernel_size}"
-             if config.recipe in ("baseline", "augmented") and (config.conv_filters, config.kernel_size) != ((16, 32, 64), 3) else ""]
+             if config.recipe in ("baseline", "augmented") and differs("conv_filters", "kernel_size") else ""]
     return ", ".join(p for p in parts if p) or "-"
 
 

@@ -8,8 +8,9 @@ import logging
 import platform
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -18,9 +19,11 @@ from . import __version__
 from .config import HorsesHumansError, TrainConfig
 from .data import Split, load_dataset
 from .features import cached_features
+from .progress import ProgressBar, draws
 from .recipes import build_model, get_recipe, resolve
 from .runs import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
                    new_run_dir, save_json, save_model)
+from .tracking import MlflowTracker, require, tensorboard_callback
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +104,15 @@ def make_optimizer(learning_rate, fused=FusedRMSprop):
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Times each epoch (training + validation), prints a progress line, and saves history atomically."""
+    """Times each epoch (training + validation), prints one line per epoch, saves history atomically and hands each
+    epoch's row to the listeners (e.g. MLflow). It goes to every fit of a run, with the observers: Keras callbacks
+    that watch training without changing it (the per-batch bar, TensorBoard)."""
 
-    def __init__(self, run_dir: Path, epochs: int, log: Callable[[str], None]):
+    def __init__(self, run_dir: Path, epochs: int, log: Callable[[str], None],
+                 listeners: Sequence[Callable[[dict], None]] = (), observers: Sequence = ()):
         super().__init__()
         self.run_dir, self.epochs, self.log = run_dir, epochs, log
+        self.listeners, self.observers = list(listeners), list(observers)
         self.history: list[dict] = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -117,15 +124,43 @@ class EpochRecorder(keras.callbacks.Callback):
         row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self.history.append(row)
         save_json(self.run_dir, HISTORY_FILE, self.history)
+        for listener in self.listeners:
+            listener(row)
         self.log(
             f"epoch {epoch + 1:>3}/{self.epochs}  loss {row.get('loss', 0):.4f}  acc {row.get('accuracy', 0):.4f}  "
             f"val_loss {row.get('val_loss', 0):.4f}  val_acc {row.get('val_accuracy', 0):.4f}  {seconds:.1f}s"
         )
 
 
+class BatchProgress(keras.callbacks.Callback):
+    """A per-batch bar for each epoch, erased when the epoch ends (its one summary line stays)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self.bar = ProgressBar("")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = ProgressBar(f"epoch {epoch + 1}/{self.epochs}", transient=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        note = f"  loss {float(loss):.4f}" if loss is not None else ""
+        self.bar(batch + 1, self.params.get("steps"), f"{self.bar.description}{note}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
+
+
+def observers(run_dir: Path, epochs: int, tensorboard: bool) -> list:
+    """Keras callbacks that watch a run: per-batch progress on a terminal only, TensorBoard logs if asked."""
+    found = [BatchProgress(epochs)] if draws() else []  # off a terminal, not even the per-batch hook
+    return found + ([tensorboard_callback(run_dir)] if tensorboard else [])
+
+
 def build_callbacks(config: TrainConfig, recorder: EpochRecorder) -> list:
-    """The recorder plus the optional reference 'future improvements' callbacks."""
-    callbacks = [recorder]
+    """The recorder and its observers, plus the optional reference 'future improvements' callbacks."""
+    callbacks = [recorder, *recorder.observers]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True))
     if config.reduce_lr:
@@ -244,40 +279,67 @@ def train(
     runs_dir: Path,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    tensorboard: bool = False,
+    mlflow: bool = False,
 ) -> Path:
-    """Train one recipe and return its run directory."""
+    """Train one recipe and return its run directory (with TensorBoard logs in it, and an MLflow run, if asked)."""
     config = resolve(config)
     recipe = get_recipe(config.recipe)
     if config.fine_tune_from and not recipe.transfer:
         raise HorsesHumansError(f"--fine-tune-from applies to transfer recipes, not {config.recipe!r}.")
+    if tensorboard:
+        require("tensorboard", "tensorboard", "--tensorboard")  # a missing extra fails before the data loads
+    tracker = MlflowTracker(runs_dir) if mlflow else None
     train_split, val_split = load_dataset(Path(data_dir), config.image_size, cache_dir, warn=log)
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer)
     model = build_model(config, precision)
-    run_dir = new_run_dir(runs_dir, config)
-    save_json(run_dir, CONFIG_FILE, config.to_dict())
-    save_json(run_dir, LABELS_FILE, labels_record(train_split.class_names, config.image_size))
-    save_json(run_dir, ENVIRONMENT_FILE, environment_record(train_split, val_split, precision, data_dir))
+    run_dir = start_run_dir(config, runs_dir, train_split, val_split, precision, data_dir)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
         f"{len(train_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
     total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
-    recorder = EpochRecorder(run_dir, total, log)
+    with tracker.run(run_dir, config) if tracker else nullcontext() as listener:
+        listeners = [listener] if listener else []
+        recorder = EpochRecorder(run_dir, total, log, listeners, observers(run_dir, total, tensorboard))
+        seconds = fit_stages(model, config, recipe.transfer, train_split, val_split, recorder, cache_dir, log)
+        metrics = finish_run(run_dir, model, config, recorder, train_split.skipped + val_split.skipped, trainable, seconds)
+    log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
+        f"{metrics['best_epoch']}), {metrics['mean_epoch_seconds']:.2f} s/epoch, {seconds:.1f} s in all -> {run_dir}")
+    return run_dir
+
+
+def start_run_dir(config: TrainConfig, runs_dir: Path, train: Split, val: Split, precision: str, data_dir: Path) -> Path:
+    """A new run directory with what is known before training: config, labels and environment."""
+    run_dir = new_run_dir(runs_dir, config)
+    save_json(run_dir, CONFIG_FILE, config.to_dict())
+    save_json(run_dir, LABELS_FILE, labels_record(train.class_names, config.image_size))
+    save_json(run_dir, ENVIRONMENT_FILE, environment_record(train, val, precision, data_dir))
+    return run_dir
+
+
+def fit_stages(model, config: TrainConfig, transfer: bool, train_split: Split, val_split: Split, recorder, cache_dir,
+               log) -> float:
+    """The head on cached features (frozen transfer models) or the whole model on pixels, then the optional
+    fine-tuning; returns the seconds it took."""
     started = time.perf_counter()
-    if recipe.transfer and not config.augment:
+    if transfer and not config.augment:
         fit_head(model, config, train_split, val_split, recorder, cache_dir, log)
     else:
         fit_pixels(model, config, config.learning_rate, train_split, val_split, recorder, config.epochs)
     if config.fine_tune_from:
-        n = unfreeze(recipe.backbone_layer(model), config.fine_tune_from)
+        n = unfreeze(get_recipe(config.recipe).backbone_layer(model), config.fine_tune_from)
         rate = config.fine_tune_learning_rate or config.learning_rate / 10
         log(f"fine-tuning {n} backbone layers from {config.fine_tune_from!r} at learning rate {rate:g}")
         fit_pixels(model, config, rate, train_split, val_split, recorder, len(recorder.history) + config.fine_tune_epochs)
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def finish_run(run_dir: Path, model, config: TrainConfig, recorder, skipped: list[dict], trainable: int,
+               seconds: float) -> dict:
+    """Save the float32 model and metrics.json, which make the run directory a finished run; returns the metrics."""
     save_model(run_dir, inference_copy(model, config))
-    metrics = summarize(recorder.history, train_split.skipped + val_split.skipped, model.count_params())
+    metrics = summarize(recorder.history, skipped, model.count_params())
     metrics.update(trainable_parameters=trainable, train_seconds=round(seconds, 2))
     save_json(run_dir, METRICS_FILE, metrics)
-    log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
-        f"{metrics['best_epoch']}), {metrics['mean_epoch_seconds']:.2f} s/epoch, {seconds:.1f} s in all -> {run_dir}")
-    return run_dir
+    return metrics
