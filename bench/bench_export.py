@@ -27,6 +27,7 @@ from horses_humans.backend import quiet_native_stderr  # noqa: E402
 from horses_humans.parity import p50_latency_ms  # noqa: E402
 from horses_humans.runs import load_run  # noqa: E402
 from horses_humans.runtimes import KerasRuntime  # noqa: E402
+from horses_humans.tables import markdown_table  # noqa: E402
 
 TARGET_MS = {"tflite-int8": 5.0}
 
@@ -70,11 +71,11 @@ def print_table(run, p50: dict, args) -> None:
     slow, fast = p50["keras model.predict (reference)"], p50["keras predict_on_batch (reference)"]
     print(f"{run.path.name} ({run.config.recipe}, {run.image_size} px): median of {args.rounds} rounds x {args.calls} "
           "single-image calls\n")
-    print("| runtime | p50 ms | x faster than model.predict | x faster than predict_on_batch | target |")
-    print("|---|---|---|---|---|")
+    rows = []
     for name, ms in p50.items():
         target = f"< {TARGET_MS[name]:g} ms: {'met' if ms < TARGET_MS[name] else 'MISSED'}" if name in TARGET_MS else ""
-        print(f"| {name} | {ms:.2f} | {slow / ms:.1f} | {fast / ms:.1f} | {target} |")
+        rows.append([name, f"{ms:.2f}", f"{slow / ms:.1f}", f"{fast / ms:.1f}", target])
+    print(markdown_table(["runtime", "p50 ms", "x faster than model.predict", "x faster than predict_on_batch", "target"], rows))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from horses_humans import training  # noqa: E402
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
 from horses_humans.data import TRAIN, VALIDATION, load_dataset  # noqa: E402
 from horses_humans.recipes import build_model, resolve  # noqa: E402
+from horses_humans.tables import markdown_table  # noqa: E402
 
 
 def reference_model() -> keras.Model:
@@ -107,11 +108,12 @@ def main() -> None:
     results = [{"name": name, "seconds": s, "median_seconds": steady(s), "min_seconds": min(s[1:] or s), "val_accuracy": val_acc[name]}
                for name, s in seconds.items()]
     ref = results[0]
-    print("\n| pipeline | s/epoch, median (rounds 2..N) | s/epoch, min | speed-up (medians) | speed-up (mins) | val acc after the last round |"
-          "\n|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['name']} | {r['median_seconds']:.2f} | {r['min_seconds']:.2f} | "
-              f"{ref['median_seconds'] / r['median_seconds']:.2f}x | {ref['min_seconds'] / r['min_seconds']:.2f}x | {r['val_accuracy']:.3f} |")
+    header = ["pipeline", "s/epoch, median (rounds 2..N)", "s/epoch, min", "speed-up (medians)", "speed-up (mins)",
+              "val acc after the last round"]
+    print("\n" + markdown_table(header, [[r["name"], f"{r['median_seconds']:.2f}", f"{r['min_seconds']:.2f}",
+                                          f"{ref['median_seconds'] / r['median_seconds']:.2f}x",
+                                          f"{ref['min_seconds'] / r['min_seconds']:.2f}x", f"{r['val_accuracy']:.3f}"]
+                                         for r in results]))
     ours = results[-1]
     print(f"\nratio reference/ours: {ref['median_seconds'] / ours['median_seconds']:.2f}x by medians, "
           f"{ref['min_seconds'] / ours['min_seconds']:.2f}x by minima (target >= 3x)")

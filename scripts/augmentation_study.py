@@ -19,6 +19,7 @@ backend.configure()  # before keras is imported
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from horses_humans.batching import batched  # noqa: E402
 from horses_humans.config import resolve_data_dir  # noqa: E402
 from horses_humans.data import VALIDATION, load_split  # noqa: E402
 from horses_humans.runs import Run, load_run  # noqa: E402
@@ -32,14 +33,14 @@ def probabilities(model, x, training: bool, draws: int = 1) -> np.ndarray:
     """Mean probability of class 1 over `draws` forward passes."""
     out = np.zeros(len(x))
     for _ in range(draws):
-        out += np.concatenate([np.asarray(model(x[i:i + 64], training=training)).reshape(-1) for i in range(0, len(x), 64)])
+        out += batched(lambda batch: model(batch, training=training), x, 64)
     return out / draws
 
 
 def resampled(x: np.ndarray) -> np.ndarray:
     """Images passed through a tiny rotation with bilinear interpolation: the blur augmentation adds, no real geometry change."""
     layer = keras.layers.RandomRotation((0.005, 0.005), interpolation="bilinear", seed=0)
-    return np.concatenate([np.asarray(layer(x[i:i + 64].astype("float32"), training=True)) for i in range(0, len(x), 64)])
+    return batched(lambda batch: layer(batch.astype("float32"), training=True), x, 64, x.shape[1:])
 
 
 def study_row(run: Run, x: np.ndarray, y: np.ndarray) -> list[str]:

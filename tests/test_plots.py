@@ -100,7 +100,7 @@ def test_gradcam_grid_pairs_image_and_overlay(tmp_path):
 
 
 def test_confusion_matrix_shows_counts_and_row_percentages(tmp_path):
-    fig = plots.confusion_matrix([[81, 47], [0, 128]], ["horses", "humans"])
+    fig = plots.plot_confusion_matrix([[81, 47], [0, 128]], ["horses", "humans"])
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["81\n63.3%", "47\n36.7%", "0\n0.0%", "128\n100.0%"]
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["horses", "humans"]

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_dir(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    from .backbones import BACKBONES
     from .recipes import RECIPES
 
     p = sub.add_parser("train", help="train a recipe and write a run directory")
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="pretrained backbone weights").add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     w = p.add_parser("install", help="check a weights file loads into a backbone, then copy it into the Keras cache under its official name")
     w.add_argument("file", type=Path)
-    w.add_argument("--backbone", required=True, choices=["inception_v3", "mobilenet_v2"])
+    w.add_argument("--backbone", required=True, choices=sorted(BACKBONES))
     w.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width of the file (default 0.35)")
 
     p = sub.add_parser("runs", help="list finished runs as a Markdown results table")

@@ -215,7 +215,7 @@ def weights_problem(config: TrainConfig) -> str | None:
     if not get_recipe(config.recipe).transfer:
         return None
     try:
-        resolve_weights(config.recipe, config.weights, config.alpha)
+        resolve_weights(get_recipe(config.recipe).backbone.name, config.weights, config.alpha)
     except HorsesHumansError as exc:
         return str(exc)
     return None

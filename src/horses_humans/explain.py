@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from .config import HorsesHumansError
+from .config import DEFAULT_THRESHOLD, HorsesHumansError
 
 
 # ---------------------------------------------------------------- the model as a chain
@@ -188,7 +188,7 @@ def losses(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-def misclassified(y_true: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def misclassified(y_true: np.ndarray, probabilities: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """Indices of the wrongly labelled images, worst (highest loss) first."""
     wrong = np.flatnonzero((np.asarray(probabilities) >= threshold).astype(int) != np.asarray(y_true).astype(int))
     return wrong[np.argsort(-losses(np.asarray(y_true)[wrong], np.asarray(probabilities)[wrong]), kind="stable")]

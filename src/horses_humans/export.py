@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .config import HorsesHumansError, describe_error
+from .config import DEFAULT_THRESHOLD, HorsesHumansError, describe_error
 from .data import TRAIN, Split, load_split
 from .atomic import current_umask, write_json_atomic
 from .backend import quiet_native_stderr
@@ -75,7 +75,7 @@ class ExportSource:
 
     @property
     def threshold(self) -> float:
-        return self.run.labels.get("threshold", 0.5)
+        return self.run.labels.get("threshold", DEFAULT_THRESHOLD)
 
     @property
     def export_root(self) -> Path:

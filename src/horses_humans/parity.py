@@ -9,6 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from .config import DEFAULT_THRESHOLD
+
 # What each quantization must keep, against the Keras model's probabilities on the same validation images:
 # float exports agree to float rounding, float16 to about three decimals, integer ones on the label.
 RULES = {
@@ -34,7 +36,7 @@ class Parity:
         return asdict(self)
 
 
-def check_parity(reference: np.ndarray, candidate: np.ndarray, quantize: str, threshold: float = 0.5) -> Parity:
+def check_parity(reference: np.ndarray, candidate: np.ndarray, quantize: str, threshold: float = DEFAULT_THRESHOLD) -> Parity:
     """Compare an export's probabilities with the Keras model's under the rule for its quantization."""
     reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
     if reference.shape != candidate.shape or not len(reference):

@@ -163,7 +163,7 @@ def gradcam_grid(images, heatmaps, titles: list[str], title: str = "", pairs_per
 
 # ---------------------------------------------------------------- metrics
 
-def confusion_matrix(cm, class_names: list[str]) -> Figure:
+def plot_confusion_matrix(cm, class_names: list[str]) -> Figure:
     """Counts and row percentages; rows are true classes, columns predicted."""
     cm = np.asarray(cm)
     fig = new_figure(4.6, 4.0)

@@ -135,7 +135,7 @@ def gradcam_figure(ev: Evaluated, idx: np.ndarray, title: str):
 
 def confusion_view(ev: Evaluated, metrics: dict, out: Path) -> View:
     """The confusion matrix at the run's threshold."""
-    fig = plots.confusion_matrix(metrics["confusion_matrix"], ev.run.class_names)
+    fig = plots.plot_confusion_matrix(metrics["confusion_matrix"], ev.run.class_names)
     caption = f"Rows: true class; columns: predicted at threshold {ev.predictor.threshold}; row percentages."
     return View("confusion", "Confusion matrix", caption, plots.save_png(fig, out / "confusion.png"))
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import HorsesHumansError, TrainConfig, describe_error
+from .config import DEFAULT_THRESHOLD, HorsesHumansError, TrainConfig, describe_error
 from .atomic import atomic_path, write_json_atomic
 
 MODEL_FILE = "model.keras"
@@ -67,7 +67,7 @@ def labels_record(class_names: list[str], image_size: int) -> dict:
     """What travels with every model: class order, the threshold's meaning, input size, pixel range."""
     return {
         "class_names": list(class_names),
-        "threshold": 0.5,
+        "threshold": DEFAULT_THRESHOLD,
         "output": f"probability of {class_names[1]!r}; below the threshold means {class_names[0]!r}",
         "input_size": image_size,
         "input_shape": [image_size, image_size, 3],
