@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .config import HorsesHumansError
+from .config import HorsesHumansError, Registry
 
 if TYPE_CHECKING:
     import keras
@@ -56,20 +56,9 @@ class Backbone:
         return WeightsFile(self.name, url.rsplit("/", 1)[1], url, self.weights_hash, self.weights_size)
 
 
-BACKBONES: dict[str, Backbone] = {}
-
-
-def register_backbone(backbone: Backbone) -> Backbone:
-    """Add a backbone to the registry."""
-    BACKBONES[backbone.name] = backbone
-    return backbone
-
-
-def get_backbone(name: str) -> Backbone:
-    """The backbone called `name`, or a clear error listing the known ones."""
-    if name not in BACKBONES:
-        raise HorsesHumansError(f"unknown backbone {name!r}: choose one of {', '.join(sorted(BACKBONES))}.")
-    return BACKBONES[name]
+BACKBONES: Registry = Registry("backbone")
+register_backbone = BACKBONES.register
+get_backbone = BACKBONES.lookup
 
 
 def build_inception_base(image_size: int, weights_path: str | None, alpha: float | None = None) -> keras.Model:

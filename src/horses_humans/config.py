@@ -37,6 +37,26 @@ def option(default, help: str, **metadata):
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
+class Registry(dict):
+    """Named things of one kind (recipes, backbones), by name: `register` adds one, `lookup` finds one or says
+    which names exist."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def register(self, item):
+        """Add an item (anything with a .name) and return it."""
+        self[item.name] = item
+        return item
+
+    def lookup(self, name: str):
+        """The item called `name`, or a clear error listing the known ones."""
+        if name not in self:
+            raise HorsesHumansError(f"unknown {self.kind} {name!r}: choose one of {', '.join(sorted(self))}.")
+        return self[name]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what a training run does (saved as the run's config.json).

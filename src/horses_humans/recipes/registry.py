@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ..backbones import BACKBONE, HEAD, PREPROCESS, Backbone
-from ..config import HorsesHumansError
+from ..config import HorsesHumansError, Registry
 
 if TYPE_CHECKING:
     import keras
@@ -61,17 +61,6 @@ class Recipe:
         return model.get_layer(name)
 
 
-RECIPES: dict[str, Recipe] = {}
-
-
-def register(recipe: Recipe) -> Recipe:
-    """Add a recipe to the registry (one call per model family module)."""
-    RECIPES[recipe.name] = recipe
-    return recipe
-
-
-def get_recipe(name: str) -> Recipe:
-    """The recipe called `name`, or a clear error listing the known ones."""
-    if name not in RECIPES:
-        raise HorsesHumansError(f"unknown recipe {name!r}: choose one of {', '.join(sorted(RECIPES))}.")
-    return RECIPES[name]
+RECIPES: Registry = Registry("recipe")
+register = RECIPES.register  # one call per model family module
+get_recipe = RECIPES.lookup
