@@ -15,6 +15,7 @@ from .batching import batched, chunks
 from .config import DEFAULT_THRESHOLD
 from .data import visible_files
 from .images import ImageError, load_pixels
+from .outputs import ClassOutput
 from .runs import Run, load_run
 
 
@@ -32,21 +33,29 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded model with its class names and input size."""
+    """A loaded model with its class names and input size, and how to read its output."""
 
-    def __init__(self, model, class_names: list[str], image_size: int, threshold: float):
-        self.model, self.class_names, self.image_size, self.threshold = model, class_names, image_size, threshold
+    def __init__(self, model, class_names: list[str], image_size: int, threshold: float = DEFAULT_THRESHOLD,
+                 output: ClassOutput | None = None):
+        self.model, self.class_names, self.image_size = model, list(class_names), image_size
+        self.output = output or ClassOutput.for_classes(class_names, threshold)
+        self.threshold = self.output.threshold
 
     @classmethod
     def from_run(cls, run: str | Path | Run) -> "Predictor":
         """Load a run's saved model and labels."""
         run = run if isinstance(run, Run) else load_run(run)
-        return cls(run.load_model(), run.class_names, run.image_size, run.labels.get("threshold", DEFAULT_THRESHOLD))
+        return cls(run.load_model(), run.class_names, run.image_size, output=run.output)
+
+    def predict_proba(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities (N, C) for a uint8 batch (N, S, S, 3), columns in class_names order."""
+        # predict_on_batch runs Keras' compiled predict function: about 2x faster than an eager call for small batches
+        raw = batched(self.model.predict_on_batch, pixels, batch_size, (self.output.units,))
+        return self.output.probabilities(raw)
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Probabilities of class 1 for a uint8 batch (N, S, S, 3)."""
-        # predict_on_batch runs Keras' compiled predict function: about 2x faster than an eager call for small batches
-        return batched(self.model.predict_on_batch, pixels, batch_size)
+        """Probabilities of class 1 for a uint8 batch (N, S, S, 3): two-class models only (see predict_proba)."""
+        return self.predict_proba(pixels, batch_size)[:, 1]
 
     def label_of(self, probability: float) -> str:
         """Class name on either side of the threshold."""

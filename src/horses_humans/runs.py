@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DEFAULT_THRESHOLD, HorsesHumansError, TrainConfig, describe_error
+from .config import HorsesHumansError, TrainConfig, describe_error
+from .outputs import ClassOutput
 from .atomic import atomic_path, write_json_atomic
 
 MODEL_FILE = "model.keras"
@@ -32,6 +33,11 @@ class Run:
     @property
     def class_names(self) -> list[str]:
         return self.labels["class_names"]
+
+    @property
+    def output(self) -> ClassOutput:
+        """How to read this run's model output (classes, sigmoid or softmax, threshold)."""
+        return ClassOutput.from_labels(self.labels)
 
     @property
     def image_size(self) -> int:
@@ -64,11 +70,9 @@ def new_run_dir(runs_dir: Path, config: TrainConfig) -> Path:
 
 
 def labels_record(class_names: list[str], image_size: int) -> dict:
-    """What travels with every model: class order, the threshold's meaning, input size, pixel range."""
+    """What travels with every model: class order, output kind and how to read it, input size, pixel range."""
     return {
-        "class_names": list(class_names),
-        "threshold": DEFAULT_THRESHOLD,
-        "output": f"probability of {class_names[1]!r}; below the threshold means {class_names[0]!r}",
+        **ClassOutput.for_classes(class_names).record(),
         "input_size": image_size,
         "input_shape": [image_size, image_size, 3],
         "pixel_range": [0, 255],
