@@ -252,11 +252,11 @@ def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_
     layer = layer or last_conv_layer(run.config)
     check_paths(predictor.model, [layer])
     row = predictor.predict_proba(pixels[None])[0]
-    label = predictor.output.label_of(row)
+    predicted = int(predictor.output.predicted(row[None])[0])  # by the run's threshold (sigmoid) or argmax
+    label, p = run.class_names[predicted], float(row[predicted])
     explained = class_name or label
     heatmap = gradcam(predictor.model, pixels, layer, class_index(predictor.output, explained))
     out, stem = Path(out_dir or run.path / EXPLAIN_DIR), Path(image).stem
-    p = float(row[run.class_names.index(label)])
     panel = f"Grad-CAM of {explained} at {layer}" + ("" if heatmap.max() > 0 else " (no positive evidence)")
     figure = plots.gradcam_grid([pixels], [heatmap], [panel], f"{Path(image).name}: {label}, p = {p:.4f}", 1, cell=4.0)
     suffix = "" if class_name is None else f"-{class_name}"  # a chosen class does not overwrite the predicted one's
