@@ -68,7 +68,7 @@ def our_trainer(data_dir: Path, cache_dir: Path, seed: int, precision: str, fuse
     keras.utils.set_random_seed(seed)
     model = build_model(config, training.resolve_precision(precision))
     if fused:
-        training.compile_model(model, config.learning_rate)
+        training.compile_model(model, config.learning_rate, training.class_output(train_split))
     else:
         model.compile(optimizer=keras.optimizers.RMSprop(config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
     train_xy, val_xy = training.arrays(train_split), training.arrays(val_split)

@@ -12,18 +12,41 @@ PARAMS = {("baseline", 150): 9_494_561, ("baseline", 300): 40_165_409,
           ("augmented", 150): 9_494_561, ("augmented", 300): 40_165_409}
 
 
+@pytest.mark.parametrize("classes", [2, 3, 5])
 @pytest.mark.parametrize("name", sorted(RECIPES))
-def test_every_recipe_builds_and_takes_raw_pixels(name):
-    model = build_model(TrainConfig(recipe=name, image_size=96, weights="none"))  # 96: InceptionV3 needs >= 75
-    pixels = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3)).astype("uint8")
+def test_every_recipe_builds_and_takes_raw_pixels(name, classes):
+    """Two classes: the reference's one sigmoid unit; more: a softmax, one unit per class."""
+    size = 75 if name == "inception_v3" else 32  # InceptionV3's smallest input
+    model = build_model(TrainConfig(recipe=name, image_size=size, weights="none"), output=classes)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, size, size, 3)).astype("uint8")
     out = np.asarray(model(pixels, training=False))
-    assert out.shape == (2, 1)
+    assert out.shape == (2, 1 if classes == 2 else classes)
     assert np.all((out >= 0) & (out <= 1))
+    if classes > 2:
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+    output_layer = model.get_layer("head").get_layer("output") if get_recipe(name).transfer else model.get_layer("output")
+    assert output_layer.activation is (keras.activations.sigmoid if classes == 2 else keras.activations.softmax)
+
+
+def test_a_class_output_or_a_class_count_builds_the_same_head():
+    from horses_humans.outputs import ClassOutput
+
+    config = TrainConfig(recipe="baseline", image_size=32)
+    named = build_model(config, output=ClassOutput.for_classes(["cats", "dogs", "owls"]))
+    assert named.outputs[0].shape[-1] == build_model(config, output=3).outputs[0].shape[-1] == 3
+    assert build_model(config).outputs[0].shape[-1] == 1  # the default: two classes, as the reference
 
 
 @pytest.mark.parametrize("name,size", sorted(PARAMS))
 def test_reference_parameter_counts(name, size):
     assert build_model(TrainConfig(recipe=name, image_size=size)).count_params() == PARAMS[(name, size)]
+    assert build_model(TrainConfig(recipe=name, image_size=size), output=2).count_params() == PARAMS[(name, size)]
+
+
+@pytest.mark.parametrize("classes", [3, 5])
+def test_more_classes_only_widen_the_output_layer(classes):
+    # Dense(512 -> 1) becomes Dense(512 -> N): 513 * (N - 1) more weights
+    assert build_model(TrainConfig(image_size=150), output=classes).count_params() == 9_494_561 + 513 * (classes - 1)
 
 
 def test_augmentation_is_identity_at_inference_and_random_in_training():

@@ -7,11 +7,12 @@ from horses_humans.runs import Run
 from horses_humans.tables import copy_table, fmt_mean_std, markdown_table, results_table
 
 
-def fake_run(seed, val, recipe="baseline", precision="auto", seconds=None):
+def fake_run(seed, val, recipe="baseline", precision="auto", seconds=None, classes=None):
     metrics = {"train_accuracy": 1.0, "val_accuracy": val, "best_val_accuracy": val + 0.02, "mean_epoch_seconds": 2.0}
     if seconds is not None:
         metrics["train_seconds"] = seconds
-    return Run(Path(f"/runs/{recipe}-{seed}"), TrainConfig(recipe=recipe, seed=seed, precision=precision), {}, metrics, [],
+    labels = {} if classes is None else {"class_names": classes}
+    return Run(Path(f"/runs/{recipe}-{seed}"), TrainConfig(recipe=recipe, seed=seed, precision=precision), labels, metrics, [],
                {"precision": "float32" if precision == "float32" else "mixed_bfloat16"})
 
 
@@ -28,6 +29,17 @@ def test_runs_differing_only_by_seed_share_a_row():
     assert rows[0].startswith("| baseline | None | None | - | 0,1 | 100.0 ± 0.0 | 85.0 ± 7.1 | 87.0 ± 7.1 | 2.00 ± 0.00 | - | mixed_bfloat16 |")
     assert "| float32 |" in rows[1] and "| 70.0 |" in rows[1]
     assert rows[2].endswith("| 99.0 | 101.0 | 2.00 | 3.0 | mixed_bfloat16 |")
+
+
+def test_runs_on_other_classes_get_their_own_row_that_names_them():
+    runs = [fake_run(0, 0.8, classes=["horses", "humans"]), fake_run(1, 0.9), fake_run(2, 0.7, classes=["cats", "dogs"]),
+            fake_run(3, 0.6, classes=["a", "b", "c"]), fake_run(4, 0.5, classes=["a", "b", "c"]),
+            fake_run(5, 0.4, classes=["a", "b", "c", "d", "e"])]
+    rows = [row.split(" | ")[3:5] for row in results_table(runs).splitlines()[2:]]
+    assert rows == [["-", "0,1"], ["cats vs dogs", "2"], ["3 classes", "3,4"], ["5 classes", "5"]]
+    ten = fake_run(6, 0.3, classes=[f"c{i}" for i in range(10)])
+    ten.config = TrainConfig(dropout=0.2)
+    assert "| 10 classes, dropout 0.2 |" in results_table([ten])  # the classes first, then the options
 
 
 def test_markdown_table_escapes_pipes_and_formats_cells():

@@ -15,6 +15,7 @@ from .config import HorsesHumansError
 
 RESULTS_HEADER = ["recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
                   "val acc % (best epoch)", "s/epoch", "training s", "precision"]
+REFERENCE_CLASSES = ["horses", "humans"]  # runs on them say nothing about their classes in the tables
 COMPARE_HEADER = ["run", "recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
                   "val acc % (best epoch)", "gap train − val (points)", "s/epoch", "parameters", "precision"]
 
@@ -59,8 +60,8 @@ def metric_cells(runs: list) -> dict[str, str]:
 
 
 def group_key(run) -> tuple:
-    """Runs that differ only by seed share a row."""
-    return tuple(sorted((k, str(v)) for k, v in run.config.to_dict().items() if k != "seed"))
+    """Runs that differ only by seed share a row (runs on other classes are other data: never averaged together)."""
+    return (*sorted((k, str(v)) for k, v in run.config.to_dict().items() if k != "seed"), classes_text(run))
 
 
 def group_runs(runs: list) -> list[list]:
@@ -84,10 +85,18 @@ def options_text(config) -> str:
     return ", ".join(p for p in parts if p) or "-"
 
 
+def classes_text(run) -> str:
+    """The classes a run tells apart, short: '' for the reference's horses and humans, 'cats vs dogs' for another
+    pair, '5 classes' for more."""
+    names = run.labels.get("class_names", REFERENCE_CLASSES)
+    return "" if names == REFERENCE_CLASSES else " vs ".join(names) if len(names) == 2 else f"{len(names)} classes"
+
+
 def setting_cells(runs: list) -> list[str]:
-    """recipe, size, epochs, options, seeds of a group of runs."""
+    """recipe, size, epochs, options (and classes, unless horses and humans), seeds of a group of runs."""
     c = runs[0].config
-    return [c.recipe, str(c.image_size), str(c.epochs), options_text(c), ",".join(str(r.config.seed) for r in runs)]
+    options = ", ".join(p for p in (classes_text(runs[0]), options_text(c)) if p and p != "-") or "-"
+    return [c.recipe, str(c.image_size), str(c.epochs), options, ",".join(str(r.config.seed) for r in runs)]
 
 
 def precision_text(runs: list) -> str:

@@ -19,6 +19,7 @@ from . import __version__
 from .config import HorsesHumansError, TrainConfig
 from .data import Split, load_dataset
 from .features import cached_features
+from .outputs import SIGMOID, SOFTMAX, ClassOutput
 from .progress import ProgressBar, draws
 from .recipes import build_model, get_recipe, resolve
 from .runs import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
@@ -198,7 +199,8 @@ def inference_copy(model, config: TrainConfig):
     """
     import dataclasses
 
-    clean = build_model(dataclasses.replace(config, weights="none"), "float32")  # every weight is overwritten
+    classes = max(2, model.outputs[0].shape[-1])  # the same output layer: one sigmoid unit is two classes
+    clean = build_model(dataclasses.replace(config, weights="none"), "float32", classes)  # every weight is overwritten
     clean.set_weights(model.get_weights())
     return clean
 
@@ -225,14 +227,26 @@ def training_precision(config: TrainConfig, transfer: bool) -> str:
     return resolve_precision(config.precision)
 
 
-def compile_model(model, learning_rate: float) -> None:
-    """RMSprop (fused where possible), binary cross-entropy, accuracy: every recipe trains this way."""
-    model.compile(optimizer=make_optimizer(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+LOSSES = {SIGMOID: "binary_crossentropy", SOFTMAX: "sparse_categorical_crossentropy"}  # by output kind
+
+
+def compile_model(model, learning_rate: float, output: ClassOutput) -> None:
+    """RMSprop (fused where possible), cross-entropy for the output kind, accuracy: every recipe trains this way.
+    Keras resolves "accuracy" from the shapes: BinaryAccuracy for one sigmoid unit, SparseCategoricalAccuracy for
+    a softmax with integer labels."""
+    model.compile(optimizer=make_optimizer(learning_rate), loss=LOSSES[output.kind], metrics=["accuracy"])
 
 
 def arrays(split: Split, x=None) -> tuple:
-    """(inputs, float32 labels) of a split; inputs are its pixels unless given (e.g. backbone features)."""
-    return np.asarray(split.x if x is None else x), split.y.astype("float32")
+    """(inputs, labels) of a split: float32 labels for a sigmoid (as the reference), int32 class indices for a
+    softmax; inputs are its pixels unless given (e.g. backbone features)."""
+    labels = split.y.astype("float32" if class_output(split).kind == SIGMOID else "int32")
+    return np.asarray(split.x if x is None else x), labels
+
+
+def class_output(split: Split) -> ClassOutput:
+    """How a model trained on this split's classes reads its output."""
+    return ClassOutput.for_classes(split.class_names)
 
 
 def fit_arrays(model, config: TrainConfig, train: tuple, val: tuple, callbacks: list, initial_epoch: int, epochs: int):
@@ -243,7 +257,7 @@ def fit_arrays(model, config: TrainConfig, train: tuple, val: tuple, callbacks: 
 
 def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int) -> None:
     """Compile and fit a whole model on pixels, continuing the epoch count of earlier stages."""
-    compile_model(model, learning_rate)
+    compile_model(model, learning_rate, class_output(train))
     fit_arrays(model, config, arrays(train), arrays(val), build_callbacks(config, recorder), len(recorder.history), epochs)
 
 
@@ -251,7 +265,7 @@ def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cac
     """Train only the head of a frozen-backbone model on cached backbone features."""
     recipe = get_recipe(config.recipe)
     head = recipe.head_layer(model)
-    compile_model(head, config.learning_rate)
+    compile_model(head, config.learning_rate, class_output(train))
     fit_arrays(head, config, arrays(train, cached_features(recipe, model, train, cache_dir, log)),
                arrays(val, cached_features(recipe, model, val, cache_dir, log)), build_callbacks(config, recorder), 0, config.epochs)
 
@@ -293,7 +307,7 @@ def train(
     train_split, val_split = load_dataset(Path(data_dir), config.image_size, cache_dir, warn=log)
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer)
-    model = build_model(config, precision)
+    model = build_model(config, precision, class_output(train_split))
     run_dir = start_run_dir(config, runs_dir, train_split, val_split, precision, data_dir)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "

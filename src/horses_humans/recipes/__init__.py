@@ -1,8 +1,9 @@
-"""Model recipes: a registry of named model families and one factory, `build_model(name, config)`."""
+"""Model recipes: a registry of named model families and one factory, `build_model(config, dtype_policy, output)`."""
 
 from __future__ import annotations
 
 from ..config import TrainConfig
+from ..outputs import ClassOutput
 from . import cnn, transfer  # noqa: F401  (each registers its recipes)
 from .registry import RECIPES, Recipe, get_recipe, register  # noqa: F401  (the public names)
 
@@ -24,15 +25,23 @@ def resolve(config: TrainConfig) -> TrainConfig:
     })
 
 
-def build_model(config: TrainConfig, dtype_policy: str = "float32"):
-    """Build the (uncompiled) model of a resolved config under a Keras dtype policy."""
+def build_model(config: TrainConfig, dtype_policy: str = "float32", output: ClassOutput | int = 2):
+    """Build the (uncompiled) model of a resolved config under a Keras dtype policy, its output layer fit for
+    `output`: a ClassOutput or a number of classes (two: one sigmoid unit, as the reference; more: a softmax)."""
     import keras
 
     config = resolve(config)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(dtype_policy)
     try:
-        return get_recipe(config.recipe).build(config.image_size, config)
+        return get_recipe(config.recipe).build(config.image_size, config, as_output(output))
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def as_output(output: ClassOutput | int) -> ClassOutput:
+    """A ClassOutput as given, or one for a number of classes (named class0, class1, ...: a model needs only how many)."""
+    if isinstance(output, ClassOutput):
+        return output
+    return ClassOutput.for_classes([f"class{i}" for i in range(output)])
 

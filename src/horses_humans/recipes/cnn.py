@@ -10,12 +10,14 @@ from .registry import Recipe, register
 if TYPE_CHECKING:
     import keras
 
+    from ..outputs import ClassOutput
+
 # Keras is imported inside each builder: registering the recipes (the CLI's parser, --help) must not start TensorFlow.
 
 
-def build_cnn_body(image_size: int, config) -> list:
+def build_cnn_body(image_size: int, config, output: ClassOutput) -> list:
     """Rescaling, Conv + MaxPool per config.conv_filters (reference: 16-32-64, 3x3), Flatten, (Dropout),
-    Dense 512, Dense 1 sigmoid."""
+    Dense 512, the output layer (the reference's Dense 1 sigmoid for two classes)."""
     import keras
     from keras import layers
 
@@ -29,10 +31,17 @@ def build_cnn_body(image_size: int, config) -> list:
         body.append(layers.Dropout(config.dropout, name="dropout"))
     body += [
         layers.Dense(512, activation="relu", kernel_regularizer=regularizer, name="dense"),
-        # float32 output even under mixed precision, so the loss and probabilities stay exact
-        layers.Dense(1, activation="sigmoid", dtype="float32", name="output"),
+        build_output(output),
     ]
     return body
+
+
+def build_output(output: ClassOutput):
+    """The output layer every recipe ends in: Dense(1, sigmoid) for two classes, Dense(N, softmax) for N > 2."""
+    from keras import layers
+
+    # float32 even under mixed precision, so the loss and probabilities stay exact
+    return layers.Dense(output.units, activation=output.kind, dtype="float32", name="output")
 
 
 def check_fits(image_size: int, conv_filters: tuple, kernel_size: int) -> None:
@@ -71,19 +80,21 @@ def build_augmentation(preset: str = "reference") -> list:
     ]
 
 
-def build_baseline(image_size: int, config) -> keras.Model:
-    """The reference CNN: 9,494,561 parameters at 150x150."""
+def build_baseline(image_size: int, config, output: ClassOutput) -> keras.Model:
+    """The reference CNN: 9,494,561 parameters at 150x150 for two classes (a softmax over N > 2: 513 * (N - 1) more)."""
     import keras
 
-    return keras.Sequential([keras.Input((image_size, image_size, 3), name="pixels"), *build_cnn_body(image_size, config)], name="baseline")
+    return keras.Sequential([keras.Input((image_size, image_size, 3), name="pixels"), *build_cnn_body(image_size, config, output)],
+                            name="baseline")
 
 
-def build_augmented(image_size: int, config) -> keras.Model:
+def build_augmented(image_size: int, config, output: ClassOutput) -> keras.Model:
     """The reference CNN with augmentation layers in front (active only in training)."""
     import keras
 
     inputs = [keras.Input((image_size, image_size, 3), name="pixels")]
-    return keras.Sequential([*inputs, *build_augmentation(config.augmentation), *build_cnn_body(image_size, config)], name="augmented")
+    return keras.Sequential([*inputs, *build_augmentation(config.augmentation), *build_cnn_body(image_size, config, output)],
+                            name="augmented")
 
 
 def last_conv(config) -> str:

@@ -20,7 +20,7 @@ class Recipe:
     """Per-model facts as data: defaults, how to build it, where its last conv layer is, what it is built on."""
 
     name: str
-    build: Callable  # (image_size: int, config: TrainConfig) -> keras.Model
+    build: Callable  # (image_size: int, config: TrainConfig, output: ClassOutput) -> keras.Model
     description: str
     image_size: int = 150
     epochs: int = 15
@@ -38,7 +38,7 @@ class Recipe:
         return self.part(model, BACKBONE)
 
     def head_layer(self, model: keras.Model) -> keras.Model:
-        """The nested head (features -> probability) of a model built by this recipe."""
+        """The nested head (features -> class probabilities) of a model built by this recipe."""
         return self.part(model, HEAD)
 
     def preprocess_layer(self, model: keras.Model):

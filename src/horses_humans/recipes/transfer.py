@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Callable
 
 from ..backbones import BACKBONE, HEAD, INCEPTION_V3, MOBILENET_V2, PREPROCESS, Backbone
 from ..weights import resolve_weights
-from .cnn import build_augmentation
+from .cnn import build_augmentation, build_output
 from .registry import Recipe, register
 
 if TYPE_CHECKING:
     import keras
 
+    from ..outputs import ClassOutput
 
-def build_on(backbone: Backbone, build_head: Callable, image_size: int, name: str, config) -> keras.Model:
-    """pixels -> (augmentation) -> the backbone's preprocessing -> frozen backbone -> head."""
+
+def build_on(backbone: Backbone, build_head: Callable, image_size: int, name: str, config, output: ClassOutput) -> keras.Model:
+    """pixels -> (augmentation) -> the backbone's preprocessing -> frozen backbone -> head (ending in `output`'s layer)."""
     import keras
 
     base = backbone.build(image_size, resolve_weights(backbone.name, config.weights, config.alpha), config.alpha)
@@ -31,39 +33,39 @@ def build_on(backbone: Backbone, build_head: Callable, image_size: int, name: st
         x = layer(x)
     x = keras.layers.Rescaling(backbone.scale, offset=backbone.offset, name=PREPROCESS)(x)
     features = base(x, training=False)
-    return keras.Model(inputs, build_head(base.output.shape[1:], config)(features), name=name)
+    return keras.Model(inputs, build_head(base.output.shape[1:], config, output)(features), name=name)
 
 
-def build_inception_head(feature_shape, config) -> keras.Model:
-    """Flatten -> Dense(1024, relu) -> Dropout(0.2) -> Dense(1, sigmoid), as the reference."""
+def build_inception_head(feature_shape, config, output: ClassOutput) -> keras.Model:
+    """Flatten -> Dense(1024, relu) -> Dropout(0.2) -> Dense(1, sigmoid), as the reference (Dense(N, softmax) for N > 2)."""
     import keras
     from keras import layers
 
     return keras.Sequential([
         keras.Input(feature_shape), layers.Flatten(name="flatten"), layers.Dense(1024, activation="relu", name="dense"),
-        layers.Dropout(config.dropout or 0.2, name="dropout"), layers.Dense(1, activation="sigmoid", dtype="float32", name="output"),
+        layers.Dropout(config.dropout or 0.2, name="dropout"), build_output(output),
     ], name=HEAD)
 
 
-def build_mobilenet_head(feature_shape, config) -> keras.Model:
-    """GlobalAveragePooling -> Dropout(0.2) -> Dense(1, sigmoid)."""
+def build_mobilenet_head(feature_shape, config, output: ClassOutput) -> keras.Model:
+    """GlobalAveragePooling -> Dropout(0.2) -> Dense(1, sigmoid) (Dense(N, softmax) for N > 2)."""
     import keras
     from keras import layers
 
     return keras.Sequential([
         keras.Input(feature_shape), layers.GlobalAveragePooling2D(name="pool"),
-        layers.Dropout(config.dropout or 0.2, name="dropout"), layers.Dense(1, activation="sigmoid", dtype="float32", name="output"),
+        layers.Dropout(config.dropout or 0.2, name="dropout"), build_output(output),
     ], name=HEAD)
 
 
-def build_inception_v3(image_size: int, config) -> keras.Model:
-    """The reference's phase 3 model: 47.5M parameters, 38.5M trainable at 150x150."""
-    return build_on(INCEPTION_V3, build_inception_head, image_size, "inception_v3", config)
+def build_inception_v3(image_size: int, config, output: ClassOutput) -> keras.Model:
+    """The reference's phase 3 model: 47.5M parameters, 38.5M trainable at 150x150 (two classes)."""
+    return build_on(INCEPTION_V3, build_inception_head, image_size, "inception_v3", config, output)
 
 
-def build_mobilenet_v2(image_size: int, config) -> keras.Model:
+def build_mobilenet_v2(image_size: int, config, output: ClassOutput) -> keras.Model:
     """MobileNetV2 (default alpha 0.35, the exact ImageNet weights available offline) + pooled head."""
-    return build_on(MOBILENET_V2, build_mobilenet_head, image_size, "mobilenet_v2", config)
+    return build_on(MOBILENET_V2, build_mobilenet_head, image_size, "mobilenet_v2", config, output)
 
 
 def transfer_recipe(name: str, build: Callable, backbone: Backbone, description: str, **defaults) -> Recipe:
