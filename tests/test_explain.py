@@ -9,6 +9,7 @@ from keras import layers
 from horses_humans import explain
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.data import VALIDATION, load_split
+from horses_humans.outputs import ClassOutput
 from horses_humans.recipes import RECIPES, build_model, last_conv_layer
 from horses_humans.runs import load_run
 
@@ -109,12 +110,51 @@ def test_gradcam_through_frozen_backbone_with_augmentation_in_front(nested_model
 
 
 def test_gradcam_equals_cam_for_a_pooled_linear_head(nested_model):
-    """With GlobalAveragePooling -> Dense, each signed map sums exactly to the predicted class's logit
-    minus the bias: gradients reach the frozen backbone's output, with the right sign."""
+    """With GlobalAveragePooling -> Dense, each signed map sums exactly to the explained class's score minus its
+    share of the bias (+b for class 1, -b for class 0): gradients reach the frozen backbone's output, with the right
+    sign; by default the predicted class is explained (its score is |logit|)."""
     images = np.random.default_rng(3).integers(0, 256, (4, 64, 64, 3)).astype(np.float32)
-    maps, logits = explain.class_activation_maps(nested_model, images, "backbone/out_relu")
     bias = float(nested_model.get_layer("head").get_layer("output").bias.numpy()[0])
-    np.testing.assert_allclose(maps.sum(axis=(1, 2)), np.abs(logits) - np.sign(logits) * bias, rtol=1e-4, atol=1e-5)
+    maps1, scores1 = explain.class_activation_maps(nested_model, images, "backbone/out_relu", class_index=1)
+    maps0, scores0 = explain.class_activation_maps(nested_model, images, "backbone/out_relu", class_index=0)
+    np.testing.assert_allclose(maps1.sum(axis=(1, 2)), scores1 - bias, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(maps0.sum(axis=(1, 2)), scores0 + bias, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scores0, -scores1, rtol=1e-6)
+    maps, scores = explain.class_activation_maps(nested_model, images, "backbone/out_relu")
+    np.testing.assert_allclose(scores, np.abs(scores1), rtol=1e-6)
+    np.testing.assert_allclose(maps, np.where((scores1 >= 0)[:, None, None], maps1, maps0), rtol=1e-5, atol=1e-6)
+
+
+def colour_model(classes: int = 3) -> keras.Model:
+    """rescale -> 1x1 conv (channel k = colour k: red, green, blue) -> average pool -> Dense(softmax): colour k
+    is evidence for class k. Grad-CAM of a class must find its colour's patch."""
+    pixels = keras.Input((16, 16, 3), name="pixels")
+    conv = layers.Conv2D(3, 1, activation="relu", name="colours")
+    output = layers.Dense(classes, activation="softmax", name="output")
+    model = keras.Sequential([pixels, layers.Rescaling(1 / 255, name="preprocess"), conv,
+                              layers.GlobalAveragePooling2D(name="pool"), output], name="colours")
+    conv.set_weights([np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3), np.zeros(3, np.float32)])
+    output.set_weights([8 * np.eye(3, classes, dtype=np.float32), np.zeros(classes, np.float32)])
+    return model
+
+
+def test_gradcam_of_a_softmax_explains_the_predicted_or_the_chosen_class():
+    model = colour_model()
+    image, red = patch_image(0)
+    blue = np.zeros((16, 16), bool)
+    blue[10:14, 1:5] = True
+    image[blue, 2] = 128  # a dimmer blue patch: red wins
+    assert int(np.argmax(model(image[None])[0])) == 0
+    for class_index, mask in ((None, red), (0, red), (2, blue)):
+        heatmap = explain.gradcam(model, image, "colours", class_index)
+        np.testing.assert_allclose(heatmap[mask], 1.0, atol=1e-6)
+        assert heatmap[~mask].max() < 1e-6, class_index
+    per_image = explain.gradcam(model, np.stack([image, image]), "colours", [0, 2])  # one class per image
+    np.testing.assert_allclose(per_image[1][blue], 1.0, atol=1e-6)
+    logits, _ = explain.forward(model, image[None].astype(np.float32), [])
+    np.testing.assert_allclose(keras.ops.softmax(logits).numpy(), model(image[None]).numpy(), rtol=1e-5)
+    with pytest.raises(HorsesHumansError, match="class index 3 is out of range: the model has 3 classes"):
+        explain.gradcam(model, image, "colours", 3)
 
 
 def test_gradcam_on_a_trained_cnn(baseline):
@@ -149,11 +189,20 @@ def test_augmentation_layers_are_the_models_own_and_draw_differently(baseline, n
 
 def test_misclassified_are_the_wrong_ones_worst_first():
     y = np.array([0, 0, 1, 1, 0, 1])
-    p = np.array([0.1, 0.7, 0.2, 0.9, 0.99, 0.45])
-    assert explain.misclassified(y, p).tolist() == [4, 2, 1, 5]  # losses: -log(.01), -log(.2), -log(.3), -log(.45)
-    assert explain.misclassified(y, p, threshold=0.8).tolist() == [4, 2, 5]
-    np.testing.assert_allclose(explain.losses([1, 0], [0.5, 0.5]), [np.log(2)] * 2)
-    assert explain.misclassified(np.array([], int), np.array([])).tolist() == []
+    output = ClassOutput.for_classes(["horses", "humans"])
+    p = output.probabilities([0.1, 0.7, 0.2, 0.9, 0.99, 0.45])
+    assert explain.misclassified(y, p, output).tolist() == [4, 2, 1, 5]  # losses: -log(.01), -log(.2), -log(.3), -log(.45)
+    strict = ClassOutput(("horses", "humans"), "sigmoid", threshold=0.8)
+    assert explain.misclassified(y, p, strict).tolist() == [4, 2, 5]
+    np.testing.assert_allclose(explain.losses([1, 0], output.probabilities([0.5, 0.5])), [np.log(2)] * 2)
+    assert explain.misclassified(np.array([], int), np.zeros((0, 2)), output).tolist() == []
+
+
+def test_misclassified_of_three_classes_ranks_by_the_probability_of_the_true_class():
+    output = ClassOutput.for_classes(["cats", "dogs", "owls"])
+    y = np.array([0, 1, 2, 2])
+    p = np.array([[.4, .5, .1], [.1, .8, .1], [.6, .3, .1], [.2, .45, .35]])  # wrong: 0 (p true .4), 2 (.1), 3 (.35)
+    assert explain.misclassified(y, p, output).tolist() == [2, 3, 0]
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path)
     p.add_argument("image", type=Path)
     p.add_argument("--layer", help="layer for Grad-CAM, nested as backbone/NAME (default: the recipe's last conv layer)")
+    p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class (default: the predicted one)")
     p.add_argument("--out", type=Path, help="folder for the PNGs (default: RUN/explain)")
 
     from .export import FORMATS, QUANTIZE
@@ -208,7 +209,7 @@ def cmd_predict(args) -> int:
     predictor = Predictor.from_run(args.run)
     with ProgressBar("predicting") as progress:  # drawn only on a terminal: stdout stays clean for --json/--csv
         results = predictor.predict_files(collect_files(args.paths), progress=progress)
-    text = format_predictions(results, "json" if args.json else "csv" if args.csv else "table")
+    text = format_predictions(results, "json" if args.json else "csv" if args.csv else "table", predictor.class_names)
     if args.output:
         write_text_atomic(args.output, text)
     else:
@@ -250,8 +251,9 @@ def cmd_report(args) -> int:
 def cmd_explain(args) -> int:
     from .explain import write_explanation
 
-    result = write_explanation(args.run, args.image, args.layer, args.out)
-    print(f"{args.image}: {result['label']} (probability {result['probability']:.4f})")
+    result = write_explanation(args.run, args.image, args.layer, args.out, args.class_name)
+    chosen = f"; Grad-CAM of {result['explained']}" if args.class_name else ""
+    print(f"{args.image}: {result['label']} (probability {result['probability']:.4f}){chosen}")
     print("\n".join(f"wrote {path}" for path in result["paths"]))
     return 0
 

@@ -1,6 +1,9 @@
-"""Metrics of a model on a split: accuracy, precision, recall, F1, ROC AUC, confusion matrix, per image.
+"""Metrics of a model on a split: accuracy, per-class precision, recall and F1 with macro and weighted averages,
+ROC AUC, the C x C confusion matrix, per image.
 
-The metrics are scikit-learn's; this module chooses them, names them and writes them with the run.
+The metrics are scikit-learn's; this module chooses them, names them and writes them with the run. Every function
+takes class probabilities (N, C) and the run's ClassOutput, which says how a row becomes a label (the threshold on
+class 1 for two classes, the largest probability for more).
 """
 
 from __future__ import annotations
@@ -13,64 +16,110 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 from .atomic import write_json_atomic, write_text_atomic
 from .config import HorsesHumansError
 from .data import VALIDATION, load_split
+from .outputs import ClassOutput
 from .predict import Predictor, rows_to_csv
 from .runs import load_run
 
 
-def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict:
-    """Binary metrics with class 1 as positive; confusion matrix rows = true class, columns = predicted.
+def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, output: ClassOutput) -> dict:
+    """Accuracy, the confusion matrix (rows true, columns predicted), per-class and averaged precision/recall/F1 and
+    ROC AUC of class indices y_true (N,) against probabilities (N, C); two classes add class 1's precision/recall/F1.
 
-    Precision, recall and F1 are 0 where undefined (nothing predicted or present); ROC AUC is NaN with one class."""
-    y_true = np.asarray(y_true).astype(int)
-    y_pred = (np.asarray(probabilities) >= threshold).astype(int)
-    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", pos_label=1, zero_division=0.0)
-    both_classes = len(np.unique(y_true)) == 2  # else ROC AUC is undefined (scikit-learn warns or raises)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)), "precision": float(precision), "recall": float(recall),
-        "f1": float(f1), "roc_auc": float(roc_auc_score(y_true, probabilities)) if both_classes else float("nan"),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(), "images": int(len(y_true)),
+    Precision, recall and F1 are 0 where undefined (nothing predicted or present); the averages are over the classes
+    present in y_true; ROC AUC is NaN unless every class is present."""
+    names, y_true = list(output.class_names), np.asarray(y_true).astype(int)
+    probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(names))
+    y_pred, labels = output.predicted(probabilities), list(range(len(names)))
+    scores = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0.0)
+    metrics = {
+        "accuracy": float(accuracy_score(y_true, y_pred)), "images": int(len(y_true)), "class_names": names,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "per_class": {name: dict(zip(("precision", "recall", "f1", "support"), (*map(float, s[:3]), int(s[3]))))
+                      for name, *s in zip(names, *scores)},
+        **{average: averaged(y_true, y_pred, average) for average in ("macro", "weighted")},
+        "roc_auc": roc_auc(y_true, probabilities),
     }
+    if len(names) == 2:  # the binary headline numbers, with class 1 (humans in the reference) as positive
+        metrics.update({k: metrics["per_class"][names[1]][k] for k in ("precision", "recall", "f1")})
+    return metrics
 
 
-def per_image_rows(files: list[str], y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], threshold: float) -> list[dict]:
-    """One row per image: file, true label, probability of class 1, predicted label."""
-    return [
-        {"file": f, "true_label": class_names[int(t)], "probability": round(float(p), 6),
-         "predicted_label": class_names[int(p >= threshold)]}
-        for f, t, p in zip(files, y_true, probabilities)
-    ]
+def averaged(y_true: np.ndarray, y_pred: np.ndarray, average: str) -> dict:
+    """{precision, recall, f1} averaged ("macro" or "weighted") over the classes present in y_true."""
+    present = sorted(set(y_true.tolist()))
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average=average, zero_division=0.0)
+    return {"precision": float(p), "recall": float(r), "f1": float(f)}
+
+
+def roc_auc(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """AUC of class 1 (two classes) or the one-vs-rest macro AUC (more); NaN when a class has no image."""
+    classes = probabilities.shape[1]
+    if len(np.unique(y_true)) < classes:  # undefined: scikit-learn warns or raises
+        return float("nan")
+    if classes == 2:
+        return float(roc_auc_score(y_true, probabilities[:, 1]))
+    # scikit-learn's multi_class="ovr" macro AUC, class by class: it would reject float32 softmax rows that sum to 1
+    # only roughly, and renormalising them would break exact ties
+    return float(np.mean([roc_auc_score(y_true == k, probabilities[:, k]) for k in range(classes)]))
+
+
+def per_image_rows(files: list[str], y_true: np.ndarray, probabilities: np.ndarray, output: ClassOutput) -> list[dict]:
+    """One row per image: file, true and predicted label, the probability of the predicted label, p_<class> of each."""
+    names, probabilities = output.class_names, np.asarray(probabilities).reshape(-1, len(output.class_names))
+    rows = []
+    for f, t, row, k in zip(files, y_true, probabilities, output.predicted(probabilities)):
+        rows.append({"file": f, "true_label": names[int(t)], "predicted_label": names[k],
+                     "probability": round(float(row[k]), 6), **{f"p_{n}": round(float(p), 6) for n, p in zip(names, row)}})
+    return rows
 
 
 def predict_validation(run, data_dir, cache_dir=None, log=print):
-    """(predictor, validation split, probabilities of class 1) for a loaded run; classes must agree."""
+    """(predictor, validation split, class probabilities (N, C)) for a loaded run; classes must agree."""
     split = load_split(Path(data_dir), VALIDATION, run.image_size, cache_dir, warn=log)
     if split.class_names != run.class_names:
         raise HorsesHumansError(f"{data_dir}: classes {split.class_names} differ from the run's {run.class_names}.")
     predictor = Predictor.from_run(run)
-    return predictor, split, predictor.predict_pixels(np.asarray(split.x))
+    return predictor, split, predictor.predict_proba(np.asarray(split.x))
 
 
 def evaluate_run(run_dir, data_dir, cache_dir=None, log=print) -> dict:
     """Evaluate a run's saved model on the validation split; writes evaluation.json and predictions.csv."""
     run = load_run(run_dir)
     predictor, split, probabilities = predict_validation(run, data_dir, cache_dir, log)
-    metrics = classification_metrics(split.y, probabilities, predictor.threshold)
+    metrics = classification_metrics(split.y, probabilities, predictor.output)
     metrics.update(run=str(run.path), class_names=run.class_names, skipped_files=len(split.skipped))
-    rows = per_image_rows(split.files, split.y, probabilities, run.class_names, predictor.threshold)
+    rows = per_image_rows(split.files, split.y, probabilities, predictor.output)
     write_json_atomic(run.path / "evaluation.json", metrics)
     write_text_atomic(run.path / "predictions.csv", rows_to_csv(rows))
     return metrics
 
 
 def format_metrics(metrics: dict) -> str:
-    """Readable metrics with the confusion matrix laid out by class name."""
+    """Readable metrics: the headline numbers, a per-class table and the confusion matrix laid out by class name."""
     names = metrics["class_names"]
-    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    lines = [f"run: {metrics['run']}  ({metrics['images']} {metrics.get('split', 'validation')} images)"]
+    headline = ("accuracy", "precision", "recall", "f1", "roc_auc") if len(names) == 2 else ("accuracy", "roc_auc")
+    lines += [f"{k:<10}{metrics[k]:.4f}" for k in headline]
+    return "\n".join(lines + ["", *class_table(metrics), "", *confusion_lines(metrics),
+                              "", f"per-image results: {metrics['run']}/predictions.csv"])
+
+
+def class_table(metrics: dict) -> list[str]:
+    """Precision, recall, F1 and support per class, then the macro and weighted averages."""
+    width = max(len(n) for n in [*metrics["class_names"], "weighted avg"]) + 2
+    lines = [f"{'':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for name, s in metrics["per_class"].items():
+        lines.append(f"{name:<{width}}{s['precision']:>10.4f}{s['recall']:>10.4f}{s['f1']:>10.4f}{s['support']:>10}")
+    for average in ("macro", "weighted"):
+        s = metrics[average]
+        lines.append(f"{average + ' avg':<{width}}{s['precision']:>10.4f}{s['recall']:>10.4f}{s['f1']:>10.4f}")
+    return lines
+
+
+def confusion_lines(metrics: dict) -> list[str]:
+    """The C x C confusion matrix with class names on both axes."""
+    names = metrics["class_names"]
     width = max(len(n) for n in names) + 2
-    lines = [f"run: {metrics['run']}  ({metrics['images']} validation images)"]
-    lines += [f"{k:<10}{metrics[k]:.4f}" for k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
-    lines += ["", f"confusion matrix (rows: true, columns: predicted; positive = {names[1]})",
-              " " * width + "".join(f"{n:>{width}}" for n in names),
-              f"{names[0]:<{width}}{tn:>{width}}{fp:>{width}}", f"{names[1]:<{width}}{fn:>{width}}{tp:>{width}}",
-              "", f"per-image results: {metrics['run']}/predictions.csv"]
-    return "\n".join(lines)
+    positive = f"; positive = {names[1]}" if len(names) == 2 else ""
+    lines = [f"confusion matrix (rows: true, columns: predicted{positive})", " " * width + "".join(f"{n:>{width}}" for n in names)]
+    return lines + [f"{name:<{width}}" + "".join(f"{c:>{width}}" for c in row) for name, row in zip(names, metrics["confusion_matrix"])]

@@ -6,7 +6,7 @@ Every recipe is a chain at its top level: pixels -> (augmentation) -> rescaling 
 outputs of the outer one (tensorflow#44462, #72915), so the forward pass is rebuilt link by link: plain
 layers are called with training=False (augmentation is then the identity), a nested model that holds a
 requested layer is swapped for a model from its input to [that layer's output, its output], and the
-final sigmoid Dense gives its logit (a saturated probability has vanishing gradients).
+final sigmoid or softmax Dense gives its logits (a saturated probability has vanishing gradients).
 Layer paths are "conv3" for a top-level layer and "backbone/mixed7" for one inside a nested model.
 """
 
@@ -18,7 +18,8 @@ import keras
 import numpy as np
 from PIL import Image
 
-from .config import DEFAULT_THRESHOLD, HorsesHumansError
+from .config import HorsesHumansError
+from .outputs import ClassOutput
 
 
 # ---------------------------------------------------------------- the model as a chain
@@ -56,15 +57,15 @@ def check_paths(model, paths: list[str]) -> None:
 
 
 def logit(layer, x):
-    """The output layer's value before a sigmoid, else the layer's output."""
-    if isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.sigmoid:
+    """The output layer's value before its sigmoid or softmax, else the layer's output."""
+    if isinstance(layer, keras.layers.Dense) and layer.activation in (keras.activations.sigmoid, keras.activations.softmax):
         z = keras.ops.matmul(x, layer.kernel)
         return z + layer.bias if layer.use_bias else z
     return layer(x, training=False)
 
 
 def forward(model, x, paths: list[str]):
-    """Run the chain on a float batch -> (final logit, {path: activation}) for the requested paths."""
+    """Run the chain on a float batch -> (final logits (N, 1) or (N, C), {path: activation}) for the requested paths."""
     links, taps = chain(model), {}
     for i, (path, layer) in enumerate(links):
         inner = [p.split("/", 1)[1] for p in paths if p.startswith(path + "/")] if isinstance(layer, keras.Model) else []
@@ -114,13 +115,14 @@ def activations(model, pixels: np.ndarray, layer_paths: list[str]) -> dict[str, 
 
 # ---------------------------------------------------------------- Grad-CAM
 
-def gradcam(model, pixels: np.ndarray, layer: str) -> np.ndarray:
-    """Grad-CAM of the predicted class at `layer`: (S, S, 3) -> (S, S) or (N, S, S, 3) -> (N, S, S), in [0, 1].
+def gradcam(model, pixels: np.ndarray, layer: str, class_index=None) -> np.ndarray:
+    """Grad-CAM at `layer` of the predicted class, or of class_index (one index, or one per image):
+    (S, S, 3) -> (S, S) or (N, S, S, 3) -> (N, S, S), in [0, 1].
 
     Each map is ReLU'd and divided by its own maximum; a map with no positive evidence stays all zero.
     """
     batch = np.asarray(pixels, np.float32)
-    maps, _ = class_activation_maps(model, batch[None] if batch.ndim == 3 else batch, layer)
+    maps, _ = class_activation_maps(model, batch[None] if batch.ndim == 3 else batch, layer, class_index)
     maps = np.maximum(maps.astype(np.float64), 0)
     peaks = maps.max(axis=(1, 2), keepdims=True)
     maps = np.divide(maps, peaks, out=np.zeros_like(maps), where=peaks > 0)  # scale-free: tiny maps are fine
@@ -128,12 +130,13 @@ def gradcam(model, pixels: np.ndarray, layer: str) -> np.ndarray:
     return heatmaps[0] if batch.ndim == 3 else heatmaps
 
 
-def class_activation_maps(model, batch: np.ndarray, layer: str) -> tuple[np.ndarray, np.ndarray]:
-    """Signed Grad-CAM maps (N, h, w) of the predicted class at `layer`, before ReLU, and the logits (N,).
+def class_activation_maps(model, batch: np.ndarray, layer: str, class_index=None) -> tuple[np.ndarray, np.ndarray]:
+    """Signed Grad-CAM maps (N, h, w) at `layer`, before ReLU, and the class scores (N,) they explain.
 
-    The class score is the logit for class 1 and minus the logit for class 0, so a map shows what pushed
-    the model towards the label it gave. Each channel is weighted by its mean gradient; for a global-
-    average-pooled linear head (MobileNetV2's) a map then sums to the score minus the output bias.
+    The score of a class is its logit before the softmax; for a sigmoid it is the logit for class 1 and minus the
+    logit for class 0, so a map shows what pushed the model towards that class (by default the one it answered).
+    Each channel is weighted by its mean gradient; for a global-average-pooled linear head (MobileNetV2's) a map
+    then sums to the score minus the class's share of the output bias.
     Works through frozen nested backbones: the input is watched, so every operation after it is on the
     tape whether or not its weights are trainable.
     """
@@ -144,12 +147,34 @@ def class_activation_maps(model, batch: np.ndarray, layer: str) -> tuple[np.ndar
     with tf.GradientTape() as tape:
         tape.watch(x)
         out, taps = forward(model, x, [layer])
-        score = tf.reduce_sum(out * tf.stop_gradient(tf.where(out >= 0, 1.0, -1.0)))
+        scores = class_scores(out, explained_classes(out.numpy(), class_index))
+        total = tf.reduce_sum(scores)
     act = taps[layer]
     if len(act.shape) != 4:
         raise HorsesHumansError(f"Grad-CAM needs a layer with a spatial output (h, w, channels); {layer!r} gives {tuple(act.shape[1:])}.")
-    weights = tf.reduce_mean(tape.gradient(score, act), axis=(1, 2))  # (N, c): each channel's importance
-    return tf.einsum("nhwc,nc->nhw", act, weights).numpy(), tf.reshape(out, [-1]).numpy()
+    weights = tf.reduce_mean(tape.gradient(total, act), axis=(1, 2))  # (N, c): each channel's importance
+    return tf.einsum("nhwc,nc->nhw", act, weights).numpy(), scores.numpy()
+
+
+def explained_classes(logits: np.ndarray, class_index=None) -> np.ndarray:
+    """The class index (N,) each image is explained for: class_index (one, or one per image), else the predicted one
+    (a sigmoid logit >= 0 is class 1; a softmax's largest logit)."""
+    classes = 2 if logits.shape[1] == 1 else logits.shape[1]
+    if class_index is None:
+        return (logits[:, 0] >= 0).astype(np.int64) if logits.shape[1] == 1 else np.argmax(logits, axis=1)
+    found = np.broadcast_to(np.asarray(class_index, np.int64), (len(logits),))
+    if found.min(initial=0) < 0 or found.max(initial=0) >= classes:
+        raise HorsesHumansError(f"class index {class_index} is out of range: the model has {classes} classes.")
+    return found
+
+
+def class_scores(logits, classes: np.ndarray):
+    """Each image's score for its class (N,): the softmax logit, or +z (class 1) / -z (class 0) of a sigmoid."""
+    import tensorflow as tf
+
+    if logits.shape[1] == 1:
+        return logits[:, 0] * tf.constant(np.where(classes == 1, 1.0, -1.0), logits.dtype)
+    return tf.gather(logits, tf.constant(classes), axis=1, batch_dims=1)
 
 
 def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -182,16 +207,18 @@ def augment(layers: list, pixels: np.ndarray, draws: int) -> np.ndarray:
 # ---------------------------------------------------------------- mistakes
 
 def losses(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """Per-image binary cross-entropy (nats), probabilities of class 1 clipped as Keras does."""
-    p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
-    y = np.asarray(y_true, np.float64)
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    """Per-image cross-entropy -log p(true class) (nats) from probabilities (N, C), clipped as Keras does."""
+    p = np.asarray(probabilities, np.float64)[np.arange(len(y_true)), np.asarray(y_true, np.int64)]
+    return -np.log(np.clip(p, 1e-7, 1 - 1e-7))
 
 
-def misclassified(y_true: np.ndarray, probabilities: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
-    """Indices of the wrongly labelled images, worst (highest loss) first."""
-    wrong = np.flatnonzero((np.asarray(probabilities) >= threshold).astype(int) != np.asarray(y_true).astype(int))
-    return wrong[np.argsort(-losses(np.asarray(y_true)[wrong], np.asarray(probabilities)[wrong]), kind="stable")]
+def misclassified(y_true: np.ndarray, probabilities: np.ndarray, output: ClassOutput) -> np.ndarray:
+    """Indices of the wrongly labelled images (labels as `output` reads probabilities (N, C)), worst (highest
+    -log p(true class)) first."""
+    y_true = np.asarray(y_true, np.int64)
+    probabilities = np.asarray(probabilities).reshape(len(y_true), len(output.class_names))
+    wrong = np.flatnonzero(output.predicted(probabilities) != y_true)
+    return wrong[np.argsort(-losses(y_true[wrong], probabilities[wrong]), kind="stable")]
 
 
 # ---------------------------------------------------------------- `horses-humans explain`: one image file -> PNGs
@@ -206,8 +233,10 @@ def activation_figure(model, pixels: np.ndarray):
     return plots.activation_grids(activations(model, pixels, feature_layers(model)), pixels)
 
 
-def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_dir: Path | None = None) -> dict:
-    """Activation tiles and a Grad-CAM overlay for one image file -> {label, probability, paths}."""
+def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_dir: Path | None = None,
+                      class_name: str | None = None) -> dict:
+    """Activation tiles and a Grad-CAM overlay of the predicted class (or class_name) for one image file
+    -> {label, probability (of the label), probabilities {class: p}, explained (the class), paths}."""
     from . import plots  # imported here, as in activation_figure: the arrays above need none of these
     from .images import ImageError, load_pixels
     from .predict import Predictor
@@ -222,11 +251,23 @@ def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_
     predictor = Predictor.from_run(run)
     layer = layer or last_conv_layer(run.config)
     check_paths(predictor.model, [layer])
-    p = float(predictor.predict_pixels(pixels[None])[0])
-    heatmap = gradcam(predictor.model, pixels, layer)
+    row = predictor.predict_proba(pixels[None])[0]
+    label = predictor.output.label_of(row)
+    explained = class_name or label
+    heatmap = gradcam(predictor.model, pixels, layer, class_index(predictor.output, explained))
     out, stem = Path(out_dir or run.path / EXPLAIN_DIR), Path(image).stem
-    title = f"{Path(image).name}: {predictor.label_of(p)}, p({run.class_names[1]}) = {p:.4f}"
-    panel = f"Grad-CAM at {layer}" + ("" if heatmap.max() > 0 else " (no positive evidence)")
+    p = float(row[run.class_names.index(label)])
+    panel = f"Grad-CAM of {explained} at {layer}" + ("" if heatmap.max() > 0 else " (no positive evidence)")
+    figure = plots.gradcam_grid([pixels], [heatmap], [panel], f"{Path(image).name}: {label}, p = {p:.4f}", 1, cell=4.0)
+    suffix = "" if class_name is None else f"-{class_name}"  # a chosen class does not overwrite the predicted one's
     paths = [plots.save_png(activation_figure(predictor.model, pixels), out / f"{stem}-activations.png"),
-             plots.save_png(plots.gradcam_grid([pixels], [heatmap], [panel], title, 1, cell=4.0), out / f"{stem}-gradcam.png")]
-    return {"label": predictor.label_of(p), "probability": p, "paths": [str(x) for x in paths]}
+             plots.save_png(figure, out / f"{stem}-gradcam{suffix}.png")]
+    return {"label": label, "probability": p, "explained": explained,
+            "probabilities": dict(zip(run.class_names, map(float, row))), "paths": [str(x) for x in paths]}
+
+
+def class_index(output: ClassOutput, name: str) -> int:
+    """The index of a class name; a clear error naming the classes for one the model does not know."""
+    if name not in output.class_names:
+        raise HorsesHumansError(f"--class {name!r}: not one of the run's classes ({', '.join(output.class_names)}).")
+    return output.class_names.index(name)

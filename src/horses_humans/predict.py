@@ -25,11 +25,19 @@ class Prediction:
 
     file: str
     label: str | None = None
-    probability: float | None = None  # probability of class_names[1]
+    probability: float | None = None  # the probability of `label` (before N classes: of class_names[1] on every row)
+    probabilities: dict[str, float] | None = None  # {class name: probability}, every class, in class order
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "label": self.label, "probability": self.probability, "error": self.error}
+        return {"file": self.file, "label": self.label, "probability": self.probability,
+                "probabilities": self.probabilities, "error": self.error}
+
+    def csv_row(self, class_names: list[str]) -> dict:
+        """The flat row of the CSV: one p_<class> column per class."""
+        known = self.probabilities or {}
+        return {"file": self.file, "label": self.label, "probability": self.probability,
+                **{f"p_{name}": known.get(name) for name in class_names}, "error": self.error}
 
 
 class Predictor:
@@ -63,7 +71,7 @@ class Predictor:
 
     def warm_up(self) -> "Predictor":
         """One call on a blank image, so the first real request does not pay for tracing and allocation."""
-        self.predict_pixels(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
+        self.predict_proba(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
         return self
 
     def predict_files(self, files: list[str | Path], batch_size: int = 32, max_pixels: int | None = None,
@@ -87,8 +95,10 @@ class Predictor:
             except ImageError as exc:
                 results[i].error = str(exc)
         if pixels:
-            for i, p in zip(good, self.predict_pixels(np.stack(pixels), len(pixels))):
-                results[i].probability, results[i].label = float(p), self.label_of(float(p))
+            probabilities = self.predict_proba(np.stack(pixels), len(pixels))
+            for i, row, k in zip(good, probabilities, self.output.predicted(probabilities)):
+                results[i].label, results[i].probability = self.class_names[k], float(row[k])
+                results[i].probabilities = dict(zip(self.class_names, map(float, row)))
         return results
 
 
@@ -104,17 +114,21 @@ def collect_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def format_predictions(results: list[Prediction], fmt: str = "table") -> str:
-    """table | json | csv text of the predictions (errors included)."""
-    rows = [r.to_dict() for r in results]
+def format_predictions(results: list[Prediction], fmt: str = "table", class_names: list[str] | None = None) -> str:
+    """table | json | csv text of the predictions (errors included). The table shows each label and its probability;
+    JSON adds every class's in a dict, CSV as one p_<class> column each (class_names: the model's, for the header)."""
     if fmt == "json":
-        return json.dumps(rows, indent=2) + "\n"
+        return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
     if fmt == "csv":
-        return rows_to_csv(rows) if rows else "file,label,probability,error\n"
+        names = class_names or next((list(r.probabilities) for r in results if r.probabilities), [])
+        header = Prediction("").csv_row(names)
+        return rows_to_csv([r.csv_row(names) for r in results]) if results else ",".join(header) + "\n"
     width = max([len(r.file) for r in results] + [4])
-    lines = [f"{'file':<{width}}  {'label':<8}  probability"]
+    label_width = max([len(r.label or "") for r in results] + [8])
+    lines = [f"{'file':<{width}}  {'label':<{label_width}}  probability"]
     for r in results:
-        lines.append(f"{r.file:<{width}}  {r.label:<8}  {r.probability:.4f}" if r.error is None else f"{r.file:<{width}}  error: {r.error}")
+        lines.append(f"{r.file:<{width}}  {r.label:<{label_width}}  {r.probability:.4f}" if r.error is None
+                     else f"{r.file:<{width}}  error: {r.error}")
     return "\n".join(lines) + "\n"
 
 
