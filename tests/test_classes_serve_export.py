@@ -74,6 +74,19 @@ def test_server_answers_match_the_predictor(served):
     np.testing.assert_allclose(list(result["probabilities"].values()), expected, atol=1e-6)
 
 
+def test_gradcam_explains_the_label_given(served, monkeypatch):
+    from horses_humans import explain
+
+    n, _, data, client = served
+    explained, real = [], explain.gradcam
+    monkeypatch.setattr(explain, "gradcam", lambda model, pixels, layer, class_index=None:
+                        explained.append(class_index) or real(model, pixels, layer, class_index))
+    uploads = [("files", (path.name, path.read_bytes(), "image/png")) for _, path in validation_files(data, n)]
+    results = client.post("/v1/predict?gradcam=true", files=uploads).json()["results"]
+    assert all(r["gradcam"].startswith("data:image/png;base64,") for r in results)
+    assert sorted(explained) == list(range(n))  # each image's own label, one per class
+
+
 def test_sigmoid_labels_follow_the_runs_threshold(tmp_path):
     run, data = centroid_setup(tmp_path, 2)
     labels = json.loads((run / "labels.json").read_text())

@@ -278,17 +278,7 @@ def open_source(run_dir: str | Path, data_dir: Path, cache_dir: Path | None = No
 
     run = load_run(run_dir)
     predictor, split, probabilities = predict_validation(run, data_dir, cache_dir, log)
-    return ExportSource(run, predictor.model, split, class_probabilities(predictor, split, probabilities), Path(data_dir), cache_dir, log)
-
-
-def class_probabilities(predictor, split: Split, probabilities) -> np.ndarray:
-    """The (N, C) class probabilities of the validation split from what predict_validation hands back: the matrix as
-    it is; P(class 1) alone (a predict_validation that predates N classes) as the two-class matrix, or, for more
-    classes, asked of the predictor again. A shim: once predict_validation returns predict_proba's matrix, the identity."""
-    probabilities, output = np.asarray(probabilities, np.float32), predictor.output
-    if probabilities.ndim == 2 and probabilities.shape[1] == len(output.class_names):
-        return probabilities
-    return output.probabilities(probabilities) if output.units == 1 else predictor.predict_proba(np.asarray(split.x))
+    return ExportSource(run, predictor.model, split, probabilities, Path(data_dir), cache_dir, log)
 
 
 def export(source: ExportSource, fmt: str, quantize: str = "none", latency_runs: int = 50) -> ExportResult:

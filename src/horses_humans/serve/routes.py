@@ -79,7 +79,8 @@ async def predict_upload(served, upload: UploadFile, gradcam: bool) -> FileResul
         return FileResult(file=name, error=str(exc), status=422)
     result = answer(served, name, await served.worker.predict(pixels))
     if gradcam and served.layer:
-        result.gradcam = await served.worker.run(gradcam_data_url, served, pixels)
+        explained = served.predictor.output.class_names.index(result.label)  # the label given, at the run's threshold
+        result.gradcam = await served.worker.run(gradcam_data_url, served, pixels, explained)
     return result
 
 
@@ -102,14 +103,14 @@ async def read_limited(upload: UploadFile, max_bytes: int, name: str) -> bytes:
     return data
 
 
-def gradcam_data_url(served, pixels) -> str | None:
-    """Grad-CAM overlay of one image as a PNG data URL (runs in the model thread)."""
+def gradcam_data_url(served, pixels, class_index: int) -> str | None:
+    """Grad-CAM overlay of one image for one class as a PNG data URL (runs in the model thread)."""
     from PIL import Image
 
     from .. import explain, plots
 
     try:
-        heatmap = explain.gradcam(served.predictor.model, pixels, served.layer)
+        heatmap = explain.gradcam(served.predictor.model, pixels, served.layer, class_index)
     except HorsesHumansError:
         return None
     buffer = io.BytesIO()
