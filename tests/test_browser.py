@@ -223,6 +223,7 @@ def test_upload_page_shows_the_top_classes_sorted_with_bars(tmp_path):
         page = browser.new_page(viewport={"width": 1000, "height": 900})
         page.goto(url + "/")
         expect(page.locator("#model")).to_contain_text("5 classes: class0, class1, class2, class3, class4")
+        expect(page.locator("h1")).to_have_text("Which of 5 classes?")
         page.set_input_files("#files", [str(p) for p in photos])
         cards = page.locator(".card")
         expect(cards).to_have_count(5)
@@ -267,6 +268,7 @@ def test_browser_build_reads_its_labels_json_for_n_classes(n, tmp_path):
         with sync_playwright() as pw:
             browser, page = open_page(pw, f"http://127.0.0.1:{server.server_address[1]}/")
             expect(page.locator("#model")).to_contain_text(f"{n} classes")
+            expect(page.locator("h1")).to_have_text("Horse or human?" if n == 2 else "class0 or class1 or class2?")
             page.set_input_files("#files", [str(p) for p in photos])
             cards = page.locator(".card")
             expect(cards).to_have_count(n)

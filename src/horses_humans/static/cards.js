@@ -43,6 +43,14 @@ function classBars(probabilities, label) {
   return list;
 }
 
+// The page's heading for a model's classes: the data set's own question, else the user's classes.
+function showHeading(classNames) {
+  const own = classNames.join() !== "horses,humans";
+  const text = !own ? "Horse or human?" : classNames.length <= 3 ? `${classNames.join(" or ")}?` : `Which of ${classNames.length} classes?`;
+  document.querySelector("h1").textContent = text;
+  document.title = document.title.replace("Horse or human?", text);
+}
+
 function newCard(file) {
   const card = el("div", "card");
   const pics = el("div", "pics"), img = el("img");
