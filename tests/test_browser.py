@@ -5,6 +5,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +18,9 @@ from PIL import Image
 
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
+
+from .centroid_runs import centroid_setup
+from .synthetic import class_names
 
 CHROMIUM = "/usr/bin/chromium"  # scripts/setup-test.sh installs it; Playwright downloads no browser
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -31,11 +35,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server_url(baseline_run):
-    """The real server (uvicorn, lifespan and all) in a background thread on a free local port."""
+@contextmanager
+def serving(run):
+    """The real server (uvicorn, lifespan and all) of a run in a background thread on a free local port -> its URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ServeSettings(run=baseline_run)), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(ServeSettings(run=run)), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -45,6 +49,12 @@ def server_url(baseline_run):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server_url(baseline_run):
+    with serving(baseline_run) as url:
+        yield url
 
 
 def test_upload_page_shows_labels_errors_and_gradcam(server_url, views_data, tmp_path):
@@ -148,7 +158,7 @@ def test_browser_build_decodes_like_pillow_and_answers_like_python(web_site, bas
     # ONNX Runtime Web (wasm) against native ONNX Runtime: float kernels agree to rounding; with int8 dense weights
     # the activations are quantized on the fly and the two builds round a few of them differently (3e-4 seen)
     assert np.abs(in_browser - native).max() <= (1e-4 if build == "web" else 1e-2)
-    keras = Predictor.from_run(baseline_run).predict_pixels(expected_pixels)
+    keras = Predictor.from_run(baseline_run).predict_proba(expected_pixels)[:, 1]
     assert [a["label"] for a in answers] == [["horses", "humans"][int(p >= 0.5)] for p in keras]
     if build == "web":
         assert np.abs(in_browser - keras).max() <= 1e-4
@@ -187,3 +197,86 @@ def keep_screenshot(path: Path) -> None:
     if os.environ.get("HORSES_HUMANS_SCREENSHOTS"):
         Path(os.environ["HORSES_HUMANS_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(os.environ["HORSES_HUMANS_SCREENSHOTS"]) / path.name)
+
+
+# ---------------------------------------------------------------- more than two classes: the top classes, with bars
+
+def card_classes(card) -> list[tuple[str, float]]:
+    """(class, percentage) of each bar row on a card, top to bottom."""
+    rows = card.locator(".class")
+    return [(rows.nth(i).locator(".class-name").inner_text(), float(rows.nth(i).locator(".prob").inner_text().rstrip("%")))
+            for i in range(rows.count())]
+
+
+def photos_of_each_class(data: Path, n: int) -> list[Path]:
+    return [sorted((data / "validation-horse-or-human" / name).iterdir())[0] for name in class_names(n)]
+
+
+def test_upload_page_shows_the_top_classes_sorted_with_bars(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    run, data = centroid_setup(tmp_path, 5)
+    photos = photos_of_each_class(data, 5)
+    with serving(run) as url, sync_playwright() as pw:
+        expected = [httpx.post(f"{url}/v1/predict", files={"files": p.open("rb")}).json()["results"][0] for p in photos]
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(url + "/")
+        expect(page.locator("#model")).to_contain_text("5 classes: class0, class1, class2, class3, class4")
+        expect(page.locator("h1")).to_have_text("Which of 5 classes?")
+        page.set_input_files("#files", [str(p) for p in photos])
+        cards = page.locator(".card")
+        expect(cards).to_have_count(5)
+        for i, result in enumerate(expected):
+            expect(cards.nth(i).locator(".label")).to_have_text(class_names(5)[i])
+            expect(cards.nth(i).locator(".class")).to_have_count(5)
+            shown = card_classes(cards.nth(i))
+            ranked = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])
+            assert [name for name, _ in shown] == [name for name, _ in ranked]  # most probable first
+            assert [pct for _, pct in shown] == [round(100 * p, 1) for _, p in ranked]
+            expect(cards.nth(i).locator(".class.top .class-name")).to_have_text(result["label"])
+        many = {f"c{i}": p for i, p in enumerate([0.05, 0.3, 0.01, 0.2, 0.1, 0.04, 0.3])}  # a tie: class order decides
+        top = page.evaluate("p => topClasses(p).map(c => c.name)", many)
+        assert top == ["c1", "c6", "c3", "c4", "c0"]
+        assert page.evaluate("p => classBars(p, 'c1').querySelector('.more').textContent", many) == "top 5 of 7 classes"
+        page.screenshot(path=str(tmp_path / "upload-page-5-classes.png"), full_page=True)
+        browser.close()
+    keep_screenshot(tmp_path / "upload-page-5-classes.png")
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_browser_build_reads_its_labels_json_for_n_classes(n, tmp_path):
+    """The page reads labels.json's output_kind: a sigmoid's unit as [1 - p, p], a softmax as it is; labels and
+    probabilities as the Keras model's, bars sorted."""
+    import json
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from horses_humans.export import export, open_source
+    from horses_humans.images import load_pixels
+    from horses_humans.predict import Predictor
+
+    run, data = centroid_setup(tmp_path, n)
+    result = export(open_source(run, data, log=lambda s: None), "web", latency_runs=1)
+    assert result.shipped, result.error
+    assert json.loads((result.path / "labels.json").read_text())["output_kind"] == ("sigmoid" if n == 2 else "softmax")
+    photos = photos_of_each_class(data, n)
+    keras = Predictor.from_run(run).predict_proba(np.stack([load_pixels(p, 32) for p in photos]))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(result.path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as pw:
+            browser, page = open_page(pw, f"http://127.0.0.1:{server.server_address[1]}/")
+            expect(page.locator("#model")).to_contain_text(f"{n} classes")
+            expect(page.locator("h1")).to_have_text("Horse or human?" if n == 2 else "class0 or class1 or class2?")
+            page.set_input_files("#files", [str(p) for p in photos])
+            cards = page.locator(".card")
+            expect(cards).to_have_count(n)
+            for i in range(n):
+                expect(cards.nth(i).locator(".label")).to_have_text(class_names(n)[i])
+                expect(cards.nth(i).locator(".class")).to_have_count(n)
+                shown = dict(card_classes(cards.nth(i)))
+                assert shown == pytest.approx({c: round(100 * float(p), 1) for c, p in zip(class_names(n), keras[i])}, abs=0.11)
+            browser.close()
+    finally:
+        server.shutdown()

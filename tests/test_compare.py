@@ -79,3 +79,18 @@ def test_compare_refuses_an_unfinished_run(tmp_path, capsys):
     unfinished = write_run(tmp_path, TrainConfig(), finished=False)
     assert main(["compare", str(unfinished), "--out", str(tmp_path / "c")]) == 2
     assert "not a finished run" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_runs_on_different_classes_are_flagged(runs, tmp_path):
+    import json
+
+    from horses_humans.runs import labels_record
+
+    three = write_run(tmp_path / "runs", TrainConfig(seed=5), metrics(1.0, 0.7, 0.75))
+    (three / "labels.json").write_text(json.dumps(labels_record(["cats", "dogs", "other"], 150)))
+    markdown, _ = write_comparison([runs[0], three], tmp_path / "mixed")
+    assert ("Caution: the runs classify different classes (horses, humans (1 run); cats, dogs, other (1 run)), "
+            "so their accuracies are not comparable.") in markdown
+    assert "Caution" in (tmp_path / "mixed" / "compare.html").read_text()
+    same, _ = write_comparison(runs[:2], tmp_path / "same")
+    assert "Caution" not in same

@@ -11,6 +11,7 @@ from horses_humans.cli import main
 from horses_humans.config import HorsesHumansError
 from horses_humans.parity import RULES, check_parity, p50_latency_ms
 from horses_humans.images import load_pixels
+from horses_humans.outputs import ClassOutput
 from horses_humans.predict import Predictor
 from horses_humans.tables import exports_table, write_exports_markdown
 
@@ -30,17 +31,26 @@ def baseline_exports(baseline_source):
 
 # ---------------------------------------------------------------- parity rules
 
+BINARY = ClassOutput.for_classes(["horses", "humans"])
+
+
+def binary_parity(reference, candidate, quantize):
+    """check_parity on two sets of P(humans) (N,), as the two-class model's (N, 2) probability matrices."""
+    return check_parity(BINARY.probabilities(reference), BINARY.probabilities(candidate), quantize, BINARY)
+
+
 def test_float_exports_must_agree_to_1e_4():
     reference = np.linspace(0.01, 0.99, 50)
-    assert check_parity(reference, reference + 9e-5, "none").passed
-    failed = check_parity(reference, reference + 2e-4, "none")
-    assert not failed.passed and failed.max_abs_diff == pytest.approx(2e-4) and failed.label_agreement == 1.0
+    assert binary_parity(reference, reference + 9e-5, "none").passed
+    failed = binary_parity(reference, reference + 2e-4, "none")
+    assert not failed.passed and failed.max_abs_diff == pytest.approx(2e-4, rel=1e-3) and failed.label_agreement == 1.0
+    assert failed.mean_abs_diff == pytest.approx(2e-4, rel=1e-3)  # both columns move alike: the numbers stay P(humans)'s
 
 
 def test_float16_exports_must_agree_to_1e_2():
     reference = np.linspace(0.01, 0.99, 50)
-    assert check_parity(reference, reference - 0.009, "float16").passed
-    assert not check_parity(reference, reference - 0.011, "float16").passed
+    assert binary_parity(reference, reference - 0.009, "float16").passed
+    assert not binary_parity(reference, reference - 0.011, "float16").passed
 
 
 @pytest.mark.parametrize("quantize", ["dynamic", "int8"])
@@ -49,19 +59,50 @@ def test_integer_exports_must_agree_on_99_percent_of_labels(quantize):
     one_flip, two_flips = reference.copy(), reference.copy()
     one_flip[0] = 0.4
     two_flips[[0, 99]] = [0.4, 0.6]
-    assert check_parity(reference, one_flip, quantize).label_agreement == pytest.approx(0.99)
-    assert check_parity(reference, one_flip, quantize).passed
-    assert not check_parity(reference, two_flips, quantize).passed
+    assert binary_parity(reference, one_flip, quantize).label_agreement == pytest.approx(0.99)
+    assert binary_parity(reference, one_flip, quantize).passed
+    assert not binary_parity(reference, two_flips, quantize).passed
+
+
+def test_labels_are_read_at_the_runs_threshold():
+    strict = ClassOutput.for_classes(["horses", "humans"], threshold=0.8)
+    reference, candidate = strict.probabilities(np.full(10, 0.85)), strict.probabilities(np.full(10, 0.75))
+    assert check_parity(reference, candidate, "int8", BINARY).label_agreement == 1.0  # both humans at 0.5
+    assert check_parity(reference, candidate, "int8", strict).label_agreement == 0.0  # humans vs horses at 0.8
+
+
+def test_softmax_parity_compares_every_class_and_the_argmax():
+    three = ClassOutput.for_classes(["a", "b", "c"])
+    reference = np.tile([[0.6, 0.3, 0.1]], (100, 1))
+    close = reference + [0.0, 5e-5, -5e-5]
+    assert check_parity(reference, close, "none", three).passed
+    moved = reference.copy()
+    moved[:, 2] += 2e-4  # only the least likely class moves: still a float-rule failure
+    failed = check_parity(reference, moved, "none", three)
+    assert not failed.passed and failed.max_abs_diff == pytest.approx(2e-4) and failed.label_agreement == 1.0
+    assert failed.mean_abs_diff == pytest.approx(2e-4 / 3)  # over all N x C entries
+    flipped = reference.copy()
+    flipped[0] = [0.3, 0.6, 0.1]
+    assert check_parity(reference, flipped, "int8", three).label_agreement == pytest.approx(0.99)
+    flipped[1] = [0.1, 0.3, 0.6]
+    assert not check_parity(reference, flipped, "int8", three).passed
 
 
 def test_nan_probabilities_never_pass():
     reference = np.full(10, 0.7)
-    assert not check_parity(reference, np.r_[np.full(9, 0.7), np.nan], "none").passed
+    assert not binary_parity(reference, np.r_[np.full(9, 0.7), np.nan], "none").passed
+    three = ClassOutput.for_classes(["a", "b", "c"])
+    softmax = np.tile([[0.8, 0.1, 0.1]], (100, 1))
+    broken = softmax.copy()
+    broken[:2] = np.nan  # argmax of a NaN row is 0, class a's index: it must not count as agreeing
+    assert check_parity(softmax, broken, "int8", three).label_agreement == pytest.approx(0.98)
 
 
 def test_parity_needs_matching_probabilities():
     with pytest.raises(ValueError, match="equal, non-empty"):
-        check_parity(np.zeros(3), np.zeros(4), "none")
+        check_parity(np.zeros((3, 2)), np.zeros((4, 2)), "none", BINARY)
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        check_parity(np.zeros(3), np.zeros(3), "none", BINARY)  # P(class 1) alone is not the matrix
 
 
 def test_every_quantization_has_a_rule():
@@ -93,6 +134,7 @@ def test_every_export_ships_with_its_labels(baseline_exports, baseline_run, name
     assert result.path == folder and (folder / ex.FORMATS[result.format].file).exists()
     labels = json.loads((folder / "labels.json").read_text())
     assert labels["class_names"] == ["horses", "humans"] and labels["threshold"] == 0.5 and labels["input_size"] == 32
+    assert labels["output_kind"] == "sigmoid" and labels["output_shape"] == [None, 1] and "'humans'" in labels["output"]
     assert labels["pixel_range"] == [0, 255] and labels["input"]["shape"] == [None, 32, 32, 3]
     assert (labels["format"], labels["quantize"]) == (result.format, result.quantize)
     manifest = json.loads((folder / "export.json").read_text())
@@ -116,41 +158,41 @@ def test_web_dynamic_quantizes_dense_layers_only(baseline_exports):
 
 
 def standard_predictions(folder, fmt, pixels):
-    """Probabilities of class 1 from each format's own library, without this package's runtimes."""
+    """Raw outputs (N, K) from each format's own library, without this package's runtimes (K = 1: P(class 1))."""
     x = pixels.astype(np.float32)
     if fmt == "keras":
         import keras
 
-        return np.asarray(keras.saving.load_model(folder / "model.keras", compile=False).predict_on_batch(x)).ravel()
+        return np.asarray(keras.saving.load_model(folder / "model.keras", compile=False).predict_on_batch(x)).reshape(len(x), -1)
     if fmt == "savedmodel":
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(folder / "saved_model"))  # kept alive while `serve` runs
-        return np.asarray(loaded.signatures["serving_default"](pixels=x)["output_0"]).ravel()
+        return np.asarray(loaded.signatures["serving_default"](pixels=x)["output_0"]).reshape(len(x), -1)
     if fmt == "web":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-        return session.run(None, {session.get_inputs()[0].name: x})[0].ravel()
+        return session.run(None, {session.get_inputs()[0].name: x})[0].reshape(len(x), -1)
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(folder / "model.tflite"))
     interpreter.allocate_tensors()
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    probabilities = []
+    outputs = []
     for image in x:
         interpreter.set_tensor(inp["index"], image[None])
         interpreter.invoke()
-        probabilities.append(interpreter.get_tensor(out["index"]).item())
-    return np.array(probabilities)
+        outputs.append(interpreter.get_tensor(out["index"]).reshape(-1))
+    return np.array(outputs)
 
 
 @pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in ex.ALL])
 def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, baseline_run, tmp_path, name):
     result = baseline_exports[name]
     pixels = np.stack([load_pixels(path, 32) for path in fresh_images(tmp_path)])
-    expected = Predictor.from_run(baseline_run).predict_pixels(pixels)
-    got = standard_predictions(result.path, result.format, pixels)
+    expected = Predictor.from_run(baseline_run).predict_proba(pixels)[:, 1]
+    got = standard_predictions(result.path, result.format, pixels).ravel()
     metric, bound = RULES[result.quantize]
     if metric == "max_abs_diff":
         assert np.abs(got - expected).max() <= bound

@@ -116,6 +116,34 @@ def test_roc_plot_of_sklearn_points_integrates_to_the_auc(seed, tmp_path):
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
     assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
     assert np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2) == pytest.approx(roc_auc_score(y, scores))  # trapezoids
-    fig = plots.plot_roc(fpr, tpr, roc_auc_score(y, scores), "humans")
-    assert "AUC" in fig.axes[0].get_legend().get_texts()[0].get_text()
+    fig = plots.plot_roc({"model": (fpr, tpr, roc_auc_score(y, scores))}, "ROC curve (positive class: humans)")
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == f"model (AUC {roc_auc_score(y, scores):.3f})"
+    assert fig.axes[0].get_title() == "ROC curve (positive class: humans)"
     saved(fig, tmp_path)
+
+
+def test_roc_plot_draws_one_curve_per_class(tmp_path):
+    curves = {name: ([0, 0.5, 1], [0, 0.9, 1], auc) for name, auc in (("class0", 0.95), ("class1", 0.8), ("class2", 0.5))}
+    fig = plots.plot_roc(curves, "ROC curves, each class against the rest")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 4  # three classes and the chance diagonal
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class0 (AUC 0.950)", "class1 (AUC 0.800)",
+                                                                   "class2 (AUC 0.500)", "chance"]
+    assert len({line.get_color() for line in ax.lines[:3]}) == 3
+    saved(fig, tmp_path)
+
+
+def test_confusion_matrix_of_five_classes(tmp_path):
+    cm = np.diag([8, 7, 6, 5, 4]) + np.eye(5, k=1, dtype=int)
+    fig = plots.plot_confusion_matrix(cm, [f"class{i}" for i in range(5)])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 25 and texts[0] == "8\n88.9%" and texts[1] == "1\n11.1%" and texts[-1] == "4\n100.0%"
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [f"class{i}" for i in range(5)]
+    assert saved(fig, tmp_path).size[0] > 600  # grows with the classes
+
+
+def test_sample_titles_take_a_colour_per_class():
+    fig = plots.sample_grid(IMAGES[:5], [0, 1, 2, 3, 4], [f"c{i}" for i in range(5)], cols=5)
+    assert len({ax.title.get_color() for ax in fig.axes}) == 5
+    two = plots.sample_grid(IMAGES[:2], [0, 1], ["horses", "humans"], cols=2)
+    assert [ax.title.get_color() for ax in two.axes] == list(plots.CLASS_COLOURS)

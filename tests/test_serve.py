@@ -36,6 +36,7 @@ def test_health_model_page_and_docs(client, baseline_run):
     assert client.get("/healthz").json() == {"status": "ok", "model": baseline_run.name}
     info = client.get("/v1/model").json()
     assert info["class_names"] == ["horses", "humans"] and info["input_size"] == 32 and info["recipe"] == "baseline"
+    assert info["output_kind"] == "sigmoid" and info["threshold"] == 0.5 and "probability of 'humans'" in info["output"]
     assert "val_accuracy" in info["metrics"]
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "/v1/predict" in page.text
@@ -53,7 +54,7 @@ def test_predict_several_images_in_order(client, baseline_run):
     for r in body["results"]:
         assert r["error"] is None and r["label"] in r["probabilities"]
         assert sum(r["probabilities"].values()) == pytest.approx(1.0)
-        assert r["probabilities"][r["label"]] >= 0.5
+        assert r["probability"] == r["probabilities"][r["label"]] >= 0.5  # the label's own probability
 
 
 @pytest.mark.parametrize("name", sorted(hostile_files()))

@@ -27,8 +27,9 @@ def write_comparison(run_dirs: Sequence[Path], out_dir: Path) -> tuple[str, list
     out = Path(out_dir)
     header, rows = compare_rows(runs)
     view = runs_curves_view(runs, out)
-    markdown = comparison_markdown(header, rows, view)
-    body = f"<h2>Runs</h2><p class=\"caption\">{html.escape(COMPARE_NOTE)}</p>{table_html(header, rows)}\n{sections_html([view])}"
+    note = " ".join(filter(None, [COMPARE_NOTE, classes_warning(runs)]))
+    markdown = comparison_markdown(header, rows, view, note)
+    body = f"<h2>Runs</h2><p class=\"caption\">{html.escape(note)}</p>{table_html(header, rows)}\n{sections_html([view])}"
     paths = [out / "compare.md", out / "compare.html"]
     write_text_atomic(paths[0], markdown)
     write_text_atomic(paths[1], page_html("horses-humans compare", f"horses-humans compare: {len(runs)} runs", body))
@@ -45,6 +46,17 @@ def unique_runs(run_dirs: Sequence[Path]) -> list[Run]:
     return runs
 
 
+def classes_warning(runs: Sequence[Run]) -> str:
+    """A sentence when the runs were trained on different class lists (their accuracies do not compare); '' if not."""
+    groups: dict[tuple, int] = {}
+    for run in runs:
+        groups[tuple(run.class_names)] = groups.get(tuple(run.class_names), 0) + 1
+    if len(groups) < 2:
+        return ""
+    parts = "; ".join(f"{', '.join(names)} ({count} run{'s' if count > 1 else ''})" for names, count in groups.items())
+    return f"Caution: the runs classify different classes ({parts}), so their accuracies are not comparable."
+
+
 def runs_curves_view(runs: Sequence[Run], out: Path) -> View:
     """Training curves of several runs overlaid in one figure (out/curves.png)."""
     histories = {r.path.name: r.history for r in runs if r.history}
@@ -55,7 +67,7 @@ def runs_curves_view(runs: Sequence[Run], out: Path) -> View:
     return View("curves", "Training curves", caption, plots.save_png(plots.training_curves(histories), out / "curves.png"))
 
 
-def comparison_markdown(header: list[str], rows: list[list[str]], curves: View) -> str:
+def comparison_markdown(header: list[str], rows: list[list[str]], curves: View, note: str = COMPARE_NOTE) -> str:
     """The comparison as a Markdown document; the curves PNG is linked, as it lies beside the file."""
     figure = f"![{curves.title}]({curves.png.name})\n\n" if curves.png else ""
-    return f"# Comparison\n\n{COMPARE_NOTE}\n\n{markdown_table(header, rows)}\n\n{figure}{curves.caption}\n"
+    return f"# Comparison\n\n{note}\n\n{markdown_table(header, rows)}\n\n{figure}{curves.caption}\n"

@@ -4,7 +4,8 @@ Formats: the Keras file; a TensorFlow SavedModel (keras.export.ExportArchive, a 
 converted from that SavedModel (float, float16, dynamic-range or int8, run with LiteRT); and `web`, an ONNX model
 (`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web. Every export is
 written into a staging folder, run by its own runtime on the validation images and compared with the Keras model
-(parity.RULES); only one that passes is moved to RUN/export/NAME/, with a labels.json and an export.json.
+(parity.RULES, on the class probabilities (N, C) read through the run's ClassOutput: one sigmoid unit for two classes,
+a softmax for more); only one that passes is moved to RUN/export/NAME/, with a labels.json and an export.json.
 The web page around the ONNX model is webbuild.py's; the trade-off table of all exports is tables.exports_markdown.
 """
 
@@ -26,10 +27,11 @@ from typing import Callable
 
 import numpy as np
 
-from .config import DEFAULT_THRESHOLD, HorsesHumansError, describe_error
+from .config import HorsesHumansError, describe_error
 from .data import TRAIN, Split, load_split
 from .atomic import current_umask, write_json_atomic
 from .backend import quiet_native_stderr
+from .outputs import ClassOutput
 from .parity import Parity, check_parity, p50_latency_ms
 from .runs import MODEL_FILE, Run, load_run
 from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
@@ -60,7 +62,7 @@ class ExportSource:
     run: Run
     model: object  # the run's Keras model, as saved
     validation: Split
-    reference: np.ndarray  # the Keras model's probabilities of class 1 on validation.x
+    reference: np.ndarray  # the Keras model's class probabilities (N, C) on validation.x
     data_dir: Path
     cache_dir: Path | None = None
     log: Callable = print
@@ -74,8 +76,9 @@ class ExportSource:
         return model
 
     @property
-    def threshold(self) -> float:
-        return self.run.labels.get("threshold", DEFAULT_THRESHOLD)
+    def output(self) -> ClassOutput:
+        """How the run's model output reads: its classes, sigmoid or softmax, threshold."""
+        return self.run.output
 
     @property
     def export_root(self) -> Path:
@@ -83,8 +86,16 @@ class ExportSource:
         return self.run.path / EXPORT_DIR
 
     def accuracy(self, probabilities: np.ndarray) -> float:
-        """Fraction of validation images on the right side of the threshold."""
-        return float(np.mean((np.asarray(probabilities) >= self.threshold) == self.validation.y))
+        """Fraction of validation images whose label (from probabilities (N, C), as the model is read) is right."""
+        return float(np.mean(self.output.predicted(probabilities) == np.asarray(self.validation.y)))
+
+    def probabilities(self, raw: np.ndarray) -> np.ndarray:
+        """An export's raw outputs (N, K) -> class probabilities (N, C); a width other than the model's is an error."""
+        raw = np.asarray(raw, np.float32)
+        if raw.ndim != 2 or raw.shape[1] != self.output.units:
+            raise ValueError(f"the export outputs {raw.shape[1:]} per image, the model {self.output.units} "
+                             f"({self.output.kind}); the conversion lost the output layer's shape")
+        return self.output.probabilities(raw)
 
     def scratch(self, name: str) -> Path:
         """A path in this source's scratch folder (removed with the object): intermediate files made once."""
@@ -301,9 +312,9 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     with quiet_converters():
         spec.write(source, target, result.quantize)
         runtime = spec.runtime(target)
-    probabilities = runtime.predict(source.validation.x)
+    probabilities = source.probabilities(runtime.predict(source.validation.x))
     result.runtime = runtime.name
-    result.parity = check_parity(source.reference, probabilities, result.quantize, source.threshold)
+    result.parity = check_parity(source.reference, probabilities, result.quantize, source.output)
     result.accuracy = source.accuracy(probabilities)
     result.latency_ms = p50_latency_ms(runtime.predict, source.validation.x[0], runs=latency_runs)
     result.model_bytes = size_of(target)
@@ -325,13 +336,16 @@ def quiet_converters():
 
 
 def export_labels(source: ExportSource, result: ExportResult) -> dict:
-    """labels.json: the run's labels (class order, threshold meaning, input size, pixel range) plus how to feed this file."""
-    size = source.run.image_size
+    """labels.json: the run's labels (class list, output kind and how to read it, threshold for a sigmoid, input size,
+    pixel range) plus how to feed this file and what comes out of it."""
+    size, output = source.run.image_size, source.output
     return {
-        **source.run.labels, "model": source.run.path.name, "recipe": source.run.config.recipe,
+        **source.run.labels, **output.record(),  # record(): a run from before output_kind gets it too
+        "model": source.run.path.name, "recipe": source.run.config.recipe,
         "format": result.format, "quantize": result.quantize, "model_file": FORMATS[result.format].file,
         "input": {"dtype": "float32", "shape": [None, size, size, 3], "layout": "NHWC",
                   "note": "raw 0-255 RGB pixels; rescaling is inside the model"},
+        "output_shape": [None, output.units],
         "validation_accuracy": result.accuracy,
     }
 

@@ -1,5 +1,5 @@
 """Does an export answer like the Keras model? Probability differences, label agreement, latency (the table of
-them is tables.exports_table)."""
+them is tables.exports_table). Both sides are class-probability matrices (N, C), read through the run's ClassOutput."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Callable
 
 import numpy as np
 
-from .config import DEFAULT_THRESHOLD
+from .outputs import ClassOutput
 
-# What each quantization must keep, against the Keras model's probabilities on the same validation images:
+# What each quantization must keep, against the Keras model's probabilities on the same validation images (every
+# class's, so a softmax export is held to the same bound on each of its C columns as a sigmoid one on P(class 1)):
 # float exports agree to float rounding, float16 to about three decimals, integer ones on the label.
 RULES = {
     "none": ("max_abs_diff", 1e-4),
@@ -26,7 +27,7 @@ class Parity:
     """How closely an export's probabilities follow the Keras model's on `images` validation images."""
 
     images: int
-    mean_abs_diff: float
+    mean_abs_diff: float  # over every entry of the (N, C) matrices
     max_abs_diff: float
     label_agreement: float  # fraction of images given the same label
     rule: str  # e.g. "max |dp| <= 0.0001"
@@ -36,13 +37,18 @@ class Parity:
         return asdict(self)
 
 
-def check_parity(reference: np.ndarray, candidate: np.ndarray, quantize: str, threshold: float = DEFAULT_THRESHOLD) -> Parity:
-    """Compare an export's probabilities with the Keras model's under the rule for its quantization."""
+def check_parity(reference: np.ndarray, candidate: np.ndarray, quantize: str, output: ClassOutput) -> Parity:
+    """Compare an export's class probabilities (N, C) with the Keras model's under the rule for its quantization;
+    labels are read as the served model reads them (output.predicted: threshold or argmax)."""
     reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
-    if reference.shape != candidate.shape or not len(reference):
-        raise ValueError(f"parity needs two equal, non-empty sets of probabilities, got {reference.shape} and {candidate.shape}")
+    width = len(output.class_names)
+    if reference.shape != candidate.shape or reference.ndim != 2 or reference.shape[1] != width or not len(reference):
+        raise ValueError(f"parity needs two equal, non-empty (N, {width}) probability matrices, "
+                         f"got {reference.shape} and {candidate.shape}")
     diff = np.abs(candidate - reference)
-    agreement = float(np.mean((candidate >= threshold) == (reference >= threshold)))
+    # a NaN row must not count as agreeing: argmax of NaN is 0, and class 0 may be the reference's label
+    same = (output.predicted(candidate) == output.predicted(reference)) & np.all(np.isfinite(candidate), axis=1)
+    agreement = float(np.mean(same))
     metric, bound = RULES[quantize]
     if metric == "max_abs_diff":
         passed, rule = bool(np.all(np.isfinite(candidate)) and diff.max() <= bound), f"max |dp| <= {bound:g}"

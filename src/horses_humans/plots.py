@@ -1,5 +1,5 @@
 """Figures from plain arrays and dicts (no model calls): sample and augmentation grids, training curves,
-activation tiles, Grad-CAM overlays, confusion matrix, ROC curve.
+activation tiles, Grad-CAM overlays, confusion matrix (C x C), ROC curves (one, or one per class).
 
 Figures are built with matplotlib's object API on the Agg canvas (no pyplot, no global backend, no
 display needed), so they can be drawn from any process or thread.
@@ -63,10 +63,16 @@ def wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.fill(line, max(width, 12)) for line in text.split("\n"))
 
 
+def class_colour(index: int, classes: int) -> str:
+    """A class's title colour: brown and teal for two classes (as always), the run palette for more."""
+    palette = CLASS_COLOURS if classes == 2 else RUN_COLOURS
+    return palette[index % len(palette)]
+
+
 def sample_grid(images, labels, class_names: list[str], cols: int = 8) -> Figure:
     """Data set samples, each titled and coloured by its class."""
     titles = [class_names[int(y)] for y in labels]
-    colours = [CLASS_COLOURS[int(y) % 2] for y in labels]
+    colours = [class_colour(int(y), len(class_names)) for y in labels]
     return image_grid(images, titles, cols, "Validation images and their labels", colours)
 
 
@@ -164,35 +170,42 @@ def gradcam_grid(images, heatmaps, titles: list[str], title: str = "", pairs_per
 # ---------------------------------------------------------------- metrics
 
 def plot_confusion_matrix(cm, class_names: list[str]) -> Figure:
-    """Counts and row percentages; rows are true classes, columns predicted."""
+    """Counts and row percentages of a C x C matrix; rows are true classes, columns predicted. The figure grows
+    with C (about 0.9 inch a cell) and the numbers shrink, so 10 classes stay readable."""
     cm = np.asarray(cm)
-    fig = new_figure(4.6, 4.0)
+    n = len(class_names)
+    side = max(4.6, 0.9 * n + 1.8)
+    fig = new_figure(side, side - 0.6)
     ax = fig.subplots()
     ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.sum(axis=1).max()), 1))
     rows = np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = 12 if n <= 3 else 10 if n <= 6 else 8
     for (i, j), count in np.ndenumerate(cm):
         dark = count > 0.6 * rows.max()
-        ax.text(j, i, f"{count}\n{100 * count / rows[i, 0]:.1f}%", ha="center", va="center", fontsize=12, color="white" if dark else "black")
-    ax.set_xticks(range(len(class_names)), class_names)
-    ax.set_yticks(range(len(class_names)), class_names)
+        ax.text(j, i, f"{count}\n{100 * count / rows[i, 0]:.1f}%", ha="center", va="center", fontsize=size, color="white" if dark else "black")
+    ax.set_xticks(range(n), class_names, rotation=30 if n > 3 else 0, ha="right" if n > 3 else "center")
+    ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"Confusion matrix ({int(cm.sum())} validation images)", fontsize=TITLE_SIZE + 1)
     return fig
 
 
-def plot_roc(fpr, tpr, auc: float, positive: str) -> Figure:
-    """The ROC curve (points from sklearn.metrics.roc_curve) with its area, and the chance diagonal."""
-    fig = new_figure(4.6, 4.4)
+def plot_roc(curves: dict[str, tuple], title: str) -> Figure:
+    """ROC curves with their areas, and the chance diagonal: curves maps a legend name to (fpr, tpr, auc), the
+    points from sklearn.metrics.roc_curve: one curve ("model") for two classes, one per class (against the rest)
+    for more."""
+    fig = new_figure(4.6 if len(curves) == 1 else 5.4, 4.4 if len(curves) == 1 else 5.2)
     ax = fig.subplots()
-    ax.plot(fpr, tpr, color=RUN_COLOURS[0], lw=2, label=f"model (AUC {auc:.3f})")
+    for (name, (fpr, tpr, auc)), colour in zip(curves.items(), RUN_COLOURS * 4):
+        ax.plot(fpr, tpr, color=colour, lw=2 if len(curves) == 1 else 1.5, label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_title(f"ROC curve (positive class: {positive})", fontsize=TITLE_SIZE + 1)
+    ax.set_title(title, fontsize=TITLE_SIZE + 1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=TITLE_SIZE)
     return fig

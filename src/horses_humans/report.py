@@ -1,5 +1,7 @@
 """`horses-humans report`: a run's views as PNG files and one self-contained report.html (images embedded, opens
 offline). Arrays come from explain.py and evaluation.py, figures from plots.py, the page from htmlpage.py.
+Every view reads the model's answers as class probabilities (N, C) through the run's ClassOutput, so it works for
+two classes (one sigmoid unit, labels at the threshold) and for more (softmax, labels by the largest probability).
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_curve
+from sklearn.metrics import auc, roc_curve
 
 from . import explain, plots
 from .atomic import write_text_atomic
 from .compare import runs_curves_view
 from .data import Split
 from .evaluation import classification_metrics, predict_validation
-from .htmlpage import View, page_html, sections_html
+from .htmlpage import View, page_html, sections_html, table_html
+from .outputs import ClassOutput
 from .predict import Predictor
 from .recipes import get_recipe, last_conv_layer
 from .runs import Run, load_run
@@ -33,18 +36,31 @@ class Evaluated:
     run: Run
     predictor: Predictor
     split: Split
-    probabilities: np.ndarray
+    probabilities: np.ndarray  # (N, C), columns in class_names order
 
     @property
     def layer(self) -> str:
         """The layer Grad-CAM explains: the recipe's last conv layer."""
         return last_conv_layer(self.run.config)
 
+    @property
+    def output(self) -> ClassOutput:
+        return self.predictor.output
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """The class index (N,) each image is labelled with, as the model is read (threshold or argmax)."""
+        return self.output.predicted(self.probabilities)
+
     def describe(self, i: int) -> str:
-        """'file\ntrue -> predicted p=...' for image i of the split."""
-        p = float(self.probabilities[i])
-        return (f"{Path(self.split.files[i]).name}\n{self.run.class_names[int(self.split.y[i])]} -> "
-                f"{self.predictor.label_of(p)}  p={p:.3f}")
+        """'file\ntrue -> predicted p=...' for image i of the split; p is the predicted label's probability."""
+        names, k = self.run.class_names, int(self.predicted[i])
+        return (f"{Path(self.split.files[i]).name}\n{names[int(self.split.y[i])]} -> "
+                f"{names[k]}  p={float(self.probabilities[i, k]):.3f}")
+
+    @property
+    def classes(self) -> int:
+        return len(self.run.class_names)
 
 
 # ---------------------------------------------------------------- the report
@@ -53,7 +69,7 @@ def write_report(run_dir: Path, data_dir: Path, cache_dir: Path | None = None, c
     """Compute and draw every view of a run into RUN/report/, then report.html (written last)."""
     ev = evaluate(load_run(run_dir), data_dir, cache_dir, log)
     out = ev.run.path / REPORT_DIR
-    metrics = classification_metrics(ev.split.y, ev.probabilities, ev.predictor.threshold)
+    metrics = classification_metrics(ev.split.y, ev.probabilities, ev.output)
     views = [
         samples_view(ev, out), augmentation_view(ev, out), curves_view(ev.run, compare, out),
         activations_view(ev, out), gradcam_view(ev, out), confusion_view(ev, metrics, out),
@@ -69,6 +85,12 @@ def evaluate(run: Run, data_dir: Path, cache_dir: Path | None, log=print) -> Eva
     return Evaluated(run, *predict_validation(run, data_dir, cache_dir, log))
 
 
+def per_class(classes: int, most: int, total: int) -> int:
+    """Images of each class in a grid: `most` for two classes (the reference report), fewer as classes grow, so the
+    grid stays about `total` images (at least one of each class)."""
+    return max(1, min(most, total // classes))
+
+
 def spread(y: np.ndarray, cls: int, n: int) -> np.ndarray:
     """n indices of class cls, evenly spread over the split (deterministic)."""
     members = np.flatnonzero(np.asarray(y) == cls)
@@ -77,7 +99,8 @@ def spread(y: np.ndarray, cls: int, n: int) -> np.ndarray:
 
 def samples_view(ev: Evaluated, out: Path) -> View:
     """Evenly spaced validation images of each class, labelled."""
-    idx = np.concatenate([spread(ev.split.y, c, 8) for c in range(len(ev.run.class_names))])
+    n = per_class(ev.classes, 8, 24)
+    idx = np.concatenate([spread(ev.split.y, c, n) for c in range(ev.classes)])
     fig = plots.sample_grid(ev.split.x[idx], ev.split.y[idx], ev.run.class_names)
     return View("samples", "Data set samples", f"{len(idx)} validation images, evenly spaced through each class folder, "
                 f"at the model's input size ({ev.run.image_size} px).", plots.save_png(fig, out / "samples.png"))
@@ -116,60 +139,99 @@ def activations_view(ev: Evaluated, out: Path) -> View:
 
 def gradcam_view(ev: Evaluated, out: Path) -> View:
     """Grad-CAM overlays of a few validation images of each class."""
-    idx = np.concatenate([spread(ev.split.y, c, 4) for c in range(len(ev.run.class_names))])
+    idx = np.concatenate([spread(ev.split.y, c, per_class(ev.classes, 4, 12)) for c in range(ev.classes)])
     fig = gradcam_figure(ev, idx, f"Grad-CAM at {ev.layer}")
     caption = (f"Where the model looked, for {len(idx)} validation images: Grad-CAM of the predicted class at layer "
                f"{ev.layer} (red = most important; each map scaled to its own maximum; an all-blue map means no "
                "location added evidence for the predicted class). Titles: file, true -> predicted label, "
-               f"p = probability of {ev.run.class_names[1]!r}.")
+               "p = probability of the predicted label.")
     return View("gradcam", "Grad-CAM", caption, plots.save_png(fig, out / "gradcam.png"))
 
 
 def gradcam_figure(ev: Evaluated, idx: np.ndarray, title: str):
     """Grad-CAM pairs for images idx of the split; wrong answers in red, empty maps said so."""
-    heatmaps = explain.gradcam(ev.predictor.model, np.asarray(ev.split.x[idx]), ev.layer)
+    predicted = ev.predicted[idx]  # explained as labelled (at the run's threshold), not by the logit's sign
+    heatmaps = explain.gradcam(ev.predictor.model, np.asarray(ev.split.x[idx]), ev.layer, predicted)
     titles = [ev.describe(i) + ("" if h.max() > 0 else "\n(no positive evidence)") for i, h in zip(idx, heatmaps)]
-    wrong = [ev.predictor.label_of(float(ev.probabilities[i])) != ev.run.class_names[int(ev.split.y[i])] for i in idx]
+    wrong = predicted != np.asarray(ev.split.y)[idx]
     return plots.gradcam_grid(ev.split.x[idx], heatmaps, titles, title, colours=[plots.WRONG_COLOUR if w else "black" for w in wrong])
 
 
 def confusion_view(ev: Evaluated, metrics: dict, out: Path) -> View:
-    """The confusion matrix at the run's threshold."""
+    """The C x C confusion matrix, labels as the model is read."""
     fig = plots.plot_confusion_matrix(metrics["confusion_matrix"], ev.run.class_names)
-    caption = f"Rows: true class; columns: predicted at threshold {ev.predictor.threshold}; row percentages."
+    rule = f"at threshold {ev.output.threshold}" if ev.output.units == 1 else "as the most probable class"
+    caption = f"Rows: true class; columns: predicted {rule}; row percentages."
     return View("confusion", "Confusion matrix", caption, plots.save_png(fig, out / "confusion.png"))
 
 
+def roc_curves(y: np.ndarray, probabilities: np.ndarray, output: ClassOutput) -> dict[str, tuple]:
+    """name -> (fpr, tpr, auc): class 1's curve ("model") for two classes; for more, each class against the rest,
+    over the thresholds of its own probability (a class with no validation image, or only its images, has none)."""
+    y, probabilities = np.asarray(y), np.asarray(probabilities)
+    if output.units == 1:
+        fpr, tpr, _ = roc_curve(y, probabilities[:, 1])
+        return {"model": (fpr, tpr, auc(fpr, tpr))}
+    curves = {}
+    for k, name in enumerate(output.class_names):
+        if 0 < np.sum(y == k) < len(y):
+            fpr, tpr, _ = roc_curve(y == k, probabilities[:, k])
+            curves[name] = (fpr, tpr, auc(fpr, tpr))
+    return curves
+
+
 def roc_view(ev: Evaluated, metrics: dict, out: Path) -> View:
-    """The ROC curve and its area."""
-    fpr, tpr, _ = roc_curve(ev.split.y, ev.probabilities)
-    fig = plots.plot_roc(fpr, tpr, metrics["roc_auc"], ev.run.class_names[1])
-    return View("roc", "ROC curve", f"True vs false positive rate over all thresholds; ROC AUC {metrics['roc_auc']:.4f}.",
-                plots.save_png(fig, out / "roc.png"))
+    """The ROC curve and its area; one curve per class (one-vs-rest) for more than two classes."""
+    curves = roc_curves(ev.split.y, ev.probabilities, ev.output)
+    if ev.output.units == 1:
+        fig = plots.plot_roc(curves, f"ROC curve (positive class: {ev.run.class_names[1]})")
+        caption = f"True vs false positive rate over all thresholds; ROC AUC {metrics['roc_auc']:.4f}."
+        return View("roc", "ROC curve", caption, plots.save_png(fig, out / "roc.png"))
+    fig = plots.plot_roc(curves, "ROC curves, each class against the rest")
+    missing = [n for n in ev.run.class_names if n not in curves]
+    caption = (f"One curve per class: that class against all the others, over every threshold on its probability; "
+               f"one-vs-rest macro ROC AUC {metrics['roc_auc']:.4f} (the mean of the per-class areas)."
+               + (f" No curve for {', '.join(missing)}: the validation split needs images of it and of others." if missing else ""))
+    return View("roc", "ROC curves", caption, plots.save_png(fig, out / "roc.png"))
 
 
 def misclassified_view(ev: Evaluated, out: Path) -> View:
     """The wrongly labelled validation images, highest loss first, with Grad-CAM."""
-    wrong = explain.misclassified(ev.split.y, ev.probabilities, ev.predictor.threshold)
+    wrong = explain.misclassified(ev.split.y, ev.probabilities, ev.output)
     (out / "misclassified.png").unlink(missing_ok=True)  # from an earlier report of a worse model
     if not len(wrong):
         return View("misclassified", "Misclassified images", "No validation image is misclassified.")
     shown = wrong[:GALLERY_SIZE]
     fig = gradcam_figure(ev, shown, f"Misclassified, worst first (Grad-CAM at {ev.layer})")
     caption = (f"{len(wrong)} of {len(ev.split)} validation images are misclassified; the {len(shown)} with the highest "
-               "loss are shown, each with its probability and the Grad-CAM of the (wrong) predicted class.")
+               "loss (-log of the true class's probability) are shown, each with the probability of its (wrong) label "
+               "and the Grad-CAM of that predicted class.")
     return View("misclassified", "Misclassified images", caption, plots.save_png(fig, out / "misclassified.png"))
 
 
 # ---------------------------------------------------------------- HTML
 
 def summary_rows(run: Run, metrics: dict) -> list[tuple[str, str]]:
-    """(name, value) rows for the report's summary table."""
-    cfg = run.config
+    """(name, value) rows for the report's summary table: class 1's precision/recall/F1 for two classes, the macro
+    averages and the one-vs-rest AUC for more."""
+    cfg, names = run.config, run.class_names
     rows = [("run", run.path.name), ("recipe", f"{cfg.recipe} ({get_recipe(cfg.recipe).description})"),
             ("input size", f"{run.image_size} px"), ("epochs run", str(len(run.history)))]
-    rows += [(k, f"{metrics[k]:.4f}") for k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
-    return rows + [("validation images", str(metrics["images"])), ("positive class", run.class_names[1])]
+    if len(names) == 2:
+        rows += [(k, f"{metrics[k]:.4f}") for k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
+        return rows + [("validation images", str(metrics["images"])), ("positive class", names[1])]
+    rows += [("accuracy", f"{metrics['accuracy']:.4f}")]
+    rows += [(f"macro {k}", f"{metrics['macro'][k]:.4f}") for k in ("precision", "recall", "f1")]
+    rows += [("weighted f1", f"{metrics['weighted']['f1']:.4f}"), ("roc_auc (one-vs-rest, macro)", f"{metrics['roc_auc']:.4f}")]
+    return rows + [("validation images", str(metrics["images"])), ("classes", f"{len(names)}: {', '.join(names)}")]
+
+
+def class_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the per-class table: precision, recall, F1, support, then the macro and weighted averages."""
+    cells = lambda s: [f"{s[k]:.4f}" for k in ("precision", "recall", "f1")]  # noqa: E731
+    rows = [[name, *cells(s), str(s["support"])] for name, s in metrics["per_class"].items()]
+    rows += [[f"{average} average", *cells(metrics[average]), str(metrics["images"])] for average in ("macro", "weighted")]
+    return ["class", "precision", "recall", "f1", "images"], rows
 
 
 def render_html(run: Run, metrics: dict, views: list[View]) -> str:
@@ -177,5 +239,6 @@ def render_html(run: Run, metrics: dict, views: list[View]) -> str:
     esc = html.escape
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(run, metrics))
     nav = "".join(f'<a href="#{v.key}">{esc(v.title)}</a>' for v in views)
-    body = f"<nav>{nav}</nav>\n<h2>Summary (validation split)</h2><table>{table}</table>\n{sections_html(views)}"
+    body = (f"<nav>{nav}</nav>\n<h2>Summary (validation split)</h2><table>{table}</table>\n"
+            f"<h2>Per class</h2>{table_html(*class_rows(metrics))}\n{sections_html(views)}")
     return page_html(run.path.name, f"horses-humans report: {run.path.name}", body)

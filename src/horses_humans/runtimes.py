@@ -1,7 +1,9 @@
-"""Exported models run by the runtime each format is meant for, behind one call: predict(pixels) -> probabilities.
+"""Exported models run by the runtime each format is meant for, behind one call: predict(pixels) -> raw outputs.
 
-Every runtime takes raw 0-255 RGB pixels (N, S, S, 3), as the Keras model does, and returns the probability of
-class 1 per image. The parity check and the latency measurement of `export` go through these.
+Every runtime takes raw 0-255 RGB pixels (N, S, S, 3), as the Keras model does, and returns the model's raw output
+layer (N, K): one sigmoid unit (K = 1) for two classes, one softmax unit per class otherwise. Consumers turn it into
+class probabilities (N, C) with the run's outputs.ClassOutput. The parity check and the latency measurement of
+`export` go through these.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ class Runtime:
     name = "?"
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities of class 1 for (N, S, S, 3) pixels (uint8 or float), batch by batch."""
-        return batched(self.predict_batch, np.asarray(pixels, np.float32), BATCH)
+        """Raw outputs (N, K) float32 for (N, S, S, 3) pixels (uint8 or float), batch by batch."""
+        pixels = np.asarray(pixels, np.float32)
+        if not len(pixels):  # batched cannot size an empty result without knowing K
+            raise ValueError("a runtime needs at least one image to predict")
+        return batched(self.predict_batch, pixels, BATCH, (-1,))  # (-1,): K is whatever the output layer gives
 
     def predict_batch(self, pixels: np.ndarray) -> np.ndarray:
+        """Raw outputs of one float32 batch, any shape with one leading row per image."""
         raise NotImplementedError
 
 
@@ -75,13 +81,13 @@ class LiteRTRuntime(Runtime):
         self.output = self.interpreter.get_output_details()[0]
 
     def predict_batch(self, pixels: np.ndarray) -> np.ndarray:
-        return np.array([self.invoke(image[None]) for image in pixels], np.float32)
+        return np.stack([self.invoke(image[None]) for image in pixels])
 
-    def invoke(self, image: np.ndarray) -> float:
-        """One (1, S, S, 3) image through the interpreter."""
+    def invoke(self, image: np.ndarray) -> np.ndarray:
+        """One (1, S, S, 3) image through the interpreter -> its raw outputs (K,)."""
         self.interpreter.set_tensor(self.input["index"], image.astype(self.input["dtype"]))
         self.interpreter.invoke()
-        return float(self.interpreter.get_tensor(self.output["index"]).reshape(-1)[0])
+        return np.array(self.interpreter.get_tensor(self.output["index"]), np.float32).reshape(-1)  # a copy: the tensor is reused
 
 
 class OnnxRuntime(Runtime):

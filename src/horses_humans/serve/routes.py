@@ -39,12 +39,13 @@ async def healthz(request: Request) -> Health:
 
 @router.get("/v1/model", response_model=ModelInfo)
 async def model_info(request: Request) -> ModelInfo:
-    """Recipe, class names, input size, threshold and the run's validation metrics."""
+    """Recipe, class names, output kind and how to read it, input size and the run's validation metrics."""
     served = request.app.state.served
-    run = served.run
-    return ModelInfo(model=served.model_id, recipe=run.config.recipe, class_names=run.class_names, input_size=run.image_size,
-                     threshold=served.predictor.threshold, output=run.labels.get("output", ""), metrics=run.metrics,
-                     config=run.config.to_dict())
+    run, output = served.run, served.predictor.output
+    record = output.record()
+    return ModelInfo(model=served.model_id, recipe=run.config.recipe, class_names=list(output.class_names),
+                     input_size=run.image_size, output_kind=output.kind, threshold=record.get("threshold"),
+                     output=record["output"], metrics=run.metrics, config=run.config.to_dict())
 
 
 @router.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)
@@ -76,13 +77,20 @@ async def predict_upload(served, upload: UploadFile, gradcam: bool) -> FileResul
         return FileResult(file=name, error=str(exc), status=415)
     except ImageError as exc:
         return FileResult(file=name, error=str(exc), status=422)
-    p = await served.worker.predict(pixels)
-    names = served.run.class_names
-    result = FileResult(file=name, label=served.predictor.label_of(p), probabilities={names[0]: 1.0 - p, names[1]: p},
-                        model=served.model_id)
+    result = answer(served, name, await served.worker.predict(pixels))
     if gradcam and served.layer:
-        result.gradcam = await served.worker.run(gradcam_data_url, served, pixels)
+        explained = served.predictor.output.class_names.index(result.label)  # the label given, at the run's threshold
+        result.gradcam = await served.worker.run(gradcam_data_url, served, pixels, explained)
     return result
+
+
+def answer(served, name: str, row) -> FileResult:
+    """One image's class probabilities (C,) -> its label, the label's probability and every class's."""
+    output = served.predictor.output
+    label = output.label_of(row)
+    probabilities = {c: float(p) for c, p in zip(output.class_names, row)}
+    return FileResult(file=name, label=label, probability=probabilities[label], probabilities=probabilities,
+                      model=served.model_id)
 
 
 async def read_limited(upload: UploadFile, max_bytes: int, name: str) -> bytes:
@@ -95,14 +103,14 @@ async def read_limited(upload: UploadFile, max_bytes: int, name: str) -> bytes:
     return data
 
 
-def gradcam_data_url(served, pixels) -> str | None:
-    """Grad-CAM overlay of one image as a PNG data URL (runs in the model thread)."""
+def gradcam_data_url(served, pixels, class_index: int) -> str | None:
+    """Grad-CAM overlay of one image for one class as a PNG data URL (runs in the model thread)."""
     from PIL import Image
 
     from .. import explain, plots
 
     try:
-        heatmap = explain.gradcam(served.predictor.model, pixels, served.layer)
+        heatmap = explain.gradcam(served.predictor.model, pixels, served.layer, class_index)
     except HorsesHumansError:
         return None
     buffer = io.BytesIO()

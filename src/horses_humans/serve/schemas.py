@@ -10,7 +10,8 @@ class FileResult(BaseModel):
 
     file: str
     label: str | None = None
-    probabilities: dict[str, float] | None = None  # class name -> probability
+    probability: float | None = None  # the probability of `label` (not of a fixed class)
+    probabilities: dict[str, float] | None = None  # every class name -> its probability, in class_names order
     model: str | None = None  # the run directory's name
     gradcam: str | None = None  # data:image/png;base64 overlay, when asked for with ?gradcam=true
     error: str | None = None
@@ -32,14 +33,15 @@ class ErrorResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """What is being served."""
+    """What is being served, and how its answers read."""
 
     model: str
     recipe: str
     class_names: list[str]
     input_size: int
-    threshold: float
-    output: str
+    output_kind: str  # "sigmoid" (two classes: one unit, P(class_names[1])) or "softmax" (one unit per class)
+    threshold: float | None  # sigmoid only: P(class_names[1]) at or above it means class_names[1]; None for softmax
+    output: str  # how to read the output, in words
     metrics: dict  # the run's metrics.json (validation accuracy, best epoch, timings, ...)
     config: dict  # the run's config.json
 

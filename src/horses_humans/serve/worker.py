@@ -40,8 +40,8 @@ class ModelWorker:
         """Run any model-touching function (Grad-CAM, warm-up) in the model thread."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def predict(self, pixels: np.ndarray) -> float:
-        """Probability of class 1 for one uint8 image (S, S, 3)."""
+    async def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities (C,) for one uint8 image (S, S, 3), in class_names order."""
         future = asyncio.get_running_loop().create_future()
         self.queue.put_nowait((pixels, future))
         return await future
@@ -56,12 +56,12 @@ class ModelWorker:
             if not items:
                 continue
             try:
-                probabilities = await self.run(self.predictor.predict_pixels, np.stack([p for p, _ in items]), len(items))
+                probabilities = await self.run(self.predictor.predict_proba, np.stack([p for p, _ in items]), len(items))
             except Exception as exc:  # a model failure fails these requests, never the worker
                 for _, future in items:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), p in zip(items, probabilities):
+            for (_, future), row in zip(items, probabilities):
                 if not future.done():
-                    future.set_result(float(p))
+                    future.set_result(row)

@@ -1,7 +1,10 @@
 // The upload UI shared by the server's page and the browser build's page: choose or drop photos, one card per
-// photo with its label, a probability bar and per-file errors. Each page passes its own predict(file), which
-// resolves to {label, probabilities: {class: p}, gradcam?: dataURL, error?: text}.
+// photo with its label and the most probable classes (up to TOP_CLASSES, most probable first), each with a
+// probability bar, and per-file errors. Each page passes its own predict(file), which resolves to
+// {label, probabilities: {class: p} for every class, gradcam?: dataURL, error?: text}.
 "use strict";
+
+const TOP_CLASSES = 5;
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -14,17 +17,38 @@ function showResult(card, result) {
   const body = card.querySelector(".body");
   body.replaceChildren();
   if (result.error) { body.append(el("div", "error", result.error)); return; }
-  const p = result.probabilities[result.label];
-  body.append(el("div", "label", result.label));
-  const bar = el("div", "bar"), fill = el("div");
-  fill.style.width = `${(100 * p).toFixed(1)}%`;
-  bar.append(fill);
-  body.append(bar, el("div", "prob", `probability ${(100 * p).toFixed(1)}% · ` +
-    Object.entries(result.probabilities).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ")));
+  body.append(el("div", "label", result.label), classBars(result.probabilities, result.label));
   if (result.gradcam) {
     const overlay = el("img"); overlay.src = result.gradcam; overlay.alt = "Grad-CAM overlay";
     card.querySelector(".pics").append(overlay);
   }
+}
+
+// The top classes, most probable first (ties keep the model's class order), one row each: name, bar, percentage.
+function topClasses(probabilities, n = TOP_CLASSES) {
+  return Object.entries(probabilities).map(([name, p], i) => ({ name, p, i }))
+    .sort((a, b) => b.p - a.p || a.i - b.i).slice(0, n);
+}
+
+function classBars(probabilities, label) {
+  const list = el("div", "classes"), all = Object.keys(probabilities).length;
+  for (const { name, p } of topClasses(probabilities)) {
+    const row = el("div", name === label ? "class top" : "class"), bar = el("div", "bar"), fill = el("div");
+    fill.style.width = `${(100 * p).toFixed(1)}%`;
+    bar.append(fill);
+    row.append(el("span", "class-name", name), bar, el("span", "prob", `${(100 * p).toFixed(1)}%`));
+    list.append(row);
+  }
+  if (all > TOP_CLASSES) list.append(el("div", "more", `top ${TOP_CLASSES} of ${all} classes`));
+  return list;
+}
+
+// The page's heading for a model's classes: the data set's own question, else the user's classes.
+function showHeading(classNames) {
+  const own = classNames.join() !== "horses,humans";
+  const text = !own ? "Horse or human?" : classNames.length <= 3 ? `${classNames.join(" or ")}?` : `Which of ${classNames.length} classes?`;
+  document.querySelector("h1").textContent = text;
+  document.title = document.title.replace("Horse or human?", text);
 }
 
 function newCard(file) {
