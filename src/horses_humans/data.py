@@ -157,9 +157,9 @@ def list_files(split_dir: Path) -> tuple[list[str], list[str], list[int]]:
 
 def no_data_set(root: Path, found: str) -> HorsesHumansError:
     """The error for a folder holding no data set: what is there, how to get one, and the accepted layouts."""
-    return HorsesHumansError(f"{root}: no data set here ({found}; data split not found). Run `horses-humans data "
-                             "download` or `horses-humans data import PATH`, or point --data-dir / HORSES_HUMANS_DATA "
-                             f"at a folder in one of the layouts {layouts_text()}.")
+    return HorsesHumansError(f"{root}: no data set here ({found}). Run `horses-humans data download` or "
+                             "`horses-humans data import PATH`, or point --data-dir / HORSES_HUMANS_DATA at a folder "
+                             f"in one of the layouts {layouts_text()}.")
 
 
 def detect_layout(root: Path) -> str:
