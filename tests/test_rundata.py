@@ -16,7 +16,7 @@ from horses_humans.config import TrainConfig
 from horses_humans.data import find_dataset
 from horses_humans.rundata import load_run_split
 from horses_humans.runs import load_run
-from horses_humans.training import class_weights, train
+from horses_humans.training import class_weights, fit_arrays, train
 
 from .synthetic import make_own_dataset, write_image
 
@@ -83,6 +83,17 @@ def test_balanced_class_weights_are_used_and_logged(own_run):
                for line in lines)
     assert class_weights("balanced", np.array([0, 0, 0, 1], "float32")) == {0: 4 / 6, 1: 2.0}
     assert class_weights("none", [0, 1]) is None
+
+
+@pytest.mark.parametrize("mode, expected", [("balanced", {0: 4 / 6, 1: 2.0}), ("none", None)])
+def test_fit_gets_the_class_weights(mode, expected):
+    class Model:
+        def fit(self, *args, **kwargs):
+            self.kwargs = kwargs
+
+    model, y = Model(), np.array([0, 0, 0, 1], "float32")
+    fit_arrays(model, TrainConfig(class_weight=mode), (np.zeros((4, 2)), y), (np.zeros((1, 2)), y[:1]), [], 0, 1)
+    assert model.kwargs["class_weight"] == expected
 
 
 def test_evaluate_and_report_default_to_the_runs_own_data(own_run, capsys, monkeypatch, tmp_path):
