@@ -301,8 +301,8 @@ def test_import_official_layout_folder(tmp_path, make_dataset):
 
 
 @pytest.mark.parametrize("prefix", ["", "something/"])  # class folders at the root, or one level down
-@pytest.mark.parametrize("zip_name, split", [("horse-or-human.zip", TRAIN), ("My-Validation-Set.zip", VALIDATION)])
-def test_import_single_split_zip_guesses_the_split_by_name(tmp_path, make_split, prefix, zip_name, split):
+@pytest.mark.parametrize("zip_name, split", [("horse-or-human.zip", TRAIN), ("Validation-Horse-or-Human.zip", VALIDATION)])
+def test_import_official_split_zip_is_known_by_its_name(tmp_path, make_split, prefix, zip_name, split):
     archive = zip_folder(make_split(tmp_path / "src", (1, 2)), tmp_path / zip_name, prefix)
     data_dir = tmp_path / "data"
     assert data.import_path(archive, data_dir, log=Recorder()) == [split]
@@ -312,11 +312,12 @@ def test_import_single_split_zip_guesses_the_split_by_name(tmp_path, make_split,
 
 
 def test_import_ignores_macos_resource_forks(tmp_path, make_split):
-    archive = zip_folder(make_split(tmp_path / "src", (1, 1)), tmp_path / "set.zip", "set/")
+    archive = zip_folder(make_split(tmp_path / "src", (2, 2)), tmp_path / "set.zip", "set/")
     with zipfile.ZipFile(archive, "a") as zf:
         zf.writestr("__MACOSX/set/horses/._horses-00.png", b"resource fork")
-    data.import_path(archive, tmp_path / "data", log=Recorder())
-    assert split_files(tmp_path / "data" / TRAIN) == ["horses/horses-00.png", "humans/humans-00.png"]
+    assert data.import_path(archive, tmp_path / "data", log=Recorder()) == ["horses", "humans"]
+    assert split_files(tmp_path / "data") == ["horses/horses-00.png", "horses/horses-01.png",
+                                              "humans/humans-00.png", "humans/humans-01.png"]
 
 
 def test_import_single_split_folder_with_explicit_split(tmp_path, make_split):
@@ -372,10 +373,20 @@ def test_import_refuses_zip_slip(tmp_path, make_split):
 
 
 @pytest.mark.parametrize("prefix", ["", "download/"])
-def test_import_zip_of_both_splits_is_refused_not_mixed_into_one(tmp_path, make_dataset, prefix):
+def test_import_zip_of_both_splits_as_one_split_is_refused_not_mixed_into_one(tmp_path, make_dataset, prefix):
     # importing it as one split would train "horse-or-human vs validation-horse-or-human"
     archive = zip_folder(make_dataset(tmp_path / "src", (1, 1), (1, 1)), tmp_path / "all.zip", prefix)
     data_dir = tmp_path / "data"
     with pytest.raises(HorsesHumansError, match="holds the split folders.*import the folder"):
-        data.import_path(archive, data_dir, log=Recorder())
+        data.import_path(archive, data_dir, split=TRAIN, log=Recorder())
     assert not (data_dir / TRAIN).exists() and leftovers(data_dir) == []
+
+
+@pytest.mark.parametrize("prefix", ["", "download/"])
+def test_import_zip_of_both_splits_imports_the_official_layout(tmp_path, make_dataset, prefix):
+    archive = zip_folder(make_dataset(tmp_path / "src", (1, 2), (1, 1)), tmp_path / "all.zip", prefix)
+    data_dir = tmp_path / "data"
+    assert data.import_path(archive, data_dir, log=Recorder()) == list(SPLITS)
+    assert split_files(data_dir / TRAIN) == ["horses/horses-00.png", "humans/humans-00.png", "humans/humans-01.png"]
+    assert split_files(data_dir / VALIDATION) == ["horses/horses-00.png", "humans/humans-00.png"]
+    assert leftovers(data_dir) == [] and leftovers(tmp_path) == []

@@ -97,5 +97,5 @@ def test_callback_options_run(dataset, tmp_path):
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
-    with pytest.raises(HorsesHumansError, match="data split not found.*data download"):
+    with pytest.raises(HorsesHumansError, match="nothing: no data set here \\(no such folder\\).*data download"):
         train(TrainConfig(epochs=1), tmp_path / "nothing", tmp_path / "runs", tmp_path / "cache", log=lambda s: None)

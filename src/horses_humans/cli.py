@@ -19,6 +19,16 @@ def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data set folder (default: $HORSES_HUMANS_DATA, else the per-user cache)")
 
 
+def add_run_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="data set folder (default: the one the run was trained on, else "
+                                      "$HORSES_HUMANS_DATA, else the per-user cache); the run's own split is used")
+
+
+def run_data_dir(args) -> Path | None:
+    """--data-dir as given, or None: the run's own data folder."""
+    return Path(args.data_dir).expanduser() if args.data_dir else None
+
+
 def add_cache_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, help="cache root for decoded pixels and backbone features (default: $HORSES_HUMANS_CACHE, else ~/.cache/horses-humans)")
 
@@ -32,11 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="get and check the data set").add_subparsers(dest="data_command", required=True, metavar="ACTION")
     p = data.add_parser("download", help="download the official zips (sha256-verified) and unpack them")
     add_data_dir(p)
-    p = data.add_parser("import", help="import a local zip or folder (official layout, or one split's class folders)")
+    p = data.add_parser("import", help="import a local zip or folder: a whole data set in any layout (it replaces the "
+                                       "data folder's), or one official split's class folders (--split)")
     p.add_argument("path", type=Path)
-    p.add_argument("--split", choices=["horse-or-human", "validation-horse-or-human"], help="which split PATH holds (default: guessed from its name)")
+    p.add_argument("--split", choices=["horse-or-human", "validation-horse-or-human"],
+                   help="PATH holds this official split's class folders (default: only for a zip or folder named after it)")
     add_data_dir(p)
-    p = data.add_parser("check", help="counts, sizes, modes, unreadable files, duplicates, leakage, balance")
+    p = data.add_parser("check", help="layout, per-class counts per split, sizes, modes, unreadable files, duplicates "
+                                      "(also across classes), leakage, balance")
     add_data_dir(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -53,9 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mlflow", action="store_true", help="an MLflow run: params, metrics per epoch, the run directory as "
                                                          "artefacts; $MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow (extra: mlflow)")
 
-    p = sub.add_parser("evaluate", help="metrics, confusion matrix and a per-image CSV on the validation set")
+    p = sub.add_parser("evaluate", help="metrics, confusion matrix and a per-image CSV on the run's validation (or test) split")
     p.add_argument("run", type=Path)
-    add_data_dir(p)
+    images = p.add_mutually_exclusive_group()
+    images.add_argument("--split", choices=["validation", "test"], default="validation",
+                        help="which of the run's splits (default: validation; test needs a DIR/test/ folder)")
+    images.add_argument("--data", type=Path, metavar="DIR", help="any folder of class folders named after the run's classes")
+    add_run_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
@@ -76,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="RUN/report/report.html: samples, augmentation, curves, activations, Grad-CAM, metrics, mistakes")
     p.add_argument("run", type=Path)
-    add_data_dir(p)
+    add_run_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--compare", type=Path, nargs="+", default=[], metavar="RUN", help="other runs whose training curves are overlaid")
 
@@ -98,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", default="none", choices=QUANTIZE,
                    help="tflite: none, float16, dynamic (int8 weights) or int8 (calibrated on training images); web: none or dynamic")
     p.add_argument("--latency-runs", type=int, default=50, help="single-image calls timed per export (default 50)")
-    add_data_dir(p)
+    add_run_data_dir(p)
     add_cache_dir(p)
 
     p = sub.add_parser("weights", help="pretrained backbone weights").add_subparsers(dest="weights_command", required=True, metavar="ACTION")
@@ -196,7 +213,8 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluation import evaluate_run, format_metrics
 
-    metrics = evaluate_run(args.run, resolve_data_dir(args.data_dir), args.cache_dir)
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure JSON with --json)
+    metrics = evaluate_run(args.run, run_data_dir(args), args.cache_dir, log, side=args.split, data=args.data)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     return 0
 
@@ -244,7 +262,7 @@ def cmd_serve(args) -> int:
 def cmd_report(args) -> int:
     from .report import write_report
 
-    print(f"wrote {write_report(args.run, resolve_data_dir(args.data_dir), args.cache_dir, args.compare)}")
+    print(f"wrote {write_report(args.run, run_data_dir(args), args.cache_dir, args.compare)}")
     return 0
 
 
@@ -320,7 +338,7 @@ def cmd_export(args) -> int:
     for request in requests:
         check_request(*request)  # a bad combination fails here, before the model is loaded
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure Markdown)
-    source = open_source(args.run, resolve_data_dir(args.data_dir), args.cache_dir, log)
+    source = open_source(args.run, run_data_dir(args), args.cache_dir, log)
     results = []
     with ProgressBar("exports") as progress:
         for i, request in enumerate(requests):

@@ -12,6 +12,7 @@ ENV_CACHE = "HORSES_HUMANS_CACHE"
 ENV_RUNS = "HORSES_HUMANS_RUNS"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 AUGMENTATIONS = ("reference", "mild", "flip")  # presets of recipes.cnn.build_augmentation
+CLASS_WEIGHTS = ("none", "balanced")
 # A model's output is the probability of class 1; at or above this it predicts class 1. Runs record their own
 # threshold in labels.json; this is the default for new runs and for runs saved without one.
 DEFAULT_THRESHOLD = 0.5
@@ -69,7 +70,11 @@ class TrainConfig:
     epochs: int | None = option(None, "training epochs (default: the recipe's, 15 for the reference CNNs)")
     image_size: int | None = option(None, "square input size in pixels (default: the recipe's, 150)")
     batch_size: int = option(32, "images per training step")
-    seed: int = option(0, "seeds weight initialisation, shuffling and augmentation")
+    seed: int = option(0, "seeds weight initialisation, shuffling, augmentation and the --val-split split")
+    val_split: float = option(0.2, "share of each class held out for validation when the data folder holds class "
+                                   "folders alone (layout 3); the run records which files")
+    class_weight: str = option("none", "balanced: weigh each class's loss by its inverse frequency in the training "
+                                       "images (for imbalanced classes)", choices=CLASS_WEIGHTS)
     learning_rate: float | None = option(None, "RMSprop learning rate (default: the recipe's, 1e-3)")
     dropout: float = option(0.0, "dropout before the Dense(512) layer; 0 reproduces the reference")
     l2: float = option(0.0, "L2 penalty on the Dense(512) kernel; 0 is off")
@@ -104,6 +109,10 @@ class TrainConfig:
             raise HorsesHumansError(f"--image-size {self.image_size} is too small: use at least 32.")
         if not 0.0 <= self.dropout < 1.0:
             raise HorsesHumansError(f"--dropout {self.dropout} must be in [0, 1).")
+        if not 0.0 < self.val_split < 1.0:
+            raise HorsesHumansError(f"--val-split {self.val_split} must be between 0 and 1, e.g. 0.2.")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise HorsesHumansError(f"--class-weight {self.class_weight!r}: choose one of {', '.join(CLASS_WEIGHTS)}.")
         if self.l2 < 0:
             raise HorsesHumansError(f"--l2 {self.l2} must be >= 0.")
         object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))  # JSON gives a list

@@ -8,16 +8,13 @@ class 1 for two classes, the largest probability for more).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from .atomic import write_json_atomic, write_text_atomic
-from .config import HorsesHumansError
-from .data import VALIDATION, load_split
 from .outputs import ClassOutput
 from .predict import Predictor, rows_to_csv
+from .rundata import load_labelled, load_run_split
 from .runs import load_run
 
 
@@ -73,21 +70,23 @@ def per_image_rows(files: list[str], y_true: np.ndarray, probabilities: np.ndarr
     return rows
 
 
-def predict_validation(run, data_dir, cache_dir=None, log=print):
-    """(predictor, validation split, class probabilities (N, C)) for a loaded run; classes must agree."""
-    split = load_split(Path(data_dir), VALIDATION, run.image_size, cache_dir, warn=log)
-    if split.class_names != run.class_names:
-        raise HorsesHumansError(f"{data_dir}: classes {split.class_names} differ from the run's {run.class_names}.")
+def predict_split(run, side: str = "validation", data_dir=None, data=None, cache_dir=None, log=print):
+    """(predictor, split, class probabilities (N, C)) of a loaded run on its own validation or test files (in its own
+    data folder unless data_dir is given), or on `data`, any folder of class folders named after its classes."""
+    split = (load_labelled(run, data, cache_dir, log) if data is not None
+             else load_run_split(run, side, data_dir, cache_dir, log))
     predictor = Predictor.from_run(run)
     return predictor, split, predictor.predict_proba(np.asarray(split.x))
 
 
-def evaluate_run(run_dir, data_dir, cache_dir=None, log=print) -> dict:
-    """Evaluate a run's saved model on the validation split; writes evaluation.json and predictions.csv."""
+def evaluate_run(run_dir, data_dir=None, cache_dir=None, log=print, side: str = "validation", data=None) -> dict:
+    """Evaluate a run's saved model on its validation or test split (or on `data`, a labelled folder); writes
+    evaluation.json (saying which images) and predictions.csv."""
     run = load_run(run_dir)
-    predictor, split, probabilities = predict_validation(run, data_dir, cache_dir, log)
+    predictor, split, probabilities = predict_split(run, side, data_dir, data, cache_dir, log)
     metrics = classification_metrics(split.y, probabilities, predictor.output)
-    metrics.update(run=str(run.path), class_names=run.class_names, skipped_files=len(split.skipped))
+    metrics.update(run=str(run.path), class_names=run.class_names, skipped_files=len(split.skipped),
+                   split="data" if data is not None else side, folder=str(split.root))
     rows = per_image_rows(split.files, split.y, probabilities, predictor.output)
     write_json_atomic(run.path / "evaluation.json", metrics)
     write_text_atomic(run.path / "predictions.csv", rows_to_csv(rows))

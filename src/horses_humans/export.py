@@ -28,11 +28,12 @@ from typing import Callable
 import numpy as np
 
 from .config import HorsesHumansError, describe_error
-from .data import TRAIN, Split, load_split
+from .data import Split
 from .atomic import current_umask, write_json_atomic
 from .backend import quiet_native_stderr
 from .outputs import ClassOutput
 from .parity import Parity, check_parity, p50_latency_ms
+from .rundata import load_run_split
 from .runs import MODEL_FILE, Run, load_run
 from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
 from .tables import megabytes
@@ -63,7 +64,7 @@ class ExportSource:
     model: object  # the run's Keras model, as saved
     validation: Split
     reference: np.ndarray  # the Keras model's class probabilities (N, C) on validation.x
-    data_dir: Path
+    data_dir: Path | None  # None: the run's own data folder
     cache_dir: Path | None = None
     log: Callable = print
     _scratch: object = field(default=None, repr=False)  # TemporaryDirectory for `saved_model` and `onnx`
@@ -121,7 +122,7 @@ class ExportSource:
     @cached_property
     def representative(self) -> np.ndarray:
         """A fixed random sample of training images (seed 0) that calibrates int8 quantization."""
-        split = load_split(Path(self.data_dir), TRAIN, self.run.image_size, self.cache_dir, warn=self.log)
+        split = load_run_split(self.run, "train", self.data_dir, self.cache_dir, self.log)
         pick = np.random.default_rng(0).permutation(len(split))[:REPRESENTATIVE_IMAGES]
         return np.asarray(split.x[np.sort(pick)], np.float32)
 
@@ -272,13 +273,13 @@ def check_request(fmt: str, quantize: str) -> Format:
     return FORMATS[fmt]
 
 
-def open_source(run_dir: str | Path, data_dir: Path, cache_dir: Path | None = None, log=print) -> ExportSource:
+def open_source(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print) -> ExportSource:
     """Load a run's model and its probabilities on the validation images (what every export is checked against)."""
-    from .evaluation import predict_validation
+    from .evaluation import predict_split
 
     run = load_run(run_dir)
-    predictor, split, probabilities = predict_validation(run, data_dir, cache_dir, log)
-    return ExportSource(run, predictor.model, split, probabilities, Path(data_dir), cache_dir, log)
+    predictor, split, probabilities = predict_split(run, "validation", data_dir, None, cache_dir, log)
+    return ExportSource(run, predictor.model, split, probabilities, data_dir, cache_dir, log)
 
 
 def export(source: ExportSource, fmt: str, quantize: str = "none", latency_runs: int = 50) -> ExportResult:

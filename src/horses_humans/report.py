@@ -18,7 +18,7 @@ from . import explain, plots
 from .atomic import write_text_atomic
 from .compare import runs_curves_view
 from .data import Split
-from .evaluation import classification_metrics, predict_validation
+from .evaluation import classification_metrics, predict_split
 from .htmlpage import View, page_html, sections_html, table_html
 from .outputs import ClassOutput
 from .predict import Predictor
@@ -65,7 +65,7 @@ class Evaluated:
 
 # ---------------------------------------------------------------- the report
 
-def write_report(run_dir: Path, data_dir: Path, cache_dir: Path | None = None, compare: Sequence[Path] = (), log=print) -> Path:
+def write_report(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | None = None, compare: Sequence[Path] = (), log=print) -> Path:
     """Compute and draw every view of a run into RUN/report/, then report.html (written last)."""
     ev = evaluate(load_run(run_dir), data_dir, cache_dir, log)
     out = ev.run.path / REPORT_DIR
@@ -80,9 +80,9 @@ def write_report(run_dir: Path, data_dir: Path, cache_dir: Path | None = None, c
     return path
 
 
-def evaluate(run: Run, data_dir: Path, cache_dir: Path | None, log=print) -> Evaluated:
-    """Load the run's model and predict the validation split."""
-    return Evaluated(run, *predict_validation(run, data_dir, cache_dir, log))
+def evaluate(run: Run, data_dir: Path | None, cache_dir: Path | None, log=print) -> Evaluated:
+    """Load the run's model and predict its validation split (in its own data folder unless data_dir is given)."""
+    return Evaluated(run, *predict_split(run, "validation", data_dir, None, cache_dir, log))
 
 
 def per_class(classes: int, most: int, total: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import HorsesHumansError, TrainConfig, describe_error
@@ -17,6 +17,7 @@ HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 LABELS_FILE = "labels.json"
 ENVIRONMENT_FILE = "environment.json"
+DATA_FILE = "data.json"  # the data folder, its layout, and the exact files of each side (see rundata.py)
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Run:
     metrics: dict
     history: list[dict]
     environment: dict
+    data: dict = field(default_factory=dict)  # data.json; empty for runs made before it existed
 
     @property
     def class_names(self) -> list[str]:
@@ -101,7 +103,7 @@ def load_run(path: str | Path) -> Run:
         raise HorsesHumansError(f"{path}: not a finished run (missing {', '.join(missing)}). Train one with `horses-humans train`.")
     read = lambda name: json.loads((path / name).read_text()) if (path / name).exists() else {}  # noqa: E731
     return Run(path, TrainConfig.from_dict(read(CONFIG_FILE)), read(LABELS_FILE), read(METRICS_FILE),
-               read(HISTORY_FILE) or [], read(ENVIRONMENT_FILE))
+               read(HISTORY_FILE) or [], read(ENVIRONMENT_FILE), read(DATA_FILE))
 
 
 def list_runs(runs_dir: Path) -> list[Run]:

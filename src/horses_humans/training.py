@@ -17,12 +17,13 @@ import numpy as np
 
 from . import __version__
 from .config import HorsesHumansError, TrainConfig
-from .data import Split, load_dataset
+from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, load_side
 from .features import cached_features
 from .outputs import SIGMOID, SOFTMAX, ClassOutput
 from .progress import ProgressBar, draws
 from .recipes import build_model, get_recipe, resolve
-from .runs import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
+from .rundata import data_record
+from .runs import (CONFIG_FILE, DATA_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
                    new_run_dir, save_json, save_model)
 from .tracking import MlflowTracker, require, tensorboard_callback
 
@@ -249,10 +250,20 @@ def class_output(split: Split) -> ClassOutput:
     return ClassOutput.for_classes(split.class_names)
 
 
+def class_weights(mode: str, labels) -> dict[int, float] | None:
+    """{class index: weight} for --class-weight: balanced gives each class the same total weight
+    (images / (classes * images of the class)); none gives None (every image weighs 1)."""
+    if mode != "balanced":
+        return None
+    classes, counts = np.unique(np.asarray(labels).astype(int), return_counts=True)
+    return {int(c): float(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
+
+
 def fit_arrays(model, config: TrainConfig, train: tuple, val: tuple, callbacks: list, initial_epoch: int, epochs: int):
     """Fit a compiled model on in-memory (inputs, labels), reshuffled every epoch, validating every epoch."""
     return model.fit(*train, batch_size=config.batch_size, epochs=epochs, initial_epoch=initial_epoch,
-                     validation_data=val, shuffle=True, verbose=0, callbacks=callbacks)
+                     validation_data=val, shuffle=True, verbose=0, callbacks=callbacks,
+                     class_weight=class_weights(config.class_weight, train[1]))
 
 
 def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int) -> None:
@@ -304,14 +315,16 @@ def train(
     if tensorboard:
         require("tensorboard", "tensorboard", "--tensorboard")  # a missing extra fails before the data loads
     tracker = MlflowTracker(runs_dir) if mlflow else None
-    train_split, val_split = load_dataset(Path(data_dir), config.image_size, cache_dir, warn=log)
+    dataset = find_dataset(Path(data_dir), config.val_split, config.seed)
+    train_split, val_split = (load_side(dataset, side, config.image_size, cache_dir, log) for side in ("train", "validation"))
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer)
     model = build_model(config, precision, class_output(train_split))
-    run_dir = start_run_dir(config, runs_dir, train_split, val_split, precision, data_dir)
+    run_dir = start_run_dir(config, runs_dir, dataset, train_split, val_split, precision)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
         f"{len(train_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
+    log_data(dataset, train_split, config, log)
     total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
     with tracker.run(run_dir, config) if tracker else nullcontext() as listener:
         listeners = [listener] if listener else []
@@ -323,13 +336,24 @@ def train(
     return run_dir
 
 
-def start_run_dir(config: TrainConfig, runs_dir: Path, train: Split, val: Split, precision: str, data_dir: Path) -> Path:
-    """A new run directory with what is known before training: config, labels and environment."""
+def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str) -> Path:
+    """A new run directory with what is known before training: config, labels, environment and the data it uses."""
     run_dir = new_run_dir(runs_dir, config)
     save_json(run_dir, CONFIG_FILE, config.to_dict())
     save_json(run_dir, LABELS_FILE, labels_record(train.class_names, config.image_size))
-    save_json(run_dir, ENVIRONMENT_FILE, environment_record(train, val, precision, data_dir))
+    save_json(run_dir, ENVIRONMENT_FILE, environment_record(train, val, precision, dataset.root))
+    save_json(run_dir, DATA_FILE, data_record(dataset, {"train": train, "validation": val}, config))
     return run_dir
+
+
+def log_data(dataset: DataSet, train: Split, config: TrainConfig, log) -> None:
+    """One line on the data: layout, classes, how the validation split was made; the class weights if any."""
+    made = f", validation: {config.val_split:g} of each class (seed {config.seed})" if dataset.layout == CLASS_FOLDERS else ""
+    log(f"data {dataset.root}: {dataset.layout} layout, {len(dataset.class_names)} classes "
+        f"({', '.join(dataset.class_names)}){made}")
+    weights = class_weights(config.class_weight, train.y)
+    if weights:
+        log("class weights: " + ", ".join(f"{train.class_names[c]} {w:.3f}" for c, w in weights.items()))
 
 
 def fit_stages(model, config: TrainConfig, transfer: bool, train_split: Split, val_split: Split, recorder, cache_dir,
