@@ -7,7 +7,7 @@ with the same client and concurrency:
                (corrupt, truncated, empty, text, SVG, ZIP, bomb header, over-limit header) and awkward valid ones
                (CMYK, 16-bit, animated, EXIF-rotated, ...);
 and, after the server has stopped, a second reference in this process:
-  - direct:    the same files through images.load_pixels + Predictor.predict_pixels, one image per call, no HTTP.
+  - direct:    the same files through images.load_pixels + Predictor.predict_proba, one image per call, no HTTP.
 Each phase stops after --requests requests or --seconds seconds, whichever comes first. The client is a
 minimal keep-alive HTTP/1.1 client on asyncio sockets (request bytes built once), so it takes little of the
 CPU it shares with the server. Targets on the 2-core CPU: >= 200 requests/s for the baseline model,
@@ -159,7 +159,7 @@ def direct(run: str, requests: list[tuple[str, bytes, str]], count: int, seconds
             break
         t = time.perf_counter()
         try:
-            predictor.predict_pixels(load_pixels(requests[i % len(requests)][2], predictor.image_size, max_pixels=40_000_000)[None])
+            predictor.predict_proba(load_pixels(requests[i % len(requests)][2], predictor.image_size, max_pixels=40_000_000)[None])
         except ImageError:
             pass
         latencies.append(time.perf_counter() - t)

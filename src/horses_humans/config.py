@@ -13,7 +13,7 @@ ENV_RUNS = "HORSES_HUMANS_RUNS"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 AUGMENTATIONS = ("reference", "mild", "flip")  # presets of recipes.cnn.build_augmentation
 CLASS_WEIGHTS = ("none", "balanced")
-# A model's output is the probability of class 1; at or above this it predicts class 1. Runs record their own
+# A two-class model's output is the probability of class 1 (one sigmoid unit); at or above this it predicts class 1. Runs record their own
 # threshold in labels.json; this is the default for new runs and for runs saved without one.
 DEFAULT_THRESHOLD = 0.5
 

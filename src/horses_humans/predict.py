@@ -61,14 +61,6 @@ class Predictor:
         raw = batched(self.model.predict_on_batch, pixels, batch_size, (self.output.units,))
         return self.output.probabilities(raw)
 
-    def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Probabilities of class 1 for a uint8 batch (N, S, S, 3): two-class models only (see predict_proba)."""
-        return self.predict_proba(pixels, batch_size)[:, 1]
-
-    def label_of(self, probability: float) -> str:
-        """Class name on either side of the threshold."""
-        return self.class_names[int(probability >= self.threshold)]
-
     def warm_up(self) -> "Predictor":
         """One call on a blank image, so the first real request does not pay for tracing and allocation."""
         self.predict_proba(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))

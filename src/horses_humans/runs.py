@@ -46,7 +46,7 @@ class Run:
         return self.labels["input_size"]
 
     def load_model(self):
-        """The saved float32 Keras model (raw 0-255 RGB pixels in, probability of class 1 out)."""
+        """The saved float32 Keras model (raw 0-255 RGB pixels in; out as labels.json's output_kind says)."""
         import keras
 
         path = self.path / MODEL_FILE

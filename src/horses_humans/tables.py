@@ -80,6 +80,8 @@ def options_text(config) -> str:
     parts = [f"{config.augmentation} augmentation" if augmented and differs("augmentation") else "",
              f"dropout {config.dropout}" if differs("dropout") else "", f"L2 {config.l2}" if differs("l2") else "",
              "early stop" if differs("early_stopping") else "", "LR on plateau" if differs("reduce_lr") else "",
+             "balanced class weights" if differs("class_weight") else "",
+             f"val split {config.val_split}" if differs("val_split") else "",
              f"conv {'-'.join(map(str, config.conv_filters))} k{config.kernel_size}"
              if config.recipe in ("baseline", "augmented") and differs("conv_filters", "kernel_size") else ""]
     return ", ".join(p for p in parts if p) or "-"
