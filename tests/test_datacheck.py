@@ -121,3 +121,13 @@ def test_format_report_shows_classes_counts_and_verdict(data_dir):
     ]
     assert "sizes: 16x16: 6; modes: RGB: 6" in text
     assert lines[-1] == "result: usable for training"
+
+
+def test_many_image_sizes_are_summarised_not_listed():
+    from horses_humans.datacheck import fmt_counter
+
+    sizes = {f"{100 + i}x100": 10 - i if i < 10 else 1 for i in range(30)}
+    text = fmt_counter(sizes)
+    assert text.startswith("100x100: 10, 101x100: 9") and text.count(":") == 8
+    assert text.endswith("and 22 more (23 files)")  # 2 + 1 + 20 x 1
+    assert fmt_counter({}) == "none" and fmt_counter({"300x300": 3}) == "300x300: 3"

@@ -183,6 +183,10 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def fmt_counter(counter: dict) -> str:
-    """'300x300: 1027, 150x150: 2' ordered by count."""
-    return ", ".join(f"{k}: {v}" for k, v in sorted(counter.items(), key=lambda kv: -kv[1])) or "none"
+def fmt_counter(counter: dict, most: int = 8) -> str:
+    """'300x300: 1027, 150x150: 2' ordered by count; past `most` entries (photos come in every size) the rest are
+    counted, not listed (--json has them all)."""
+    ranked = sorted(counter.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{k}: {v}" for k, v in ranked[:most]) or "none"
+    rest = ranked[most:]
+    return text + (f", and {len(rest)} more ({sum(v for _, v in rest)} files)" if rest else "")
