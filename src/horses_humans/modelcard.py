@@ -57,7 +57,8 @@ def uses(run: Run) -> str:
     names = ", ".join(run.class_names)
     return "\n".join([
         "## Intended uses & out-of-scope uses", "",
-        f"Intended: telling apart photos of {names}, one subject per image, for demonstration and teaching.",
+        f"Intended: telling apart photos of {either(run.class_names)}, one subject per image, for demonstration and "
+        "teaching.",
         "",
         f"Out of scope: any image that shows none of {names} (another animal, an object, food, a scene): the model "
         "has no \"none of these\" answer of its own and will name one of its classes, often with high confidence. "
@@ -143,7 +144,7 @@ def calibration_lines(calibration: dict) -> list[str]:
             lines.append(f"- {label}: {calibration[key]:.4f}")
     unsure = calibration.get("unsure")
     if unsure:
-        lines.append("- unsure rule: " + ", ".join(f"{k} {v}" for k, v in unsure.items() if not isinstance(v, (dict, list))))
+        lines.append("- unsure: " + ", ".join(f"{k} = {v}" for k, v in unsure.items() if not isinstance(v, (dict, list))))
     return lines
 
 
@@ -167,11 +168,11 @@ def how_to_use(run: Run) -> str:
     """## How to use: the CLI, the server and the exports."""
     path = run.path
     return "\n".join([
-        "## How to use", "", "```sh",
-        f"horses-humans predict {path} photo.jpg            # label and probabilities",
-        f"horses-humans evaluate {path} --data DIR          # score a folder of class folders",
-        f"horses-humans serve {path}                        # upload page and REST API (/v1/predict, /v1/model/card)",
-        f"horses-humans export {path} --format tflite       # exports carry this card",
+        "## How to use", "", "```sh", f"RUN={path}",
+        'horses-humans predict "$RUN" photo.jpg         # label and probabilities',
+        'horses-humans evaluate "$RUN" --data DIR       # score a folder of class folders',
+        'horses-humans serve "$RUN"                     # upload page and REST API (/v1/predict, /v1/model/card)',
+        'horses-humans export "$RUN" --format tflite    # exports carry this card',
         "```", "",
         f"In Python: `Predictor.from_run('{path}').predict_files(['photo.jpg'])` (`horses_humans.predict`). "
         f"Add `--checkpoint {other(run.checkpoint)}` (or `checkpoint=`) for the other checkpoint.",
@@ -184,6 +185,11 @@ def versions(run: Run) -> str:
     keys = ("horses_humans", "keras", "backend", "backend_version", "python", "numpy", "precision", "platform")
     known = [f"- {k}: {env[k]}" for k in keys if env.get(k)]
     return "\n".join(["## Versions", "", *(known or ["- not recorded"])])
+
+
+def either(names: list[str]) -> str:
+    """'horses or humans', 'a, b or c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def other(checkpoint: str) -> str:
