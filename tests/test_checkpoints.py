@@ -14,6 +14,7 @@ from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.evaluation import evaluate_run
 from horses_humans.export import export, open_source
 from horses_humans.predict import Predictor
+from horses_humans.report import checkpoint_row
 from horses_humans.runs import BEST_MODEL_FILE, MODEL_FILE, best_run, load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
@@ -92,6 +93,7 @@ def test_predict_serve_and_export_use_the_same_file(run_dir, dataset):
         info = client.get("/v1/model").json()
         assert info["checkpoint"]["name"] == "best" and info["checkpoint"]["file"] == BEST_MODEL_FILE
         assert info["checkpoint"]["val_accuracy"] == pytest.approx(accuracy)
+        assert info["model_card"] in client.get("/").text  # the upload page links the card
         card = client.get(info["model_card"])
         assert card.headers["content-type"].startswith("text/markdown") and "`model-best.keras`" in card.text
         served = [client.post("/v1/predict", files=[("files", (f.name, f.read_bytes(), "image/png"))]).json()
@@ -134,6 +136,11 @@ def test_best_run_picks_by_the_served_checkpoint(tmp_path):
     old = write_run(tmp_path, TrainConfig(seed=1), {"val_accuracy": 0.8, "best_val_accuracy": 0.95})
     assert best_run(tmp_path).path == new
     assert best_run(tmp_path, "last").path == old
+
+
+def test_the_report_says_which_checkpoint_and_that_it_is_optimistic(run_dir):
+    name, text = checkpoint_row(load_run(run_dir))
+    assert name == "checkpoint" and text.startswith("best (model-best.keras, epoch ") and "optimistic" in text
 
 
 def test_runs_made_before_checkpoints_load_model_keras_as_both(tmp_path):
