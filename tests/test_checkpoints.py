@@ -162,3 +162,15 @@ def test_best_weights_keep_the_earlier_epoch_on_ties():
     record = checkpoints_record(history, keeper.epoch)
     assert record["best"]["epoch"] == 2 and record["last"] == {"file": MODEL_FILE, "epoch": 4, "val_accuracy": 0.7,
                                                                "val_loss": 1.0}
+
+
+def test_early_stopping_restores_only_before_fine_tuning(tmp_path):
+    """model.keras is the last epoch; the head stage of a fine-tuned run still hands its best epoch to fine-tuning."""
+    stopper = lambda callbacks: next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))  # noqa: E731
+    recorder = training.EpochRecorder(tmp_path, 4, lambda s: None)
+    tuned = TrainConfig(recipe="mobilenet_v2", early_stopping=True, fine_tune_from="10")
+    assert stopper(training.build_callbacks(tuned, recorder)).restore_best_weights
+    recorder.history.append({"epoch": 1})  # the fine-tuning stage starts after the head's epochs
+    assert not stopper(training.build_callbacks(tuned, recorder)).restore_best_weights
+    plain = training.build_callbacks(TrainConfig(early_stopping=True), training.EpochRecorder(tmp_path, 4, lambda s: None))
+    assert not stopper(plain).restore_best_weights

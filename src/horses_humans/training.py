@@ -182,8 +182,10 @@ def build_callbacks(config: TrainConfig, recorder: EpochRecorder) -> list:
     """The recorder and its observers, plus the optional reference 'future improvements' callbacks."""
     callbacks = [recorder, *recorder.observers]
     if config.early_stopping:
-        # no restore_best_weights: model.keras stays the last epoch; BestWeights keeps the best (same monitor)
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=CHECKPOINT_MONITOR, patience=3))
+        # The final stage restores nothing, so model.keras is the last epoch (BestWeights keeps the best, same monitor);
+        # a stage that fine-tuning follows (called before any epoch is recorded) still restores its best, as before.
+        restore = bool(config.fine_tune_from) and not recorder.history
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=CHECKPOINT_MONITOR, patience=3, restore_best_weights=restore))
     if config.reduce_lr:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=2))
     return callbacks
