@@ -33,6 +33,11 @@ def add_cache_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, help="cache root for decoded pixels and backbone features (default: $HORSES_HUMANS_CACHE, else ~/.cache/horses-humans)")
 
 
+def add_checkpoint(p: argparse.ArgumentParser, default_text: str = "best") -> None:
+    p.add_argument("--checkpoint", choices=["best", "last"], help=f"which saved epoch: best (highest validation accuracy) "
+                                                                  f"or last (default: {default_text})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
     parser = argparse.ArgumentParser(prog="horses-humans", description="Train, evaluate and use Horses-or-Humans image classifiers.")
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--split", choices=["validation", "test"], default="validation",
                         help="which of the run's splits (default: validation; test needs a DIR/test/ folder)")
     images.add_argument("--data", type=Path, metavar="DIR", help="any folder of class folders named after the run's classes")
+    add_checkpoint(p)
     add_run_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -84,18 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     p.add_argument("--output", type=Path, help="write the JSON/CSV/table to this file (atomically) instead of stdout")
     p.add_argument("--strict", action="store_true", help="exit 1 if any file could not be predicted (default: only if none could)")
+    add_checkpoint(p)
 
     p = sub.add_parser("serve", help="web service: upload page, REST API (/v1/predict, /v1/model, /healthz), OpenAPI docs at /docs")
     p.add_argument("run", type=Path, nargs="?", help="run directory (default: $HORSES_HUMANS_SERVE_RUN, else the best run in the runs directory)")
     p.add_argument("--host", help="address to listen on (default: $HORSES_HUMANS_SERVE_HOST, else 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: $HORSES_HUMANS_SERVE_PORT, else 8000)")
     p.add_argument("--runs-dir", help="where to look for the best run (default: $HORSES_HUMANS_RUNS, else ./runs)")
+    add_checkpoint(p, "$HORSES_HUMANS_SERVE_CHECKPOINT, else best")
 
     p = sub.add_parser("report", help="RUN/report/report.html: samples, augmentation, curves, activations, Grad-CAM, metrics, mistakes")
     p.add_argument("run", type=Path)
     add_run_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--compare", type=Path, nargs="+", default=[], metavar="RUN", help="other runs whose training curves are overlaid")
+    add_checkpoint(p)
 
     p = sub.add_parser("explain", help="activation tiles and a Grad-CAM overlay (PNG) for one image")
     p.add_argument("run", type=Path)
@@ -103,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer for Grad-CAM, nested as backbone/NAME (default: the recipe's last conv layer)")
     p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class (default: the predicted one)")
     p.add_argument("--out", type=Path, help="folder for the PNGs (default: RUN/explain)")
+    add_checkpoint(p)
 
     from .export import FORMATS, QUANTIZE
 
@@ -115,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", default="none", choices=QUANTIZE,
                    help="tflite: none, float16, dynamic (int8 weights) or int8 (calibrated on training images); web: none or dynamic")
     p.add_argument("--latency-runs", type=int, default=50, help="single-image calls timed per export (default 50)")
+    add_checkpoint(p)
     add_run_data_dir(p)
     add_cache_dir(p)
 
@@ -123,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("file", type=Path)
     w.add_argument("--backbone", required=True, choices=sorted(BACKBONES))
     w.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width of the file (default 0.35)")
+
+    p = sub.add_parser("card", help="write RUN/MODEL_CARD.md (model details, uses, data, results, limitations) and print it")
+    p.add_argument("run", type=Path)
 
     p = sub.add_parser("runs", help="list finished runs as a Markdown results table")
     p.add_argument("--runs-dir", help="default: $HORSES_HUMANS_RUNS, else ./runs")
@@ -181,7 +195,7 @@ def needs_backend(args) -> bool:
     """Whether the command's modules import TensorFlow: then it is imported first, its start-up chatter hidden."""
     if args.command == "data":
         return args.data_command == "download"  # keras.utils.get_file
-    return args.command != "runs"
+    return args.command not in ("runs", "card")
 
 
 def cmd_data(args) -> int:
@@ -214,7 +228,8 @@ def cmd_evaluate(args) -> int:
     from .evaluation import evaluate_run, format_metrics
 
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure JSON with --json)
-    metrics = evaluate_run(args.run, run_data_dir(args), args.cache_dir, log, side=args.split, data=args.data)
+    metrics = evaluate_run(args.run, run_data_dir(args), args.cache_dir, log, side=args.split, data=args.data,
+                           checkpoint=args.checkpoint)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     return 0
 
@@ -224,7 +239,7 @@ def cmd_predict(args) -> int:
     from .atomic import write_text_atomic
     from .progress import ProgressBar
 
-    predictor = Predictor.from_run(args.run)
+    predictor = Predictor.from_run(args.run, args.checkpoint)
     with ProgressBar("predicting") as progress:  # drawn only on a terminal: stdout stays clean for --json/--csv
         results = predictor.predict_files(collect_files(args.paths), progress=progress)
     text = format_predictions(results, "json" if args.json else "csv" if args.csv else "table", predictor.class_names)
@@ -247,7 +262,7 @@ def cmd_serve(args) -> int:
     from .serve.errors import validation_problems
     from .serve.settings import ServeSettings
 
-    given = {"run": args.run, "host": args.host, "port": args.port, "runs_dir": args.runs_dir}
+    given = {"run": args.run, "host": args.host, "port": args.port, "runs_dir": args.runs_dir, "checkpoint": args.checkpoint}
     try:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
@@ -262,17 +277,26 @@ def cmd_serve(args) -> int:
 def cmd_report(args) -> int:
     from .report import write_report
 
-    print(f"wrote {write_report(args.run, run_data_dir(args), args.cache_dir, args.compare)}")
+    print(f"wrote {write_report(args.run, run_data_dir(args), args.cache_dir, args.compare, checkpoint=args.checkpoint)}")
     return 0
 
 
 def cmd_explain(args) -> int:
     from .explain import write_explanation
 
-    result = write_explanation(args.run, args.image, args.layer, args.out, args.class_name)
+    result = write_explanation(args.run, args.image, args.layer, args.out, args.class_name, args.checkpoint)
     chosen = f"; Grad-CAM of {result['explained']}" if args.class_name else ""
     print(f"{args.image}: {result['label']} (probability {result['probability']:.4f}){chosen}")
     print("\n".join(f"wrote {path}" for path in result["paths"]))
+    return 0
+
+
+def cmd_card(args) -> int:
+    from .modelcard import write_model_card
+
+    path = write_model_card(args.run)
+    print(path.read_text(), end="")
+    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -338,7 +362,7 @@ def cmd_export(args) -> int:
     for request in requests:
         check_request(*request)  # a bad combination fails here, before the model is loaded
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure Markdown)
-    source = open_source(args.run, run_data_dir(args), args.cache_dir, log)
+    source = open_source(args.run, run_data_dir(args), args.cache_dir, log, args.checkpoint)
     results = []
     with ProgressBar("exports") as progress:
         for i, request in enumerate(requests):
@@ -363,7 +387,7 @@ def cmd_weights(args) -> int:
 
 COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
             "report": cmd_report, "explain": cmd_explain, "compare": cmd_compare, "experiment": cmd_experiment,
-            "serve": cmd_serve, "export": cmd_export}
+            "serve": cmd_serve, "export": cmd_export, "card": cmd_card}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,10 +8,14 @@ class 1 for two classes, the largest probability for more).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from .atomic import write_json_atomic, write_text_atomic
+from .modelcard import EVALUATIONS_DIR, write_model_card
 from .outputs import ClassOutput
 from .predict import Predictor, rows_to_csv
 from .rundata import load_labelled, load_run_split
@@ -79,18 +83,29 @@ def predict_split(run, side: str = "validation", data_dir=None, data=None, cache
     return predictor, split, predictor.predict_proba(np.asarray(split.x))
 
 
-def evaluate_run(run_dir, data_dir=None, cache_dir=None, log=print, side: str = "validation", data=None) -> dict:
-    """Evaluate a run's saved model on its validation or test split (or on `data`, a labelled folder); writes
-    evaluation.json (saying which images) and predictions.csv."""
-    run = load_run(run_dir)
+def evaluate_run(run_dir, data_dir=None, cache_dir=None, log=print, side: str = "validation", data=None,
+                 checkpoint: str | None = None) -> dict:
+    """Evaluate a run's saved model (`checkpoint`, default the run's) on its validation or test split (or on `data`,
+    a labelled folder); writes evaluation.json (saying which images and checkpoint), evaluations/NAME.json (one per
+    split or folder, kept) and predictions.csv, then rewrites the model card."""
+    run = load_run(run_dir, checkpoint)
     predictor, split, probabilities = predict_split(run, side, data_dir, data, cache_dir, log)
     metrics = classification_metrics(split.y, probabilities, predictor.output)
     metrics.update(run=str(run.path), class_names=run.class_names, skipped_files=len(split.skipped),
-                   split="data" if data is not None else side, folder=str(split.root))
+                   split="data" if data is not None else side, folder=str(split.root), checkpoint=run.checkpoint,
+                   checkpoint_file=run.checkpoint_path().name)
     rows = per_image_rows(split.files, split.y, probabilities, predictor.output)
     write_json_atomic(run.path / "evaluation.json", metrics)
+    write_json_atomic(run.path / EVALUATIONS_DIR / f"{evaluation_name(metrics)}.json", metrics)
     write_text_atomic(run.path / "predictions.csv", rows_to_csv(rows))
+    write_model_card(run.path)  # the card describes the default (served) checkpoint, whichever was evaluated
     return metrics
+
+
+def evaluation_name(metrics: dict) -> str:
+    """The file name an evaluation is kept under: split (or data-FOLDER) and checkpoint, e.g. test-best."""
+    what = metrics["split"] if metrics["split"] != "data" else "data-" + re.sub(r"[^\w.-]+", "_", Path(metrics["folder"]).name)
+    return f"{what}-{metrics['checkpoint']}"
 
 
 def format_metrics(metrics: dict) -> str:

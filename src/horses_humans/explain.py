@@ -234,7 +234,7 @@ def activation_figure(model, pixels: np.ndarray):
 
 
 def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_dir: Path | None = None,
-                      class_name: str | None = None) -> dict:
+                      class_name: str | None = None, checkpoint: str | None = None) -> dict:
     """Activation tiles and a Grad-CAM overlay of the predicted class (or class_name) for one image file
     -> {label, probability (of the label), probabilities {class: p}, explained (the class), paths}."""
     from . import plots  # imported here, as in activation_figure: the arrays above need none of these
@@ -243,7 +243,7 @@ def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_
     from .recipes import last_conv_layer
     from .runs import load_run
 
-    run = load_run(run_dir)
+    run = load_run(run_dir, checkpoint)  # the model of `checkpoint`, default the run's
     try:
         pixels = load_pixels(image, run.image_size, name=str(image))
     except ImageError as exc:

@@ -29,12 +29,13 @@ import numpy as np
 
 from .config import HorsesHumansError, describe_error
 from .data import Split
-from .atomic import current_umask, write_json_atomic
+from .atomic import current_umask, write_json_atomic, write_text_atomic
 from .backend import quiet_native_stderr
 from .outputs import ClassOutput
 from .parity import Parity, check_parity, p50_latency_ms
 from .rundata import load_run_split
-from .runs import MODEL_FILE, Run, load_run
+from .modelcard import model_card
+from .runs import MODEL_CARD_FILE, Run, load_run
 from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
 from .tables import megabytes
 from .webbuild import write_site
@@ -180,8 +181,8 @@ def strip_augmentation(model):
 # ---------------------------------------------------------------- writers
 
 def write_keras(source: ExportSource, target: Path, quantize: str) -> None:
-    """The run's model.keras as it is (float32; opens with keras.saving.load_model)."""
-    shutil.copyfile(source.run.path / MODEL_FILE, target)
+    """The run's served checkpoint file as it is (float32; opens with keras.saving.load_model)."""
+    shutil.copyfile(source.run.checkpoint_path(), target)
 
 
 def write_savedmodel(source: ExportSource, target: Path, quantize: str) -> None:
@@ -273,11 +274,13 @@ def check_request(fmt: str, quantize: str) -> Format:
     return FORMATS[fmt]
 
 
-def open_source(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print) -> ExportSource:
-    """Load a run's model and its probabilities on the validation images (what every export is checked against)."""
+def open_source(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print,
+                checkpoint: str | None = None) -> ExportSource:
+    """Load a run's model (`checkpoint`, default the run's) and its probabilities on the validation images (what
+    every export is checked against)."""
     from .evaluation import predict_split
 
-    run = load_run(run_dir)
+    run = load_run(run_dir, checkpoint)
     predictor, split, probabilities = predict_split(run, "validation", data_dir, None, cache_dir, log)
     return ExportSource(run, predictor.model, split, probabilities, data_dir, cache_dir, log)
 
@@ -321,6 +324,7 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     result.model_bytes = size_of(target)
     write_json_atomic(staging / "labels.json", export_labels(source, result))
     write_json_atomic(staging / "export.json", export_record(source, result))
+    copy_model_card(source.run, staging)
     result.files = {p.relative_to(staging).as_posix(): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
 
 
@@ -351,10 +355,20 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
     }
 
 
+def copy_model_card(run: Run, staging: Path) -> None:
+    """Every export carries the run's MODEL_CARD.md (written now for runs made before model cards)."""
+    card = run.path / MODEL_CARD_FILE
+    if card.exists():
+        shutil.copyfile(card, staging / MODEL_CARD_FILE)
+    else:
+        write_text_atomic(staging / MODEL_CARD_FILE, model_card(run))
+
+
 def export_record(source: ExportSource, result: ExportResult) -> dict:
     """export.json: where it came from, how it compared, what it measured, with which versions."""
     return {
-        "run": str(source.run.path), "name": result.name, "format": result.format, "quantize": result.quantize,
+        "run": str(source.run.path), "checkpoint": source.run.checkpoint,
+        "checkpoint_file": source.run.checkpoint_path().name, "name": result.name, "format": result.format, "quantize": result.quantize,
         "runtime": result.runtime, "model_bytes": result.model_bytes, "validation_accuracy": result.accuracy,
         "keras_validation_accuracy": source.accuracy(source.reference),
         "parity": result.parity.to_dict(), "latency_ms_p50": result.latency_ms,

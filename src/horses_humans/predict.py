@@ -50,10 +50,10 @@ class Predictor:
         self.threshold = self.output.threshold
 
     @classmethod
-    def from_run(cls, run: str | Path | Run) -> "Predictor":
-        """Load a run's saved model and labels."""
-        run = run if isinstance(run, Run) else load_run(run)
-        return cls(run.load_model(), run.class_names, run.image_size, output=run.output)
+    def from_run(cls, run: str | Path | Run, checkpoint: str | None = None) -> "Predictor":
+        """Load a run's saved model (`checkpoint`: best or last, default the run's) and labels."""
+        run = run if isinstance(run, Run) else load_run(run, checkpoint)
+        return cls(run.load_model(checkpoint), run.class_names, run.image_size, output=run.output)
 
     def predict_proba(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Class probabilities (N, C) for a uint8 batch (N, S, S, 3), columns in class_names order."""

@@ -23,7 +23,7 @@ from .htmlpage import View, page_html, sections_html, table_html
 from .outputs import ClassOutput
 from .predict import Predictor
 from .recipes import get_recipe, last_conv_layer
-from .runs import Run, load_run
+from .runs import OPTIMISM_NOTE, Run, load_run
 
 REPORT_DIR = "report"
 GALLERY_SIZE = 12  # misclassified images shown, worst first
@@ -65,9 +65,11 @@ class Evaluated:
 
 # ---------------------------------------------------------------- the report
 
-def write_report(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | None = None, compare: Sequence[Path] = (), log=print) -> Path:
-    """Compute and draw every view of a run into RUN/report/, then report.html (written last)."""
-    ev = evaluate(load_run(run_dir), data_dir, cache_dir, log)
+def write_report(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | None = None, compare: Sequence[Path] = (), log=print,
+                 checkpoint: str | None = None) -> Path:
+    """Compute and draw every view of a run (its `checkpoint`, default the run's) into RUN/report/, then report.html
+    (written last)."""
+    ev = evaluate(load_run(run_dir, checkpoint), data_dir, cache_dir, log)
     out = ev.run.path / REPORT_DIR
     metrics = classification_metrics(ev.split.y, ev.probabilities, ev.output)
     views = [
@@ -216,7 +218,7 @@ def summary_rows(run: Run, metrics: dict) -> list[tuple[str, str]]:
     averages and the one-vs-rest AUC for more."""
     cfg, names = run.config, run.class_names
     rows = [("run", run.path.name), ("recipe", f"{cfg.recipe} ({get_recipe(cfg.recipe).description})"),
-            ("input size", f"{run.image_size} px"), ("epochs run", str(len(run.history)))]
+            ("input size", f"{run.image_size} px"), ("epochs run", str(len(run.history))), checkpoint_row(run)]
     if len(names) == 2:
         rows += [(k, f"{metrics[k]:.4f}") for k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
         return rows + [("validation images", str(metrics["images"])), ("positive class", names[1])]
@@ -224,6 +226,12 @@ def summary_rows(run: Run, metrics: dict) -> list[tuple[str, str]]:
     rows += [(f"macro {k}", f"{metrics['macro'][k]:.4f}") for k in ("precision", "recall", "f1")]
     rows += [("weighted f1", f"{metrics['weighted']['f1']:.4f}"), ("roc_auc (one-vs-rest, macro)", f"{metrics['roc_auc']:.4f}")]
     return rows + [("validation images", str(metrics["images"])), ("classes", f"{len(names)}: {', '.join(names)}")]
+
+
+def checkpoint_row(run: Run) -> tuple[str, str]:
+    """Which checkpoint the report scores, and why its validation numbers are optimistic."""
+    record = run.checkpoint_record()
+    return ("checkpoint", f"{run.checkpoint} ({record['file']}, epoch {record.get('epoch') or '?'}); {OPTIMISM_NOTE}")
 
 
 def class_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:

@@ -11,7 +11,17 @@ from .config import HorsesHumansError, TrainConfig, describe_error
 from .outputs import ClassOutput
 from .atomic import atomic_path, write_json_atomic
 
-MODEL_FILE = "model.keras"
+MODEL_FILE = "model.keras"  # the last epoch's weights
+BEST_MODEL_FILE = "model-best.keras"  # the best epoch's weights by CHECKPOINT_MONITOR
+CHECKPOINT_FILES = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
+# Every consumer (evaluate, predict, serve, export, report, explain, runs, best_run) uses this one unless told otherwise.
+DEFAULT_CHECKPOINT = "best"
+# val_accuracy: the number users compare runs by (and EarlyStopping watches); ties keep the earlier epoch.
+CHECKPOINT_MONITOR = "val_accuracy"
+CHECKPOINT_RULE = "highest val_accuracy over all epochs (every stage); ties keep the earlier epoch"
+OPTIMISM_NOTE = ("validation accuracy chose the best epoch, so it is optimistic for that checkpoint; "
+                 "a held-out test split (evaluate --split test) or real photos (evaluate --data DIR) measure it fairly")
+MODEL_CARD_FILE = "MODEL_CARD.md"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
@@ -31,6 +41,7 @@ class Run:
     history: list[dict]
     environment: dict
     data: dict = field(default_factory=dict)  # data.json; empty for runs made before it existed
+    checkpoint: str = DEFAULT_CHECKPOINT  # which checkpoint load_model loads unless told: "best" or "last"
 
     @property
     def class_names(self) -> list[str]:
@@ -45,11 +56,32 @@ class Run:
     def image_size(self) -> int:
         return self.labels["input_size"]
 
-    def load_model(self):
-        """The saved float32 Keras model (raw 0-255 RGB pixels in; out as labels.json's output_kind says)."""
+    def checkpoint_path(self, checkpoint: str | None = None) -> Path:
+        """The file of a checkpoint (default: the run's); runs made before checkpoints have model.keras as both."""
+        path = self.path / CHECKPOINT_FILES[check_checkpoint(checkpoint or self.checkpoint)]
+        return path if path.exists() else self.path / MODEL_FILE
+
+    def checkpoint_record(self, checkpoint: str | None = None) -> dict:
+        """{file, epoch, val_accuracy, val_loss} of a checkpoint, from metrics.json (older runs: model.keras, the
+        last epoch, for both)."""
+        name = check_checkpoint(checkpoint or self.checkpoint)
+        recorded = self.metrics.get("checkpoints", {}).get(name)
+        if recorded:
+            return recorded
+        return {"file": MODEL_FILE, "epoch": self.metrics.get("epochs_run") or len(self.history) or None,
+                "val_accuracy": self.metrics.get("val_accuracy"), "val_loss": self.metrics.get("val_loss")}
+
+    @property
+    def served_accuracy(self) -> float | None:
+        """Validation accuracy of the checkpoint load_model loads (optimistic for the best one: see OPTIMISM_NOTE)."""
+        return self.checkpoint_record().get("val_accuracy")
+
+    def load_model(self, checkpoint: str | None = None):
+        """The saved float32 Keras model of a checkpoint (default: the run's) (raw 0-255 RGB pixels in; out as
+        labels.json's output_kind says)."""
         import keras
 
-        path = self.path / MODEL_FILE
+        path = self.checkpoint_path(checkpoint)
         try:
             return keras.saving.load_model(path, compile=False)
         except Exception as exc:  # a damaged file fails in many ways (not a zip, bad JSON, missing weights, ...)
@@ -82,9 +114,17 @@ def labels_record(class_names: list[str], image_size: int) -> dict:
     }
 
 
-def save_model(path: Path, model) -> None:
-    """Save a Keras model atomically into the run directory."""
-    with atomic_path(Path(path) / MODEL_FILE, suffix=".keras") as tmp:
+def check_checkpoint(checkpoint: str) -> str:
+    """The checkpoint name, or a one-line error naming the choices."""
+    if checkpoint not in CHECKPOINT_FILES:
+        raise HorsesHumansError(f"--checkpoint {checkpoint!r}: choose one of {', '.join(CHECKPOINT_FILES)} "
+                                f"(default {DEFAULT_CHECKPOINT}).")
+    return checkpoint
+
+
+def save_model(path: Path, model, name: str = MODEL_FILE) -> None:
+    """Save a Keras model atomically into the run directory (as model.keras unless named)."""
+    with atomic_path(Path(path) / name, suffix=".keras") as tmp:
         model.save(tmp)
 
 
@@ -93,9 +133,11 @@ def save_json(run_dir: Path, name: str, obj) -> None:
     write_json_atomic(Path(run_dir) / name, obj)
 
 
-def load_run(path: str | Path) -> Run:
-    """Read a run directory; a clear error if it is not one or its training did not finish."""
+def load_run(path: str | Path, checkpoint: str | None = None) -> Run:
+    """Read a run directory whose load_model loads `checkpoint` (default: DEFAULT_CHECKPOINT); a clear error if it is
+    not one or its training did not finish."""
     path = Path(path)
+    checkpoint = check_checkpoint(checkpoint or DEFAULT_CHECKPOINT)
     if not path.is_dir():
         raise HorsesHumansError(f"{path}: no such run directory.")
     missing = [n for n in (MODEL_FILE, CONFIG_FILE, LABELS_FILE) if not (path / n).exists()]
@@ -103,21 +145,22 @@ def load_run(path: str | Path) -> Run:
         raise HorsesHumansError(f"{path}: not a finished run (missing {', '.join(missing)}). Train one with `horses-humans train`.")
     read = lambda name: json.loads((path / name).read_text()) if (path / name).exists() else {}  # noqa: E731
     return Run(path, TrainConfig.from_dict(read(CONFIG_FILE)), read(LABELS_FILE), read(METRICS_FILE),
-               read(HISTORY_FILE) or [], read(ENVIRONMENT_FILE), read(DATA_FILE))
+               read(HISTORY_FILE) or [], read(ENVIRONMENT_FILE), read(DATA_FILE), checkpoint)
 
 
-def list_runs(runs_dir: Path) -> list[Run]:
-    """Every finished run under runs_dir (one level), sorted by name."""
+def list_runs(runs_dir: Path, checkpoint: str | None = None) -> list[Run]:
+    """Every finished run under runs_dir (one level), sorted by name, each set to `checkpoint`."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    return [load_run(p) for p in sorted(runs_dir.iterdir()) if (p / MODEL_FILE).exists() and (p / CONFIG_FILE).exists()]
+    return [load_run(p, checkpoint) for p in sorted(runs_dir.iterdir()) if (p / MODEL_FILE).exists() and (p / CONFIG_FILE).exists()]
 
 
-def best_run(runs_dir: Path) -> Run:
-    """The finished run with the highest best_val_accuracy (the newest among equals); a clear error if none."""
-    runs = list_runs(runs_dir)
+def best_run(runs_dir: Path, checkpoint: str | None = None) -> Run:
+    """The finished run whose served checkpoint (`checkpoint`, default DEFAULT_CHECKPOINT) has the highest validation
+    accuracy (the newest among equals); a clear error if none."""
+    runs = list_runs(runs_dir, checkpoint)
     if not runs:
         raise HorsesHumansError(f"{runs_dir}: no finished runs. Train one with `horses-humans train --runs-dir {runs_dir}` "
                                 "or name a run directory.")
-    return max(runs, key=lambda run: (run.metrics.get("best_val_accuracy") or 0.0, run.path.name))
+    return max(runs, key=lambda run: (run.served_accuracy or 0.0, run.path.name))

@@ -14,7 +14,10 @@ from .atomic import write_text_atomic
 from .config import HorsesHumansError
 
 RESULTS_HEADER = ["recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
-                  "val acc % (best epoch)", "s/epoch", "training s", "precision"]
+                  "val acc % (best epoch)", "val acc % (served*)", "s/epoch", "training s", "precision"]
+SERVED_NOTE = ("\\* served: the checkpoint every command uses unless given `--checkpoint` (best: the epoch with the "
+               "highest validation accuracy; runs made before checkpoints: their last epoch). Validation chose it, so "
+               "the number is optimistic: `horses-humans evaluate RUN --split test` or `--data DIR` measures it fairly.")
 REFERENCE_CLASSES = ["horses", "humans"]  # runs on them say nothing about their classes in the tables
 COMPARE_HEADER = ["run", "recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
                   "val acc % (best epoch)", "gap train − val (points)", "s/epoch", "parameters", "precision"]
@@ -117,13 +120,16 @@ def markdown_row(cells: list) -> str:
 
 
 def results_table(runs: list) -> str:
-    """One row per configuration: mean ± std over seeds of final/best validation accuracy and more."""
+    """One row per configuration: mean ± std over seeds of final/best/served validation accuracy and more, then the
+    note on the served number (its optimism)."""
     rows = []
     for members in group_runs(runs):
         cells = metric_cells(members)
-        rows.append([*setting_cells(members), cells["train"], cells["val"], cells["best"], cells["epoch_seconds"],
+        served = fmt_mean_std([run.served_accuracy for run in members])
+        rows.append([*setting_cells(members), cells["train"], cells["val"], cells["best"], served, cells["epoch_seconds"],
                      cells["train_seconds"], precision_text(members)])
-    return markdown_table(RESULTS_HEADER, rows or [["(no finished runs)"] + [""] * (len(RESULTS_HEADER) - 1)])
+    table = markdown_table(RESULTS_HEADER, rows or [["(no finished runs)"] + [""] * (len(RESULTS_HEADER) - 1)])
+    return f"{table}\n\n{SERVED_NOTE}" if rows else table
 
 
 def compare_rows(runs: list) -> tuple[list[str], list[list[str]]]:

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import logging
 import platform
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -23,8 +24,9 @@ from .outputs import SIGMOID, SOFTMAX, ClassOutput
 from .progress import ProgressBar, draws
 from .recipes import build_model, get_recipe, resolve
 from .rundata import data_record
-from .runs import (CONFIG_FILE, DATA_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
-                   new_run_dir, save_json, save_model)
+from .runs import (BEST_MODEL_FILE, CHECKPOINT_FILES, CHECKPOINT_MONITOR, CHECKPOINT_RULE, CONFIG_FILE, DATA_FILE,
+                   DEFAULT_CHECKPOINT, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
+                   labels_record, new_run_dir, save_json, save_model)
 from .tracking import MlflowTracker, require, tensorboard_callback
 
 logger = logging.getLogger(__name__)
@@ -154,6 +156,22 @@ class BatchProgress(keras.callbacks.Callback):
         self.bar.close()
 
 
+class BestWeights(keras.callbacks.Callback):
+    """Keeps in memory the whole model's weights at the epoch with the highest CHECKPOINT_MONITOR (ties keep the
+    earlier epoch), across every fit of a run (head, then fine-tuning): finish_run saves them as model-best.keras.
+    It watches the whole model even while only its head is fitted (the head's weights are the model's)."""
+
+    def __init__(self, whole_model, monitor: str = CHECKPOINT_MONITOR):
+        super().__init__()
+        self.whole, self.monitor = whole_model, monitor
+        self.best, self.epoch, self.weights = -np.inf, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and float(value) > self.best:  # strictly better: a tie keeps the earlier epoch
+            self.best, self.epoch, self.weights = float(value), epoch + 1, self.whole.get_weights()
+
+
 def observers(run_dir: Path, epochs: int, tensorboard: bool) -> list:
     """Keras callbacks that watch a run: per-batch progress on a terminal only, TensorBoard logs if asked."""
     found = [BatchProgress(epochs)] if draws() else []  # off a terminal, not even the per-batch hook
@@ -164,7 +182,10 @@ def build_callbacks(config: TrainConfig, recorder: EpochRecorder) -> list:
     """The recorder and its observers, plus the optional reference 'future improvements' callbacks."""
     callbacks = [recorder, *recorder.observers]
     if config.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True))
+        # The final stage restores nothing, so model.keras is the last epoch (BestWeights keeps the best, same monitor);
+        # a stage that fine-tuning follows (called before any epoch is recorded) still restores its best, as before.
+        restore = bool(config.fine_tune_from) and not recorder.history
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=CHECKPOINT_MONITOR, patience=3, restore_best_weights=restore))
     if config.reduce_lr:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=2))
     return callbacks
@@ -192,7 +213,7 @@ def backend_version() -> str:
     return getattr(sys.modules.get(module) or __import__(module), "__version__", "?") if module else "?"
 
 
-def inference_copy(model, config: TrainConfig):
+def inference_copy(model, config: TrainConfig, weights: list | None = None):
     """The same network, freshly built in float32 and uncompiled, with the trained weights: what gets saved.
 
     Saving the trained object itself would carry its (bfloat16) dtype policies and its compiled
@@ -202,7 +223,7 @@ def inference_copy(model, config: TrainConfig):
 
     classes = max(2, model.outputs[0].shape[-1])  # the same output layer: one sigmoid unit is two classes
     clean = build_model(dataclasses.replace(config, weights="none"), "float32", classes)  # every weight is overwritten
-    clean.set_weights(model.get_weights())
+    clean.set_weights(model.get_weights() if weights is None else weights)
     return clean
 
 
@@ -328,12 +349,23 @@ def train(
     total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
     with tracker.run(run_dir, config) if tracker else nullcontext() as listener:
         listeners = [listener] if listener else []
-        recorder = EpochRecorder(run_dir, total, log, listeners, observers(run_dir, total, tensorboard))
+        best = BestWeights(model)
+        recorder = EpochRecorder(run_dir, total, log, listeners, [*observers(run_dir, total, tensorboard), best])
         seconds = fit_stages(model, config, recipe.transfer, train_split, val_split, recorder, cache_dir, log)
-        metrics = finish_run(run_dir, model, config, recorder, train_split.skipped + val_split.skipped, trainable, seconds)
+        metrics = finish_run(run_dir, model, config, recorder, train_split.skipped + val_split.skipped, trainable, seconds,
+                             best)
     log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
-        f"{metrics['best_epoch']}), {metrics['mean_epoch_seconds']:.2f} s/epoch, {seconds:.1f} s in all -> {run_dir}")
+        f"{metrics['best_epoch']}, saved as {BEST_MODEL_FILE}), {metrics['mean_epoch_seconds']:.2f} s/epoch, "
+        f"{seconds:.1f} s in all -> {run_dir}")
+    write_card(run_dir, log)
     return run_dir
+
+
+def write_card(run_dir: Path, log) -> None:
+    """RUN/MODEL_CARD.md from what the run wrote."""
+    from .modelcard import write_model_card
+
+    log(f"wrote {write_model_card(run_dir)}")
 
 
 def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str) -> Path:
@@ -374,10 +406,35 @@ def fit_stages(model, config: TrainConfig, transfer: bool, train_split: Split, v
 
 
 def finish_run(run_dir: Path, model, config: TrainConfig, recorder, skipped: list[dict], trainable: int,
-               seconds: float) -> dict:
-    """Save the float32 model and metrics.json, which make the run directory a finished run; returns the metrics."""
-    save_model(run_dir, inference_copy(model, config))
+               seconds: float, best: BestWeights | None = None) -> dict:
+    """Save the float32 last and best checkpoints, then metrics.json, which makes the run directory a finished run;
+    returns the metrics."""
+    last_epoch = len(recorder.history)
+    best_epoch = save_checkpoints(run_dir, model, config, best, last_epoch)
     metrics = summarize(recorder.history, skipped, model.count_params())
-    metrics.update(trainable_parameters=trainable, train_seconds=round(seconds, 2))
+    metrics.update(trainable_parameters=trainable, train_seconds=round(seconds, 2),
+                   checkpoints=checkpoints_record(recorder.history, best_epoch))
     save_json(run_dir, METRICS_FILE, metrics)
     return metrics
+
+
+def save_checkpoints(run_dir: Path, model, config: TrainConfig, best: BestWeights | None, last_epoch: int) -> int:
+    """model.keras (the last epoch) and model-best.keras (the best epoch: a copy of the file when it is the last);
+    returns the best epoch."""
+    save_model(run_dir, inference_copy(model, config))
+    if best is None or best.weights is None or best.epoch == last_epoch:
+        shutil.copyfile(Path(run_dir) / MODEL_FILE, Path(run_dir) / BEST_MODEL_FILE)  # both files hold one epoch
+        return last_epoch if best is None or best.epoch is None else best.epoch
+    save_model(run_dir, inference_copy(model, config, best.weights), BEST_MODEL_FILE)
+    return best.epoch
+
+
+def checkpoints_record(history: list[dict], best_epoch: int) -> dict:
+    """metrics.json's "checkpoints": which epoch each file holds, its validation numbers, and the selection rule."""
+    def entry(name: str, epoch: int) -> dict:
+        row = history[epoch - 1]
+        return {"file": CHECKPOINT_FILES[name], "epoch": epoch, "val_accuracy": row.get("val_accuracy"),
+                "val_loss": row.get("val_loss")}
+
+    return {"monitor": CHECKPOINT_MONITOR, "rule": CHECKPOINT_RULE, "default": DEFAULT_CHECKPOINT,
+            "best": entry("best", best_epoch), "last": entry("last", len(history))}

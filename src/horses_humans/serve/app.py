@@ -10,13 +10,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..config import resolve_runs_dir
 from ..predict import Predictor
-from ..runs import Run, best_run, load_run
+from ..modelcard import model_card
+from ..runs import MODEL_CARD_FILE, Run, best_run, load_run
 from .errors import validation_problems
 from .limits import BodyLimit
 from .routes import router
@@ -44,8 +45,10 @@ class Served:
 
 
 def resolve_run(settings: ServeSettings) -> Run:
-    """The run named in the settings, else the best finished run in the runs directory."""
-    return load_run(settings.run) if settings.run else best_run(resolve_runs_dir(settings.runs_dir))
+    """The run named in the settings, else the best finished run in the runs directory, set to the settings' checkpoint."""
+    if settings.run:
+        return load_run(settings.run, settings.checkpoint)
+    return best_run(resolve_runs_dir(settings.runs_dir), settings.checkpoint)
 
 
 def gradcam_layer(run: Run) -> str | None:
@@ -74,10 +77,22 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app = FastAPI(title="horses-humans", summary="Is it a horse or a human? Upload photos, get labels.", lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(router)
+    add_card_route(app)
     # page.css and cards.js: the look and upload UI the page shares with the browser build (`export --format web`)
     app.mount("/static", StaticFiles(directory=SHARED_STATIC), name="static")
     add_error_handlers(app)
     return app
+
+
+def add_card_route(app: FastAPI) -> None:
+    """GET /v1/model/card: the served run's MODEL_CARD.md (made from the run's files if it has none yet)."""
+
+    @app.get("/v1/model/card", response_class=PlainTextResponse, summary="The served model's card (Markdown)")
+    async def card(request: Request) -> PlainTextResponse:
+        run = request.app.state.served.run
+        path = run.path / MODEL_CARD_FILE
+        text = path.read_text() if path.exists() else model_card(run)
+        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -45,7 +45,8 @@ async def model_info(request: Request) -> ModelInfo:
     record = output.record()
     return ModelInfo(model=served.model_id, recipe=run.config.recipe, class_names=list(output.class_names),
                      input_size=run.image_size, output_kind=output.kind, threshold=record.get("threshold"),
-                     output=record["output"], metrics=run.metrics, config=run.config.to_dict())
+                     output=record["output"], metrics=run.metrics, config=run.config.to_dict(),
+                     checkpoint={"name": run.checkpoint, **run.checkpoint_record()})
 
 
 @router.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)

@@ -44,6 +44,8 @@ class ModelInfo(BaseModel):
     output: str  # how to read the output, in words
     metrics: dict  # the run's metrics.json (validation accuracy, best epoch, timings, ...)
     config: dict  # the run's config.json
+    checkpoint: dict | None = None  # the served checkpoint: {name, file, epoch, val_accuracy, val_loss}
+    model_card: str = "/v1/model/card"  # the run's MODEL_CARD.md (Markdown): uses, data, results, limitations
 
 
 class Health(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,7 +14,8 @@ class ServeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HORSES_HUMANS_SERVE_", frozen=True)
 
-    run: Path | None = None  # None: the best run (highest best_val_accuracy) in runs_dir
+    run: Path | None = None  # None: the best run in runs_dir (highest validation accuracy of its served checkpoint)
+    checkpoint: Literal["best", "last"] = "best"  # which saved epoch is served (runs.DEFAULT_CHECKPOINT)
     runs_dir: Path | None = None  # None: $HORSES_HUMANS_RUNS, else ./runs
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
