@@ -46,7 +46,7 @@ def resampled(x: np.ndarray) -> np.ndarray:
 def study_row(run: Run, x: np.ndarray, y: np.ndarray) -> list[str]:
     """One run's cells: accuracy on plain, augmented and resampled images, at the run's threshold."""
     threshold = run.labels.get("threshold", 0.5)
-    model = run.load_model()
+    model = run.load_model("last")  # the final epoch, which metrics["val_accuracy"] describes
     plain = probabilities(model, x, training=False)
     aug = probabilities(model, x, training=True, draws=8) if run.config.recipe == "augmented" else None
     blur = probabilities(model, resampled(x), training=False)
