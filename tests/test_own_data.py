@@ -39,6 +39,13 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
     return status, out, err
 
 
+def strict_json(text: str):
+    """Parse JSON as JavaScript or jq would: NaN and Infinity are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
 def import_own_set(root: Path, layout: str, n: int) -> tuple[Path, Path]:
     """(the user's source set, the data dir it was imported into with `data import`)."""
     source = make_own_dataset(root / "mine", n, layout, per_class=PER_CLASS, test=layout == "split-folders")
@@ -83,7 +90,7 @@ def test_the_run_is_a_softmax_over_the_folders_classes(own):
 
 def test_evaluate_scores_every_class_on_the_runs_own_split(own, capsys):
     status, out, _ = cli(capsys, "evaluate", own.run, "--cache-dir", own.cache, "--json")
-    metrics = json.loads(out)
+    metrics = strict_json(out)
     assert status == 0 and metrics["class_names"] == own.names and list(metrics["per_class"]) == own.names
     assert metrics["images"] == 2 * own.n and len(metrics["confusion_matrix"]) == own.n
     status, out, err = cli(capsys, "evaluate", own.run, "--cache-dir", own.cache, "--split", "test", "--json")
@@ -101,9 +108,11 @@ def test_evaluate_data_scores_a_folder_of_some_of_the_classes(own, capsys, tmp_p
     for name in own.names[1:3]:  # two of the five classes
         shutil.copytree(own.source / name, subset / name)
     status, out, _ = cli(capsys, "evaluate", own.run, "--cache-dir", own.cache, "--data", subset, "--json")
-    metrics = json.loads(out)
+    metrics = strict_json(out)
     assert status == 0 and metrics["split"] == "data" and metrics["images"] == 2 * PER_CLASS
     assert metrics["class_names"] == own.names  # still scored as one of all five classes
+    assert metrics["roc_auc"] is None  # undefined without every class: null, which any JSON parser reads (not NaN)
+    assert strict_json((own.run / "evaluation.json").read_text())["roc_auc"] is None
     (subset / "zebras").mkdir()
     shutil.copy(next((subset / own.names[1]).iterdir()), subset / "zebras" / "z.png")
     status, _, err = cli(capsys, "evaluate", own.run, "--cache-dir", own.cache, "--data", subset)

@@ -8,10 +8,13 @@ class 1 for two classes, the largest probability for more).
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
-from .atomic import write_json_atomic, write_text_atomic
+from .atomic import write_text_atomic
 from .outputs import ClassOutput
 from .predict import Predictor, rows_to_csv
 from .rundata import load_labelled, load_run_split
@@ -88,9 +91,16 @@ def evaluate_run(run_dir, data_dir=None, cache_dir=None, log=print, side: str = 
     metrics.update(run=str(run.path), class_names=run.class_names, skipped_files=len(split.skipped),
                    split="data" if data is not None else side, folder=str(split.root))
     rows = per_image_rows(split.files, split.y, probabilities, predictor.output)
-    write_json_atomic(run.path / "evaluation.json", metrics)
+    write_text_atomic(run.path / "evaluation.json", metrics_json(metrics) + "\n")
     write_text_atomic(run.path / "predictions.csv", rows_to_csv(rows))
     return metrics
+
+
+def metrics_json(metrics: dict) -> str:
+    """The metrics as strict JSON: an undefined ROC AUC (NaN: a class has no image) is null, not the NaN that
+    JavaScript, jq and other strict parsers refuse."""
+    auc = metrics["roc_auc"]
+    return json.dumps({**metrics, "roc_auc": None if math.isnan(auc) else auc}, indent=2)
 
 
 def format_metrics(metrics: dict) -> str:
