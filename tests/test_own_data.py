@@ -101,9 +101,8 @@ def test_evaluate_scores_every_class_on_the_runs_own_split(own, capsys):
         assert_one_line_error(err, "test")
 
 
+@pytest.mark.parametrize("own", [("class-folders", 5)], indirect=True, ids=["class-folders-5"])  # once is enough
 def test_evaluate_data_scores_a_folder_of_some_of_the_classes(own, capsys, tmp_path):
-    if (own.layout, own.n) != ("class-folders", 5):
-        pytest.skip("once is enough")
     subset = tmp_path / "subset"
     for name in own.names[1:3]:  # two of the five classes
         shutil.copytree(own.source / name, subset / name)
@@ -113,11 +112,26 @@ def test_evaluate_data_scores_a_folder_of_some_of_the_classes(own, capsys, tmp_p
     assert metrics["class_names"] == own.names  # still scored as one of all five classes
     assert metrics["roc_auc"] is None  # undefined without every class: null, which any JSON parser reads (not NaN)
     assert strict_json((own.run / "evaluation.json").read_text())["roc_auc"] is None
-    (subset / "zebras").mkdir()
-    shutil.copy(next((subset / own.names[1]).iterdir()), subset / "zebras" / "z.png")
-    status, _, err = cli(capsys, "evaluate", own.run, "--cache-dir", own.cache, "--data", subset)
+
+
+BAD_DATA_FOLDERS = [  # evaluate --data on a folder that is not one of class folders (an unknown class: test_rundata)
+    ("missing", lambda d: None, ["no such folder", "give a folder of class folders (class0, class1, class2)"]),
+    ("flat", lambda d: shutil.copy(make_own_dataset(d.parent / "src", 3, "class-folders", per_class=2) / "class0" /
+                                   "class0-00.png", d / "a.png"), ["no class folders", "sub-folders named after"]),
+    ("empty-class", lambda d: (d / "class1").mkdir(), ["class1: class folder is empty", "add its images"]),
+]
+
+
+@pytest.mark.parametrize("own", [("official", 3)], indirect=True, ids=["official-3"])  # once is enough
+@pytest.mark.parametrize("name, breaks, fragments", BAD_DATA_FOLDERS, ids=[b[0] for b in BAD_DATA_FOLDERS])
+def test_evaluate_data_on_a_bad_folder_is_one_error_line(own, tmp_path, capsys, name, breaks, fragments):
+    folder = tmp_path / "new-photos"
+    if name != "missing":
+        folder.mkdir()
+        breaks(folder)
+    status, _, err = cli(capsys, "evaluate", own.run, "--cache-dir", own.cache, "--data", folder)
     assert status == 2
-    assert_one_line_error(err, "'zebras'")
+    assert_one_line_error(err, str(folder), *fragments)
 
 
 def test_predict_csv_gives_every_class_and_the_labels_own_probability(own, capsys):
