@@ -165,7 +165,8 @@ def test_report_draws_an_n_by_n_confusion_matrix(own, capsys):
     path = own.run / "report" / "report.html"
     assert status == 0 and str(path) in out and path.is_file()
     html = path.read_text()
-    assert all(name in html for name in own.names) and "onfusion" in html
+    assert all(name in html for name in own.names) and (own.run / "report" / "confusion.png").is_file()
+    assert "predicted as the most probable class" in html and "one-vs-rest macro ROC AUC" in html
 
 
 def test_export_keras_is_shipped(own, capsys):
