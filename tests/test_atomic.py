@@ -47,3 +47,22 @@ def test_quiet_native_stderr_hides_only_what_bypasses_python(verbose):
     err = subprocess.run([sys.executable, "-c", QUIET], capture_output=True, text=True, env=env, check=True).stderr
     expected = ["our progress line", "after", "native after"]
     assert err.splitlines() == (["native chatter"] + expected if verbose else expected)
+
+
+LOGGER_MADE_INSIDE = """
+import logging, sys
+from horses_humans.backend import quiet_native_stderr
+with quiet_native_stderr():  # as TensorFlow's import makes its logger's handler on the sys.stderr of the moment
+    logger = logging.getLogger("made-inside")
+    logger.addHandler(logging.StreamHandler(sys.stderr))
+logger.warning("a warning after the block")
+"""
+
+
+def test_a_log_handler_made_inside_the_block_still_writes_after_it():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HORSES_HUMANS_VERBOSE"}
+    err = subprocess.run([sys.executable, "-c", LOGGER_MADE_INSIDE], capture_output=True, text=True, env=env, check=True).stderr
+    assert err.splitlines() == ["a warning after the block"]  # not '--- Logging error --- ... closed file'

@@ -6,6 +6,7 @@ imports TensorFlow, instead of setting the variables itself.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -52,9 +53,19 @@ def quiet_native_stderr():
                 yield
             finally:
                 sys.stderr = python_stderr
+                repoint_log_handlers(visible, python_stderr)
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def repoint_log_handlers(old, new) -> None:
+    """Point logging handlers made inside the block on `old` (closed after it) at `new`: TensorFlow's logger is made
+    during its import, and would otherwise print '--- Logging error ---' for every later warning."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for handler in (h for logger in loggers for h in getattr(logger, "handlers", [])):
+        if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+            handler.setStream(new)
 
 
 def writes_to_fd2(stream) -> bool:

@@ -225,12 +225,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import evaluate_run, format_metrics
+    from .evaluation import evaluate_run, format_metrics, metrics_json
 
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure JSON with --json)
     metrics = evaluate_run(args.run, run_data_dir(args), args.cache_dir, log, side=args.split, data=args.data,
                            checkpoint=args.checkpoint)
-    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    print(metrics_json(metrics) if args.json else format_metrics(metrics))
     return 0
 
 

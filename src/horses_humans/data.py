@@ -104,9 +104,17 @@ class DataSet:
 
 # ---------------------------------------------------------------- finding files
 
+OS_JUNK = {"__macosx", "thumbs.db", "ehthumbs.db", "desktop.ini"}  # what macOS and Windows leave in photo folders
+
+
 def is_hidden(name: str) -> bool:
-    """Dot files and folders and macOS resource forks (__MACOSX) are never data."""
-    return name.startswith(".") or name == "__MACOSX"
+    """Dot files and folders, macOS resource forks (__MACOSX) and Windows' Thumbs.db / desktop.ini are never data."""
+    return name.startswith(".") or name.lower() in OS_JUNK
+
+
+def hidden_names(folder: str, names: list[str]) -> list[str]:
+    """shutil.copytree's ignore: the hidden names (is_hidden) in a folder, never copied."""
+    return [name for name in names if is_hidden(name)]
 
 
 def visible_files(folder: Path) -> list[Path]:
@@ -447,7 +455,7 @@ def unpack_split(source: Path, dest: Path) -> None:
                 f"{source}: holds the split folders {names}, not class folders; "
                 f"import the folder that directly holds {TRAIN}/ and {VALIDATION}/ (unzip it first)."
             )
-        shutil.copytree(root, tmp / "split", ignore=shutil.ignore_patterns(".*", "__MACOSX"))
+        shutil.copytree(root, tmp / "split", ignore=hidden_names)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp / "split", dest)
@@ -496,7 +504,7 @@ def import_dataset(source: Path, data_dir: Path, log=print) -> list[str]:
             dataset = find_dataset(root)  # one clear error for a bad layout, before anything is replaced
         except HorsesHumansError as exc:  # name the zip, not the temporary folder it was unpacked in
             raise HorsesHumansError(str(exc).replace(str(tmp / "unpacked"), str(source))) from None
-        shutil.copytree(root, tmp / "data", ignore=shutil.ignore_patterns(".*", "__MACOSX"))
+        shutil.copytree(root, tmp / "data", ignore=hidden_names)
         replaced = replace_folder(tmp / "data", data_dir, tmp / "replaced")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

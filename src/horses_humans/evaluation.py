@@ -8,13 +8,15 @@ class 1 for two classes, the largest probability for more).
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
-from .atomic import write_json_atomic, write_text_atomic
+from .atomic import write_text_atomic
 from .modelcard import EVALUATIONS_DIR, write_model_card
 from .outputs import ClassOutput
 from .predict import Predictor, rows_to_csv
@@ -95,8 +97,8 @@ def evaluate_run(run_dir, data_dir=None, cache_dir=None, log=print, side: str = 
                    split="data" if data is not None else side, folder=str(split.root), checkpoint=run.checkpoint,
                    checkpoint_file=run.checkpoint_path().name)
     rows = per_image_rows(split.files, split.y, probabilities, predictor.output)
-    write_json_atomic(run.path / "evaluation.json", metrics)
-    write_json_atomic(run.path / EVALUATIONS_DIR / f"{evaluation_name(metrics)}.json", metrics)
+    write_text_atomic(run.path / "evaluation.json", metrics_json(metrics) + "\n")
+    write_text_atomic(run.path / EVALUATIONS_DIR / f"{evaluation_name(metrics)}.json", metrics_json(metrics) + "\n")
     write_text_atomic(run.path / "predictions.csv", rows_to_csv(rows))
     write_model_card(run.path)  # the card describes the default (served) checkpoint, whichever was evaluated
     return metrics
@@ -106,6 +108,13 @@ def evaluation_name(metrics: dict) -> str:
     """The file name an evaluation is kept under: split (or data-FOLDER) and checkpoint, e.g. test-best."""
     what = metrics["split"] if metrics["split"] != "data" else "data-" + re.sub(r"[^\w.-]+", "_", Path(metrics["folder"]).name)
     return f"{what}-{metrics['checkpoint']}"
+
+
+def metrics_json(metrics: dict) -> str:
+    """The metrics as strict JSON: an undefined ROC AUC (NaN: a class has no image) is null, not the NaN that
+    JavaScript, jq and other strict parsers refuse."""
+    auc = metrics["roc_auc"]
+    return json.dumps({**metrics, "roc_auc": None if math.isnan(auc) else auc}, indent=2)
 
 
 def format_metrics(metrics: dict) -> str:
