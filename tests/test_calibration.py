@@ -124,3 +124,15 @@ def test_calibrate_run_writes_the_record_and_keeps_other_keys(tmp_path):
 def test_training_calibrates_the_saved_model(baseline_run):
     record = json.loads((baseline_run / CALIBRATION_FILE).read_text())
     assert record["temperature"] > 0 and record["images"] == len(load_run(baseline_run).data["sides"]["validation"]["files"])
+
+
+def test_reliability_plot_has_a_panel_each_with_its_ece():
+    from horses_humans.calibration import bins_record
+    from horses_humans.plots import plot_reliability
+
+    y, p = overconfident(n=500)
+    before, after = reliability_bins(y, p), bins_record(reliability_bins(y, tempered(p, 3.0)))  # arrays or JSON lists
+    titles = [ax.get_title() for ax in plot_reliability(before, after).axes]
+    assert titles[0].startswith("before calibration: ECE") and titles[1].startswith("after calibration: ECE")
+    assert f"{expected_calibration_error(y, p):.4f}" in titles[0] and "500 images" in titles[1]
+    assert len(plot_reliability(before).axes) == 1

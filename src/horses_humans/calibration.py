@@ -98,6 +98,12 @@ def calibration_record(y_true, raw_probabilities, bins: int = ECE_BINS) -> dict:
     }
 
 
+def read_calibration(run_dir) -> dict:
+    """RUN/calibration.json, or {} for a run that has none."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def update_calibration(run_dir, **entries) -> dict:
     """Merge entries into RUN/calibration.json, keeping every other key (another rule may keep its own there);
     the run directory is locked while the file is read, merged and atomically replaced."""
@@ -105,7 +111,7 @@ def update_calibration(run_dir, **entries) -> dict:
     fd = os.open(run_dir, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        record = {**(json.loads(path.read_text()) if path.exists() else {}), **entries}
+        record = {**read_calibration(run_dir), **entries}
         write_json_atomic(path, record)
         return record
     finally:

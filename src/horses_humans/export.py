@@ -347,6 +347,7 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
         "input": {"dtype": "float32", "shape": [None, size, size, 3], "layout": "NHWC",
                   "note": "raw 0-255 RGB pixels; rescaling is inside the model"},
         "output_shape": [None, output.units],
+        "temperature": output.temperature,  # calibration: probabilities are softmax(log p / T) of the raw outputs
         "validation_accuracy": result.accuracy,
     }
 
