@@ -69,6 +69,11 @@ def test_fit_recovers_the_overconfidence_and_lowers_nll_and_ece():
     assert expected_calibration_error(y, after) < 0.03 < expected_calibration_error(y, p)
 
 
+def test_calibration_never_sharpens():
+    y, p = overconfident(sharpen=0.5)  # an underconfident model: the NLL alone would want T = 0.5
+    assert fit_temperature(y, p) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_no_mistakes_keeps_temperature_one():
     # every answer right: the NLL falls as T -> 0 and would make every answer certain; nothing to fit
     p = np.array([[0.6, 0.4], [0.3, 0.7], [0.45, 0.55]], np.float32)

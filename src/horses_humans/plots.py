@@ -224,7 +224,7 @@ def plot_reliability(bins_before: dict, bins_after: dict | None = None) -> Figur
         ece = float(np.sum(np.abs(acc - conf)[filled] * count[filled]) / max(count.sum(), 1))
         ax.bar(edges[:-1][filled], acc[filled], width=np.diff(edges)[filled], align="edge", color=RUN_COLOURS[0],
                edgecolor="white", label="accuracy")
-        ax.plot(conf[filled], acc[filled], "o", color=WRONG_COLOUR, ms=4, label="mean confidence")
+        ax.plot(conf[filled], acc[filled], "o", color=WRONG_COLOUR, ms=4, label="bin: (mean confidence, accuracy)")
         ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
