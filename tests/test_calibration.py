@@ -141,3 +141,17 @@ def test_reliability_plot_has_a_panel_each_with_its_ece():
     assert titles[0].startswith("before calibration: ECE") and titles[1].startswith("after calibration: ECE")
     assert f"{expected_calibration_error(y, p):.4f}" in titles[0] and "500 images" in titles[1]
     assert len(plot_reliability(before).axes) == 1
+
+
+def test_export_checks_the_model_own_outputs_and_ships_the_temperature(tmp_path):
+    from horses_humans import export as ex
+
+    run_dir, data = centroid_setup(tmp_path, 2)
+    raw = ex.open_source(run_dir, data, log=lambda line: None).reference
+    update_calibration(run_dir, temperature=4.0)
+    source = ex.open_source(run_dir, data, log=lambda line: None)
+    assert np.array_equal(source.reference, raw)  # parity is on the model's outputs; T is applied after any model
+    result = ex.export(source, "keras", latency_runs=1)
+    assert result.shipped, result.error
+    labels = json.loads((result.path / "labels.json").read_text())
+    assert labels["temperature"] == 4.0 and ClassOutput.from_labels(labels).temperature == 4.0
