@@ -155,3 +155,14 @@ def test_export_checks_the_model_own_outputs_and_ships_the_temperature(tmp_path)
     assert result.shipped, result.error
     labels = json.loads((result.path / "labels.json").read_text())
     assert labels["temperature"] == 4.0 and ClassOutput.from_labels(labels).temperature == 4.0
+
+
+def test_calibrate_command_prints_the_fit(tmp_path, capsys):
+    from horses_humans.cli import main
+
+    run_dir, data = centroid_setup(tmp_path, 3)
+    assert main(["calibrate", str(run_dir), "--data-dir", str(data)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("temperature ") and "validation images" in line and "ECE" in line
+    assert (run_dir / CALIBRATION_FILE).exists()
+    assert main(["calibrate", str(tmp_path / "nowhere")]) == 2
