@@ -153,7 +153,9 @@ def test_browser_build_decodes_like_pillow_and_answers_like_python(web_site, bas
     got_pixels = np.array([a["pixels"] for a in answers]).reshape(expected_pixels.shape)
     assert np.array_equal(got_pixels, expected_pixels)  # the page's resize is Pillow's bilinear, exactly
     session = onnxruntime.InferenceSession(str(site / build / "model.onnx"), providers=["CPUExecutionProvider"])
-    native = session.run(None, {session.get_inputs()[0].name: expected_pixels.astype(np.float32)})[0].ravel()
+    native = session.run(None, {session.get_inputs()[0].name: expected_pixels.astype(np.float32)})[0]
+    output = Predictor.from_run(baseline_run).output  # the page serves calibrated probabilities, as Python does
+    native = output.probabilities(native)[:, 1]
     in_browser = np.array([a["p"] for a in answers])
     # ONNX Runtime Web (wasm) against native ONNX Runtime: float kernels agree to rounding; with int8 dense weights
     # the activations are quantized on the fly and the two builds round a few of them differently (3e-4 seen)
@@ -162,6 +164,21 @@ def test_browser_build_decodes_like_pillow_and_answers_like_python(web_site, bas
     assert [a["label"] for a in answers] == [["horses", "humans"][int(p >= 0.5)] for p in keras]
     if build == "web":
         assert np.abs(in_browser - keras).max() <= 1e-4
+
+
+def test_browser_temperature_matches_python(web_site):
+    from playwright.sync_api import sync_playwright
+
+    from horses_humans.outputs import tempered
+
+    probs = [[0.2, 0.8], [1.0, 0.0], [0.1, 0.3, 0.6]]
+    url, _ = web_site
+    with sync_playwright() as pw:
+        browser, page = open_page(pw, f"{url}/web/")
+        got = page.evaluate("(rows) => rows.map((row) => [tempered(row, 2.5), tempered(row, 1)])", probs)
+        browser.close()
+    for row, (scaled, same) in zip(probs, got):
+        assert np.allclose(scaled, tempered(np.array([row]), 2.5)[0], atol=1e-6) and same == row
 
 
 def test_browser_build_page_labels_photos_and_reports_bad_files(web_site, views_data, baseline_run, tmp_path):

@@ -13,6 +13,7 @@ from horses_humans.parity import RULES, check_parity, p50_latency_ms
 from horses_humans.images import load_pixels
 from horses_humans.outputs import ClassOutput
 from horses_humans.predict import Predictor
+from horses_humans.runs import load_run
 from horses_humans.tables import exports_table, write_exports_markdown
 
 from .synthetic import write_image
@@ -137,6 +138,7 @@ def test_every_export_ships_with_its_labels(baseline_exports, baseline_run, name
     assert labels["output_kind"] == "sigmoid" and labels["output_shape"] == [None, 1] and "'humans'" in labels["output"]
     assert labels["pixel_range"] == [0, 255] and labels["input"]["shape"] == [None, 32, 32, 3]
     assert (labels["format"], labels["quantize"]) == (result.format, result.quantize)
+    assert labels["temperature"] == load_run(baseline_run).output.temperature  # the export serves calibrated probabilities
     manifest = json.loads((folder / "export.json").read_text())
     assert manifest["parity"]["passed"] and manifest["parity"]["images"] == 16
     assert manifest["parity"]["rule"] == result.parity.rule and manifest["model_bytes"] == result.model_bytes > 0

@@ -12,7 +12,7 @@ from horses_humans.cli import main
 from horses_humans.evaluation import classification_metrics
 from horses_humans.runs import load_run
 
-SECTIONS = ["samples", "augmentation", "curves", "activations", "gradcam", "confusion", "roc", "misclassified"]
+SECTIONS = ["samples", "augmentation", "curves", "activations", "gradcam", "confusion", "roc", "reliability", "misclassified"]
 
 
 def embedded_images(html: str) -> list[bytes]:
@@ -48,6 +48,7 @@ def test_report_captions_say_what_they_show(baseline_report):
     assert "no augmentation layers of its own" in html  # the baseline borrows the augmented recipe's layers
     assert "2 runs overlaid" in html  # --compare
     assert "Grad-CAM of the predicted class at layer conv3" in html
+    assert "ECE (15 bins), before -&gt; after temperature" in html and "validation images; temperature" in html
 
 
 def test_report_of_a_transfer_model_reaches_into_its_backbone(mobilenet_run, views_data):

@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_cache_dir(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
+    p = sub.add_parser("calibrate", help="fit the run's temperature on its validation images (training does it too) "
+                                         "into RUN/calibration.json: every served probability is then calibrated")
+    p.add_argument("run", type=Path)
+    add_run_data_dir(p)
+    add_cache_dir(p)
+
     p = sub.add_parser("predict", help="label and probability for images or folders (walked recursively)")
     p.add_argument("run", type=Path)
     p.add_argument("paths", type=Path, nargs="+", metavar="IMAGE_OR_DIR")
@@ -231,6 +237,13 @@ def cmd_evaluate(args) -> int:
     metrics = evaluate_run(args.run, run_data_dir(args), args.cache_dir, log, side=args.split, data=args.data,
                            checkpoint=args.checkpoint)
     print(metrics_json(metrics) if args.json else format_metrics(metrics))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .calibration import calibrate_run, format_calibration
+
+    print(format_calibration(calibrate_run(args.run, run_data_dir(args), args.cache_dir)))
     return 0
 
 
@@ -385,7 +398,7 @@ def cmd_weights(args) -> int:
     return 0
 
 
-COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
+COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "predict": cmd_predict, "runs": cmd_runs,
             "report": cmd_report, "explain": cmd_explain, "compare": cmd_compare, "experiment": cmd_experiment,
             "serve": cmd_serve, "export": cmd_export, "card": cmd_card}
 

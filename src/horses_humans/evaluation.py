@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from .atomic import write_text_atomic
+from .calibration import ECE_BINS, expected_calibration_error
 from .modelcard import EVALUATIONS_DIR, write_model_card
 from .outputs import ClassOutput
 from .predict import Predictor, rows_to_csv
@@ -41,10 +42,22 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, output
                       for name, *s in zip(names, *scores)},
         **{average: averaged(y_true, y_pred, average) for average in ("macro", "weighted")},
         "roc_auc": roc_auc(y_true, probabilities),
+        "ece": expected_calibration_error(y_true, probabilities), "ece_bins": ECE_BINS, "temperature": output.temperature,
+        "sure_mistakes": sure_mistakes(y_true, probabilities, output),
     }
     if len(names) == 2:  # the binary headline numbers, with class 1 (humans in the reference) as positive
         metrics.update({k: metrics["per_class"][names[1]][k] for k in ("precision", "recall", "f1")})
     return metrics
+
+
+SURE = 0.999  # a wrong answer above this probability is a promise broken
+
+
+def sure_mistakes(y_true: np.ndarray, probabilities: np.ndarray, output: ClassOutput) -> int:
+    """How many images are answered wrong with a probability above SURE (of the label they get)."""
+    y_pred = output.predicted(probabilities)
+    answered = probabilities[np.arange(len(y_pred)), y_pred]
+    return int(np.sum((y_pred != y_true) & (answered > SURE)))
 
 
 def averaged(y_true: np.ndarray, y_pred: np.ndarray, average: str) -> dict:
@@ -123,6 +136,9 @@ def format_metrics(metrics: dict) -> str:
     lines = [f"run: {metrics['run']}  ({metrics['images']} {metrics.get('split', 'validation')} images)"]
     headline = ("accuracy", "precision", "recall", "f1", "roc_auc") if len(names) == 2 else ("accuracy", "roc_auc")
     lines += [f"{k:<10}{metrics[k]:.4f}" for k in headline]
+    if "ece" in metrics:  # evaluation.json files written before calibration lack it
+        lines.append(f"{'ece':<10}{metrics['ece']:.4f}  ({metrics['ece_bins']} bins, temperature "
+                     f"{metrics['temperature']:.3f}; {metrics['sure_mistakes']} wrong answers above p {SURE})")
     return "\n".join(lines + ["", *class_table(metrics), "", *confusion_lines(metrics),
                               "", f"per-image results: {metrics['run']}/predictions.csv"])
 

@@ -20,7 +20,7 @@ import time
 import uuid
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -64,7 +64,7 @@ class ExportSource:
     run: Run
     model: object  # the run's Keras model, as saved
     validation: Split
-    reference: np.ndarray  # the Keras model's class probabilities (N, C) on validation.x
+    reference: np.ndarray  # the Keras model's own class probabilities (N, C) on validation.x (uncalibrated)
     data_dir: Path | None  # None: the run's own data folder
     cache_dir: Path | None = None
     log: Callable = print
@@ -79,8 +79,9 @@ class ExportSource:
 
     @property
     def output(self) -> ClassOutput:
-        """How the run's model output reads: its classes, sigmoid or softmax, threshold."""
-        return self.run.output
+        """How the run's model output reads: its classes, sigmoid or softmax, threshold; uncalibrated (T = 1), so
+        parity compares the model's own probabilities: the temperature is applied after any model, the same on all."""
+        return replace(self.run.output, temperature=1.0)
 
     @property
     def export_root(self) -> Path:
@@ -276,13 +277,14 @@ def check_request(fmt: str, quantize: str) -> Format:
 
 def open_source(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print,
                 checkpoint: str | None = None) -> ExportSource:
-    """Load a run's model (`checkpoint`, default the run's) and its probabilities on the validation images (what
-    every export is checked against)."""
-    from .evaluation import predict_split
+    """Load a run's model (`checkpoint`, default the run's) and its uncalibrated probabilities on the validation
+    images (what every export is checked against: exports hold the model, calibration is applied after it)."""
+    from .predict import Predictor
 
     run = load_run(run_dir, checkpoint)
-    predictor, split, probabilities = predict_split(run, "validation", data_dir, None, cache_dir, log)
-    return ExportSource(run, predictor.model, split, probabilities, data_dir, cache_dir, log)
+    split = load_run_split(run, "validation", data_dir, cache_dir, log)
+    predictor = Predictor(run.load_model(), run.class_names, run.image_size, output=replace(run.output, temperature=1.0))
+    return ExportSource(run, predictor.model, split, predictor.predict_proba(np.asarray(split.x)), data_dir, cache_dir, log)
 
 
 def export(source: ExportSource, fmt: str, quantize: str = "none", latency_runs: int = 50) -> ExportResult:
@@ -351,6 +353,7 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
         "input": {"dtype": "float32", "shape": [None, size, size, 3], "layout": "NHWC",
                   "note": "raw 0-255 RGB pixels; rescaling is inside the model"},
         "output_shape": [None, output.units],
+        "temperature": source.run.output.temperature,  # calibration: probabilities are softmax(log p / T) of the outputs
         "validation_accuracy": result.accuracy,
     }
 

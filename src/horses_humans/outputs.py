@@ -4,6 +4,9 @@ Two classes keep the reference's single sigmoid unit (the probability of class_n
 9,494,561 parameters); three or more use a softmax over one unit per class. Everything downstream (predict, the
 server, evaluation, the report, exports and their parity checks) reads raw model outputs through one ClassOutput,
 so it always sees an (N, C) matrix of class probabilities, whatever the output layer is.
+
+A temperature T (calibration.py fits it on validation, RUN/calibration.json keeps it) softens or sharpens them:
+softmax(log p / T), which for a sigmoid is sigmoid(logit(p) / T). T = 1.0 leaves the model's probabilities as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class ClassOutput:
     class_names: tuple[str, ...]
     kind: str  # SIGMOID (two classes: one unit, P(class_names[1])) or SOFTMAX (one unit per class)
     threshold: float = DEFAULT_THRESHOLD  # sigmoid only: P(class_names[1]) >= threshold means class_names[1]
+    temperature: float = 1.0  # applied after the model: the threshold reads the calibrated probability
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
@@ -32,6 +36,9 @@ class ClassOutput:
         if self.kind not in (SIGMOID, SOFTMAX) or (self.kind == SIGMOID) != (len(self.class_names) == 2):
             raise HorsesHumansError(f"output {self.kind!r} does not fit {len(self.class_names)} classes: "
                                     "two classes use a sigmoid, more a softmax.")
+        if not float(self.temperature) > 0:
+            raise HorsesHumansError(f"temperature {self.temperature!r}: it must be a positive number "
+                                    "(fit it again with `horses-humans calibrate RUN`).")
 
     @classmethod
     def for_classes(cls, class_names, threshold: float = DEFAULT_THRESHOLD) -> "ClassOutput":
@@ -43,7 +50,7 @@ class ClassOutput:
         """From a run's or an export's labels.json (runs made before N classes have no output_kind: sigmoid)."""
         names = labels["class_names"]
         kind = labels.get("output_kind", SIGMOID if len(names) == 2 else SOFTMAX)
-        return cls(tuple(names), kind, labels.get("threshold", DEFAULT_THRESHOLD))
+        return cls(tuple(names), kind, labels.get("threshold", DEFAULT_THRESHOLD), labels.get("temperature", 1.0))
 
     @property
     def units(self) -> int:
@@ -55,8 +62,10 @@ class ClassOutput:
         raw = np.asarray(raw, np.float32)
         if self.kind == SIGMOID:
             p = raw.reshape(-1)
-            return np.stack([1.0 - p, p], axis=1)
-        return raw.reshape(-1, len(self.class_names))
+            probabilities = np.stack([1.0 - p, p], axis=1)
+        else:
+            probabilities = raw.reshape(-1, len(self.class_names))
+        return tempered(probabilities, self.temperature)
 
     def predicted(self, probabilities) -> np.ndarray:
         """Class index per row of an (N, C) probability matrix: the threshold on class 1 (sigmoid), else argmax."""
@@ -81,4 +90,23 @@ class ClassOutput:
         record = {"class_names": list(self.class_names), "output_kind": self.kind, "output": self.reading()}
         if self.kind == SIGMOID:
             record["threshold"] = self.threshold
+        if self.temperature != 1.0:  # calibrated: exports and /v1/model say how their probabilities were made
+            record["temperature"] = self.temperature
         return record
+
+
+PROBABILITY_FLOOR = 1e-7  # p is clipped to [1e-7, 1 - 1e-7] before the log: a saturated float32 p is exactly 0 or 1
+
+
+def tempered(probabilities, temperature: float) -> np.ndarray:
+    """Class probabilities (N, C) -> softmax(log p / T), float32; T = 1.0 returns them unchanged.
+
+    For two classes this is sigmoid(logit(p1) / T), so a sigmoid and its two-column form agree. Dividing by T keeps
+    the order of a row: the argmax, and a sigmoid's side of 0.5, never change."""
+    probabilities = np.asarray(probabilities, np.float32)
+    if temperature == 1.0:
+        return probabilities
+    logits = np.log(np.clip(probabilities.astype(np.float64), PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)  # no overflow in exp
+    scaled = np.exp(logits)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)

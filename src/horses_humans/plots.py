@@ -209,3 +209,27 @@ def plot_roc(curves: dict[str, tuple], title: str) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=TITLE_SIZE)
     return fig
+
+
+def plot_reliability(bins_before: dict, bins_after: dict | None = None) -> Figure:
+    """Reliability diagrams, before and (if given) after calibration: per equal-width confidence bin, the accuracy
+    (bars) against the mean confidence (the diagonal is perfect calibration), with each panel's ECE. A bins dict is
+    calibration.reliability_bins' (edges, confidence, accuracy, count; empty bins NaN or None)."""
+    panels = {"before calibration": bins_before, **({"after calibration": bins_after} if bins_after else {})}
+    fig = new_figure(4.2 * len(panels), 4.3)
+    for ax, (name, bins) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels.items()):
+        edges, count = np.asarray(bins["edges"], float), np.asarray(bins["count"], float)
+        conf, acc = (np.array([np.nan if v is None else v for v in bins[k]], float) for k in ("confidence", "accuracy"))
+        filled = count > 0
+        ece = float(np.sum(np.abs(acc - conf)[filled] * count[filled]) / max(count.sum(), 1))
+        ax.bar(edges[:-1][filled], acc[filled], width=np.diff(edges)[filled], align="edge", color=RUN_COLOURS[0],
+               edgecolor="white", label="accuracy")
+        ax.plot(conf[filled], acc[filled], "o", color=WRONG_COLOUR, ms=4, label="bin: (mean confidence, accuracy)")
+        ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("confidence (probability of the answer)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{name}: ECE {ece:.4f} ({int(count.sum())} images)", fontsize=TITLE_SIZE + 1)
+        ax.legend(loc="upper left", fontsize=TITLE_SIZE - 1)
+    return fig

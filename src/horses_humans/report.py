@@ -16,6 +16,7 @@ from sklearn.metrics import auc, roc_curve
 
 from . import explain, plots
 from .atomic import write_text_atomic
+from .calibration import read_calibration, reliability_bins
 from .compare import runs_curves_view
 from .data import Split
 from .evaluation import classification_metrics, predict_split
@@ -75,7 +76,7 @@ def write_report(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | 
     views = [
         samples_view(ev, out), augmentation_view(ev, out), curves_view(ev.run, compare, out),
         activations_view(ev, out), gradcam_view(ev, out), confusion_view(ev, metrics, out),
-        roc_view(ev, metrics, out), misclassified_view(ev, out),
+        roc_view(ev, metrics, out), reliability_view(ev, out), misclassified_view(ev, out),
     ]
     path = out / "report.html"
     write_text_atomic(path, render_html(ev.run, metrics, views))
@@ -197,6 +198,20 @@ def roc_view(ev: Evaluated, metrics: dict, out: Path) -> View:
     return View("roc", "ROC curves", caption, plots.save_png(fig, out / "roc.png"))
 
 
+def reliability_view(ev: Evaluated, out: Path) -> View:
+    """Reliability diagrams before and after temperature scaling (as calibration.json recorded them on validation)."""
+    record = read_calibration(ev.run.path)
+    if "reliability_before" not in record:  # a run made before calibration: what it serves now, uncalibrated
+        fig = plots.plot_reliability(reliability_bins(ev.split.y, ev.probabilities))
+        caption = "Not calibrated: `horses-humans calibrate RUN` fits a temperature and draws the after panel."
+    else:
+        fig = plots.plot_reliability(record["reliability_before"], record["reliability_after"])
+        caption = (f"Accuracy against confidence in {record['bins']} equal-width bins on {record['images']} validation "
+                   f"images; temperature {record['temperature']:.3f} (fitted on these images, so the after panel is "
+                   "optimistic); served probabilities are the calibrated ones.")
+    return View("reliability", "Reliability diagram", caption, plots.save_png(fig, out / "reliability.png"))
+
+
 def misclassified_view(ev: Evaluated, out: Path) -> View:
     """The wrongly labelled validation images, highest loss first, with Grad-CAM."""
     wrong = explain.misclassified(ev.split.y, ev.probabilities, ev.output)
@@ -218,7 +233,8 @@ def summary_rows(run: Run, metrics: dict) -> list[tuple[str, str]]:
     averages and the one-vs-rest AUC for more."""
     cfg, names = run.config, run.class_names
     rows = [("run", run.path.name), ("recipe", f"{cfg.recipe} ({get_recipe(cfg.recipe).description})"),
-            ("input size", f"{run.image_size} px"), ("epochs run", str(len(run.history))), checkpoint_row(run)]
+            ("input size", f"{run.image_size} px"), ("epochs run", str(len(run.history))), checkpoint_row(run),
+            calibration_row(run, metrics)]
     if len(names) == 2:
         rows += [(k, f"{metrics[k]:.4f}") for k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
         return rows + [("validation images", str(metrics["images"])), ("positive class", names[1])]
@@ -232,6 +248,15 @@ def checkpoint_row(run: Run) -> tuple[str, str]:
     """Which checkpoint the report scores, and why its validation numbers are optimistic."""
     record = run.checkpoint_record()
     return ("checkpoint", f"{run.checkpoint} ({record['file']}, epoch {record.get('epoch') or '?'}); {OPTIMISM_NOTE}")
+
+
+def calibration_row(run: Run, metrics: dict) -> tuple[str, str]:
+    """ECE of the served probabilities, and before calibration when the run has been calibrated."""
+    record, served = read_calibration(run.path), f"{metrics['ece']:.4f}"
+    if "ece_before" not in record:
+        return f"ECE ({metrics['ece_bins']} bins, not calibrated)", served
+    return (f"ECE ({metrics['ece_bins']} bins), before -> after temperature {record['temperature']:.3f}",
+            f"{record['ece_before']:.4f} -> {served}")
 
 
 def class_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:

@@ -28,6 +28,7 @@ METRICS_FILE = "metrics.json"
 LABELS_FILE = "labels.json"
 ENVIRONMENT_FILE = "environment.json"
 DATA_FILE = "data.json"  # the data folder, its layout, and the exact files of each side (see rundata.py)
+CALIBRATION_FILE = "calibration.json"  # the fitted temperature (calibration.py), and other helpers' keys
 
 
 @dataclass
@@ -49,8 +50,10 @@ class Run:
 
     @property
     def output(self) -> ClassOutput:
-        """How to read this run's model output (classes, sigmoid or softmax, threshold)."""
-        return ClassOutput.from_labels(self.labels)
+        """How to read this run's model output (classes, sigmoid or softmax, threshold, calibrated temperature)."""
+        path = self.path / CALIBRATION_FILE
+        calibration = json.loads(path.read_text()) if path.exists() else {}
+        return ClassOutput.from_labels({**self.labels, "temperature": calibration.get("temperature", 1.0)})
 
     @property
     def image_size(self) -> int:

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from . import __version__
+from .calibration import calibrate_run
 from .config import HorsesHumansError, TrainConfig
 from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, load_side
 from .features import cached_features
@@ -415,6 +416,7 @@ def finish_run(run_dir: Path, model, config: TrainConfig, recorder, skipped: lis
     metrics.update(trainable_parameters=trainable, train_seconds=round(seconds, 2),
                    checkpoints=checkpoints_record(recorder.history, best_epoch))
     save_json(run_dir, METRICS_FILE, metrics)
+    calibrate_run(run_dir, log=lambda line: None)  # the saved model's validation probabilities -> calibration.json
     return metrics
 
 

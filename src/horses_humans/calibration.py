@@ -1,0 +1,139 @@
+"""Honest probabilities: temperature scaling fitted on validation, expected calibration error, reliability bins.
+
+A model trained to zero loss answers 99.99% even where it is often wrong. One number, the temperature T, fitted to
+minimise the validation negative log-likelihood of log(p) / T, softens its probabilities without changing a single
+label (outputs.tempered). RUN/calibration.json keeps T and the before/after numbers; Run.output applies it, so
+predict, the server, evaluate, the report and exports all serve calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_json_atomic
+from .outputs import PROBABILITY_FLOOR, tempered
+from .predict import Predictor
+from .rundata import load_run_split
+from .runs import CALIBRATION_FILE, load_run
+
+ECE_BINS = 15
+# T from 1 to 148: calibration only softens. Validation renders are easier than the photos users send, so a T below 1
+# (sharper) fitted on a handful of validation mistakes would promise more than the model keeps on real photos.
+LOG_T_RANGE = (0.0, 5.0)
+
+
+def negative_log_likelihood(y_true, probabilities) -> float:
+    """Mean -log p(true class) of class indices y_true (N,) under probabilities (N, C), p clipped as outputs does."""
+    probabilities = np.asarray(probabilities, np.float64)
+    p = probabilities[np.arange(len(probabilities)), np.asarray(y_true, int)]
+    return float(-np.mean(np.log(np.clip(p, PROBABILITY_FLOOR, 1.0))))
+
+
+def fit_temperature(y_true, probabilities) -> float:
+    """The T in [1, 148] that minimises the NLL of softmax(log p / T) on (y_true (N,), uncalibrated probabilities
+    (N, C)); exactly 1.0 when every image is answered right (the NLL then only falls as T -> 0)."""
+    from scipy.optimize import minimize_scalar
+
+    y_true = np.asarray(y_true, int)
+    if not mistakes(y_true, probabilities):
+        return 1.0
+    loss = lambda log_t: negative_log_likelihood(y_true, tempered(probabilities, float(np.exp(log_t))))  # noqa: E731
+    result = minimize_scalar(loss, bounds=LOG_T_RANGE, method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(result.x))
+
+
+def mistakes(y_true, probabilities) -> int:
+    """How many rows' largest probability is not the true class."""
+    return int(np.sum(np.asarray(probabilities).argmax(axis=1) != np.asarray(y_true, int)))
+
+
+def reliability_bins(y_true, probabilities, bins: int = ECE_BINS) -> dict:
+    """Top-label reliability in equal-width confidence bins: edges (bins + 1,), then per bin the mean confidence,
+    the accuracy (NaN where empty) and the count (bins,)."""
+    probabilities = np.asarray(probabilities, np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == np.asarray(y_true, int)).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)  # (lo, hi]; 0 goes to bin 0
+    count = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, confidence, bins) / count
+        accuracy = np.bincount(index, correct, bins) / count
+    return {"edges": edges, "confidence": mean_confidence, "accuracy": accuracy, "count": count}
+
+
+def expected_calibration_error(y_true, probabilities, bins: int = ECE_BINS) -> float:
+    """Top-label ECE: the count-weighted mean |accuracy - confidence| over equal-width confidence bins."""
+    table = reliability_bins(y_true, probabilities, bins)
+    filled = table["count"] > 0
+    gaps = np.abs(table["accuracy"][filled] - table["confidence"][filled])
+    return float(np.sum(gaps * table["count"][filled]) / max(int(table["count"].sum()), 1))
+
+
+def bins_record(table: dict) -> dict:
+    """reliability_bins as JSON lists (NaN -> None)."""
+    clean = lambda a: [None if np.isnan(v) else round(float(v), 6) for v in a]  # noqa: E731
+    return {"edges": clean(table["edges"]), "confidence": clean(table["confidence"]),
+            "accuracy": clean(table["accuracy"]), "count": [int(c) for c in table["count"]]}
+
+
+def calibration_record(y_true, raw_probabilities, bins: int = ECE_BINS) -> dict:
+    """Fit T on (y_true, uncalibrated probabilities) and describe the before and after, for calibration.json
+    (`mistakes` 0 means there was nothing to fit: T stays 1.0)."""
+    temperature = fit_temperature(y_true, raw_probabilities)
+    after = tempered(raw_probabilities, temperature)
+    return {
+        "temperature": round(temperature, 6), "fitted_on": "validation", "images": int(len(y_true)),
+        "method": "temperature scaling", "bins": bins, "mistakes": mistakes(y_true, raw_probabilities),
+        "ece_before": expected_calibration_error(y_true, raw_probabilities, bins),
+        "ece_after": expected_calibration_error(y_true, after, bins),
+        "nll_before": negative_log_likelihood(y_true, raw_probabilities),
+        "nll_after": negative_log_likelihood(y_true, after),
+        "reliability_before": bins_record(reliability_bins(y_true, raw_probabilities, bins)),
+        "reliability_after": bins_record(reliability_bins(y_true, after, bins)),
+    }
+
+
+def read_calibration(run_dir) -> dict:
+    """RUN/calibration.json, or {} for a run that has none."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def update_calibration(run_dir, **entries) -> dict:
+    """Merge entries into RUN/calibration.json, keeping every other key (another rule may keep its own there);
+    the run directory is locked while the file is read, merged and atomically replaced."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        record = {**read_calibration(run_dir), **entries}
+        write_json_atomic(path, record)
+        return record
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=print) -> dict:
+    """Fit the run's temperature on its validation images and record it in RUN/calibration.json; returns the record.
+
+    The fit always starts from the model's own probabilities (T = 1), so calibrating twice gives the same T."""
+    run = load_run(run_dir)
+    split = load_run_split(run, "validation", data_dir, cache_dir, log)
+    predictor = Predictor(run.load_model(), run.class_names, run.image_size, output=replace(run.output, temperature=1.0))
+    record = calibration_record(split.y, predictor.predict_proba(np.asarray(split.x)))
+    return update_calibration(run.path, **record)
+
+
+def format_calibration(record: dict) -> str:
+    """One line: T, and ECE and NLL before and after, on how many validation images."""
+    unfit = " (no mistakes to fit on: kept)" if record.get("mistakes") == 0 else ""
+    return (f"temperature {record['temperature']:.3f}{unfit} (fitted on {record['images']} {record['fitted_on']} images): "
+            f"ECE {record['ece_before']:.4f} -> {record['ece_after']:.4f}, "
+            f"NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}")
