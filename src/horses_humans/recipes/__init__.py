@@ -10,8 +10,8 @@ from .registry import RECIPES, Recipe, alias, get_recipe, register  # noqa: F401
 # The recipe README recommends for real photos, measured by scripts/real_photos.py (docs/real-photos.md). The alias's
 # settings fill the fields a command line leaves at their defaults; the run's config.json records the result.
 register(alias("recommended", get_recipe("mobilenet_v2"), "the best measured on real photos (docs/real-photos.md): "
-               "MobileNetV2 alpha 0.35, ImageNet weights, random horizontal flips, a linear head",
-               alpha=0.35, augment=True, augmentation="flip"))
+               "MobileNetV2 alpha 0.35, ImageNet weights, a linear head, test-time flips",
+               alpha=0.35, tta=True))
 
 
 def last_conv_layer(config: TrainConfig) -> str | None:
