@@ -116,7 +116,8 @@ def page(table: str, photos: Path) -> str:
             f"(do not edit by hand). Every model trained on the official renders alone; scored with `horses-humans "
             f"evaluate RUN --data DIR` on the real photos of `{photos.name}` ({counts}). \"right\" is recall: the "
             "share of that class's photos answered with it. Several seeds: mean (min-max). Validation renders: the "
-            "final epoch's accuracy on the 256 official validation images. Train time: seconds on the machine that "
+            "final epoch's accuracy on the 256 official validation images, from training (without test-time flips). "
+            "Train time: seconds on the machine that "
             f"ran the script (2 shared CPU cores here).\n\n{table}\n")
 
 
