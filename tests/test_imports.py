@@ -143,5 +143,5 @@ def test_recipes_weights_and_backbones_import_without_keras_or_tensorflow():
                         "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
     assert result.returncode == 0, result.stderr
     recipes, heavy = result.stdout.splitlines()
-    assert recipes == str(sorted(["augmented", "baseline", "inception_v3", "mobilenet_v2"]))
+    assert recipes == str(sorted(["augmented", "baseline", "inception_v3", "mobilenet_v2", "recommended"]))
     assert heavy == "[]", f"importing the recipe registry loaded {heavy}"

@@ -66,7 +66,10 @@ class TrainConfig:
     by options.add_config_options: a new field needs no other edit to reach the command line.
     """
 
-    recipe: str = option("baseline", "model family (choices from the recipe registry)")
+    recipe: str = option("baseline", "model family (choices from the recipe registry); recommended: the best measured "
+                                     "on real photos (README)")
+    recipe_alias: str | None = option(None, "set by an alias recipe (e.g. recommended) to the name asked for; the "
+                                            "run records it beside the recipe it resolved to")
     epochs: int | None = option(None, "training epochs (default: the recipe's, 15 for the reference CNNs)")
     image_size: int | None = option(None, "square input size in pixels (default: the recipe's, 150)")
     batch_size: int = option(32, "images per training step")
@@ -99,6 +102,8 @@ class TrainConfig:
     fine_tune_epochs: int = option(5, "epochs of fine-tuning", group=TRANSFER_OPTIONS)
     fine_tune_learning_rate: float | None = option(None, "fine-tuning learning rate (default: a tenth of the head's)",
                                                    group=TRANSFER_OPTIONS)
+    tta: bool = option(False, "test-time flips: predictions average each image's probabilities with its mirror's "
+                              "(evaluate, predict and serve read it from the run)")
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)

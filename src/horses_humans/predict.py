@@ -43,6 +43,8 @@ class Prediction:
 class Predictor:
     """A loaded model with its class names and input size, and how to read its output."""
 
+    tta = False  # test-time flips: average each image's probabilities with its mirror's (a run's --tta)
+
     def __init__(self, model, class_names: list[str], image_size: int, threshold: float = DEFAULT_THRESHOLD,
                  output: ClassOutput | None = None):
         self.model, self.class_names, self.image_size = model, list(class_names), image_size
@@ -51,15 +53,21 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run: str | Path | Run, checkpoint: str | None = None) -> "Predictor":
-        """Load a run's saved model (`checkpoint`: best or last, default the run's) and labels."""
+        """Load a run's saved model (`checkpoint`: best or last, default the run's) and labels; test-time flips
+        when the run was trained with --tta."""
         run = run if isinstance(run, Run) else load_run(run, checkpoint)
-        return cls(run.load_model(checkpoint), run.class_names, run.image_size, output=run.output)
+        predictor = cls(run.load_model(checkpoint), run.class_names, run.image_size, output=run.output)
+        predictor.tta = run.config.tta
+        return predictor
 
     def predict_proba(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Class probabilities (N, C) for a uint8 batch (N, S, S, 3), columns in class_names order."""
         # predict_on_batch runs Keras' compiled predict function: about 2x faster than an eager call for small batches
         raw = batched(self.model.predict_on_batch, pixels, batch_size, (self.output.units,))
-        return self.output.probabilities(raw)
+        if not self.tta:
+            return self.output.probabilities(raw)
+        mirrored = batched(self.model.predict_on_batch, pixels[:, :, ::-1], batch_size, (self.output.units,))
+        return (self.output.probabilities(raw) + self.output.probabilities(mirrored)) / 2
 
     def warm_up(self) -> "Predictor":
         """One call on a blank image, so the first real request does not pay for tracing and allocation."""

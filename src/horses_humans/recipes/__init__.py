@@ -5,7 +5,13 @@ from __future__ import annotations
 from ..config import TrainConfig
 from ..outputs import ClassOutput
 from . import cnn, transfer  # noqa: F401  (each registers its recipes)
-from .registry import RECIPES, Recipe, get_recipe, register  # noqa: F401  (the public names)
+from .registry import RECIPES, Recipe, alias, get_recipe, register  # noqa: F401  (the public names)
+
+# The recipe README recommends for real photos, measured by scripts/real_photos.py (docs/real-photos.md). The alias's
+# settings fill the fields a command line leaves at their defaults; the run's config.json records the result.
+register(alias("recommended", get_recipe("mobilenet_v2"), "the best measured on real photos (docs/real-photos.md): "
+               "MobileNetV2 alpha 0.35, ImageNet weights, a linear head, test-time flips",
+               alpha=0.35, tta=True))
 
 
 def last_conv_layer(config: TrainConfig) -> str | None:
@@ -15,7 +21,8 @@ def last_conv_layer(config: TrainConfig) -> str | None:
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
-    """Fill the recipe's defaults into a config (epochs, image size, learning rate)."""
+    """Fill the recipe's defaults into a config (epochs, image size, learning rate), an alias resolved first."""
+    config = resolve_alias(config)
     recipe = get_recipe(config.recipe)
     return TrainConfig.from_dict({
         **config.to_dict(),
@@ -23,6 +30,17 @@ def resolve(config: TrainConfig) -> TrainConfig:
         "image_size": config.image_size or recipe.image_size,
         "learning_rate": config.learning_rate or recipe.learning_rate,
     })
+
+
+def resolve_alias(config: TrainConfig) -> TrainConfig:
+    """An alias's config as the recipe it names (recipe_alias keeps the name asked for); its settings fill only the
+    fields still at their defaults, so an explicit option (--seed, --epochs, --alpha 1.0) wins."""
+    recipe = get_recipe(config.recipe)
+    if recipe.alias_of is None:
+        return config
+    given, defaults = config.to_dict(), TrainConfig().to_dict()
+    settings = {k: v for k, v in recipe.settings if given[k] == defaults[k]}
+    return TrainConfig.from_dict({**given, **settings, "recipe": recipe.alias_of, "recipe_alias": recipe.name})
 
 
 def build_model(config: TrainConfig, dtype_policy: str = "float32", output: ClassOutput | int = 2):

@@ -5,7 +5,7 @@ recipe, not a layer name."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from ..backbones import BACKBONE, HEAD, PREPROCESS, Backbone
@@ -27,6 +27,8 @@ class Recipe:
     learning_rate: float = 1e-3
     last_conv_layer: str | Callable | None = None  # a layer path, or a function of the config giving one
     backbone: Backbone | None = None  # transfer recipes: the frozen pretrained network under a trainable head
+    alias_of: str | None = None  # an alias (e.g. recommended): the recipe it trains, with `settings`
+    settings: tuple[tuple[str, object], ...] = ()  # an alias's TrainConfig settings, (field, value) pairs
 
     @property
     def transfer(self) -> bool:
@@ -59,6 +61,12 @@ class Recipe:
             raise HorsesHumansError(f"recipe {self.name!r} has no {name}: only transfer recipes "
                                     f"({', '.join(sorted(r.name for r in RECIPES.values() if r.transfer))}) have one.")
         return model.get_layer(name)
+
+
+def alias(name: str, target: Recipe, description: str, **settings) -> Recipe:
+    """A recipe name that trains `target` with some TrainConfig settings (it shares the target's facts, so
+    anything asking the registry about it, Grad-CAM's layer or the backbone, gets the target's answer)."""
+    return replace(target, name=name, description=description, alias_of=target.name, settings=tuple(settings.items()))
 
 
 RECIPES: Registry = Registry("recipe")
