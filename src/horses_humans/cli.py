@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="write the JSON/CSV/table to this file (atomically) instead of stdout")
     p.add_argument("--strict", action="store_true", help="exit 1 if any file could not be predicted (default: only if none could)")
 
+    p = sub.add_parser("unsure", help="fit the run's \"unsure\" rule again on its validation split (at most 2%% unsure), "
+                                      "store it in RUN/calibration.json and print it")
+    p.add_argument("run", type=Path)
+    add_run_data_dir(p)
+    add_cache_dir(p)
+
     p = sub.add_parser("serve", help="web service: upload page, REST API (/v1/predict, /v1/model, /healthz), OpenAPI docs at /docs")
     p.add_argument("run", type=Path, nargs="?", help="run directory (default: $HORSES_HUMANS_SERVE_RUN, else the best run in the runs directory)")
     p.add_argument("--host", help="address to listen on (default: $HORSES_HUMANS_SERVE_HOST, else 127.0.0.1)")
@@ -216,6 +222,13 @@ def cmd_evaluate(args) -> int:
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure JSON with --json)
     metrics = evaluate_run(args.run, run_data_dir(args), args.cache_dir, log, side=args.split, data=args.data)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return 0
+
+
+def cmd_unsure(args) -> int:
+    from .predict import refit_unsure
+
+    print(refit_unsure(args.run, run_data_dir(args), args.cache_dir, lambda line: print(line, file=sys.stderr)))
     return 0
 
 
@@ -363,7 +376,7 @@ def cmd_weights(args) -> int:
 
 COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "runs": cmd_runs,
             "report": cmd_report, "explain": cmd_explain, "compare": cmd_compare, "experiment": cmd_experiment,
-            "serve": cmd_serve, "export": cmd_export}
+            "serve": cmd_serve, "export": cmd_export, "unsure": cmd_unsure}
 
 if __name__ == "__main__":
     sys.exit(main())

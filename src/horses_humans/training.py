@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from . import __version__
+from .batching import batched
 from .config import HorsesHumansError, TrainConfig
 from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, load_side
 from .features import cached_features
@@ -26,6 +27,7 @@ from .rundata import data_record
 from .runs import (CONFIG_FILE, DATA_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
                    new_run_dir, save_json, save_model)
 from .tracking import MlflowTracker, require, tensorboard_callback
+from .unsure import calibrate, describe, save_rule, unsure_share
 
 logger = logging.getLogger(__name__)
 
@@ -331,6 +333,7 @@ def train(
         recorder = EpochRecorder(run_dir, total, log, listeners, observers(run_dir, total, tensorboard))
         seconds = fit_stages(model, config, recipe.transfer, train_split, val_split, recorder, cache_dir, log)
         metrics = finish_run(run_dir, model, config, recorder, train_split.skipped + val_split.skipped, trainable, seconds)
+    log(calibrate_unsure(run_dir, model, val_split, config.batch_size))
     log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
         f"{metrics['best_epoch']}), {metrics['mean_epoch_seconds']:.2f} s/epoch, {seconds:.1f} s in all -> {run_dir}")
     return run_dir
@@ -381,3 +384,12 @@ def finish_run(run_dir: Path, model, config: TrainConfig, recorder, skipped: lis
     metrics.update(trainable_parameters=trainable, train_seconds=round(seconds, 2))
     save_json(run_dir, METRICS_FILE, metrics)
     return metrics
+
+
+def calibrate_unsure(run_dir: Path, model, val: Split, batch_size: int) -> str:
+    """Fit the unsure rule on the validation split and store it in calibration.json; returns a log line."""
+    output = class_output(val)
+    probabilities = output.probabilities(batched(model.predict_on_batch, val.x, batch_size, (output.units,)))
+    rule = calibrate(probabilities, val.y, output)
+    save_rule(run_dir, rule)
+    return describe(rule, unsure_share(rule, probabilities, val.y, output))
