@@ -37,6 +37,7 @@ from .rundata import load_run_split
 from .runs import MODEL_FILE, Run, load_run
 from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
 from .tables import megabytes
+from .unsure import load_rule
 from .webbuild import write_site
 
 QUANTIZE = ("none", "float16", "dynamic", "int8")
@@ -348,6 +349,7 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
                   "note": "raw 0-255 RGB pixels; rescaling is inside the model"},
         "output_shape": [None, output.units],
         "validation_accuracy": result.accuracy,
+        "unsure": load_rule(source.run.path, output).record(),  # answer "unsure" as unsure.py's rule does
     }
 
 
