@@ -54,7 +54,7 @@ def test_predict_folder_csv_and_bad_file_exit_code(trained, tmp_path, capsys):
     assert main(["predict", str(run), str(folder), "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["red.jpg", "grey.png"]
-    assert all(r["label"] in ("horses", "humans") and not r["error"] for r in rows)
+    assert all(r["label"] in ("horses", "humans", "unsure") and not r["error"] for r in rows)  # 1 epoch: may be unsure
 
     (folder / "notes.txt").write_text("not an image")
     assert main(["predict", str(run), str(folder), "--json"]) == 0  # some files predicted: success
@@ -82,7 +82,7 @@ def test_predict_hostile_and_awkward_files(trained, tmp_path, capsys):
     for name in hostile_files():
         assert rows[name]["error"].startswith(str(folder / name)) and not rows[name]["label"], name
     for name in awkward_files():
-        assert rows[name]["label"] in ("horses", "humans") and not rows[name]["error"], name
+        assert rows[name]["label"] in ("horses", "humans", "unsure") and not rows[name]["error"], name
     assert "Traceback" not in captured.err and "\x1b[" not in captured.err  # no progress bar when stderr is not a terminal
 
 

@@ -185,7 +185,7 @@ def test_the_results_script_runs_come_from_its_file(tmp_path):
 
 @pytest.mark.parametrize("text, words", [
     ('[[experiment]]\nname = baseline', "not valid TOML (Invalid value (at line 2, column 8)); fix the syntax."),
-    ('[[experiment]]\nname = "a"\nsettings = { epoch = 3 }', "experiment 'a': settings: unknown field 'epoch'; known: recipe, epochs,"),
+    ('[[experiment]]\nname = "a"\nsettings = { epoch = 3 }', "experiment 'a': settings: unknown field 'epoch'; known: recipe,"),
     ('[[experiment]]\nname = "a"\nsettings = { seed = 3 }', "unknown field 'seed' (seeds come from --seeds or `seeds = N`)"),
     ('[[experiment]]\nname = "a"\nsettings = { epochs = "ten" }', "experiment 'a': settings: epochs = 'ten' should be an integer."),
     ('[[experiment]]\nname = "a"\nsettings = { early_stopping = 1 }', "early_stopping = 1 should be true or false."),

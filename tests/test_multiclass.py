@@ -73,7 +73,8 @@ def test_predict_answers_every_class(runs, datasets, n, capsys):
         assert r.probability == max(r.probabilities.values()) == r.probabilities[r.label]
     assert main(["predict", str(runs[n]), str(files[0]), "--csv"]) == 0
     (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
-    assert list(row) == ["file", "label", "probability", *[f"p_{c}" for c in class_names(n)], "error"]
+    assert list(row) == ["file", "label", "probability", *[f"p_{c}" for c in class_names(n)], "unsure_reason",
+                         "unsure_score", "error"]
     assert main(["predict", str(runs[n]), str(files[0]), "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out)[0]["probabilities"]) == class_names(n)
 

@@ -27,17 +27,21 @@ def test_collect_files_of_a_folder_under_a_hidden_folder_keeps_its_files(tmp_pat
 
 def test_csv_of_predictions_has_one_column_per_class_and_a_header_even_when_empty():
     rows = [Prediction("a.png", "humans", 0.75, {"horses": 0.25, "humans": 0.75}), Prediction("b.png", error="not an image")]
-    assert format_predictions(rows, "csv").splitlines() == ["file,label,probability,p_horses,p_humans,error",
-                                                            "a.png,humans,0.75,0.25,0.75,", "b.png,,,,,not an image"]
-    assert format_predictions([], "csv", ["cats", "dogs", "owls"]) == "file,label,probability,p_cats,p_dogs,p_owls,error\n"
-    assert format_predictions([], "csv") == "file,label,probability,error\n"
+    assert format_predictions(rows, "csv").splitlines() == [
+        "file,label,probability,p_horses,p_humans,unsure_reason,unsure_score,error",
+        "a.png,humans,0.75,0.25,0.75,,,", "b.png,,,,,,,not an image"]
+    assert format_predictions([], "csv", ["cats", "dogs", "owls"]) == \
+        "file,label,probability,p_cats,p_dogs,p_owls,unsure_reason,unsure_score,error\n"
+    assert format_predictions([], "csv") == "file,label,probability,unsure_reason,unsure_score,error\n"
 
 
 def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label_and_its_probability():
     rows = [Prediction("a.png", "horses", 0.9, {"horses": 0.9, "humans": 0.1}), Prediction("b.png", error="not an image")]
     assert json.loads(format_predictions(rows, "json")) == [
-        {"file": "a.png", "label": "horses", "probability": 0.9, "probabilities": {"horses": 0.9, "humans": 0.1}, "error": None},
-        {"file": "b.png", "label": None, "probability": None, "probabilities": None, "error": "not an image"}]
+        {"file": "a.png", "label": "horses", "probability": 0.9, "probabilities": {"horses": 0.9, "humans": 0.1},
+         "unsure_reason": None, "unsure_score": None, "error": None},
+        {"file": "b.png", "label": None, "probability": None, "probabilities": None,
+         "unsure_reason": None, "unsure_score": None, "error": "not an image"}]
     table = format_predictions(rows).splitlines()
     assert table[1].split() == ["a.png", "horses", "0.9000"] and table[2].split() == ["b.png", "error:", "not", "an", "image"]
 

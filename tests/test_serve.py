@@ -52,9 +52,9 @@ def test_predict_several_images_in_order(client, baseline_run):
     body = response.json()
     assert body["model"] == baseline_run.name and [r["file"] for r in body["results"]] == ["a.png", "b.png"]
     for r in body["results"]:
-        assert r["error"] is None and r["label"] in r["probabilities"]
+        assert r["error"] is None and (r["label"] in r["probabilities"] or r["unsure_reason"])  # the 1-epoch model may be unsure
         assert sum(r["probabilities"].values()) == pytest.approx(1.0)
-        assert r["probability"] == r["probabilities"][r["label"]] >= 0.5  # the label's own probability
+        assert r["probability"] == r["probabilities"].get(r["label"], max(r["probabilities"].values())) >= 0.5
 
 
 @pytest.mark.parametrize("name", sorted(hostile_files()))
@@ -70,7 +70,7 @@ def test_hostile_file_is_a_4xx_naming_it(client, name):
 def test_awkward_but_valid_file_is_predicted(client, name):
     response = client.post("/v1/predict", files=upload((name, awkward_files()[name])))
     assert response.status_code == 200, response.text
-    assert response.json()["results"][0]["label"] in ("horses", "humans")
+    assert response.json()["results"][0]["label"] in ("horses", "humans", "unsure")
 
 
 def test_bad_file_among_good_ones_is_reported_per_file(client):

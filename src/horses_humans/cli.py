@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 if any file could not be predicted (default: only if none could)")
     add_checkpoint(p)
 
+    p = sub.add_parser("unsure", help="fit the run's \"unsure\" rule again on its validation split (at most 2%% unsure), "
+                                      "store it in RUN/calibration.json and print it")
+    p.add_argument("run", type=Path)
+    add_run_data_dir(p)
+    add_cache_dir(p)
+
     p = sub.add_parser("serve", help="web service: upload page, REST API (/v1/predict, /v1/model, /healthz), OpenAPI docs at /docs")
     p.add_argument("run", type=Path, nargs="?", help="run directory (default: $HORSES_HUMANS_SERVE_RUN, else the best run in the runs directory)")
     p.add_argument("--host", help="address to listen on (default: $HORSES_HUMANS_SERVE_HOST, else 127.0.0.1)")
@@ -244,6 +250,13 @@ def cmd_calibrate(args) -> int:
     from .calibration import calibrate_run, format_calibration
 
     print(format_calibration(calibrate_run(args.run, run_data_dir(args), args.cache_dir)))
+    return 0
+
+
+def cmd_unsure(args) -> int:
+    from .predict import refit_unsure
+
+    print(refit_unsure(args.run, run_data_dir(args), args.cache_dir, lambda line: print(line, file=sys.stderr)))
     return 0
 
 
@@ -400,7 +413,7 @@ def cmd_weights(args) -> int:
 
 COMMANDS = {"weights": cmd_weights, "data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "predict": cmd_predict, "runs": cmd_runs,
             "report": cmd_report, "explain": cmd_explain, "compare": cmd_compare, "experiment": cmd_experiment,
-            "serve": cmd_serve, "export": cmd_export, "card": cmd_card}
+            "serve": cmd_serve, "export": cmd_export, "card": cmd_card, "unsure": cmd_unsure}
 
 if __name__ == "__main__":
     sys.exit(main())

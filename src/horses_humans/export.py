@@ -38,6 +38,7 @@ from .modelcard import model_card
 from .runs import MODEL_CARD_FILE, Run, load_run
 from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
 from .tables import megabytes
+from .unsure import load_rule
 from .webbuild import write_site
 
 QUANTIZE = ("none", "float16", "dynamic", "int8")
@@ -355,6 +356,7 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
         "output_shape": [None, output.units],
         "temperature": source.run.output.temperature,  # calibration: probabilities are softmax(log p / T) of the outputs
         "validation_accuracy": result.accuracy,
+        "unsure": load_rule(source.run.path, output).record(),  # answer "unsure" as unsure.py's rule does
     }
 
 

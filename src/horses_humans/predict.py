@@ -17,6 +17,7 @@ from .data import visible_files
 from .images import ImageError, load_pixels
 from .outputs import ClassOutput
 from .runs import Run, load_run
+from .unsure import UnsureRule, calibrate, default_rule, describe, load_rule, save_rule, unsure_share
 
 
 @dataclass
@@ -25,19 +26,23 @@ class Prediction:
 
     file: str
     label: str | None = None
-    probability: float | None = None  # the probability of `label` (before N classes: of class_names[1] on every row)
+    probability: float | None = None  # the probability of `label`; for "unsure", the largest class probability
     probabilities: dict[str, float] | None = None  # {class name: probability}, every class, in class order
     error: str | None = None
+    unsure_reason: str | None = None  # why the label is "unsure" (None when a class is answered); see unsure.py
+    unsure_score: float | None = None  # in [0, 1]: how sure the rule is that the answer is unsure (0 when answered)
 
     def to_dict(self) -> dict:
         return {"file": self.file, "label": self.label, "probability": self.probability,
-                "probabilities": self.probabilities, "error": self.error}
+                "probabilities": self.probabilities, "unsure_reason": self.unsure_reason,
+                "unsure_score": self.unsure_score, "error": self.error}
 
     def csv_row(self, class_names: list[str]) -> dict:
         """The flat row of the CSV: one p_<class> column per class."""
         known = self.probabilities or {}
         return {"file": self.file, "label": self.label, "probability": self.probability,
-                **{f"p_{name}": known.get(name) for name in class_names}, "error": self.error}
+                **{f"p_{name}": known.get(name) for name in class_names}, "unsure_reason": self.unsure_reason,
+                "unsure_score": self.unsure_score, "error": self.error}
 
 
 class Predictor:
@@ -46,17 +51,19 @@ class Predictor:
     tta = False  # test-time flips: average each image's probabilities with its mirror's (a run's --tta)
 
     def __init__(self, model, class_names: list[str], image_size: int, threshold: float = DEFAULT_THRESHOLD,
-                 output: ClassOutput | None = None):
+                 output: ClassOutput | None = None, unsure: UnsureRule | None = None):
         self.model, self.class_names, self.image_size = model, list(class_names), image_size
         self.output = output or ClassOutput.for_classes(class_names, threshold)
         self.threshold = self.output.threshold
+        self.unsure = unsure or default_rule(self.output)  # when to answer "unsure" (the run's calibrated rule)
 
     @classmethod
     def from_run(cls, run: str | Path | Run, checkpoint: str | None = None) -> "Predictor":
-        """Load a run's saved model (`checkpoint`: best or last, default the run's) and labels; test-time flips
-        when the run was trained with --tta."""
+        """Load a run's saved model (`checkpoint`: best or last, default the run's), labels and unsure rule;
+        test-time flips when the run was trained with --tta."""
         run = run if isinstance(run, Run) else load_run(run, checkpoint)
-        predictor = cls(run.load_model(checkpoint), run.class_names, run.image_size, output=run.output)
+        predictor = cls(run.load_model(checkpoint), run.class_names, run.image_size, output=run.output,
+                        unsure=load_rule(run.path, run.output))
         predictor.tta = run.config.tta
         return predictor
 
@@ -96,10 +103,27 @@ class Predictor:
                 results[i].error = str(exc)
         if pixels:
             probabilities = self.predict_proba(np.stack(pixels), len(pixels))
-            for i, row, k in zip(good, probabilities, self.output.predicted(probabilities)):
-                results[i].label, results[i].probability = self.class_names[k], float(row[k])
+            for i, row, verdict in zip(good, probabilities, self.unsure.apply(probabilities, self.output)):
                 results[i].probabilities = dict(zip(self.class_names, map(float, row)))
+                results[i].label, results[i].probability = verdict.label, float(row.max())
+                if verdict.label in results[i].probabilities:
+                    results[i].probability = results[i].probabilities[verdict.label]
+                results[i].unsure_reason, results[i].unsure_score = verdict.reason, verdict.score
         return results
+
+
+def refit_unsure(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print) -> str:
+    """Fit a run's unsure rule again on its validation split (through its served probabilities), store it in
+    calibration.json, and return the line that describes it."""
+    from .rundata import load_run_split
+
+    run = load_run(run_dir)
+    predictor = Predictor.from_run(run)
+    val = load_run_split(run, "validation", data_dir, cache_dir, log)
+    probabilities = predictor.predict_proba(val.x)
+    rule = calibrate(probabilities, val.y, predictor.output)
+    save_rule(run.path, rule)
+    return describe(rule, unsure_share(rule, probabilities, val.y, predictor.output))
 
 
 def collect_files(paths: list[Path]) -> list[Path]:
@@ -127,7 +151,8 @@ def format_predictions(results: list[Prediction], fmt: str = "table", class_name
     label_width = max([len(r.label or "") for r in results] + [8])
     lines = [f"{'file':<{width}}  {'label':<{label_width}}  probability"]
     for r in results:
-        lines.append(f"{r.file:<{width}}  {r.label:<{label_width}}  {r.probability:.4f}" if r.error is None
+        why = f"  ({r.unsure_reason}, score {r.unsure_score:.2f})" if r.unsure_reason else ""
+        lines.append(f"{r.file:<{width}}  {r.label:<{label_width}}  {r.probability:.4f}{why}" if r.error is None
                      else f"{r.file:<{width}}  error: {r.error}")
     return "\n".join(lines) + "\n"
 

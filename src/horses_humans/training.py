@@ -29,6 +29,7 @@ from .runs import (BEST_MODEL_FILE, CHECKPOINT_FILES, CHECKPOINT_MONITOR, CHECKP
                    DEFAULT_CHECKPOINT, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
                    labels_record, new_run_dir, save_json, save_model)
 from .tracking import MlflowTracker, require, tensorboard_callback
+from .predict import refit_unsure
 
 logger = logging.getLogger(__name__)
 
@@ -355,6 +356,7 @@ def train(
         seconds = fit_stages(model, config, recipe.transfer, train_split, val_split, recorder, cache_dir, log)
         metrics = finish_run(run_dir, model, config, recorder, train_split.skipped + val_split.skipped, trainable, seconds,
                              best)
+    log(refit_unsure(run_dir, cache_dir=cache_dir, log=log))  # on the served checkpoint's calibrated probabilities
     log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
         f"{metrics['best_epoch']}, saved as {BEST_MODEL_FILE}), {metrics['mean_epoch_seconds']:.2f} s/epoch, "
         f"{seconds:.1f} s in all -> {run_dir}")

@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -45,8 +46,8 @@ async def model_info(request: Request) -> ModelInfo:
     record = output.record()
     return ModelInfo(model=served.model_id, recipe=run.config.recipe, class_names=list(output.class_names),
                      input_size=run.image_size, output_kind=output.kind, threshold=record.get("threshold"),
-                     output=record["output"], metrics=run.metrics, config=run.config.to_dict(),
-                     checkpoint={"name": run.checkpoint, **run.checkpoint_record()})
+                     output=record["output"], unsure=served.predictor.unsure.record(), metrics=run.metrics,
+                     config=run.config.to_dict(), checkpoint={"name": run.checkpoint, **run.checkpoint_record()})
 
 
 @router.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)
@@ -80,17 +81,19 @@ async def predict_upload(served, upload: UploadFile, gradcam: bool) -> FileResul
         return FileResult(file=name, error=str(exc), status=422)
     result = answer(served, name, await served.worker.predict(pixels))
     if gradcam and served.layer:
-        explained = served.predictor.output.class_names.index(result.label)  # the label given, at the run's threshold
+        explained = int(served.predictor.output.predicted(np.asarray([list(result.probabilities.values())]))[0])  # as the threshold answers
         result.gradcam = await served.worker.run(gradcam_data_url, served, pixels, explained)
     return result
 
 
 def answer(served, name: str, row) -> FileResult:
-    """One image's class probabilities (C,) -> its label, the label's probability and every class's."""
+    """One image's class probabilities (C,) -> its label (or "unsure", why and how surely), the label's probability
+    (for unsure: the largest) and every class's."""
     output = served.predictor.output
-    label = output.label_of(row)
+    verdict = served.predictor.unsure.apply(np.asarray(row)[None], output)[0]
     probabilities = {c: float(p) for c, p in zip(output.class_names, row)}
-    return FileResult(file=name, label=label, probability=probabilities[label], probabilities=probabilities,
+    return FileResult(file=name, label=verdict.label, probability=probabilities.get(verdict.label, max(probabilities.values())),
+                      probabilities=probabilities, unsure_reason=verdict.reason, unsure_score=verdict.score,
                       model=served.model_id)
 
 

@@ -12,6 +12,8 @@ class FileResult(BaseModel):
     label: str | None = None
     probability: float | None = None  # the probability of `label` (not of a fixed class)
     probabilities: dict[str, float] | None = None  # every class name -> its probability, in class_names order
+    unsure_reason: str | None = None  # why label is "unsure" (None when a class is answered)
+    unsure_score: float | None = None  # in [0, 1]: how sure the rule is that the answer is unsure (0 when answered)
     model: str | None = None  # the run directory's name
     gradcam: str | None = None  # data:image/png;base64 overlay, when asked for with ?gradcam=true
     error: str | None = None
@@ -42,6 +44,7 @@ class ModelInfo(BaseModel):
     output_kind: str  # "sigmoid" (two classes: one unit, P(class_names[1])) or "softmax" (one unit per class)
     threshold: float | None  # sigmoid only: P(class_names[1]) at or above it means class_names[1]; None for softmax
     output: str  # how to read the output, in words
+    unsure: dict | None = None  # the rule that answers "unsure" (calibration.json's "unsure": min_confidence, ...)
     metrics: dict  # the run's metrics.json (validation accuracy, best epoch, timings, ...)
     config: dict  # the run's config.json
     checkpoint: dict | None = None  # the served checkpoint: {name, file, epoch, val_accuracy, val_loss}

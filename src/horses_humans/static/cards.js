@@ -1,7 +1,8 @@
 // The upload UI shared by the server's page and the browser build's page: choose or drop photos, one card per
 // photo with its label and the most probable classes (up to TOP_CLASSES, most probable first), each with a
 // probability bar, and per-file errors. Each page passes its own predict(file), which resolves to
-// {label, probabilities: {class: p} for every class, gradcam?: dataURL, error?: text}.
+// {label, probabilities: {class: p} for every class, unsure_reason?: text, unsure_score?: 0-1, gradcam?: dataURL,
+// error?: text}. A label "unsure" gets the card class "unsure" and its reason under the label.
 "use strict";
 
 const TOP_CLASSES = 5;
@@ -17,7 +18,13 @@ function showResult(card, result) {
   const body = card.querySelector(".body");
   body.replaceChildren();
   if (result.error) { body.append(el("div", "error", result.error)); return; }
-  body.append(el("div", "label", result.label), classBars(result.probabilities, result.label));
+  body.append(el("div", "label", result.label));
+  if (result.unsure_reason) {  // none of the classes: say why, and how sure the rule is (0-1)
+    card.classList.add("unsure");
+    const score = result.unsure_score != null ? ` (score ${result.unsure_score.toFixed(2)})` : "";
+    body.append(el("div", "reason", `${result.unsure_reason}${score}`));
+  }
+  body.append(classBars(result.probabilities, result.label));
   if (result.gradcam) {
     const overlay = el("img"); overlay.src = result.gradcam; overlay.alt = "Grad-CAM overlay";
     card.querySelector(".pics").append(overlay);

@@ -1,0 +1,159 @@
+"""The "unsure" answer: when a model should not name any of its classes, and why.
+
+An UnsureRule is fitted at the end of training and stored in RUN/calibration.json under "unsure"; every answer
+(predict, the server) goes through UnsureRule.apply, so they all say `unsure` for the same images.
+
+Rules, checked in this order:
+- "like the 'neither' examples": the run was trained with a class folder named `neither` (outlier exposure) and
+  that class wins. `neither` is never a label.
+- "no class confident enough": the probability of the class the model would answer is below min_confidence (tau).
+
+tau is calibrated on the validation split: the largest tau that leaves at most MAX_UNSURE_SHARE (2%) of the
+validation images of the real classes unsure, i.e. the k-th smallest confidence with k = floor(2% of them).
+The probabilities it thresholds are the run's served ones (calibrated ones where the run has a temperature).
+
+score (in [0, 1], how sure the rule is that the answer should be unsure; 0 when an image is answered):
+- neither wins: the probability of `neither`;
+- not confident enough: (tau - confidence) / (tau - 1/C), i.e. 0 at the threshold, 1 at the uniform guess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_json_atomic
+from .config import HorsesHumansError
+from .outputs import ClassOutput
+
+UNSURE = "unsure"
+NEITHER = "neither"  # a class folder with this name teaches the unsure answer; it is never a label
+CALIBRATION_FILE = "calibration.json"  # shared with temperature scaling: read-modify-write, never drop keys
+MAX_UNSURE_SHARE = 0.02  # of validation images answered unsure by the calibrated tau
+LIKE_NEITHER = "like the 'neither' examples"
+NOT_CONFIDENT = "no class confident enough"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One image's answer under the rule: a class name or `unsure`, why (None when answered) and the score."""
+
+    label: str
+    reason: str | None
+    score: float
+
+
+@dataclass(frozen=True)
+class UnsureRule:
+    """When to answer `unsure`: below min_confidence, or when neither_class wins."""
+
+    min_confidence: float = 0.0  # tau: the answered class's probability must reach it
+    neither_class: str | None = None  # the class that stands for "none of these" (trained on negatives)
+
+    def apply(self, probabilities, output: ClassOutput) -> list[Verdict]:
+        """(N, C) class probabilities -> one Verdict per row."""
+        probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
+        picked = answered(probabilities, output, self.neither_class)
+        confidence = probabilities[np.arange(len(picked)), picked]
+        neither = self.neither_index(output)
+        return [self.verdict(row, k, c, neither, output) for row, k, c in zip(probabilities, picked, confidence)]
+
+    def verdict(self, row, k: int, confidence: float, neither: int | None, output: ClassOutput) -> Verdict:
+        """One row's Verdict (k: the real class the model would answer, confidence: its probability)."""
+        if neither is not None and row[neither] >= row.max():
+            return Verdict(UNSURE, LIKE_NEITHER, float(row[neither]))
+        if confidence < self.min_confidence:
+            floor = 1.0 / len(output.class_names)
+            score = (self.min_confidence - confidence) / max(self.min_confidence - floor, 1e-12)
+            return Verdict(UNSURE, NOT_CONFIDENT, float(np.clip(score, 0.0, 1.0)))
+        return Verdict(output.class_names[k], None, 0.0)
+
+    def neither_index(self, output: ClassOutput) -> int | None:
+        """Column of the neither class, or None if the rule or the model has none."""
+        names = list(output.class_names)
+        return names.index(self.neither_class) if self.neither_class in names else None
+
+    def record(self) -> dict:
+        """calibration.json's "unsure" entry (and labels.json's in exports)."""
+        return {**asdict(self), "max_unsure_share": MAX_UNSURE_SHARE,
+                "reasons": [LIKE_NEITHER, NOT_CONFIDENT],
+                "score": "neither wins: P(neither); not confident: (tau - confidence) / (tau - 1/C); 0 when answered"}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "UnsureRule":
+        """Back from a record() dict (extra keys are documentation)."""
+        return cls(float(record.get("min_confidence", 0.0)), record.get("neither_class"))
+
+
+def answered(probabilities: np.ndarray, output: ClassOutput, neither_class: str | None = None) -> np.ndarray:
+    """(N,) index of the real class each row would be answered with (the neither class left out)."""
+    names = list(output.class_names)
+    if neither_class in names:
+        masked = probabilities.copy()
+        masked[:, names.index(neither_class)] = -1.0
+        return np.argmax(masked, axis=1)
+    return output.predicted(probabilities)
+
+
+def calibrate(probabilities, labels, output: ClassOutput, max_share: float = MAX_UNSURE_SHARE) -> UnsureRule:
+    """The rule for a run: neither_class if its classes hold one; tau the largest leaving <= max_share of the
+    validation images of real classes (labels: (N,) class indices) unsure."""
+    neither_class = NEITHER if NEITHER in output.class_names else None
+    probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
+    real = np.asarray(labels) != (list(output.class_names).index(NEITHER) if neither_class else -1)
+    probabilities = probabilities[real]
+    if not len(probabilities):
+        return UnsureRule(0.0, neither_class)
+    confidence = probabilities[np.arange(len(probabilities)), answered(probabilities, output, neither_class)]
+    if neither_class:  # a real image that `neither` wins is unsure already, whatever tau is
+        confidence[probabilities.argmax(axis=1) == list(output.class_names).index(NEITHER)] = -1.0
+    allowed = int(np.floor(max_share * len(confidence)))  # images strictly below sorted[allowed]: at most this many
+    return UnsureRule(max(float(np.sort(confidence)[allowed]), 0.0), neither_class)
+
+
+def unsure_share(rule: UnsureRule, probabilities, labels, output: ClassOutput) -> float:
+    """Share of the images of real classes (labels: (N,) class indices) that the rule answers unsure."""
+    neither = rule.neither_index(output)
+    real = np.asarray(labels) != (-1 if neither is None else neither)
+    verdicts = rule.apply(np.asarray(probabilities)[real], output)
+    return sum(v.label == UNSURE for v in verdicts) / max(len(verdicts), 1)
+
+
+def default_rule(output: ClassOutput) -> UnsureRule:
+    """The rule of a run that has none stored: only the neither class, if it has one."""
+    return UnsureRule(0.0, NEITHER if NEITHER in output.class_names else None)
+
+
+def load_rule(run_dir: Path, output: ClassOutput) -> UnsureRule:
+    """A run's stored rule (calibration.json "unsure"), or default_rule for runs made before it."""
+    record = read_calibration(run_dir).get("unsure")
+    return UnsureRule.from_record(record) if record else default_rule(output)
+
+
+def read_calibration(run_dir: Path) -> dict:
+    """RUN/calibration.json as a dict ({} when missing); a clear error if it is damaged."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise HorsesHumansError(f"{path}: not valid JSON ({exc}); delete it and run `horses-humans unsure RUN`.") from None
+
+
+def save_rule(run_dir: Path, rule: UnsureRule) -> None:
+    """Store the rule in calibration.json, keeping every other key (temperature, ece_* ...)."""
+    calibration = read_calibration(run_dir)
+    calibration["unsure"] = rule.record()
+    write_json_atomic(Path(run_dir) / CALIBRATION_FILE, calibration)
+
+
+def describe(rule: UnsureRule, share: float | None = None) -> str:
+    """One line for logs and the `unsure` command."""
+    text = f"unsure below confidence {rule.min_confidence:.4f}"
+    if rule.neither_class:
+        text += f", or when {rule.neither_class!r} wins"
+    return text + (f" ({share:.1%} of validation unsure)" if share is not None else "")
