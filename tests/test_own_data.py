@@ -141,8 +141,9 @@ def test_predict_csv_gives_every_class_and_the_labels_own_probability(own, capsy
     assert status == 0 and len(rows) == len(visible_files(folder))
     for row in rows:
         probs = {name: float(row[f"p_{name}"]) for name in own.names}
-        assert row["label"] == max(probs, key=probs.get)
-        assert float(row["probability"]) == pytest.approx(probs[row["label"]], abs=1e-6)
+        answered = max(probs, key=probs.get)  # a one-epoch model may be unsure: then it names no class
+        assert row["label"] == answered or (row["label"] == "unsure" and row["unsure_reason"])
+        assert float(row["probability"]) == pytest.approx(probs[answered], abs=1e-6)
         assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
 
 
@@ -153,7 +154,7 @@ def test_the_server_answers_every_class_and_serves_the_page(own):
         assert info["class_names"] == own.names and info["output_kind"] == "softmax"
         response = client.post("/v1/predict", files=[("files", (image.name, image.read_bytes(), "image/png"))])
         (result,) = response.json()["results"]
-        assert response.status_code == 200 and result["label"] in own.names
+        assert response.status_code == 200 and (result["label"] in own.names or result["unsure_reason"])
         assert list(result["probabilities"]) == own.names
         assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         page = client.get("/")
