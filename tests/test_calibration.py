@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from horses_humans.calibration import (calibrate_run, expected_calibration_error, fit_temperature, negative_log_likelihood,
-                                       reliability_bins, update_calibration)
+                                       reliability_bins)
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.runs import update_calibration
 from horses_humans.evaluation import classification_metrics, sure_mistakes
 from horses_humans.outputs import ClassOutput, tempered
 from horses_humans.runs import CALIBRATION_FILE, load_run

@@ -17,7 +17,8 @@ from horses_humans.runs import load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 from horses_humans.training import train
-from horses_humans.unsure import (CALIBRATION_FILE, LIKE_NEITHER, NOT_CONFIDENT, UNSURE, UnsureRule, calibrate,
+from horses_humans.runs import CALIBRATION_FILE
+from horses_humans.unsure import (LIKE_NEITHER, NOT_CONFIDENT, UNSURE, UnsureRule, calibrate,
                                   load_rule, save_rule, unsure_share)
 
 from .synthetic import make_classes

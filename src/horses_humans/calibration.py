@@ -8,19 +8,14 @@ predict, the server, evaluate, the report and exports all serve calibrated proba
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_json_atomic
 from .outputs import PROBABILITY_FLOOR, tempered
 from .predict import Predictor
 from .rundata import load_run_split
-from .runs import CALIBRATION_FILE, load_run
+from .runs import load_run, update_calibration
 
 ECE_BINS = 15
 # T from 1 to 148: calibration only softens. Validation renders are easier than the photos users send, so a T below 1
@@ -98,26 +93,6 @@ def calibration_record(y_true, raw_probabilities, bins: int = ECE_BINS) -> dict:
         "reliability_before": bins_record(reliability_bins(y_true, raw_probabilities, bins)),
         "reliability_after": bins_record(reliability_bins(y_true, after, bins)),
     }
-
-
-def read_calibration(run_dir) -> dict:
-    """RUN/calibration.json, or {} for a run that has none."""
-    path = Path(run_dir) / CALIBRATION_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def update_calibration(run_dir, **entries) -> dict:
-    """Merge entries into RUN/calibration.json, keeping every other key (another rule may keep its own there);
-    the run directory is locked while the file is read, merged and atomically replaced."""
-    path = Path(run_dir) / CALIBRATION_FILE
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        record = {**read_calibration(run_dir), **entries}
-        write_json_atomic(path, record)
-        return record
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=print) -> dict:

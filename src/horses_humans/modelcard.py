@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 from .atomic import write_text_atomic
-from .runs import CHECKPOINT_FILES, MODEL_CARD_FILE, OPTIMISM_NOTE, Run, load_run
+from .runs import CHECKPOINT_FILES, MODEL_CARD_FILE, OPTIMISM_NOTE, Run, load_run, read_calibration
 from .tables import markdown_table
 
 EVALUATIONS_DIR = "evaluations"  # one JSON per evaluated split or --data folder (see evaluation.evaluate_run)
-CALIBRATION_FILE = "calibration.json"  # written by calibration, when a run has been calibrated
 FINDINGS = "docs/findings.md in the horses-humans repository"
 
 
@@ -104,7 +103,7 @@ def evaluation_results(run: Run) -> str:
     else:
         lines += ["", "No held-out test split or real-photo evaluation is recorded yet: run "
                       f"`horses-humans evaluate {run.path} --split test` or `--data DIR` (this card is then rewritten)."]
-    calibration = read_json(run.path / CALIBRATION_FILE)
+    calibration = read_calibration(run.path)
     if calibration:
         lines += ["", *calibration_lines(calibration)]
     return "\n".join(lines)

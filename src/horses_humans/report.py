@@ -16,7 +16,7 @@ from sklearn.metrics import auc, roc_curve
 
 from . import explain, plots
 from .atomic import write_text_atomic
-from .calibration import read_calibration, reliability_bins
+from .calibration import reliability_bins
 from .compare import runs_curves_view
 from .data import Split
 from .evaluation import classification_metrics, predict_split
@@ -24,7 +24,7 @@ from .htmlpage import View, page_html, sections_html, table_html
 from .outputs import ClassOutput
 from .predict import Predictor
 from .recipes import get_recipe, last_conv_layer
-from .runs import OPTIMISM_NOTE, Run, load_run
+from .runs import OPTIMISM_NOTE, Run, load_run, read_calibration
 
 REPORT_DIR = "report"
 GALLERY_SIZE = 12  # misclassified images shown, worst first

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +53,7 @@ class Run:
     @property
     def output(self) -> ClassOutput:
         """How to read this run's model output (classes, sigmoid or softmax, threshold, calibrated temperature)."""
-        path = self.path / CALIBRATION_FILE
-        calibration = json.loads(path.read_text()) if path.exists() else {}
+        calibration = read_calibration(self.path)
         return ClassOutput.from_labels({**self.labels, "temperature": calibration.get("temperature", 1.0)})
 
     @property
@@ -167,3 +168,30 @@ def best_run(runs_dir: Path, checkpoint: str | None = None) -> Run:
         raise HorsesHumansError(f"{runs_dir}: no finished runs. Train one with `horses-humans train --runs-dir {runs_dir}` "
                                 "or name a run directory.")
     return max(runs, key=lambda run: (run.served_accuracy or 0.0, run.path.name))
+
+
+def read_calibration(run_dir) -> dict:
+    """RUN/calibration.json (the temperature, the unsure rule: each written by its own module) as a dict, {} for a
+    run that has none; a clear error if it is damaged."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise HorsesHumansError(f"{path}: not valid JSON ({exc}); delete it and run `horses-humans calibrate RUN` "
+                                "and `horses-humans unsure RUN`.") from None
+
+
+def update_calibration(run_dir, **entries) -> dict:
+    """Merge entries into RUN/calibration.json, keeping every other key (temperature and unsure rule share it);
+    the run directory is locked while the file is read, merged and atomically replaced."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        record = {**read_calibration(run_dir), **entries}
+        write_json_atomic(path, record)
+        return record
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -19,19 +19,16 @@ score (in [0, 1], how sure the rule is that the answer should be unsure; 0 when 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_json_atomic
-from .config import HorsesHumansError
 from .outputs import ClassOutput
+from .runs import read_calibration, update_calibration
 
 UNSURE = "unsure"
 NEITHER = "neither"  # a class folder with this name teaches the unsure answer; it is never a label
-CALIBRATION_FILE = "calibration.json"  # shared with temperature scaling: read-modify-write, never drop keys
 MAX_UNSURE_SHARE = 0.02  # of validation images answered unsure by the calibrated tau
 LIKE_NEITHER = "like the 'neither' examples"
 NOT_CONFIDENT = "no class confident enough"
@@ -133,22 +130,9 @@ def load_rule(run_dir: Path, output: ClassOutput) -> UnsureRule:
     return UnsureRule.from_record(record) if record else default_rule(output)
 
 
-def read_calibration(run_dir: Path) -> dict:
-    """RUN/calibration.json as a dict ({} when missing); a clear error if it is damaged."""
-    path = Path(run_dir) / CALIBRATION_FILE
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HorsesHumansError(f"{path}: not valid JSON ({exc}); delete it and run `horses-humans unsure RUN`.") from None
-
-
 def save_rule(run_dir: Path, rule: UnsureRule) -> None:
     """Store the rule in calibration.json, keeping every other key (temperature, ece_* ...)."""
-    calibration = read_calibration(run_dir)
-    calibration["unsure"] = rule.record()
-    write_json_atomic(Path(run_dir) / CALIBRATION_FILE, calibration)
+    update_calibration(run_dir, unsure=rule.record())
 
 
 def describe(rule: UnsureRule, share: float | None = None) -> str:
