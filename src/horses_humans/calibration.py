@@ -8,7 +8,6 @@ predict, the server, evaluate, the report and exports all serve calibrated proba
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 
@@ -101,7 +100,7 @@ def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=print) -> dict:
     The fit always starts from the model's own probabilities (T = 1), so calibrating twice gives the same T."""
     run = load_run(run_dir)
     split = load_run_split(run, "validation", data_dir, cache_dir, log)
-    predictor = Predictor(run.load_model(), run.class_names, run.image_size, output=replace(run.output, temperature=1.0))
+    predictor = Predictor.uncalibrated(run)
     record = calibration_record(split.y, predictor.predict_proba(np.asarray(split.x)))
     return update_calibration(run.path, **record)
 

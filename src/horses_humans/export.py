@@ -20,7 +20,7 @@ import time
 import uuid
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -82,7 +82,7 @@ class ExportSource:
     def output(self) -> ClassOutput:
         """How the run's model output reads: its classes, sigmoid or softmax, threshold; uncalibrated (T = 1), so
         parity compares the model's own probabilities: the temperature is applied after any model, the same on all."""
-        return replace(self.run.output, temperature=1.0)
+        return self.run.raw_output
 
     @property
     def export_root(self) -> Path:
@@ -284,7 +284,7 @@ def open_source(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Pa
 
     run = load_run(run_dir, checkpoint)
     split = load_run_split(run, "validation", data_dir, cache_dir, log)
-    predictor = Predictor(run.load_model(), run.class_names, run.image_size, output=replace(run.output, temperature=1.0))
+    predictor = Predictor.uncalibrated(run)
     return ExportSource(run, predictor.model, split, predictor.predict_proba(np.asarray(split.x)), data_dir, cache_dir, log)
 
 

@@ -58,6 +58,12 @@ class Predictor:
         self.unsure = unsure or default_rule(self.output)  # when to answer "unsure" (the run's calibrated rule)
 
     @classmethod
+    def uncalibrated(cls, run: Run) -> "Predictor":
+        """The run's model (its default checkpoint) answering with its own, uncalibrated probabilities and no unsure
+        rule or flips: what temperature scaling is fitted on and what exports are checked against."""
+        return cls(run.load_model(), run.class_names, run.image_size, output=run.raw_output)
+
+    @classmethod
     def from_run(cls, run: str | Path | Run, checkpoint: str | None = None) -> "Predictor":
         """Load a run's saved model (`checkpoint`: best or last, default the run's), labels and unsure rule;
         test-time flips when the run was trained with --tta."""

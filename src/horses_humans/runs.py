@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import HorsesHumansError, TrainConfig, describe_error
@@ -55,6 +55,11 @@ class Run:
         """How to read this run's model output (classes, sigmoid or softmax, threshold, calibrated temperature)."""
         calibration = read_calibration(self.path)
         return ClassOutput.from_labels({**self.labels, "temperature": calibration.get("temperature", 1.0)})
+
+    @property
+    def raw_output(self) -> ClassOutput:
+        """The output uncalibrated (T = 1): what the model itself says, which calibration fits and exports match."""
+        return replace(self.output, temperature=1.0)
 
     @property
     def image_size(self) -> int:
