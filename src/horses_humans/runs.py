@@ -31,6 +31,10 @@ LABELS_FILE = "labels.json"
 ENVIRONMENT_FILE = "environment.json"
 DATA_FILE = "data.json"  # the data folder, its layout, and the exact files of each side (see rundata.py)
 CALIBRATION_FILE = "calibration.json"  # the fitted temperature (calibration.py), and other helpers' keys
+# A run is finished when METRICS_FILE exists. Until then RESUME_DIR holds Keras' BackupAndRestore state, so a killed
+# `train` continues with `train --resume RUN`; atomic.py's temporary files are named ".NAME.*.tmp*".
+RESUME_DIR = "resume"
+TEMP_GLOB = ".*.tmp*"
 
 
 @dataclass
