@@ -3,6 +3,7 @@ a CPU split into two logical devices, the TensorFlow-only code's one-line error 
 script's plan (--dry-run)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,11 +15,11 @@ import pytest
 
 import horses_humans
 from horses_humans import cli
-from horses_humans.config import HorsesHumansError
+from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.devices import (DeviceSet, auto_precision, distribution, devices_record, describe,
                                    requested_count, select_devices, visible_devices)
 from horses_humans.explain import gradcam
-from horses_humans.training import FusedRMSprop, make_optimizer
+from horses_humans.training import FusedRMSprop, make_optimizer, train
 
 from .synthetic import make_dataset
 from .test_setup_scripts import fake_checkout
@@ -105,6 +106,18 @@ def test_off_tensorflow_the_optimizer_is_keras_rmsprop(monkeypatch):
     assert type(optimizer) is keras.optimizers.RMSprop and not isinstance(optimizer, FusedRMSprop)
 
 
+def test_mixed_float16_the_gpu_default_before_ampere_trains_with_loss_scaling_and_saves_float32(tmp_path):
+    config = TrainConfig(recipe="baseline", epochs=2, image_size=32, batch_size=8, conv_filters=(8,), seed=1,
+                         precision="mixed_float16")
+    run = train(config, make_dataset(tmp_path / "data"), tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+    model = keras.saving.load_model(run / "model.keras")
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+    env = json.loads((run / "environment.json").read_text())
+    assert env["precision"] == "mixed_float16" and env["device_kind"] == "CPU" and env["replicas"] == 1
+    history = json.loads((run / "history.json").read_text())
+    assert all(math.isfinite(row["loss"]) for row in history) and history[-1]["loss"] < history[0]["loss"]
+
+
 # A fresh interpreter: the CPU must be split into logical devices before TensorFlow initialises its runtime.
 TWO_CPUS = textwrap.dedent("""
     import sys
@@ -146,7 +159,7 @@ def test_two_devices_train_under_mirrored_strategy_as_one_does(tmp_path):
     assert "devices CPU: 2 x" in done.stdout and "MirroredStrategy" in done.stdout
     losses = [[row["loss"] for row in json.loads((run / "history.json").read_text())] for run in (one, two)]
     assert losses[1][-1] < losses[1][0]  # it learns
-    # the global batch is split in two and the gradients summed back: the same steps as on one device
+    # the global batch is split in two and the gradients all-reduced: the same steps as on one device
     assert losses[1] == pytest.approx(losses[0], rel=1e-3)
     shapes = [keras.saving.load_model(run / "model.keras").output_shape for run in (one, two)]
     assert shapes[0] == shapes[1] == (None, 1)
