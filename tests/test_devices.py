@@ -92,6 +92,16 @@ def test_several_devices_on_a_backend_without_a_distribution_api_is_a_clear_erro
         distribution(DeviceSet("CPU", ("cpu:0", "cpu:1"), ("a CPU",) * 2))
 
 
+def test_on_jax_one_device_clears_a_distribution_an_earlier_run_set(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    keras.distribution.set_distribution("left by an earlier --devices 2 run")
+    try:
+        with distribution(DeviceSet("CPU", ("cpu:0",), ("a CPU",))):
+            assert keras.distribution.distribution() is None
+    finally:
+        keras.distribution.set_distribution(None)
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_gradcam_off_tensorflow_says_it_needs_the_tensorflow_backend(monkeypatch, backend):
     monkeypatch.setattr(keras.backend, "backend", lambda: backend)

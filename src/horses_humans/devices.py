@@ -130,16 +130,17 @@ def distribution(devices: DeviceSet):
     process-wide keras.distribution.DataParallel (Keras reads it when variables are made and at each fit)."""
     import keras
 
+    backend = keras.backend.backend()
+    if backend == "jax":  # set for one device too: an earlier run in this process may have set several
+        several = devices.replicas > 1
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=list(devices.names)) if several else None)
+        return nullcontext()
     if devices.replicas == 1:
         return nullcontext()
-    backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         return tf.distribute.MirroredStrategy(list(devices.names)).scope()
-    if backend == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=list(devices.names)))
-        return nullcontext()
     raise HorsesHumansError(f"--devices {devices.replicas}: training on several devices needs KERAS_BACKEND=tensorflow "
                             f"or jax, not {backend}; use --devices 1.")
 

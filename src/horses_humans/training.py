@@ -45,8 +45,8 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(precision: str, devices: DeviceSet | None = None) -> str:
-    """auto -> for the devices (default: the first GPU, else the CPU) devices.auto_precision's choice: on CPUs
-    mixed_bfloat16 with bf16 units, else float32."""
+    """auto -> devices.auto_precision's pick for the devices (default: the first GPU, else the CPU): mixed precision
+    on GPUs by compute capability; on CPUs mixed_bfloat16 with bf16 units, else float32."""
     if precision != "auto":
         return precision
     devices = devices or select_devices(None)
