@@ -11,6 +11,8 @@ import os
 import sys
 from contextlib import contextmanager
 
+from .config import HorsesHumansError
+
 DEFAULTS = {
     "TF_CPP_MIN_LOG_LEVEL": "2",  # TensorFlow's C++ INFO/WARNING start-up notices off
     "TF_ENABLE_ONEDNN_OPTS": "1",  # TF's default; set explicitly, TF stops announcing it
@@ -22,6 +24,17 @@ def configure() -> None:
     """Set the backend's environment variables (only those the user has not set); call before importing keras."""
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def require_tensorflow(feature: str) -> None:
+    """Raise one clear line when the Keras backend in use is not TensorFlow, for code that needs TensorFlow's own
+    API (Grad-CAM's GradientTape): a model under JAX or torch is not on TensorFlow's tape."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise HorsesHumansError(f"{feature} needs the TensorFlow backend, and KERAS_BACKEND is {backend}: run it with "
+                                "KERAS_BACKEND=tensorflow (a run trained on any backend loads there).")
 
 
 def import_backend() -> None:

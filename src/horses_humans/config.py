@@ -10,7 +10,7 @@ from pathlib import Path
 ENV_DATA = "HORSES_HUMANS_DATA"
 ENV_CACHE = "HORSES_HUMANS_CACHE"
 ENV_RUNS = "HORSES_HUMANS_RUNS"
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 AUGMENTATIONS = ("reference", "mild", "flip")  # presets of recipes.cnn.build_augmentation
 CLASS_WEIGHTS = ("none", "balanced")
 # A two-class model's output is the probability of class 1 (one sigmoid unit); at or above this it predicts class 1. Runs record their own
@@ -83,8 +83,9 @@ class TrainConfig:
     l2: float = option(0.0, "L2 penalty on the Dense(512) kernel; 0 is off")
     early_stopping: bool = option(False, "stop when val_accuracy has not improved for 3 epochs; keep the best weights")
     reduce_lr: bool = option(False, "divide the learning rate by 10 when val_loss stalls for 2 epochs")
-    precision: str = option("auto", "training arithmetic (auto: bfloat16 where the CPU has bf16 units); saved models "
-                                    "are float32", choices=PRECISIONS)
+    precision: str = option("auto", "training arithmetic (auto: on GPUs mixed_bfloat16, mixed_float16 before Ampere; on "
+                                    "CPUs bfloat16 where they have bf16 units); saved models are float32",
+                            choices=PRECISIONS)
     augmentation: str = option("reference", "augmentation preset for `augmented` and --augment: reference (flip, "
                                              "rotate +-72 deg, zoom, stretch), mild (rotate +-15 deg), flip",
                                choices=AUGMENTATIONS)
@@ -104,6 +105,9 @@ class TrainConfig:
                                                    group=TRANSFER_OPTIONS)
     tta: bool = option(False, "test-time flips: predictions average each image's probabilities with its mirror's "
                               "(evaluate, predict and serve read it from the run)")
+    devices: str | None = option(None, "devices to train on: a number or all (default 1: the first GPU, else the CPU); "
+                                       "several train data-parallel (MirroredStrategy on TensorFlow, DataParallel on "
+                                       "JAX), each on a share of --batch-size", metavar="N|all")
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from .backend import require_tensorflow
 from .config import HorsesHumansError
 from .outputs import ClassOutput
 
@@ -140,6 +141,7 @@ def class_activation_maps(model, batch: np.ndarray, layer: str, class_index=None
     Works through frozen nested backbones: the input is watched, so every operation after it is on the
     tape whether or not its weights are trainable.
     """
+    require_tensorflow("Grad-CAM")
     import tensorflow as tf  # Grad-CAM needs a tape; the rest of the package stays backend-neutral
 
     check_paths(model, [layer])

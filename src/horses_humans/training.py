@@ -20,6 +20,7 @@ from . import __version__
 from .calibration import calibrate_run
 from .config import HorsesHumansError, TrainConfig
 from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, load_side
+from .devices import DeviceSet, auto_precision, compile_scope, describe, devices_record, distribution, select_devices
 from .features import cached_features
 from .outputs import SIGMOID, SOFTMAX, ClassOutput
 from .progress import ProgressBar, draws
@@ -43,11 +44,13 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str) -> str:
-    """auto -> mixed_bfloat16 on CPUs with bf16 units, else float32."""
+def resolve_precision(precision: str, devices: DeviceSet | None = None) -> str:
+    """auto -> devices.auto_precision's pick for the devices (default: the first GPU, else the CPU): mixed precision
+    on GPUs by compute capability; on CPUs mixed_bfloat16 with bf16 units, else float32."""
     if precision != "auto":
         return precision
-    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+    devices = devices or select_devices(None)
+    return auto_precision(devices, devices.kind == "CPU" and cpu_has_bf16())
 
 
 class FusedRMSprop(keras.optimizers.RMSprop):
@@ -193,8 +196,8 @@ def build_callbacks(config: TrainConfig, recorder: EpochRecorder) -> list:
     return callbacks
 
 
-def environment_record(train: Split, val: Split, precision: str, data_dir: Path) -> dict:
-    """Versions, precision and a hash of the exact data the run saw."""
+def environment_record(train: Split, val: Split, precision: str, data_dir: Path, devices: DeviceSet | None = None) -> dict:
+    """Versions, precision, the devices trained on and a hash of the exact data the run saw."""
     import PIL
 
     digest = hashlib.sha256()
@@ -206,6 +209,7 @@ def environment_record(train: Split, val: Split, precision: str, data_dir: Path)
         "pillow": PIL.__version__, "platform": platform.platform(), "precision": precision,
         "data_dir": str(Path(data_dir).resolve()), "data_manifest_sha256": digest.hexdigest(),
         "train_images": len(train), "validation_images": len(val),
+        **(devices_record(devices, keras.backend.backend()) if devices else {}),
     }
 
 
@@ -243,12 +247,12 @@ def summarize(history: list[dict], skipped: list[dict], params: int) -> dict:
     }
 
 
-def training_precision(config: TrainConfig, transfer: bool) -> str:
+def training_precision(config: TrainConfig, transfer: bool, devices: DeviceSet | None = None) -> str:
     """The dtype policy to train in: transfer models default to float32 (their heads train on cached
     float32 features; bfloat16 would only blur those features); CNNs use resolve_precision."""
     if config.precision == "auto" and transfer:
         return "float32"
-    return resolve_precision(config.precision)
+    return resolve_precision(config.precision, devices)
 
 
 LOSSES = {SIGMOID: "binary_crossentropy", SOFTMAX: "sparse_categorical_crossentropy"}  # by output kind
@@ -258,7 +262,8 @@ def compile_model(model, learning_rate: float, output: ClassOutput) -> None:
     """RMSprop (fused where possible), cross-entropy for the output kind, accuracy: every recipe trains this way.
     Keras resolves "accuracy" from the shapes: BinaryAccuracy for one sigmoid unit, SparseCategoricalAccuracy for
     a softmax with integer labels."""
-    model.compile(optimizer=make_optimizer(learning_rate), loss=LOSSES[output.kind], metrics=["accuracy"])
+    with compile_scope(model):  # a model built under a MirroredStrategy gets mirrored optimizer variables
+        model.compile(optimizer=make_optimizer(learning_rate), loss=LOSSES[output.kind], metrics=["accuracy"])
 
 
 def arrays(split: Split, x=None) -> tuple:
@@ -338,16 +343,18 @@ def train(
     if tensorboard:
         require("tensorboard", "tensorboard", "--tensorboard")  # a missing extra fails before the data loads
     tracker = MlflowTracker(runs_dir) if mlflow else None
+    devices = select_devices(config.devices)  # a bad --devices fails before the data loads
     dataset = find_dataset(Path(data_dir), config.val_split, config.seed)
     train_split, val_split = (load_side(dataset, side, config.image_size, cache_dir, log) for side in ("train", "validation"))
     keras.utils.set_random_seed(config.seed)
-    precision = training_precision(config, recipe.transfer)
-    model = build_model(config, precision, class_output(train_split))
-    run_dir = start_run_dir(config, runs_dir, dataset, train_split, val_split, precision)
+    precision = training_precision(config, recipe.transfer, devices)
+    model = build_on(devices, config, precision, class_output(train_split))
+    run_dir = start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
         f"{len(train_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
     log_data(dataset, train_split, config, log)
+    log_devices(devices, log)
     total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
     with tracker.run(run_dir, config) if tracker else nullcontext() as listener:
         listeners = [listener] if listener else []
@@ -364,6 +371,18 @@ def train(
     return run_dir
 
 
+def build_on(devices: DeviceSet, config: TrainConfig, precision: str, output: ClassOutput):
+    """The recipe's model, built in the distribution that trains it on all of `devices` (see devices.distribution)."""
+    with distribution(devices):
+        return build_model(config, precision, output)
+
+
+def log_devices(devices: DeviceSet, log) -> None:
+    """One line on the devices, where it says more than 'the CPU' (GPUs, or several devices)."""
+    if devices.kind != "CPU" or devices.replicas > 1:
+        log(f"devices {describe(devices, keras.backend.backend())}")
+
+
 def write_card(run_dir: Path, log) -> None:
     """RUN/MODEL_CARD.md from what the run wrote."""
     from .modelcard import write_model_card
@@ -371,12 +390,13 @@ def write_card(run_dir: Path, log) -> None:
     log(f"wrote {write_model_card(run_dir)}")
 
 
-def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str) -> Path:
+def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str,
+                  devices: DeviceSet | None = None) -> Path:
     """A new run directory with what is known before training: config, labels, environment and the data it uses."""
     run_dir = new_run_dir(runs_dir, config)
     save_json(run_dir, CONFIG_FILE, config.to_dict())
     save_json(run_dir, LABELS_FILE, labels_record(train.class_names, config.image_size))
-    save_json(run_dir, ENVIRONMENT_FILE, environment_record(train, val, precision, dataset.root))
+    save_json(run_dir, ENVIRONMENT_FILE, environment_record(train, val, precision, dataset.root, devices))
     save_json(run_dir, DATA_FILE, data_record(dataset, {"train": train, "validation": val}, config))
     return run_dir
 
