@@ -105,3 +105,20 @@ def test_bad_split_choice_is_a_usage_error(tmp_path, capsys):
         main(["data", "import", str(tmp_path), "--split", "test"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--max-bytes", "--max-files"])
+def test_import_limit_must_be_positive(tmp_path, make_dataset, option, capsys):
+    source = make_dataset(tmp_path / "download")
+    assert main(["data", "import", str(source), option, "0", "--data-dir", str(tmp_path / "data")]) == 2
+    assert_one_line_error(capsys.readouterr().err, f"{option} must be a positive integer, got 0")
+    assert not (tmp_path / "data").exists()
+
+
+def test_import_within_raised_limits_succeeds(tmp_path, make_dataset, capsys):
+    source = make_dataset(tmp_path / "download")  # 10 PNGs + 6 folders, a few KB
+    data_dir = tmp_path / "data"
+    assert main(["data", "import", str(source), "--max-files", "16", "--max-bytes", "100000", "--data-dir",
+                 str(data_dir)]) == 0
+    assert main(["data", "import", str(source), "--max-files", "15", "--data-dir", str(data_dir)]) == 2
+    assert "more than 15 files and folders" in capsys.readouterr().err

@@ -642,11 +642,13 @@ def folder_plan(source: Path, limits: ImportLimits) -> ImportPlan:
     todo = [(str(source), "", frozenset({inode(os.stat(source))}))]
     while todo:
         folder, prefix, ancestors = todo.pop()
+        inner = []
         for path, name in folder_names(plan, folder, prefix):
             seen += 1
             if seen > limits.max_files:
                 raise too_many(source, f"more than {limits.max_files}", limits)
-            todo += plan_folder_entry(plan, path, name, ancestors)
+            inner += plan_folder_entry(plan, path, name, ancestors)
+        todo += reversed(inner)  # the first sub-folder is walked next: entries come in sorted order
     return plan
 
 
@@ -725,7 +727,8 @@ def report_skipped(plan: ImportPlan, log) -> None:
         return
     reasons = [f"{len(names)} {reason} ({', '.join(names[:SHOWN])}{', ...' if len(names) > SHOWN else ''})"
                for reason, names in plan.skipped.items()]
-    log(f"{plan.source}: skipped {sum(map(len, plan.skipped.values()))} entries: {'; '.join(reasons)}")
+    total = sum(map(len, plan.skipped.values()))
+    log(f"{plan.source}: skipped {total} {'entry' if total == 1 else 'entries'}: {'; '.join(reasons)}")
 
 
 def write_plan(plan: ImportPlan, dest: Path, open_entry: Callable, limits: ImportLimits) -> None:
@@ -754,8 +757,8 @@ def copy_entry(plan: ImportPlan, entry: Entry, target: Path, open_entry: Callabl
                 out.write(chunk)
             return written
     except ZIP_READ_ERRORS as exc:
-        raise HorsesHumansError(f"{plan.source}: cannot unpack {entry.name!r} ({exc}): the zip is damaged, encrypted "
-                                "or unusually compressed; re-create it. Nothing was changed.") from None
+        raise HorsesHumansError(f"{plan.source}: cannot unpack {entry.name!r} ({exc}): nothing was changed: the zip is "
+                                "damaged, encrypted or unusually compressed; re-create it.") from None
     except OSError as exc:
         raise HorsesHumansError(f"{plan.source}: importing {entry.name!r} failed ({exc}); nothing was changed.") from None
 
