@@ -131,6 +131,17 @@ def test_100k_members_are_refused_by_count(hundred_thousand_members, held, capsy
                    "--max-files")
 
 
+def test_100k_members_are_refused_before_the_zip_directory_is_loaded(hundred_thousand_members, held, capsys,
+                                                                     monkeypatch):
+    def load(*args, **kwargs):  # a million members would take gigabytes of ZipInfo objects
+        raise AssertionError("the whole zip directory was loaded")
+
+    monkeypatch.setattr(data.zipfile, "ZipFile", load)
+    assert data.announced_members(hundred_thousand_members) == 100_000  # from the Zip64 end record
+    assert import_cli(hundred_thousand_members, held[0]) == 2
+    assert_refused(capsys, held, "holds 100000 files and folders", "--max-files")
+
+
 def test_a_folder_with_too_many_entries_is_refused_without_walking_it_all(tmp_path, held, make_split, capsys):
     source = make_split(tmp_path / "src", (20, 20))
     assert import_cli(source, held[0], "--max-files", "10") == 2

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import stat
+import struct
 import tempfile
 import time
 import zipfile
@@ -597,12 +598,32 @@ def opened(source: Path, limits: ImportLimits):
     if source.is_dir():
         yield folder_plan(source, limits), open_regular
         return
+    announced = announced_members(source)
+    if announced is not None and announced > limits.max_files:
+        raise too_many(source, str(announced), limits)
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
         raise HorsesHumansError(f"{source}: not a valid zip file ({exc}).") from None
     with archive:
         yield zip_plan(archive, source, limits), archive.open
+
+
+def announced_members(path: Path) -> int | None:
+    """The member count a zip's end record announces, read before zipfile loads its whole directory (ten million
+    members take gigabytes as ZipInfo objects); None when there is no end record (zipfile then says what is wrong)."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - 22 - 0xFFFF))  # the record (22 bytes) and a comment of 64 KiB at most
+        tail = fh.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return None
+        count = struct.unpack_from("<H", tail, at + 10)[0]
+        if count != 0xFFFF or tail[max(0, at - 20):at - 16] != b"PK\x06\x07":
+            return count
+        fh.seek(struct.unpack_from("<Q", tail, at - 12)[0])  # Zip64: the locator points at the Zip64 end record
+        record = fh.read(40)
+    return struct.unpack_from("<Q", record, 32)[0] if len(record) == 40 and record[:4] == b"PK\x06\x06" else None
 
 
 def zip_plan(archive: zipfile.ZipFile, source: Path, limits: ImportLimits) -> ImportPlan:
