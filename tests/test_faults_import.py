@@ -6,6 +6,7 @@ import stat
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -224,3 +225,67 @@ def test_a_fifo_named_as_the_source_is_one_error_line_not_a_hang(tmp_path, data_
     assert result.returncode == 2 and result.stdout == ""
     assert_one_line_error(result.stderr, str(fifo), "neither a folder nor a zip file")
     assert snapshot(data_dir) == before
+
+
+# ---------------------------------------------------------------- killed imports
+
+KILLABLE = """
+import os, sys, time
+from pathlib import Path
+from horses_humans import data
+
+source, data_dir, marker, when = sys.argv[1:]
+real_replace, real_copy = os.replace, data.copy_entry
+
+def wait_here(point):  # tell the test where we are, then wait for its kill -9
+    if point == when:
+        Path(marker).write_text(point)
+        time.sleep(600)
+
+def replace(src, dst):
+    real_replace(src, dst)
+    if Path(dst).name == "replaced":  # the old data was just moved aside, the new one not yet in
+        wait_here("swap")
+
+def copy_entry(*args):
+    written = real_copy(*args)
+    wait_here("write")  # one image written, the others not
+    return written
+
+os.replace, data.copy_entry = replace, copy_entry
+data.import_path(Path(source), Path(data_dir), log=lambda line: None)
+"""
+
+
+def kill_import_at(when: str, source: Path, data_dir: Path, tmp_path: Path) -> None:
+    """Run an import in a child process and kill -9 it at `when` (write: mid-copy; swap: between the two renames)."""
+    marker = tmp_path / "reached"
+    child = subprocess.Popen([sys.executable, "-c", KILLABLE, str(source), str(data_dir), str(marker), when],
+                             env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + DEADLINE
+    try:
+        while not marker.exists():
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the import never reached the point to kill it at"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait(timeout=DEADLINE)
+
+
+def test_an_import_killed_mid_copy_leaves_the_data_and_the_next_import_cleans_up(tmp_path, held, make_split, capsys):
+    archive = class_zip(make_split, tmp_path)
+    kill_import_at("write", archive, held[0], tmp_path)
+    assert snapshot(held[0]) == held[1] and len(staging_left(held[0].parent)) == 1
+    assert import_cli(archive, held[0]) == 0
+    assert "removed, left by an import that was killed" in capsys.readouterr().out
+    assert staging_left(held[0].parent) == [] and sorted(snapshot(held[0])) == sorted(snapshot(tmp_path / "src"))
+
+
+def test_an_import_killed_while_it_replaced_the_data_gives_the_old_data_back(tmp_path, held, make_split, capsys):
+    archive = class_zip(make_split, tmp_path)
+    kill_import_at("swap", archive, held[0], tmp_path)
+    assert not held[0].exists()  # the old data is aside, in the staging folder: the next import puts it back
+    assert import_cli(archive, held[0], "--max-bytes", "10") == 2  # even one that is then refused
+    assert "put back" in capsys.readouterr().out
+    assert snapshot(held[0]) == held[1] and staging_left(held[0].parent) == []

@@ -578,11 +578,12 @@ def swap_in(new: Path, dest: Path, trash: Path) -> None:
 def staged(source: Path, dest: Path, limits: ImportLimits, log):
     """Check an import of source against the limits and the free disk, then write it into a temporary folder beside
     dest: yields that folder, removed afterwards with whatever is left in it. Errors name source, not the folder."""
+    clean_interrupted(dest, log)  # first: what a killed import left counts against the free space
     with opened(source, limits) as (plan, open_entry):
         check_plan(plan, dest.parent, limits)
         report_skipped(plan, log)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-import-"))
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f"{staging_prefix(dest)}{os.getpid()}-"))
         try:
             write_plan(plan, tmp / "unpacked", open_entry, limits)
             yield tmp / "unpacked"
@@ -590,6 +591,39 @@ def staged(source: Path, dest: Path, limits: ImportLimits, log):
             raise HorsesHumansError(str(exc).replace(str(tmp / "unpacked"), str(source))) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def staging_prefix(dest: Path) -> str:
+    """How the temporary folders an import of dest stages in are named: then the id of the process that owns one."""
+    return f".{dest.name}-import-"
+
+
+def clean_interrupted(dest: Path, log) -> None:
+    """Remove the staging folders that killed imports left beside dest. One killed between moving the old data aside
+    and moving the new in still holds the old data: it goes back first."""
+    prefix = staging_prefix(dest)
+    for tmp in sorted(dest.parent.iterdir()) if dest.parent.is_dir() else []:
+        pid = tmp.name[len(prefix):].split("-")[0] if tmp.name.startswith(prefix) else ""
+        if not pid.isdigit() or process_alive(int(pid)):
+            continue  # not a staging folder, or one an import still running is writing
+        if (tmp / "replaced").is_dir() and not dest.exists():
+            os.replace(tmp / "replaced", dest)
+            log(f"{dest}: put back, an import killed while it replaced the data had moved it aside")
+        shutil.rmtree(tmp, ignore_errors=True)
+        log(f"{tmp}: removed, left by an import that was killed (process {pid})")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (another user's counts). On Windows always True: os.kill would end it."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
@@ -797,7 +831,7 @@ def copy_entry(plan: ImportPlan, entry: Entry, target: Path, open_entry: Callabl
 
 def open_regular(path: Path):
     """Open a file for reading only while it is a regular file: a FIFO swapped in since the walk would block."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # no effect on a regular file's reads
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # no effect on a regular file's reads
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(f"{path}: no longer a regular file")
