@@ -149,6 +149,15 @@ def test_a_folder_with_too_many_entries_is_refused_without_walking_it_all(tmp_pa
     assert_refused(capsys, held, str(source), "more than 10 files and folders", "--max-files")
 
 
+def test_a_folder_over_the_byte_limit_is_refused_before_anything_is_written(tmp_path, held, make_split, capsys):
+    source = make_split(tmp_path / "src", (2, 2))
+    size = sum(p.stat().st_size for p in source.rglob("*.png"))
+    assert import_cli(source, held[0], "--max-bytes", str(size - 1)) == 2
+    assert_refused(capsys, held, str(source), f"({size} bytes), over the limit of ", f"({size - 1} bytes)",
+                   "--max-bytes")
+    assert import_cli(source, held[0], "--max-bytes", str(size)) == 0  # exactly at the limit is allowed
+
+
 def test_too_little_free_disk_is_refused_before_anything_is_written(tmp_path, held, make_split, capsys, monkeypatch):
     archive = class_zip(make_split, tmp_path)
     monkeypatch.setattr(data.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**12, used=10**12 - 1000, free=1000))

@@ -778,10 +778,10 @@ def existing_folder(path: Path) -> Path:
 
 
 def size_text(n: int) -> str:
-    """A byte count for a message: 812 bytes, 3.4 MiB, 2.0 GiB."""
+    """A byte count for a message, exact (--max-bytes takes bytes) and readable: 812 bytes, 3.3 KiB (3408 bytes)."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
-            return f"{n / scale:.1f} {unit}"
+            return f"{n / scale:.1f} {unit} ({n} bytes)"
     return f"{n} bytes"
 
 
