@@ -167,6 +167,15 @@ def test_too_little_free_disk_is_refused_before_anything_is_written(tmp_path, he
 
 # ---------------------------------------------------------------- members that are not images, or point elsewhere
 
+def test_a_member_that_is_both_a_file_and_a_folder_is_one_error_line(tmp_path, held, make_split, capsys):
+    archive = class_zip(make_split, tmp_path)
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr("humans/x.png", b"a file")
+        zf.writestr("humans/x.png/y.png", b"inside a file?")
+    assert import_cli(archive, held[0]) == 2
+    assert_refused(capsys, held, str(archive), "humans/x.png", "nothing was changed")
+
+
 def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_split, capsys):
     archive = class_zip(make_split, tmp_path)
     with zipfile.ZipFile(archive, "a") as zf:
@@ -244,7 +253,7 @@ from pathlib import Path
 from horses_humans import data
 
 source, data_dir, marker, when = sys.argv[1:]
-real_replace, real_copy = os.replace, data.copy_entry
+real_replace, real_write = os.replace, data.write_entry
 
 def wait_here(point):  # tell the test where we are, then wait for its kill -9
     if point == when:
@@ -256,12 +265,12 @@ def replace(src, dst):
     if Path(dst).name == "replaced":  # the old data was just moved aside, the new one not yet in
         wait_here("swap")
 
-def copy_entry(*args):
-    written = real_copy(*args)
-    wait_here("write")  # one image written, the others not
+def write_entry(*args):
+    written = real_write(*args)
+    wait_here("write")  # one entry written, the others not
     return written
 
-os.replace, data.copy_entry = replace, copy_entry
+os.replace, data.write_entry = replace, write_entry
 data.import_path(Path(source), Path(data_dir), log=lambda line: None)
 """
 

@@ -800,33 +800,34 @@ def write_plan(plan: ImportPlan, dest: Path, open_entry: Callable, limits: Impor
     dest.mkdir()
     written = 0
     for entry in plan.entries:
-        target = dest / entry.name
-        if entry.origin is None:
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written += copy_entry(plan, entry, target, open_entry, limits.max_bytes - written)
-            if entry.mtime_ns is not None:
-                os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
+        try:
+            written += write_entry(plan, entry, dest / entry.name, open_entry, limits.max_bytes - written)
+        except ZIP_READ_ERRORS as exc:
+            raise HorsesHumansError(f"{plan.source}: cannot unpack {entry.name!r} ({exc}): nothing was changed: the "
+                                    "zip is damaged, encrypted or unusually compressed; re-create it.") from None
+        except OSError as exc:  # a full disk, an unreadable file, a member that is both a file and a folder
+            raise HorsesHumansError(f"{plan.source}: importing {entry.name!r} failed ({exc.strerror or exc}); nothing "
+                                    "was changed.") from None
 
 
-def copy_entry(plan: ImportPlan, entry: Entry, target: Path, open_entry: Callable, room: int) -> int:
-    """Copy one image's bytes to target, at most room of them (a size announced is not trusted); returns how many."""
-    try:
-        with open_entry(entry.origin) as src, open(target, "wb") as out:
-            written = 0
-            while chunk := src.read(CHUNK):
-                written += len(chunk)
-                if written > room:
-                    raise HorsesHumansError(f"{plan.source}: {entry.name!r} holds more bytes than announced and the "
-                                            "import passed its --max-bytes limit: stopped, nothing was changed.")
-                out.write(chunk)
-            return written
-    except ZIP_READ_ERRORS as exc:
-        raise HorsesHumansError(f"{plan.source}: cannot unpack {entry.name!r} ({exc}): nothing was changed: the zip is "
-                                "damaged, encrypted or unusually compressed; re-create it.") from None
-    except OSError as exc:
-        raise HorsesHumansError(f"{plan.source}: importing {entry.name!r} failed ({exc}); nothing was changed.") from None
+def write_entry(plan: ImportPlan, entry: Entry, target: Path, open_entry: Callable, room: int) -> int:
+    """Write one folder, or one image's bytes, at most room of them (a size announced is not trusted), with its
+    original time; returns the bytes written."""
+    if entry.origin is None:
+        target.mkdir(parents=True, exist_ok=True)
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open_entry(entry.origin) as src, open(target, "wb") as out:
+        while chunk := src.read(CHUNK):
+            written += len(chunk)
+            if written > room:
+                raise HorsesHumansError(f"{plan.source}: {entry.name!r} holds more bytes than announced and the "
+                                        "import passed its --max-bytes limit: stopped, nothing was changed.")
+            out.write(chunk)
+    if entry.mtime_ns is not None:
+        os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
+    return written
 
 
 def open_regular(path: Path):
