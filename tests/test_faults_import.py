@@ -307,3 +307,21 @@ def test_an_import_killed_while_it_replaced_the_data_gives_the_old_data_back(tmp
     assert import_cli(archive, held[0], "--max-bytes", "10") == 2  # even one that is then refused
     assert "put back" in capsys.readouterr().out
     assert snapshot(held[0]) == held[1] and staging_left(held[0].parent) == []
+
+
+# ---------------------------------------------------------------- the real data set
+
+@pytest.mark.integration
+def test_the_official_training_zip_imports_every_image_within_the_default_limits(tmp_path, capsys):
+    source = Path(os.environ.get("HORSES_HUMANS_DATA") or Path(SRC).parents[1] / "shared" / "data") / TRAIN
+    assert source.is_dir(), f"needs the real data set at {source.parent} (or HORSES_HUMANS_DATA)"
+    archive = zip_folder(source, tmp_path / "horse-or-human.zip")  # laid out as the official download
+    assert import_cli(archive, tmp_path / "data") == 0
+    assert "skipped" not in capsys.readouterr().out
+    imported = tmp_path / "data" / TRAIN
+
+    def sizes(folder: Path) -> dict[str, int]:
+        return {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*.png")}
+
+    assert sizes(imported) == sizes(source) and len(sizes(imported)) == 1027
+    assert staging_left(tmp_path / "data") == []
