@@ -188,6 +188,21 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
                                                    "humans/humans-00.png", "humans/humans-01.png"]
 
 
+@pytest.mark.parametrize("suffix", sorted(data.IMAGE_SUFFIXES))
+def test_every_suffix_an_import_keeps_is_one_the_loader_decodes(tmp_path, suffix):
+    from PIL import Image
+
+    from horses_humans.images import load_pixels
+
+    fmt = Image.registered_extensions().get(suffix)
+    assert fmt in Image.OPEN, f"Pillow cannot open {suffix} files here"
+    if fmt not in Image.SAVE:
+        pytest.skip(f"Pillow cannot write {suffix} to round-trip it")
+    path = tmp_path / f"image{suffix}"
+    Image.new("RGB", (8, 8), (200, 30, 30)).convert("1" if suffix == ".pbm" else "RGB").save(path)
+    assert load_pixels(path, 4).shape == (4, 4, 3)
+
+
 def test_symlink_member_is_skipped_never_followed(tmp_path, make_split, capsys):
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"outside the archive")

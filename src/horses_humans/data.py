@@ -433,7 +433,9 @@ def find_data_root(root: Path) -> Path:
 
 # ---------------------------------------------------------------- import: bounded, staged beside the data folder
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})  # what an import keeps
+IMAGE_SUFFIXES = frozenset({  # what an import keeps: the photo formats Pillow decodes (not all it registers: .mpg, .h5)
+    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".dib", ".webp", ".avif", ".tif", ".tiff", ".tga",
+    ".ppm", ".pgm", ".pbm", ".pnm"})
 SHOWN = 3  # names shown per reason in the skipped-entries line
 BLOCK = 4096  # a file's disk overhead at most, for the free-space check
 CHUNK = 1 << 20
