@@ -7,7 +7,7 @@ import zipfile
 import pytest
 
 from horses_humans.cli import main
-from horses_humans.data import TRAIN, VALIDATION, file_stats
+from horses_humans.data import TRAIN, VALIDATION, ImportLimits, file_stats
 
 from .synthetic import zip_folder
 
@@ -138,3 +138,11 @@ def test_imported_files_keep_their_times_so_a_reimport_keeps_the_pixel_cache_key
     assert stats[0] == stats[1] and len(stats[0]) == 6
     if not as_zip:
         assert stats[0][0][2] == (tmp_path / "download" / TRAIN / stats[0][0][0]).stat().st_mtime_ns
+
+
+def test_import_help_states_the_limits_the_import_applies(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "import", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    limits = ImportLimits()
+    assert f"(default: {limits.max_bytes // 2**30} GiB)" in text and f"(default: {limits.max_files})" in text
