@@ -4,7 +4,8 @@ into an empty folder while a thread samples the disk blocks held under the impor
     python bench/bench_import.py --source /work/shared/data/horse-or-human
 
 Prints the zip's size, the imported data's size and the peak held during the import (both in the import's folder,
-so the zip itself is not counted); the extra is the peak minus the data's final size.
+so the zip itself is not counted); the extra is the peak minus the data's final size. To measure another version,
+point PYTHONPATH at its src/ (e.g. `git archive COMMIT src | tar -x -C /tmp/old`, then PYTHONPATH=/tmp/old/src).
 """
 
 import argparse
