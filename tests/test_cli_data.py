@@ -7,7 +7,7 @@ import zipfile
 import pytest
 
 from horses_humans.cli import main
-from horses_humans.data import TRAIN, VALIDATION
+from horses_humans.data import TRAIN, VALIDATION, ImportLimits, file_stats
 
 from .synthetic import zip_folder
 
@@ -105,3 +105,44 @@ def test_bad_split_choice_is_a_usage_error(tmp_path, capsys):
         main(["data", "import", str(tmp_path), "--split", "test"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--max-bytes", "--max-files"])
+def test_import_limit_must_be_positive(tmp_path, make_dataset, option, capsys):
+    source = make_dataset(tmp_path / "download")
+    assert main(["data", "import", str(source), option, "0", "--data-dir", str(tmp_path / "data")]) == 2
+    assert_one_line_error(capsys.readouterr().err, f"{option} must be a positive integer, got 0")
+    assert not (tmp_path / "data").exists()
+
+
+def test_import_within_raised_limits_succeeds(tmp_path, make_dataset, capsys):
+    source = make_dataset(tmp_path / "download")  # 10 PNGs + 6 folders, a few KB
+    data_dir = tmp_path / "data"
+    assert main(["data", "import", str(source), "--max-files", "16", "--max-bytes", "100000", "--data-dir",
+                 str(data_dir)]) == 0
+    assert main(["data", "import", str(source), "--max-files", "15", "--data-dir", str(data_dir)]) == 2
+    assert "more than 15 files and folders" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("as_zip", [False, True], ids=["folder", "zip"])
+def test_imported_files_keep_their_times_so_a_reimport_keeps_the_pixel_cache_key(tmp_path, make_dataset, as_zip):
+    source = make_dataset(tmp_path / "download")
+    if as_zip:
+        source = zip_folder(source, tmp_path / "download.zip")
+    stats = []
+    for name in ("first", "second"):  # a second import, seconds later, of the same files
+        assert main(["data", "import", str(source), "--data-dir", str(tmp_path / name)]) == 0
+        split = tmp_path / name / TRAIN
+        files = sorted(p.relative_to(split).as_posix() for p in split.rglob("*.png"))
+        stats.append(file_stats(split, files))
+    assert stats[0] == stats[1] and len(stats[0]) == 6
+    if not as_zip:
+        assert stats[0][0][2] == (tmp_path / "download" / TRAIN / stats[0][0][0]).stat().st_mtime_ns
+
+
+def test_import_help_states_the_limits_the_import_applies(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "import", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    limits = ImportLimits()
+    assert f"(default: {limits.max_bytes // 2**30} GiB)" in text and f"(default: {limits.max_files})" in text

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path)
     p.add_argument("--split", choices=["horse-or-human", "validation-horse-or-human"],
                    help="PATH holds this official split's class folders (default: only for a zip or folder named after it)")
+    p.add_argument("--max-bytes", type=int, metavar="BYTES",
+                   help="refuse an import whose images unpack to more than this (default: 2 GiB)")
+    p.add_argument("--max-files", type=int, metavar="N",
+                   help="refuse a zip or folder holding more files and folders than this (default: 50000)")
     add_data_dir(p)
     p = data.add_parser("check", help="layout, per-class counts per split, sizes, modes, unreadable files, duplicates "
                                       "(also across classes), leakage, balance")
@@ -217,7 +221,7 @@ def cmd_data(args) -> int:
     if args.data_command == "download":
         data.download(data_dir)
     elif args.data_command == "import":
-        data.import_path(args.path, data_dir, args.split)
+        data.import_path(args.path, data_dir, args.split, limits=data.ImportLimits.given(args.max_bytes, args.max_files))
     else:
         from .datacheck import check_dataset, format_report
 
