@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from horses_humans import export as ex
 from horses_humans.data import VALIDATION
 
-from .centroid_runs import centroid_setup
+from .exported_runs import exported_centroid_run
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TIMEOUT = 60  # seconds: a hang fails the test instead of blocking the suite
@@ -26,10 +25,7 @@ TIMEOUT = 60  # seconds: a hang fails the test instead of blocking the suite
 @pytest.fixture(scope="module")
 def exported_run(tmp_path_factory):
     """(run dir, validation images): the 2-class centroid run with its parity-checked ONNX export."""
-    run, data = centroid_setup(tmp_path_factory.mktemp("faults"), 2)
-    source = ex.open_source(run, data, log=lambda line: None)
-    (result,) = ex.export_all(source, [("web", "none")], latency_runs=1)
-    assert result.shipped, result.error
+    run, data = exported_centroid_run(tmp_path_factory.mktemp("faults"))
     return run, sorted((data / VALIDATION).rglob("*.png"))
 
 
