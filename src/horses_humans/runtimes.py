@@ -110,10 +110,13 @@ class OnnxRuntime(Runtime):
 
     name = "ONNX Runtime"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, spinning: bool = True):
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if not spinning:  # idle threads sleep instead of spinning: they share the CPUs with predict's decoding threads
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def predict_batch(self, pixels: np.ndarray) -> np.ndarray:
@@ -133,7 +136,9 @@ class Export:
 
     def load(self) -> Runtime:
         """The export in its runtime (ONNX Runtime or LiteRT: no TensorFlow)."""
-        return {"onnx": OnnxRuntime, "tflite": LiteRTRuntime}[self.runtime](self.model_file)
+        if self.runtime == "onnx":
+            return OnnxRuntime(self.model_file, spinning=False)
+        return LiteRTRuntime(self.model_file)
 
     def describe(self) -> str:
         """What answers, in words: `ONNX Runtime (export web, 1.23 ms per image)`."""
