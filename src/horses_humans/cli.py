@@ -275,11 +275,12 @@ def cmd_predict(args) -> int:
     from .config import check_positive
     from .predict import Predictor, predict_paths
     from .progress import ProgressBar
-    from .resultfiles import choose_format, open_results
+    from .resultfiles import check_output, choose_format, open_results
 
     check_positive("batch_size", args.batch_size)
     check_positive("workers", args.workers)
     fmt = choose_format("json" if args.json else "csv" if args.csv else args.format, args.output)
+    check_output(args.output, fmt, args.resume)  # before the model loads
     predictor = Predictor.from_run(args.run, args.checkpoint, args.runtime)  # imports TensorFlow only for Keras
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout holds only the rows)
     log(f"answering with {predictor.source}")

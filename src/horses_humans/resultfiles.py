@@ -105,15 +105,20 @@ class TableWriter(ResultWriter):
 WRITERS = {"table": TableWriter, "csv": CsvWriter, "jsonl": JsonlWriter, "json": JsonWriter}
 
 
-@contextmanager
-def open_results(output: Path | None, fmt: str, class_names: list[str], resume: bool = False):
-    """A ResultWriter on stdout or on `output` (created, or with --resume continued after its complete rows);
-    its `done` set names the files already in it."""
+def check_output(output: Path | None, fmt: str, resume: bool) -> None:
+    """A clear error for --resume without a file it can read back (called before the model loads)."""
     if resume and output is None:
         raise HorsesHumansError("--resume continues an --output FILE: name the file the interrupted run wrote.")
     if resume and fmt not in RESUMABLE:
         raise HorsesHumansError(f"{output}: --resume reads the file back, which a table cannot be: "
                                 f"write {', '.join(RESUMABLE)} (--format or the extension).")
+
+
+@contextmanager
+def open_results(output: Path | None, fmt: str, class_names: list[str], resume: bool = False):
+    """A ResultWriter on stdout or on `output` (created, or with --resume continued after its complete rows);
+    its `done` set names the files already in it."""
+    check_output(output, fmt, resume)
     if output is None:
         writer = WRITERS[fmt](sys.stdout, class_names)
         yield writer
