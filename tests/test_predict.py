@@ -67,3 +67,103 @@ def test_predicted_probability_is_that_of_the_label(tmp_path, make_image, names,
     assert (result.label, result.error) == (label, None) and result.probability == pytest.approx(probability)
     expected = predictor.output.probabilities(np.asarray(raw)[None])[0]
     assert result.probabilities == pytest.approx(dict(zip(names, expected))) and list(result.probabilities) == names
+
+
+# ---------------------------------------------------------------- streaming: the walk, the batches, the output files
+
+def test_the_lazy_walk_gives_the_folder_order_of_the_data_sets_rule(tmp_path, make_image):
+    from horses_humans.data import visible_files
+    from horses_humans.inputfiles import walk_inputs
+
+    folder = tmp_path / "photos"
+    for name in ("b.png", "a/z.png", "a/b/c.png", "a.png", "A.png", "a-b/x.png", ".hidden/y.png", "c/.d.png"):
+        make_image(folder / name)
+    walk = walk_inputs([folder])
+    assert iter(walk) is walk  # a generator: nothing is listed before it is asked for
+    assert list(walk) == [(path, None) for path in visible_files(folder)]
+
+
+def test_batches_are_predicted_from_a_generator_without_reading_it_all(tmp_path, make_image):
+    import itertools
+
+    image = make_image(tmp_path / "a.png")
+    endless = ((image, None) for _ in itertools.count())  # a list of it would never end
+    batches = Predictor(Constant([0.8]), ["horses", "humans"], 16).predict_batches(endless, batch_size=3, workers=2)
+    first, second = itertools.islice(batches, 2)
+    batches.close()
+    assert [len(first), len(second)] == [3, 3] and all(r.label == "humans" for r in first + second)
+
+
+def test_a_skip_reason_in_a_batch_becomes_that_files_error_and_the_others_are_answered(tmp_path, make_image):
+    good = make_image(tmp_path / "a.png")
+    entries = [(good, None), (tmp_path / "pipe", "pipe: a FIFO (named pipe), not a regular file; skipped"), (good, None)]
+    rows = [r for batch in Predictor(Constant([0.8]), ["horses", "humans"], 16).predict_batches(entries, 2) for r in batch]
+    assert [r.error for r in rows] == [None, entries[1][1], None] and rows[2].label == "humans"
+
+
+def rows_of(n: int, start: int = 0) -> list[Prediction]:
+    return [Prediction(f"f{i:03d}.png", "humans", 0.75, {"horses": 0.25, "humans": 0.75}) for i in range(start, start + n)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+def test_resume_keeps_complete_rows_cuts_a_torn_one_and_writes_nothing_twice(tmp_path, fmt):
+    from horses_humans.resultfiles import open_results
+
+    output = tmp_path / f"out.{fmt}"
+    with open_results(output, fmt, ["horses", "humans"]) as writer:
+        writer.write(rows_of(3))
+        writer.write(rows_of(2, 3))
+    torn = output.read_bytes()
+    cut = torn.rindex(b"f004.png") + 3  # a kill in the middle of the last row
+    output.write_bytes(torn[:cut])
+    with open_results(output, fmt, ["horses", "humans"], resume=True) as writer:
+        assert writer.done == {f"f{i:03d}.png" for i in range(4)}
+        writer.write(rows_of(3, 4))
+    text = output.read_text()
+    if fmt == "csv":
+        files = [line.split(",")[0] for line in text.splitlines()[1:]]
+    elif fmt == "jsonl":
+        files = [json.loads(line)["file"] for line in text.splitlines()]
+    else:
+        files = [record["file"] for record in json.loads(text)]
+    assert files == [f"f{i:03d}.png" for i in range(7)]
+
+
+def test_resume_of_a_finished_json_array_appends_inside_the_bracket(tmp_path):
+    from horses_humans.resultfiles import open_results
+
+    output = tmp_path / "out.json"
+    with open_results(output, "json", ["horses", "humans"]) as writer:
+        writer.write(rows_of(2))
+    with open_results(output, "json", ["horses", "humans"], resume=True) as writer:
+        writer.write(rows_of(1, 2))
+    assert [r["file"] for r in json.loads(output.read_text())] == ["f000.png", "f001.png", "f002.png"]
+
+
+def test_resume_refuses_another_runs_csv_a_table_and_a_missing_output(tmp_path):
+    from horses_humans.config import HorsesHumansError
+    from horses_humans.resultfiles import open_results
+
+    output = tmp_path / "out.csv"
+    with open_results(output, "csv", ["cats", "dogs", "owls"]) as writer:
+        writer.write(rows_of(1))
+    with pytest.raises(HorsesHumansError, match="is not this run's"):
+        with open_results(output, "csv", ["horses", "humans"], resume=True):
+            pass
+    with pytest.raises(HorsesHumansError, match="a table cannot be"):
+        with open_results(tmp_path / "out.txt", "table", ["horses", "humans"], resume=True):
+            pass
+    with pytest.raises(HorsesHumansError, match="--resume continues an --output FILE"):
+        with open_results(None, "csv", ["horses", "humans"], resume=True):
+            pass
+
+
+def test_the_streamed_table_lines_up_with_the_first_batch(capsys):
+    from horses_humans.resultfiles import open_results
+
+    with open_results(None, "table", ["horses", "humans"]) as writer:
+        writer.write(rows_of(2))
+        writer.write([Prediction("a-much-longer-name.png", error="not an image")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["file", "label", "probability"] and lines[1].split() == ["f000.png", "humans", "0.7500"]
+    assert lines[3].split(maxsplit=1) == ["a-much-longer-name.png", "error: not an image"]

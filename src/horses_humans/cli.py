@@ -92,13 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_data_dir(p)
     add_cache_dir(p)
 
-    p = sub.add_parser("predict", help="label and probability for images or folders (walked recursively)")
+    p = sub.add_parser("predict", help="label and probability for images or folders (walked recursively), "
+                                       "written as they come")
     p.add_argument("run", type=Path)
     p.add_argument("paths", type=Path, nargs="+", metavar="IMAGE_OR_DIR")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print JSON")
-    fmt.add_argument("--csv", action="store_true", help="print CSV")
-    p.add_argument("--output", type=Path, help="write the JSON/CSV/table to this file (atomically) instead of stdout")
+    fmt.add_argument("--json", action="store_true", help="a JSON array (same as --format json)")
+    fmt.add_argument("--csv", action="store_true", help="CSV (same as --format csv)")
+    fmt.add_argument("--format", choices=["table", "csv", "jsonl", "json"],
+                     help="output format (default: from --output's extension, .csv/.jsonl/.json, else a table)")
+    p.add_argument("--output", type=Path, help="write the rows to this file as they come (flushed after every batch: "
+                                               "a killed run keeps them) instead of stdout")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run's --output file: files "
+                                                          "already in it are skipped, nothing is written twice")
+    p.add_argument("--batch-size", type=int, default=32, help="images per model call (default: 32)")
+    p.add_argument("--workers", type=int, help="threads decoding images (default: one per CPU)")
+    p.add_argument("--runtime", choices=["auto", "keras", "onnx", "tflite"], default="auto",
+                   help="what runs the model: auto (default: the run's fastest parity-checked full-precision export, "
+                        "else Keras), keras, or the onnx / tflite export (make one with `export`)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any file could not be predicted (default: only if none could)")
     add_checkpoint(p)
 
@@ -211,7 +222,7 @@ def needs_backend(args) -> bool:
     """Whether the command's modules import TensorFlow: then it is imported first, its start-up chatter hidden."""
     if args.command == "data":
         return args.data_command == "download"  # keras.utils.get_file
-    return args.command not in ("runs", "card")
+    return args.command not in ("runs", "card", "predict")  # predict imports it itself, only when Keras answers
 
 
 def cmd_data(args) -> int:
@@ -265,23 +276,23 @@ def cmd_unsure(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import Predictor, collect_files, format_predictions
-    from .atomic import write_text_atomic
+    from .config import check_positive
+    from .predict import Predictor, predict_paths
     from .progress import ProgressBar
+    from .resultfiles import check_output, choose_format, open_results
 
-    predictor = Predictor.from_run(args.run, args.checkpoint)
-    with ProgressBar("predicting") as progress:  # drawn only on a terminal: stdout stays clean for --json/--csv
-        results = predictor.predict_files(collect_files(args.paths), progress=progress)
-    text = format_predictions(results, "json" if args.json else "csv" if args.csv else "table", predictor.class_names)
-    if args.output:
-        write_text_atomic(args.output, text)
-    else:
-        print(text, end="" if text.endswith("\n") else "\n")
-    failed = [r for r in results if r.error]
-    for r in failed:
-        print(f"skipped: {r.error}", file=sys.stderr)
-    print(f"predicted {len(results) - len(failed)} of {len(results)} files ({len(failed)} skipped)", file=sys.stderr)
-    return 1 if len(failed) == len(results) or (args.strict and failed) else 0
+    check_positive("batch_size", args.batch_size)
+    check_positive("workers", args.workers)
+    fmt = choose_format("json" if args.json else "csv" if args.csv else args.format, args.output)
+    check_output(args.output, fmt, args.resume)  # before the model loads
+    predictor = Predictor.from_run(args.run, args.checkpoint, args.runtime)  # imports TensorFlow only for Keras
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout holds only the rows)
+    log(f"answering with {predictor.source}")
+    with open_results(args.output, fmt, predictor.class_names, args.resume) as writer, \
+            ProgressBar("predicting") as progress:  # drawn only on a terminal: stdout stays clean for --json/--csv
+        tally = predict_paths(predictor, args.paths, writer, args.batch_size, args.workers, progress, log)
+    log(tally.summary(args.output))
+    return tally.exit_status(args.strict)
 
 
 def cmd_serve(args) -> int:
