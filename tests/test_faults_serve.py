@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,35 +20,13 @@ from horses_humans.cli import main
 from horses_humans.samples import encode, photo
 from horses_humans.serve.app import create_app
 from horses_humans.serve.security import ApiKey, HostCheck
-from horses_humans.serve.server import exposure_warning, uvicorn_config
+from horses_humans.serve.server import exposure_warning
 from horses_humans.serve.settings import ServeSettings
+
+from .live_server import serving
 
 KEY = "test-key-1234"
 GIANT_SIDE = 6300  # 39.7M pixels: under the default 40M-pixel limit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serving(settings: ServeSettings):
-    """`serve`'s uvicorn server (limits, protocol and all) in a background thread -> its port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn_config(settings.model_copy(update={"port": port})))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")
