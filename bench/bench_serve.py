@@ -110,8 +110,9 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return int(lines[0].split()[1]), closes
 
 
-async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_at: float, record) -> None:
-    """One keep-alive connection sending requests until the shared budget or the deadline runs out."""
+async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_at: float, record, retry_after: float = 1.0) -> None:
+    """One keep-alive connection sending requests until the shared budget or the deadline runs out; after a 503 it
+    waits retry_after seconds (0: retries at once, a hostile client)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < stop_at and (i := next_index()) is not None:
@@ -123,6 +124,8 @@ async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_
             except (asyncio.IncompleteReadError, ConnectionError):
                 status, closes = 0, True  # the server dropped the connection: counted, then reconnect
             record(kind, status, time.perf_counter() - start)
+            if status == 503 and retry_after:
+                await asyncio.sleep(retry_after)  # as a polite client does (the header says 1 s)
             if closes:
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -130,7 +133,8 @@ async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_
         writer.close()
 
 
-async def phase(port: int, requests: list[tuple[str, bytes]], count: int, seconds: float, concurrency: int) -> dict:
+async def phase(port: int, requests: list[tuple[str, bytes]], count: int, seconds: float, concurrency: int,
+                retry_after: float = 1.0) -> dict:
     """Send up to `count` requests in up to `seconds` over `concurrency` connections -> figures."""
     counter = iter(range(count))
     latencies, kinds, codes, statuses = [], [], [], Counter()
@@ -142,7 +146,7 @@ async def phase(port: int, requests: list[tuple[str, bytes]], count: int, second
         statuses[(kind, status)] += 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(client(port, requests, lambda: next(counter, None), start + seconds, record) for _ in range(concurrency)))
+    await asyncio.gather(*(client(port, requests, lambda: next(counter, None), start + seconds, record, retry_after) for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     ms, kinds = np.array(latencies) * 1000, np.array(kinds)
     answered = ms[np.array(codes) != 503] if any(c != 503 for c in codes) else ms  # the latency of requests not turned away
@@ -215,7 +219,7 @@ def measure(port: int, memory: PeakMemory, mix: list, args, concurrency: int) ->
     """The healthz reference and the predict phase at one number of connections -> (reference, predict, peak RSS MB)."""
     reference = asyncio.run(phase(port, [("health", get_request("/healthz"))], args.requests, args.seconds, concurrency))
     memory.reset()
-    predict = asyncio.run(phase(port, mix, args.requests, args.seconds, concurrency))
+    predict = asyncio.run(phase(port, mix, args.requests, args.seconds, concurrency, args.retry_after))
     return reference, predict, memory.reset()
 
 
@@ -226,6 +230,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="at most this long per phase (default 20)")
     parser.add_argument("--concurrency", default="8,32,64", help="keep-alive connections, comma-separated (default 8,32,64)")
     parser.add_argument("--hostile", type=float, default=0.3, help="share of hostile files among the uploads (default 0.3)")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="seconds a client waits after a 503 (default 1, "
+                        "as the server's Retry-After says; 0: retry at once)")
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("HORSES_HUMANS_DATA"), help="real photos from here (default: $HORSES_HUMANS_DATA)")
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",")]

@@ -19,6 +19,7 @@ from PIL import Image
 from horses_humans.cli import main
 from horses_humans.samples import encode, photo
 from horses_humans.serve.app import create_app
+from horses_humans.serve.limits import InFlightLimit
 from horses_humans.serve.security import ApiKey, HostCheck
 from horses_humans.serve.server import exposure_warning
 from horses_humans.serve.settings import ServeSettings
@@ -306,3 +307,23 @@ def test_beyond_loopback_without_a_key_warns_loudly(baseline_run, monkeypatch, c
     assert "WARNING" not in capsys.readouterr().err
     middleware = {m.cls: m.kwargs for m in served[1].app.user_middleware}
     assert middleware[HostCheck]["hosts"] == ("a.example", "b.example") and middleware[ApiKey]["key"] == "from-env"
+
+
+def test_in_flight_bound_adapts_to_latency():
+    """Slow answers shrink the bound (once per target period, never under MIN_LIMIT); fast ones let it grow back."""
+    limit = InFlightLimit(app=None, max_requests=48, target_seconds=0.1)
+    limit.adapt(0.5, now=1.0)
+    limit.adapt(0.5, now=1.05)  # the same late batch: one cut, not two
+    assert limit.limit == pytest.approx(48 * 0.9)
+    for step in range(100):
+        limit.adapt(0.5, now=2 + step * 0.2)
+    assert limit.limit == InFlightLimit.MIN_LIMIT
+    for _ in range(2000):
+        limit.adapt(0.01, now=100.0)
+    assert limit.limit == 48
+    fixed = InFlightLimit(app=None, max_requests=48, target_seconds=0)
+    fixed.adapt(9.0, now=1.0)
+    assert fixed.limit == 48
+    small = InFlightLimit(app=None, max_requests=4)  # under MIN_LIMIT: max_requests is the floor too
+    small.adapt(1.0, now=1.0)
+    assert small.limit == 4

@@ -90,7 +90,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 def add_limits(app: FastAPI, settings: ServeSettings) -> None:
     """Middleware, outermost first: Host check, API key, requests in flight, body size and arrival time."""
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, seconds=settings.body_timeout)
-    app.add_middleware(InFlightLimit, max_requests=settings.max_queue)
+    app.add_middleware(InFlightLimit, max_requests=settings.max_queue, target_seconds=settings.target_latency)
     if settings.api_key is not None:
         app.add_middleware(ApiKey, key=settings.api_key.get_secret_value())
     if settings.allowed_hosts:

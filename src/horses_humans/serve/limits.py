@@ -75,25 +75,46 @@ class BodyLimit:
 
 
 class InFlightLimit:
-    """ASGI middleware: at most max_requests requests to `paths` at once; the next is answered 503 with Retry-After
-    before its body is read, so overload costs a client one short wait instead of an unbounded queue."""
+    """ASGI middleware: a bounded number of requests to `paths` at once; the next is answered 503 with Retry-After
+    before its body is read, so overload costs a client one short wait instead of an unbounded queue.
 
-    def __init__(self, app, max_requests: int, paths: tuple[str, ...] = ("/v1/predict",), retry_after: int = 1):
-        self.app, self.max_requests, self.paths, self.retry_after = app, max_requests, paths, retry_after
-        self.in_flight = 0
+    The bound adapts (additive increase, multiplicative decrease) between MIN_LIMIT and max_requests so that
+    requests take about target_seconds: a slower or busier machine admits fewer at once rather than letting every
+    request wait longer. target_seconds=0 keeps it fixed at max_requests.
+    """
+
+    MIN_LIMIT = 16  # never fewer at once: a few slow requests (many files, a slow link) must not starve the rest
+
+    def __init__(self, app, max_requests: int, target_seconds: float = 0.1, paths: tuple[str, ...] = ("/v1/predict",),
+                 retry_after: int = 1):
+        self.app, self.max_requests, self.target, self.paths, self.retry_after = app, max_requests, target_seconds, paths, retry_after
+        self.in_flight, self.limit, self.last_decrease = 0, float(max_requests), 0.0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] not in self.paths:
             return await self.app(scope, receive, send)
-        if self.in_flight >= self.max_requests:
-            message = (f"server busy: {self.in_flight} requests in progress (HORSES_HUMANS_SERVE_MAX_QUEUE); "
-                       f"retry after {self.retry_after} s")
+        if self.in_flight >= int(self.limit):
+            message = (f"server busy: {self.in_flight} requests in progress (at most {self.max_requests}: "
+                       f"HORSES_HUMANS_SERVE_MAX_QUEUE); retry after {self.retry_after} s")
             return await send_json(send, 503, message, {"Retry-After": str(self.retry_after), **CLOSE})
         self.in_flight += 1
+        start = time.monotonic()
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+            self.adapt(time.monotonic() - start, time.monotonic())
+
+    def adapt(self, seconds: float, now: float) -> None:
+        """One request took `seconds`: over the target, shrink the bound by 10% (at most once per target period, as
+        a whole batch finishes late together); else grow it by about one per `limit` requests."""
+        if not self.target:
+            return
+        if seconds > self.target:
+            if now - self.last_decrease > self.target:
+                self.limit, self.last_decrease = max(min(self.MIN_LIMIT, self.max_requests), self.limit * 0.9), now
+        else:
+            self.limit = min(self.max_requests, self.limit + 1 / self.limit)
 
 
 async def send_json(send, status: int, error: str, headers: dict[str, str]) -> None:

@@ -32,7 +32,8 @@ class ServeSettings(BaseSettings):
     # images decoded at once: a decode holds at most ~9 bytes per pixel (RGB and 16-bit grey ~4, transparent ~9:
     # bench/bench_decode_memory.py), so 4 decodes of 40M-pixel images stay under ~1.4 GB
     max_decodes: int = Field(4, gt=0)
-    max_queue: int = Field(48, gt=0)  # predict requests in flight; more are answered 503 with Retry-After
+    max_queue: int = Field(48, gt=0)  # predict requests in flight at most; more are answered 503 with Retry-After
+    target_latency: float = Field(0.1, ge=0)  # seconds: fewer requests are let in at once while they take longer (0: off)
     max_connections: int = Field(256, gt=0)  # open connections; more get 503 (uvicorn's limit_concurrency)
     header_timeout: float = Field(10.0, gt=0)  # seconds for a request's headers to arrive (slow clients cut off)
     body_timeout: float = Field(30.0, gt=0)  # seconds for a whole request body to arrive, else 408
