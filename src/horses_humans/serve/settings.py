@@ -25,7 +25,7 @@ class ServeSettings(BaseSettings):
     api_key: SecretStr | None = None  # required on /v1/* when set: `Authorization: Bearer KEY` or `X-API-Key: KEY`
     allowed_hosts: tuple[str, ...] = ()  # Host headers answered (env: a JSON list); () = no check, see served_hosts
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0)  # per uploaded file
-    max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)  # per request, refused before it is spooled to disk
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)  # per request (spooled to disk while parsed): /tmp holds at most max_queue x this
     max_pixels: int = Field(40_000_000, gt=0)  # width x height per image, checked before decoding
     max_files: int = Field(32, gt=0)  # per request
     max_batch: int = Field(32, gt=0)  # images per model call when requests arrive together
