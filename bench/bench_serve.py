@@ -1,7 +1,7 @@
 """Load test of `horses-humans serve`: requests per second, p50/p99 latency and 5xx count, against 127.0.0.1 only.
 
-Starts the server itself (a subprocess on a free local port), waits for /healthz, then runs two bounded phases
-with the same client and concurrency:
+Starts the server itself (a subprocess on a free local port), waits for /healthz, then, for each number of
+connections (8, 32 and 64 by default), runs two bounded phases with the same client:
   - reference: GET /healthz (the HTTP stack alone: no upload, no decoding, no model);
   - predict:   POST /v1/predict, one image per request, cycling through valid photos and hostile files
                (corrupt, truncated, empty, text, SVG, ZIP, bomb header, over-limit header) and awkward valid ones
@@ -10,10 +10,12 @@ and, after the server has stopped, a second reference in this process:
   - direct:    the same files through images.load_pixels + Predictor.predict_proba, one image per call, no HTTP.
 Each phase stops after --requests requests or --seconds seconds, whichever comes first. The client is a
 minimal keep-alive HTTP/1.1 client on asyncio sockets (request bytes built once), so it takes little of the
-CPU it shares with the server. Targets on the 2-core CPU: >= 200 requests/s for the baseline model,
-p99 under 100 ms, zero 5xx.
+CPU it shares with the server; it reconnects when the server answers `Connection: close` (a 503 when busy).
+The server's resident memory is sampled every 20 ms: each row gives its peak during the predict phase.
+Targets on the 2-core CPU, baseline model, valid photos (--hostile 0): >= 200 requests/s and p99 under
+150 ms at 32 connections, no 5xx but the 503s of a full queue (each with Retry-After, counted apart).
 
-    python bench/bench_serve.py RUN [--requests 3000] [--seconds 20] [--concurrency 8] [--hostile 0.3]
+    python bench/bench_serve.py RUN [--requests 3000] [--seconds 20] [--concurrency 8,32,64] [--hostile 0.3]
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import asyncio
 import os
 import random
 import socket
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -96,17 +100,19 @@ def request_mix(data_dir: Path | None, hostile_share: float, total: int = 1000, 
     return [(kind, upload_request(name, data), data) for kind, (name, data) in picks]
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 response (Content-Length framed); returns its status code."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP/1.1 response (Content-Length framed) -> (status code, whether the server closes the connection)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     length = next((int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")), 0)
     await reader.readexactly(length)
-    return int(lines[0].split()[1])
+    closes = any(line.lower().replace(" ", "") == "connection:close" for line in lines)
+    return int(lines[0].split()[1]), closes
 
 
-async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_at: float, record) -> None:
-    """One keep-alive connection sending requests until the shared budget or the deadline runs out."""
+async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_at: float, record, retry_after: float = 1.0) -> None:
+    """One keep-alive connection sending requests until the shared budget or the deadline runs out; after a 503 it
+    waits retry_after seconds (0: retries at once, a hostile client)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < stop_at and (i := next_index()) is not None:
@@ -114,34 +120,67 @@ async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_
             start = time.perf_counter()
             writer.write(raw)
             try:
-                status = await read_response(reader)
+                status, closes = await read_response(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
-                status = 0  # the server closed the connection: counted, then reconnect
+                status, closes = 0, True  # the server dropped the connection: counted, then reconnect
+            record(kind, status, time.perf_counter() - start)
+            if status == 503 and retry_after:
+                await asyncio.sleep(retry_after)  # as a polite client does (the header says 1 s)
+            if closes:
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            record(kind, status, time.perf_counter() - start)
     finally:
         writer.close()
 
 
-async def phase(port: int, requests: list[tuple[str, bytes]], count: int, seconds: float, concurrency: int) -> dict:
+async def phase(port: int, requests: list[tuple[str, bytes]], count: int, seconds: float, concurrency: int,
+                retry_after: float = 1.0) -> dict:
     """Send up to `count` requests in up to `seconds` over `concurrency` connections -> figures."""
     counter = iter(range(count))
-    latencies, kinds, statuses = [], [], Counter()
+    latencies, kinds, codes, statuses = [], [], [], Counter()
 
     def record(kind, status, seconds_taken):
         latencies.append(seconds_taken)
         kinds.append(kind)
+        codes.append(status)
         statuses[(kind, status)] += 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(client(port, requests, lambda: next(counter, None), start + seconds, record) for _ in range(concurrency)))
+    await asyncio.gather(*(client(port, requests, lambda: next(counter, None), start + seconds, record, retry_after) for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     ms, kinds = np.array(latencies) * 1000, np.array(kinds)
+    answered = ms[np.array(codes) != 503] if any(c != 503 for c in codes) else ms  # the latency of requests not turned away
     by_kind = {k: (float(np.percentile(ms[kinds == k], 50)), float(np.percentile(ms[kinds == k], 99))) for k in sorted(set(kinds))}
     return {"requests": len(latencies), "seconds": elapsed, "rps": len(latencies) / elapsed,
             "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "by_kind": by_kind,
-            "5xx": sum(n for (_, s), n in statuses.items() if s >= 500 or s == 0), "statuses": statuses}
+            "p99_answered": float(np.percentile(answered, 99)),
+            "busy": sum(n for (_, s), n in statuses.items() if s == 503),
+            "5xx": sum(n for (_, s), n in statuses.items() if (s >= 500 and s != 503) or s == 0), "statuses": statuses}
+
+
+class PeakMemory:
+    """Samples a process's resident memory (VmRSS) every 20 ms in a thread; `peak_mb` since the last reset."""
+
+    def __init__(self, pid: int):
+        self.status, self.peak_mb, self.done = Path(f"/proc/{pid}/status"), 0.0, threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while not self.done.wait(0.02):
+            try:
+                self.peak_mb = max(self.peak_mb, int(re.search(r"VmRSS:\s*(\d+)", self.status.read_text()).group(1)) / 1024)
+            except (OSError, AttributeError):
+                return  # the process is gone
+
+    def reset(self) -> float:
+        """The peak so far (MB); the next peak starts from now."""
+        peak, self.peak_mb = self.peak_mb, 0.0
+        return peak
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(1)
 
 
 def direct(run: str, requests: list[tuple[str, bytes, str]], count: int, seconds: float) -> dict:
@@ -165,12 +204,23 @@ def direct(run: str, requests: list[tuple[str, bytes, str]], count: int, seconds
         latencies.append(time.perf_counter() - t)
     ms, elapsed = np.array(latencies) * 1000, time.perf_counter() - start
     return {"requests": len(latencies), "seconds": elapsed, "rps": len(latencies) / elapsed,
-            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "5xx": 0}
+            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "5xx": 0, "busy": 0,
+            "p99_answered": float(np.percentile(ms, 99))}
 
 
-def show(name: str, r: dict) -> None:
-    print(f"{name:<9} {r['requests']:>6} requests in {r['seconds']:5.1f} s: {r['rps']:7.1f} requests/s, "
-          f"p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms, 5xx/dropped {r['5xx']}")
+def show(name: str, r: dict, peak_mb: float | None = None) -> None:
+    memory = f", server peak RSS {peak_mb:5.0f} MB" if peak_mb is not None else ""
+    print(f"{name:<12} {r['requests']:>6} requests in {r['seconds']:5.1f} s: {r['rps']:7.1f} requests/s, "
+          f"p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms (not 503: {r['p99_answered']:6.1f}), 503 busy {r['busy']}, "
+          f"other 5xx/dropped {r['5xx']}{memory}")
+
+
+def measure(port: int, memory: PeakMemory, mix: list, args, concurrency: int) -> tuple[dict, dict, float]:
+    """The healthz reference and the predict phase at one number of connections -> (reference, predict, peak RSS MB)."""
+    reference = asyncio.run(phase(port, [("health", get_request("/healthz"))], args.requests, args.seconds, concurrency))
+    memory.reset()
+    predict = asyncio.run(phase(port, mix, args.requests, args.seconds, concurrency, args.retry_after))
+    return reference, predict, memory.reset()
 
 
 def main() -> None:
@@ -178,34 +228,42 @@ def main() -> None:
     parser.add_argument("run", help="run directory to serve")
     parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per phase (default 3000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="at most this long per phase (default 20)")
-    parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections (default 8)")
+    parser.add_argument("--concurrency", default="8,32,64", help="keep-alive connections, comma-separated (default 8,32,64)")
     parser.add_argument("--hostile", type=float, default=0.3, help="share of hostile files among the uploads (default 0.3)")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="seconds a client waits after a 503 (default 1, "
+                        "as the server's Retry-After says; 0: retry at once)")
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("HORSES_HUMANS_DATA"), help="real photos from here (default: $HORSES_HUMANS_DATA)")
     args = parser.parse_args()
+    levels = [int(n) for n in args.concurrency.split(",")]
 
     port = free_port()
     server = start_server(args.run, port)
+    memory, rows = PeakMemory(server.pid), {}
     try:
         mix = request_mix(args.data_dir, args.hostile)
-        warm = asyncio.run(phase(port, mix, 200, 10, args.concurrency))  # decoders, threadpool, batch shapes
-        reference = asyncio.run(phase(port, [("health", get_request("/healthz"))], args.requests, args.seconds, args.concurrency))
-        predict = asyncio.run(phase(port, mix, args.requests, args.seconds, args.concurrency))
+        warm = asyncio.run(phase(port, mix, 200, 10, levels[0]))  # decoders, threadpool, batch shapes
+        started_mb = memory.reset()
+        rows = {n: measure(port, memory, mix, args, n) for n in levels}
     finally:
+        memory.stop()
         server.terminate()
         server.wait(10)
     baseline = direct(args.run, mix, args.requests, args.seconds)
-    print(f"{os.cpu_count()} CPUs, concurrency {args.concurrency}, {args.hostile:.0%} hostile uploads, run {args.run} "
-          f"(warm-up: {warm['requests']} requests)")
-    show("healthz", reference)  # direct: serial, one image per Predictor call; the others: concurrent HTTP
-    show("predict", predict)
-    show("direct", baseline)
-    print("predict latency by kind: " + ", ".join(f"{k} p50 {a:.1f} ms / p99 {b:.1f} ms" for k, (a, b) in predict["by_kind"].items()))
-    print("predict statuses: " + ", ".join(f"{kind} {status}: {n}" for (kind, status), n in sorted(predict["statuses"].items())))
-    print(f"ratio predict / healthz: {predict['rps'] / reference['rps']:.2f}x the requests/s, "
-          f"{predict['p99'] / reference['p99']:.1f}x the p99 latency")
-    print(f"ratio predict / direct (one image per call, no HTTP): {predict['rps'] / baseline['rps']:.2f}x the requests/s")
-    met = predict["rps"] >= 200 and predict["p99"] < 100 and predict["5xx"] == 0
-    print(f"targets (>= 200 requests/s, p99 < 100 ms, zero 5xx): {'met' if met else 'NOT met'}")
+    print(f"{os.cpu_count()} CPUs, {args.hostile:.0%} hostile uploads, run {args.run} (warm-up: {warm['requests']} requests, "
+          f"server RSS after it {started_mb:.0f} MB)")
+    show("direct", baseline)  # serial, one image per Predictor call, no HTTP: the same in every row
+    for n, (reference, predict, peak_mb) in rows.items():
+        show(f"healthz x{n}", reference)
+        show(f"predict x{n}", predict, peak_mb)
+        print(f"  ratio predict / healthz: {predict['rps'] / reference['rps']:.2f}x the requests/s, "
+              f"{predict['p99'] / reference['p99']:.1f}x the p99 latency; "
+              f"predict / direct: {predict['rps'] / baseline['rps']:.2f}x the requests/s")
+        print("  latency by kind: " + ", ".join(f"{k} p50 {a:.1f} ms / p99 {b:.1f} ms" for k, (a, b) in predict["by_kind"].items()))
+        print("  statuses: " + ", ".join(f"{kind} {status}: {n}" for (kind, status), n in sorted(predict["statuses"].items())))
+    if 32 in rows:
+        predict = rows[32][1]
+        met = predict["rps"] >= 200 and predict["p99_answered"] < 150 and predict["5xx"] == 0
+        print(f"targets at 32 connections (>= 200 requests/s, p99 of the requests not turned away < 150 ms, no 5xx but 503 busy): {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

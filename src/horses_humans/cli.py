@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default: $HORSES_HUMANS_SERVE_PORT, else 8000)")
     p.add_argument("--runs-dir", help="where to look for the best run (default: $HORSES_HUMANS_RUNS, else ./runs)")
     add_checkpoint(p, "$HORSES_HUMANS_SERVE_CHECKPOINT, else best")
+    p.add_argument("--api-key", help="require this key on /v1/* (Authorization: Bearer KEY or X-API-Key); default: "
+                                     "$HORSES_HUMANS_SERVE_API_KEY, else none (a warning when --host is beyond loopback)")
+    p.add_argument("--allowed-host", action="append", metavar="NAME", help="answer requests whose Host header is NAME "
+                   "(repeatable; default: on loopback only localhost/127.0.0.1/::1, elsewhere any)")
 
     p = sub.add_parser("report", help="RUN/report/report.html: samples, augmentation, curves, activations, Grad-CAM, metrics, mistakes")
     p.add_argument("run", type=Path)
@@ -296,14 +300,15 @@ def cmd_predict(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import uvicorn
     from pydantic import ValidationError
 
-    from .serve.app import create_app, resolve_run
+    from .serve.app import resolve_run
     from .serve.errors import validation_problems
+    from .serve.server import serve
     from .serve.settings import ServeSettings
 
-    given = {"run": args.run, "host": args.host, "port": args.port, "runs_dir": args.runs_dir, "checkpoint": args.checkpoint}
+    given = {"run": args.run, "host": args.host, "port": args.port, "runs_dir": args.runs_dir, "checkpoint": args.checkpoint,
+             "api_key": args.api_key, "allowed_hosts": tuple(args.allowed_host) if args.allowed_host else None}
     try:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
@@ -311,7 +316,7 @@ def cmd_serve(args) -> int:
     run = resolve_run(settings)  # fail here, in one line, before the server starts
     settings = settings.model_copy(update={"run": run.path})
     print(f"serving {run.path} on http://{settings.host}:{settings.port}/ (API docs: /docs)", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    serve(settings)
     return 0
 
 

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pillow's decompression-bomb guard stays on (Image.MAX_IMAGE_PIXELS is never raised); its warning
 # zone (between 1x and 2x the limit) is treated as an error too, so a bomb is refused, not decoded.
 _16BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+STRIP_PIXELS = 1 << 20  # pixels per strip when converting 16-bit/float grey to 8 bits: 8 MB of float64 at a time
 
 
 class ImageError(ValueError):
@@ -39,7 +40,8 @@ def open_image(source: str | Path | bytes, name: str | None = None, max_pixels: 
             with Image.open(fp) as im:
                 check_pixels(im, label, max_pixels)
                 im.load()
-                return ImageOps.exif_transpose(im) or im
+                ImageOps.exif_transpose(im, in_place=True)  # in place: a copy would double a giant's memory
+                return im
     except ImageError:
         raise
     except FileNotFoundError:
@@ -66,27 +68,71 @@ def check_pixels(im: Image.Image, label: str, max_pixels: int | None) -> None:
 
 def to_rgb(im: Image.Image) -> Image.Image:
     """Any Pillow mode -> RGB: transparency composited on white, 16-bit scaled, CMYK/P/L/LA converted."""
-    if im.mode in _16BIT_MODES:
-        arr = np.asarray(im, dtype=np.float64)
-        scale = 257.0 if arr.max(initial=0) > 255 or im.mode != "I" else 1.0
-        return Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if im.mode == "F":
-        arr = np.asarray(im, dtype=np.float64)
-        arr = arr * 255.0 if arr.max(initial=0) <= 1.0 else arr
-        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L").convert("RGB")
+    im = without_opaque_alpha(to_8bit(im))
     # "transparency" in info: a P palette entry, or an L/RGB colour key (PNG tRNS) -- transparent too
     if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        return on_white(im)
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
+def on_white(im: Image.Image) -> Image.Image:
+    """An image with transparency -> RGB composited on white, STRIP_PIXELS at a time (whole-image RGBA copies, a
+    white background and the composite would be four full-size images at once)."""
+    width, height = im.size
+    out = Image.new("RGB", im.size)
+    step = max(1, STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        strip = im.crop((0, top, width, min(top + step, height)))
+        strip.info = im.info  # the colour key (tRNS) of a P/L/RGB image travels with its strips
+        rgba = strip.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        out.paste(Image.alpha_composite(background, rgba).convert("RGB"), (0, top))
+    return out
+
+
+def without_opaque_alpha(im: Image.Image) -> Image.Image:
+    """An RGBA/LA image whose alpha is 255 everywhere -> RGB/L (the same pixels, without a white composite: the
+    data set's PNGs are all RGBA and fully opaque, and the composite was a third of their decode time)."""
+    if im.mode in ("RGBA", "LA") and "transparency" not in im.info and im.getextrema()[-1][0] == 255:
+        return im.convert(im.mode[:-1] if im.mode == "LA" else "RGB")
+    return im
+
+
+def to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float grey -> 8-bit L (other modes as they are), converted a strip of rows at a
+    time: a float copy of a whole 40M-pixel image would be 320 MB."""
+    if im.mode in _16BIT_MODES:
+        scale = 257.0 if im.mode != "I" or im.getextrema()[1] > 255 else 1.0
+        return grey_strips(im, lambda rows: rows / scale)
+    if im.mode == "F":
+        factor = 255.0 if im.getextrema()[1] <= 1.0 else 1.0
+        return grey_strips(im, lambda rows: rows * factor)
+    return im
+
+
+def grey_strips(im: Image.Image, scale) -> Image.Image:
+    """Single-channel im -> L: scale(float64 rows) clipped to 0..255, STRIP_PIXELS at a time."""
+    width, height = im.size
+    out = np.empty((height, width), np.uint8)
+    step = max(1, STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        rows = np.asarray(im.crop((0, top, width, min(top + step, height))), dtype=np.float64)
+        out[top:top + len(rows)] = np.clip(scale(rows), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "L")
+
+
 def load_pixels(source: str | Path | bytes, size: int, name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
-    """Decode, convert to RGB and resize (bilinear) to size x size -> uint8 array (size, size, 3)."""
+    """Decode, convert to RGB and resize (bilinear) to size x size -> uint8 array (size, size, 3).
+
+    Grey and RGB images are resized before the RGB conversion (the same pixels: bilinear works per channel), so a
+    decode holds the decoded image plus at most an 8-bit copy of it, never a full-size RGB conversion.
+    """
     label = name or str(source if not isinstance(source, bytes) else "<upload>")
     im = open_image(source, label, max_pixels)
     try:
+        im = without_opaque_alpha(to_8bit(im))
+        if im.mode in ("L", "RGB") and "transparency" not in im.info and im.size != (size, size):
+            im = im.resize((size, size), Image.Resampling.BILINEAR)
         rgb = to_rgb(im)
         if rgb.size != (size, size):
             rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)

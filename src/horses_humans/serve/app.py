@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -19,8 +19,9 @@ from ..predict import Predictor
 from ..modelcard import model_card
 from ..runs import MODEL_CARD_FILE, Run, best_run, load_run
 from .errors import validation_problems
-from .limits import BodyLimit
-from .routes import router
+from .limits import BodyLimit, InFlightLimit
+from .routes import STATIC, router
+from .security import ApiKey, HostCheck
 from .settings import ServeSettings
 from .worker import ModelWorker
 
@@ -74,14 +75,35 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         finally:
             await worker.stop()
 
-    app = FastAPI(title="horses-humans", summary="Is it a horse or a human? Upload photos, get labels.", lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app = FastAPI(title="horses-humans", summary="Is it a horse or a human? Upload photos, get labels.", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs is served from this package: no CDN, works offline
+    add_limits(app, settings)
     app.include_router(router)
     add_card_route(app)
+    add_docs_route(app)
     # page.css and cards.js: the look and upload UI the page shares with the browser build (`export --format web`)
     app.mount("/static", StaticFiles(directory=SHARED_STATIC), name="static")
     add_error_handlers(app)
     return app
+
+
+def add_limits(app: FastAPI, settings: ServeSettings) -> None:
+    """Middleware, outermost first: Host check, API key, requests in flight, body size and arrival time."""
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, seconds=settings.body_timeout)
+    app.add_middleware(InFlightLimit, max_requests=settings.max_queue, target_seconds=settings.target_latency)
+    if settings.api_key is not None:
+        app.add_middleware(ApiKey, key=settings.api_key.get_secret_value())
+    if settings.allowed_hosts:
+        app.add_middleware(HostCheck, hosts=settings.allowed_hosts)
+
+
+def add_docs_route(app: FastAPI) -> None:
+    """GET /docs: the endpoints read from /openapi.json by a small local page (no installed package ships Swagger
+    UI's files, and the default page loads them from a CDN)."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html")
 
 
 def add_card_route(app: FastAPI) -> None:

@@ -1,42 +1,62 @@
-"""Refuse oversized request bodies while they arrive, before the multipart parser spools them to disk."""
+"""What one request may cost: body size and arrival time (BodyLimit), requests in flight (InFlightLimit)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from starlette.exceptions import HTTPException
+
+CLOSE = {"Connection": "close"}  # after a refusal the rest of the body is not read: the connection cannot go on
 
 
 class BodyTooLarge(HTTPException):
     """Raised inside receive() once the body passes the limit (an HTTPException, so FastAPI's body parsing passes it on)."""
 
     def __init__(self, max_bytes: int):
-        super().__init__(413, too_large_message(max_bytes))
+        super().__init__(413, too_large_message(max_bytes), headers=CLOSE)
+
+
+class BodyTooSlow(HTTPException):
+    """Raised inside receive() once the body has taken longer than its deadline."""
+
+    def __init__(self, seconds: float):
+        super().__init__(408, too_slow_message(seconds), headers=CLOSE)
 
 
 def too_large_message(max_bytes: int) -> str:
     """The 413 text: the limit and which settings raise it."""
     return (f"request body over {max_bytes:,} bytes; send fewer or smaller files "
-            "(limits: HORSES_HUMANS_SERVE_MAX_FILES, HORSES_HUMANS_SERVE_MAX_FILE_BYTES)")
+            "(limits: HORSES_HUMANS_SERVE_MAX_BODY_BYTES, HORSES_HUMANS_SERVE_MAX_FILES, HORSES_HUMANS_SERVE_MAX_FILE_BYTES)")
+
+
+def too_slow_message(seconds: float) -> str:
+    """The 408 text: the deadline and which setting raises it."""
+    return f"request body not received within {seconds:g} s; send it faster (limit: HORSES_HUMANS_SERVE_BODY_TIMEOUT)"
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for a body over max_bytes, by Content-Length or by counting a chunked body."""
+    """ASGI middleware: 413 for a body over max_bytes, by Content-Length before anything is read, or by counting a
+    chunked body as it arrives (the rest is never read); 408 when the body has not arrived within `seconds`."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, seconds: float = 30.0):
+        self.app, self.max_bytes, self.seconds = app, max_bytes, seconds
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_bytes:
-            return await self.refuse(send)
-        received, started = 0, False
+            return await send_json(send, 413, too_large_message(self.max_bytes), CLOSE)
+        received, started, deadline = 0, False, time.monotonic() + self.seconds
 
-        async def counted_receive():
+        async def limited_receive():
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except asyncio.TimeoutError:
+                raise BodyTooSlow(self.seconds) from None
             received += len(message.get("body", b""))
             if received > self.max_bytes:
                 raise BodyTooLarge(self.max_bytes)
@@ -48,14 +68,59 @@ class BodyLimit:
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
+            await self.app(scope, limited_receive, tracked_send)
+        except (BodyTooLarge, BodyTooSlow) as exc:
             if not started:
-                await self.refuse(send)
+                await send_json(send, exc.status_code, exc.detail, CLOSE)
 
-    async def refuse(self, send) -> None:
-        """Send the 413 JSON error."""
-        body = json.dumps({"error": too_large_message(self.max_bytes)}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+
+class InFlightLimit:
+    """ASGI middleware: a bounded number of requests to `paths` at once; the next is answered 503 with Retry-After
+    before its body is read, so overload costs a client one short wait instead of an unbounded queue.
+
+    The bound adapts (additive increase, multiplicative decrease) between MIN_LIMIT and max_requests so that
+    requests take about target_seconds: a slower or busier machine admits fewer at once rather than letting every
+    request wait longer. target_seconds=0 keeps it fixed at max_requests.
+    """
+
+    MIN_LIMIT = 16  # never fewer at once: a few slow requests (many files, a slow link) must not starve the rest
+
+    def __init__(self, app, max_requests: int, target_seconds: float = 0.1, paths: tuple[str, ...] = ("/v1/predict",),
+                 retry_after: int = 1):
+        self.app, self.max_requests, self.target, self.paths, self.retry_after = app, max_requests, target_seconds, paths, retry_after
+        self.in_flight, self.limit, self.last_decrease = 0, float(max_requests), 0.0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            return await self.app(scope, receive, send)
+        if self.in_flight >= int(self.limit):
+            message = (f"server busy: {self.in_flight} requests in progress (at most {self.max_requests}: "
+                       f"HORSES_HUMANS_SERVE_MAX_QUEUE); retry after {self.retry_after} s")
+            return await send_json(send, 503, message, {"Retry-After": str(self.retry_after), **CLOSE})
+        self.in_flight += 1
+        start = time.monotonic()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            self.adapt(time.monotonic() - start, time.monotonic())
+
+    def adapt(self, seconds: float, now: float) -> None:
+        """One request took `seconds`: over the target, shrink the bound by 10% (at most once per target period, as
+        a whole batch finishes late together); else grow it by about one per `limit` requests."""
+        if not self.target:
+            return
+        if seconds > self.target:
+            if now - self.last_decrease > self.target:
+                self.limit, self.last_decrease = max(min(self.MIN_LIMIT, self.max_requests), self.limit * 0.9), now
+        else:
+            self.limit = min(self.max_requests, self.limit + 1 / self.limit)
+
+
+async def send_json(send, status: int, error: str, headers: dict[str, str]) -> None:
+    """Send {"error": ...} with this status and these headers."""
+    body = json.dumps({"error": error}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

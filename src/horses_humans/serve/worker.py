@@ -24,11 +24,18 @@ class ModelWorker:
         self.task: asyncio.Task | None = None
 
     async def start(self) -> "ModelWorker":
-        """Warm the model up in its thread and start draining the queue."""
+        """Warm the model up in its thread (for one image and for a batch) and start draining the queue."""
         self.queue = asyncio.Queue()
         await self.run(self.predictor.warm_up)
+        await self.run(self.warm_up_batches)
         self.task = asyncio.create_task(self.drain())
         return self
+
+    def warm_up_batches(self) -> None:
+        """One call on two blank images: the second batch shape makes Keras trace a shape-generic predict function
+        (about 0.3 s on 2 cores), which the first concurrent requests would otherwise wait for."""
+        size = self.predictor.image_size
+        self.predictor.predict_proba(np.zeros((2, size, size, 3), np.uint8), 2)
 
     async def stop(self) -> None:
         """Stop draining and let the model thread finish."""

@@ -1,0 +1,59 @@
+"""Who may call the server: an API key on /v1/* (ApiKey) and, against DNS rebinding, the Host names it answers (HostCheck)."""
+
+from __future__ import annotations
+
+import hmac
+
+from .limits import send_json
+
+KEY_HELP = "send `Authorization: Bearer KEY` or `X-API-Key: KEY` (the key `serve` was given with --api-key)"
+
+
+class ApiKey:
+    """ASGI middleware: 401 for a request to `prefix` without the key, compared in constant time."""
+
+    def __init__(self, app, key: str, prefix: str = "/v1/"):
+        self.app, self.key, self.prefix = app, key.encode(), prefix
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix) or scope["method"] == "OPTIONS":
+            return await self.app(scope, receive, send)
+        given = presented_key(dict(scope["headers"]))
+        if given is None:
+            return await send_json(send, 401, f"this server needs an API key: {KEY_HELP}", {"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given, self.key):
+            return await send_json(send, 401, f"wrong API key: {KEY_HELP}", {"WWW-Authenticate": "Bearer"})
+        return await self.app(scope, receive, send)
+
+
+def presented_key(headers: dict[bytes, bytes]) -> bytes | None:
+    """The key in `X-API-Key`, else in `Authorization: Bearer ...`, else None."""
+    if b"x-api-key" in headers:
+        return headers[b"x-api-key"].strip()
+    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" and token.strip() else None
+
+
+class HostCheck:
+    """ASGI middleware: 400 for a Host header not among `hosts` (port ignored); a "*." entry matches subdomains."""
+
+    def __init__(self, app, hosts: tuple[str, ...]):
+        self.app, self.hosts = app, tuple(h.lower() for h in hosts)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        host = host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+        if not any(host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.hosts):
+            message = (f"Host {host or '(none)'!r} is not served here; open {self.hosts[0]} instead, or allow it with "
+                       "`serve --allowed-host NAME` (HORSES_HUMANS_SERVE_ALLOWED_HOSTS)")
+            return await send_json(send, 400, message, {})
+        return await self.app(scope, receive, send)
+
+
+def host_name(header: str) -> str:
+    """'Example.com:8000' -> 'example.com', '[::1]:8000' -> '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
