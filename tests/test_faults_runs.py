@@ -128,6 +128,7 @@ def test_a_damaged_or_mismatched_model_is_one_error_line(run_copy, name, damage,
     assert_one_error_naming(run / name, rc, out, err)
     if damage in ("input size", "outputs"):
         assert "labels.json" in err and "different runs" in err
+    assert ("--checkpoint last" in err) == (name == BEST_MODEL_FILE)  # the other checkpoint still works
 
 
 def test_the_intact_copy_works(run_copy, capsys):

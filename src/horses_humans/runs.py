@@ -14,7 +14,6 @@ from . import runschema
 from .config import HorsesHumansError, TrainConfig, describe_error
 from .outputs import ClassOutput
 from .atomic import atomic_path, write_json_atomic
-from .runschema import check_json
 
 MODEL_FILE = "model.keras"  # the last epoch's weights
 BEST_MODEL_FILE = "model-best.keras"  # the best epoch's weights by CHECKPOINT_MONITOR
@@ -98,15 +97,17 @@ class Run:
         import keras
 
         path = self.checkpoint_path(checkpoint)
+        fix = ("train the run again (or use --checkpoint last)" if path.name == BEST_MODEL_FILE
+               and model_file_problem(self.path / MODEL_FILE) is None else "train the run again")
         problem = model_file_problem(path)
         if problem:
-            raise HorsesHumansError(f"{path}: cannot load the model ({problem}); train the run again.")
+            raise HorsesHumansError(f"{path}: cannot load the model ({problem}); {fix}.")
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # a damaged file fails in many ways (bad JSON, missing weights, ...)
             raise HorsesHumansError(f"{path}: cannot load the model ({describe_error(exc)}); "
-                                    "the file is damaged or incomplete: train the run again.") from None
-        check_model_shapes(model, path, self.labels)
+                                    f"the file is damaged or incomplete: {fix}.") from None
+        check_model_shapes(model, path, self.labels, fix)
         return model
 
 
@@ -121,19 +122,18 @@ def model_file_problem(path: Path) -> str | None:
     return f"the archive lacks {', '.join(sorted(missing))}: it is incomplete" if missing else None
 
 
-def check_model_shapes(model, path: Path, labels: dict) -> None:
+def check_model_shapes(model, path: Path, labels: dict, fix: str = "train the run again") -> None:
     """A clear error when a model's input or output does not fit labels.json (a file copied from another run)."""
     size, units = labels["input_size"], ClassOutput.from_labels(labels).units
     expected = (size, size, 3)
     taken = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
     if taken is None or len(taken) != 3 or any(t not in (None, e) for t, e in zip(taken, expected)):
         raise HorsesHumansError(f"{path}: the model takes input {taken} but {LABELS_FILE} says {list(expected)}: "
-                                "the files come from different runs; train the run again.")
+                                f"the files come from different runs; {fix}.")
     given = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
     if given != units:
         raise HorsesHumansError(f"{path}: the model's output is {given} wide but {LABELS_FILE} needs {units} for "
-                                f"{len(labels['class_names'])} classes: the files come from different runs; "
-                                "train the run again.")
+                                f"{len(labels['class_names'])} classes: the files come from different runs; {fix}.")
 
 
 def new_run_dir(runs_dir: Path, config: TrainConfig) -> Path:
@@ -190,20 +190,25 @@ def load_run(path: str | Path, checkpoint: str | None = None) -> Run:
     missing = [n for n in (MODEL_FILE, CONFIG_FILE, LABELS_FILE) if not (path / n).exists()]
     if missing:
         raise HorsesHumansError(f"{path}: not a finished run (missing {', '.join(missing)}). Train one with `horses-humans train`.")
-    read = lambda name, schema, empty: check_json(path / name, schema) if (path / name).exists() else empty  # noqa: E731
-    run = Run(path, read(CONFIG_FILE, runschema.CONFIG, None), read(LABELS_FILE, runschema.Labels, None),
+    read = lambda name, schema, missing=None: read_json(path, name, schema, missing)  # noqa: E731
+    run = Run(path, read(CONFIG_FILE, runschema.CONFIG), read(LABELS_FILE, runschema.Labels),
               read(METRICS_FILE, runschema.Metrics, {}), read(HISTORY_FILE, runschema.HISTORY, []),
               read(ENVIRONMENT_FILE, runschema.ENVIRONMENT, {}), read_data_record(path), checkpoint)
     read_calibration(path)  # read lazily by Run.output: a damaged one is reported now, before any work is done
     return run
 
 
+def read_json(run_dir: Path, name: str, schema, missing=None, fix: str = runschema.RETRAIN):
+    """RUN/name checked against its runschema schema; `missing` when the file does not exist."""
+    path = Path(run_dir) / name
+    return runschema.check_json(path, schema, fix) if path.exists() else missing
+
+
 def read_data_record(run_dir: Path) -> dict:
     """RUN/data.json checked, {} for runs made before it (deleting a damaged one makes the run use its data folder's
     split as found now)."""
-    path = Path(run_dir) / DATA_FILE
     fix = "delete it to use the data folder's split as found now, or train the run again"
-    return check_json(path, runschema.DataUsed, fix) if path.exists() else {}
+    return read_json(run_dir, DATA_FILE, runschema.DataUsed, {}, fix)
 
 
 def is_finished(path: Path) -> bool:
@@ -316,9 +321,8 @@ def no_runs(runs_dir: Path) -> HorsesHumansError:
 def read_calibration(run_dir) -> dict:
     """RUN/calibration.json (the temperature, the unsure rule: each written by its own module) as a dict, {} for a
     run that has none; a clear error if it is damaged."""
-    path = Path(run_dir) / CALIBRATION_FILE
     fix = "delete it and run `horses-humans calibrate RUN` and `horses-humans unsure RUN`"
-    return check_json(path, runschema.Calibration, fix) if path.exists() else {}
+    return read_json(run_dir, CALIBRATION_FILE, runschema.Calibration, {}, fix)
 
 
 def update_calibration(run_dir, **entries) -> dict:
