@@ -174,6 +174,8 @@ def test_runs_all_lists_unfinished_damaged_runs_and_temp_files(tmp_path, capsys)
     abandoned = write_run(tmp_path, TrainConfig(recipe="baseline", image_size=32, seed=8), finished=False)
     (good[0] / f".{METRICS_FILE}.x1y2.tmp").write_text("{")
     (tmp_path / "notes").mkdir()  # not a run: not listed
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    assert "note: 2 unfinished run(s) not listed: `horses-humans runs --all`" in capsys.readouterr().err
     assert main(["runs", "--all", "--runs-dir", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if line.startswith("| ")}

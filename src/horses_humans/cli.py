@@ -331,13 +331,15 @@ def cmd_card(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .runs import list_runs, run_problems, warn
+    from .runs import list_runs, run_problems, unfinished_runs, warn
     from .tables import results_table, run_problems_table
 
     runs_dir = resolve_runs_dir(args.runs_dir)
     print(results_table(list_runs(runs_dir, log=(lambda line: None) if args.all else warn)))  # --all: in its table
     if args.all:
         print(f"\nNot listed above (in {runs_dir}):\n\n{run_problems_table(run_problems(runs_dir))}")
+    elif unfinished := unfinished_runs(runs_dir):
+        warn(f"note: {len(unfinished)} unfinished run(s) not listed: `horses-humans runs --all` says which and why")
     return 0
 
 

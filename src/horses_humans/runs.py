@@ -243,6 +243,11 @@ def run_dirs(runs_dir: Path) -> list[Path]:
     return [p for p in sorted(runs_dir.iterdir()) if p.is_dir() and any((p / m).exists() for m in marks)]
 
 
+def unfinished_runs(runs_dir: Path) -> list[Path]:
+    """Run folders under runs_dir whose training has not finished (or lost a file), by name."""
+    return [path for path in run_dirs(runs_dir) if not is_finished(path)]
+
+
 @dataclass(frozen=True)
 class RunProblem:
     """A folder or file under a runs directory that is not a usable finished run, and why."""
@@ -255,7 +260,7 @@ class RunProblem:
 def run_problems(runs_dir: Path) -> list[RunProblem]:
     """Unfinished and damaged runs under runs_dir (one level), then leftover temporary files, for `runs --all`."""
     runs_dir = Path(runs_dir)
-    problems = [problem for path in run_dirs(runs_dir) if (problem := run_problem(path))]
+    problems = [problem for path in run_dirs(runs_dir) if (problem := run_problem(path))]  # unfinished ones included
     temp = sorted({*runs_dir.glob(TEMP_GLOB), *(t for path in run_dirs(runs_dir) for t in path.rglob(TEMP_GLOB))})
     return problems + [RunProblem(str(t.relative_to(runs_dir)), "temporary file", "left by a write that was "
                                   "interrupted (or is running now): delete it when no command is running")
