@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -31,7 +32,7 @@ JSON_FAULTS = {
 JSON_DAMAGES = ("garbage", "empty", "truncated", "wrong type", "missing key")
 JSON_CASES = [(name, damage) for name, faults in JSON_FAULTS.items() for damage in JSON_DAMAGES
               if damage != "missing key" or faults[2] is not None]
-MODEL_DAMAGES = ("garbage", "empty", "truncated", "input size", "outputs")
+MODEL_DAMAGES = ("garbage", "empty", "truncated", "no weights", "input size", "outputs")
 MODEL_COMMANDS = ("evaluate", "predict", "export", "report", "explain", "calibrate", "unsure", "serve")
 JSON_COMMANDS = MODEL_COMMANDS + ("card", "compare")
 COMMAND_TIMEOUT_S = 120  # the subprocess test: a TensorFlow import and one model load, far below this
@@ -88,10 +89,16 @@ def damaged_json(text: str, damage: str, faults: tuple) -> bytes:
 
 
 def damage_model(run, name: str, damage: str) -> None:
-    """Write RUN/name damaged: garbled, emptied, cut short, or a working model that does not fit labels.json."""
+    """Write RUN/name damaged: garbled, emptied, cut short, without weights, or a working model that does not fit
+    labels.json."""
     whole = (run / MODEL_FILE).read_bytes()
     if damage in ("input size", "outputs"):  # labels.json says 3 classes at 32 px
         save_model(run, centroid_model(3, 48) if damage == "input size" else centroid_model(2), name)
+    elif damage == "no weights":  # a sound zip that lost its weights file
+        with zipfile.ZipFile(run / MODEL_FILE) as whole_zip:
+            config = whole_zip.read("config.json")
+        with zipfile.ZipFile(run / name, "w") as part:
+            part.writestr("config.json", config)
     else:
         (run / name).write_bytes({"garbage": GARBAGE, "empty": b"", "truncated": whole[: len(whole) // 2]}[damage])
 

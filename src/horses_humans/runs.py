@@ -113,12 +113,15 @@ class Run:
 
 def model_file_problem(path: Path) -> str | None:
     """Why a .keras file cannot be a model, read from its zip directory alone (cheap), or None."""
+    if not Path(path).is_file():
+        return "no such file"
     if Path(path).stat().st_size == 0:
         return "empty file: training was cut short or the disk was full"
-    if not zipfile.is_zipfile(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):  # no or a broken zip directory: cut short, overwritten, unreadable
         return "not a Keras zip archive: its bytes are cut short or overwritten"
-    with zipfile.ZipFile(path) as archive:
-        missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
     return f"the archive lacks {', '.join(sorted(missing))}: it is incomplete" if missing else None
 
 
