@@ -3,6 +3,7 @@ that do not fit labels.json, through every command that reads runs. Each must be
 exit code 2 and no traceback; `runs` and `serve` without a RUN skip a damaged run beside good ones."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -154,6 +155,18 @@ def test_serve_with_a_bad_model_exits_2_before_listening(run_copy):
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "startup failed" not in done.stderr
     assert f"error: {run / MODEL_FILE}: the model's output is 1 wide" in done.stderr
+
+
+@pytest.mark.parametrize("name", [LABELS_FILE, MODEL_FILE])
+def test_a_fifo_in_place_of_a_run_file_fails_without_hanging(run_copy, name):
+    run, _ = run_copy
+    (run / name).unlink()
+    os.mkfifo(run / name)  # nothing ever writes to it: reading it would block forever
+    command = ["card", str(run)] if name == LABELS_FILE else ["predict", str(run), str(run / CONFIG_FILE)]
+    done = subprocess.run([sys.executable, "-m", "horses_humans", *command], capture_output=True, text=True,
+                          timeout=COMMAND_TIMEOUT_S)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"error: {run / name}: " in done.stderr and "not a regular file" in done.stderr
 
 
 def fake_runs_beside_a_damaged_one(runs_dir):

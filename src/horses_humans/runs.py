@@ -113,8 +113,8 @@ class Run:
 
 def model_file_problem(path: Path) -> str | None:
     """Why a .keras file cannot be a model, read from its zip directory alone (cheap), or None."""
-    if not Path(path).is_file():
-        return "no such file"
+    if not Path(path).is_file():  # missing, or a FIFO that would block the read
+        return "missing or not a regular file"
     if Path(path).stat().st_size == 0:
         return "empty file: training was cut short or the disk was full"
     try:

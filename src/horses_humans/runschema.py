@@ -124,6 +124,8 @@ def check_json(path: Path, schema, fix: str = RETRAIN):
     file's own dict or list; a one-line error naming the file, the first problem and the fix."""
     path = Path(path)
     adapter = schema if isinstance(schema, TypeAdapter) else TypeAdapter(schema)
+    if not path.is_file():  # a FIFO or a device would block the read forever
+        raise HorsesHumansError(f"{path}: not a regular file; {fix}.")
     try:
         text = path.read_bytes()
         value = adapter.validate_json(text, strict=True)
