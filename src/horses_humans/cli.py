@@ -169,8 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("card", help="write RUN/MODEL_CARD.md (model details, uses, data, results, limitations) and print it")
     p.add_argument("run", type=Path)
 
-    p = sub.add_parser("runs", help="list finished runs as a Markdown results table")
+    p = sub.add_parser("runs", help="list finished runs as a Markdown results table (damaged ones skipped with a warning)")
     p.add_argument("--runs-dir", help="default: $HORSES_HUMANS_RUNS, else ./runs")
+    p.add_argument("--all", action="store_true", help="also list unfinished and damaged runs (with why) and leftover "
+                                                      "temporary files")
 
     p = sub.add_parser("compare", help="several runs side by side: Markdown/HTML table and overlaid training curves")
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN")
@@ -302,7 +304,7 @@ def cmd_predict(args) -> int:
 def cmd_serve(args) -> int:
     from pydantic import ValidationError
 
-    from .serve.app import resolve_run
+    from .runs import servable_run
     from .serve.errors import validation_problems
     from .serve.server import serve
     from .serve.settings import ServeSettings
@@ -313,7 +315,8 @@ def cmd_serve(args) -> int:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         raise HorsesHumansError(f"serve settings (options or HORSES_HUMANS_SERVE_* variables): {validation_problems(exc)}") from None
-    run = resolve_run(settings)  # fail here, in one line, before the server starts
+    # the model is loaded and checked here: a bad run is one error line (exit 2) before the server starts
+    run = servable_run(settings.run, resolve_runs_dir(settings.runs_dir), settings.checkpoint)
     settings = settings.model_copy(update={"run": run.path})
     print(f"serving {run.path} on http://{settings.host}:{settings.port}/ (API docs: /docs)", file=sys.stderr)
     serve(settings)
@@ -347,10 +350,15 @@ def cmd_card(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .runs import list_runs
-    from .tables import results_table
+    from .runs import list_runs, run_problems, unfinished_runs, warn
+    from .tables import results_table, run_problems_table
 
-    print(results_table(list_runs(resolve_runs_dir(args.runs_dir))))
+    runs_dir = resolve_runs_dir(args.runs_dir)
+    print(results_table(list_runs(runs_dir, log=(lambda line: None) if args.all else warn)))  # --all: in its table
+    if args.all:
+        print(f"\nNot listed above (in {runs_dir}):\n\n{run_problems_table(run_problems(runs_dir))}")
+    elif unfinished := unfinished_runs(runs_dir):
+        warn(f"note: {len(unfinished)} unfinished run(s) not listed: `horses-humans runs --all` says which and why")
     return 0
 
 

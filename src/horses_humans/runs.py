@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
+import sys
 import time
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import runschema
 from .config import HorsesHumansError, TrainConfig, describe_error
 from .outputs import ClassOutput
 from .atomic import atomic_path, write_json_atomic
@@ -95,11 +97,46 @@ class Run:
         import keras
 
         path = self.checkpoint_path(checkpoint)
+        fix = ("train the run again (or use --checkpoint last)" if path.name == BEST_MODEL_FILE
+               and model_file_problem(self.path / MODEL_FILE) is None else "train the run again")
+        problem = model_file_problem(path)
+        if problem:
+            raise HorsesHumansError(f"{path}: cannot load the model ({problem}); {fix}.")
         try:
-            return keras.saving.load_model(path, compile=False)
-        except Exception as exc:  # a damaged file fails in many ways (not a zip, bad JSON, missing weights, ...)
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as exc:  # a damaged file fails in many ways (bad JSON, missing weights, ...)
             raise HorsesHumansError(f"{path}: cannot load the model ({describe_error(exc)}); "
-                                    "the file is damaged or incomplete: train the run again.") from None
+                                    f"the file is damaged or incomplete: {fix}.") from None
+        check_model_shapes(model, path, self.labels, fix)
+        return model
+
+
+def model_file_problem(path: Path) -> str | None:
+    """Why a .keras file cannot be a model, read from its zip directory alone (cheap), or None."""
+    if not Path(path).is_file():  # missing, or a FIFO that would block the read
+        return "missing or not a regular file"
+    if Path(path).stat().st_size == 0:
+        return "empty file: training was cut short or the disk was full"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):  # no or a broken zip directory: cut short, overwritten, unreadable
+        return "not a Keras zip archive: its bytes are cut short or overwritten"
+    return f"the archive lacks {', '.join(sorted(missing))}: it is incomplete" if missing else None
+
+
+def check_model_shapes(model, path: Path, labels: dict, fix: str = "train the run again") -> None:
+    """A clear error when a model's input or output does not fit labels.json (a file copied from another run)."""
+    size, units = labels["input_size"], ClassOutput.from_labels(labels).units
+    expected = (size, size, 3)
+    taken = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
+    if taken is None or len(taken) != 3 or any(t not in (None, e) for t, e in zip(taken, expected)):
+        raise HorsesHumansError(f"{path}: the model takes input {taken} but {LABELS_FILE} says {list(expected)}: "
+                                f"the files come from different runs; {fix}.")
+    given = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if given != units:
+        raise HorsesHumansError(f"{path}: the model's output is {given} wide but {LABELS_FILE} needs {units} for "
+                                f"{len(labels['class_names'])} classes: the files come from different runs; {fix}.")
 
 
 def new_run_dir(runs_dir: Path, config: TrainConfig) -> Path:
@@ -147,8 +184,8 @@ def save_json(run_dir: Path, name: str, obj) -> None:
 
 
 def load_run(path: str | Path, checkpoint: str | None = None) -> Run:
-    """Read a run directory whose load_model loads `checkpoint` (default: DEFAULT_CHECKPOINT); a clear error if it is
-    not one or its training did not finish."""
+    """Read a run directory whose load_model loads `checkpoint` (default: DEFAULT_CHECKPOINT), every JSON file checked
+    against runschema; a clear error if it is not one, its training did not finish, or a file is damaged."""
     path = Path(path)
     checkpoint = check_checkpoint(checkpoint or DEFAULT_CHECKPOINT)
     if not path.is_dir():
@@ -156,40 +193,144 @@ def load_run(path: str | Path, checkpoint: str | None = None) -> Run:
     missing = [n for n in (MODEL_FILE, CONFIG_FILE, LABELS_FILE) if not (path / n).exists()]
     if missing:
         raise HorsesHumansError(f"{path}: not a finished run (missing {', '.join(missing)}). Train one with `horses-humans train`.")
-    read = lambda name: json.loads((path / name).read_text()) if (path / name).exists() else {}  # noqa: E731
-    return Run(path, TrainConfig.from_dict(read(CONFIG_FILE)), read(LABELS_FILE), read(METRICS_FILE),
-               read(HISTORY_FILE) or [], read(ENVIRONMENT_FILE), read(DATA_FILE), checkpoint)
+    read = lambda name, schema, missing=None: read_json(path, name, schema, missing)  # noqa: E731
+    run = Run(path, read(CONFIG_FILE, runschema.CONFIG), read(LABELS_FILE, runschema.Labels),
+              read(METRICS_FILE, runschema.Metrics, {}), read(HISTORY_FILE, runschema.HISTORY, []),
+              read(ENVIRONMENT_FILE, runschema.ENVIRONMENT, {}), read_data_record(path), checkpoint)
+    read_calibration(path)  # read lazily by Run.output: a damaged one is reported now, before any work is done
+    return run
 
 
-def list_runs(runs_dir: Path, checkpoint: str | None = None) -> list[Run]:
-    """Every finished run under runs_dir (one level), sorted by name, each set to `checkpoint`."""
+def read_json(run_dir: Path, name: str, schema, missing=None, fix: str = runschema.RETRAIN):
+    """RUN/name checked against its runschema schema; `missing` when the file does not exist."""
+    path = Path(run_dir) / name
+    return runschema.check_json(path, schema, fix) if path.exists() else missing
+
+
+def read_data_record(run_dir: Path) -> dict:
+    """RUN/data.json checked, {} for runs made before it (deleting a damaged one makes the run use its data folder's
+    split as found now)."""
+    fix = "delete it to use the data folder's split as found now, or train the run again"
+    return read_json(run_dir, DATA_FILE, runschema.DataUsed, {}, fix)
+
+
+def is_finished(path: Path) -> bool:
+    """Whether a directory holds a finished run: its model, config, labels and (written last) metrics.json."""
+    return all((Path(path) / name).exists() for name in (MODEL_FILE, CONFIG_FILE, LABELS_FILE, METRICS_FILE))
+
+
+def warn(line: str) -> None:
+    """Print a warning on stderr (stdout stays a clean table or JSON)."""
+    print(line, file=sys.stderr)
+
+
+def list_runs(runs_dir: Path, checkpoint: str | None = None, log=warn) -> list[Run]:
+    """Every finished run under runs_dir (one level), sorted by name, each set to `checkpoint`; a damaged one is
+    skipped with one warning line through log."""
+    runs = []
+    for path in run_dirs(runs_dir):
+        if is_finished(path):
+            try:
+                runs.append(load_run(path, checkpoint))
+            except HorsesHumansError as exc:
+                log(f"warning: skipped {path.name}: {exc}")
+    return runs
+
+
+def run_dirs(runs_dir: Path) -> list[Path]:
+    """The folders directly under runs_dir that hold any run file (finished or not), sorted by name."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    return [load_run(p, checkpoint) for p in sorted(runs_dir.iterdir()) if (p / MODEL_FILE).exists() and (p / CONFIG_FILE).exists()]
+    marks = (CONFIG_FILE, LABELS_FILE, MODEL_FILE, METRICS_FILE, RESUME_DIR)
+    return [p for p in sorted(runs_dir.iterdir()) if p.is_dir() and any((p / m).exists() for m in marks)]
 
 
-def best_run(runs_dir: Path, checkpoint: str | None = None) -> Run:
-    """The finished run whose served checkpoint (`checkpoint`, default DEFAULT_CHECKPOINT) has the highest validation
-    accuracy (the newest among equals); a clear error if none."""
-    runs = list_runs(runs_dir, checkpoint)
+def unfinished_runs(runs_dir: Path) -> list[Path]:
+    """Run folders under runs_dir whose training has not finished (or lost a file), by name."""
+    return [path for path in run_dirs(runs_dir) if not is_finished(path)]
+
+
+@dataclass(frozen=True)
+class RunProblem:
+    """A folder or file under a runs directory that is not a usable finished run, and why."""
+
+    name: str  # relative to the runs directory
+    state: str  # "unfinished", "damaged" or "temporary file"
+    why: str
+
+
+def run_problems(runs_dir: Path) -> list[RunProblem]:
+    """Unfinished and damaged runs under runs_dir (one level), then leftover temporary files, for `runs --all`."""
+    runs_dir = Path(runs_dir)
+    problems = [problem for path in run_dirs(runs_dir) if (problem := run_problem(path))]  # unfinished ones included
+    temp = sorted({*runs_dir.glob(TEMP_GLOB), *(t for path in run_dirs(runs_dir) for t in path.rglob(TEMP_GLOB))})
+    return problems + [RunProblem(str(t.relative_to(runs_dir)), "temporary file", "left by a write that was "
+                                  "interrupted (or is running now): delete it when no command is running")
+                       for t in temp if t.is_file()]
+
+
+def run_problem(path: Path) -> RunProblem | None:
+    """Why the run folder at path is unfinished or damaged, or None for a good finished run (JSON files checked,
+    model files checked cheaply: the model is not loaded)."""
+    missing = [n for n in (MODEL_FILE, CONFIG_FILE, LABELS_FILE, METRICS_FILE) if not (path / n).exists()]
+    if METRICS_FILE in missing:
+        resume = (f"resume with `horses-humans train --resume {path}`" if (path / RESUME_DIR).is_dir()
+                  else "nothing to resume from: delete it, or train again")
+        return RunProblem(path.name, "unfinished", f"training did not finish (no {METRICS_FILE}): {resume}")
+    if missing:
+        return RunProblem(path.name, "damaged", f"missing {', '.join(missing)}: train the run again")
+    try:
+        load_run(path)
+    except HorsesHumansError as exc:
+        return RunProblem(path.name, "damaged", str(exc).replace(f"{path}/", ""))  # the file's name is enough here
+    bad = [(name, why) for name in (MODEL_FILE, BEST_MODEL_FILE)
+           if (path / name).exists() and (why := model_file_problem(path / name))]
+    return RunProblem(path.name, "damaged", f"{bad[0][0]}: {bad[0][1]}; train the run again") if bad else None
+
+
+def ranked_runs(runs_dir: Path, checkpoint: str | None = None, log=warn) -> list[Run]:
+    """Finished runs, best first: by the validation accuracy of their served checkpoint (`checkpoint`, default
+    DEFAULT_CHECKPOINT), the newest among equals; damaged ones skipped with a warning."""
+    runs = list_runs(runs_dir, checkpoint, log)
+    return sorted(runs, key=lambda run: (run.served_accuracy or 0.0, run.path.name), reverse=True)
+
+
+def best_run(runs_dir: Path, checkpoint: str | None = None, log=warn) -> Run:
+    """The first of ranked_runs; a clear error if there is none."""
+    runs = ranked_runs(runs_dir, checkpoint, log)
     if not runs:
-        raise HorsesHumansError(f"{runs_dir}: no finished runs. Train one with `horses-humans train --runs-dir {runs_dir}` "
-                                "or name a run directory.")
-    return max(runs, key=lambda run: (run.served_accuracy or 0.0, run.path.name))
+        raise no_runs(runs_dir)
+    return runs[0]
+
+
+def servable_run(run_dir: Path | None, runs_dir: Path, checkpoint: str | None = None, log=warn) -> Run:
+    """The named run, else the best in runs_dir whose model loads (the others skipped with a warning), its model
+    loaded once and checked against labels.json: what a server can start with, checked before it listens."""
+    if run_dir:
+        run = load_run(run_dir, checkpoint)
+        run.load_model()
+        return run
+    for run in ranked_runs(runs_dir, checkpoint, log):
+        try:
+            run.load_model()
+            return run
+        except HorsesHumansError as exc:
+            log(f"warning: skipped {run.path.name}: {exc}")
+    raise no_runs(runs_dir)
+
+
+def no_runs(runs_dir: Path) -> HorsesHumansError:
+    """The error for a runs directory without a usable finished run."""
+    return HorsesHumansError(f"{runs_dir}: no finished runs. Train one with `horses-humans train --runs-dir {runs_dir}` "
+                             "or name a run directory.")
 
 
 def read_calibration(run_dir) -> dict:
     """RUN/calibration.json (the temperature, the unsure rule: each written by its own module) as a dict, {} for a
     run that has none; a clear error if it is damaged."""
-    path = Path(run_dir) / CALIBRATION_FILE
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HorsesHumansError(f"{path}: not valid JSON ({exc}); delete it and run `horses-humans calibrate RUN` "
-                                "and `horses-humans unsure RUN`.") from None
+    fix = "delete it and run `horses-humans calibrate RUN` and `horses-humans unsure RUN`"
+    return read_json(run_dir, CALIBRATION_FILE, runschema.Calibration, {}, fix)
 
 
 def update_calibration(run_dir, **entries) -> dict:

@@ -132,6 +132,15 @@ def results_table(runs: list) -> str:
     return f"{table}\n\n{SERVED_NOTE}" if rows else table
 
 
+PROBLEMS_HEADER = ["run or file", "state", "why"]
+
+
+def run_problems_table(problems: list) -> str:
+    """Markdown: the unfinished and damaged runs and leftover temporary files (runs.RunProblem) `runs --all` lists."""
+    rows = [[p.name, p.state, p.why] for p in problems]
+    return markdown_table(PROBLEMS_HEADER, rows or [["(none: every run is finished and readable)", "", ""]])
+
+
 def compare_rows(runs: list) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the side-by-side comparison: one row per run, or per group differing only by seed."""
     rows = []
