@@ -1,0 +1,181 @@
+"""Resuming interrupted training: RUN/resume holds the state of an unfinished run after its last completed epoch.
+
+After every epoch, EpochBackup writes the fitted model's weights with its optimizer state (Keras' BackupAndRestore
+does the same, but writes its two files in place, so a kill between them pairs one epoch's weights with another's
+count), the best epoch's weights (BestWeights), and state.json last, atomically, naming them: a kill at any moment
+leaves the previous epoch's complete backup. history.json is rewritten after every epoch already (EpochRecorder);
+a resumed run keeps its rows up to the backed-up epoch. `train --resume RUN` (training.resume_run) rebuilds the model
+from the recorded config, skips the stages that finished, restores the stage that was running and continues; on
+success RESUME_DIR and leftover temporary files are removed, and metrics.json marks the run finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .atomic import atomic_path, write_json_atomic
+from .config import HorsesHumansError, TrainConfig
+from .runs import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, RESUME_DIR, TEMP_GLOB
+
+STATE_FILE = "state.json"  # in RESUME_DIR: {stage, stage_start, epochs, done, weights, best}; written last
+
+
+class Backup:
+    """RUN/resume of one run: what its last completed epoch left (state), written by EpochBackup, read on resume."""
+
+    def __init__(self, run_dir: Path, best=None):
+        self.run_dir, self.folder, self.best = Path(run_dir), Path(run_dir) / RESUME_DIR, best
+        self.state = read_state(self.folder)
+        self.prune()  # files of a later epoch the killed process wrote but never recorded
+
+    @property
+    def epochs(self) -> int:
+        """Epochs completed before the interruption (0 for a fresh run)."""
+        return self.state.get("epochs", 0)
+
+    def superseded(self, stage: int) -> bool:
+        """True when a later stage had started: this one needs neither fitting nor restoring."""
+        return self.state.get("stage", 0) > stage
+
+    def stage_start(self, stage: int, default: int) -> int:
+        """The epoch count at which the stage began (default: it begins now)."""
+        return self.state["stage_start"] if self.state.get("stage") == stage else default
+
+    def end(self, stage: int, start: int, epochs: int, done_epochs: int) -> int:
+        """The epoch a stage's fit runs to: start + epochs, or where it stopped if it finished (early stopping)."""
+        return done_epochs if self.state.get("stage") == stage and self.state.get("done") else start + epochs
+
+    def callback(self, stage: int, start: int, done_epochs: int) -> "EpochBackup":
+        """The callback that restores this stage (if the backup is of it) and backs it up after each epoch."""
+        return EpochBackup(self, stage, start, done_epochs)
+
+    def restore(self, recorder, best) -> None:
+        """Put the backed-up history rows and best epoch back into the recorder and BestWeights."""
+        rows = read_json(self.run_dir / HISTORY_FILE, []) if self.epochs else []
+        if len(rows) < self.epochs:
+            raise HorsesHumansError(f"{self.run_dir / HISTORY_FILE}: {len(rows)} epochs recorded but the backup is of "
+                                    f"epoch {self.epochs}; the run cannot be resumed: train it again.")
+        recorder.history[:] = rows[: self.epochs]
+        record = self.state.get("best")
+        if record and best is not None:
+            with np.load(self.folder / record["file"]) as saved:
+                best.best, best.epoch = record["value"], record["epoch"]
+                best.weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+    def restore_fit(self, model, stage: int) -> None:
+        """Load the backed-up weights and optimizer state into the model being fitted, if the backup is of this stage."""
+        if self.state.get("stage") != stage:
+            return
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # its variables must exist to be loaded
+        model.load_weights(self.folder / self.state["weights"])
+
+    def save(self, model, stage: int, start: int, epochs: int, done: bool) -> None:
+        """Back up the fitted model and the best epoch, then state.json naming them; drop what it no longer names."""
+        weights = f"stage{stage}-epoch{epochs}.weights.h5"
+        with atomic_path(self.folder / weights, suffix=".weights.h5") as tmp:
+            model.save_weights(tmp)
+        self.state = {"stage": stage, "stage_start": start, "epochs": epochs, "done": done, "weights": weights,
+                      "best": self.save_best()}
+        write_json_atomic(self.folder / STATE_FILE, self.state)
+        self.prune()
+
+    def save_best(self) -> dict | None:
+        """best-epochN.npz (the whole model's weights at BestWeights' epoch, written once) -> its state record."""
+        if self.best is None or self.best.weights is None:
+            return None
+        name = f"best-epoch{self.best.epoch}.npz"
+        if not (self.folder / name).exists():
+            with atomic_path(self.folder / name, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, *self.best.weights)
+        return {"value": self.best.best, "epoch": self.best.epoch, "file": name}
+
+    def prune(self) -> None:
+        """Remove every file of RESUME_DIR that state.json does not name (older epochs, half-written files)."""
+        keep = {STATE_FILE, self.state.get("weights"), (self.state.get("best") or {}).get("file")}
+        for path in self.folder.glob("*") if self.folder.is_dir() else []:
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Restores a stage's backup when its fit begins, backs it up after each epoch and marks it done when the fit
+    ends (so a finished stage, early-stopped or not, is skipped on resume). It runs after every other callback."""
+
+    def __init__(self, backup: Backup, stage: int, start: int, done_epochs: int):
+        super().__init__()
+        self.backup, self.stage, self.start, self.epochs = backup, stage, start, done_epochs
+
+    def on_train_begin(self, logs=None):
+        self.backup.restore_fit(self.model, self.stage)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs = epoch + 1
+        self.backup.save(self.model, self.stage, self.start, self.epochs, done=False)
+
+    def on_train_end(self, logs=None):
+        self.backup.save(self.model, self.stage, self.start, self.epochs, done=True)  # after EarlyStopping's restore
+
+
+def read_state(folder: Path) -> dict:
+    """RESUME_DIR/state.json, {} when there is none; a clear error when it is damaged."""
+    state = read_json(folder / STATE_FILE, {})
+    if state and not {"stage", "stage_start", "epochs", "done", "weights"} <= set(state):
+        raise HorsesHumansError(f"{folder / STATE_FILE}: not a backup this version wrote; delete {folder} to resume "
+                                "from the first epoch.")
+    if state and not (folder / state["weights"]).is_file():
+        raise HorsesHumansError(f"{folder / state['weights']}: missing; delete {folder} to resume from the first epoch.")
+    return state
+
+
+def read_json(path: Path, default):
+    """A JSON file's content, default when it does not exist; a clear error when it is not JSON."""
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HorsesHumansError(f"{path}: unreadable ({exc}); the run cannot be resumed: train it again.") from None
+
+
+def resumable_config(run_dir: Path) -> TrainConfig:
+    """The recorded config of an unfinished run; a one-line error when run_dir is not one."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise HorsesHumansError(f"{run_dir}: not a run directory (no {CONFIG_FILE}); give --resume a folder that "
+                                "`horses-humans train` made.")
+    if (run_dir / METRICS_FILE).exists():
+        raise HorsesHumansError(f"{run_dir}: already finished ({METRICS_FILE} is there); nothing to resume.")
+    record = read_json(run_dir / CONFIG_FILE, {})
+    try:
+        return TrainConfig.from_dict(record)
+    except (TypeError, HorsesHumansError) as exc:
+        raise HorsesHumansError(f"{run_dir / CONFIG_FILE}: not a valid config ({exc}); train the run again.") from None
+
+
+def option_conflicts(given: dict, recorded: TrainConfig) -> list[str]:
+    """'--epochs 5 (config.json: 4)' for each given option whose value differs from the run's recorded one."""
+    recorded = recorded.to_dict()
+    same = lambda a, b: json.loads(json.dumps(a)) == json.loads(json.dumps(b))  # noqa: E731  (tuples as lists)
+    return [f"--{name.replace('_', '-')} {value} ({CONFIG_FILE}: {recorded[name]})"
+            for name, value in given.items() if not same(value, recorded[name])]
+
+
+def given_options(args) -> dict:
+    """The TrainConfig options of parsed arguments that differ from their defaults (the ones the user gave)."""
+    defaults = TrainConfig()
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name) != getattr(defaults, f.name)}
+
+
+def clean_run_dir(run_dir: Path) -> None:
+    """Remove RESUME_DIR and atomic.py's leftover temporary files from a finished run."""
+    shutil.rmtree(Path(run_dir) / RESUME_DIR, ignore_errors=True)
+    for path in Path(run_dir).glob(TEMP_GLOB):
+        path.unlink(missing_ok=True)
