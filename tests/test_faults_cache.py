@@ -4,6 +4,7 @@ cache build it once."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -133,6 +134,8 @@ BUILDER = textwrap.dedent("""
             if log.exists() and "waiting for another process" in log.read_text():
                 break
             time.sleep(0.05)
+        while role == "stuck":  # until killed, holding the lock
+            time.sleep(1)
         return np.arange(1000, dtype=np.float32), {"by": role}
 
     array, meta = cached_array(folder / "cache", "shared", build, log=lambda line: print(line, flush=True))
@@ -171,3 +174,24 @@ def test_two_processes_building_one_cache_build_it_once(tmp_path):
     assert "waiting for another process building" in second_text
     expected = f"result first {float(np.arange(1000).sum())}"
     assert expected in (tmp_path / "first.out").read_text() and expected in second_text  # the first's result
+
+
+def test_a_builder_killed_while_holding_the_lock_does_not_block_the_next(tmp_path):
+    script = tmp_path / "builder.py"
+    script.write_text(BUILDER)
+    processes = []
+    with open(tmp_path / "stuck.out", "w") as stuck_out, open(tmp_path / "second.out", "w") as second_out:
+        try:
+            processes.append(builder(script, tmp_path, "stuck", stuck_out))
+            wait_for(lambda: (tmp_path / "builds.txt").exists(), 60, "the first process to start building")
+            processes.append(builder(script, tmp_path, "second", second_out))
+            wait_for(lambda: "waiting for another process" in (tmp_path / "second.out").read_text(), 60,
+                     "the second process to wait for the lock")
+            processes[0].send_signal(signal.SIGKILL)  # the lock dies with its holder (flock)
+            assert processes[1].wait(timeout=120) == 0
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+    assert (tmp_path / "builds.txt").read_text() == "stuck\nsecond\n"
+    assert f"result second {float(np.arange(1000).sum())}" in (tmp_path / "second.out").read_text()
