@@ -26,6 +26,7 @@ from .synthetic import make_dataset
 SRC = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's package, for the subprocess
 
 BASELINE = {"recipe": "baseline", "epochs": 4, "image_size": 32, "batch_size": 8, "seed": 1, "precision": "float32"}
+EARLY_STOPPED = {**BASELINE, "epochs": 8, "early_stopping": True}  # learnt at epoch 1: stops after 3 more
 FINE_TUNED = {"recipe": "mobilenet_v2", "weights": "none", "epochs": 2, "image_size": 32, "batch_size": 8, "seed": 1,
               "learning_rate": 0.01, "fine_tune_from": "10", "fine_tune_epochs": 2}
 
@@ -59,7 +60,7 @@ STALLING_TRAIN = textwrap.dedent("""
 
 
 def options(settings: dict) -> list[str]:
-    return [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+    return [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in settings.items()]
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +110,10 @@ def kill_while_training(settings: dict, stall: int, dataset: Path, runs: Path, c
     return run
 
 
-@pytest.mark.parametrize("name, settings, stall", [("baseline", BASELINE, 3), ("fine-tuned", FINE_TUNED, 2),
-                                                   ("fine-tuned", FINE_TUNED, 4)],
-                         ids=["baseline-epoch-3", "head-stage-epoch-2", "fine-tuning-stage-epoch-4"])
+@pytest.mark.parametrize("name, settings, stall", [("baseline", BASELINE, 3), ("early-stopped", EARLY_STOPPED, 3),
+                                                   ("fine-tuned", FINE_TUNED, 2), ("fine-tuned", FINE_TUNED, 4)],
+                         ids=["baseline-epoch-3", "early-stopping-epoch-3", "head-stage-epoch-2",
+                              "fine-tuning-stage-epoch-4"])
 def test_a_killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_one(name, settings, stall, dataset,
                                                                                     references, tmp_path, capsys):
     runs, cache = tmp_path / "runs", tmp_path / "cache"
@@ -121,13 +123,13 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_o
     assert [row["epoch"] for row in before] == list(range(1, stall))
 
     assert main(["train", "--resume", str(run), "--cache-dir", str(cache)]) == 0
-    out = capsys.readouterr().out
-    assert f"resuming after epoch {stall - 1} of 4" in out and f"epoch   {stall - 1}/4" not in out  # nothing redone
+    out, total = capsys.readouterr().out, settings["epochs"] + settings.get("fine_tune_epochs", 0)
+    assert f"resuming after epoch {stall - 1} of {total}" in out and f"epoch   {stall - 1}/" not in out  # none redone
 
     resumed, reference = load_run(run), load_run(references(name, settings))
     assert [row["epoch"] for row in resumed.history] == [row["epoch"] for row in reference.history] == [1, 2, 3, 4]
     assert resumed.history[: stall - 1] == before  # the epochs before the kill are kept as they were
-    assert resumed.metrics["epochs_run"] == reference.metrics["epochs_run"] == 4
+    assert resumed.metrics["epochs_run"] == reference.metrics["epochs_run"] == 4  # early stopping's patience ran on
     for checkpoint in ("best", "last"):  # same epoch and file; numbers equal up to CPU summation order
         ours, theirs = resumed.checkpoint_record(checkpoint), reference.checkpoint_record(checkpoint)
         assert (ours["file"], ours["epoch"]) == (theirs["file"], theirs["epoch"])

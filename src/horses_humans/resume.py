@@ -26,7 +26,10 @@ from .atomic import atomic_path, write_json_atomic
 from .config import HorsesHumansError, TrainConfig
 from .runs import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, RESUME_DIR, TEMP_GLOB
 
-STATE_FILE = "state.json"  # in RESUME_DIR: {stage, stage_start, epochs, done, weights, best}; written last
+STATE_FILE = "state.json"  # in RESUME_DIR: {stage, stage_start, epochs, done, weights, best, counters}; written last
+# What EarlyStopping and ReduceLROnPlateau count between epochs: backed up, so their patience runs on across a resume.
+COUNTED = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
+COUNTERS = ("wait", "best", "best_epoch", "cooldown_counter")
 
 
 class Backup:
@@ -84,7 +87,14 @@ class Backup:
             raise HorsesHumansError(f"{path}: does not fit the model this run's config builds; delete {self.folder} to "
                                     "resume from the first epoch.")
 
-    def save(self, model, stage: int, start: int, epochs: int, done: bool) -> None:
+    def restore_counters(self, callbacks: list, stage: int) -> None:
+        """Put back the backed-up counters of these callbacks (EarlyStopping, ...), if the backup is of this stage."""
+        if self.state.get("stage") == stage:
+            for callback, saved in zip(callbacks, self.state.get("counters", [])):
+                for name, value in saved.items():
+                    setattr(callback, name, value)
+
+    def save(self, model, stage: int, start: int, epochs: int, done: bool, counters: list | None = None) -> None:
         """Copy the fitted model's state and start writing it, the best epoch, then state.json naming them (a thread:
         training goes on meanwhile; the last save of a stage is waited for)."""
         self.wait()
@@ -92,7 +102,7 @@ class Backup:
         best = self.best if self.best is not None and self.best.weights is not None else None
         best_record = best and {"value": best.best, "epoch": best.epoch, "file": f"best-epoch{best.epoch}.npz"}
         state = {"stage": stage, "stage_start": start, "epochs": epochs, "done": done, "weights": weights,
-                 "best": best_record}
+                 "best": best_record, "counters": counters or []}
         best_weights = best.weights if best else None  # BestWeights replaces its list, never changes it: no copy
         self.writer = threading.Thread(target=self.write, args=(arrays, best_weights, state), daemon=True)
         self.writer.start()
@@ -137,16 +147,31 @@ class EpochBackup(keras.callbacks.Callback):
     def __init__(self, backup: Backup, stage: int, start: int, done_epochs: int):
         super().__init__()
         self.backup, self.stage, self.start, self.epochs = backup, stage, start, done_epochs
+        self.watched: list = []
 
-    def on_train_begin(self, logs=None):
+    def watch(self, callbacks) -> "EpochBackup":
+        """Also back up the counters of those callbacks that keep any (EarlyStopping, ReduceLROnPlateau); returns self."""
+        self.watched = [c for c in callbacks if isinstance(c, COUNTED)]
+        return self
+
+    def counters(self) -> list[dict]:
+        return [{name: to_json(getattr(c, name)) for name in COUNTERS if hasattr(c, name)} for c in self.watched]
+
+    def on_train_begin(self, logs=None):  # after every other callback's: their counters were just reset
         self.backup.restore_fit(self.model, self.stage)
+        self.backup.restore_counters(self.watched, self.stage)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs = epoch + 1
-        self.backup.save(self.model, self.stage, self.start, self.epochs, done=False)
+        self.backup.save(self.model, self.stage, self.start, self.epochs, False, self.counters())
 
-    def on_train_end(self, logs=None):
-        self.backup.save(self.model, self.stage, self.start, self.epochs, done=True)  # after EarlyStopping's restore
+    def on_train_end(self, logs=None):  # after EarlyStopping's restore of its best weights
+        self.backup.save(self.model, self.stage, self.start, self.epochs, True, self.counters())
+
+
+def to_json(value):
+    """A counter as JSON takes it: NumPy and backend scalars as Python numbers (inf stays inf)."""
+    return value if isinstance(value, (int, float)) or value is None else float(value)
 
 
 def snapshot(model) -> list[np.ndarray]:

@@ -295,7 +295,7 @@ def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, v
     """Compile and fit a whole model on pixels up to epoch `epochs`, continuing the epoch count of earlier stages
     (extra: callbacks that run last, e.g. the resume backup)."""
     compile_model(model, learning_rate, class_output(train))
-    fit_arrays(model, config, arrays(train), arrays(val), [*build_callbacks(config, recorder), *extra],
+    fit_arrays(model, config, arrays(train), arrays(val), with_extra(build_callbacks(config, recorder), extra),
                len(recorder.history), epochs)
 
 
@@ -308,8 +308,13 @@ def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cac
     compile_model(head, config.learning_rate, class_output(train))
     fit_arrays(head, config, arrays(train, cached_features(recipe, model, train, cache_dir, log)),
                arrays(val, cached_features(recipe, model, val, cache_dir, log)),
-               [*build_callbacks(config, recorder), *extra], len(recorder.history),
+               with_extra(build_callbacks(config, recorder), extra), len(recorder.history),
                config.epochs if epochs is None else epochs)
+
+
+def with_extra(callbacks: list, extra: Sequence) -> list:
+    """callbacks, then the extra ones (the resume backup), each told the callbacks whose counters it backs up."""
+    return [*callbacks, *(e.watch(callbacks) if hasattr(e, "watch") else e for e in extra)]
 
 
 def unfreeze(backbone, start: str) -> int:
