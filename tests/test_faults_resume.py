@@ -155,3 +155,27 @@ def test_resume_of_a_finished_run_or_of_no_run_is_one_error(finished, tmp_path, 
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("already finished" if finished else "not a run directory") in err
+
+
+def test_resume_on_changed_images_is_one_error_naming_the_run(tmp_path, capsys, monkeypatch):
+    import keras
+
+    from horses_humans import training
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:  # after epoch 1 was backed up
+                raise KeyboardInterrupt
+
+    data = make_dataset(tmp_path / "data", train_per_class=4, val_per_class=2)
+    monkeypatch.setattr(training, "observers", lambda run_dir, epochs, tensorboard: [Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**BASELINE), data, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+    monkeypatch.undo()
+    (run,) = (tmp_path / "runs").iterdir()
+    extra = data / "horse-or-human" / "horses" / "horse00.png"
+    extra.with_name("added.png").write_bytes(extra.read_bytes())  # one more training image since the run started
+    assert main(["train", "--resume", str(run), "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "environment.json: the images in" in err and "not the ones this run started on" in err
+    assert not (run / METRICS_FILE).exists() and (run / RESUME_DIR / STATE_FILE).exists()  # nothing lost

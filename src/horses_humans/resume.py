@@ -104,7 +104,8 @@ class Backup:
         state = {"stage": stage, "stage_start": start, "epochs": epochs, "done": done, "weights": weights,
                  "best": best_record, "counters": counters or []}
         best_weights = best.weights if best else None  # BestWeights replaces its list, never changes it: no copy
-        self.writer = threading.Thread(target=self.write, args=(arrays, best_weights, state), daemon=True)
+        # not a daemon: after Ctrl-C the interpreter finishes this backup before it exits
+        self.writer = threading.Thread(target=self.write, args=(arrays, best_weights, state))
         self.writer.start()
         if done:
             self.wait()
