@@ -10,7 +10,9 @@ from horses_humans.cli import main
 from horses_humans.config import HorsesHumansError
 from horses_humans.experiments import EXPERIMENTS_FILE, experiment_config, load_experiments, plan, reproduce
 
-from .fake_runs import write_run
+from horses_humans.runs import HISTORY_FILE, METRICS_FILE, MODEL_FILE, save_json
+
+from .fake_runs import history_of, write_run
 from .synthetic import make_dataset
 
 TINY = {"epochs": 1, "image_size": 32, "batch_size": 8, "precision": "float32"}
@@ -18,13 +20,26 @@ SHIPPED = load_experiments()
 EXPERIMENTS = SHIPPED.experiments
 
 
+class ResumeLog(list):
+    """The configs the fake training trained, and the run directory it last resumed."""
+
+    resumed = None
+
+
 @pytest.fixture
 def fake_train(monkeypatch):
     """Replace training.train with an instant one that writes a finished run; records the configs it trained."""
-    trained = []
+    trained = ResumeLog()
 
-    def train(config, data_dir, runs_dir, cache_dir=None, log=print):
+    def train(config, data_dir, runs_dir, cache_dir=None, log=print, resume=None):
         trained.append(config)
+        if resume:  # an interrupted run is continued in its own folder
+            trained.resumed = resume
+            save_json(resume, METRICS_FILE, {"train_accuracy": 1.0, "val_accuracy": 0.8, "best_val_accuracy": 0.9,
+                                             "mean_epoch_seconds": 1.0, "parameters": 1000})
+            save_json(resume, HISTORY_FILE, history_of(1.0, 0.8))
+            (resume / MODEL_FILE).write_bytes(b"")
+            return resume
         return write_run(runs_dir, config, {"train_accuracy": 1.0, "val_accuracy": 0.8 + config.seed / 100,
                                             "best_val_accuracy": 0.9, "mean_epoch_seconds": 1.0, "parameters": 1000})
 
@@ -87,18 +102,18 @@ def test_first_run_trains_all_but_skipped_second_run_trains_nothing(tmp_path, fa
     assert "| inception_v3 | inception_v3 32 px, 1 epoch | 0/2, skipped (see below) | - | - | - | - | 98.5 |" in text
 
 
-def test_interrupted_run_is_retried_and_dry_run_trains_nothing(tmp_path, fake_train):
+def test_interrupted_run_is_resumed_and_dry_run_trains_nothing(tmp_path, fake_train):
     config = experiment_config(EXPERIMENTS[0], 0, TINY)
     interrupted = write_run(tmp_path / "runs", config, finished=False)
     write_run(tmp_path / "runs", experiment_config(EXPERIMENTS[0], 1, TINY))
     doc, progress, lines = run_all(tmp_path, only="baseline", dry_run=True)
     assert doc is None and fake_train == [] and not (tmp_path / "reproduce.md").exists()
-    assert progress[0] == f"[1/2] baseline seed 0: retry (interrupted: {interrupted})"
+    assert progress[0] == f"[1/2] baseline seed 0: resume (interrupted: {interrupted})"
     assert progress[1].startswith("[2/2] baseline seed 1: finished ")
     assert lines[-1] == "dry run, nothing trained: 2 runs: 1 finished, 1 to train (1 interrupted), 0 skipped."
     run_all(tmp_path, only="baseline")
-    assert fake_train == [config]
-    assert plan(SHIPPED.select("baseline"), 2, TINY, tmp_path / "runs")[0].run_dir not in (None, interrupted)
+    assert fake_train == [config] and fake_train.resumed == interrupted  # continued, not started over
+    assert plan(SHIPPED.select("baseline"), 2, TINY, tmp_path / "runs")[0].run_dir == interrupted
 
 
 def test_an_interrupted_session_still_writes_the_document(tmp_path, fake_train, monkeypatch):

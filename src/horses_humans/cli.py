@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_dir(p)
     add_cache_dir(p)
     p.add_argument("--runs-dir", help="where run directories go (default: $HORSES_HUMANS_RUNS, else ./runs)")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue an interrupted run from its last completed "
+                                                              "epoch, with its recorded options and data folder")
     t = p.add_argument_group("tracking (optional extras)")
     t.add_argument("--tensorboard", action="store_true", help="TensorBoard logs in RUN/tensorboard (extra: tensorboard)")
     t.add_argument("--mlflow", action="store_true", help="an MLflow run: params, metrics per epoch, the run directory as "
@@ -249,12 +251,29 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training import train
+    from .training import resume_run, train
 
+    if args.resume:
+        check_resume_options(args)
+        resume_run(args.resume, args.data_dir and Path(args.data_dir).expanduser(), args.cache_dir,
+                   tensorboard=args.tensorboard, mlflow=args.mlflow)
+        return 0
     config = config_from_args(TrainConfig, args)
     train(config, resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir), args.cache_dir,
           tensorboard=args.tensorboard, mlflow=args.mlflow)
     return 0
+
+
+def check_resume_options(args) -> None:
+    """One error naming every option given with --resume that differs from the run's recorded config."""
+    from .resume import given_options, option_conflicts, resumable_config
+
+    conflicts = option_conflicts(given_options(args), resumable_config(args.resume))
+    if args.runs_dir and Path(args.runs_dir).expanduser().resolve() != args.resume.resolve().parent:
+        conflicts.append(f"--runs-dir {args.runs_dir} (the run is in {args.resume.resolve().parent})")
+    if conflicts:
+        raise HorsesHumansError(f"--resume {args.resume}: {'; '.join(conflicts)}: a resumed run keeps its recorded "
+                                "options; drop these, or start a new run without --resume.")
 
 
 def cmd_evaluate(args) -> int:

@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from .arraycache import load_cached_array, save_cached_array
+from .arraycache import cached_array
 from .config import HorsesHumansError, check_positive, user_cache_dir
 from .images import ImageError, load_pixels
 
@@ -347,12 +347,12 @@ def load_files(found: FileList, class_names: list[str], image_size: int, cache_d
     """Decoded pixels of a list of files, from the cache when the files are unchanged, else decoded once and cached."""
     key = split_key(file_stats(found.root, found.files), image_size)
     cache, name = Path(cache_dir or user_cache_dir()) / "pixels", f"{found.name}-{image_size}-{key[:20]}"
-    cached = load_cached_array(cache, name)
-    if cached is not None:
-        x, meta = cached
-    else:
+
+    def decode() -> tuple[np.ndarray, dict]:
         x, meta = decode_split(found.root, class_names, found.files, found.labels, image_size)
-        meta = save_cached_array(cache, name, x, {**meta, "key": key})
+        return x, {**meta, "key": key}
+
+    x, meta = cached_array(cache, name, decode, warn)
     for item in meta["skipped"]:
         warn(f"warning: skipped {item['reason']}")
     label = dict(zip(found.files, found.labels))  # not the cached labels: --data labels by the run's class order

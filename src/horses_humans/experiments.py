@@ -4,7 +4,8 @@ An experiment is a name, the TrainConfig settings that make it, optionally its o
 reference's claim about it; a TOML file lists them (experiments.toml beside this module: the reference project's
 experiments, the default; `--experiments FILE` reads another with the same schema). A run is found again by its
 resolved config (config.json of the runs under the experiments' runs directory), so re-running trains only what is
-missing: finished runs are kept, interrupted ones (no model.keras) are trained again.
+missing: finished runs (metrics.json) are kept, interrupted ones continue from their last completed epoch
+(training.train's resume).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from .config import HorsesHumansError, TrainConfig, check_positive, resolve_runs_dir
 from .atomic import write_text_atomic
 from .recipes import get_recipe, resolve
-from .runs import CONFIG_FILE, MODEL_FILE, Run, load_run
+from .runs import CONFIG_FILE, METRICS_FILE, Run, load_run
 from .tables import fmt_mean_std, markdown_table, metric_cells, options_text
 from .weights import resolve_weights
 
@@ -188,16 +189,16 @@ class PlannedRun:
     seed: int
     config: TrainConfig
     run_dir: Path | None = None  # a finished run with this config
-    interrupted: Path | None = None  # an unfinished one (no model.keras)
+    interrupted: Path | None = None  # an unfinished one (no metrics.json): resumed, not started over
     skipped: str | None = None  # why it cannot run (e.g. its pretrained weights are not available)
 
     def status(self) -> str:
-        """'finished DIR', 'skipped: REASON', 'retry (interrupted: DIR)' or 'train'."""
+        """'finished DIR', 'skipped: REASON', 'resume (interrupted: DIR)' or 'train'."""
         if self.run_dir:
             return f"finished {self.run_dir}"
         if self.skipped:
             return f"skipped: {self.skipped}"
-        return f"retry (interrupted: {self.interrupted})" if self.interrupted else "train"
+        return f"resume (interrupted: {self.interrupted})" if self.interrupted else "train"
 
 
 def reproduce_runs_dir(runs_dir: str | Path | None = None) -> Path:
@@ -229,7 +230,7 @@ def index_runs(runs_dir: Path) -> tuple[dict[TrainConfig, Path], dict[TrainConfi
             config = TrainConfig.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError, HorsesHumansError):  # unreadable, or not one of our configs
             continue
-        target = finished if (path.parent / MODEL_FILE).exists() else unfinished
+        target = finished if (path.parent / METRICS_FILE).exists() else unfinished  # metrics.json is written last
         target.setdefault(config, path.parent)
     return finished, unfinished
 
@@ -290,7 +291,8 @@ def plan_summary(planned: list[PlannedRun]) -> str:
 
 
 def train_missing(planned: list[PlannedRun], runs_dir: Path, data_dir: Path, cache_dir: Path | None, log) -> None:
-    """Train the planned runs that are neither finished nor skipped, each through training.train."""
+    """Train the planned runs that are neither finished nor skipped, each through training.train (an interrupted one
+    resumed from its last completed epoch)."""
     from . import training
 
     trained: dict[TrainConfig, Path] = {}  # two experiments may resolve to the same config: train it once
@@ -298,7 +300,8 @@ def train_missing(planned: list[PlannedRun], runs_dir: Path, data_dir: Path, cac
         run.run_dir = run.run_dir or trained.get(run.config)
         log(progress_line(i, len(planned), run))
         if not run.run_dir and not run.skipped:
-            trained[run.config] = training.train(run.config, data_dir, runs_dir, cache_dir, log=log)
+            trained[run.config] = training.train(run.config, data_dir, runs_dir, cache_dir, log=log,
+                                                 resume=run.interrupted)
 
 
 # ---------------------------------------------------------------- the document

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arraycache import load_cached_array, save_cached_array
+from .arraycache import cached_array
 from .batching import batched
 from .config import user_cache_dir
 from .data import Split
@@ -39,11 +39,11 @@ def cached_features(recipe: Recipe, model, split: Split, cache_dir: Path | None 
     backbone = recipe.backbone_layer(model)
     key = hashlib.sha256(f"{split.key}:{backbone.name}:{weights_fingerprint(backbone)}".encode()).hexdigest()[:20]
     cache, name = Path(cache_dir or user_cache_dir()) / "features", f"{split.name}-{model.name}-{key}"
-    cached = load_cached_array(cache, name)
-    if cached is not None:
-        return cached[0]
-    log(f"computing {model.name} features of {len(split)} {split.name} images (once; cached in {cache})")
-    with ProgressBar(f"{model.name} features of {split.name}") as progress:  # drawn on a terminal only
-        features = extract(recipe.feature_extractor(model), split.x, progress=progress)
-    save_cached_array(cache, name, features, {"split": split.name, "files": len(split)})
-    return features
+
+    def compute() -> tuple[np.ndarray, dict]:
+        log(f"computing {model.name} features of {len(split)} {split.name} images (once; cached in {cache})")
+        with ProgressBar(f"{model.name} features of {split.name}") as progress:  # drawn on a terminal only
+            features = extract(recipe.feature_extractor(model), split.x, progress=progress)
+        return features, {"split": split.name, "files": len(split)}
+
+    return cached_array(cache, name, compute, log)[0]

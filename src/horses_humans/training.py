@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .calibration import calibrate_run
-from .config import HorsesHumansError, TrainConfig
+from .config import HorsesHumansError, TrainConfig, resolve_data_dir
 from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, load_side
 from .devices import DeviceSet, auto_precision, compile_scope, describe, devices_record, distribution, select_devices
 from .features import cached_features
@@ -29,6 +29,7 @@ from .rundata import data_record
 from .runs import (BEST_MODEL_FILE, CHECKPOINT_FILES, CHECKPOINT_MONITOR, CHECKPOINT_RULE, CONFIG_FILE, DATA_FILE,
                    DEFAULT_CHECKPOINT, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
                    labels_record, new_run_dir, save_json, save_model)
+from .resume import Backup, clean_run_dir, read_json, resumable_config
 from .tracking import MlflowTracker, require, tensorboard_callback
 from .predict import refit_unsure
 
@@ -294,19 +295,31 @@ def fit_arrays(model, config: TrainConfig, train: tuple, val: tuple, callbacks: 
                      class_weight=class_weights(config.class_weight, train[1]))
 
 
-def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int) -> None:
-    """Compile and fit a whole model on pixels, continuing the epoch count of earlier stages."""
+def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int,
+               extra: Sequence = ()) -> None:
+    """Compile and fit a whole model on pixels up to epoch `epochs`, continuing the epoch count of earlier stages
+    (extra: callbacks that run last, e.g. the resume backup)."""
     compile_model(model, learning_rate, class_output(train))
-    fit_arrays(model, config, arrays(train), arrays(val), build_callbacks(config, recorder), len(recorder.history), epochs)
+    fit_arrays(model, config, arrays(train), arrays(val), with_extra(build_callbacks(config, recorder), extra),
+               len(recorder.history), epochs)
 
 
-def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cache_dir, log) -> None:
-    """Train only the head of a frozen-backbone model on cached backbone features."""
+def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cache_dir, log, epochs: int | None = None,
+             extra: Sequence = ()) -> None:
+    """Train only the head of a frozen-backbone model on cached backbone features, up to epoch `epochs` (default
+    config.epochs)."""
     recipe = get_recipe(config.recipe)
     head = recipe.head_layer(model)
     compile_model(head, config.learning_rate, class_output(train))
     fit_arrays(head, config, arrays(train, cached_features(recipe, model, train, cache_dir, log)),
-               arrays(val, cached_features(recipe, model, val, cache_dir, log)), build_callbacks(config, recorder), 0, config.epochs)
+               arrays(val, cached_features(recipe, model, val, cache_dir, log)),
+               with_extra(build_callbacks(config, recorder), extra), len(recorder.history),
+               config.epochs if epochs is None else epochs)
+
+
+def with_extra(callbacks: list, extra: Sequence) -> list:
+    """callbacks, then the extra ones (the resume backup), each told the callbacks whose counters it backs up."""
+    return [*callbacks, *(e.watch(callbacks) if hasattr(e, "watch") else e for e in extra)]
 
 
 def unfreeze(backbone, start: str) -> int:
@@ -334,8 +347,10 @@ def train(
     log: Callable[[str], None] = print,
     tensorboard: bool = False,
     mlflow: bool = False,
+    resume: Path | None = None,
 ) -> Path:
-    """Train one recipe and return its run directory (with TensorBoard logs in it, and an MLflow run, if asked)."""
+    """Train one recipe and return its run directory (with TensorBoard logs in it, and an MLflow run, if asked);
+    resume: an interrupted run directory of this config to continue from its last completed epoch."""
     config = resolve(config)
     recipe = get_recipe(config.recipe)
     if config.fine_tune_from and not recipe.transfer:
@@ -349,7 +364,8 @@ def train(
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer, devices)
     model = build_on(devices, config, precision, class_output(train_split))
-    run_dir = start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices)
+    run_dir = (reopen_run_dir(Path(resume), dataset, train_split, val_split, precision, devices) if resume else
+               start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices))
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
         f"{len(train_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
@@ -360,9 +376,14 @@ def train(
         listeners = [listener] if listener else []
         best = BestWeights(model)
         recorder = EpochRecorder(run_dir, total, log, listeners, [*observers(run_dir, total, tensorboard), best])
-        seconds = fit_stages(model, config, recipe.transfer, train_split, val_split, recorder, cache_dir, log)
+        backup = Backup(run_dir, best)
+        backup.restore(recorder, best)
+        if backup.epochs:
+            log(f"resuming after epoch {backup.epochs} of {total} (backed up in {backup.folder})")
+        seconds = fit_stages(model, config, recipe.transfer, train_split, val_split, recorder, cache_dir, log, backup)
         metrics = finish_run(run_dir, model, config, recorder, train_split.skipped + val_split.skipped, trainable, seconds,
                              best)
+        clean_run_dir(run_dir)  # finished: the backup and any temporary file a killed attempt left
     log(refit_unsure(run_dir, cache_dir=cache_dir, log=log))  # on the served checkpoint's calibrated probabilities
     log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
         f"{metrics['best_epoch']}, saved as {BEST_MODEL_FILE}), {metrics['mean_epoch_seconds']:.2f} s/epoch, "
@@ -412,20 +433,56 @@ def log_data(dataset: DataSet, train: Split, config: TrainConfig, log) -> None:
 
 
 def fit_stages(model, config: TrainConfig, transfer: bool, train_split: Split, val_split: Split, recorder, cache_dir,
-               log) -> float:
+               log, backup: Backup) -> float:
     """The head on cached features (frozen transfer models) or the whole model on pixels, then the optional
-    fine-tuning; returns the seconds it took."""
+    fine-tuning, each backed up after every epoch; a resumed run skips the stages that finished and continues the
+    one that was running. Returns the seconds it took."""
     started = time.perf_counter()
-    if transfer and not config.augment:
-        fit_head(model, config, train_split, val_split, recorder, cache_dir, log)
-    else:
-        fit_pixels(model, config, config.learning_rate, train_split, val_split, recorder, config.epochs)
+    done = len(recorder.history)
+    if not backup.superseded(1):
+        end, extra = backup.end(1, 0, config.epochs, done), [backup.callback(1, 0, done)]
+        if transfer and not config.augment:
+            fit_head(model, config, train_split, val_split, recorder, cache_dir, log, end, extra)
+        else:
+            fit_pixels(model, config, config.learning_rate, train_split, val_split, recorder, end, extra)
     if config.fine_tune_from:
         n = unfreeze(get_recipe(config.recipe).backbone_layer(model), config.fine_tune_from)
         rate = config.fine_tune_learning_rate or config.learning_rate / 10
         log(f"fine-tuning {n} backbone layers from {config.fine_tune_from!r} at learning rate {rate:g}")
-        fit_pixels(model, config, rate, train_split, val_split, recorder, len(recorder.history) + config.fine_tune_epochs)
+        done = len(recorder.history)
+        start = backup.stage_start(2, done)
+        fit_pixels(model, config, rate, train_split, val_split, recorder, backup.end(2, start, config.fine_tune_epochs, done),
+                   [backup.callback(2, start, done)])
     return time.perf_counter() - started
+
+
+def resume_run(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | None = None,
+               log: Callable[[str], None] = print, tensorboard: bool = False, mlflow: bool = False) -> Path:
+    """Continue an interrupted run from its last completed epoch, with its recorded config, in its recorded data
+    folder unless data_dir is given; returns the run directory, then finished."""
+    run_dir = Path(run_dir)
+    config = resumable_config(run_dir)
+    data_dir = data_dir or read_json(run_dir / DATA_FILE, {}).get("data_dir") or resolve_data_dir(None)
+    return train(config, Path(data_dir), run_dir.parent, cache_dir, log, tensorboard, mlflow, resume=run_dir)
+
+
+def reopen_run_dir(run_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str,
+                   devices: DeviceSet | None = None) -> Path:
+    """An interrupted run directory, checked to be training on the same files; what start_run_dir had not written
+    yet is written now."""
+    environment = environment_record(train, val, precision, dataset.root, devices)
+    recorded = read_json(run_dir / ENVIRONMENT_FILE, {}).get("data_manifest_sha256")
+    if recorded and recorded != environment["data_manifest_sha256"]:
+        raise HorsesHumansError(f"{run_dir / ENVIRONMENT_FILE}: the images in {dataset.root} are not the ones this run "
+                                "started on; resume it on its own data (--data-dir), or start a new run.")
+    config = TrainConfig.from_dict(read_json(run_dir / CONFIG_FILE, {}))
+    records = {LABELS_FILE: lambda: labels_record(train.class_names, config.image_size),
+               ENVIRONMENT_FILE: lambda: environment,
+               DATA_FILE: lambda: data_record(dataset, {"train": train, "validation": val}, config)}
+    for name, record in records.items():
+        if not (run_dir / name).exists():
+            save_json(run_dir, name, record())
+    return run_dir
 
 
 def finish_run(run_dir: Path, model, config: TrainConfig, recorder, skipped: list[dict], trainable: int,
