@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .calibration import calibrate_run
 from .config import HorsesHumansError, TrainConfig
-from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, load_side
+from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, joined, load_extra, load_files
 from .features import cached_features
 from .outputs import SIGMOID, SOFTMAX, ClassOutput
 from .progress import ProgressBar, draws
@@ -30,6 +30,7 @@ from .runs import (BEST_MODEL_FILE, CHECKPOINT_FILES, CHECKPOINT_MONITOR, CHECKP
                    labels_record, new_run_dir, save_json, save_model)
 from .tracking import MlflowTracker, require, tensorboard_callback
 from .predict import refit_unsure
+from .unsure import NEITHER
 
 logger = logging.getLogger(__name__)
 
@@ -339,22 +340,26 @@ def train(
         require("tensorboard", "tensorboard", "--tensorboard")  # a missing extra fails before the data loads
     tracker = MlflowTracker(runs_dir) if mlflow else None
     dataset = find_dataset(Path(data_dir), config.val_split, config.seed)
-    train_split, val_split = (load_side(dataset, side, config.image_size, cache_dir, log) for side in ("train", "validation"))
+    # --extra-data folders join the training side; a `neither` folder among them adds that class (the unsure answer)
+    names, extra = load_extra(config.extra_data, dataset.class_names, config.image_size, cache_dir, log, (NEITHER,))
+    train_split, val_split = (load_files(dataset.sides[side], names, config.image_size, cache_dir, log)
+                              for side in ("train", "validation"))
+    fit_split = joined("train", [train_split, *extra])
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer)
     model = build_model(config, precision, class_output(train_split))
-    run_dir = start_run_dir(config, runs_dir, dataset, train_split, val_split, precision)
+    run_dir = start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, extra)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
-        f"{len(train_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
-    log_data(dataset, train_split, config, log)
+        f"{len(fit_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
+    log_data(dataset, fit_split, config, log)
     total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
     with tracker.run(run_dir, config) if tracker else nullcontext() as listener:
         listeners = [listener] if listener else []
         best = BestWeights(model)
         recorder = EpochRecorder(run_dir, total, log, listeners, [*observers(run_dir, total, tensorboard), best])
-        seconds = fit_stages(model, config, recipe.transfer, train_split, val_split, recorder, cache_dir, log)
-        metrics = finish_run(run_dir, model, config, recorder, train_split.skipped + val_split.skipped, trainable, seconds,
+        seconds = fit_stages(model, config, recipe.transfer, fit_split, val_split, recorder, cache_dir, log)
+        metrics = finish_run(run_dir, model, config, recorder, fit_split.skipped + val_split.skipped, trainable, seconds,
                              best)
     log(refit_unsure(run_dir, cache_dir=cache_dir, log=log))  # on the served checkpoint's calibrated probabilities
     log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
@@ -371,21 +376,24 @@ def write_card(run_dir: Path, log) -> None:
     log(f"wrote {write_model_card(run_dir)}")
 
 
-def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str) -> Path:
+def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str,
+                  extra: list[Split] = ()) -> Path:
     """A new run directory with what is known before training: config, labels, environment and the data it uses."""
     run_dir = new_run_dir(runs_dir, config)
     save_json(run_dir, CONFIG_FILE, config.to_dict())
     save_json(run_dir, LABELS_FILE, labels_record(train.class_names, config.image_size))
     save_json(run_dir, ENVIRONMENT_FILE, environment_record(train, val, precision, dataset.root))
-    save_json(run_dir, DATA_FILE, data_record(dataset, {"train": train, "validation": val}, config))
+    save_json(run_dir, DATA_FILE, data_record(dataset, {"train": train, "validation": val}, config, extra))
     return run_dir
 
 
 def log_data(dataset: DataSet, train: Split, config: TrainConfig, log) -> None:
     """One line on the data: layout, classes, how the validation split was made; the class weights if any."""
     made = f", validation: {config.val_split:g} of each class (seed {config.seed})" if dataset.layout == CLASS_FOLDERS else ""
-    log(f"data {dataset.root}: {dataset.layout} layout, {len(dataset.class_names)} classes "
-        f"({', '.join(dataset.class_names)}){made}")
+    log(f"data {dataset.root}: {dataset.layout} layout, {len(train.class_names)} classes "
+        f"({', '.join(train.class_names)}){made}")
+    for folder in config.extra_data:
+        log(f"extra training data: {folder}")
     weights = class_weights(config.class_weight, train.y)
     if weights:
         log("class weights: " + ", ".join(f"{train.class_names[c]} {w:.3f}" for c, w in weights.items()))
