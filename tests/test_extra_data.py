@@ -107,3 +107,18 @@ def test_neither_is_added_only_when_a_folder_has_it(extras, tmp_path):
     both = joined("train", splits)
     assert len(both) == 13 and both.key not in (splits[0].key, splits[1].key)
     assert both.files[:3] == splits[0].files and both.files[3].startswith(str(extras[1].resolve()))
+
+
+def test_backbone_features_of_a_joined_split_are_cached_part_by_part(data, extras, tmp_path):
+    from horses_humans.data import load_dataset
+    from horses_humans.features import cached_features
+    from horses_humans.recipes import build_model, get_recipe
+
+    recipe, lines = get_recipe("mobilenet_v2"), []
+    model = build_model(TrainConfig(recipe="mobilenet_v2", weights="none", image_size=32), "float32", 2)
+    train_split, _ = load_dataset(data, 32, tmp_path, lambda s: None)
+    _, (more, _) = load_extra(list(extras), ["horses", "humans"], 32, tmp_path, lambda s: None, ("neither",))
+    both = cached_features(recipe, model, joined("train", [train_split, more]), tmp_path, lines.append)
+    assert len(lines) == 2  # one computation per part
+    alone = cached_features(recipe, model, train_split, tmp_path, lines.append)
+    assert len(lines) == 2 and both.shape[0] == 19 and np.array_equal(both[:16], alone)  # the renders' part reused

@@ -77,6 +77,7 @@ class Split:
     skipped: list[dict] = field(default_factory=list)  # [{"file": ..., "reason": ...}]
     key: str = ""  # hash of the files (names, sizes, mtimes) and decode settings: keys derived caches
     root: Path | None = None  # the folder `files` are relative to
+    parts: tuple = ()  # the splits this one joins (data.joined): caches derived from pixels are made per part
 
     def __len__(self) -> int:
         return len(self.y)
@@ -426,7 +427,8 @@ def joined(name: str, splits: list[Split]) -> Split:
     files = splits[0].files + [f"{Path(s.root).resolve()}/{f}" for s in splits[1:] for f in s.files]
     key = hashlib.sha256(":".join(s.key for s in splits).encode()).hexdigest()
     return Split(name, np.concatenate([s.x for s in splits]), np.concatenate([s.y for s in splits]), files,
-                 list(splits[0].class_names), [item for s in splits for item in s.skipped], key, splits[0].root)
+                 list(splits[0].class_names), [item for s in splits for item in s.skipped], key, splits[0].root,
+                 tuple(splits))
 
 
 # ---------------------------------------------------------------- download / import
