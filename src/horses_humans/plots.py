@@ -233,3 +233,25 @@ def plot_reliability(bins_before: dict, bins_after: dict | None = None) -> Figur
         ax.set_title(f"{name}: ECE {ece:.4f} ({int(count.sum())} images)", fontsize=TITLE_SIZE + 1)
         ax.legend(loc="upper left", fontsize=TITLE_SIZE - 1)
     return fig
+
+
+def plot_tradeoff(curves: dict[str, dict], title: str) -> Figure:
+    """The unsure trade-off: per model (curves maps a legend name to unsure.tradeoff_curve's dict, with "chosen": its
+    calibrated tau, if any), the share of real-class images answered right against the share of `neither` (or of
+    real-class) images answered unsure as tau rises from 0; a dot marks the chosen tau."""
+    fig = new_figure(5.6, 4.6)
+    ax = fig.subplots()
+    for (name, curve), colour in zip(curves.items(), RUN_COLOURS * 4):
+        unsure, right = 100 * np.asarray(curve["unsure"], float), 100 * np.asarray(curve["right"], float)
+        ax.step(unsure, right, where="post", color=colour, lw=1.8, label=f"{name} (x: {curve['unsure_of']} unsure)")
+        if curve.get("chosen") is not None:
+            at = int(np.searchsorted(np.asarray(curve["tau"]), curve["chosen"]))  # tradeoff_curve includes it
+            ax.plot(unsure[at], right[at], "o", color=colour, ms=7, mec="black",
+                    label=f"{name}: calibrated tau {curve['chosen']:.3f}")
+    ax.set_xlim(-2, 102)
+    ax.set_xlabel("answered unsure (%)")
+    ax.set_ylabel("real classes answered right (%; unsure is not right)")
+    ax.set_title(title, fontsize=TITLE_SIZE + 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=TITLE_SIZE - 1)
+    return fig
