@@ -122,3 +122,11 @@ def test_backbone_features_of_a_joined_split_are_cached_part_by_part(data, extra
     assert len(lines) == 2  # one computation per part
     alone = cached_features(recipe, model, train_split, tmp_path, lines.append)
     assert len(lines) == 2 and both.shape[0] == 19 and np.array_equal(both[:16], alone)  # the renders' part reused
+
+
+def test_the_model_card_counts_the_extra_folders(extra_run, extras):
+    from horses_humans.modelcard import model_card
+
+    card = model_card(load_run(extra_run))
+    assert f"| train, extra: `{extras[1].resolve()}` | 10 | 5 | 0 | 5 |" in card
+    assert f"| train, extra: `{extras[0].resolve()}` | 3 | 0 | 3 | 0 |" in card
