@@ -61,7 +61,8 @@ def test_the_plot_marks_the_calibrated_tau():
     at = list(curve["tau"]).index(0.7)
     assert dot.get_xdata()[0] == pytest.approx(100 * curve["unsure"][at])
     assert dot.get_ydata()[0] == pytest.approx(100 * curve["right"][at])
-    assert "calibrated tau 0.700" in [t.get_text() for t in ax.get_legend().get_texts()][1]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["run (dot: calibrated tau 0.700)"]
+    assert ax.get_xlabel().startswith("neither images answered unsure")
 
 
 def test_report_draws_the_curve_on_the_folder_the_run_was_evaluated_on(tmp_path):
