@@ -15,6 +15,10 @@ The probabilities it thresholds are the run's served ones (calibrated ones where
 score (in [0, 1], how sure the rule is that the answer should be unsure; 0 when an image is answered):
 - neither wins: the probability of `neither`;
 - not confident enough: (tau - confidence) / (tau - 1/C), i.e. 0 at the threshold, 1 at the uniform guess.
+
+Measuring it: tradeoff_curve says how the answers move as tau does (the report's plot), answer_counts how a
+labelled folder is answered (answers.score_folder, scripts/real_photos.py). A feature-distance rule was measured
+and not adopted: real photos are farther from the renders than validation is (README, scripts/unsure_study.py).
 """
 
 from __future__ import annotations
