@@ -167,3 +167,26 @@ def test_calibrate_command_prints_the_fit(tmp_path, capsys):
     assert line.startswith("temperature ") and "validation images" in line and "ECE" in line
     assert (run_dir / CALIBRATION_FILE).exists()
     assert main(["calibrate", str(tmp_path / "nowhere")]) == 2
+
+
+def test_flipped_runs_fit_t_on_the_mean_they_serve():
+    """With test-time flips the served probability is the mean of the tempered image and mirror: T is fitted on it."""
+    from horses_humans.calibration import calibration_record, served
+
+    y, p = overconfident(n=2000)
+    _, q = overconfident(n=2000, sharpen=6.0, seed=1)  # a mirror that disagrees with the image
+    views = np.stack([p, q])
+    t = fit_temperature(y, views)
+    nll = lambda t: negative_log_likelihood(y, served(views, t))  # noqa: E731
+    assert nll(t) <= min(nll(t * 0.9), nll(t * 1.1)) and nll(t) < nll(1.0)
+    assert t != pytest.approx(fit_temperature(y, views.mean(axis=0)), rel=1e-3)  # not the fit on the averaged output
+    record = calibration_record(y, views)
+    assert record["views"].startswith("each image and its mirror") and record["ece_after"] < record["ece_before"]
+    assert calibration_record(y, p)["views"] == "each image"
+
+
+def test_calibrate_run_fits_a_flipped_run_on_both_views(tmp_path):
+    run_dir, data = centroid_setup(tmp_path, 3)
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "tta": True}))
+    assert calibrate_run(run_dir, data, log=lambda line: None)["views"].startswith("each image and its mirror")

@@ -22,6 +22,8 @@ def sample_value(field: dataclasses.Field, hint: str) -> tuple[list[str], object
     samples = {"int": 64, "int | None": 64, "float": 0.5, "float | None": 0.5, "str | None": "x"}
     if hint == "tuple[int, ...]":
         return [flag, "8,16"], (8, 16)
+    if hint == "tuple[str, ...]":  # repeatable
+        return [flag, "a", flag, "b"], ("a", "b")
     if field.name == "recipe":
         return [flag, "augmented"], "augmented"
     return [flag, str(samples[hint])], samples[hint]

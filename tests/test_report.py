@@ -12,7 +12,7 @@ from horses_humans.cli import main
 from horses_humans.evaluation import classification_metrics
 from horses_humans.runs import load_run
 
-SECTIONS = ["samples", "augmentation", "curves", "activations", "gradcam", "confusion", "roc", "reliability", "misclassified"]
+SECTIONS = ["samples", "augmentation", "curves", "activations", "gradcam", "confusion", "roc", "reliability", "tradeoff", "misclassified"]
 
 
 def embedded_images(html: str) -> list[bytes]:

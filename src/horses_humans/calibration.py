@@ -4,6 +4,9 @@ A model trained to zero loss answers 99.99% even where it is often wrong. One nu
 minimise the validation negative log-likelihood of log(p) / T, softens its probabilities without changing a single
 label (outputs.tempered). RUN/calibration.json keeps T and the before/after numbers; Run.output applies it, so
 predict, the server, evaluate, the report and exports all serve calibrated probabilities.
+
+A run with test-time flips serves the mean of the tempered probabilities of an image and its mirror, so its T is
+fitted on exactly that: the fit takes a stack of views (V, N, C) and scores their tempered mean.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ ECE_BINS = 15
 # T from 1 to 148: calibration only softens. Validation renders are easier than the photos users send, so a T below 1
 # (sharper) fitted on a handful of validation mistakes would promise more than the model keeps on real photos.
 LOG_T_RANGE = (0.0, 5.0)
+VIEWS = {1: "each image", 2: "each image and its mirror (test-time flips): T fitted on their mean, as served"}
 
 
 def negative_log_likelihood(y_true, probabilities) -> float:
@@ -29,15 +33,28 @@ def negative_log_likelihood(y_true, probabilities) -> float:
     return float(-np.mean(np.log(np.clip(p, PROBABILITY_FLOOR, 1.0))))
 
 
+def views_of(probabilities) -> np.ndarray:
+    """Uncalibrated probabilities (N, C), or a stack of views (V, N, C) (an image and its mirror) -> (V, N, C)."""
+    probabilities = np.asarray(probabilities, np.float32)
+    return probabilities[None] if probabilities.ndim == 2 else probabilities
+
+
+def served(probabilities, temperature: float = 1.0) -> np.ndarray:
+    """(N, C) probabilities as a run serves them: the mean of each view's tempered probabilities (what
+    Predictor.predict_proba gives with the run's temperature and flips)."""
+    return np.mean([tempered(view, temperature) for view in views_of(probabilities)], axis=0)
+
+
 def fit_temperature(y_true, probabilities) -> float:
-    """The T in [1, 148] that minimises the NLL of softmax(log p / T) on (y_true (N,), uncalibrated probabilities
-    (N, C)); exactly 1.0 when every image is answered right (the NLL then only falls as T -> 0)."""
+    """The T in [1, 148] that minimises the NLL of the served softmax(log p / T) on (y_true (N,), uncalibrated
+    probabilities (N, C) or views (V, N, C)); exactly 1.0 when every image is answered right (the NLL then only
+    falls as T -> 0)."""
     from scipy.optimize import minimize_scalar
 
     y_true = np.asarray(y_true, int)
-    if not mistakes(y_true, probabilities):
+    if not mistakes(y_true, served(probabilities)):
         return 1.0
-    loss = lambda log_t: negative_log_likelihood(y_true, tempered(probabilities, float(np.exp(log_t))))  # noqa: E731
+    loss = lambda log_t: negative_log_likelihood(y_true, served(probabilities, float(np.exp(log_t))))  # noqa: E731
     result = minimize_scalar(loss, bounds=LOG_T_RANGE, method="bounded", options={"xatol": 1e-4})
     return float(np.exp(result.x))
 
@@ -77,14 +94,15 @@ def bins_record(table: dict) -> dict:
             "accuracy": clean(table["accuracy"]), "count": [int(c) for c in table["count"]]}
 
 
-def calibration_record(y_true, raw_probabilities, bins: int = ECE_BINS) -> dict:
-    """Fit T on (y_true, uncalibrated probabilities) and describe the before and after, for calibration.json
-    (`mistakes` 0 means there was nothing to fit: T stays 1.0)."""
-    temperature = fit_temperature(y_true, raw_probabilities)
-    after = tempered(raw_probabilities, temperature)
+def calibration_record(y_true, raw_views, bins: int = ECE_BINS) -> dict:
+    """Fit T on (y_true, uncalibrated probabilities (N, C) or views (V, N, C)) and describe the before and after,
+    for calibration.json (`mistakes` 0 means there was nothing to fit: T stays 1.0)."""
+    temperature = fit_temperature(y_true, raw_views)
+    raw_probabilities, after = served(raw_views), served(raw_views, temperature)
     return {
         "temperature": round(temperature, 6), "fitted_on": "validation", "images": int(len(y_true)),
-        "method": "temperature scaling", "bins": bins, "mistakes": mistakes(y_true, raw_probabilities),
+        "method": "temperature scaling", "views": VIEWS[len(views_of(raw_views))], "bins": bins,
+        "mistakes": mistakes(y_true, raw_probabilities),
         "ece_before": expected_calibration_error(y_true, raw_probabilities, bins),
         "ece_after": expected_calibration_error(y_true, after, bins),
         "nll_before": negative_log_likelihood(y_true, raw_probabilities),
@@ -100,8 +118,9 @@ def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=print) -> dict:
     The fit always starts from the model's own probabilities (T = 1), so calibrating twice gives the same T."""
     run = load_run(run_dir)
     split = load_run_split(run, "validation", data_dir, cache_dir, log)
-    predictor = Predictor.uncalibrated(run)
-    record = calibration_record(split.y, predictor.predict_proba(np.asarray(split.x)))
+    predictor, x = Predictor.uncalibrated(run), np.asarray(split.x)
+    views = [predictor.predict_proba(x)] + ([predictor.predict_proba(x[:, :, ::-1])] if run.config.tta else [])
+    record = calibration_record(split.y, np.stack(views))
     return update_calibration(run.path, **record)
 
 

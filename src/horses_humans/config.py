@@ -105,6 +105,10 @@ class TrainConfig:
                                                    group=TRANSFER_OPTIONS)
     tta: bool = option(False, "test-time flips: predictions average each image's probabilities with its mirror's "
                               "(evaluate, predict and serve read it from the run)")
+    extra_data: tuple[str, ...] = option((), "a folder of class folders added to the training side (repeatable): "
+                                             "folders named after the data set's classes, or neither (images of "
+                                             "none of them: they teach the unsure answer)", metavar="DIR",
+                                         repeatable=True)
     devices: str | None = option(None, "devices to train on: a number or all (default 1: the first GPU, else the CPU); "
                                        "several train data-parallel (MirroredStrategy on TensorFlow, DataParallel on "
                                        "JAX), each on a share of --batch-size", metavar="N|all")
@@ -125,6 +129,7 @@ class TrainConfig:
         if self.l2 < 0:
             raise HorsesHumansError(f"--l2 {self.l2} must be >= 0.")
         object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))  # JSON gives a list
+        object.__setattr__(self, "extra_data", tuple(str(d) for d in self.extra_data or ()))  # argparse: None or a list
         if not 1 <= len(self.conv_filters) <= 5 or not all(1 <= f <= 1024 for f in self.conv_filters):
             raise HorsesHumansError(f"--conv-filters {','.join(map(str, self.conv_filters))}: give 1 to 5 layers of 1-1024 filters.")
         if self.kernel_size not in KERNEL_SIZES:

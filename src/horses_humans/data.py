@@ -82,6 +82,7 @@ class Split:
     skipped: list[dict] = field(default_factory=list)  # [{"file": ..., "reason": ...}]
     key: str = ""  # hash of the files (names, sizes, mtimes) and decode settings: keys derived caches
     root: Path | None = None  # the folder `files` are relative to
+    parts: tuple = ()  # the splits this one joins (data.joined): caches derived from pixels are made per part
 
     def __len__(self) -> int:
         return len(self.y)
@@ -387,6 +388,52 @@ def load_dataset(data_dir: Path, image_size: int, cache_dir: Path | None = None,
     """(train, validation) splits of the data set in data_dir, in any layout."""
     dataset = find_dataset(Path(data_dir), val_split, seed)
     return tuple(load_side(dataset, side, image_size, cache_dir, warn) for side in ("train", "validation"))
+
+
+# ---------------------------------------------------------------- extra training folders (train --extra-data)
+
+def load_extra(folders, class_names: list[str], image_size: int, cache_dir: Path | None = None, warn=print,
+               allowed: tuple[str, ...] = ()) -> tuple[list[str], list[Split]]:
+    """Decoded pixels of each extra folder of class folders, for the training side: (the class names with any
+    `allowed` name that a folder adds appended, one Split per folder labelled by them)."""
+    found = {Path(folder): extra_class_folders(Path(folder), class_names, allowed) for folder in folders}
+    names = list(class_names) + [n for n in allowed if n not in class_names and any(n in f for f in found.values())]
+    return names, [load_files(extra_file_list(folder, names), names, image_size, cache_dir, warn) for folder in found]
+
+
+def extra_class_folders(folder: Path, class_names: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """The class folders of one extra folder; a missing folder, none inside, or a name that is neither one of
+    class_names nor `allowed` is a one-line error naming it."""
+    known = ", ".join([*class_names, *allowed])
+    if not folder.is_dir():
+        raise HorsesHumansError(f"--extra-data {folder}: no such folder: give a folder of class folders ({known}).")
+    found = visible_folders(folder)
+    if not found:
+        raise HorsesHumansError(f"--extra-data {folder}: no class folders: put its images in sub-folders named {known}.")
+    for name in found:
+        if name not in class_names and name not in allowed:
+            raise HorsesHumansError(f"--extra-data {folder / name}: {name!r} is not a class of the data set ({known}): "
+                                    "rename or remove the folder.")
+    return found
+
+
+def extra_file_list(folder: Path, class_names: list[str]) -> FileList:
+    """An extra folder's images labelled by class_names; its pixel cache is named after the folder."""
+    found = labelled_folder(folder, class_names)
+    return FileList(f"extra-{folder.resolve().name}", found.root, found.files, found.labels)
+
+
+def joined(name: str, splits: list[Split]) -> Split:
+    """Several decoded splits of the same classes as one (the training side and its extra folders, to fit on):
+    pixels, labels and files concatenated (files keep their split's root: `folder/class/file` past the first),
+    skipped files of all, and a key over theirs (it names derived caches, e.g. backbone features)."""
+    if len(splits) == 1:
+        return splits[0]
+    files = splits[0].files + [f"{Path(s.root).resolve()}/{f}" for s in splits[1:] for f in s.files]
+    key = hashlib.sha256(":".join(s.key for s in splits).encode()).hexdigest()
+    return Split(name, np.concatenate([s.x for s in splits]), np.concatenate([s.y for s in splits]), files,
+                 list(splits[0].class_names), [item for s in splits for item in s.skipped], key, splits[0].root,
+                 tuple(splits))
 
 
 # ---------------------------------------------------------------- download / import

@@ -35,7 +35,10 @@ def extract(extractor, pixels: np.ndarray, batch_size: int = 64, progress=None) 
 
 
 def cached_features(recipe: Recipe, model, split: Split, cache_dir: Path | None = None, log=print) -> np.ndarray:
-    """Features of a split, read from the cache when the files and the backbone weights are unchanged."""
+    """Features of a split, read from the cache when the files and the backbone weights are unchanged; a joined
+    split's part by part (the renders' features serve every run, whatever extra folders join them)."""
+    if split.parts:
+        return np.concatenate([cached_features(recipe, model, part, cache_dir, log) for part in split.parts])
     backbone = recipe.backbone_layer(model)
     key = hashlib.sha256(f"{split.key}:{backbone.name}:{weights_fingerprint(backbone)}".encode()).hexdigest()[:20]
     cache, name = Path(cache_dir or user_cache_dir()) / "features", f"{split.name}-{model.name}-{key}"

@@ -72,6 +72,8 @@ def training_data(run: Run) -> str:
         return "## Training data\n\nNot recorded (the run was made before runs remembered their data)."
     rows = [[side, len(entry["files"]), *class_counts(entry["files"], run.class_names)]
             for side, entry in data.get("sides", {}).items()]
+    rows += [[f"train, extra: `{entry['folder']}`", len(entry["files"]), *class_counts(entry["files"], run.class_names)]
+             for entry in data.get("extra", [])]  # train --extra-data
     made = (f" Validation is {data['val_split']:g} of each class, drawn with seed {data['seed']}." if "val_split" in data
             else "")
     return "\n".join([

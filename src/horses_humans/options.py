@@ -1,5 +1,7 @@
 """Command-line options derived from a config dataclass: one --field-name option per field, its type from the
-annotation and its default, help, choices, group and metavar from the field (as nanoGPT's configurator does)."""
+annotation and its default, help, choices, group and metavar from the field (as nanoGPT's configurator does).
+A `tuple[T, ...]` field is comma-separated (--conv-filters 16,32), or repeatable with metadata repeatable=True
+(--extra-data A --extra-data B); the dataclass turns the None of an absent repeatable option into ()."""
 
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ def option_kwargs(field: dataclasses.Field, hint, choices: Sequence | None = Non
         kwargs["choices"] = list(choices or field.metadata["choices"])
     if kind is bool:  # a flag; one that is on by default gets a --no-NAME form
         kwargs["action"] = argparse.BooleanOptionalAction if default else "store_true"
+    elif typing.get_origin(kind) is tuple and field.metadata.get("repeatable"):  # --dir A --dir B -> (A, B)
+        kwargs.update(action="append", type=typing.get_args(kind)[0], default=None)
     elif typing.get_origin(kind) is tuple:
         kwargs["type"] = comma_separated(typing.get_args(kind)[0], default, option_name(field.name))
     elif kind in (int, float, str):
@@ -78,7 +82,7 @@ def help_text(text: str, default) -> str:
     """The field's help plus its default; None adds nothing (the help says what it means), nor does an off flag."""
     if default is True:
         text = f"{text} (default: on)"
-    elif default is not None and default is not False:
+    elif default is not None and default is not False and default != ():
         text = f"{text} (default: {format_value(default)})"
     return text.replace("%", "%%")  # argparse %-formats help strings
 

@@ -233,3 +233,28 @@ def plot_reliability(bins_before: dict, bins_after: dict | None = None) -> Figur
         ax.set_title(f"{name}: ECE {ece:.4f} ({int(count.sum())} images)", fontsize=TITLE_SIZE + 1)
         ax.legend(loc="upper left", fontsize=TITLE_SIZE - 1)
     return fig
+
+
+def plot_tradeoff(curves: dict[str, dict], title: str) -> Figure:
+    """The unsure trade-off: per model (curves maps a legend name to unsure.tradeoff_curve's dict, with "chosen": its
+    calibrated tau, if any), the share of real-class images answered right against the share of `neither` (or of
+    real-class) images answered unsure as tau rises from 0; a dot marks the chosen tau."""
+    fig = new_figure(5.6, 4.4 + 0.25 * len(curves))
+    ax = fig.subplots()
+    for (name, curve), colour in zip(curves.items(), RUN_COLOURS * 4):
+        unsure, right = 100 * np.asarray(curve["unsure"], float), 100 * np.asarray(curve["right"], float)
+        chosen = curve.get("chosen")
+        label = f"{name}" + (f" (dot: calibrated tau {chosen:.3f})" if chosen is not None else "")
+        ax.step(unsure, right, where="post", color=colour, lw=1.8, label=label)
+        if chosen is not None:
+            at = int(np.searchsorted(np.asarray(curve["tau"]), chosen))  # tradeoff_curve includes it
+            ax.plot(unsure[at], right[at], "o", color=colour, ms=7, mec="black")
+    ax.set_xlim(-2, 102)
+    ax.set_ylim(-2, 102)
+    what = {curve["unsure_of"] for curve in curves.values()}
+    ax.set_xlabel(f"{' / '.join(sorted(what))} images answered unsure (%)")
+    ax.set_ylabel("real classes answered right (%; unsure is not right)")
+    ax.set_title(title, fontsize=TITLE_SIZE + 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=TITLE_SIZE - 1, frameon=False)
+    return fig

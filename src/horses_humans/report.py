@@ -7,6 +7,7 @@ two classes (one sigmoid unit, labels at the threshold) and for more (softmax, l
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,15 @@ from .atomic import write_text_atomic
 from .calibration import reliability_bins
 from .compare import runs_curves_view
 from .data import Split
+from .answers import folder_names, load_measuring_folder
 from .evaluation import classification_metrics, predict_split
 from .htmlpage import View, page_html, sections_html, table_html
+from .modelcard import EVALUATIONS_DIR
 from .outputs import ClassOutput
 from .predict import Predictor
 from .recipes import get_recipe, last_conv_layer
 from .runs import OPTIMISM_NOTE, Run, load_run, read_calibration
+from .unsure import NEITHER, tradeoff_curve
 
 REPORT_DIR = "report"
 GALLERY_SIZE = 12  # misclassified images shown, worst first
@@ -76,7 +80,8 @@ def write_report(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | 
     views = [
         samples_view(ev, out), augmentation_view(ev, out), curves_view(ev.run, compare, out),
         activations_view(ev, out), gradcam_view(ev, out), confusion_view(ev, metrics, out),
-        roc_view(ev, metrics, out), reliability_view(ev, out), misclassified_view(ev, out),
+        roc_view(ev, metrics, out), reliability_view(ev, out), tradeoff_view(ev, cache_dir, out, log),
+        misclassified_view(ev, out),
     ]
     path = out / "report.html"
     write_text_atomic(path, render_html(ev.run, metrics, views))
@@ -210,6 +215,35 @@ def reliability_view(ev: Evaluated, out: Path) -> View:
                    f"images; temperature {record['temperature']:.3f} (fitted on these images, so the after panel is "
                    "optimistic); served probabilities are the calibrated ones.")
     return View("reliability", "Reliability diagram", caption, plots.save_png(fig, out / "reliability.png"))
+
+
+def tradeoff_view(ev: Evaluated, cache_dir: Path | None, out: Path, log=print) -> View:
+    """The unsure trade-off curve on the labelled folder the run was last evaluated on (evaluate --data DIR), else on
+    its validation split."""
+    folder = evaluated_folder(ev.run)
+    if folder is not None:
+        split = load_measuring_folder(ev.run, folder, cache_dir, log)
+        probabilities, source = ev.predictor.predict_proba(split.x), f"the labelled folder {folder}"
+    else:
+        split, probabilities, source = ev.split, ev.probabilities, "the validation split"
+    names = folder_names(ev.run)
+    curve = tradeoff_curve(probabilities, split.y, ev.output, names.index(NEITHER), ev.predictor.unsure.min_confidence)
+    fig = plots.plot_tradeoff({ev.run.path.name: curve}, f"unsure trade-off on {len(split)} images")
+    caption = (f"On {source}: as the minimum confidence tau rises from 0, the share of the real-class images "
+               f"answered right (unsure is not right) against the share of the {curve['unsure_of']} images answered "
+               f"unsure; the dot is the run's calibrated tau {curve['chosen']:.3f}. `evaluate RUN --data DIR` on "
+               "real photos (with a neither/ folder where the run has that class) draws it there.")
+    return View("tradeoff", "Unsure trade-off", caption, plots.save_png(fig, out / "tradeoff.png"))
+
+
+def evaluated_folder(run: Run) -> Path | None:
+    """The labelled folder of the run's latest `evaluate --data DIR` that is still there, or None."""
+    records = sorted((run.path / EVALUATIONS_DIR).glob("data-*.json"), key=lambda p: p.stat().st_mtime)
+    for record in reversed(records):
+        folder = Path(json.loads(record.read_text()).get("folder", ""))
+        if folder.is_dir():
+            return folder
+    return None
 
 
 def misclassified_view(ev: Evaluated, out: Path) -> View:

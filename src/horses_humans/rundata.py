@@ -18,16 +18,22 @@ from .runs import Run
 # ---------------------------------------------------------------- writing the record
 
 
-def data_record(dataset: DataSet, used: dict[str, Split], config: TrainConfig) -> dict:
-    """data.json: folder, layout, classes and the exact files of each side with their sha256 (train and validation:
-    the files that were decoded and used; test: as listed), and one hash over them all."""
+def data_record(dataset: DataSet, used: dict[str, Split], config: TrainConfig, extra: list[Split] = ()) -> dict:
+    """data.json: folder, layout, classes (the run's: a `neither` from an extra folder included) and the exact files
+    of each side with their sha256 (train and validation: the files that were decoded and used; test: as listed),
+    one hash over them all, and each --extra-data folder with its files (the training side's too)."""
     sides = {side: side_record(dataset.root, found.root, used[side].files if side in used else found.files)
              for side, found in dataset.sides.items()}
     record = {"data_dir": str(Path(dataset.root).resolve()), "layout": dataset.layout,
-              "class_names": list(dataset.class_names)}
+              "class_names": list(used["train"].class_names if "train" in used else dataset.class_names)}
     if dataset.layout == CLASS_FOLDERS:  # what made the split
         record.update(val_split=config.val_split, seed=config.seed)
-    return {**record, "sha256": sides_hash(sides), "sides": sides}
+    record.update(sha256=sides_hash(sides), sides=sides)
+    if extra:
+        record["extra"] = [{"folder": str(Path(split.root).resolve()), "files": side_record(split.root, split.root,
+                                                                                              split.files)["files"]}
+                           for split in extra]
+    return record
 
 
 def side_record(data_dir: Path, root: Path, files: list[str]) -> dict:
@@ -70,6 +76,26 @@ def load_run_split(run: Run, side: str = "validation", data_dir: Path | str | No
 def load_labelled(run: Run, folder: Path | str, cache_dir: Path | None = None, log=print) -> Split:
     """Decoded pixels of any folder of class folders named after (some of) the run's classes."""
     return load_files(labelled_folder(Path(folder), run.class_names), run.class_names, run.image_size, cache_dir, log)
+
+
+def load_run_extra(run: Run, cache_dir: Path | None = None, log=print) -> list[Split]:
+    """Decoded pixels of the run's --extra-data folders: the files it recorded that are still there (one warning
+    line per folder that changed), [] for a run without any."""
+    splits = []
+    for entry in run.data.get("extra", []):
+        folder = Path(entry["folder"])
+        present = [f for f in entry["files"] if (folder / f).is_file()]
+        if not present:
+            raise HorsesHumansError(f"--extra-data {folder}: none of the {len(entry['files'])} files {run.path.name} "
+                                    "was trained on is there: put the folder back.")
+        changed = sum(d != entry["files"][f] for f, d in zip(present, file_digests(folder, present)))
+        if changed or len(present) < len(entry["files"]):
+            log(f"warning: {folder}: {changed} changed, {len(entry['files']) - len(present)} missing since "
+                f"{run.path.name} was trained")
+        labels = [run.class_names.index(Path(f).parts[0]) for f in present]
+        splits.append(load_files(FileList(f"extra-{folder.name}", folder, present, labels), run.class_names,
+                                 run.image_size, cache_dir, log))
+    return splits
 
 
 def uses_record(run: Run, root: Path, log) -> bool:

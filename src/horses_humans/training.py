@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .calibration import calibrate_run
 from .config import HorsesHumansError, TrainConfig, resolve_data_dir
-from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, load_side
+from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, joined, load_extra, load_files
 from .devices import DeviceSet, auto_precision, compile_scope, describe, devices_record, distribution, select_devices
 from .features import cached_features
 from .outputs import SIGMOID, SOFTMAX, ClassOutput
@@ -32,6 +32,7 @@ from .runs import (BEST_MODEL_FILE, CHECKPOINT_FILES, CHECKPOINT_MONITOR, CHECKP
 from .resume import Backup, clean_run_dir, read_json, resumable_config
 from .tracking import MlflowTracker, require, tensorboard_callback
 from .predict import refit_unsure
+from .unsure import NEITHER
 
 logger = logging.getLogger(__name__)
 
@@ -360,16 +361,20 @@ def train(
     tracker = MlflowTracker(runs_dir) if mlflow else None
     devices = select_devices(config.devices)  # a bad --devices fails before the data loads
     dataset = find_dataset(Path(data_dir), config.val_split, config.seed)
-    train_split, val_split = (load_side(dataset, side, config.image_size, cache_dir, log) for side in ("train", "validation"))
+    # --extra-data folders join the training side; a `neither` folder among them adds that class (the unsure answer)
+    names, extra = load_extra(config.extra_data, dataset.class_names, config.image_size, cache_dir, log, (NEITHER,))
+    train_split, val_split = (load_files(dataset.sides[side], names, config.image_size, cache_dir, log)
+                              for side in ("train", "validation"))
+    fit_split = joined("train", [train_split, *extra])
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer, devices)
     model = build_on(devices, config, precision, class_output(train_split))
-    run_dir = (reopen_run_dir(Path(resume), dataset, train_split, val_split, precision, devices) if resume else
-               start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices))
+    run_dir = (reopen_run_dir(Path(resume), dataset, train_split, val_split, precision, devices, extra) if resume else
+               start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices, extra))
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
-        f"{len(train_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
-    log_data(dataset, train_split, config, log)
+        f"{len(fit_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
+    log_data(dataset, fit_split, config, log)
     log_devices(devices, log)
     total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
     with tracker.run(run_dir, config) if tracker else nullcontext() as listener:
@@ -380,8 +385,8 @@ def train(
         backup.restore(recorder, best)
         if backup.epochs:
             log(f"resuming after epoch {backup.epochs} of {total} (backed up in {backup.folder})")
-        seconds = fit_stages(model, config, recipe.transfer, train_split, val_split, recorder, cache_dir, log, backup)
-        metrics = finish_run(run_dir, model, config, recorder, train_split.skipped + val_split.skipped, trainable, seconds,
+        seconds = fit_stages(model, config, recipe.transfer, fit_split, val_split, recorder, cache_dir, log, backup)
+        metrics = finish_run(run_dir, model, config, recorder, fit_split.skipped + val_split.skipped, trainable, seconds,
                              best)
         clean_run_dir(run_dir)  # finished: the backup and any temporary file a killed attempt left
     log(refit_unsure(run_dir, cache_dir=cache_dir, log=log))  # on the served checkpoint's calibrated probabilities
@@ -412,21 +417,23 @@ def write_card(run_dir: Path, log) -> None:
 
 
 def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str,
-                  devices: DeviceSet | None = None) -> Path:
+                  devices: DeviceSet | None = None, extra: list[Split] = ()) -> Path:
     """A new run directory with what is known before training: config, labels, environment and the data it uses."""
     run_dir = new_run_dir(runs_dir, config)
     save_json(run_dir, CONFIG_FILE, config.to_dict())
     save_json(run_dir, LABELS_FILE, labels_record(train.class_names, config.image_size))
     save_json(run_dir, ENVIRONMENT_FILE, environment_record(train, val, precision, dataset.root, devices))
-    save_json(run_dir, DATA_FILE, data_record(dataset, {"train": train, "validation": val}, config))
+    save_json(run_dir, DATA_FILE, data_record(dataset, {"train": train, "validation": val}, config, extra))
     return run_dir
 
 
 def log_data(dataset: DataSet, train: Split, config: TrainConfig, log) -> None:
     """One line on the data: layout, classes, how the validation split was made; the class weights if any."""
     made = f", validation: {config.val_split:g} of each class (seed {config.seed})" if dataset.layout == CLASS_FOLDERS else ""
-    log(f"data {dataset.root}: {dataset.layout} layout, {len(dataset.class_names)} classes "
-        f"({', '.join(dataset.class_names)}){made}")
+    log(f"data {dataset.root}: {dataset.layout} layout, {len(train.class_names)} classes "
+        f"({', '.join(train.class_names)}){made}")
+    for folder in config.extra_data:
+        log(f"extra training data: {folder}")
     weights = class_weights(config.class_weight, train.y)
     if weights:
         log("class weights: " + ", ".join(f"{train.class_names[c]} {w:.3f}" for c, w in weights.items()))
@@ -467,7 +474,7 @@ def resume_run(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | No
 
 
 def reopen_run_dir(run_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str,
-                   devices: DeviceSet | None = None) -> Path:
+                   devices: DeviceSet | None = None, extra: list[Split] = ()) -> Path:
     """An interrupted run directory, checked to be training on the same files; what start_run_dir had not written
     yet is written now."""
     environment = environment_record(train, val, precision, dataset.root, devices)
@@ -478,7 +485,7 @@ def reopen_run_dir(run_dir: Path, dataset: DataSet, train: Split, val: Split, pr
     config = TrainConfig.from_dict(read_json(run_dir / CONFIG_FILE, {}))
     records = {LABELS_FILE: lambda: labels_record(train.class_names, config.image_size),
                ENVIRONMENT_FILE: lambda: environment,
-               DATA_FILE: lambda: data_record(dataset, {"train": train, "validation": val}, config)}
+               DATA_FILE: lambda: data_record(dataset, {"train": train, "validation": val}, config, extra)}
     for name, record in records.items():
         if not (run_dir / name).exists():
             save_json(run_dir, name, record())

@@ -15,6 +15,10 @@ The probabilities it thresholds are the run's served ones (calibrated ones where
 score (in [0, 1], how sure the rule is that the answer should be unsure; 0 when an image is answered):
 - neither wins: the probability of `neither`;
 - not confident enough: (tau - confidence) / (tau - 1/C), i.e. 0 at the threshold, 1 at the uniform guess.
+
+Measuring it: tradeoff_curve says how the answers move as tau does (the report's plot), answer_counts how a
+labelled folder is answered (answers.score_folder, scripts/real_photos.py). A feature-distance rule was measured
+and not adopted: real photos are farther from the renders than validation is (README, scripts/unsure_study.py).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ NEITHER = "neither"  # a class folder with this name teaches the unsure answer; 
 MAX_UNSURE_SHARE = 0.02  # of validation images answered unsure by the calibrated tau
 LIKE_NEITHER = "like the 'neither' examples"
 NOT_CONFIDENT = "no class confident enough"
+SURE = 0.999  # a wrong answer above this probability is a broken promise (issue 12's target: none on real photos)
 
 
 @dataclass(frozen=True)
@@ -141,3 +146,43 @@ def describe(rule: UnsureRule, share: float | None = None) -> str:
     if rule.neither_class:
         text += f", or when {rule.neither_class!r} wins"
     return text + (f" ({share:.1%} of validation unsure)" if share is not None else "")
+
+
+def tradeoff_curve(probabilities, labels, output: ClassOutput, neither_label: int | None = None,
+                   chosen: float | None = None) -> dict:
+    """How the answers move as tau does (the run's neither class kept): for each candidate tau (0, then every
+    distinct confidence of a real-class image, rising), the share of real-class images answered right (unsure is not
+    right) and the share of the `neither` images (label neither_label) answered unsure; without such images, the
+    share of the real-class images answered unsure; `chosen` (a run's tau) is one of the candidates. Returns
+    {"tau", "right", "unsure" (arrays), "unsure_of", "chosen"}."""
+    probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
+    labels = np.asarray(labels)
+    neither_class = NEITHER if NEITHER in output.class_names else None
+    picked = answered(probabilities, output, neither_class)
+    confidence = probabilities[np.arange(len(picked)), picked]
+    if neither_class:  # the neither unit's wins are unsure whatever tau is
+        confidence[probabilities.argmax(axis=1) == list(output.class_names).index(NEITHER)] = -1.0
+    real = labels != (-1 if neither_label is None else neither_label)
+    if neither_class:
+        real &= labels != list(output.class_names).index(NEITHER)
+    others = ~real if (~real).any() else real
+    taus = np.unique(np.concatenate([[0.0], confidence[real & (confidence >= 0)], [] if chosen is None else [chosen]]))
+    kept = confidence[None, :] >= taus[:, None]  # (T, N): answered, not unsure
+    right = (kept[:, real] & (picked[real] == labels[real])[None]).mean(axis=1)
+    return {"tau": taus, "right": right, "unsure": (~kept[:, others]).mean(axis=1),
+            "unsure_of": "neither" if (~real).any() else "real classes", "chosen": chosen}
+
+
+def answer_counts(rule: UnsureRule, probabilities, labels, output: ClassOutput, names: list[str]) -> dict:
+    """{class name: {"images", "right", "unsure", "wrong", "sure_wrong"}} of labelled images under the rule (names:
+    the labels' class names; a `neither` image is right only when answered unsure; sure_wrong: wrong at p > 0.999)."""
+    verdicts = rule.apply(probabilities, output)
+    counts = {name: dict.fromkeys(("images", "right", "unsure", "wrong", "sure_wrong"), 0) for name in names}
+    rows = np.asarray(probabilities).reshape(len(verdicts), -1)
+    for label, verdict, row in zip(np.asarray(labels), verdicts, rows):
+        truth = names[int(label)]
+        kind = "unsure" if verdict.label == UNSURE else "right" if verdict.label == truth else "wrong"
+        counts[truth]["images"] += 1
+        counts[truth][kind] += 1
+        counts[truth]["sure_wrong"] += kind == "wrong" and float(row.max()) > SURE
+    return counts
