@@ -147,6 +147,20 @@ def test_without_ray_the_engine_says_how_to_install_it(centroid, capsys, monkeyp
                                       "(or pass --engine local).\n"
 
 
+def test_a_one_cpu_instance_finishes(centroid, tmp_path):
+    """The job's own local Ray with one CPU (in a fresh process: this module's Ray has two) must not wait forever
+    for a CPU held by the model actor; the deadline turns a hang into a failure."""
+    pytest.importorskip("ray")
+    run, data = centroid
+    code = ("import sys\nfrom pathlib import Path\nfrom horses_humans.rayengine import predict_with_ray\n"
+            "print(predict_with_ray(Path(sys.argv[1]), [Path(sys.argv[2])], Path(sys.argv[3]), workers=1)[0])")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code, str(run), str(data), str(tmp_path / "one.csv")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "16" and len(read_rows(tmp_path / "one.csv")) == 16
+
+
 def test_the_base_import_path_never_imports_ray():
     code = ("import sys\nimport horses_humans.cli, horses_humans.predict, horses_humans.serve.app\n"
             "horses_humans.cli.build_parser()\nprint('ray' in sys.modules)")

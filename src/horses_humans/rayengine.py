@@ -176,9 +176,11 @@ def build_dataset(ray, files: list[Path], run: Path, checkpoint: str | None, run
     image_size = load_run(run, checkpoint).image_size
     blocks = max(1, min(len(files), workers * 4))  # a few blocks per worker: decode and predict overlap
     ds = ray.data.from_items([{"file": str(f), "path": str(Path(f).absolute())} for f in files], override_num_blocks=blocks)
-    ds = ds.map_batches(decode_batch, fn_kwargs={"image_size": image_size}, batch_size=batch_size, batch_format="numpy")
-    # actors reserve half a CPU each: decode tasks still get a slot on a 1-CPU instance (no deadlock); the pool
+    # decode tasks and model actors reserve half a CPU each: with one CPU, an actor and a decode task still run side
+    # by side (a whole CPU per actor would leave the decode tasks none: the pipeline would wait forever); the pool
     # grows from one actor as batches queue up, so a few files do not pay for loading the model `workers` times
+    ds = ds.map_batches(decode_batch, fn_kwargs={"image_size": image_size}, batch_size=batch_size, batch_format="numpy",
+                        num_cpus=0.5)
     return ds.map_batches(RunModel, fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": runtime},
                           batch_size=batch_size, batch_format="numpy", num_cpus=0.5,
                           compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
