@@ -1,10 +1,10 @@
 """`predict --engine ray` on this machine: throughput with 1 and 2 Ray CPUs (workers) and its overhead against the
 single-machine path, as ratios measured in one run (interleaved rounds: a noisy neighbour slows all alike).
 
-Each path is timed end to end, as a user waits for it (the single-machine path loads the model and predicts every
+Each measurement is end to end, as a user waits for it: the single-machine path loads the model and predicts every
 file; the Ray path starts a local Ray of N CPUs, decodes in tasks, predicts on up to N model actors and writes the
-CSV), and at its steady rate: files/s from the first answered batch to the last (start-up left out). Files are the
-validation images repeated (symlinks) to --files.
+CSV); a last row times starting and stopping Ray alone, the fixed part of its overhead.
+Files are the validation images repeated (symlinks) to --files.
 
     horses-humans train --recipe baseline --epochs 1 --seed 0 --runs-dir /tmp/bench-runs
     python bench/bench_ray.py /tmp/bench-runs/baseline-150-s0-* --files 512 --rounds 1
@@ -36,64 +36,46 @@ def make_files(source: Path, n: int, folder: Path) -> Path:
     return folder
 
 
-class Clock:
-    """Wall seconds from start to the first answered batch and to the end: start-up, and the steady rate after it."""
-
-    def __init__(self):
-        self.start, self.first, self.first_rows, self.end = time.perf_counter(), None, 0, None
-
-    def answered(self, rows: int) -> None:
-        """Note that `rows` rows are out (the first call marks the end of start-up)."""
-        if self.first is None:
-            self.first, self.first_rows = time.perf_counter(), rows
-
-    def stop(self, rows: int) -> tuple[float, float]:
-        """(end-to-end seconds, steady files/s after the first batch)."""
-        self.end = time.perf_counter()
-        steady = (rows - self.first_rows) / max(self.end - self.first, 1e-9)
-        return self.end - self.start, steady
-
-
-def local_run(run: Path, folder: Path, out: Path) -> tuple[float, float]:
-    """The single-machine path: load the run's predictor, predict every file, write the CSV."""
+def local_seconds(run: Path, folder: Path, out: Path) -> float:
+    """Wall seconds of the single-machine path: load the run's predictor, predict every file, write the CSV."""
     from horses_humans.atomic import write_text_atomic
     from horses_humans.predict import Predictor, collect_files, format_predictions
 
-    clock = Clock()
+    start = time.perf_counter()
     predictor = Predictor.from_run(run)
-    files = collect_files([folder])
-    results = predictor.predict_files(files, progress=lambda done, total: clock.answered(done))
+    results = predictor.predict_files(collect_files([folder]))
     write_text_atomic(out, format_predictions(results, "csv", predictor.class_names))
-    return clock.stop(len(files))
+    return time.perf_counter() - start
 
 
-def ray_run(run: Path, folder: Path, out: Path, workers: int) -> tuple[float, float]:
-    """`predict --engine ray` on a fresh local Ray of `workers` CPUs (start-up included), as predict_with_ray runs it."""
-    from horses_humans import rayengine
-    from horses_humans.predict import collect_files
+def ray_seconds(run: Path, folder: Path, out: Path, workers: int) -> float:
+    """Wall seconds of `predict --engine ray` on a fresh local Ray of `workers` CPUs (start-up included)."""
+    from horses_humans.rayengine import predict_with_ray
 
-    clock = Clock()
-    files, names = collect_files([folder]), rayengine.load_run(run).class_names
-
-    def counted(rows):
-        for n, row in enumerate(rows, 1):
-            clock.answered(n)
-            yield row
-
-    with rayengine.ray_session(None, workers) as ray:
-        ds = rayengine.build_dataset(ray, files, run.resolve(), None, None, workers, rayengine.DEFAULT_BATCH)
-        rayengine.write_rows(counted(rayengine.stream_rows(ds)), names, out, "csv")
-    return clock.stop(len(files))
+    start = time.perf_counter()
+    predict_with_ray(run, [folder], out, workers=workers)
+    return time.perf_counter() - start
 
 
-def measure(run: Path, folder: Path, rounds: int, scratch: Path) -> dict[str, list[tuple[float, float]]]:
-    """{path name: (end-to-end seconds, steady files/s) per round}."""
-    times = {"single machine": [], "ray, 1 CPU": [], "ray, 2 CPUs": []}
+def startup_seconds(workers: int) -> float:
+    """Wall seconds to start and stop a local Ray of `workers` CPUs with no work: the fixed part of its overhead."""
+    from horses_humans.rayengine import ray_session
+
+    start = time.perf_counter()
+    with ray_session(None, workers):
+        pass
+    return time.perf_counter() - start
+
+
+def measure(run: Path, folder: Path, rounds: int, scratch: Path) -> dict[str, list[float]]:
+    """{path name: wall seconds per round}."""
+    times = {"single machine": [], "ray, 1 CPU": [], "ray, 2 CPUs": [], "ray start and stop alone, 2 CPUs": []}
     for _ in range(rounds):
-        times["single machine"].append(local_run(run, folder, scratch / "local.csv"))
+        times["ray start and stop alone, 2 CPUs"].append(startup_seconds(2))
+        times["single machine"].append(local_seconds(run, folder, scratch / "local.csv"))
         for workers in (1, 2):
             times[f"ray, {workers} CPU{'s' if workers > 1 else ''}"].append(
-                ray_run(run, folder, scratch / f"ray{workers}.csv", workers))
+                ray_seconds(run, folder, scratch / f"ray{workers}.csv", workers))
     same = (scratch / "local.csv").read_bytes() == (scratch / "ray2.csv").read_bytes()
     print(f"rows identical to the single-machine path: {same}", file=sys.stderr)
     return times
@@ -112,16 +94,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_files(args.data, args.files, Path(tmp) / "files")
         times = measure(args.run, folder, args.rounds, Path(tmp))
-    total = {name: statistics.median(t for t, _ in runs) for name, runs in times.items()}
-    steady = {name: statistics.median(r for _, r in runs) for name, runs in times.items()}
-    local, one = "single machine", "ray, 1 CPU"
-    rows = [[name, f"{total[name]:.1f}", f"{args.files / total[name]:.0f}", f"{total[local] / total[name]:.2f}x",
-             f"{steady[name]:.0f}", f"{steady[name] / steady[local]:.2f}x", f"{steady[name] / steady[one]:.2f}x"]
-            for name in times]
-    print(f"{args.files} files, {args.rounds} round(s), {os.cpu_count()} cores; end to end (start-up included) and "
-          "steady (files/s after the first batch is out)")
-    print(markdown_table(["path", "end to end s", "files/s", "vs single machine", "steady files/s",
-                          "steady vs single machine", "steady vs ray 1 CPU"], rows))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    local, one = median["single machine"], median["ray, 1 CPU"]
+    rows = [[name, f"{s:.1f}", f"{args.files / s:.0f}", f"{local / s:.2f}x", f"{one / s:.2f}x"]
+            for name, s in median.items() if "alone" not in name]
+    rows.append([name := "ray start and stop alone, 2 CPUs", f"{median[name]:.1f}", "", "", ""])
+    print(f"{args.files} files, {args.rounds} round(s), {os.cpu_count()} cores; end to end, start-up included")
+    print(markdown_table(["path", "median s", "files/s", "speed vs single machine", "speed vs ray 1 CPU"], rows))
+
 
 if __name__ == "__main__":
     main()
