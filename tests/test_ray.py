@@ -90,6 +90,19 @@ def test_ray_rows_equal_the_local_rows_with_bad_files_as_error_rows(local_ray, c
     assert "Traceback" not in ray_err and ".hidden.png" not in ray_csv.read_text()
 
 
+def test_decoding_runs_in_tasks_and_the_model_on_actors(local_ray, centroid):
+    """Two operators, not one: Ray fuses a task stage into the next actor stage when their resources match, and
+    then every image would be decoded inside the model actors, one at a time."""
+    from horses_humans.predict import collect_files
+    from horses_humans.rayengine import build_dataset, stream_rows
+
+    run, data = centroid
+    ds = build_dataset(local_ray, collect_files([data]), run, None, None, 2, 4)
+    assert len(list(stream_rows(ds))) == 16
+    stats = ds.stats()
+    assert "Operator 1 MapBatches(decode_batch):" in stats and "Operator 2 MapBatches(RunModel):" in stats, stats
+
+
 def test_parquet_output_holds_the_local_rows_and_strict_fails_on_a_bad_file(local_ray, centroid, tmp_path, capsys):
     pq = pytest.importorskip("pyarrow.parquet")
     run, data = centroid

@@ -176,11 +176,12 @@ def build_dataset(ray, files: list[Path], run: Path, checkpoint: str | None, run
     image_size = load_run(run, checkpoint).image_size
     blocks = max(1, min(len(files), workers * 4))  # a few blocks per worker: decode and predict overlap
     ds = ray.data.from_items([{"file": str(f), "path": str(Path(f).absolute())} for f in files], override_num_blocks=blocks)
-    # decode tasks and model actors reserve half a CPU each: with one CPU, an actor and a decode task still run side
-    # by side (a whole CPU per actor would leave the decode tasks none: the pipeline would wait forever); the pool
-    # grows from one actor as batches queue up, so a few files do not pay for loading the model `workers` times
+    # model actors reserve half a CPU, decode tasks a quarter: with one CPU, an actor and decode tasks still run side
+    # by side (a whole CPU per actor would leave the decode tasks none: the pipeline would wait forever), and unequal
+    # requests keep Ray from fusing decoding into the actors; the pool grows from one actor as batches queue up, so a
+    # few files do not pay for loading the model `workers` times
     ds = ds.map_batches(decode_batch, fn_kwargs={"image_size": image_size}, batch_size=batch_size, batch_format="numpy",
-                        num_cpus=0.5)
+                        num_cpus=0.25)
     return ds.map_batches(RunModel, fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": runtime},
                           batch_size=batch_size, batch_format="numpy", num_cpus=0.5,
                           compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
