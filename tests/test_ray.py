@@ -6,6 +6,7 @@ One Ray instance for the module (2 CPUs, no dashboard): rayengine reuses a runni
 import csv
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -158,6 +159,18 @@ def test_without_ray_the_engine_says_how_to_install_it(centroid, capsys, monkeyp
     assert main(["predict", str(run), str(data), "--engine", "ray"]) == 2
     assert capsys.readouterr().err == "error: --engine ray needs Ray Data: pip install 'horses-humans[ray]' " \
                                       "(or pass --engine local).\n"
+
+
+def test_a_model_the_workers_cannot_load_is_one_line(local_ray, centroid, tmp_path, capsys):
+    """The fault where it happens: the run's model file damaged, so every actor fails to build its predictor."""
+    run, data = centroid
+    broken = tmp_path / "broken-run"
+    shutil.copytree(run, broken)
+    (broken / "model.keras").write_bytes(b"not a zip")
+    assert main(["predict", str(broken), str(data), "--engine", "ray", "--output", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken / 'model.keras'}: cannot load the model") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.csv").exists()  # atomic: no half-written output
 
 
 def test_a_one_cpu_instance_finishes(centroid, tmp_path):

@@ -243,7 +243,18 @@ def predict_with_ray(run: Path, paths: list[Path], output: Path | None = None, c
         if not files:
             return 0, write_rows(iter(()), run_record.class_names, output, fmt)
         ds = build_dataset(ray, files, Path(run).resolve(), checkpoint, runtime, workers, batch_size or DEFAULT_BATCH)
-        return len(files), write_rows(stream_rows(ds), run_record.class_names, output, fmt)
+        try:
+            return len(files), write_rows(stream_rows(ds), run_record.class_names, output, fmt)
+        except ray.exceptions.RayError as exc:
+            raise user_error(exc) or exc
+
+
+def user_error(exc: BaseException) -> HorsesHumansError | None:
+    """The one-line error a worker raised (a run a node cannot load, ...), read from Ray's report of it (an actor's
+    failed creation reaches the driver as text inside ActorDiedError), or None."""
+    prefix = f"{HorsesHumansError.__module__}.{HorsesHumansError.__name__}: "
+    lines = [line for line in str(exc).splitlines() if prefix in line]
+    return HorsesHumansError(lines[-1].split(prefix, 1)[1].strip()) if lines else None
 
 
 def cmd_predict_ray(args) -> int:
