@@ -145,12 +145,40 @@ def test_bad_options_are_one_line_errors_before_ray_starts(centroid, capsys, arg
 def test_an_address_nobody_listens_on_is_refused_at_once(centroid, capsys):
     """The fault itself: a port with no Ray head (ray.init alone would retry it for minutes)."""
     pytest.importorskip("ray")
-    with socket.socket() as probe:  # a free port: bound, then closed, so nothing listens there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     run, data = centroid
     assert main(["predict", str(run), str(data), "--engine", "ray", "--address", f"127.0.0.1:{port}"]) == 2
     assert f"error: --address 127.0.0.1:{port}: nothing listens there" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_existing_cluster_at_address(centroid, tmp_path):
+    """`ray start --head` in its own process group, then the CLI in another process with --address; the head is
+    stopped by signalling its group (never `ray stop`: that ends every Ray on the machine)."""
+    pytest.importorskip("ray")
+    run, data = centroid
+    port, ray_cli = free_port(), Path(sys.executable).with_name("ray")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_USAGE_STATS_ENABLED": "0"}
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                             "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        argv = [sys.executable, "-m", "horses_humans", "predict", str(run), str(data), "--engine", "ray",
+                "--address", f"127.0.0.1:{port}", "--output", str(tmp_path / "cluster.csv")]
+        # the head's token authentication (Ray's default for `ray start`): the driver must speak it too
+        result = subprocess.run(argv, env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True,
+                                timeout=300, cwd=tmp_path)
+    finally:
+        os.killpg(head.pid, 15)
+        head.wait(timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(read_rows(tmp_path / "cluster.csv")) == 16 and "predicted 16 of 16 files" in result.stderr
 
 
 def test_without_ray_the_engine_says_how_to_install_it(centroid, capsys, monkeypatch):

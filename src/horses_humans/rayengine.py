@@ -154,8 +154,8 @@ def connect(ray, options: dict, address: str | None) -> None:
     try:
         ray.init(**options, logging_level=logging.ERROR, log_to_driver=False)
     except ConnectionError as exc:
-        raise HorsesHumansError(f"--address {address}: no Ray cluster answers there ({exc}); start one with "
-                                "`ray start --head` or check the address (docs/ray.md).") from None
+        raise HorsesHumansError(f"--address {address}: no Ray cluster answers there ({exc}); check the address, and for "
+                                "a cluster with token authentication set RAY_AUTH_MODE=token here (docs/ray.md).") from None
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
