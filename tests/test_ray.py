@@ -7,9 +7,11 @@ import csv
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,7 @@ def local_ray():
     pytest.importorskip("ray.data")
     # workers are fresh processes: they find this checkout's package through an absolute PYTHONPATH
     env = {"PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     yield ray
     ray.shutdown()
 
@@ -165,7 +167,9 @@ def test_an_existing_cluster_at_address(centroid, tmp_path):
     run, data = centroid
     port, ray_cli = free_port(), Path(sys.executable).with_name("ray")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_USAGE_STATS_ENABLED": "0"}
-    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short (Ray's socket paths) and ours: its current-cluster
+    # file stays out of /tmp/ray, where a later plain ray.init() would try to join this head after it is gone
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp}",
                              "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -175,8 +179,9 @@ def test_an_existing_cluster_at_address(centroid, tmp_path):
         result = subprocess.run(argv, env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True,
                                 timeout=300, cwd=tmp_path)
     finally:
-        os.killpg(head.pid, 15)
+        os.killpg(head.pid, signal.SIGKILL)  # the whole group at once: SIGTERM makes the head drain for 30 s
         head.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(read_rows(tmp_path / "cluster.csv")) == 16 and "predicted 16 of 16 files" in result.stderr
 

@@ -136,7 +136,9 @@ def ray_session(address: str | None, workers: int | None) -> Iterator[object]:
     with quiet_native_stderr():  # Ray's C++ core logs to fd 2 (e.g. about actor restarts) whatever its log level
         started = not ray.is_initialized()
         if started:
-            options = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
+            # "local": always a new instance (with no address, ray.init joins whatever /tmp/ray names as current)
+            options = {"address": address} if address else {"address": "local", "num_cpus": workers,
+                                                            "include_dashboard": False}
             connect(ray, options, address)
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # "Starting execution ..." lines on every run
         context = ray.data.DataContext.get_current()
