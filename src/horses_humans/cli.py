@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what runs the model: auto (default: the run's fastest parity-checked full-precision export, "
                         "else Keras), keras, or the onnx / tflite export (make one with `export`)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any file could not be predicted (default: only if none could)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: a Ray Data pipeline writing CSV, or Parquet with --output FILE.parquet "
+                        "(needs the [ray] extra; see docs/ray.md)")
+    p.add_argument("--address", metavar="ADDR", help="with --engine ray: an existing Ray cluster (default: a local one)")
     add_checkpoint(p)
 
     p = sub.add_parser("unsure", help="fit the run's \"unsure\" rule again on its validation split (at most 2%% unsure), "
@@ -301,6 +305,9 @@ def cmd_unsure(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    if args.engine == "ray" or args.address:  # a Ray Data pipeline instead (rayengine.py; Ray is an optional extra)
+        from .rayengine import cmd_predict_ray
+        return cmd_predict_ray(args)
     from .config import check_positive
     from .predict import Predictor, predict_paths
     from .progress import ProgressBar
