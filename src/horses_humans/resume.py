@@ -247,9 +247,9 @@ def option_conflicts(given: dict, recorded: TrainConfig) -> list[str]:
 
 def given_options(args) -> dict:
     """The TrainConfig options of parsed arguments that differ from their defaults (the ones the user gave)."""
-    defaults = TrainConfig()
+    defaults = TrainConfig()  # None: an option not given (a repeatable one's absence, whose field default is ())
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-            if getattr(args, f.name) != getattr(defaults, f.name)}
+            if getattr(args, f.name) is not None and getattr(args, f.name) != getattr(defaults, f.name)}
 
 
 def clean_run_dir(run_dir: Path) -> None:
