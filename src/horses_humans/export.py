@@ -36,13 +36,12 @@ from .parity import Parity, check_parity, p50_latency_ms
 from .rundata import load_run_split
 from .modelcard import model_card
 from .runs import MODEL_CARD_FILE, Run, load_run
-from .runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
+from .runtimes import EXPORT_DIR, LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
 from .tables import megabytes
 from .unsure import load_rule
 from .webbuild import write_site
 
 QUANTIZE = ("none", "float16", "dynamic", "int8")
-EXPORT_DIR = "export"
 REPRESENTATIVE_IMAGES = 128  # training images that calibrate int8 activation ranges
 
 

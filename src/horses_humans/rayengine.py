@@ -82,20 +82,9 @@ def decode_batch(batch: dict, image_size: int, max_pixels: int | None = None) ->
 
 
 def answer(predictor, files: list[str], pixels: np.ndarray, errors: list[str]) -> list:
-    """Predictions for decoded pixels, as Predictor.predict_chunk fills them (errors pass through)."""
-    from .predict import Prediction
-
-    results = [Prediction(f, error=e or None) for f, e in zip(files, errors)]
-    good = [i for i, e in enumerate(errors) if not e]
-    if good:
-        probabilities = predictor.predict_proba(pixels[good], len(good))
-        for i, row, verdict in zip(good, probabilities, predictor.unsure.apply(probabilities, predictor.output)):
-            results[i].probabilities = dict(zip(predictor.class_names, map(float, row)))
-            results[i].label, results[i].probability = verdict.label, float(row.max())
-            if verdict.label in results[i].probabilities:
-                results[i].probability = results[i].probabilities[verdict.label]
-            results[i].unsure_reason, results[i].unsure_score = verdict.reason, verdict.score
-    return results
+    """Predictions for decoded pixels (one row per file; a file with an error text has none), as the local path
+    makes them: Predictor.predict_decoded."""
+    return predictor.predict_decoded(files, [error or pixels[i] for i, error in enumerate(errors)])
 
 
 def build_predictor(run: str, checkpoint: str | None, runtime: str | None):
