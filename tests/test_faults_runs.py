@@ -58,12 +58,12 @@ def run_copy(good_run, tmp_path):
 
 @pytest.fixture
 def no_server(monkeypatch):
-    """`serve` must fail before it listens: reaching uvicorn.run is a failure here, not a hang."""
-    import uvicorn
+    """`serve` must fail before it listens: reaching serve.server.serve is a failure here, not a hang."""
+    from horses_humans.serve import server
 
     def refuse(*args, **kwargs):
         raise AssertionError("the server started on a damaged run")
-    monkeypatch.setattr(uvicorn, "run", refuse)
+    monkeypatch.setattr(server, "serve", refuse)
 
 
 def argv_for(command: str, run, data, image) -> list[str]:
@@ -217,9 +217,9 @@ def test_serve_picks_the_best_run_whose_model_loads(tmp_path, monkeypatch, capsy
     for run, accuracy in ((good, 0.7), (better_but_garbled, 0.8), (best_but_wrong_model, 0.9)):
         (run / METRICS_FILE).write_text(json.dumps({"val_accuracy": accuracy}))
     started = []
-    import uvicorn
+    from horses_humans.serve import server
 
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(kwargs))
+    monkeypatch.setattr(server, "serve", lambda settings: started.append(settings))
     assert main(["serve", "--runs-dir", str(runs_dir), "--port", "8767"]) == 0
     err = capsys.readouterr().err
     assert started and f"serving {good} on" in err
