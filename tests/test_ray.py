@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_for_port(port: int, process: subprocess.Popen, deadline: float) -> None:
+    """Until something accepts on 127.0.0.1:port; fails if the process dies first or the deadline passes."""
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"`ray start --head` exited with {process.returncode}"
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no Ray head listening on port {port} in time")
+
+
 def test_an_existing_cluster_at_address(centroid, tmp_path):
     """`ray start --head` in its own process group, then the CLI in another process with --address; the head is
     stopped by signalling its group (never `ray stop`: that ends every Ray on the machine)."""
@@ -173,6 +185,7 @@ def test_an_existing_cluster_at_address(centroid, tmp_path):
                              "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        wait_for_port(port, head, deadline=time.monotonic() + 180)  # the head listens only after its start-up
         argv = [sys.executable, "-m", "horses_humans", "predict", str(run), str(data), "--engine", "ray",
                 "--address", f"127.0.0.1:{port}", "--output", str(tmp_path / "cluster.csv")]
         # the head's token authentication (Ray's default for `ray start`): the driver must speak it too
