@@ -47,7 +47,7 @@ def repeated_files(images: list[Path], count: int, folder: Path) -> Path:
     """`count` symbolic links in `folder`, cycling through `images`."""
     folder.mkdir(parents=True)
     for i in range(count):
-        (folder / f"{i:06d}.png").symlink_to(images[i % len(images)])
+        (folder / f"{i:06d}.png").symlink_to(images[i % len(images)].resolve())  # a relative --data-dir too
     return folder
 
 
