@@ -107,3 +107,25 @@ def test_one_image_on_an_exported_run_never_imports_tensorflow_or_keras(exported
     run, images = exported
     assert modules_after_predict(run, images[0], "auto") == "[]"
     assert modules_after_predict(run, images[0], "keras") == "['keras', 'tensorflow']"  # the check can fail
+
+
+@pytest.mark.parametrize("runtime", ["auto", "tflite"])
+def test_serve_answers_with_the_export_like_keras(exported, runtime):
+    """`serve --runtime`: the export answers the API (auto picks one), with the same labels and probabilities as the
+    Keras model served beside it."""
+    from fastapi.testclient import TestClient
+
+    from horses_humans.serve.app import create_app
+    from horses_humans.serve.settings import ServeSettings
+
+    run, images = exported
+    files = [("files", (path.name, path.read_bytes(), "image/png")) for path in images[:6]]
+    answers = {}
+    for name in ("keras", runtime):
+        with TestClient(create_app(ServeSettings(run=run, runtime=name))) as client:
+            answers[name] = client.post("/v1/predict", files=files).json()["results"]
+            source = client.app.state.served.predictor.source
+        assert ("Keras" in source) == (name == "keras"), source
+    for keras_row, other_row in zip(answers["keras"], answers[runtime]):
+        assert other_row["label"] == keras_row["label"]
+        assert other_row["probabilities"] == pytest.approx(keras_row["probabilities"], abs=1e-4)

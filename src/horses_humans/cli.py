@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "$HORSES_HUMANS_SERVE_API_KEY, else none (a warning when --host is beyond loopback)")
     p.add_argument("--allowed-host", action="append", metavar="NAME", help="answer requests whose Host header is NAME "
                    "(repeatable; default: on loopback only localhost/127.0.0.1/::1, elsewhere any)")
+    p.add_argument("--runtime", choices=["auto", "keras", "onnx", "tflite"],
+                   help="what answers: auto (default: $HORSES_HUMANS_SERVE_RUNTIME, else the run's fastest parity-checked "
+                        "export, else Keras), keras, or the onnx / tflite export; Grad-CAM always uses the Keras model")
 
     p = sub.add_parser("report", help="RUN/report/report.html: samples, augmentation, curves, activations, Grad-CAM, metrics, mistakes")
     p.add_argument("run", type=Path)
@@ -336,7 +339,7 @@ def cmd_serve(args) -> int:
     from .serve.settings import ServeSettings
 
     given = {"run": args.run, "host": args.host, "port": args.port, "runs_dir": args.runs_dir, "checkpoint": args.checkpoint,
-             "api_key": args.api_key, "allowed_hosts": tuple(args.allowed_host) if args.allowed_host else None}
+             "api_key": args.api_key, "runtime": args.runtime, "allowed_hosts": tuple(args.allowed_host) if args.allowed_host else None}
     try:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:

@@ -114,7 +114,7 @@ def gradcam_data_url(served, pixels, class_index: int) -> str | None:
     from .. import explain, plots
 
     try:
-        heatmap = explain.gradcam(served.predictor.model, pixels, served.layer, class_index)
+        heatmap = explain.gradcam(served.explaining_model(), pixels, served.layer, class_index)
     except HorsesHumansError:
         return None
     buffer = io.BytesIO()

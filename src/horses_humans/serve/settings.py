@@ -19,6 +19,9 @@ class ServeSettings(BaseSettings):
 
     run: Path | None = None  # None: the best run in runs_dir (highest validation accuracy of its served checkpoint)
     checkpoint: Literal["best", "last"] = "best"  # which saved epoch is served (runs.DEFAULT_CHECKPOINT)
+    # what answers: the run's fastest parity-checked export of that checkpoint (ONNX Runtime / LiteRT), else Keras
+    # (auto); or one named. Grad-CAM always uses the Keras model, loaded on its first request when an export answers.
+    runtime: Literal["auto", "keras", "onnx", "tflite"] = "auto"
     runs_dir: Path | None = None  # None: $HORSES_HUMANS_RUNS, else ./runs
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
