@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 from horses_humans import backend
@@ -20,16 +19,7 @@ from horses_humans.outputs import ClassOutput  # noqa: E402
 from horses_humans.recipes import build_model, resolve  # noqa: E402
 from horses_humans.resume import save_arrays, snapshot  # noqa: E402
 from horses_humans.training import compile_model  # noqa: E402
-
-
-def best_of(rounds: int, action) -> float:
-    """The shortest of `rounds` timings of action() in seconds (the least disturbed by other processes)."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of  # noqa: E402
 
 
 def main() -> None:

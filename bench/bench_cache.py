@@ -12,22 +12,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 from horses_humans.arraycache import checksum, load_cached_array, save_cached_array
 from horses_humans.config import resolve_data_dir
 from horses_humans.data import decode_all, find_dataset
-
-
-def best_of(rounds: int, action) -> float:
-    """The shortest of `rounds` timings of action() in seconds (the least disturbed by other processes)."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of  # noqa: E402
 
 
 def main() -> None:

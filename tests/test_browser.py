@@ -2,9 +2,7 @@
 
 import os
 import shutil
-import socket
 import threading
-import time
 from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -13,13 +11,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
-from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 
 from .centroid_runs import centroid_setup
+from .live_server import serving as live_serving
 from .synthetic import class_names
 
 CHROMIUM = "/usr/bin/chromium"  # scripts/setup-test.sh installs it; Playwright downloads no browser
@@ -29,26 +26,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 pytestmark = pytest.mark.browser
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serving(run):
-    """The real server (uvicorn, lifespan and all) of a run in a background thread on a free local port -> its URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ServeSettings(run=run)), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    """The real server (uvicorn with serve's limits, lifespan and all) of a run on a free local port -> its URL."""
+    with live_serving(ServeSettings(run=run)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
