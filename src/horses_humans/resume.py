@@ -24,7 +24,8 @@ import numpy as np
 
 from .atomic import atomic_path, write_json_atomic
 from .config import HorsesHumansError, TrainConfig
-from .runs import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, RESUME_DIR, TEMP_GLOB
+from . import runschema
+from .runs import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, RESUME_DIR, TEMP_GLOB, read_json
 
 STATE_FILE = "state.json"  # in RESUME_DIR: {stage, stage_start, epochs, done, weights, best, counters}; written last
 # What EarlyStopping and ReduceLROnPlateau count between epochs: backed up, so their patience runs on across a resume.
@@ -65,7 +66,7 @@ class Backup:
 
     def restore(self, recorder, best) -> None:
         """Put the backed-up history rows and best epoch back into the recorder and BestWeights."""
-        rows = read_json(self.run_dir / HISTORY_FILE, []) if self.epochs else []
+        rows = read_json(self.run_dir, HISTORY_FILE, runschema.HISTORY, []) if self.epochs else []
         if len(rows) < self.epochs:
             raise HorsesHumansError(f"{self.run_dir / HISTORY_FILE}: {len(rows)} epochs recorded but the backup is of "
                                     f"epoch {self.epochs}; the run cannot be resumed: train it again.")
@@ -203,7 +204,7 @@ def save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
 
 def read_state(folder: Path) -> dict:
     """RESUME_DIR/state.json, {} when there is none; a clear error when it is damaged."""
-    state = read_json(folder / STATE_FILE, {})
+    state = read_state_file(folder / STATE_FILE)
     if state and not {"stage", "stage_start", "epochs", "done", "weights"} <= set(state):
         raise HorsesHumansError(f"{folder / STATE_FILE}: not a backup this version wrote; delete {folder} to resume "
                                 "from the first epoch.")
@@ -212,10 +213,11 @@ def read_state(folder: Path) -> dict:
     return state
 
 
-def read_json(path: Path, default):
-    """A JSON file's content, default when it does not exist; a clear error when it is not JSON."""
+def read_state_file(path: Path) -> dict:
+    """state.json's content, {} when it does not exist; a clear error when it is not JSON (the run's own files are
+    read through runs.read_json and their schemas)."""
     if not path.exists():
-        return default
+        return {}
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -230,11 +232,7 @@ def resumable_config(run_dir: Path) -> TrainConfig:
                                 "`horses-humans train` made.")
     if (run_dir / METRICS_FILE).exists():
         raise HorsesHumansError(f"{run_dir}: already finished ({METRICS_FILE} is there); nothing to resume.")
-    record = read_json(run_dir / CONFIG_FILE, {})
-    try:
-        return TrainConfig.from_dict(record)
-    except (TypeError, HorsesHumansError) as exc:
-        raise HorsesHumansError(f"{run_dir / CONFIG_FILE}: not a valid config ({exc}); train the run again.") from None
+    return read_json(run_dir, CONFIG_FILE, runschema.CONFIG)  # the schema every command reads config.json with
 
 
 def option_conflicts(given: dict, recorded: TrainConfig) -> list[str]:

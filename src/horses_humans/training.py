@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
-from . import __version__
+from . import __version__, runschema
 from .calibration import calibrate_run
 from .config import HorsesHumansError, TrainConfig, resolve_data_dir
 from .data import CLASS_FOLDERS, DataSet, Split, find_dataset, joined, load_extra, load_files
@@ -28,8 +28,8 @@ from .recipes import build_model, get_recipe, resolve
 from .rundata import data_record
 from .runs import (BEST_MODEL_FILE, CHECKPOINT_FILES, CHECKPOINT_MONITOR, CHECKPOINT_RULE, CONFIG_FILE, DATA_FILE,
                    DEFAULT_CHECKPOINT, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
-                   labels_record, new_run_dir, save_json, save_model)
-from .resume import Backup, clean_run_dir, read_json, resumable_config
+                   labels_record, new_run_dir, read_data_record, read_json, save_json, save_model)
+from .resume import Backup, clean_run_dir, resumable_config
 from .tracking import MlflowTracker, require, tensorboard_callback
 from .predict import refit_unsure
 from .unsure import NEITHER
@@ -369,7 +369,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer, devices)
     model = build_on(devices, config, precision, class_output(train_split))
-    run_dir = (reopen_run_dir(Path(resume), dataset, train_split, val_split, precision, devices, extra) if resume else
+    run_dir = (reopen_run_dir(Path(resume), config, dataset, train_split, val_split, precision, devices, extra) if resume else
                start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices, extra))
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
@@ -469,20 +469,19 @@ def resume_run(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | No
     folder unless data_dir is given; returns the run directory, then finished."""
     run_dir = Path(run_dir)
     config = resumable_config(run_dir)
-    data_dir = data_dir or read_json(run_dir / DATA_FILE, {}).get("data_dir") or resolve_data_dir(None)
+    data_dir = data_dir or read_data_record(run_dir).get("data_dir") or resolve_data_dir(None)
     return train(config, Path(data_dir), run_dir.parent, cache_dir, log, tensorboard, mlflow, resume=run_dir)
 
 
-def reopen_run_dir(run_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str,
+def reopen_run_dir(run_dir: Path, config: TrainConfig, dataset: DataSet, train: Split, val: Split, precision: str,
                    devices: DeviceSet | None = None, extra: list[Split] = ()) -> Path:
     """An interrupted run directory, checked to be training on the same files; what start_run_dir had not written
     yet is written now."""
     environment = environment_record(train, val, precision, dataset.root, devices)
-    recorded = read_json(run_dir / ENVIRONMENT_FILE, {}).get("data_manifest_sha256")
+    recorded = read_json(run_dir, ENVIRONMENT_FILE, runschema.ENVIRONMENT, {}).get("data_manifest_sha256")
     if recorded and recorded != environment["data_manifest_sha256"]:
         raise HorsesHumansError(f"{run_dir / ENVIRONMENT_FILE}: the images in {dataset.root} are not the ones this run "
                                 "started on; resume it on its own data (--data-dir), or start a new run.")
-    config = TrainConfig.from_dict(read_json(run_dir / CONFIG_FILE, {}))
     records = {LABELS_FILE: lambda: labels_record(train.class_names, config.image_size),
                ENVIRONMENT_FILE: lambda: environment,
                DATA_FILE: lambda: data_record(dataset, {"train": train, "validation": val}, config, extra)}
