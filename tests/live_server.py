@@ -12,6 +12,7 @@ from horses_humans.serve.settings import ServeSettings
 
 
 def free_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -21,6 +21,7 @@ from horses_humans.cli import main
 from horses_humans.samples import awkward_files, hostile_files
 
 from .centroid_runs import centroid_setup, write_centroid_run
+from .live_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FLOATS = ("probability", "unsure_score")
@@ -152,13 +153,6 @@ def test_an_address_nobody_listens_on_is_refused_at_once(centroid, capsys):
     run, data = centroid
     assert main(["predict", str(run), str(data), "--engine", "ray", "--address", f"127.0.0.1:{port}"]) == 2
     assert f"error: --address 127.0.0.1:{port}: nothing listens there" in capsys.readouterr().err
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then closed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, deadline: float) -> None:

@@ -879,10 +879,30 @@ def write_entry(plan: ImportPlan, entry: Entry, target: Path, open_entry: Callab
     return written
 
 
-def open_regular(path: Path):
-    """Open a file for reading only while it is a regular file: a FIFO swapped in since the walk would block."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # no effect on a regular file's reads
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+class NotRegularFile(OSError):
+    """A path that was to be read is a FIFO, a device, a socket or a folder (found on the open file itself)."""
+
+
+def open_regular(path: str | Path):
+    """Open a file for reading only while it is a regular file (the import and predict both read through this):
+    non-blocking, so a FIFO swapped in since it was checked cannot block; NotRegularFile says what it is instead."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)  # O_NONBLOCK has no effect on a regular file's reads
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise OSError(f"{path}: no longer a regular file")
+        raise NotRegularFile(f"{path}: {kind_of(mode)}, not a regular file")
     return os.fdopen(fd, "rb")
+
+
+def kind_of(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"

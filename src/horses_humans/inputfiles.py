@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .data import is_hidden
+from .data import NotRegularFile, inode, is_hidden, kind_of, open_regular as open_checked
 from .images import ImageError
 
 FOLDER = "<folder>"  # what `problem` says of a folder: walked, not opened (every real reason starts with the path)
@@ -55,8 +55,7 @@ def walk_folder(folder: Path, ancestors: frozenset) -> Iterator[Entry]:
 
 def folder_key(path: Path) -> tuple[int, int]:
     """(device, inode) of a folder, links followed: the same folder reached twice has the same key."""
-    info = os.stat(path)
-    return info.st_dev, info.st_ino
+    return inode(os.stat(path))
 
 
 def problem(path: Path) -> str | None:
@@ -69,17 +68,6 @@ def problem(path: Path) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return FOLDER if stat.S_ISDIR(mode) else f"{path}: {kind_of(mode)}, not a regular file; skipped"
-
-
-def kind_of(mode: int) -> str:
-    """What a non-regular, non-folder file is, in words."""
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a special file"
 
 
 def describe_os_error(path: Path, exc: OSError) -> str:
@@ -100,11 +88,8 @@ def open_regular(path: str | Path) -> BinaryIO:
     if reason is not None:
         raise ImageError(f"{path}: is a directory, not an image" if reason == FOLDER else reason)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        return open_checked(path)
+    except NotRegularFile as exc:
+        raise ImageError(f"{exc}; skipped") from None
     except OSError as exc:
         raise ImageError(describe_os_error(Path(path), exc)) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise ImageError(f"{path}: {kind_of(mode)}, not a regular file; skipped")
-    return os.fdopen(fd, "rb")
