@@ -10,15 +10,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from horses_humans import backend
+from horses_humans.core import backend
 
 backend.configure()  # before keras is imported
 
 from horses_humans.config import TrainConfig  # noqa: E402
-from horses_humans.outputs import ClassOutput  # noqa: E402
-from horses_humans.recipes import build_model, resolve  # noqa: E402
-from horses_humans.resume import save_arrays, snapshot  # noqa: E402
-from horses_humans.training import compile_model  # noqa: E402
+from horses_humans.models.outputs import ClassOutput  # noqa: E402
+from horses_humans.models.recipes import build_model, resolve  # noqa: E402
+from horses_humans.training.resume import save_arrays, snapshot  # noqa: E402
+from horses_humans.training.loop import compile_model  # noqa: E402
 from timing import best_of  # noqa: E402
 
 

@@ -19,7 +19,7 @@ import tempfile
 CHILD = """
 import json, re, sys
 from pathlib import Path
-from horses_humans.images import load_pixels
+from horses_humans.data.images import load_pixels
 data, size = Path(sys.argv[1]).read_bytes(), int(sys.argv[2])
 pixels = load_pixels(data, size, "giant.png", max_pixels=10**9)
 peak_kb = int(re.search(r"VmHWM:\\s*(\\d+)", Path("/proc/self/status").read_text()).group(1))

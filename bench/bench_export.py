@@ -16,18 +16,18 @@ import json
 import sys
 from pathlib import Path
 
-from horses_humans import backend  # noqa: E402
+from horses_humans.core import backend  # noqa: E402
 
 backend.configure()  # before keras is imported
 
 import numpy as np  # noqa: E402
 
-from horses_humans.export import EXPORT_DIR, FORMATS  # noqa: E402
-from horses_humans.backend import quiet_native_stderr  # noqa: E402
-from horses_humans.parity import p50_latency_ms  # noqa: E402
-from horses_humans.runs import load_run  # noqa: E402
-from horses_humans.runtimes import KerasRuntime  # noqa: E402
-from horses_humans.tables import markdown_table  # noqa: E402
+from horses_humans.export.pipeline import EXPORT_DIR, FORMATS  # noqa: E402
+from horses_humans.core.backend import quiet_native_stderr  # noqa: E402
+from horses_humans.export.parity import p50_latency_ms  # noqa: E402
+from horses_humans.runs.store import load_run  # noqa: E402
+from horses_humans.inference.runtimes import KerasRuntime  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 
 TARGET_MS = {"tflite-int8": 5.0}
 

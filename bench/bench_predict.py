@@ -26,18 +26,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from horses_humans import backend
+from horses_humans.core import backend
 
 backend.configure()
 
-from horses_humans.batching import chunks  # noqa: E402
+from horses_humans.core.batching import chunks  # noqa: E402
 from horses_humans.config import resolve_data_dir  # noqa: E402
-from horses_humans.data import VALIDATION  # noqa: E402
-from horses_humans.images import load_pixels  # noqa: E402
-from horses_humans.inputfiles import walk_inputs  # noqa: E402
-from horses_humans.predict import Predictor, default_workers  # noqa: E402
-from horses_humans.resultfiles import open_results  # noqa: E402
-from horses_humans.tables import markdown_table  # noqa: E402
+from horses_humans.data.datasets import VALIDATION  # noqa: E402
+from horses_humans.data.images import load_pixels  # noqa: E402
+from horses_humans.data.inputfiles import walk_inputs  # noqa: E402
+from horses_humans.inference.predictor import Predictor, default_workers  # noqa: E402
+from horses_humans.inference.resultfiles import open_results  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 
 PEAK_RSS = ("import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # KiB, of the one child

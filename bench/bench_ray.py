@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from horses_humans import backend
+from horses_humans.core import backend
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "validation-horse-or-human"
@@ -26,7 +26,7 @@ DATA = REPO.parent / "shared" / "data" / "validation-horse-or-human"
 
 def make_files(source: Path, n: int, folder: Path) -> Path:
     """n files under folder: the source folder's images repeated, as symlinks."""
-    from horses_humans.data import visible_files
+    from horses_humans.data.datasets import visible_files
 
     images = visible_files(source)
     folder.mkdir(parents=True)
@@ -38,8 +38,8 @@ def make_files(source: Path, n: int, folder: Path) -> Path:
 
 def local_seconds(run: Path, folder: Path, out: Path) -> float:
     """Wall seconds of the single-machine path: load the run's predictor, predict every file, write the CSV."""
-    from horses_humans.atomic import write_text_atomic
-    from horses_humans.predict import Predictor, collect_files, format_predictions
+    from horses_humans.core.atomic import write_text_atomic
+    from horses_humans.inference.predictor import Predictor, collect_files, format_predictions
 
     start = time.perf_counter()
     predictor = Predictor.from_run(run)
@@ -50,7 +50,7 @@ def local_seconds(run: Path, folder: Path, out: Path) -> float:
 
 def ray_seconds(run: Path, folder: Path, out: Path, workers: int) -> float:
     """Wall seconds of `predict --engine ray` on a fresh local Ray of `workers` CPUs (start-up included)."""
-    from horses_humans.rayengine import predict_with_ray
+    from horses_humans.inference.rayengine import predict_with_ray
 
     start = time.perf_counter()
     predict_with_ray(run, [folder], out, workers=workers)
@@ -59,7 +59,7 @@ def ray_seconds(run: Path, folder: Path, out: Path, workers: int) -> float:
 
 def startup_seconds(workers: int) -> float:
     """Wall seconds to start and stop a local Ray of `workers` CPUs with no work: the fixed part of its overhead."""
-    from horses_humans.rayengine import ray_session
+    from horses_humans.inference.rayengine import ray_session
 
     start = time.perf_counter()
     with ray_session(None, workers):
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help=f"images to repeat (default: {DATA})")
     args = parser.parse_args()
     backend.import_backend()  # TensorFlow imported before any clock starts: every path pays the same
-    from horses_humans.tables import markdown_table
+    from horses_humans.core.tables import markdown_table
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_files(args.data, args.files, Path(tmp) / "files")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from horses_humans.samples import awkward_files, encode, hostile_files, photo  # the same files the tests send
+from horses_humans.data.samples import awkward_files, encode, hostile_files, photo  # the same files the tests send
 
 BOUNDARY = "benchboundary7d1f"
 
@@ -51,9 +51,9 @@ def free_port() -> int:
 
 def start_server(run: str, port: int) -> subprocess.Popen:
     """`horses-humans serve RUN` as a subprocess; returns once /healthz answers."""
-    env = dict(os.environ)  # the CLI sets up the backend itself (horses_humans.backend)
+    env = dict(os.environ)  # the CLI sets up the backend itself (horses_humans.core.backend)
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
-    server = subprocess.Popen([sys.executable, "-m", "horses_humans.cli", "serve", run, "--host", "127.0.0.1", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "horses_humans.cli.main", "serve", run, "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stderr=log, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -185,11 +185,11 @@ class PeakMemory:
 
 def direct(run: str, requests: list[tuple[str, bytes, str]], count: int, seconds: float) -> dict:
     """Decode + predict one file at a time with the Predictor in this process (the no-HTTP reference)."""
-    from horses_humans.backend import import_backend
+    from horses_humans.core.backend import import_backend
 
     import_backend()
-    from horses_humans.images import ImageError, load_pixels
-    from horses_humans.predict import Predictor
+    from horses_humans.data.images import ImageError, load_pixels
+    from horses_humans.inference.predictor import Predictor
 
     predictor = Predictor.from_run(run).warm_up()
     latencies, start = [], time.perf_counter()

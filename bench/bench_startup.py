@@ -34,7 +34,7 @@ def main() -> None:
         for name, command in COMMANDS.items():
             times[name].append(seconds(command))
     reference = statistics.median(times["reference: import keras (TensorFlow backend)"])
-    from horses_humans.tables import markdown_table
+    from horses_humans.core.tables import markdown_table
 
     rows = [[name, f"{statistics.median(t):.3f}", f"{reference / statistics.median(t):.1f}x"] for name, t in times.items()]
     print(markdown_table(["command", "median s", "faster than importing Keras"], rows))

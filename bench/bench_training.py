@@ -1,7 +1,7 @@
 """Seconds per epoch of the baseline CNN: the reference notebook's input pipeline vs ours, in one run.
 
 The reference (as the notebook writes it): image_dataset_from_directory -> rescale map -> shuffle(1000)
--> prefetch, PNGs decoded every epoch, float32, Keras' RMSprop. Ours: what `horses_humans.training.train`
+-> prefetch, PNGs decoded every epoch, float32, Keras' RMSprop. Ours: what `horses_humans.training.loop.train`
 does for `baseline`: pixels decoded once into a cache, rescaling inside the model, fused RMSprop,
 mixed_bfloat16 where the CPU has bf16 units. Two intermediate variants show what each change gives.
 
@@ -21,18 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from horses_humans import backend  # noqa: E402
+from horses_humans.core import backend  # noqa: E402
 
 backend.configure()  # before keras is imported
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from horses_humans import training  # noqa: E402
+from horses_humans.training import loop as training  # noqa: E402
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
-from horses_humans.data import TRAIN, VALIDATION, load_dataset  # noqa: E402
-from horses_humans.recipes import build_model, resolve  # noqa: E402
-from horses_humans.tables import markdown_table  # noqa: E402
+from horses_humans.data.datasets import TRAIN, VALIDATION, load_dataset  # noqa: E402
+from horses_humans.models.recipes import build_model, resolve  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 
 
 def reference_model() -> keras.Model:

@@ -22,17 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from horses_humans import backend  # noqa: E402
+from horses_humans.core import backend  # noqa: E402
 
 backend.configure()  # before keras is imported
 
 import keras  # noqa: E402
 
-from horses_humans import training  # noqa: E402
+from horses_humans.training import loop as training  # noqa: E402
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
-from horses_humans.data import load_dataset  # noqa: E402
-from horses_humans.recipes import build_model, resolve  # noqa: E402
-from horses_humans.tables import markdown_table  # noqa: E402
+from horses_humans.data.datasets import load_dataset  # noqa: E402
+from horses_humans.models.recipes import build_model, resolve  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 
 
 def timed_fit(config: TrainConfig, data_dir: Path, cache_dir: Path, per_batch: bool) -> dict:

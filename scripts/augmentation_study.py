@@ -12,18 +12,18 @@ own threshold (labels.json). Progress goes to stderr, the Markdown table to stdo
 
 import sys
 
-from horses_humans import backend  # noqa: E402
+from horses_humans.core import backend  # noqa: E402
 
 backend.configure()  # before keras is imported
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from horses_humans.batching import batched  # noqa: E402
+from horses_humans.core.batching import batched  # noqa: E402
 from horses_humans.config import resolve_data_dir  # noqa: E402
-from horses_humans.data import VALIDATION, load_split  # noqa: E402
-from horses_humans.runs import Run, load_run  # noqa: E402
-from horses_humans.tables import markdown_table  # noqa: E402
+from horses_humans.data.datasets import VALIDATION, load_split  # noqa: E402
+from horses_humans.runs.store import Run, load_run  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 
 HEADER = ["run", "augmentation", "threshold", "final val acc (training log)", "val acc (float32 model)",
           "predicted 'humans'", "val acc, images augmented as in training (8 draws)", "val acc, images only resampled"]

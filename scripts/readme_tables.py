@@ -7,7 +7,7 @@
 
 from pathlib import Path
 
-from horses_humans.tables import copy_table
+from horses_humans.core.tables import copy_table
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = {"results": "docs/results.md", "reproduce": "docs/reproduce.md"}  # README marker -> document

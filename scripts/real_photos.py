@@ -25,11 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from horses_humans.answers import score_folder
-from horses_humans.cli import main as main_cli
-from horses_humans.plots import plot_tradeoff, save_png
-from horses_humans.runs import read_calibration
-from horses_humans.tables import markdown_table
+from horses_humans.analysis.answers import score_folder
+from horses_humans.cli.main import main as main_cli
+from horses_humans.analysis.plots import plot_tradeoff, save_png
+from horses_humans.runs.store import read_calibration
+from horses_humans.core.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT.parent / "shared" / "weights"

@@ -40,4 +40,4 @@ case "$backend" in
     run "${pip[@]}" install -q "jax[cuda12]" -c constraints.txt ;;
 esac
 run env KERAS_BACKEND="$backend" .venv/bin/python -c \
-  "from horses_humans.devices import visible_devices; print('train would use', visible_devices())"
+  "from horses_humans.training.devices import visible_devices; print('train would use', visible_devices())"

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from horses_humans.answers import load_measuring_folder
-from horses_humans.calibration import expected_calibration_error, fit_temperature
-from horses_humans.features import cached_features
-from horses_humans.outputs import tempered
-from horses_humans.predict import Predictor
-from horses_humans.recipes import get_recipe
-from horses_humans.rundata import load_run_split
-from horses_humans.runs import load_run
+from horses_humans.analysis.answers import load_measuring_folder
+from horses_humans.inference.calibration import expected_calibration_error, fit_temperature
+from horses_humans.training.features import cached_features
+from horses_humans.models.outputs import tempered
+from horses_humans.inference.predictor import Predictor
+from horses_humans.models.recipes import get_recipe
+from horses_humans.runs.record import load_run_split
+from horses_humans.runs.store import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARE = 0.02  # of validation flagged, as unsure.MAX_UNSURE_SHARE

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from horses_humans.config import TrainConfig
-from horses_humans.outputs import ClassOutput
-from horses_humans.recipes import resolve
-from horses_humans.runs import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record,
-                                new_run_dir, save_json, save_model)
+from horses_humans.models.outputs import ClassOutput
+from horses_humans.models.recipes import resolve
+from horses_humans.runs.store import CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record, new_run_dir, save_json, save_model
 
 from .fake_runs import history_of
 from .synthetic import CASTS, class_names, make_own_dataset

@@ -1,6 +1,6 @@
 """Shared fixtures: tiny synthetic images and data sets in tmp_path; a per-test cache folder."""
 
-from horses_humans import backend
+from horses_humans.core import backend
 
 backend.configure()  # before anything imports TensorFlow: keep its C++ start-up notices out of the test output
 
@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from horses_humans.data import TRAIN, VALIDATION  # noqa: E402
+from horses_humans.data.datasets import TRAIN, VALIDATION  # noqa: E402
 
 CLASSES = ("horses", "humans")
 
@@ -82,7 +82,7 @@ def views_data(tmp_path_factory) -> tuple[Path, Path]:
 def baseline_run(views_data, tmp_path_factory) -> Path:
     """A one-epoch baseline run at 32 px on the synthetic data."""
     from horses_humans.config import TrainConfig
-    from horses_humans.training import train
+    from horses_humans.training.loop import train
 
     config = TrainConfig(recipe="baseline", epochs=1, image_size=32, batch_size=8, precision="float32")
     return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)
@@ -92,7 +92,7 @@ def baseline_run(views_data, tmp_path_factory) -> Path:
 def mobilenet_run(views_data, tmp_path_factory) -> Path:
     """A one-epoch MobileNetV2 run (random backbone weights, nested and frozen) at 64 px."""
     from horses_humans.config import TrainConfig
-    from horses_humans.training import train
+    from horses_humans.training.loop import train
 
     config = TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64, epochs=1, batch_size=8)
     return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)

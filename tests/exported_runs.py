@@ -3,7 +3,7 @@ instead of Keras."""
 
 from pathlib import Path
 
-from horses_humans import export as ex
+from horses_humans.export import pipeline as ex
 
 from .centroid_runs import centroid_setup
 

@@ -3,9 +3,8 @@
 from pathlib import Path
 
 from horses_humans.config import TrainConfig
-from horses_humans.recipes import resolve
-from horses_humans.runs import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
-                                labels_record, new_run_dir, save_json)
+from horses_humans.models.recipes import resolve
+from horses_humans.runs.store import CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, labels_record, new_run_dir, save_json
 
 
 def history_of(train: float, val: float, epochs: int = 3) -> list[dict]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from horses_humans.data import TRAIN, VALIDATION
+from horses_humans.data.datasets import TRAIN, VALIDATION
 
 
 # Class i's colour cast: 2 classes are red/blue as they always were; more classes add green, yellow, magenta, ...

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.arraycache import CHECKSUM, DamagedCache, cache_paths, checksum, load_cached_array, save_cached_array
+from horses_humans.core.arraycache import CHECKSUM, DamagedCache, cache_paths, checksum, load_cached_array, save_cached_array
 
 
 def test_save_then_load_gives_the_array_memory_mapped_and_its_metadata_with_shape_and_dtype(tmp_path):
@@ -35,7 +35,7 @@ def test_metadata_without_a_checksum_is_a_damaged_cache_not_a_hit(tmp_path):
 
 
 def test_the_checksum_covers_every_byte_and_streams_large_arrays(monkeypatch):
-    monkeypatch.setattr("horses_humans.arraycache.CHUNK_BYTES", 7)  # many chunks, the last one short
+    monkeypatch.setattr("horses_humans.core.arraycache.CHUNK_BYTES", 7)  # many chunks, the last one short
     array = np.arange(100, dtype=np.float32)
     changed = array.copy()
     changed[-1] += 1

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from horses_humans.atomic import atomic_path, write_json_atomic
+from horses_humans.core.atomic import atomic_path, write_json_atomic
 
 
 def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path):
@@ -29,7 +29,7 @@ def test_failed_write_leaves_old_file_and_no_temporary(tmp_path):
 
 QUIET = """
 import os, sys
-from horses_humans.backend import quiet_native_stderr
+from horses_humans.core.backend import quiet_native_stderr
 with quiet_native_stderr():
     os.write(2, b"native chatter\\n")
     print("our progress line", file=sys.stderr)
@@ -51,7 +51,7 @@ def test_quiet_native_stderr_hides_only_what_bypasses_python(verbose):
 
 LOGGER_MADE_INSIDE = """
 import logging, sys
-from horses_humans.backend import quiet_native_stderr
+from horses_humans.core.backend import quiet_native_stderr
 with quiet_native_stderr():  # as TensorFlow's import makes its logger's handler on the sys.stderr of the moment
     logger = logging.getLogger("made-inside")
     logger.addHandler(logging.StreamHandler(sys.stderr))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from horses_humans.batching import batched, chunks
+from horses_humans.core.batching import batched, chunks
 
 
 def test_chunks_cover_every_item_once_in_order():

@@ -78,7 +78,7 @@ class QuietHandler(SimpleHTTPRequestHandler):
 def web_site(baseline_run, views_data, tmp_path_factory):
     """Both browser builds of the 32 px baseline and a folder of test images, behind a plain static file server
     (what `python -m http.server` does: no inference server)."""
-    from horses_humans.export import export, open_source
+    from horses_humans.export.pipeline import export, open_source
 
     source = open_source(baseline_run, views_data[0], views_data[1], log=lambda s: None)
     site = tmp_path_factory.mktemp("site")
@@ -122,8 +122,8 @@ def test_browser_build_decodes_like_pillow_and_answers_like_python(web_site, bas
     import onnxruntime
     from playwright.sync_api import sync_playwright
 
-    from horses_humans.images import load_pixels
-    from horses_humans.predict import Predictor
+    from horses_humans.data.images import load_pixels
+    from horses_humans.inference.predictor import Predictor
 
     url, site = web_site
     names = ["exact.png", "bigger.png", "odd.png", "large.png"]
@@ -154,7 +154,7 @@ def test_browser_build_decodes_like_pillow_and_answers_like_python(web_site, bas
 def test_browser_temperature_matches_python(web_site):
     from playwright.sync_api import sync_playwright
 
-    from horses_humans.outputs import tempered
+    from horses_humans.models.outputs import tempered
 
     probs = [[0.2, 0.8], [1.0, 0.0], [0.1, 0.3, 0.6]]
     url, _ = web_site
@@ -169,7 +169,7 @@ def test_browser_temperature_matches_python(web_site):
 def test_browser_build_page_labels_photos_and_reports_bad_files(web_site, views_data, baseline_run, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    from horses_humans.predict import Predictor
+    from horses_humans.inference.predictor import Predictor
 
     url, _ = web_site
     validation = views_data[0] / "validation-horse-or-human"
@@ -254,9 +254,9 @@ def test_browser_build_reads_its_labels_json_for_n_classes(n, tmp_path):
 
     from playwright.sync_api import expect, sync_playwright
 
-    from horses_humans.export import export, open_source
-    from horses_humans.images import load_pixels
-    from horses_humans.predict import Predictor
+    from horses_humans.export.pipeline import export, open_source
+    from horses_humans.data.images import load_pixels
+    from horses_humans.inference.predictor import Predictor
 
     run, data = centroid_setup(tmp_path, n)
     result = export(open_source(run, data, log=lambda s: None), "web", latency_runs=1)

@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.calibration import (calibrate_run, expected_calibration_error, fit_temperature, negative_log_likelihood,
-                                       reliability_bins)
+from horses_humans.inference.calibration import calibrate_run, expected_calibration_error, fit_temperature, negative_log_likelihood, reliability_bins
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.runs import update_calibration
-from horses_humans.evaluation import classification_metrics, sure_mistakes
-from horses_humans.outputs import ClassOutput, tempered
-from horses_humans.runs import CALIBRATION_FILE, load_run
+from horses_humans.runs.store import update_calibration
+from horses_humans.analysis.evaluation import classification_metrics, sure_mistakes
+from horses_humans.models.outputs import ClassOutput, tempered
+from horses_humans.runs.store import CALIBRATION_FILE, load_run
 
 from .centroid_runs import centroid_setup
 from .fake_runs import write_run
@@ -133,8 +132,8 @@ def test_training_calibrates_the_saved_model(baseline_run):
 
 
 def test_reliability_plot_has_a_panel_each_with_its_ece():
-    from horses_humans.calibration import bins_record
-    from horses_humans.plots import plot_reliability
+    from horses_humans.inference.calibration import bins_record
+    from horses_humans.analysis.plots import plot_reliability
 
     y, p = overconfident(n=500)
     before, after = reliability_bins(y, p), bins_record(reliability_bins(y, tempered(p, 3.0)))  # arrays or JSON lists
@@ -145,7 +144,7 @@ def test_reliability_plot_has_a_panel_each_with_its_ece():
 
 
 def test_export_checks_the_model_own_outputs_and_ships_the_temperature(tmp_path):
-    from horses_humans import export as ex
+    from horses_humans.export import pipeline as ex
 
     run_dir, data = centroid_setup(tmp_path, 2)
     raw = ex.open_source(run_dir, data, log=lambda line: None).reference
@@ -159,7 +158,7 @@ def test_export_checks_the_model_own_outputs_and_ships_the_temperature(tmp_path)
 
 
 def test_calibrate_command_prints_the_fit(tmp_path, capsys):
-    from horses_humans.cli import main
+    from horses_humans.cli.main import main
 
     run_dir, data = centroid_setup(tmp_path, 3)
     assert main(["calibrate", str(run_dir), "--data-dir", str(data)]) == 0
@@ -171,7 +170,7 @@ def test_calibrate_command_prints_the_fit(tmp_path, capsys):
 
 def test_flipped_runs_fit_t_on_the_mean_they_serve():
     """With test-time flips the served probability is the mean of the tempered image and mirror: T is fitted on it."""
-    from horses_humans.calibration import calibration_record, served
+    from horses_humans.inference.calibration import calibration_record, served
 
     y, p = overconfident(n=2000)
     _, q = overconfident(n=2000, sharpen=6.0, seed=1)  # a mirror that disagrees with the image

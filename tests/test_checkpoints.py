@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from horses_humans import training
-from horses_humans.cli import main
+from horses_humans.training import loop as training
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.evaluation import evaluate_run
-from horses_humans.export import export, open_source
-from horses_humans.predict import Predictor
-from horses_humans.report import checkpoint_row
-from horses_humans.runs import BEST_MODEL_FILE, MODEL_FILE, best_run, load_run
+from horses_humans.analysis.evaluation import evaluate_run
+from horses_humans.export.pipeline import export, open_source
+from horses_humans.inference.predictor import Predictor
+from horses_humans.analysis.report import checkpoint_row
+from horses_humans.runs.store import BEST_MODEL_FILE, MODEL_FILE, best_run, load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
-from horses_humans.training import BestWeights, checkpoints_record, train
+from horses_humans.training.loop import BestWeights, checkpoints_record, train
 
 from .fake_runs import write_run
 from .synthetic import make_dataset

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from horses_humans import export as ex
-from horses_humans.data import VALIDATION
-from horses_humans.images import load_pixels
-from horses_humans.predict import Predictor
-from horses_humans.runs import load_run
+from horses_humans.export import pipeline as ex
+from horses_humans.data.datasets import VALIDATION
+from horses_humans.data.images import load_pixels
+from horses_humans.inference.predictor import Predictor
+from horses_humans.runs.store import load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 
@@ -75,7 +75,7 @@ def test_server_answers_match_the_predictor(served):
 
 
 def test_gradcam_explains_the_label_given(served, monkeypatch):
-    from horses_humans import explain
+    from horses_humans.analysis import explain
 
     n, _, data, client = served
     explained, real = [], explain.gradcam
@@ -153,7 +153,7 @@ def test_every_export_ships_with_labels_that_say_how_to_read_it(exported, name):
 @pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in ex.ALL])
 def test_every_export_read_with_its_labels_answers_like_keras(exported, name):
     """What a user of the export does: run it with the format's own library, read it as labels.json says."""
-    from horses_humans.outputs import ClassOutput
+    from horses_humans.models.outputs import ClassOutput
 
     n, run, data, _, results = exported
     result = results[name]
@@ -195,7 +195,7 @@ def test_an_export_with_the_wrong_output_width_is_not_shipped(exported, monkeypa
 
 
 def test_exports_table_rows_read_the_labels_as_the_model_does(exported):
-    from horses_humans.tables import exports_markdown
+    from horses_humans.core.tables import exports_markdown
 
     n, run, _, source, results = exported
     table = exports_markdown(source, list(results.values()))

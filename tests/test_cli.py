@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from horses_humans.cli import main
-from horses_humans.samples import awkward_files, hostile_files
+from horses_humans.cli.main import main
+from horses_humans.data.samples import awkward_files, hostile_files
 
 from .synthetic import make_dataset
 
@@ -155,7 +155,7 @@ def test_python_dash_m_runs_the_cli():
 
 NO_TENSORFLOW = """
 import sys
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 for argv in (["--help"], ["train", "--help"], ["--version"]):
     try:
         main(argv)
@@ -173,7 +173,7 @@ def test_help_and_version_do_not_import_tensorflow():
 
 
 def test_commands_without_tensorflow_skip_the_backend():
-    from horses_humans.cli import build_parser, needs_backend
+    from horses_humans.cli.main import build_parser, needs_backend
 
     parse = build_parser().parse_args
     assert not needs_backend(parse(["runs"])) and not needs_backend(parse(["data", "check"]))

@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from horses_humans.cli import main
-from horses_humans.data import TRAIN, VALIDATION, ImportLimits, file_stats
+from horses_humans.cli.main import main
+from horses_humans.data.datasets import TRAIN, VALIDATION, ImportLimits, file_stats
 
 from .synthetic import zip_folder
 

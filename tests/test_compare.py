@@ -5,11 +5,11 @@ import re
 
 import pytest
 
-from horses_humans.cli import main
-from horses_humans.compare import write_comparison
+from horses_humans.cli.main import main
+from horses_humans.analysis.compare import write_comparison
 from horses_humans.config import TrainConfig
-from horses_humans.runs import load_run
-from horses_humans.tables import COMPARE_HEADER, compare_rows, markdown_table
+from horses_humans.runs.store import load_run
+from horses_humans.core.tables import COMPARE_HEADER, compare_rows, markdown_table
 
 from .fake_runs import write_run
 
@@ -84,7 +84,7 @@ def test_compare_refuses_an_unfinished_run(tmp_path, capsys):
 def test_runs_on_different_classes_are_flagged(runs, tmp_path):
     import json
 
-    from horses_humans.runs import labels_record
+    from horses_humans.runs.store import labels_record
 
     three = write_run(tmp_path / "runs", TrainConfig(seed=5), metrics(1.0, 0.7, 0.75))
     (three / "labels.json").write_text(json.dumps(labels_record(["cats", "dogs", "other"], 150)))

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from horses_humans import data
+from horses_humans.data import datasets as data
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import SPLITS, TRAIN, VALIDATION, OfficialZip
-from horses_humans.images import load_pixels
+from horses_humans.data.datasets import SPLITS, TRAIN, VALIDATION, OfficialZip
+from horses_humans.data.images import load_pixels
 
 from .synthetic import zip_folder
 

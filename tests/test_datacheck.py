@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from horses_humans.data import TRAIN, VALIDATION
-from horses_humans.datacheck import check_dataset, format_report
+from horses_humans.data.datasets import TRAIN, VALIDATION
+from horses_humans.data.check import check_dataset, format_report
 
 
 def test_healthy_data_set_has_counts_and_no_problems(data_dir):
@@ -124,7 +124,7 @@ def test_format_report_shows_classes_counts_and_verdict(data_dir):
 
 
 def test_many_image_sizes_are_summarised_not_listed():
-    from horses_humans.datacheck import fmt_counter
+    from horses_humans.data.check import fmt_counter
 
     sizes = {f"{100 + i}x100": 10 - i if i < 10 else 1 for i in range(30)}
     text = fmt_counter(sizes)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from horses_humans import images
-from horses_humans.images import load_pixels
+from horses_humans.data import images
+from horses_humans.data.images import load_pixels
 
 
 def png(im: Image.Image) -> bytes:
@@ -57,7 +57,7 @@ def test_palette_colour_key_survives_strips(monkeypatch):
 CHILD = """
 import json, re, sys
 from pathlib import Path
-from horses_humans.images import load_pixels
+from horses_humans.data.images import load_pixels
 data = Path(sys.argv[1]).read_bytes()
 base = int(re.search(r"VmHWM:\\s*(\\d+)", Path("/proc/self/status").read_text()).group(1))
 load_pixels(data, 150, "giant.png")

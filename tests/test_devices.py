@@ -14,12 +14,11 @@ import keras
 import pytest
 
 import horses_humans
-from horses_humans import cli
+from horses_humans.cli import main as cli
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.devices import (DeviceSet, auto_precision, distribution, devices_record, describe,
-                                   requested_count, select_devices, visible_devices)
-from horses_humans.explain import gradcam
-from horses_humans.training import FusedRMSprop, make_optimizer, train
+from horses_humans.training.devices import DeviceSet, auto_precision, distribution, devices_record, describe, requested_count, select_devices, visible_devices
+from horses_humans.analysis.explain import gradcam
+from horses_humans.training.loop import FusedRMSprop, make_optimizer, train
 
 from .synthetic import make_dataset
 from .test_setup_scripts import fake_checkout
@@ -205,4 +204,4 @@ def test_gpu_setup_runs_setup_then_the_swap(tmp_path):
     assert lines[:2] == ["-m pip install -q --upgrade pip", "-m pip install -q -e . -c constraints.txt"]
     assert lines[2] == "-m pip uninstall -q -y tensorflow-cpu"
     assert lines[3].startswith("-m pip install -q tensorflow[and-cuda]==")
-    assert lines[4].startswith("-c from horses_humans.devices import visible_devices")
+    assert lines[4].startswith("-c from horses_humans.training.devices import visible_devices")

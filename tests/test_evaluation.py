@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from horses_humans.evaluation import classification_metrics, format_metrics, per_image_rows
-from horses_humans.outputs import ClassOutput
-from horses_humans.predict import rows_to_csv
+from horses_humans.analysis.evaluation import classification_metrics, format_metrics, per_image_rows
+from horses_humans.models.outputs import ClassOutput
+from horses_humans.inference.predictor import rows_to_csv
 
 BINARY = ClassOutput.for_classes(["horses", "humans"])
 THREE = ClassOutput.for_classes(["cats", "dogs", "owls"])

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from horses_humans import experiments, training
-from horses_humans.cli import main
+from horses_humans.experiments import reproduce as experiments
+from horses_humans.training import loop as training
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.experiments import EXPERIMENTS_FILE, experiment_config, load_experiments, plan, reproduce
+from horses_humans.experiments.reproduce import EXPERIMENTS_FILE, experiment_config, load_experiments, plan, reproduce
 
-from horses_humans.runs import HISTORY_FILE, METRICS_FILE, MODEL_FILE, save_json
+from horses_humans.runs.store import HISTORY_FILE, METRICS_FILE, MODEL_FILE, save_json
 
 from .fake_runs import history_of, write_run
 from .synthetic import make_dataset

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from keras import layers
 
-from horses_humans import explain
+from horses_humans.analysis import explain
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data import VALIDATION, load_split
-from horses_humans.outputs import ClassOutput
-from horses_humans.recipes import RECIPES, build_model, last_conv_layer
-from horses_humans.runs import load_run
+from horses_humans.data.datasets import VALIDATION, load_split
+from horses_humans.models.outputs import ClassOutput
+from horses_humans.models.recipes import RECIPES, build_model, last_conv_layer
+from horses_humans.runs.store import load_run
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans import export as ex
-from horses_humans import webbuild
-from horses_humans.cli import main
+from horses_humans.export import pipeline as ex
+from horses_humans.export import webbuild
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.parity import RULES, check_parity, p50_latency_ms
-from horses_humans.images import load_pixels
-from horses_humans.outputs import ClassOutput
-from horses_humans.predict import Predictor
-from horses_humans.runs import load_run
-from horses_humans.tables import exports_table, write_exports_markdown
+from horses_humans.export.parity import RULES, check_parity, p50_latency_ms
+from horses_humans.data.images import load_pixels
+from horses_humans.models.outputs import ClassOutput
+from horses_humans.inference.predictor import Predictor
+from horses_humans.runs.store import load_run
+from horses_humans.core.tables import exports_table, write_exports_markdown
 
 from .synthetic import write_image
 
@@ -204,7 +204,7 @@ def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, basel
 
 def test_augmentation_is_stripped_for_export_and_answers_the_same():
     from horses_humans.config import TrainConfig
-    from horses_humans.recipes import build_model
+    from horses_humans.models.recipes import build_model
 
     model = build_model(TrainConfig(recipe="augmented", image_size=32))
     stripped = ex.strip_augmentation(model)

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data import joined, load_extra
-from horses_humans.runs import load_run
-from horses_humans.rundata import load_run_extra
-from horses_humans.training import train
+from horses_humans.data.datasets import joined, load_extra
+from horses_humans.runs.store import load_run
+from horses_humans.runs.record import load_run_extra
+from horses_humans.training.loop import train
 
 from .synthetic import make_classes, make_dataset
 
@@ -44,8 +44,8 @@ def extra_run(data, extras, tmp_path_factory) -> Path:
 
 
 def test_repeatable_option_builds_the_config():
-    from horses_humans.options import config_from_args
-    from horses_humans.cli import build_parser
+    from horses_humans.cli.options import config_from_args
+    from horses_humans.cli.main import build_parser
 
     args = build_parser().parse_args(["train", "--extra-data", "a", "--extra-data", "b/c"])
     assert config_from_args(TrainConfig, args).extra_data == ("a", "b/c")
@@ -110,9 +110,9 @@ def test_neither_is_added_only_when_a_folder_has_it(extras, tmp_path):
 
 
 def test_backbone_features_of_a_joined_split_are_cached_part_by_part(data, extras, tmp_path):
-    from horses_humans.data import load_dataset
-    from horses_humans.features import cached_features
-    from horses_humans.recipes import build_model, get_recipe
+    from horses_humans.data.datasets import load_dataset
+    from horses_humans.training.features import cached_features
+    from horses_humans.models.recipes import build_model, get_recipe
 
     recipe, lines = get_recipe("mobilenet_v2"), []
     model = build_model(TrainConfig(recipe="mobilenet_v2", weights="none", image_size=32), "float32", 2)
@@ -125,7 +125,7 @@ def test_backbone_features_of_a_joined_split_are_cached_part_by_part(data, extra
 
 
 def test_the_model_card_counts_the_extra_folders(extra_run, extras):
-    from horses_humans.modelcard import model_card
+    from horses_humans.runs.modelcard import model_card
 
     card = model_card(load_run(extra_run))
     assert f"| train, extra: `{extras[1].resolve()}` | 10 | 5 | 0 | 5 |" in card

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from horses_humans.config import TrainConfig
-from horses_humans.data import find_dataset, load_side
-from horses_humans.features import cached_features
-from horses_humans.recipes import build_model, get_recipe
+from horses_humans.data.datasets import find_dataset, load_side
+from horses_humans.training.features import cached_features
+from horses_humans.models.recipes import build_model, get_recipe
 
 SIZE = 32
 SRC = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's package, for the subprocesses
@@ -121,7 +121,7 @@ BUILDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import numpy as np
-    from horses_humans.arraycache import cached_array
+    from horses_humans.core.arraycache import cached_array
 
     folder, role = Path(sys.argv[1]), sys.argv[2]
 

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from horses_humans import data
-from horses_humans.cli import main
+from horses_humans.data import datasets as data
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import TRAIN, VALIDATION
+from horses_humans.data.datasets import TRAIN, VALIDATION
 
 from .synthetic import zip_folder
 from .test_cli_data import assert_one_line_error
@@ -193,7 +193,7 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
 def test_every_suffix_an_import_keeps_is_one_the_loader_decodes(tmp_path, suffix):
     from PIL import Image
 
-    from horses_humans.images import load_pixels
+    from horses_humans.data.images import load_pixels
 
     fmt = Image.registered_extensions().get(suffix)
     assert fmt in Image.OPEN, f"Pillow cannot open {suffix} files here"

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.resume import STATE_FILE
-from horses_humans.runs import HISTORY_FILE, METRICS_FILE, RESUME_DIR, load_run
-from horses_humans.training import train
+from horses_humans.training.resume import STATE_FILE
+from horses_humans.runs.store import HISTORY_FILE, METRICS_FILE, RESUME_DIR, load_run
+from horses_humans.training.loop import train
 
 from .fake_runs import write_run
 from .synthetic import make_dataset
@@ -39,7 +39,7 @@ STALLING_TRAIN = textwrap.dedent("""
     backend.configure()
     import keras
     from horses_humans import training
-    from horses_humans.cli import main
+    from horses_humans.cli.main import main
 
     stall, marker = int(sys.argv[1]), Path(sys.argv[2])
 
@@ -160,7 +160,7 @@ def test_resume_of_a_finished_run_or_of_no_run_is_one_error(finished, tmp_path, 
 def test_resume_on_changed_images_is_one_error_naming_the_run(tmp_path, capsys, monkeypatch):
     import keras
 
-    from horses_humans import training
+    from horses_humans.training import loop as training
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

@@ -11,11 +11,10 @@ import zipfile
 
 import pytest
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.data import VALIDATION
-from horses_humans.runs import (BEST_MODEL_FILE, CALIBRATION_FILE, CONFIG_FILE, DATA_FILE, LABELS_FILE, METRICS_FILE,
-                                MODEL_FILE, RESUME_DIR, save_model)
+from horses_humans.data.datasets import VALIDATION
+from horses_humans.runs.store import BEST_MODEL_FILE, CALIBRATION_FILE, CONFIG_FILE, DATA_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, RESUME_DIR, save_model
 
 from .centroid_runs import centroid_model, centroid_setup, write_centroid_run
 from .fake_runs import write_run

@@ -16,8 +16,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from horses_humans.cli import main
-from horses_humans.samples import encode, photo
+from horses_humans.cli.main import main
+from horses_humans.data.samples import encode, photo
 from horses_humans.serve.app import create_app
 from horses_humans.serve.limits import InFlightLimit
 from horses_humans.serve.security import ApiKey, HostCheck

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from horses_humans.images import ImageError, load_pixels, open_image, to_rgb
+from horses_humans.data.images import ImageError, load_pixels, open_image, to_rgb
 
 WHITE = (255, 255, 255)
 

@@ -115,8 +115,8 @@ def test_the_cycle_finder_finds_cycles_and_resolves_relative_imports():
 
 def test_module_level_imports_have_no_cycle():
     graph = import_graph()
-    assert {"horses_humans.recipes.transfer", "horses_humans.serve.app"} <= set(graph)  # the walk found subpackages
-    assert "horses_humans.weights" in graph["horses_humans.recipes.transfer"]  # and their imports
+    assert {"horses_humans.models.transfer", "horses_humans.serve.app"} <= set(graph)  # the walk found subpackages
+    assert "horses_humans.models.weights" in graph["horses_humans.models.transfer"]  # and their imports
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
@@ -138,8 +138,8 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
 
 
 def test_recipes_weights_and_backbones_import_without_keras_or_tensorflow():
-    result = run_python("import sys\nimport horses_humans.recipes, horses_humans.weights, horses_humans.backbones\n"
-                        "from horses_humans.recipes import RECIPES\nprint(sorted(RECIPES))\n"
+    result = run_python("import sys\nimport horses_humans.models.recipes, horses_humans.models.weights, horses_humans.models.backbones\n"
+                        "from horses_humans.models.recipes import RECIPES\nprint(sorted(RECIPES))\n"
                         "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
     assert result.returncode == 0, result.stderr
     recipes, heavy = result.stdout.splitlines()

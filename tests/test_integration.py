@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from horses_humans.config import TrainConfig
-from horses_humans.datacheck import check_dataset
-from horses_humans.evaluation import evaluate_run
-from horses_humans.export import export_all, open_source
-from horses_humans.training import train
+from horses_humans.data.check import check_dataset
+from horses_humans.analysis.evaluation import evaluate_run
+from horses_humans.export.pipeline import export_all, open_source
+from horses_humans.training.loop import train
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]

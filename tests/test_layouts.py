@@ -5,11 +5,11 @@ import shutil
 
 import pytest
 
-from horses_humans import data
-from horses_humans.cli import main
+from horses_humans.data import datasets as data
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, TRAIN, VALIDATION
-from horses_humans.datacheck import check_dataset, format_report
+from horses_humans.data.datasets import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, TRAIN, VALIDATION
+from horses_humans.data.check import check_dataset, format_report
 
 from .synthetic import LAYOUTS, class_names, make_own_dataset, zip_folder
 

@@ -3,10 +3,10 @@ data, recorded evaluations and calibration, and the limits this project found.""
 
 import json
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.modelcard import model_card, write_model_card
-from horses_humans.runs import BEST_MODEL_FILE, MODEL_FILE, load_run, save_json
+from horses_humans.runs.modelcard import model_card, write_model_card
+from horses_humans.runs.store import BEST_MODEL_FILE, MODEL_FILE, load_run, save_json
 
 from .fake_runs import write_run
 

@@ -8,15 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data import VALIDATION, visible_files
-from horses_humans.evaluation import evaluate_run, format_metrics
-from horses_humans.explain import write_explanation
-from horses_humans.predict import Predictor
-from horses_humans.recipes import RECIPES
-from horses_humans.runs import load_run
-from horses_humans.training import train
+from horses_humans.data.datasets import VALIDATION, visible_files
+from horses_humans.analysis.evaluation import evaluate_run, format_metrics
+from horses_humans.analysis.explain import write_explanation
+from horses_humans.inference.predictor import Predictor
+from horses_humans.models.recipes import RECIPES
+from horses_humans.runs.store import load_run
+from horses_humans.training.loop import train
 
 from .synthetic import class_names, make_own_dataset
 

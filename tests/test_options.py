@@ -5,10 +5,11 @@ import dataclasses
 
 import pytest
 
-from horses_humans import cli, training
+from horses_humans.cli import main as cli
+from horses_humans.training import loop as training
 from horses_humans.config import TrainConfig, option
-from horses_humans.options import add_config_options, config_from_args, option_name
-from horses_humans.tables import options_text
+from horses_humans.cli.options import add_config_options, config_from_args, option_name
+from horses_humans.core.tables import options_text
 
 
 def sample_value(field: dataclasses.Field, hint: str) -> tuple[list[str], object]:

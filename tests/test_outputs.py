@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from horses_humans.config import HorsesHumansError
-from horses_humans.outputs import SIGMOID, SOFTMAX, ClassOutput
+from horses_humans.models.outputs import SIGMOID, SOFTMAX, ClassOutput
 
 
 def test_two_classes_read_one_sigmoid_unit_as_two_columns():

@@ -14,10 +14,10 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from horses_humans.cli import main
-from horses_humans.data import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, visible_files
-from horses_humans.export import ALL
-from horses_humans.predict import collect_files
+from horses_humans.cli.main import main
+from horses_humans.data.datasets import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, visible_files
+from horses_humans.export.pipeline import ALL
+from horses_humans.inference.predictor import collect_files
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 

@@ -5,7 +5,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from horses_humans import plots
+from horses_humans.analysis import plots
 from sklearn.metrics import roc_auc_score, roc_curve
 
 RNG = np.random.default_rng(0)

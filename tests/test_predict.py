@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.predict import Prediction, Predictor, collect_files, format_predictions
+from horses_humans.inference.predictor import Prediction, Predictor, collect_files, format_predictions
 
 
 def test_collect_files_skips_hidden_files_and_macos_resource_forks_like_the_data_set(tmp_path, make_image):
@@ -72,8 +72,8 @@ def test_predicted_probability_is_that_of_the_label(tmp_path, make_image, names,
 # ---------------------------------------------------------------- streaming: the walk, the batches, the output files
 
 def test_the_lazy_walk_gives_the_folder_order_of_the_data_sets_rule(tmp_path, make_image):
-    from horses_humans.data import visible_files
-    from horses_humans.inputfiles import walk_inputs
+    from horses_humans.data.datasets import visible_files
+    from horses_humans.data.inputfiles import walk_inputs
 
     folder = tmp_path / "photos"
     for name in ("b.png", "a/z.png", "a/b/c.png", "a.png", "A.png", "a-b/x.png", ".hidden/y.png", "c/.d.png"):
@@ -107,7 +107,7 @@ def rows_of(n: int, start: int = 0) -> list[Prediction]:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
 def test_resume_keeps_complete_rows_cuts_a_torn_one_and_writes_nothing_twice(tmp_path, fmt):
-    from horses_humans.resultfiles import open_results
+    from horses_humans.inference.resultfiles import open_results
 
     output = tmp_path / f"out.{fmt}"
     with open_results(output, fmt, ["horses", "humans"]) as writer:
@@ -130,7 +130,7 @@ def test_resume_keeps_complete_rows_cuts_a_torn_one_and_writes_nothing_twice(tmp
 
 
 def test_resume_of_a_finished_json_array_appends_inside_the_bracket(tmp_path):
-    from horses_humans.resultfiles import open_results
+    from horses_humans.inference.resultfiles import open_results
 
     output = tmp_path / "out.json"
     with open_results(output, "json", ["horses", "humans"]) as writer:
@@ -142,7 +142,7 @@ def test_resume_of_a_finished_json_array_appends_inside_the_bracket(tmp_path):
 
 def test_resume_refuses_another_runs_csv_a_table_and_a_missing_output(tmp_path):
     from horses_humans.config import HorsesHumansError
-    from horses_humans.resultfiles import open_results
+    from horses_humans.inference.resultfiles import open_results
 
     output = tmp_path / "out.csv"
     with open_results(output, "csv", ["cats", "dogs", "owls"]) as writer:
@@ -159,7 +159,7 @@ def test_resume_refuses_another_runs_csv_a_table_and_a_missing_output(tmp_path):
 
 
 def test_the_streamed_table_lines_up_with_the_first_batch(capsys):
-    from horses_humans.resultfiles import open_results
+    from horses_humans.inference.resultfiles import open_results
 
     with open_results(None, "table", ["horses", "humans"]) as writer:
         writer.write(rows_of(2))

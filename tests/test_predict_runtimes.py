@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data import VALIDATION
-from horses_humans.predict import Predictor
-from horses_humans.runs import update_calibration
-from horses_humans.runtimes import choose_export, published_exports
-from horses_humans.unsure import UnsureRule, save_rule
+from horses_humans.data.datasets import VALIDATION
+from horses_humans.inference.predictor import Predictor
+from horses_humans.runs.store import update_calibration
+from horses_humans.inference.runtimes import choose_export, published_exports
+from horses_humans.inference.unsure import UnsureRule, save_rule
 
 from .exported_runs import exported_centroid_run
 from .fake_runs import write_run
@@ -94,7 +94,7 @@ def test_a_runtime_the_run_has_no_export_for_is_one_error_line(tmp_path, capsys)
 
 def modules_after_predict(run: Path, image: Path, runtime: str) -> list[str]:
     """Which of TensorFlow and Keras a fresh process has loaded after one `predict --runtime RUNTIME`."""
-    code = ("import sys\nfrom horses_humans.cli import main\n"
+    code = ("import sys\nfrom horses_humans.cli.main import main\n"
             f"assert main(['predict', {str(run)!r}, {str(image)!r}, '--runtime', {runtime!r}]) == 0\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), file=sys.stderr)")
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -6,9 +6,9 @@ import io
 import pytest
 from rich.console import Console
 
-from horses_humans import progress
+from horses_humans.core import progress
 from horses_humans.config import TrainConfig
-from horses_humans.progress import ProgressBar
+from horses_humans.core.progress import ProgressBar
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ def test_a_with_block_stops_the_bar_on_an_error():
 
 @pytest.mark.parametrize("on_terminal", [False, True], ids=["pipe", "terminal"])
 def test_training_shows_batches_on_a_terminal_and_one_line_per_epoch(on_terminal, data_dir, tmp_path, monkeypatch):
-    from horses_humans.training import train
+    from horses_humans.training.loop import train
 
     console = terminal() if on_terminal else Console(file=io.StringIO())
     monkeypatch.setattr(progress, "stderr_console", lambda: console)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from horses_humans.cli import main
-from horses_humans.samples import awkward_files, hostile_files
+from horses_humans.cli.main import main
+from horses_humans.data.samples import awkward_files, hostile_files
 
 from .centroid_runs import centroid_setup, write_centroid_run
 from .live_server import free_port
@@ -98,8 +98,8 @@ def test_ray_rows_equal_the_local_rows_with_bad_files_as_error_rows(local_ray, c
 def test_decoding_runs_in_tasks_and_the_model_on_actors(local_ray, centroid):
     """Two operators, not one: Ray fuses a task stage into the next actor stage when their resources match, and
     then every image would be decoded inside the model actors, one at a time."""
-    from horses_humans.predict import collect_files
-    from horses_humans.rayengine import build_dataset, stream_rows
+    from horses_humans.inference.predictor import collect_files
+    from horses_humans.inference.rayengine import build_dataset, stream_rows
 
     run, data = centroid
     ds = build_dataset(local_ray, collect_files([data]), run, None, None, 2, 4)
@@ -218,7 +218,7 @@ def test_a_one_cpu_instance_finishes(centroid, tmp_path):
     for a CPU held by the model actor; the deadline turns a hang into a failure."""
     pytest.importorskip("ray")
     run, data = centroid
-    code = ("import sys\nfrom pathlib import Path\nfrom horses_humans.rayengine import predict_with_ray\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom horses_humans.inference.rayengine import predict_with_ray\n"
             "print(predict_with_ray(Path(sys.argv[1]), [Path(sys.argv[2])], Path(sys.argv[3]), workers=1)[0])")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", code, str(run), str(data), str(tmp_path / "one.csv")],
@@ -228,8 +228,8 @@ def test_a_one_cpu_instance_finishes(centroid, tmp_path):
 
 
 def test_the_base_import_path_never_imports_ray():
-    code = ("import sys\nimport horses_humans.cli, horses_humans.predict, horses_humans.serve.app\n"
-            "horses_humans.cli.build_parser()\nprint('ray' in sys.modules)")
+    code = ("import sys\nimport horses_humans.cli.main, horses_humans.inference.predictor, horses_humans.serve.app\n"
+            "horses_humans.cli.main.build_parser()\nprint('ray' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr

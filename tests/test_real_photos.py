@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from horses_humans.answers import score_folder
+from horses_humans.analysis.answers import score_folder
 from horses_humans.config import TrainConfig
-from horses_humans.data import load_extra
-from horses_humans.training import train
+from horses_humans.data.datasets import load_extra
+from horses_humans.training.loop import train
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]

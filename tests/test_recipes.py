@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.recipes import RECIPES, build_model, get_recipe, resolve
+from horses_humans.models.recipes import RECIPES, build_model, get_recipe, resolve
 
 # The reference project's parameter counts (Dense(512) on the flattened last pool dominates).
 PARAMS = {("baseline", 150): 9_494_561, ("baseline", 300): 40_165_409,
@@ -29,7 +29,7 @@ def test_every_recipe_builds_and_takes_raw_pixels(name, classes):
 
 
 def test_a_class_output_or_a_class_count_builds_the_same_head():
-    from horses_humans.outputs import ClassOutput
+    from horses_humans.models.outputs import ClassOutput
 
     config = TrainConfig(recipe="baseline", image_size=32)
     named = build_model(config, output=ClassOutput.for_classes(["cats", "dogs", "owls"]))
@@ -98,7 +98,7 @@ def test_unknown_augmentation_is_clear():
 
 
 def test_architecture_options_change_the_cnn_and_its_gradcam_layer():
-    from horses_humans.recipes import last_conv_layer
+    from horses_humans.models.recipes import last_conv_layer
 
     config = TrainConfig(recipe="baseline", image_size=150, conv_filters=(32, 64, 128, 128), kernel_size=5)
     model = build_model(config)

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.cli import build_parser
+from horses_humans.cli.main import build_parser
 from horses_humans.config import TrainConfig
-from horses_humans.predict import Predictor
-from horses_humans.recipes import RECIPES, alias, get_recipe, resolve
-from horses_humans.runs import load_run
-from horses_humans.training import train
+from horses_humans.inference.predictor import Predictor
+from horses_humans.models.recipes import RECIPES, alias, get_recipe, resolve
+from horses_humans.runs.store import load_run
+from horses_humans.training.loop import train
 
 
 def recommended_settings() -> dict:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from horses_humans import report
-from horses_humans.cli import main
-from horses_humans.evaluation import classification_metrics
-from horses_humans.runs import load_run
+from horses_humans.analysis import report
+from horses_humans.cli.main import main
+from horses_humans.analysis.evaluation import classification_metrics
+from horses_humans.runs.store import load_run
 
 SECTIONS = ["samples", "augmentation", "curves", "activations", "gradcam", "confusion", "roc", "reliability", "tradeoff", "misclassified"]
 
@@ -143,7 +143,7 @@ def test_report_of_n_classes_has_every_section(centroid_report):
 
 
 def test_roc_curves_one_per_class_average_to_the_macro_auc(centroid_report):
-    from horses_humans.evaluation import classification_metrics
+    from horses_humans.analysis.evaluation import classification_metrics
 
     n, run, data, _ = centroid_report
     ev = report.evaluate(load_run(run), data, None, log=lambda s: None)
@@ -157,7 +157,7 @@ def test_roc_curves_one_per_class_average_to_the_macro_auc(centroid_report):
 
 
 def test_roc_curves_skip_a_class_without_validation_images():
-    from horses_humans.outputs import ClassOutput
+    from horses_humans.models.outputs import ClassOutput
 
     three = ClassOutput.for_classes(["a", "b", "c"])
     y = np.array([0, 0, 1, 1])

@@ -11,12 +11,12 @@ import shutil
 import numpy as np
 import pytest
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.data import find_dataset
-from horses_humans.rundata import load_run_split
-from horses_humans.runs import load_run
-from horses_humans.training import class_weights, fit_arrays, train
+from horses_humans.data.datasets import find_dataset
+from horses_humans.runs.record import load_run_split
+from horses_humans.runs.store import load_run
+from horses_humans.training.loop import class_weights, fit_arrays, train
 
 from .synthetic import make_own_dataset, write_image
 
@@ -164,7 +164,7 @@ def test_split_test_evaluates_the_held_out_test_folder(tmp_path, capsys):
 
 
 def test_exports_check_parity_on_the_runs_own_validation_and_calibrate_on_its_training_images(own_run):
-    from horses_humans.export import open_source
+    from horses_humans.export.pipeline import open_source
 
     root, run, cache, _ = own_run
     source = open_source(run, None, cache, log=lambda s: None)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.runs import CONFIG_FILE, LABELS_FILE, METRICS_FILE, load_run
+from horses_humans.runs.store import CONFIG_FILE, LABELS_FILE, METRICS_FILE, load_run
 
 from .fake_runs import write_run
 

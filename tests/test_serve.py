@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.runs import best_run
-from horses_humans.samples import awkward_files, encode, hostile_files, photo
+from horses_humans.runs.store import best_run
+from horses_humans.data.samples import awkward_files, encode, hostile_files, photo
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 
@@ -137,6 +137,6 @@ def test_best_run_and_no_run_message(tmp_path, capsys):
 
 
 def test_importing_the_server_loads_no_model_and_no_training():
-    code = "import sys, horses_humans.serve.app; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow') or m == 'horses_humans.training')))"
+    code = "import sys, horses_humans.serve.app; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow') or m == 'horses_humans.training.loop')))"
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []

@@ -2,16 +2,16 @@
 
 import pytest
 
-from horses_humans.cli import main
-from horses_humans.runs import load_run
-from horses_humans.sweep import filters_for
+from horses_humans.cli.main import main
+from horses_humans.runs.store import load_run
+from horses_humans.experiments.sweep import filters_for
 
 from .synthetic import make_dataset
 
 
 def test_too_deep_for_the_image_is_a_clear_error():
     from horses_humans.config import HorsesHumansError, TrainConfig
-    from horses_humans.recipes import build_model
+    from horses_humans.models.recipes import build_model
 
     with pytest.raises(HorsesHumansError, match="4 conv blocks with kernel 5 shrink a 64px image to nothing"):
         build_model(TrainConfig(image_size=64, conv_filters=(8, 8, 8, 8), kernel_size=5))

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.runs import Run
-from horses_humans.tables import copy_table, fmt_mean_std, markdown_table, results_table
+from horses_humans.runs.store import Run
+from horses_humans.core.tables import copy_table, fmt_mean_std, markdown_table, results_table
 
 
 def fake_run(seed, val, recipe="baseline", precision="auto", seconds=None, classes=None):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from horses_humans import tracking
-from horses_humans.cli import main
+from horses_humans.training import tracking
+from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
 
 

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.outputs import ClassOutput
-from horses_humans.unsure import UNSURE, UnsureRule, answer_counts, tradeoff_curve
+from horses_humans.models.outputs import ClassOutput
+from horses_humans.inference.unsure import UNSURE, UnsureRule, answer_counts, tradeoff_curve
 
 TWO = ClassOutput.for_classes(["horses", "humans"])
 THREE = ClassOutput.for_classes(["horses", "humans", "neither"])
@@ -52,7 +52,7 @@ def test_answer_counts_by_hand():
 
 
 def test_the_plot_marks_the_calibrated_tau():
-    from horses_humans.plots import plot_tradeoff
+    from horses_humans.analysis.plots import plot_tradeoff
 
     p, labels = random_rows(40, 2), np.random.default_rng(2).integers(0, 3, 40)
     curve = tradeoff_curve(p, labels, TWO, 2, chosen=0.7)
@@ -66,8 +66,8 @@ def test_the_plot_marks_the_calibrated_tau():
 
 
 def test_report_draws_the_curve_on_the_folder_the_run_was_evaluated_on(tmp_path):
-    from horses_humans import report
-    from horses_humans.evaluation import evaluate_run
+    from horses_humans.analysis import report
+    from horses_humans.analysis.evaluation import evaluate_run
 
     from .centroid_runs import centroid_setup
     from .synthetic import make_classes

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.evaluation import evaluate_run
-from horses_humans.predict import Predictor
-from horses_humans.runs import load_run, list_runs
-from horses_humans.training import train
+from horses_humans.analysis.evaluation import evaluate_run
+from horses_humans.inference.predictor import Predictor
+from horses_humans.runs.store import load_run, list_runs
+from horses_humans.training.loop import train
 
 from .synthetic import make_dataset
 

@@ -7,14 +7,14 @@ import keras
 import numpy as np
 import pytest
 
-from horses_humans import weights as weights_mod
-from horses_humans.backbones import BACKBONES, build_inception_base, get_backbone
-from horses_humans.cli import main
+from horses_humans.models import weights as weights_mod
+from horses_humans.models.backbones import BACKBONES, build_inception_base, get_backbone
+from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.predict import Predictor
-from horses_humans.recipes import RECIPES, build_model, get_recipe
-from horses_humans.runs import load_run
-from horses_humans.training import train, unfreeze
+from horses_humans.inference.predictor import Predictor
+from horses_humans.models.recipes import RECIPES, build_model, get_recipe
+from horses_humans.runs.store import load_run
+from horses_humans.training.loop import train, unfreeze
 
 from .synthetic import make_dataset
 

@@ -8,18 +8,17 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from horses_humans.cli import main
+from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.outputs import ClassOutput
-from horses_humans.predict import Predictor, refit_unsure
-from horses_humans.rundata import load_run_split
-from horses_humans.runs import load_run
+from horses_humans.models.outputs import ClassOutput
+from horses_humans.inference.predictor import Predictor, refit_unsure
+from horses_humans.runs.record import load_run_split
+from horses_humans.runs.store import load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
-from horses_humans.training import train
-from horses_humans.runs import CALIBRATION_FILE
-from horses_humans.unsure import (LIKE_NEITHER, NOT_CONFIDENT, UNSURE, UnsureRule, calibrate,
-                                  load_rule, save_rule, unsure_share)
+from horses_humans.training.loop import train
+from horses_humans.runs.store import CALIBRATION_FILE
+from horses_humans.inference.unsure import LIKE_NEITHER, NOT_CONFIDENT, UNSURE, UnsureRule, calibrate, load_rule, save_rule, unsure_share
 
 from .synthetic import make_classes
 

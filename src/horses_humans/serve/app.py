@@ -15,9 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..config import resolve_runs_dir
-from ..predict import Predictor
-from ..modelcard import model_card
-from ..runs import MODEL_CARD_FILE, Run, best_run, load_run
+from ..inference.predictor import Predictor
+from ..runs.modelcard import model_card
+from ..runs.store import MODEL_CARD_FILE, Run, best_run, load_run
 from .errors import validation_problems
 from .limits import BodyLimit, InFlightLimit
 from .routes import STATIC, router
@@ -47,7 +47,7 @@ class Served:
             if self.predictor.source.startswith("Keras"):
                 self.keras_model = self.predictor.model
             else:
-                from ..backend import import_backend
+                from ..core.backend import import_backend
 
                 import_backend()
                 self.keras_model = self.run.load_model()
@@ -67,7 +67,7 @@ def resolve_run(settings: ServeSettings) -> Run:
 
 def gradcam_layer(run: Run) -> str | None:
     """The recipe's last convolutional layer (None for an unknown recipe: no Grad-CAM, predictions still work)."""
-    from ..recipes import RECIPES, last_conv_layer
+    from ..models.recipes import RECIPES, last_conv_layer
 
     return last_conv_layer(run.config) if run.config.recipe in RECIPES else None
 

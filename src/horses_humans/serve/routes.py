@@ -13,8 +13,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..config import HorsesHumansError
-from ..htmlpage import png_data_uri
-from ..images import ImageError, ImageTooLarge, NotAnImage, load_pixels
+from ..analysis.htmlpage import png_data_uri
+from ..data.images import ImageError, ImageTooLarge, NotAnImage, load_pixels
 from .schemas import ErrorResponse, FileResult, Health, ModelInfo, PredictResponse
 
 STATIC = Path(__file__).parent / "static"
@@ -111,7 +111,7 @@ def gradcam_data_url(served, pixels, class_index: int) -> str | None:
     """Grad-CAM overlay of one image for one class as a PNG data URL (runs in the model thread)."""
     from PIL import Image
 
-    from .. import explain, plots
+    from ..analysis import explain, plots
 
     try:
         heatmap = explain.gradcam(served.explaining_model(), pixels, served.layer, class_index)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..predict import Predictor
+from ..inference.predictor import Predictor
 
 
 class ModelWorker:

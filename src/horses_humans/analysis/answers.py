@@ -1,0 +1,46 @@
+"""How a run answers a labelled folder under its unsure rule: per class right, unsure and wrong, for measuring
+the rule on real photos (scripts/real_photos.py). A folder may hold `neither` images even when the run has no such
+class: they are right only when answered unsure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.datasets import Split, labelled_folder, load_files
+from ..inference.predictor import Predictor
+from ..runs.record import load_run_split
+from ..runs.store import Run, load_run
+from ..inference.unsure import NEITHER, answer_counts, tradeoff_curve
+
+
+def folder_names(run: Run) -> list[str]:
+    """The class names a measuring folder may use: the run's, plus `neither`."""
+    return run.class_names + ([NEITHER] if NEITHER not in run.class_names else [])
+
+
+def load_measuring_folder(run: Run, folder: Path, cache_dir: Path | None = None, log=print) -> Split:
+    """Decoded pixels of a folder of class folders named after the run's classes or `neither`."""
+    names = folder_names(run)
+    return load_files(labelled_folder(Path(folder), names), names, run.image_size, cache_dir, log)
+
+
+def score_folder(run_dir, folder: Path, cache_dir: Path | None = None, log=print) -> dict:
+    """answer_counts of a folder under the run's rule, the same without the rule ("plain": {class: right}), the
+    share of the run's validation images answered unsure, and the trade-off curve on the folder."""
+    run = load_run(run_dir)
+    predictor = Predictor.from_run(run)
+    split = load_measuring_folder(run, folder, cache_dir, log)
+    probabilities = predictor.predict_proba(split.x)
+    names = folder_names(run)
+    counts = answer_counts(predictor.unsure, probabilities, split.y, predictor.output, names)
+    plain = {name: int(np.sum((split.y == i) & (predictor.output.predicted(probabilities) == i)))
+             for i, name in enumerate(run.class_names) if name != NEITHER}
+    val = load_run_split(run, "validation", None, cache_dir, log)
+    verdicts = predictor.unsure.apply(predictor.predict_proba(val.x), predictor.output)
+    neither = names.index(NEITHER)
+    return {"counts": counts, "plain": plain, "validation_unsure": sum(v.reason is not None for v in verdicts),
+            "validation_images": len(val), "min_confidence": predictor.unsure.min_confidence,
+            "curve": tradeoff_curve(probabilities, split.y, predictor.output, neither, predictor.unsure.min_confidence)}

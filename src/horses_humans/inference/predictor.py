@@ -1,0 +1,277 @@
+"""One prediction path for the CLI and the server: Predictor.from_run(dir).predict_files(paths).
+
+A Predictor runs a run's Keras model or one of its parity-checked exports (runtimes.py) behind the same calls; the
+answers go through the run's ClassOutput (calibration) and unsure rule either way. predict_batches streams: files are
+decoded in a thread pool (Pillow releases the GIL) while the model predicts the batch before, and each batch's rows are
+handed on as soon as they are made, so memory stays flat however many files there are.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..core.backend import import_backend, quiet_native_stderr
+from ..core.batching import batched
+from ..config import DEFAULT_THRESHOLD
+from ..data.images import ImageError, load_pixels
+from ..data.inputfiles import Entry, open_regular, walk_inputs
+from ..models.outputs import ClassOutput
+from ..runs.store import Run, load_run
+from .runtimes import choose_export
+from .unsure import UnsureRule, calibrate, default_rule, describe, load_rule, save_rule, unsure_share
+
+
+@dataclass
+class Prediction:
+    """One file's answer, or the reason it has none."""
+
+    file: str
+    label: str | None = None
+    probability: float | None = None  # the probability of `label`; for "unsure", the largest class probability
+    probabilities: dict[str, float] | None = None  # {class name: probability}, every class, in class order
+    error: str | None = None
+    unsure_reason: str | None = None  # why the label is "unsure" (None when a class is answered); see unsure.py
+    unsure_score: float | None = None  # in [0, 1]: how sure the rule is that the answer is unsure (0 when answered)
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "label": self.label, "probability": self.probability,
+                "probabilities": self.probabilities, "unsure_reason": self.unsure_reason,
+                "unsure_score": self.unsure_score, "error": self.error}
+
+    def csv_row(self, class_names: list[str]) -> dict:
+        """The flat row of the CSV: one p_<class> column per class."""
+        known = self.probabilities or {}
+        return {"file": self.file, "label": self.label, "probability": self.probability,
+                **{f"p_{name}": known.get(name) for name in class_names}, "unsure_reason": self.unsure_reason,
+                "unsure_score": self.unsure_score, "error": self.error}
+
+
+class Predictor:
+    """A loaded model with its class names and input size, and how to read its output."""
+
+    tta = False  # test-time flips: average each image's probabilities with its mirror's (a run's --tta)
+    source = "a model"  # what answers, in words (from_run: the checkpoint file, or the export and its runtime)
+
+    def __init__(self, model, class_names: list[str], image_size: int, threshold: float = DEFAULT_THRESHOLD,
+                 output: ClassOutput | None = None, unsure: UnsureRule | None = None):
+        self.model, self.class_names, self.image_size = model, list(class_names), image_size
+        self.output = output or ClassOutput.for_classes(class_names, threshold)
+        self.threshold = self.output.threshold
+        self.unsure = unsure or default_rule(self.output)  # when to answer "unsure" (the run's calibrated rule)
+
+    @classmethod
+    def uncalibrated(cls, run: Run) -> "Predictor":
+        """The run's model (its default checkpoint) answering with its own, uncalibrated probabilities and no unsure
+        rule or flips: what temperature scaling is fitted on and what exports are checked against."""
+        return cls(run.load_model(), run.class_names, run.image_size, output=run.raw_output)
+
+    @classmethod
+    def from_run(cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "keras") -> "Predictor":
+        """Load a run's saved model (`checkpoint`: best or last, default the run's), labels and unsure rule;
+        test-time flips when the run was trained with --tta. runtime: keras, or onnx / tflite / auto to run the
+        run's parity-checked export of that checkpoint instead (auto: the fastest, else Keras); see runtimes.py."""
+        run = run if isinstance(run, Run) else load_run(run, checkpoint)
+        export = choose_export(run.path, run.checkpoint_path(checkpoint).name, runtime)
+        if export is None:
+            import_backend()  # only Keras needs TensorFlow: an export answers without it
+            model = run.load_model(checkpoint)
+        else:
+            with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on file descriptor 2
+                model = export.load()
+        predictor = cls(model, run.class_names, run.image_size, output=run.output, unsure=load_rule(run.path, run.output))
+        predictor.tta = run.config.tta
+        predictor.source = export.describe() if export else f"Keras ({run.checkpoint_path(checkpoint).name})"
+        return predictor
+
+    def predict_proba(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities (N, C) for a uint8 batch (N, S, S, 3), columns in class_names order."""
+        # predict_on_batch runs Keras' compiled predict function: about 2x faster than an eager call for small batches
+        raw = batched(self.model.predict_on_batch, pixels, batch_size, (self.output.units,))
+        if not self.tta:
+            return self.output.probabilities(raw)
+        mirrored = batched(self.model.predict_on_batch, pixels[:, :, ::-1], batch_size, (self.output.units,))
+        return (self.output.probabilities(raw) + self.output.probabilities(mirrored)) / 2
+
+    def warm_up(self) -> "Predictor":
+        """One call on a blank image, so the first real request does not pay for tracing and allocation."""
+        self.predict_proba(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
+        return self
+
+    def predict_files(self, files: list[str | Path], batch_size: int = 32, max_pixels: int | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
+        """Decode and predict each file, batch by batch; a bad file gets an error instead of stopping the rest."""
+        results = []
+        for batch in self.predict_batches(((Path(f), None) for f in files), batch_size, max_pixels=max_pixels):
+            results += batch
+            if progress:
+                progress(len(results), len(files))
+        return results
+
+    def predict_batches(self, entries: Iterable[Entry], batch_size: int = 32, workers: int | None = None,
+                        max_pixels: int | None = None) -> Iterator[list[Prediction]]:
+        """The rows of each batch of (path, reason to skip or None) entries, in order, as soon as it is predicted:
+        `workers` threads decode the next batches while the model runs this one; at most PREFETCH batches wait."""
+        with ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="decode") as pool:
+            pending: deque = deque()
+            for batch in iter_batches(entries, batch_size):
+                pending.append((batch, [pool.submit(self.decode, path, max_pixels) if reason is None else reason
+                                        for path, reason in batch]))
+                if len(pending) > PREFETCH:
+                    yield self.finish(*pending.popleft())
+            while pending:
+                yield self.finish(*pending.popleft())
+
+    def finish(self, batch: list[Entry], decoding: list[Future | str]) -> list[Prediction]:
+        """One batch's rows once its decoding is done (a skip reason stands for its decoded pixels)."""
+        decoded = [item.result() if isinstance(item, Future) else item for item in decoding]
+        return self.predict_decoded([path for path, _ in batch], decoded)
+
+    def decode(self, path: str | Path, max_pixels: int | None = None) -> np.ndarray | str:
+        """A regular file's pixels (S, S, 3) uint8, or why it has none (nothing but a regular file is opened)."""
+        try:
+            with open_regular(path) as stream:
+                return load_pixels(stream, self.image_size, name=str(path), max_pixels=max_pixels)
+        except ImageError as exc:
+            return str(exc)
+
+    def predict_chunk(self, files: list[str | Path], max_pixels: int | None = None) -> list[Prediction]:
+        """Predictions for a few files decoded together (one model call): the unit a distributed engine maps over
+        its batches of paths; rows as Prediction.csv_row / to_dict give them."""
+        return self.predict_decoded(files, [self.decode(f, max_pixels) for f in files])
+
+    def predict_decoded(self, files: list[str | Path], decoded: list[np.ndarray | str]) -> list[Prediction]:
+        """Rows for files whose pixels (or error text) are known: one model call for all the decoded ones."""
+        results = [Prediction(str(f)) for f in files]
+        good = [i for i, item in enumerate(decoded) if isinstance(item, np.ndarray)]
+        for i in set(range(len(files))) - set(good):
+            results[i].error = decoded[i]
+        if good:
+            probabilities = self.predict_proba(np.stack([decoded[i] for i in good]), len(good))
+            for i, row, verdict in zip(good, probabilities, self.unsure.apply(probabilities, self.output)):
+                results[i].probabilities = dict(zip(self.class_names, map(float, row)))
+                results[i].label, results[i].probability = verdict.label, float(row.max())
+                if verdict.label in results[i].probabilities:
+                    results[i].probability = results[i].probabilities[verdict.label]
+                results[i].unsure_reason, results[i].unsure_score = verdict.reason, verdict.score
+        return results
+
+
+PREFETCH = 2  # batches decoded ahead of the one the model runs: enough to keep both busy, memory still flat
+
+
+def default_workers() -> int:
+    """Decoding threads: one per CPU this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def iter_batches(entries: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of at most `size` items from any iterable (a generator is never held whole)."""
+    iterator = iter(entries)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+@dataclass
+class Tally:
+    """What one predict run did: files answered, files skipped, rows an interrupted run had written already."""
+
+    predicted: int = 0
+    skipped: int = 0
+    earlier: int = 0
+
+    def summary(self, output: Path | None = None) -> str:
+        """The closing line on stderr."""
+        before = f"; {self.earlier} already in {output}" if self.earlier else ""
+        return f"predicted {self.predicted} of {self.predicted + self.skipped} files ({self.skipped} skipped){before}"
+
+    def exit_status(self, strict: bool = False) -> int:
+        """1 if no file could be predicted (or, strict, if any failed), else 0."""
+        return 1 if (self.predicted == 0 and self.earlier == 0) or (strict and self.skipped) else 0
+
+
+def predict_paths(predictor: Predictor, paths: Iterable[str | Path], writer, batch_size: int = 32,
+                  workers: int | None = None, progress: Callable | None = None,
+                  log: Callable[[str], None] = print) -> Tally:
+    """Walk `paths`, predict every file `writer` (a resultfiles.ResultWriter) does not hold yet, and hand it each
+    batch's rows as they come; `log` gets one `skipped: REASON` line per file that has no answer."""
+    tally = Tally(earlier=len(writer.done))
+    entries = (entry for entry in walk_inputs(paths) if str(entry[0]) not in writer.done)
+    for batch in predictor.predict_batches(entries, batch_size, workers):
+        writer.write(batch)
+        for row in batch:
+            if row.error:
+                log(f"skipped: {row.error}")
+        tally.skipped += sum(row.error is not None for row in batch)
+        tally.predicted += sum(row.error is None for row in batch)
+        if progress:
+            progress(tally.predicted + tally.skipped, None)
+    return tally
+
+
+def refit_unsure(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print) -> str:
+    """Fit a run's unsure rule again on its validation split (through its served probabilities), store it in
+    calibration.json, and return the line that describes it."""
+    from ..runs.record import load_run_split
+
+    run = load_run(run_dir)
+    predictor = Predictor.from_run(run)
+    val = load_run_split(run, "validation", data_dir, cache_dir, log)
+    probabilities = predictor.predict_proba(val.x)
+    rule = calibrate(probabilities, val.y, predictor.output)
+    save_rule(run.path, rule)
+    return describe(rule, unsure_share(rule, probabilities, val.y, predictor.output))
+
+
+def collect_files(paths: list[Path]) -> list[Path]:
+    """Files named directly, plus every file under named folders (recursively, sorted) that is not hidden
+    (dot files, __MACOSX: the rule the data set's folders follow); see inputfiles.walk_inputs, its lazy form."""
+    return [path for path, _ in walk_inputs(paths)]  # a missing or special file becomes a per-file error, not a crash
+
+
+def format_predictions(results: list[Prediction], fmt: str = "table", class_names: list[str] | None = None) -> str:
+    """table | json | csv text of the predictions (errors included). The table shows each label and its probability;
+    JSON adds every class's in a dict, CSV as one p_<class> column each (class_names: the model's, for the header)."""
+    if fmt == "json":
+        return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+    if fmt == "csv":
+        names = class_names or next((list(r.probabilities) for r in results if r.probabilities), [])
+        header = Prediction("").csv_row(names)
+        return rows_to_csv([r.csv_row(names) for r in results]) if results else ",".join(header) + "\n"
+    width = max([len(r.file) for r in results] + [4])
+    label_width = max([len(r.label or "") for r in results] + [8])
+    return "\n".join([table_header(width, label_width)] + [table_line(r, width, label_width) for r in results]) + "\n"
+
+
+def table_header(width: int, label_width: int) -> str:
+    """The table's first line, its columns `width` and `label_width` wide."""
+    return f"{'file':<{width}}  {'label':<{label_width}}  probability"
+
+
+def table_line(r: Prediction, width: int, label_width: int) -> str:
+    """One file's table line: label and probability (and why it is unsure), or its error."""
+    if r.error is not None:
+        return f"{r.file:<{width}}  error: {r.error}"
+    why = f"  ({r.unsure_reason}, score {r.unsure_score:.2f})" if r.unsure_reason else ""
+    return f"{r.file:<{width}}  {r.label:<{label_width}}  {r.probability:.4f}{why}"
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """CSV text with a header from the first row's keys."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()

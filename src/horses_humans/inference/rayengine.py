@@ -1,0 +1,262 @@
+"""`predict --engine ray`: the same prediction as a Ray Data pipeline, on a local Ray or an existing cluster.
+
+    file list (driver: predict.collect_files) -> decode in tasks (images.load_pixels)
+      -> map_batches(RunModel) on an actor pool (one Predictor per actor) -> rows streamed to one CSV or Parquet file
+
+Rows are those of the single-machine path: Prediction.csv_row, bad files as rows with their error, in input order.
+Ray is an optional extra: nothing here imports it at module level, and the package never imports this module
+except for `--engine ray`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import socket
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..core.atomic import atomic_path
+from ..config import HorsesHumansError
+from ..data.images import ImageError, load_pixels
+from ..runs.store import load_run
+
+INSTALL_HINT = "--engine ray needs Ray Data: pip install 'horses-humans[ray]' (or pass --engine local)."
+FORMATS = {".csv": "csv", ".parquet": "parquet"}
+DEFAULT_BATCH = 32
+
+
+def import_ray():
+    """The ray module, or a one-line error that says how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise HorsesHumansError(INSTALL_HINT) from None
+    return ray
+
+
+def output_format(output: Path | None) -> str:
+    """csv or parquet from --output's suffix (stdout: csv); a one-line error for anything else."""
+    if output is None:
+        return "csv"
+    fmt = FORMATS.get(Path(output).suffix.lower())
+    if fmt is None:
+        raise HorsesHumansError(f"--output {output}: --engine ray writes .csv or .parquet; name the file with one of them.")
+    return fmt
+
+
+def columns(class_names: list[str]) -> list[str]:
+    """The CSV header of the single-machine path (one p_<class> column per class)."""
+    from .predictor import Prediction
+
+    return list(Prediction("").csv_row(class_names))
+
+
+def arrow_schema(class_names: list[str]):
+    """Fixed column types, so a batch of errors only (all labels None) has the same schema as any other."""
+    import pyarrow as pa
+
+    strings = {"file", "label", "unsure_reason", "error"}
+    return pa.schema([(name, pa.string() if name in strings else pa.float64()) for name in columns(class_names)])
+
+
+def decode_batch(batch: dict, image_size: int, max_pixels: int | None = None) -> dict:
+    """Ray task: {"file", "path"} -> {"file", "pixels" (N, S, S, 3) uint8, "error" ("" when decoded)}; "file" is the
+    name as given (what rows and errors show), "path" its absolute form (a worker's folder is not the driver's)."""
+    files = [str(f) for f in batch["file"]]
+    pixels = np.zeros((len(files), image_size, image_size, 3), np.uint8)
+    errors = []
+    for i, (name, path) in enumerate(zip(files, batch["path"])):
+        try:
+            pixels[i] = load_pixels(str(path), image_size, name=name, max_pixels=max_pixels)
+            errors.append("")
+        except ImageError as exc:
+            errors.append(str(exc))
+    return {"file": np.array(files, object), "pixels": pixels, "error": np.array(errors, object)}
+
+
+def answer(predictor, files: list[str], pixels: np.ndarray, errors: list[str]) -> list:
+    """Predictions for decoded pixels (one row per file; a file with an error text has none), as the local path
+    makes them: Predictor.predict_decoded."""
+    return predictor.predict_decoded(files, [error or pixels[i] for i, error in enumerate(errors)])
+
+
+def build_predictor(run: str, checkpoint: str | None, runtime: str | None):
+    """The run's predictor (its default runtime: an export when it has one, else Keras; or the one asked for)."""
+    from ..core.backend import configure
+    from .predictor import Predictor
+
+    configure()  # an actor is a fresh process: set TensorFlow's variables before Keras is imported
+    return Predictor.from_run(run, checkpoint, **({"runtime": runtime} if runtime else {}))
+
+
+class RunModel:
+    """Ray actor: builds the run's predictor once, then turns decoded batches into pyarrow rows."""
+
+    def __init__(self, run: str, checkpoint: str | None = None, runtime: str | None = None):
+        self.predictor = build_predictor(run, checkpoint, runtime)
+        self.schema = arrow_schema(self.predictor.class_names)
+
+    def __call__(self, batch: dict):
+        import pyarrow as pa
+
+        files, errors = [str(f) for f in batch["file"]], [str(e) for e in batch["error"]]
+        results = answer(self.predictor, files, np.asarray(batch["pixels"]), errors)
+        return pa.Table.from_pylist([r.csv_row(self.predictor.class_names) for r in results], schema=self.schema)
+
+
+@contextmanager
+def ray_session(address: str | None, workers: int | None) -> Iterator[object]:
+    """A connected Ray: the caller's if one is running, else a cluster at `address`, else a local instance of
+    `workers` CPUs; quiet (no dashboard, no progress bars, errors only). Disconnects what it connected."""
+    from ..core.backend import quiet_native_stderr
+
+    ray = import_ray()
+    if address:
+        check_reachable(address)
+    # a small input gives the actor pool fewer blocks than actors: Ray warns, the answer is the same
+    warnings.filterwarnings("ignore", "The minimum number of concurrent actors", UserWarning)
+    with quiet_native_stderr():  # Ray's C++ core logs to fd 2 (e.g. about actor restarts) whatever its log level
+        started = not ray.is_initialized()
+        if started:
+            # "local": always a new instance (with no address, ray.init joins whatever /tmp/ray names as current)
+            options = {"address": address} if address else {"address": "local", "num_cpus": workers,
+                                                            "include_dashboard": False}
+            connect(ray, options, address)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # "Starting execution ..." lines on every run
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = context.print_on_execution_start = False
+        context.execution_options.preserve_order = True  # rows stream out in input order, as on one machine
+        try:
+            yield ray
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def connect(ray, options: dict, address: str | None) -> None:
+    """ray.init, with a cluster that does not answer as a one-line error."""
+    try:
+        ray.init(**options, logging_level=logging.ERROR, log_to_driver=False)
+    except ConnectionError as exc:
+        raise HorsesHumansError(f"--address {address}: no Ray cluster answers there ({exc}); check the address, and for "
+                                "a cluster with token authentication set RAY_AUTH_MODE=token here (docs/ray.md).") from None
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a HOST:PORT (or ray://HOST:PORT) nobody listens on: ray.init would retry it for minutes."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout).close()
+    except OSError as exc:
+        raise HorsesHumansError(f"--address {address}: nothing listens there ({exc.strerror or exc}); start the head "
+                                "node with `ray start --head` and pass the address it prints (docs/ray.md).") from None
+
+
+def build_dataset(ray, files: list[Path], run: Path, checkpoint: str | None, runtime: str | None,
+                  workers: int, batch_size: int):
+    """The pipeline: file names -> decode tasks -> a pool of `workers` model actors -> pyarrow rows."""
+    image_size = load_run(run, checkpoint).image_size
+    blocks = max(1, min(len(files), workers * 4))  # a few blocks per worker: decode and predict overlap
+    ds = ray.data.from_items([{"file": str(f), "path": str(Path(f).absolute())} for f in files], override_num_blocks=blocks)
+    # model actors reserve half a CPU, decode tasks a quarter: with one CPU, an actor and decode tasks still run side
+    # by side (a whole CPU per actor would leave the decode tasks none: the pipeline would wait forever), and unequal
+    # requests keep Ray from fusing decoding into the actors; the pool grows from one actor as batches queue up, so a
+    # few files do not pay for loading the model `workers` times
+    ds = ds.map_batches(decode_batch, fn_kwargs={"image_size": image_size}, batch_size=batch_size, batch_format="numpy",
+                        num_cpus=0.25)
+    return ds.map_batches(RunModel, fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": runtime},
+                          batch_size=batch_size, batch_format="numpy", num_cpus=0.5,
+                          compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
+
+
+def stream_rows(ds) -> Iterator[dict]:
+    """The dataset's rows as plain dicts (None stays None, floats exact), in order."""
+    for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        yield from table.to_pylist()
+
+
+def write_rows(rows: Iterator[dict], class_names: list[str], output: Path | None, fmt: str) -> list[dict]:
+    """Write rows as they come to stdout or atomically to `output` (CSV or Parquet); return the error rows."""
+    failed = []
+    checked = (failed.append(row) or row if row["error"] else row for row in rows)
+    if output is None:
+        write_csv(checked, class_names, sys.stdout)
+        return failed
+    with atomic_path(output, suffix=Path(output).suffix) as tmp:
+        if fmt == "parquet":
+            write_parquet(checked, class_names, tmp)
+        else:
+            with open(tmp, "w", newline="") as fh:
+                write_csv(checked, class_names, fh)
+    return failed
+
+
+def write_csv(rows: Iterator[dict], class_names: list[str], fh) -> None:
+    """The CSV of the single-machine path (predict.format_predictions' "csv"), row by row."""
+    writer = csv.DictWriter(fh, fieldnames=columns(class_names), lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def write_parquet(rows: Iterator[dict], class_names: list[str], path: Path, group: int = 4096) -> None:
+    """One Parquet file, a row group every `group` rows (memory stays flat)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema, buffer = arrow_schema(class_names), []
+    with pq.ParquetWriter(path, schema) as writer:
+        for row in rows:
+            buffer.append(row)
+            if len(buffer) == group:
+                writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
+                buffer = []
+        writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
+
+
+def predict_with_ray(run: Path, paths: list[Path], output: Path | None = None, checkpoint: str | None = None,
+                     runtime: str | None = None, workers: int | None = None, address: str | None = None,
+                     batch_size: int | None = None) -> tuple[int, list[dict]]:
+    """Predict every file under `paths` on Ray and write the rows; return (rows written, error rows)."""
+    from .predictor import collect_files
+
+    fmt, run_record = output_format(output), load_run(run, checkpoint)  # bad options fail before Ray starts
+    files, workers = collect_files(paths), max(1, workers or 2)
+    with ray_session(address, workers) as ray:
+        if not files:
+            return 0, write_rows(iter(()), run_record.class_names, output, fmt)
+        ds = build_dataset(ray, files, Path(run).resolve(), checkpoint, runtime, workers, batch_size or DEFAULT_BATCH)
+        try:
+            return len(files), write_rows(stream_rows(ds), run_record.class_names, output, fmt)
+        except ray.exceptions.RayError as exc:
+            raise user_error(exc) or exc
+
+
+def user_error(exc: BaseException) -> HorsesHumansError | None:
+    """The one-line error a worker raised (a run a node cannot load, ...), read from Ray's report of it (an actor's
+    failed creation reaches the driver as text inside ActorDiedError), or None."""
+    prefix = f"{HorsesHumansError.__module__}.{HorsesHumansError.__name__}: "
+    lines = [line for line in str(exc).splitlines() if prefix in line]
+    return HorsesHumansError(lines[-1].split(prefix, 1)[1].strip()) if lines else None
+
+
+def cmd_predict_ray(args) -> int:
+    """The CLI's `predict --engine ray`: the summary and exit code of the single-machine path."""
+    if args.engine != "ray":
+        raise HorsesHumansError(f"--address {args.address}: a cluster address needs --engine ray.")
+    if getattr(args, "json", False):
+        raise HorsesHumansError("--json: --engine ray writes CSV or Parquet; use --csv or --output FILE.csv|FILE.parquet.")
+    total, failed = predict_with_ray(args.run, args.paths, args.output, args.checkpoint, getattr(args, "runtime", None),
+                                     getattr(args, "workers", None), args.address, getattr(args, "batch_size", None))
+    for row in failed:
+        print(f"skipped: {row['error']}", file=sys.stderr)
+    print(f"predicted {total - len(failed)} of {total} files ({len(failed)} skipped)", file=sys.stderr)
+    return 1 if len(failed) == total or (args.strict and failed) else 0

@@ -1,0 +1,188 @@
+"""The "unsure" answer: when a model should not name any of its classes, and why.
+
+An UnsureRule is fitted at the end of training and stored in RUN/calibration.json under "unsure"; every answer
+(predict, the server) goes through UnsureRule.apply, so they all say `unsure` for the same images.
+
+Rules, checked in this order:
+- "like the 'neither' examples": the run was trained with a class folder named `neither` (outlier exposure) and
+  that class wins. `neither` is never a label.
+- "no class confident enough": the probability of the class the model would answer is below min_confidence (tau).
+
+tau is calibrated on the validation split: the largest tau that leaves at most MAX_UNSURE_SHARE (2%) of the
+validation images of the real classes unsure, i.e. the k-th smallest confidence with k = floor(2% of them).
+The probabilities it thresholds are the run's served ones (calibrated ones where the run has a temperature).
+
+score (in [0, 1], how sure the rule is that the answer should be unsure; 0 when an image is answered):
+- neither wins: the probability of `neither`;
+- not confident enough: (tau - confidence) / (tau - 1/C), i.e. 0 at the threshold, 1 at the uniform guess.
+
+Measuring it: tradeoff_curve says how the answers move as tau does (the report's plot), answer_counts how a
+labelled folder is answered (answers.score_folder, scripts/real_photos.py). A feature-distance rule was measured
+and not adopted: real photos are farther from the renders than validation is (README, scripts/unsure_study.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..models.outputs import ClassOutput
+from ..runs.store import read_calibration, update_calibration
+
+UNSURE = "unsure"
+NEITHER = "neither"  # a class folder with this name teaches the unsure answer; it is never a label
+MAX_UNSURE_SHARE = 0.02  # of validation images answered unsure by the calibrated tau
+LIKE_NEITHER = "like the 'neither' examples"
+NOT_CONFIDENT = "no class confident enough"
+SURE = 0.999  # a wrong answer above this probability is a broken promise (issue 12's target: none on real photos)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One image's answer under the rule: a class name or `unsure`, why (None when answered) and the score."""
+
+    label: str
+    reason: str | None
+    score: float
+
+
+@dataclass(frozen=True)
+class UnsureRule:
+    """When to answer `unsure`: below min_confidence, or when neither_class wins."""
+
+    min_confidence: float = 0.0  # tau: the answered class's probability must reach it
+    neither_class: str | None = None  # the class that stands for "none of these" (trained on negatives)
+
+    def apply(self, probabilities, output: ClassOutput) -> list[Verdict]:
+        """(N, C) class probabilities -> one Verdict per row."""
+        probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
+        picked = answered(probabilities, output, self.neither_class)
+        confidence = probabilities[np.arange(len(picked)), picked]
+        neither = self.neither_index(output)
+        return [self.verdict(row, k, c, neither, output) for row, k, c in zip(probabilities, picked, confidence)]
+
+    def verdict(self, row, k: int, confidence: float, neither: int | None, output: ClassOutput) -> Verdict:
+        """One row's Verdict (k: the real class the model would answer, confidence: its probability)."""
+        if neither is not None and row[neither] >= row.max():
+            return Verdict(UNSURE, LIKE_NEITHER, float(row[neither]))
+        if confidence < self.min_confidence:
+            floor = 1.0 / len(output.class_names)
+            score = (self.min_confidence - confidence) / max(self.min_confidence - floor, 1e-12)
+            return Verdict(UNSURE, NOT_CONFIDENT, float(np.clip(score, 0.0, 1.0)))
+        return Verdict(output.class_names[k], None, 0.0)
+
+    def neither_index(self, output: ClassOutput) -> int | None:
+        """Column of the neither class, or None if the rule or the model has none."""
+        names = list(output.class_names)
+        return names.index(self.neither_class) if self.neither_class in names else None
+
+    def record(self) -> dict:
+        """calibration.json's "unsure" entry (and labels.json's in exports)."""
+        return {**asdict(self), "max_unsure_share": MAX_UNSURE_SHARE,
+                "reasons": [LIKE_NEITHER, NOT_CONFIDENT],
+                "score": "neither wins: P(neither); not confident: (tau - confidence) / (tau - 1/C); 0 when answered"}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "UnsureRule":
+        """Back from a record() dict (extra keys are documentation)."""
+        return cls(float(record.get("min_confidence", 0.0)), record.get("neither_class"))
+
+
+def answered(probabilities: np.ndarray, output: ClassOutput, neither_class: str | None = None) -> np.ndarray:
+    """(N,) index of the real class each row would be answered with (the neither class left out)."""
+    names = list(output.class_names)
+    if neither_class in names:
+        masked = probabilities.copy()
+        masked[:, names.index(neither_class)] = -1.0
+        return np.argmax(masked, axis=1)
+    return output.predicted(probabilities)
+
+
+def calibrate(probabilities, labels, output: ClassOutput, max_share: float = MAX_UNSURE_SHARE) -> UnsureRule:
+    """The rule for a run: neither_class if its classes hold one; tau the largest leaving <= max_share of the
+    validation images of real classes (labels: (N,) class indices) unsure."""
+    neither_class = NEITHER if NEITHER in output.class_names else None
+    probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
+    real = np.asarray(labels) != (list(output.class_names).index(NEITHER) if neither_class else -1)
+    probabilities = probabilities[real]
+    if not len(probabilities):
+        return UnsureRule(0.0, neither_class)
+    confidence = probabilities[np.arange(len(probabilities)), answered(probabilities, output, neither_class)]
+    if neither_class:  # a real image that `neither` wins is unsure already, whatever tau is
+        confidence[probabilities.argmax(axis=1) == list(output.class_names).index(NEITHER)] = -1.0
+    allowed = int(np.floor(max_share * len(confidence)))  # images strictly below sorted[allowed]: at most this many
+    return UnsureRule(max(float(np.sort(confidence)[allowed]), 0.0), neither_class)
+
+
+def unsure_share(rule: UnsureRule, probabilities, labels, output: ClassOutput) -> float:
+    """Share of the images of real classes (labels: (N,) class indices) that the rule answers unsure."""
+    neither = rule.neither_index(output)
+    real = np.asarray(labels) != (-1 if neither is None else neither)
+    verdicts = rule.apply(np.asarray(probabilities)[real], output)
+    return sum(v.label == UNSURE for v in verdicts) / max(len(verdicts), 1)
+
+
+def default_rule(output: ClassOutput) -> UnsureRule:
+    """The rule of a run that has none stored: only the neither class, if it has one."""
+    return UnsureRule(0.0, NEITHER if NEITHER in output.class_names else None)
+
+
+def load_rule(run_dir: Path, output: ClassOutput) -> UnsureRule:
+    """A run's stored rule (calibration.json "unsure"), or default_rule for runs made before it."""
+    record = read_calibration(run_dir).get("unsure")
+    return UnsureRule.from_record(record) if record else default_rule(output)
+
+
+def save_rule(run_dir: Path, rule: UnsureRule) -> None:
+    """Store the rule in calibration.json, keeping every other key (temperature, ece_* ...)."""
+    update_calibration(run_dir, unsure=rule.record())
+
+
+def describe(rule: UnsureRule, share: float | None = None) -> str:
+    """One line for logs and the `unsure` command."""
+    text = f"unsure below confidence {rule.min_confidence:.4f}"
+    if rule.neither_class:
+        text += f", or when {rule.neither_class!r} wins"
+    return text + (f" ({share:.1%} of validation unsure)" if share is not None else "")
+
+
+def tradeoff_curve(probabilities, labels, output: ClassOutput, neither_label: int | None = None,
+                   chosen: float | None = None) -> dict:
+    """How the answers move as tau does (the run's neither class kept): for each candidate tau (0, then every
+    distinct confidence of a real-class image, rising), the share of real-class images answered right (unsure is not
+    right) and the share of the `neither` images (label neither_label) answered unsure; without such images, the
+    share of the real-class images answered unsure; `chosen` (a run's tau) is one of the candidates. Returns
+    {"tau", "right", "unsure" (arrays), "unsure_of", "chosen"}."""
+    probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
+    labels = np.asarray(labels)
+    neither_class = NEITHER if NEITHER in output.class_names else None
+    picked = answered(probabilities, output, neither_class)
+    confidence = probabilities[np.arange(len(picked)), picked]
+    if neither_class:  # the neither unit's wins are unsure whatever tau is
+        confidence[probabilities.argmax(axis=1) == list(output.class_names).index(NEITHER)] = -1.0
+    real = labels != (-1 if neither_label is None else neither_label)
+    if neither_class:
+        real &= labels != list(output.class_names).index(NEITHER)
+    others = ~real if (~real).any() else real
+    taus = np.unique(np.concatenate([[0.0], confidence[real & (confidence >= 0)], [] if chosen is None else [chosen]]))
+    kept = confidence[None, :] >= taus[:, None]  # (T, N): answered, not unsure
+    right = (kept[:, real] & (picked[real] == labels[real])[None]).mean(axis=1)
+    return {"tau": taus, "right": right, "unsure": (~kept[:, others]).mean(axis=1),
+            "unsure_of": "neither" if (~real).any() else "real classes", "chosen": chosen}
+
+
+def answer_counts(rule: UnsureRule, probabilities, labels, output: ClassOutput, names: list[str]) -> dict:
+    """{class name: {"images", "right", "unsure", "wrong", "sure_wrong"}} of labelled images under the rule (names:
+    the labels' class names; a `neither` image is right only when answered unsure; sure_wrong: wrong at p > 0.999)."""
+    verdicts = rule.apply(probabilities, output)
+    counts = {name: dict.fromkeys(("images", "right", "unsure", "wrong", "sure_wrong"), 0) for name in names}
+    rows = np.asarray(probabilities).reshape(len(verdicts), -1)
+    for label, verdict, row in zip(np.asarray(labels), verdicts, rows):
+        truth = names[int(label)]
+        kind = "unsure" if verdict.label == UNSURE else "right" if verdict.label == truth else "wrong"
+        counts[truth]["images"] += 1
+        counts[truth][kind] += 1
+        counts[truth]["sure_wrong"] += kind == "wrong" and float(row.max()) > SURE
+    return counts

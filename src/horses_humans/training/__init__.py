@@ -1,0 +1,2 @@
+"""Fitting a run: the training loop, resume, devices, cached features and tracking. Imports inference
+and below."""
