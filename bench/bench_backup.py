@@ -14,12 +14,13 @@ from horses_humans.core import backend
 
 backend.configure()  # before keras is imported
 
+from timing import best_of  # noqa: E402
+
 from horses_humans.config import TrainConfig  # noqa: E402
 from horses_humans.models.outputs import ClassOutput  # noqa: E402
 from horses_humans.models.recipes import build_model, resolve  # noqa: E402
-from horses_humans.training.resume import save_arrays, snapshot  # noqa: E402
 from horses_humans.training.loop import compile_model  # noqa: E402
-from timing import best_of  # noqa: E402
+from horses_humans.training.resume import save_arrays, snapshot  # noqa: E402
 
 
 def main() -> None:
@@ -38,8 +39,10 @@ def main() -> None:
         copy = best_of(args.rounds, lambda: snapshot(model))
         write = best_of(args.rounds, lambda: save_arrays(Path(folder) / "backup.npz", arrays))
         keras_save = best_of(args.rounds, lambda: model.save_weights(Path(folder) / "keras.weights.h5"))
-    print(f"{args.recipe} at {args.image_size} px: {sum(a.nbytes for a in arrays) / 1e6:.0f} MB of weights and "
-          f"optimizer state, best of {args.rounds}:")
+    print(
+        f"{args.recipe} at {args.image_size} px: {sum(a.nbytes for a in arrays) / 1e6:.0f} MB of weights and "
+        f"optimizer state, best of {args.rounds}:"
+    )
     print(f"  copy (training waits)       {copy:.3f} s")
     print(f"  write (a thread, meanwhile) {write:.3f} s")
     print(f"  Keras save_weights          {keras_save:.3f} s  ({keras_save / copy:.1f}x the copy)")

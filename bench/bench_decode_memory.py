@@ -28,7 +28,8 @@ print(json.dumps({"png_bytes": len(data), "peak_mb": peak_kb / 1024}))
 
 
 def giant_png(mode: str, side: int) -> bytes:
-    """A side x side PNG of this Pillow mode: a smooth gradient (16-bit) or a flat colour, a few KB to 1 MB as a file."""
+    """A side x side PNG of this Pillow mode: a smooth gradient (16-bit) or a flat colour, a few KB to 1 MB as a
+    file."""
     import numpy as np
     from PIL import Image
 
@@ -46,7 +47,9 @@ def measure(mode: str, side: int, size: int) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".png") as f:
         f.write(giant_png(mode, side))
         f.flush()
-        out = subprocess.run([sys.executable, "-c", CHILD, f.name, str(size)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, f.name, str(size)], capture_output=True, text=True, check=True
+        )
     return json.loads(out.stdout)
 
 
@@ -60,8 +63,10 @@ def main() -> None:
     for mode in ("I;16", "RGB", "L", "RGBA"):
         r = measure(mode, args.side, args.size)
         added = r["peak_mb"] - reference["peak_mb"]
-        print(f"{args.side}x{args.side} {mode:<4} PNG ({r['png_bytes'] / 1024:.0f} KB): peak RSS {r['peak_mb']:.0f} MB, "
-              f"{added:.0f} MB over the reference = {added * 2**20 / args.side**2:.1f} bytes per pixel")
+        print(
+            f"{args.side}x{args.side} {mode:<4} PNG ({r['png_bytes'] / 1024:.0f} KB): peak RSS {r['peak_mb']:.0f} MB, "
+            f"{added:.0f} MB over the reference = {added * 2**20 / args.side**2:.1f} bytes per pixel"
+        )
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ backend.configure()  # before keras is imported
 
 import numpy as np  # noqa: E402
 
-from horses_humans.export.pipeline import EXPORT_DIR, FORMATS  # noqa: E402
 from horses_humans.core.backend import quiet_native_stderr  # noqa: E402
-from horses_humans.export.parity import p50_latency_ms  # noqa: E402
-from horses_humans.runs.store import load_run  # noqa: E402
-from horses_humans.inference.runtimes import KerasRuntime  # noqa: E402
 from horses_humans.core.tables import markdown_table  # noqa: E402
+from horses_humans.export.parity import p50_latency_ms  # noqa: E402
+from horses_humans.export.pipeline import EXPORT_DIR, FORMATS  # noqa: E402
+from horses_humans.inference.runtimes import KerasRuntime  # noqa: E402
+from horses_humans.runs.store import load_run  # noqa: E402
 
 TARGET_MS = {"tflite-int8": 5.0}
 
@@ -35,8 +35,10 @@ TARGET_MS = {"tflite-int8": 5.0}
 def load_runtimes(run) -> dict:
     """name -> predict(batch) for the two Keras references and every published export."""
     model = run.load_model()
-    runtimes = {"keras model.predict (reference)": lambda x: model.predict(x, verbose=0),
-                "keras predict_on_batch (reference)": KerasRuntime(model).predict}
+    runtimes = {
+        "keras model.predict (reference)": lambda x: model.predict(x, verbose=0),
+        "keras predict_on_batch (reference)": KerasRuntime(model).predict,
+    }
     for folder in sorted((run.path / EXPORT_DIR).iterdir()):
         manifest = folder / "export.json"
         if folder.is_dir() and not folder.name.startswith(".") and manifest.exists():
@@ -61,21 +63,29 @@ def main() -> None:
     for r in range(args.rounds):
         for name, predict in runtimes.items():
             times[name].append(p50_latency_ms(predict, image, runs=args.calls))
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n.split(' ')[0]} {t[-1]:.2f}" for n, t in times.items()),
-              file=sys.stderr)
+        print(
+            f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n.split(' ')[0]} {t[-1]:.2f}" for n, t in times.items()),
+            file=sys.stderr,
+        )
     print_table(run, {name: float(np.median(t)) for name, t in times.items()}, args)
 
 
 def print_table(run, p50: dict, args) -> None:
     """Markdown: p50 per runtime and its speed-up over both Keras references."""
     slow, fast = p50["keras model.predict (reference)"], p50["keras predict_on_batch (reference)"]
-    print(f"{run.path.name} ({run.config.recipe}, {run.image_size} px): median of {args.rounds} rounds x {args.calls} "
-          "single-image calls\n")
+    print(
+        f"{run.path.name} ({run.config.recipe}, {run.image_size} px): median of {args.rounds} rounds x {args.calls} "
+        "single-image calls\n"
+    )
     rows = []
     for name, ms in p50.items():
         target = f"< {TARGET_MS[name]:g} ms: {'met' if ms < TARGET_MS[name] else 'MISSED'}" if name in TARGET_MS else ""
         rows.append([name, f"{ms:.2f}", f"{slow / ms:.1f}", f"{fast / ms:.1f}", target])
-    print(markdown_table(["runtime", "p50 ms", "x faster than model.predict", "x faster than predict_on_batch", "target"], rows))
+    print(
+        markdown_table(
+            ["runtime", "p50 ms", "x faster than model.predict", "x faster than predict_on_batch", "target"], rows
+        )
+    )
 
 
 if __name__ == "__main__":

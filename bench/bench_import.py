@@ -69,9 +69,11 @@ def main() -> None:
         peak = peak_during(home, lambda: import_path(archive, home / "data", log=lambda _: None))
         final = blocks(home)
         mib = 2**20
-        print(f"zip {archive.stat().st_size / mib:.1f} MiB; imported data {final / mib:.1f} MiB; "
-              f"peak during import {peak / mib:.1f} MiB; extra {(peak - final) / mib:.1f} MiB "
-              f"({peak / final:.2f}x the data)")
+        print(
+            f"zip {archive.stat().st_size / mib:.1f} MiB; imported data {final / mib:.1f} MiB; "
+            f"peak during import {peak / mib:.1f} MiB; extra {(peak - final) / mib:.1f} MiB "
+            f"({peak / final:.2f}x the data)"
+        )
 
 
 if __name__ == "__main__":

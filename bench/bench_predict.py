@@ -30,17 +30,19 @@ from horses_humans.core import backend
 
 backend.configure()
 
-from horses_humans.core.batching import chunks  # noqa: E402
 from horses_humans.config import resolve_data_dir  # noqa: E402
+from horses_humans.core.batching import chunks  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 from horses_humans.data.datasets import VALIDATION  # noqa: E402
 from horses_humans.data.images import load_pixels  # noqa: E402
 from horses_humans.data.inputfiles import walk_inputs  # noqa: E402
 from horses_humans.inference.predictor import Predictor, default_workers  # noqa: E402
 from horses_humans.inference.resultfiles import open_results  # noqa: E402
-from horses_humans.core.tables import markdown_table  # noqa: E402
 
-PEAK_RSS = ("import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # KiB, of the one child
+PEAK_RSS = (
+    "import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)  # KiB, of the one child
 
 
 def repeated_files(images: list[Path], count: int, folder: Path) -> Path:
@@ -95,15 +97,20 @@ def cold_seconds(run: Path, image: Path, runtime: str, rounds: int) -> float:
 
 def peak_rss_mib(run: Path, folder: Path, output: Path) -> float:
     """Maximum resident memory of one `predict RUN FOLDER --output CSV` process, MiB."""
-    result = subprocess.run([sys.executable, "-c", PEAK_RSS, *cli(run, folder, "--output", output)],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *cli(run, folder, "--output", output)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return int(result.stdout.strip()) / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a finished run (export it with `export RUN --format web` for the "
-                                               "runtime lines)")
+    parser.add_argument(
+        "run", type=Path, help="a finished run (export it with `export RUN --format web` for the runtime lines)"
+    )
     parser.add_argument("--files", type=int, default=20_000, help="files to predict (default 20000)")
     parser.add_argument("--data-dir", type=Path, help="data set folder (default: $HORSES_HUMANS_DATA, else the cache)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -116,16 +123,25 @@ def main() -> None:
         folder = repeated_files(images, args.files, tmp / "many")
         few = repeated_files(images, max(args.files // 20, 1), tmp / "few")
         rows = throughput_rows(args, folder, tmp)
-        print(f"{args.files} files, {args.workers} decoding threads, batches of {args.batch_size}, "
-              f"{os.cpu_count()} CPUs\n")
+        print(
+            f"{args.files} files, {args.workers} decoding threads, batches of {args.batch_size}, "
+            f"{os.cpu_count()} CPUs\n"
+        )
         print(markdown_table(["path", "images/s", "x decode limit", "x today's path"], rows))
         print()
         print(markdown_table(["one image, fresh process", "wall s"], cold_rows(args, images[0])))
         print()
         many, small = peak_rss_mib(args.run, folder, tmp / "m.csv"), peak_rss_mib(args.run, few, tmp / "f.csv")
-        print(markdown_table(["predict --output CSV", "peak RSS MiB"],
-                             [[f"{args.files} files", f"{many:.0f}"], [f"{len(list(few.iterdir()))} files", f"{small:.0f}"],
-                              ["ratio", f"{many / small:.2f}"]]))
+        print(
+            markdown_table(
+                ["predict --output CSV", "peak RSS MiB"],
+                [
+                    [f"{args.files} files", f"{many:.0f}"],
+                    [f"{len(list(few.iterdir()))} files", f"{small:.0f}"],
+                    ["ratio", f"{many / small:.2f}"],
+                ],
+            )
+        )
 
 
 def throughput_rows(args, folder: Path, tmp: Path) -> list[list[str]]:
@@ -135,11 +151,15 @@ def throughput_rows(args, folder: Path, tmp: Path) -> list[list[str]]:
     auto = Predictor.from_run(args.run, runtime="auto").warm_up()
     limit = decode_limit(files, keras.image_size, args.workers)
     today = todays_path(keras, files)
-    measured = {"decode limit (no model)": limit, "today's path (Keras, serial decoding)": today,
-                "streaming, Keras": streaming(keras, folder, tmp / "k.csv", args.batch_size, args.workers)}
+    measured = {
+        "decode limit (no model)": limit,
+        "today's path (Keras, serial decoding)": today,
+        "streaming, Keras": streaming(keras, folder, tmp / "k.csv", args.batch_size, args.workers),
+    }
     if "Keras" not in auto.source:
         measured[f"streaming, {auto.source.split(' (')[0]} (auto)"] = streaming(
-            auto, folder, tmp / "a.csv", args.batch_size, args.workers)
+            auto, folder, tmp / "a.csv", args.batch_size, args.workers
+        )
     return [[name, f"{rate:.0f}", f"{rate / limit:.2f}", f"{rate / today:.2f}"] for name, rate in measured.items()]
 
 

@@ -75,7 +75,8 @@ def measure(run: Path, folder: Path, rounds: int, scratch: Path) -> dict[str, li
         times["single machine"].append(local_seconds(run, folder, scratch / "local.csv"))
         for workers in (1, 2):
             times[f"ray, {workers} CPU{'s' if workers > 1 else ''}"].append(
-                ray_seconds(run, folder, scratch / f"ray{workers}.csv", workers))
+                ray_seconds(run, folder, scratch / f"ray{workers}.csv", workers)
+            )
     same = (scratch / "local.csv").read_bytes() == (scratch / "ray2.csv").read_bytes()
     print(f"rows identical to the single-machine path: {same}", file=sys.stderr)
     return times
@@ -83,7 +84,9 @@ def measure(run: Path, folder: Path, rounds: int, scratch: Path) -> dict[str, li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a run directory (e.g. a 1-epoch baseline: the model, not its accuracy, sets the speed)")
+    parser.add_argument(
+        "run", type=Path, help="a run directory (e.g. a 1-epoch baseline: the model, not its accuracy, sets the speed)"
+    )
     parser.add_argument("--files", type=int, default=512, help="how many files to predict (default: 512)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--data", type=Path, default=DATA, help=f"images to repeat (default: {DATA})")
@@ -96,8 +99,11 @@ def main() -> None:
         times = measure(args.run, folder, args.rounds, Path(tmp))
     median = {name: statistics.median(t) for name, t in times.items()}
     local, one = median["single machine"], median["ray, 1 CPU"]
-    rows = [[name, f"{s:.1f}", f"{args.files / s:.0f}", f"{local / s:.2f}x", f"{one / s:.2f}x"]
-            for name, s in median.items() if "alone" not in name]
+    rows = [
+        [name, f"{s:.1f}", f"{args.files / s:.0f}", f"{local / s:.2f}x", f"{one / s:.2f}x"]
+        for name, s in median.items()
+        if "alone" not in name
+    ]
     rows.append([name := "ray start and stop alone, 2 CPUs", f"{median[name]:.1f}", "", "", ""])
     print(f"{args.files} files, {args.rounds} round(s), {os.cpu_count()} cores; end to end, start-up included")
     print(markdown_table(["path", "median s", "files/s", "speed vs single machine", "speed vs ray 1 CPU"], rows))

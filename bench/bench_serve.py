@@ -24,8 +24,8 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,8 +53,12 @@ def start_server(run: str, port: int) -> subprocess.Popen:
     """`horses-humans serve RUN` as a subprocess; returns once /healthz answers."""
     env = dict(os.environ)  # the CLI sets up the backend itself (horses_humans.core.backend)
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
-    server = subprocess.Popen([sys.executable, "-m", "horses_humans.cli.main", "serve", run, "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stderr=log, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "horses_humans.cli.main", "serve", run, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stderr=log,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -75,10 +79,18 @@ def get_request(path: str) -> bytes:
 
 def upload_request(name: str, data: bytes) -> bytes:
     """POST /v1/predict with one file, as raw HTTP/1.1 bytes."""
-    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
-    head = (f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    body = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     return head + body
 
 
@@ -91,12 +103,19 @@ def valid_photos(data_dir: Path | None, count: int = 40) -> list[tuple[str, byte
     return [(f"noise{i}.png", encode(photo((300, 300), seed=i), "PNG")) for i in range(count)]
 
 
-def request_mix(data_dir: Path | None, hostile_share: float, total: int = 1000, seed: int = 0) -> list[tuple[str, bytes, bytes]]:
-    """(kind, request bytes, file bytes), shuffled: hostile_share of them hostile files, the rest valid photos and awkward images."""
+def request_mix(
+    data_dir: Path | None, hostile_share: float, total: int = 1000, seed: int = 0
+) -> list[tuple[str, bytes, bytes]]:
+    """(kind, request bytes, file bytes), shuffled: hostile_share of them hostile files, the rest valid photos and
+    awkward images.
+    """
     rng = random.Random(seed)
     good = valid_photos(data_dir) + list(awkward_files().items())
     bad = [(n, d) for n, (d, _) in hostile_files().items()]
-    picks = [("hostile", rng.choice(bad)) if rng.random() < hostile_share else ("valid", rng.choice(good)) for _ in range(total)]
+    picks = [
+        ("hostile", rng.choice(bad)) if rng.random() < hostile_share else ("valid", rng.choice(good))
+        for _ in range(total)
+    ]
     return [(kind, upload_request(name, data), data) for kind, (name, data) in picks]
 
 
@@ -110,7 +129,9 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return int(lines[0].split()[1]), closes
 
 
-async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_at: float, record, retry_after: float = 1.0) -> None:
+async def client(
+    port: int, requests: list[tuple[str, bytes]], next_index, stop_at: float, record, retry_after: float = 1.0
+) -> None:
     """One keep-alive connection sending requests until the shared budget or the deadline runs out; after a 503 it
     waits retry_after seconds (0: retries at once, a hostile client)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -133,8 +154,9 @@ async def client(port: int, requests: list[tuple[str, bytes]], next_index, stop_
         writer.close()
 
 
-async def phase(port: int, requests: list[tuple[str, bytes]], count: int, seconds: float, concurrency: int,
-                retry_after: float = 1.0) -> dict:
+async def phase(
+    port: int, requests: list[tuple[str, bytes]], count: int, seconds: float, concurrency: int, retry_after: float = 1.0
+) -> dict:
     """Send up to `count` requests in up to `seconds` over `concurrency` connections -> figures."""
     counter = iter(range(count))
     latencies, kinds, codes, statuses = [], [], [], Counter()
@@ -146,16 +168,33 @@ async def phase(port: int, requests: list[tuple[str, bytes]], count: int, second
         statuses[(kind, status)] += 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(client(port, requests, lambda: next(counter, None), start + seconds, record, retry_after) for _ in range(concurrency)))
+    await asyncio.gather(
+        *(
+            client(port, requests, lambda: next(counter, None), start + seconds, record, retry_after)
+            for _ in range(concurrency)
+        )
+    )
     elapsed = time.perf_counter() - start
     ms, kinds = np.array(latencies) * 1000, np.array(kinds)
-    answered = ms[np.array(codes) != 503] if any(c != 503 for c in codes) else ms  # the latency of requests not turned away
-    by_kind = {k: (float(np.percentile(ms[kinds == k], 50)), float(np.percentile(ms[kinds == k], 99))) for k in sorted(set(kinds))}
-    return {"requests": len(latencies), "seconds": elapsed, "rps": len(latencies) / elapsed,
-            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "by_kind": by_kind,
-            "p99_answered": float(np.percentile(answered, 99)),
-            "busy": sum(n for (_, s), n in statuses.items() if s == 503),
-            "5xx": sum(n for (_, s), n in statuses.items() if (s >= 500 and s != 503) or s == 0), "statuses": statuses}
+    answered = (
+        ms[np.array(codes) != 503] if any(c != 503 for c in codes) else ms
+    )  # the latency of requests not turned away
+    by_kind = {
+        k: (float(np.percentile(ms[kinds == k], 50)), float(np.percentile(ms[kinds == k], 99)))
+        for k in sorted(set(kinds))
+    }
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+        "by_kind": by_kind,
+        "p99_answered": float(np.percentile(answered, 99)),
+        "busy": sum(n for (_, s), n in statuses.items() if s == 503),
+        "5xx": sum(n for (_, s), n in statuses.items() if (s >= 500 and s != 503) or s == 0),
+        "statuses": statuses,
+    }
 
 
 class PeakMemory:
@@ -169,7 +208,9 @@ class PeakMemory:
     def sample(self) -> None:
         while not self.done.wait(0.02):
             try:
-                self.peak_mb = max(self.peak_mb, int(re.search(r"VmRSS:\s*(\d+)", self.status.read_text()).group(1)) / 1024)
+                self.peak_mb = max(
+                    self.peak_mb, int(re.search(r"VmRSS:\s*(\d+)", self.status.read_text()).group(1)) / 1024
+                )
             except (OSError, AttributeError):
                 return  # the process is gone
 
@@ -198,26 +239,39 @@ def direct(run: str, requests: list[tuple[str, bytes, str]], count: int, seconds
             break
         t = time.perf_counter()
         try:
-            predictor.predict_proba(load_pixels(requests[i % len(requests)][2], predictor.image_size, max_pixels=40_000_000)[None])
+            predictor.predict_proba(
+                load_pixels(requests[i % len(requests)][2], predictor.image_size, max_pixels=40_000_000)[None]
+            )
         except ImageError:
             pass
         latencies.append(time.perf_counter() - t)
     ms, elapsed = np.array(latencies) * 1000, time.perf_counter() - start
-    return {"requests": len(latencies), "seconds": elapsed, "rps": len(latencies) / elapsed,
-            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "5xx": 0, "busy": 0,
-            "p99_answered": float(np.percentile(ms, 99))}
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+        "5xx": 0,
+        "busy": 0,
+        "p99_answered": float(np.percentile(ms, 99)),
+    }
 
 
 def show(name: str, r: dict, peak_mb: float | None = None) -> None:
     memory = f", server peak RSS {peak_mb:5.0f} MB" if peak_mb is not None else ""
-    print(f"{name:<12} {r['requests']:>6} requests in {r['seconds']:5.1f} s: {r['rps']:7.1f} requests/s, "
-          f"p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms (not 503: {r['p99_answered']:6.1f}), 503 busy {r['busy']}, "
-          f"other 5xx/dropped {r['5xx']}{memory}")
+    print(
+        f"{name:<12} {r['requests']:>6} requests in {r['seconds']:5.1f} s: {r['rps']:7.1f} requests/s, "
+        f"p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms (not 503: {r['p99_answered']:6.1f}), 503 busy {r['busy']}, "
+        f"other 5xx/dropped {r['5xx']}{memory}"
+    )
 
 
 def measure(port: int, memory: PeakMemory, mix: list, args, concurrency: int) -> tuple[dict, dict, float]:
     """The healthz reference and the predict phase at one number of connections -> (reference, predict, peak RSS MB)."""
-    reference = asyncio.run(phase(port, [("health", get_request("/healthz"))], args.requests, args.seconds, concurrency))
+    reference = asyncio.run(
+        phase(port, [("health", get_request("/healthz"))], args.requests, args.seconds, concurrency)
+    )
     memory.reset()
     predict = asyncio.run(phase(port, mix, args.requests, args.seconds, concurrency, args.retry_after))
     return reference, predict, memory.reset()
@@ -226,13 +280,28 @@ def measure(port: int, memory: PeakMemory, mix: list, args, concurrency: int) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="run directory to serve")
-    parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per phase (default 3000)")
+    parser.add_argument(
+        "--requests", type=int, default=3000, help="at most this many requests per phase (default 3000)"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="at most this long per phase (default 20)")
-    parser.add_argument("--concurrency", default="8,32,64", help="keep-alive connections, comma-separated (default 8,32,64)")
-    parser.add_argument("--hostile", type=float, default=0.3, help="share of hostile files among the uploads (default 0.3)")
-    parser.add_argument("--retry-after", type=float, default=1.0, help="seconds a client waits after a 503 (default 1, "
-                        "as the server's Retry-After says; 0: retry at once)")
-    parser.add_argument("--data-dir", type=Path, default=os.environ.get("HORSES_HUMANS_DATA"), help="real photos from here (default: $HORSES_HUMANS_DATA)")
+    parser.add_argument(
+        "--concurrency", default="8,32,64", help="keep-alive connections, comma-separated (default 8,32,64)"
+    )
+    parser.add_argument(
+        "--hostile", type=float, default=0.3, help="share of hostile files among the uploads (default 0.3)"
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=float,
+        default=1.0,
+        help="seconds a client waits after a 503 (default 1, as the server's Retry-After says; 0: retry at once)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("HORSES_HUMANS_DATA"),
+        help="real photos from here (default: $HORSES_HUMANS_DATA)",
+    )
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",")]
 
@@ -249,21 +318,35 @@ def main() -> None:
         server.terminate()
         server.wait(10)
     baseline = direct(args.run, mix, args.requests, args.seconds)
-    print(f"{os.cpu_count()} CPUs, {args.hostile:.0%} hostile uploads, run {args.run} (warm-up: {warm['requests']} requests, "
-          f"server RSS after it {started_mb:.0f} MB)")
+    print(
+        f"{os.cpu_count()} CPUs, {args.hostile:.0%} hostile uploads, run {args.run} (warm-up: {warm['requests']} "
+        "requests, "
+        f"server RSS after it {started_mb:.0f} MB)"
+    )
     show("direct", baseline)  # serial, one image per Predictor call, no HTTP: the same in every row
     for n, (reference, predict, peak_mb) in rows.items():
         show(f"healthz x{n}", reference)
         show(f"predict x{n}", predict, peak_mb)
-        print(f"  ratio predict / healthz: {predict['rps'] / reference['rps']:.2f}x the requests/s, "
-              f"{predict['p99'] / reference['p99']:.1f}x the p99 latency; "
-              f"predict / direct: {predict['rps'] / baseline['rps']:.2f}x the requests/s")
-        print("  latency by kind: " + ", ".join(f"{k} p50 {a:.1f} ms / p99 {b:.1f} ms" for k, (a, b) in predict["by_kind"].items()))
-        print("  statuses: " + ", ".join(f"{kind} {status}: {n}" for (kind, status), n in sorted(predict["statuses"].items())))
+        print(
+            f"  ratio predict / healthz: {predict['rps'] / reference['rps']:.2f}x the requests/s, "
+            f"{predict['p99'] / reference['p99']:.1f}x the p99 latency; "
+            f"predict / direct: {predict['rps'] / baseline['rps']:.2f}x the requests/s"
+        )
+        print(
+            "  latency by kind: "
+            + ", ".join(f"{k} p50 {a:.1f} ms / p99 {b:.1f} ms" for k, (a, b) in predict["by_kind"].items())
+        )
+        print(
+            "  statuses: "
+            + ", ".join(f"{kind} {status}: {n}" for (kind, status), n in sorted(predict["statuses"].items()))
+        )
     if 32 in rows:
         predict = rows[32][1]
         met = predict["rps"] >= 200 and predict["p99_answered"] < 150 and predict["5xx"] == 0
-        print(f"targets at 32 connections (>= 200 requests/s, p99 of the requests not turned away < 150 ms, no 5xx but 503 busy): {'met' if met else 'NOT met'}")
+        print(
+            "targets at 32 connections (>= 200 requests/s, p99 of the requests not turned away < 150 ms, no 5xx "
+            f"but 503 busy): {'met' if met else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ command paid before the parser stopped importing it), in one run, interleaved, i
 """
 
 import argparse
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -36,7 +36,9 @@ def main() -> None:
     reference = statistics.median(times["reference: import keras (TensorFlow backend)"])
     from horses_humans.core.tables import markdown_table
 
-    rows = [[name, f"{statistics.median(t):.3f}", f"{reference / statistics.median(t):.1f}x"] for name, t in times.items()]
+    rows = [
+        [name, f"{statistics.median(t):.3f}", f"{reference / statistics.median(t):.1f}x"] for name, t in times.items()
+    ]
     print(markdown_table(["command", "median s", "faster than importing Keras"], rows))
 
 

@@ -28,22 +28,29 @@ backend.configure()  # before keras is imported
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from horses_humans.training import loop as training  # noqa: E402
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 from horses_humans.data.datasets import TRAIN, VALIDATION, load_dataset  # noqa: E402
 from horses_humans.models.recipes import build_model, resolve  # noqa: E402
-from horses_humans.core.tables import markdown_table  # noqa: E402
+from horses_humans.training import loop as training  # noqa: E402
 
 
 def reference_model() -> keras.Model:
     """The notebook's model: no rescaling inside (the dataset map does it)."""
-    return keras.Sequential([
-        keras.Input((150, 150, 3)),
-        layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(2),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dense(512, activation="relu"), layers.Dense(1, activation="sigmoid"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((150, 150, 3)),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )
 
 
 def reference_trainer(data_dir: Path, seed: int):
@@ -52,7 +59,8 @@ def reference_trainer(data_dir: Path, seed: int):
 
     keras.utils.set_random_seed(seed)
     load = lambda split: keras.utils.image_dataset_from_directory(  # noqa: E731
-        str(data_dir / split), image_size=(150, 150), batch_size=32, label_mode="binary", verbose=False)
+        str(data_dir / split), image_size=(150, 150), batch_size=32, label_mode="binary", verbose=False
+    )
     rescale = layers.Rescaling(1.0 / 255)
     train_ds = load(TRAIN).map(lambda x, y: (rescale(x), y)).shuffle(1000).prefetch(tf.data.AUTOTUNE)
     val_ds = load(VALIDATION).map(lambda x, y: (rescale(x), y)).prefetch(tf.data.AUTOTUNE)
@@ -70,7 +78,9 @@ def our_trainer(data_dir: Path, cache_dir: Path, seed: int, precision: str, fuse
     if fused:
         training.compile_model(model, config.learning_rate, training.class_output(train_split))
     else:
-        model.compile(optimizer=keras.optimizers.RMSprop(config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.RMSprop(config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"]
+        )
     train_xy, val_xy = training.arrays(train_split), training.arrays(val_split)
     return lambda epoch: training.fit_arrays(model, config, train_xy, val_xy, [], epoch, epoch + 1)
 
@@ -97,7 +107,10 @@ def main() -> None:
         f"+ {bf16} (ours, the default)": our_trainer(data_dir, cache_dir, args.seed, bf16, True),
     }
     seconds, val_acc = {name: [] for name in variants}, {}
-    print(f"baseline CNN, 150x150, batch 32, {args.rounds} rounds, seed {args.seed}, {os.cpu_count()} CPU cores", flush=True)
+    print(
+        f"baseline CNN, 150x150, batch 32, {args.rounds} rounds, seed {args.seed}, {os.cpu_count()} CPU cores",
+        flush=True,
+    )
     for r in range(args.rounds):
         for name, fit_one in variants.items():
             start = time.perf_counter()
@@ -105,18 +118,47 @@ def main() -> None:
             seconds[name].append(time.perf_counter() - start)
             val_acc[name] = history.history["val_accuracy"][-1]
         print(f"  round {r + 1}: " + "  ".join(f"{s[-1]:.2f}" for s in seconds.values()), flush=True)
-    results = [{"name": name, "seconds": s, "median_seconds": steady(s), "min_seconds": min(s[1:] or s), "val_accuracy": val_acc[name]}
-               for name, s in seconds.items()]
+    results = [
+        {
+            "name": name,
+            "seconds": s,
+            "median_seconds": steady(s),
+            "min_seconds": min(s[1:] or s),
+            "val_accuracy": val_acc[name],
+        }
+        for name, s in seconds.items()
+    ]
     ref = results[0]
-    header = ["pipeline", "s/epoch, median (rounds 2..N)", "s/epoch, min", "speed-up (medians)", "speed-up (mins)",
-              "val acc after the last round"]
-    print("\n" + markdown_table(header, [[r["name"], f"{r['median_seconds']:.2f}", f"{r['min_seconds']:.2f}",
-                                          f"{ref['median_seconds'] / r['median_seconds']:.2f}x",
-                                          f"{ref['min_seconds'] / r['min_seconds']:.2f}x", f"{r['val_accuracy']:.3f}"]
-                                         for r in results]))
+    header = [
+        "pipeline",
+        "s/epoch, median (rounds 2..N)",
+        "s/epoch, min",
+        "speed-up (medians)",
+        "speed-up (mins)",
+        "val acc after the last round",
+    ]
+    print(
+        "\n"
+        + markdown_table(
+            header,
+            [
+                [
+                    r["name"],
+                    f"{r['median_seconds']:.2f}",
+                    f"{r['min_seconds']:.2f}",
+                    f"{ref['median_seconds'] / r['median_seconds']:.2f}x",
+                    f"{ref['min_seconds'] / r['min_seconds']:.2f}x",
+                    f"{r['val_accuracy']:.3f}",
+                ]
+                for r in results
+            ],
+        )
+    )
     ours = results[-1]
-    print(f"\nratio reference/ours: {ref['median_seconds'] / ours['median_seconds']:.2f}x by medians, "
-          f"{ref['min_seconds'] / ours['min_seconds']:.2f}x by minima (target >= 3x)")
+    print(
+        f"\nratio reference/ours: {ref['median_seconds'] / ours['median_seconds']:.2f}x by medians, "
+        f"{ref['min_seconds'] / ours['min_seconds']:.2f}x by minima (target >= 3x)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -10,7 +10,8 @@ training.fit_head, as `training.train` would), so nothing in the package is patc
 (the fit, as `train` records it in train_seconds), validation accuracy per epoch, and the ratios. The target is
 100% validation accuracy within 30 s of training on the 2-core CPU.
 
-    python bench/bench_transfer.py --weights ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5
+    python bench/bench_transfer.py --weights
+    ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ backend.configure()  # before keras is imported
 
 import keras  # noqa: E402
 
-from horses_humans.training import loop as training  # noqa: E402
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 from horses_humans.data.datasets import load_dataset  # noqa: E402
 from horses_humans.models.recipes import build_model, resolve  # noqa: E402
-from horses_humans.core.tables import markdown_table  # noqa: E402
+from horses_humans.training import loop as training  # noqa: E402
 
 
 def timed_fit(config: TrainConfig, data_dir: Path, cache_dir: Path, per_batch: bool) -> dict:
@@ -72,15 +73,24 @@ def main() -> None:
     ]
     print(f"{args.recipe}, {args.epochs} epochs, seed {args.seed}, {os.cpu_count()} CPU cores\n")
     base = rows[0][1]["seconds"]
-    print(markdown_table(["head training", "seconds", "speed-up", "val acc per epoch %", "first epoch at 100%"],
-                         [result_row(name, r, base) for name, r in rows]))
+    print(
+        markdown_table(
+            ["head training", "seconds", "speed-up", "val acc per epoch %", "first epoch at 100%"],
+            [result_row(name, r, base) for name, r in rows],
+        )
+    )
 
 
 def result_row(name: str, r: dict, base: float) -> list[str]:
     """One variant's cells: seconds, speed-up over the per-batch variant, accuracy per epoch, first perfect epoch."""
     first = next((i + 1 for i, v in enumerate(r["val"]) if v >= 1.0), None)
-    return [name, f"{r['seconds']:.1f}", f"{base / r['seconds']:.1f}x", " ".join(f"{100 * v:.1f}" for v in r["val"]),
-            str(first or "never")]
+    return [
+        name,
+        f"{r['seconds']:.1f}",
+        f"{base / r['seconds']:.1f}x",
+        " ".join(f"{100 * v:.1f}" for v in r["val"]),
+        str(first or "never"),
+    ]
 
 
 if __name__ == "__main__":

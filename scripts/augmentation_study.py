@@ -19,14 +19,22 @@ backend.configure()  # before keras is imported
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from horses_humans.core.batching import batched  # noqa: E402
 from horses_humans.config import resolve_data_dir  # noqa: E402
+from horses_humans.core.batching import batched  # noqa: E402
+from horses_humans.core.tables import markdown_table  # noqa: E402
 from horses_humans.data.datasets import VALIDATION, load_split  # noqa: E402
 from horses_humans.runs.store import Run, load_run  # noqa: E402
-from horses_humans.core.tables import markdown_table  # noqa: E402
 
-HEADER = ["run", "augmentation", "threshold", "final val acc (training log)", "val acc (float32 model)",
-          "predicted 'humans'", "val acc, images augmented as in training (8 draws)", "val acc, images only resampled"]
+HEADER = [
+    "run",
+    "augmentation",
+    "threshold",
+    "final val acc (training log)",
+    "val acc (float32 model)",
+    "predicted 'humans'",
+    "val acc, images augmented as in training (8 draws)",
+    "val acc, images only resampled",
+]
 
 
 def probabilities(model, x, training: bool, draws: int = 1) -> np.ndarray:
@@ -38,7 +46,9 @@ def probabilities(model, x, training: bool, draws: int = 1) -> np.ndarray:
 
 
 def resampled(x: np.ndarray) -> np.ndarray:
-    """Images passed through a tiny rotation with bilinear interpolation: the blur augmentation adds, no real geometry change."""
+    """Images passed through a tiny rotation with bilinear interpolation: the blur augmentation adds, no real geometry
+    change.
+    """
     layer = keras.layers.RandomRotation((0.005, 0.005), interpolation="bilinear", seed=0)
     return batched(lambda batch: layer(batch.astype("float32"), training=True), x, 64, x.shape[1:])
 
@@ -52,8 +62,16 @@ def study_row(run: Run, x: np.ndarray, y: np.ndarray) -> list[str]:
     blur = probabilities(model, resampled(x), training=False)
     acc = lambda p: f"{100 * np.mean((p >= threshold) == y):.1f}"  # noqa: E731
     preset = run.config.augmentation if run.config.recipe == "augmented" else "none"
-    return [run.path.name, preset, f"{threshold:g}", f"{100 * run.metrics['val_accuracy']:.1f}", acc(plain),
-            f"{100 * np.mean(plain >= threshold):.0f}%", acc(aug) if aug is not None else "-", acc(blur)]
+    return [
+        run.path.name,
+        preset,
+        f"{threshold:g}",
+        f"{100 * run.metrics['val_accuracy']:.1f}",
+        acc(plain),
+        f"{100 * np.mean(plain >= threshold):.0f}%",
+        acc(aug) if aug is not None else "-",
+        acc(blur),
+    ]
 
 
 def main(paths: list[str]) -> None:

@@ -26,10 +26,10 @@ import tempfile
 from pathlib import Path
 
 from horses_humans.analysis.answers import score_folder
-from horses_humans.cli.main import main as main_cli
 from horses_humans.analysis.plots import plot_tradeoff, save_png
-from horses_humans.runs.store import read_calibration
+from horses_humans.cli.main import main as main_cli
 from horses_humans.core.tables import markdown_table
+from horses_humans.runs.store import read_calibration
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT.parent / "shared" / "weights"
@@ -38,17 +38,41 @@ W100 = WEIGHTS / "mobilenet_v2_1.0_224_no_top.dequantized.weights.h5"
 CLASSES = ("horses", "humans")
 NEITHER = "neither"
 SEED = 0  # of the fold split and of every run the unsure and extra-data tables use
-UNSURE_HEADER = ["model (official data alone, seed 0)", "real photos right, no rule", "right with the rule",
-                 "cost (points)", "neither unsure", "validation unsure", "tau", "ECE before -> after",
-                 "wrong real photos at p > 0.999"]
-CV_HEADER = ["train options", "fold", "real horses and humans right", "neither unsure", "validation unsure",
-             "wrong real photos at p > 0.999"]
+UNSURE_HEADER = [
+    "model (official data alone, seed 0)",
+    "real photos right, no rule",
+    "right with the rule",
+    "cost (points)",
+    "neither unsure",
+    "validation unsure",
+    "tau",
+    "ECE before -> after",
+    "wrong real photos at p > 0.999",
+]
+CV_HEADER = [
+    "train options",
+    "fold",
+    "real horses and humans right",
+    "neither unsure",
+    "validation unsure",
+    "wrong real photos at p > 0.999",
+]
 # (name, options): the recommended recipe with the dev photos as extra data, as the issue's target says, and with
 # balanced class weights (the 30 neither photos of a fold are otherwise outweighed 35 to 1 by the renders)
-CV_CANDIDATES = [("recommended", ["--recipe", "recommended"]),
-                 ("recommended, balanced class weights", ["--recipe", "recommended", "--class-weight", "balanced"])]
-HEADER = ["candidate", "train options", "seeds", "real horses right", "real humans right", "real photos right",
-          "validation renders right", "train time (s)"]
+CV_CANDIDATES = [
+    ("recommended", ["--recipe", "recommended"]),
+    ("recommended, balanced class weights", ["--recipe", "recommended", "--class-weight", "balanced"]),
+]
+HEADER = [
+    "candidate",
+    "train options",
+    "seeds",
+    "real horses right",
+    "real humans right",
+    "real photos right",
+    "validation renders right",
+    "train time (s)",
+]
 
 
 def weights(path: Path) -> str:
@@ -65,12 +89,20 @@ def candidates() -> list[tuple[str, list[str], list[int]]]:
         ("mobilenet_v2 1.0, head", m100, [0, 1, 2]),
         ("mobilenet_v2 0.35, augment flip", m035 + ["--augment", "--augmentation", "flip"], [0]),
         ("mobilenet_v2 0.35, augment mild", m035 + ["--augment", "--augmentation", "mild"], [0]),
-        ("mobilenet_v2 0.35, fine-tune top 20 layers", m035 + ["--fine-tune-from", "20", "--fine-tune-epochs", "2"], [0]),
+        (
+            "mobilenet_v2 0.35, fine-tune top 20 layers",
+            m035 + ["--fine-tune-from", "20", "--fine-tune-epochs", "2"],
+            [0],
+        ),
         ("mobilenet_v2 0.35, head, test-time flips", m035 + ["--tta"], [0, 1, 2]),
         ("mobilenet_v2 1.0, head, test-time flips", m100 + ["--tta"], [0, 1, 2]),
     ]
-    return [("baseline CNN (reference)", ["--recipe", "baseline"], [0]), ("mobilenet_v2 0.35, head", m035, [0, 1, 2]),
-            *(explored if os.environ.get("ALL") == "1" else []), ("recommended", ["--recipe", "recommended"], [0, 1, 2])]
+    return [
+        ("baseline CNN (reference)", ["--recipe", "baseline"], [0]),
+        ("mobilenet_v2 0.35, head", m035, [0, 1, 2]),
+        *(explored if os.environ.get("ALL") == "1" else []),
+        ("recommended", ["--recipe", "recommended"], [0, 1, 2]),
+    ]
 
 
 def install_shared_weights() -> None:
@@ -123,8 +155,12 @@ def score(run: Path, folder: Path) -> dict:
     """Real-photo recall per class and overall, validation accuracy and training time of one run."""
     real = json.loads(cli("evaluate", str(run), "--data", str(folder), "--json"))
     metrics = json.loads((run / "metrics.json").read_text())
-    return {**{c: real["per_class"][c]["recall"] for c in CLASSES}, "overall": real["accuracy"],
-            "validation": metrics["val_accuracy"], "seconds": metrics["train_seconds"]}
+    return {
+        **{c: real["per_class"][c]["recall"] for c in CLASSES},
+        "overall": real["accuracy"],
+        "validation": metrics["val_accuracy"],
+        "seconds": metrics["train_seconds"],
+    }
 
 
 def percent(values: list[float]) -> str:
@@ -137,37 +173,45 @@ def percent(values: list[float]) -> str:
 def row(name: str, options: list[str], seeds: list[int], scores: list[dict]) -> list:
     """One table row: each measure over the candidate's seeds."""
     shown = " ".join(o if not o.endswith(".h5") else Path(o).name for o in options)
-    return [name, f"`{shown}`", ",".join(map(str, seeds)), *(percent([s[k] for s in scores]) for k in
-            (*CLASSES, "overall", "validation")), f"{statistics.mean(s['seconds'] for s in scores):.0f}"]
+    return [
+        name,
+        f"`{shown}`",
+        ",".join(map(str, seeds)),
+        *(percent([s[k] for s in scores]) for k in (*CLASSES, "overall", "validation")),
+        f"{statistics.mean(s['seconds'] for s in scores):.0f}",
+    ]
 
 
 def page(table: str, unsure: str, cv: str, photos: Path, folds: int) -> str:
     """docs/real-photos.md: what was measured, how, and the tables."""
     counts = ", ".join(f"{len(list((photos / c).iterdir()))} {c}" for c in (*CLASSES, NEITHER))
-    return (f"# Real photos: models trained on the CGI renders\n\nGenerated by `python scripts/real_photos.py` "
-            f"(do not edit by hand) on `{photos.name}` ({counts}). These photos also chose the recommended recipe "
-            "and the rule's settings, so every number here is optimistic.\n\n"
-            "## Accuracy\n\nEvery model trained on the official renders alone (`ALL=1` adds the candidates that chose "
-            "the recommended recipe: the alpha-1.0 backbone, augmentation, fine-tuning, flips alone); scored with `horses-humans "
-            "evaluate RUN --data DIR` on the real horse and human photos. \"right\" is recall: the "
-            "share of that class's photos answered with it. Several seeds: mean (min-max). Validation renders: the "
-            "final epoch's accuracy on the 256 official validation images, from training (without test-time flips). "
-            "Train time: seconds on the machine that "
-            f"ran the script (2 shared CPU cores here).\n\n{table}\n\n"
-            "## Unsure, official data alone\n\nEach model (seed 0) answers every dev photo through its stored rule "
-            "(`predict`): unsure below the calibrated confidence tau, the largest that leaves at most 2% of the "
-            "validation renders unsure. \"right\" counts unsure as not right; the cost is the points of real-photo "
-            "accuracy the rule takes against the same model answering its most probable class. ECE: on the 256 "
-            "validation renders, before and after temperature scaling (calibration.json).\n\n"
-            f"{unsure}\n\n![trade-off](img/real-photos-tradeoff.png)\n\n"
-            "The curve: as tau rises from 0, the share of real horse and human photos answered right against the share "
-            "of neither photos answered unsure; the dot is the run's calibrated tau. Feature distances to the renders "
-            "and Platt scaling of the baseline were measured too: `python scripts/unsure_study.py` (README says what "
-            "it found; neither ships).\n\n"
-            f"## Extra data, cross-validated\n\n`train --extra-data FOLD` with the dev photos of {folds - 1} of "
-            f"{folds} stratified folds (seed {SEED}; `neither` included), scored on the held-out fold through the "
-            "run's rule; \"all\" sums the held-out folds (every dev photo is scored once, by a run that did not "
-            f"train on it). Validation unsure: of the 256 validation renders, summed over the folds.\n\n{cv}\n")
+    return (
+        f"# Real photos: models trained on the CGI renders\n\nGenerated by `python scripts/real_photos.py` "
+        f"(do not edit by hand) on `{photos.name}` ({counts}). These photos also chose the recommended recipe "
+        "and the rule's settings, so every number here is optimistic.\n\n"
+        "## Accuracy\n\nEvery model trained on the official renders alone (`ALL=1` adds the candidates that chose "
+        "the recommended recipe: the alpha-1.0 backbone, augmentation, fine-tuning, flips alone); scored with "
+        "`horses-humans "
+        'evaluate RUN --data DIR` on the real horse and human photos. "right" is recall: the '
+        "share of that class's photos answered with it. Several seeds: mean (min-max). Validation renders: the "
+        "final epoch's accuracy on the 256 official validation images, from training (without test-time flips). "
+        "Train time: seconds on the machine that "
+        f"ran the script (2 shared CPU cores here).\n\n{table}\n\n"
+        "## Unsure, official data alone\n\nEach model (seed 0) answers every dev photo through its stored rule "
+        "(`predict`): unsure below the calibrated confidence tau, the largest that leaves at most 2% of the "
+        'validation renders unsure. "right" counts unsure as not right; the cost is the points of real-photo '
+        "accuracy the rule takes against the same model answering its most probable class. ECE: on the 256 "
+        "validation renders, before and after temperature scaling (calibration.json).\n\n"
+        f"{unsure}\n\n![trade-off](img/real-photos-tradeoff.png)\n\n"
+        "The curve: as tau rises from 0, the share of real horse and human photos answered right against the share "
+        "of neither photos answered unsure; the dot is the run's calibrated tau. Feature distances to the renders "
+        "and Platt scaling of the baseline were measured too: `python scripts/unsure_study.py` (README says what "
+        "it found; neither ships).\n\n"
+        f"## Extra data, cross-validated\n\n`train --extra-data FOLD` with the dev photos of {folds - 1} of "
+        f"{folds} stratified folds (seed {SEED}; `neither` included), scored on the held-out fold through the "
+        'run\'s rule; "all" sums the held-out folds (every dev photo is scored once, by a run that did not '
+        f"train on it). Validation unsure: of the 256 validation renders, summed over the folds.\n\n{cv}\n"
+    )
 
 
 def tradeoff_png(curves: dict, path: Path) -> Path:
@@ -176,6 +220,7 @@ def tradeoff_png(curves: dict, path: Path) -> Path:
 
 
 # ---------------------------------------------------------------- the unsure rule, official data alone
+
 
 def unsure_rows(runs: Path, photos: Path) -> tuple[list[list], dict]:
     """One row per model (baseline, MobileNetV2 head, recommended; seed 0) answering every dev photo through its
@@ -196,11 +241,17 @@ def unsure_row(name: str, run: Path, found: dict) -> list:
     counts, real = found["counts"], sum(found["counts"][c]["images"] for c in CLASSES)
     plain, right = sum(found["plain"].values()) / real, sum(counts[c]["right"] for c in CLASSES) / real
     calibration = read_calibration(run)
-    return [name, pct(plain), pct(right), f"{100 * (plain - right):.1f}",
-            share(counts[NEITHER]["unsure"], counts[NEITHER]["images"]),
-            share(found["validation_unsure"], found["validation_images"]), f"{found['min_confidence']:.3f}",
-            f"{calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}",
-            str(sum(counts[c]["sure_wrong"] for c in CLASSES))]
+    return [
+        name,
+        pct(plain),
+        pct(right),
+        f"{100 * (plain - right):.1f}",
+        share(counts[NEITHER]["unsure"], counts[NEITHER]["images"]),
+        share(found["validation_unsure"], found["validation_images"]),
+        f"{found['min_confidence']:.3f}",
+        f"{calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}",
+        str(sum(counts[c]["sure_wrong"] for c in CLASSES)),
+    ]
 
 
 def pct(value: float) -> str:
@@ -213,6 +264,7 @@ def share(part: int, whole: int) -> str:
 
 
 # ---------------------------------------------------------------- extra data, cross-validated over the dev photos
+
 
 def fold_folders(photos: Path, into: Path, folds: int) -> list[tuple[Path, Path]]:
     """(train, held-out) folders of links for each of `folds` folds: each class's files shuffled (seed SEED), the
@@ -247,11 +299,14 @@ def cv_rows(runs: Path, photos: Path, folds: int) -> list[list]:
 def cv_row(name: str, options: list[str], fold: str, found: list[dict]) -> list:
     """Held-out real photos right, neither unsure, validation unsure (summed over the folds given)."""
     total = lambda cls, key: sum(f["counts"][c][key] for f in found for c in cls)  # noqa: E731
-    return [f"{name}: `{' '.join(options)} --extra-data FOLD`", fold,
-            share(total(CLASSES, "right"), total(CLASSES, "images")),
-            share(total([NEITHER], "unsure"), total([NEITHER], "images")),
-            share(sum(f["validation_unsure"] for f in found), sum(f["validation_images"] for f in found)),
-            str(total(CLASSES, "sure_wrong"))]
+    return [
+        f"{name}: `{' '.join(options)} --extra-data FOLD`",
+        fold,
+        share(total(CLASSES, "right"), total(CLASSES, "images")),
+        share(total([NEITHER], "unsure"), total([NEITHER], "images")),
+        share(sum(f["validation_unsure"] for f in found), sum(f["validation_images"] for f in found)),
+        str(total(CLASSES, "sure_wrong")),
+    ]
 
 
 def main() -> None:
@@ -267,8 +322,11 @@ def main() -> None:
             rows.append(row(name, options, seeds, scores))
     unsure, curves = unsure_rows(runs, photos)
     tradeoff_png(curves, ROOT / "docs" / "img" / "real-photos-tradeoff.png")
-    tables = [markdown_table(HEADER, rows), markdown_table(UNSURE_HEADER, unsure),
-              markdown_table(CV_HEADER, cv_rows(runs, photos, folds))]
+    tables = [
+        markdown_table(HEADER, rows),
+        markdown_table(UNSURE_HEADER, unsure),
+        markdown_table(CV_HEADER, cv_rows(runs, photos, folds)),
+    ]
     (ROOT / "docs" / "real-photos.md").write_text(page(*tables, photos, folds))
     print("\n\n".join(tables))
 

@@ -1,6 +1,6 @@
 """docs/img/train-vs-validation.png: 8 random images per (split, class), one row each, to show the domain gap.
 
-    python scripts/split_grid.py [--data-dir DIR] [--seed 0]
+python scripts/split_grid.py [--data-dir DIR] [--seed 0]
 """
 
 import argparse
@@ -27,7 +27,7 @@ def main() -> None:
     for split in SPLITS:
         names, files, labels = list_files(data_dir / split)
         for index, name in enumerate(names):
-            chosen = rng.sample([f for f, l in zip(files, labels) if l == index], 8)
+            chosen = rng.sample([f for f, label in zip(files, labels) if label == index], 8)
             rows.append((f"{split}\n{name}", [data_dir / split / f for f in chosen]))
     grid = Image.new("RGB", (label_w + 8 * tile, len(rows) * tile), "white")
     draw = ImageDraw.Draw(grid)

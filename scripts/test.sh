@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-test.sh
 source scripts/data_dir.sh
+.venv/bin/ruff check src tests bench scripts  # lint, then format: both configured in pyproject.toml, zero findings
+.venv/bin/ruff format --check src tests bench scripts
 exec .venv/bin/python -m pytest -q "$@"

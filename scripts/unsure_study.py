@@ -20,12 +20,12 @@ from scipy.optimize import minimize
 
 from horses_humans.analysis.answers import load_measuring_folder
 from horses_humans.inference.calibration import expected_calibration_error, fit_temperature
-from horses_humans.training.features import cached_features
-from horses_humans.models.outputs import tempered
 from horses_humans.inference.predictor import Predictor
+from horses_humans.models.outputs import tempered
 from horses_humans.models.recipes import get_recipe
 from horses_humans.runs.record import load_run_split
 from horses_humans.runs.store import load_run
+from horses_humans.training.features import cached_features
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARE = 0.02  # of validation flagged, as unsure.MAX_UNSURE_SHARE
@@ -61,10 +61,12 @@ def distance_study(runs: Path, photos: Path) -> None:
         v, d = knn_distance(val, train, k), knn_distance(features, train, k)
         t = np.quantile(v, 1 - SHARE)
         best = max(((d[neither] > c).mean(), c) for c in d if (d[real] > c).mean() <= 0.02)
-        print(f"k={k:>2}: distance validation {v.min():.2f}-{v.max():.2f}, real photos {d[real].min():.2f}-"
-              f"{d[real].max():.2f}, neither {d[neither].min():.2f}-{d[neither].max():.2f}; calibrated on validation "
-              f"(t {t:.3f}): real photos flagged {(d[real] > t).mean():.1%}, neither {(d[neither] > t).mean():.1%}; "
-              f"picked on the dev photos (<= 2% real lost): neither {best[0]:.1%}")
+        print(
+            f"k={k:>2}: distance validation {v.min():.2f}-{v.max():.2f}, real photos {d[real].min():.2f}-"
+            f"{d[real].max():.2f}, neither {d[neither].min():.2f}-{d[neither].max():.2f}; calibrated on validation "
+            f"(t {t:.3f}): real photos flagged {(d[real] > t).mean():.1%}, neither {(d[neither] > t).mean():.1%}; "
+            f"picked on the dev photos (<= 2% real lost): neither {best[0]:.1%}"
+        )
 
 
 def platt_nll(ab, z, y) -> float:
@@ -81,14 +83,18 @@ def calibration_study(runs: Path) -> None:
     p1 = np.clip(p[:, 1].astype(np.float64), 1e-7, 1 - 1e-7)
     z, y = np.log(p1 / (1 - p1)), val.y
     order = np.random.default_rng(0).permutation(len(y))
-    halves = [(order[: len(y) // 2], order[len(y) // 2:]), (order[len(y) // 2:], order[: len(y) // 2])]
+    halves = [(order[: len(y) // 2], order[len(y) // 2 :]), (order[len(y) // 2 :], order[: len(y) // 2])]
     print(f"baseline: {np.mean(np.abs(z) >= 16):.1%} of validation outputs saturated (|logit| >= 16)")
     for fit, score in halves:
         t = fit_temperature(y[fit], p[fit])
         a, b = minimize(platt_nll, [1 / t, 0.0], args=(z[fit], y[fit])).x
         q = 1 / (1 + np.exp(-(a * z[score] + b)))
-        print(f"half fit -> other half: temperature {t:.2f} ECE {expected_calibration_error(y[score], tempered(p[score], t)):.3f}; "
-              f"temperature + bias ({1 / a:.2f}, {b:.2f}) ECE {expected_calibration_error(y[score], np.stack([1 - q, q], 1)):.3f}")
+        print(
+            f"half fit -> other half: temperature {t:.2f} ECE "
+            f"{expected_calibration_error(y[score], tempered(p[score], t)):.3f}; "
+            f"temperature + bias ({1 / a:.2f}, {b:.2f}) ECE "
+            f"{expected_calibration_error(y[score], np.stack([1 - q, q], 1)):.3f}"
+        )
 
 
 def main() -> None:

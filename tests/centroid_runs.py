@@ -14,7 +14,17 @@ import numpy as np
 from horses_humans.config import TrainConfig
 from horses_humans.models.outputs import ClassOutput
 from horses_humans.models.recipes import resolve
-from horses_humans.runs.store import CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, labels_record, new_run_dir, save_json, save_model
+from horses_humans.runs.store import (
+    CONFIG_FILE,
+    ENVIRONMENT_FILE,
+    HISTORY_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    labels_record,
+    new_run_dir,
+    save_json,
+    save_model,
+)
 
 from .fake_runs import history_of
 from .synthetic import CASTS, class_names, make_own_dataset
@@ -31,7 +41,7 @@ def centroid_weights(n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Dense kernel (3, units) and bias (units,): logit_i = k (2 c_i.x - |c_i|^2), the nearest centroid wins.
     Two classes: one unit, logit_1 - logit_0, so the sigmoid is the softmax of the two."""
     c = centroids(n_classes)
-    kernel, bias = SHARPNESS * 2 * c.T, -SHARPNESS * (c ** 2).sum(axis=1)
+    kernel, bias = SHARPNESS * 2 * c.T, -SHARPNESS * (c**2).sum(axis=1)
     if n_classes == 2:
         kernel, bias = kernel[:, 1:] - kernel[:, :1], bias[1:] - bias[:1]
     return kernel.astype(np.float32), bias.astype(np.float32)
@@ -42,11 +52,16 @@ def centroid_model(n_classes: int, image_size: int = 32):
     import keras
 
     output = ClassOutput.for_classes(class_names(n_classes))
-    model = keras.Sequential([
-        keras.Input((image_size, image_size, 3)), keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(3, 1, name="conv3"), keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(output.units, activation=output.kind, name="output"),
-    ], name=f"centroids{n_classes}")
+    model = keras.Sequential(
+        [
+            keras.Input((image_size, image_size, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(3, 1, name="conv3"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(output.units, activation=output.kind, name="output"),
+        ],
+        name=f"centroids{n_classes}",
+    )
     model.get_layer("conv3").set_weights([np.eye(3, dtype=np.float32)[None, None], np.zeros(3, np.float32)])
     model.get_layer("output").set_weights(list(centroid_weights(n_classes)))
     return model

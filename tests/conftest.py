@@ -28,7 +28,9 @@ def make_image():
     """Factory: write an image with unique random pixels (so no two files are duplicates); returns its path."""
     rng = np.random.default_rng(0)
 
-    def make(path: Path, size: tuple[int, int] = (16, 16), mode: str = "RGB", fmt: str | None = None, **save_args) -> Path:
+    def make(
+        path: Path, size: tuple[int, int] = (16, 16), mode: str = "RGB", fmt: str | None = None, **save_args
+    ) -> Path:
         width, height = size
         pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         path = Path(path)
@@ -100,7 +102,11 @@ def mobilenet_run(views_data, tmp_path_factory) -> Path:
 
 def pytest_terminal_summary(terminalreporter):
     """Name the browser tests and their outcome at the end of every run, so a reader sees that they ran."""
-    reports = [r for outcome in ("passed", "failed", "skipped", "error") for r in terminalreporter.stats.get(outcome, [])
-               if "browser" in getattr(r, "keywords", {}) and (r.when == "call" or r.outcome != "passed")]
+    reports = [
+        r
+        for outcome in ("passed", "failed", "skipped", "error")
+        for r in terminalreporter.stats.get(outcome, [])
+        if "browser" in getattr(r, "keywords", {}) and (r.when == "call" or r.outcome != "passed")
+    ]
     for r in reports:
         terminalreporter.write_line(f"browser test (headless Chromium via Playwright): {r.nodeid} {r.outcome}")

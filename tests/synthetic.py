@@ -9,7 +9,6 @@ from PIL import Image
 
 from horses_humans.data.datasets import TRAIN, VALIDATION
 
-
 # Class i's colour cast: 2 classes are red/blue as they always were; more classes add green, yellow, magenta, ...
 CASTS = [(150, 0, 0), (0, 0, 150), (0, 150, 0), (150, 150, 0), (150, 0, 150), (0, 150, 150), (150, 75, 0), (75, 0, 150)]
 LAYOUTS = ("official", "split-folders", "class-folders")  # what tests/test_*classes* build each own-data set in
@@ -55,8 +54,9 @@ def make_classes(root: Path, classes: list[str], per_class: int, rng, size: int 
     return Path(root)
 
 
-def make_own_dataset(root: Path, n_classes: int, layout: str, per_class: int = 12, seed: int = 0,
-                     test: bool = False) -> Path:
+def make_own_dataset(
+    root: Path, n_classes: int, layout: str, per_class: int = 12, seed: int = 0, test: bool = False
+) -> Path:
     """A user's own data set of n_classes in one of LAYOUTS:
     official       horse-or-human/<class>/ + validation-horse-or-human/<class>/
     split-folders  train/<class>/ + val/<class>/ (+ test/<class>/ when test=True)

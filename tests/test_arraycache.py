@@ -5,7 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.core.arraycache import CHECKSUM, DamagedCache, cache_paths, checksum, load_cached_array, save_cached_array
+from horses_humans.core.arraycache import (
+    CHECKSUM,
+    DamagedCache,
+    cache_paths,
+    checksum,
+    load_cached_array,
+    save_cached_array,
+)
 
 
 def test_save_then_load_gives_the_array_memory_mapped_and_its_metadata_with_shape_and_dtype(tmp_path):

@@ -64,5 +64,7 @@ def test_a_log_handler_made_inside_the_block_still_writes_after_it():
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "HORSES_HUMANS_VERBOSE"}
-    err = subprocess.run([sys.executable, "-c", LOGGER_MADE_INSIDE], capture_output=True, text=True, env=env, check=True).stderr
+    err = subprocess.run(
+        [sys.executable, "-c", LOGGER_MADE_INSIDE], capture_output=True, text=True, env=env, check=True
+    ).stderr
     assert err.splitlines() == ["a warning after the block"]  # not '--- Logging error --- ... closed file'

@@ -39,6 +39,8 @@ def test_batched_refuses_an_output_with_the_wrong_number_of_rows():
 
 def test_batched_reports_progress_after_each_batch():
     calls = []
-    out = batched(lambda x: x * 2, np.arange(10, dtype=np.float32), 4, progress=lambda done, total: calls.append((done, total)))
+    out = batched(
+        lambda x: x * 2, np.arange(10, dtype=np.float32), 4, progress=lambda done, total: calls.append((done, total))
+    )
     assert out.tolist() == [2.0 * i for i in range(10)]
     assert calls == [(4, 10), (8, 10), (10, 10)]

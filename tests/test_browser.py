@@ -20,8 +20,15 @@ from .live_server import serving as live_serving
 from .synthetic import class_names
 
 CHROMIUM = "/usr/bin/chromium"  # scripts/setup-test.sh installs it; Playwright downloads no browser
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -42,12 +49,17 @@ def server_url(baseline_run):
 def test_upload_page_shows_labels_errors_and_gradcam(server_url, views_data, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: run scripts/setup-test.sh (apt-get install -y chromium)"
+    assert os.access(CHROMIUM, os.X_OK), (
+        f"{CHROMIUM} is missing: run scripts/setup-test.sh (apt-get install -y chromium)"
+    )
     validation = views_data[0] / "validation-horse-or-human"
     photos = [next((validation / "horses").iterdir()), next((validation / "humans").iterdir())]
     bad = tmp_path / "notes.txt"
     bad.write_text("not a photo")
-    expected = [httpx.post(f"{server_url}/v1/predict", files={"files": p.open("rb")}).json()["results"][0]["label"] for p in photos]
+    expected = [
+        httpx.post(f"{server_url}/v1/predict", files={"files": p.open("rb")}).json()["results"][0]["label"]
+        for p in photos
+    ]
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -69,6 +81,7 @@ def test_upload_page_shows_labels_errors_and_gradcam(server_url, views_data, tmp
 
 # ---------------------------------------------------------------- the browser build (`export --format web`)
 
+
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep the test output clean
         pass
@@ -87,7 +100,12 @@ def web_site(baseline_run, views_data, tmp_path_factory):
         assert result.shipped, result.error
         shutil.copytree(result.path, site / result.name)
     rng = np.random.default_rng(7)
-    for name, (width, height) in {"exact.png": (32, 32), "bigger.png": (40, 40), "odd.png": (97, 61), "large.png": (300, 300)}.items():
+    for name, (width, height) in {
+        "exact.png": (32, 32),
+        "bigger.png": (40, 40),
+        "odd.png": (97, 61),
+        "large.png": (300, 300),
+    }.items():
         Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert("RGBA").save(site / name)
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -203,11 +221,14 @@ def keep_screenshot(path: Path) -> None:
 
 # ---------------------------------------------------------------- more than two classes: the top classes, with bars
 
+
 def card_classes(card) -> list[tuple[str, float]]:
     """(class, percentage) of each bar row on a card, top to bottom."""
     rows = card.locator(".class")
-    return [(rows.nth(i).locator(".class-name").inner_text(), float(rows.nth(i).locator(".prob").inner_text().rstrip("%")))
-            for i in range(rows.count())]
+    return [
+        (rows.nth(i).locator(".class-name").inner_text(), float(rows.nth(i).locator(".prob").inner_text().rstrip("%")))
+        for i in range(rows.count())
+    ]
 
 
 def photos_of_each_class(data: Path, n: int) -> list[Path]:
@@ -254,8 +275,8 @@ def test_browser_build_reads_its_labels_json_for_n_classes(n, tmp_path):
 
     from playwright.sync_api import expect, sync_playwright
 
-    from horses_humans.export.pipeline import export, open_source
     from horses_humans.data.images import load_pixels
+    from horses_humans.export.pipeline import export, open_source
     from horses_humans.inference.predictor import Predictor
 
     run, data = centroid_setup(tmp_path, n)
@@ -278,7 +299,9 @@ def test_browser_build_reads_its_labels_json_for_n_classes(n, tmp_path):
                 expect(cards.nth(i).locator(".label")).to_have_text(class_names(n)[i])
                 expect(cards.nth(i).locator(".class")).to_have_count(n)
                 shown = dict(card_classes(cards.nth(i)))
-                assert shown == pytest.approx({c: round(100 * float(p), 1) for c, p in zip(class_names(n), keras[i])}, abs=0.11)
+                assert shown == pytest.approx(
+                    {c: round(100 * float(p), 1) for c, p in zip(class_names(n), keras[i])}, abs=0.11
+                )
             browser.close()
     finally:
         server.shutdown()

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.browser
 def test_upload_page_works_with_an_api_key(baseline_run, views_data):
     from playwright.sync_api import expect, sync_playwright
 
-    assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: run scripts/setup-test.sh (apt-get install -y chromium)"
+    assert os.access(CHROMIUM, os.X_OK), (
+        f"{CHROMIUM} is missing: run scripts/setup-test.sh (apt-get install -y chromium)"
+    )
     photo = next((views_data[0] / "validation-horse-or-human" / "horses").iterdir())
     with serving(ServeSettings(run=baseline_run, api_key="page-key")) as port, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -5,12 +5,17 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.inference.calibration import calibrate_run, expected_calibration_error, fit_temperature, negative_log_likelihood, reliability_bins
-from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.runs.store import update_calibration
 from horses_humans.analysis.evaluation import classification_metrics, sure_mistakes
+from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.inference.calibration import (
+    calibrate_run,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    reliability_bins,
+)
 from horses_humans.models.outputs import ClassOutput, tempered
-from horses_humans.runs.store import CALIBRATION_FILE, load_run
+from horses_humans.runs.store import CALIBRATION_FILE, load_run, update_calibration
 
 from .centroid_runs import centroid_setup
 from .fake_runs import write_run
@@ -29,7 +34,9 @@ def test_temperature_one_is_the_model_itself():
     p = np.array([[0.2, 0.8], [1.0, 0.0]], np.float32)
     assert np.array_equal(tempered(p, 1.0), p)
     raw = np.array([[0.8], [0.0]], np.float32)
-    assert np.array_equal(ClassOutput.for_classes(["a", "b"]).probabilities(raw), np.stack([1 - raw[:, 0], raw[:, 0]], 1))
+    assert np.array_equal(
+        ClassOutput.for_classes(["a", "b"]).probabilities(raw), np.stack([1 - raw[:, 0], raw[:, 0]], 1)
+    )
 
 
 def test_sigmoid_temperature_is_logit_over_t_and_keeps_labels():
@@ -38,7 +45,9 @@ def test_sigmoid_temperature_is_logit_over_t_and_keeps_labels():
     expected = 1 / (1 + np.exp(-np.log(p / (1 - p)) / 2.0))
     probabilities = output.probabilities(p)
     assert np.allclose(probabilities[:, 1], expected, atol=1e-6) and np.allclose(probabilities.sum(axis=1), 1)
-    assert np.array_equal(output.predicted(probabilities), ClassOutput(("a", "b"), "sigmoid").predicted(np.stack([1 - p, p], 1)))
+    assert np.array_equal(
+        output.predicted(probabilities), ClassOutput(("a", "b"), "sigmoid").predicted(np.stack([1 - p, p], 1))
+    )
 
 
 def test_softmax_temperature_keeps_argmax_and_softens():
@@ -84,7 +93,12 @@ def test_ece_and_reliability_bins_by_hand():
     p = np.array([[0.1, 0.9]] * 10 + [[0.65, 0.35]] * 4, np.float32)
     y = np.array([1] * 9 + [0] + [0, 0, 1, 1])
     table = reliability_bins(y, p, bins=10)
-    assert table["edges"].shape == (11,) and table["count"].sum() == 14 and table["count"][8] == 10 and table["count"][6] == 4
+    assert (
+        table["edges"].shape == (11,)
+        and table["count"].sum() == 14
+        and table["count"][8] == 10
+        and table["count"][6] == 4
+    )
     assert table["accuracy"][8] == pytest.approx(0.9) and table["confidence"][6] == pytest.approx(0.65)
     assert np.isnan(table["accuracy"][0])
     assert expected_calibration_error(y, p, bins=10) == pytest.approx(4 * 0.15 / 14, abs=1e-6)
@@ -102,8 +116,11 @@ def test_metrics_carry_ece_and_count_sure_mistakes():
 def test_update_keeps_other_keys(tmp_path):
     (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"unsure": {"threshold": 0.4}, "temperature": 9.0}))
     update_calibration(tmp_path, temperature=2.0, images=5)
-    assert json.loads((tmp_path / CALIBRATION_FILE).read_text()) == {"unsure": {"threshold": 0.4}, "temperature": 2.0,
-                                                                     "images": 5}
+    assert json.loads((tmp_path / CALIBRATION_FILE).read_text()) == {
+        "unsure": {"threshold": 0.4},
+        "temperature": 2.0,
+        "images": 5,
+    }
 
 
 def test_run_output_reads_the_temperature(tmp_path):
@@ -128,12 +145,14 @@ def test_calibrate_run_writes_the_record_and_keeps_other_keys(tmp_path):
 
 def test_training_calibrates_the_saved_model(baseline_run):
     record = json.loads((baseline_run / CALIBRATION_FILE).read_text())
-    assert record["temperature"] > 0 and record["images"] == len(load_run(baseline_run).data["sides"]["validation"]["files"])
+    assert record["temperature"] > 0 and record["images"] == len(
+        load_run(baseline_run).data["sides"]["validation"]["files"]
+    )
 
 
 def test_reliability_plot_has_a_panel_each_with_its_ece():
-    from horses_humans.inference.calibration import bins_record
     from horses_humans.analysis.plots import plot_reliability
+    from horses_humans.inference.calibration import bins_record
 
     y, p = overconfident(n=500)
     before, after = reliability_bins(y, p), bins_record(reliability_bins(y, tempered(p, 3.0)))  # arrays or JSON lists

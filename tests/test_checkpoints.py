@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from horses_humans.training import loop as training
+from horses_humans.analysis.evaluation import evaluate_run
+from horses_humans.analysis.report import checkpoint_row
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.analysis.evaluation import evaluate_run
 from horses_humans.export.pipeline import export, open_source
 from horses_humans.inference.predictor import Predictor
-from horses_humans.analysis.report import checkpoint_row
 from horses_humans.runs.store import BEST_MODEL_FILE, MODEL_FILE, best_run, load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
+from horses_humans.training import loop as training
 from horses_humans.training.loop import BestWeights, checkpoints_record, train
 
 from .fake_runs import write_run
@@ -49,7 +49,9 @@ def run_dir(dataset, tmp_path_factory):
     config = TrainConfig(recipe="baseline", epochs=4, image_size=32, batch_size=8, seed=1, precision="float32")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "observers", lambda run_dir, epochs, tensorboard: [ZeroLastEpoch(epochs)])
-        return train(config, dataset, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None)
+        return train(
+            config, dataset, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None
+        )
 
 
 def validation_files(dataset):
@@ -63,14 +65,18 @@ def class_of(label, probabilities) -> str:
 
 
 def accuracy_of(labels, files) -> float:
-    return float(np.mean([label == ("horses" if "/horses/" in str(f) else "humans") for label, f in zip(labels, files)]))
+    return float(
+        np.mean([label == ("horses" if "/horses/" in str(f) else "humans") for label, f in zip(labels, files)])
+    )
 
 
 def test_metrics_say_which_epoch_each_file_holds(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     checkpoints = metrics["checkpoints"]
     best, last = checkpoints["best"], checkpoints["last"]
-    assert (checkpoints["monitor"], checkpoints["default"]) == ("val_accuracy", "best") and "ties" in checkpoints["rule"]
+    assert (checkpoints["monitor"], checkpoints["default"]) == ("val_accuracy", "best") and "ties" in checkpoints[
+        "rule"
+    ]
     assert (best["file"], last["file"]) == (BEST_MODEL_FILE, MODEL_FILE)
     assert last["epoch"] == 4 and last["val_accuracy"] == 0.5 and best["epoch"] < 4
     assert best["val_accuracy"] == metrics["best_val_accuracy"] >= 0.9 and best["epoch"] == metrics["best_epoch"]
@@ -102,15 +108,19 @@ def test_predict_serve_and_export_use_the_same_file(run_dir, dataset):
         assert info["model_card"] in client.get("/").text  # the upload page links the card
         card = client.get(info["model_card"])
         assert card.headers["content-type"].startswith("text/markdown") and "`model-best.keras`" in card.text
-        served = [client.post("/v1/predict", files=[("files", (f.name, f.read_bytes(), "image/png"))]).json()
-                  for f in files[:4]]
+        served = [
+            client.post("/v1/predict", files=[("files", (f.name, f.read_bytes(), "image/png"))]).json()
+            for f in files[:4]
+        ]
     assert [s["results"][0]["label"] for s in served] == [r.label for r in predicted[:4]]
 
     source = open_source(run_dir, dataset, log=lambda s: None)
     result = export(source, "keras", latency_runs=1)
     assert (result.path / "model.keras").read_bytes() == (run_dir / BEST_MODEL_FILE).read_bytes()
     record = json.loads((result.path / "export.json").read_text())
-    assert record["checkpoint_file"] == BEST_MODEL_FILE and record["keras_validation_accuracy"] == pytest.approx(accuracy)
+    assert record["checkpoint_file"] == BEST_MODEL_FILE and record["keras_validation_accuracy"] == pytest.approx(
+        accuracy
+    )
     assert (result.path / "MODEL_CARD.md").read_text() == (run_dir / "MODEL_CARD.md").read_text()
 
 
@@ -134,10 +144,17 @@ def test_serve_setting_and_cli_choose_the_last_checkpoint(run_dir, dataset, monk
 
 
 def test_best_run_picks_by_the_served_checkpoint(tmp_path):
-    checkpoints = lambda best, last: {"best": {"file": BEST_MODEL_FILE, "epoch": 1, "val_accuracy": best},  # noqa: E731
-                                      "last": {"file": MODEL_FILE, "epoch": 2, "val_accuracy": last}}
-    new = write_run(tmp_path, TrainConfig(seed=0), {"val_accuracy": 0.6, "best_val_accuracy": 0.9,
-                                                    "checkpoints": checkpoints(0.9, 0.6)})
+    def checkpoints(best, last):
+        return {
+            "best": {"file": BEST_MODEL_FILE, "epoch": 1, "val_accuracy": best},
+            "last": {"file": MODEL_FILE, "epoch": 2, "val_accuracy": last},
+        }
+
+    new = write_run(
+        tmp_path,
+        TrainConfig(seed=0),
+        {"val_accuracy": 0.6, "best_val_accuracy": 0.9, "checkpoints": checkpoints(0.9, 0.6)},
+    )
     # made before checkpoints: model.keras is the last epoch, whatever its best epoch scored
     old = write_run(tmp_path, TrainConfig(seed=1), {"val_accuracy": 0.8, "best_val_accuracy": 0.95})
     assert best_run(tmp_path).path == new
@@ -166,8 +183,12 @@ def test_best_weights_keep_the_earlier_epoch_on_ties():
     assert keeper.epoch == 2 and keeper.best == 0.8 and keeper.weights[0].flat[0] == 1
     history = [{"val_accuracy": a, "val_loss": 1.0} for a in (0.5, 0.8, 0.8, 0.7)]
     record = checkpoints_record(history, keeper.epoch)
-    assert record["best"]["epoch"] == 2 and record["last"] == {"file": MODEL_FILE, "epoch": 4, "val_accuracy": 0.7,
-                                                               "val_loss": 1.0}
+    assert record["best"]["epoch"] == 2 and record["last"] == {
+        "file": MODEL_FILE,
+        "epoch": 4,
+        "val_accuracy": 0.7,
+        "val_loss": 1.0,
+    }
 
 
 def test_early_stopping_restores_only_before_fine_tuning(tmp_path):
@@ -178,5 +199,7 @@ def test_early_stopping_restores_only_before_fine_tuning(tmp_path):
     assert stopper(training.build_callbacks(tuned, recorder)).restore_best_weights
     recorder.history.append({"epoch": 1})  # the fine-tuning stage starts after the head's epochs
     assert not stopper(training.build_callbacks(tuned, recorder)).restore_best_weights
-    plain = training.build_callbacks(TrainConfig(early_stopping=True), training.EpochRecorder(tmp_path, 4, lambda s: None))
+    plain = training.build_callbacks(
+        TrainConfig(early_stopping=True), training.EpochRecorder(tmp_path, 4, lambda s: None)
+    )
     assert not stopper(plain).restore_best_weights

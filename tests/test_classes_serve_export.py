@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from horses_humans.export import pipeline as ex
 from horses_humans.data.datasets import VALIDATION
 from horses_humans.data.images import load_pixels
+from horses_humans.export import pipeline as ex
 from horses_humans.inference.predictor import Predictor
 from horses_humans.runs.store import load_run
 from horses_humans.serve.app import create_app
@@ -36,6 +36,7 @@ def validation_files(data, n) -> list:
 
 # ---------------------------------------------------------------- the server
 
+
 @pytest.fixture(scope="module")
 def served(setup):
     n, run, data = setup
@@ -50,7 +51,11 @@ def test_model_card_states_the_classes_and_how_to_read_the_output(served):
     if n == 2:
         assert info["output_kind"] == "sigmoid" and info["threshold"] == 0.5 and "'humans'" in info["output"]
     else:
-        assert info["output_kind"] == "softmax" and info["threshold"] is None and f"softmax over {n} units" in info["output"]
+        assert (
+            info["output_kind"] == "softmax"
+            and info["threshold"] is None
+            and f"softmax over {n} units" in info["output"]
+        )
 
 
 def test_every_class_is_answered_with_its_probability_and_all_others(served):
@@ -70,7 +75,9 @@ def test_server_answers_match_the_predictor(served):
     n, run, data, client = served
     path = validation_files(data, n)[-1][1]
     expected = Predictor.from_run(run).predict_proba(load_pixels(path, 32)[None])[0]
-    result = client.post("/v1/predict", files=[("files", (path.name, path.read_bytes(), "image/png"))]).json()["results"][0]
+    result = client.post("/v1/predict", files=[("files", (path.name, path.read_bytes(), "image/png"))]).json()[
+        "results"
+    ][0]
     np.testing.assert_allclose(list(result["probabilities"].values()), expected, atol=1e-6)
 
 
@@ -79,8 +86,13 @@ def test_gradcam_explains_the_label_given(served, monkeypatch):
 
     n, _, data, client = served
     explained, real = [], explain.gradcam
-    monkeypatch.setattr(explain, "gradcam", lambda model, pixels, layer, class_index=None:
-                        explained.append(class_index) or real(model, pixels, layer, class_index))
+    monkeypatch.setattr(
+        explain,
+        "gradcam",
+        lambda model, pixels, layer, class_index=None: (
+            explained.append(class_index) or real(model, pixels, layer, class_index)
+        ),
+    )
     uploads = [("files", (path.name, path.read_bytes(), "image/png")) for _, path in validation_files(data, n)]
     results = client.post("/v1/predict?gradcam=true", files=uploads).json()["results"]
     assert all(r["gradcam"].startswith("data:image/png;base64,") for r in results)
@@ -94,7 +106,9 @@ def test_sigmoid_labels_follow_the_runs_threshold(tmp_path):
     human = validation_files(data, 2)[1][1]
     with TestClient(create_app(ServeSettings(run=run))) as client:
         assert client.get("/v1/model").json()["threshold"] == 0.999
-        result = client.post("/v1/predict", files=[("files", ("h.png", human.read_bytes(), "image/png"))]).json()["results"][0]
+        result = client.post("/v1/predict", files=[("files", ("h.png", human.read_bytes(), "image/png"))]).json()[
+            "results"
+        ][0]
     assert 0.5 < result["probabilities"]["humans"] < 0.999
     assert result["label"] == "horses" and result["probability"] == result["probabilities"]["horses"]
 
@@ -102,8 +116,13 @@ def test_sigmoid_labels_follow_the_runs_threshold(tmp_path):
 def test_an_unreadable_upload_still_fails_alone(served):
     n, _, data, client = served
     good = validation_files(data, n)[0][1]
-    response = client.post("/v1/predict", files=[("files", ("good.png", good.read_bytes(), "image/png")),
-                                                 ("files", ("notes.txt", b"text", "text/plain"))])
+    response = client.post(
+        "/v1/predict",
+        files=[
+            ("files", ("good.png", good.read_bytes(), "image/png")),
+            ("files", ("notes.txt", b"text", "text/plain")),
+        ],
+    )
     good_result, bad = response.json()["results"]
     assert good_result["label"] == class_names(n)[0] and bad["status"] == 415
     assert bad["probability"] is None and bad["probabilities"] is None
@@ -116,12 +135,19 @@ def test_many_requests_at_once_get_their_own_rows(served):
     n, _, data, client = served
     files = validation_files(data, n) * 3
     with ThreadPoolExecutor(6) as pool:
-        labels = list(pool.map(lambda f: client.post("/v1/predict", files=[("files", (f[1].name, f[1].read_bytes(), "image/png"))])
-                               .json()["results"][0]["label"], files))
+        labels = list(
+            pool.map(
+                lambda f: client.post(
+                    "/v1/predict", files=[("files", (f[1].name, f[1].read_bytes(), "image/png"))]
+                ).json()["results"][0]["label"],
+                files,
+            )
+        )
     assert labels == [class_names(n)[i] for i, _ in files]
 
 
 # ---------------------------------------------------------------- every export, parity checked
+
 
 @pytest.fixture(scope="module")
 def exported(setup):
@@ -146,7 +172,10 @@ def test_every_export_ships_with_labels_that_say_how_to_read_it(exported, name):
     assert result.accuracy == 1.0
     labels = json.loads((result.path / "labels.json").read_text())
     assert labels["class_names"] == class_names(n) and labels["output_shape"] == [None, 1 if n == 2 else n]
-    assert labels["output_kind"] == ("sigmoid" if n == 2 else "softmax") and labels["output"] == load_run(run).output.reading()
+    assert (
+        labels["output_kind"] == ("sigmoid" if n == 2 else "softmax")
+        and labels["output"] == load_run(run).output.reading()
+    )
     assert ("threshold" in labels) == (n == 2)  # a softmax has no threshold to state
 
 

@@ -22,8 +22,30 @@ def trained(tmp_path_factory):
     data = make_dataset(tmp_path_factory.mktemp("data"))
     runs = tmp_path_factory.mktemp("runs")
     cache = tmp_path_factory.mktemp("cache")
-    assert main(["train", "--epochs", "2", "--image-size", "32", "--batch-size", "8", "--seed", "3",
-                 "--data-dir", str(data), "--runs-dir", str(runs), "--cache-dir", str(cache), "--precision", "float32"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "2",
+                "--image-size",
+                "32",
+                "--batch-size",
+                "8",
+                "--seed",
+                "3",
+                "--data-dir",
+                str(data),
+                "--runs-dir",
+                str(runs),
+                "--cache-dir",
+                str(cache),
+                "--precision",
+                "float32",
+            ]
+        )
+        == 0
+    )
     (run,) = runs.iterdir()
     return data, runs, run, cache
 
@@ -83,7 +105,9 @@ def test_predict_hostile_and_awkward_files(trained, tmp_path, capsys):
         assert rows[name]["error"].startswith(str(folder / name)) and not rows[name]["label"], name
     for name in awkward_files():
         assert rows[name]["label"] in ("horses", "humans", "unsure") and not rows[name]["error"], name
-    assert "Traceback" not in captured.err and "\x1b[" not in captured.err  # no progress bar when stderr is not a terminal
+    assert (
+        "Traceback" not in captured.err and "\x1b[" not in captured.err
+    )  # no progress bar when stderr is not a terminal
 
 
 def test_predict_output_file_written(trained, tmp_path):
@@ -94,12 +118,15 @@ def test_predict_output_file_written(trained, tmp_path):
     assert json.loads(out.read_text())[0]["file"] == str(image)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["train", "--epochs", "0"], "--epochs must be a positive integer"),
-    (["train", "--dropout", "1.5"], "--dropout 1.5 must be in [0, 1)"),
-    (["evaluate", "/no/such/run"], "/no/such/run: no such run directory"),
-    (["predict", "/no/such/run", "x.png"], "/no/such/run: no such run directory"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["train", "--dropout", "1.5"], "--dropout 1.5 must be in [0, 1)"),
+        (["evaluate", "/no/such/run"], "/no/such/run: no such run directory"),
+        (["predict", "/no/such/run", "x.png"], "/no/such/run: no such run directory"),
+    ],
+)
 def test_user_errors_are_one_line_without_traceback(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -122,14 +149,24 @@ def test_damaged_model_file_is_one_line_naming_it(tmp_path, data_dir, capsys, co
     run = write_run(tmp_path / "runs", TrainConfig(recipe="baseline", image_size=32))
     (run / "model.keras").write_bytes(content)
     (tmp_path / "x.png").write_bytes(b"")
-    argv = [command[0], str(run), *(["x.png"] if command[0] == "predict" else [*command[1:], "--data-dir", str(data_dir)])]
+    argv = [
+        command[0],
+        str(run),
+        *(["x.png"] if command[0] == "predict" else [*command[1:], "--data-dir", str(data_dir)]),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {run / 'model.keras'}: cannot load the model") and "train the run again" in err
 
 
 def test_help_for_every_command(capsys):
-    for argv in (["--help"], ["train", "--help"], ["data", "check", "--help"], ["predict", "--help"], ["export", "--help"]):
+    for argv in (
+        ["--help"],
+        ["train", "--help"],
+        ["data", "check", "--help"],
+        ["predict", "--help"],
+        ["export", "--help"],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 0
@@ -148,8 +185,13 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's packag
 
 
 def test_python_dash_m_runs_the_cli():
-    result = subprocess.run([sys.executable, "-m", "horses_humans", "--version"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "horses_humans", "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+        timeout=120,
+    )
     assert result.returncode == 0 and result.stdout.startswith("horses-humans ")
 
 
@@ -166,8 +208,13 @@ print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
 
 
 def test_help_and_version_do_not_import_tensorflow():
-    result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
 

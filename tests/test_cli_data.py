@@ -52,7 +52,11 @@ def test_import_folder_then_check(tmp_path, make_dataset, capsys):
     source = make_dataset(tmp_path / "download")
     data_dir = tmp_path / "data"
     assert main(["data", "import", str(source), "--data-dir", str(data_dir)]) == 0
-    assert sorted(p.name for p in (data_dir / TRAIN / "humans").iterdir()) == ["humans-00.png", "humans-01.png", "humans-02.png"]
+    assert sorted(p.name for p in (data_dir / TRAIN / "humans").iterdir()) == [
+        "humans-00.png",
+        "humans-01.png",
+        "humans-02.png",
+    ]
     assert main(["data", "check", "--data-dir", str(data_dir)]) == 0
 
 
@@ -118,8 +122,10 @@ def test_import_limit_must_be_positive(tmp_path, make_dataset, option, capsys):
 def test_import_within_raised_limits_succeeds(tmp_path, make_dataset, capsys):
     source = make_dataset(tmp_path / "download")  # 10 PNGs + 6 folders, a few KB
     data_dir = tmp_path / "data"
-    assert main(["data", "import", str(source), "--max-files", "16", "--max-bytes", "100000", "--data-dir",
-                 str(data_dir)]) == 0
+    assert (
+        main(["data", "import", str(source), "--max-files", "16", "--max-bytes", "100000", "--data-dir", str(data_dir)])
+        == 0
+    )
     assert main(["data", "import", str(source), "--max-files", "15", "--data-dir", str(data_dir)]) == 2
     assert "more than 15 files and folders" in capsys.readouterr().err
 

@@ -5,18 +5,23 @@ import re
 
 import pytest
 
-from horses_humans.cli.main import main
 from horses_humans.analysis.compare import write_comparison
+from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.runs.store import load_run
 from horses_humans.core.tables import COMPARE_HEADER, compare_rows, markdown_table
+from horses_humans.runs.store import load_run
 
 from .fake_runs import write_run
 
 
 def metrics(train, val, best, parameters=9_494_561, trainable=None):
-    row = {"train_accuracy": train, "val_accuracy": val, "best_val_accuracy": best, "mean_epoch_seconds": 2.5,
-           "parameters": parameters}
+    row = {
+        "train_accuracy": train,
+        "val_accuracy": val,
+        "best_val_accuracy": best,
+        "mean_epoch_seconds": 2.5,
+        "parameters": parameters,
+    }
     return row if trainable is None else {**row, "trainable_parameters": trainable}
 
 
@@ -24,10 +29,12 @@ def metrics(train, val, best, parameters=9_494_561, trainable=None):
 def runs(tmp_path):
     """Two baseline seeds, one augmented run, and an old transfer run whose metrics lack most keys."""
     d = tmp_path / "runs"
-    return [write_run(d, TrainConfig(seed=0), metrics(1.0, 0.80, 0.85)),
-            write_run(d, TrainConfig(seed=1), metrics(0.9, 0.80, 0.95)),
-            write_run(d, TrainConfig(recipe="augmented", dropout=0.5), metrics(0.95, 0.60, 0.81, 1000, 1000)),
-            write_run(d, TrainConfig(recipe="mobilenet_v2"), {"val_accuracy": 0.99})]
+    return [
+        write_run(d, TrainConfig(seed=0), metrics(1.0, 0.80, 0.85)),
+        write_run(d, TrainConfig(seed=1), metrics(0.9, 0.80, 0.95)),
+        write_run(d, TrainConfig(recipe="augmented", dropout=0.5), metrics(0.95, 0.60, 0.81, 1000, 1000)),
+        write_run(d, TrainConfig(recipe="mobilenet_v2"), {"val_accuracy": 0.99}),
+    ]
 
 
 def cells(row):
@@ -89,8 +96,10 @@ def test_runs_on_different_classes_are_flagged(runs, tmp_path):
     three = write_run(tmp_path / "runs", TrainConfig(seed=5), metrics(1.0, 0.7, 0.75))
     (three / "labels.json").write_text(json.dumps(labels_record(["cats", "dogs", "other"], 150)))
     markdown, _ = write_comparison([runs[0], three], tmp_path / "mixed")
-    assert ("Caution: the runs classify different classes (horses, humans (1 run); cats, dogs, other (1 run)), "
-            "so their accuracies are not comparable.") in markdown
+    assert (
+        "Caution: the runs classify different classes (horses, humans (1 run); cats, dogs, other (1 run)), "
+        "so their accuracies are not comparable."
+    ) in markdown
     assert "Caution" in (tmp_path / "mixed" / "compare.html").read_text()
     same, _ = write_comparison(runs[:2], tmp_path / "same")
     assert "Caution" not in same

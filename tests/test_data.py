@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from horses_humans.data import datasets as data
 from horses_humans.config import HorsesHumansError
+from horses_humans.data import datasets as data
 from horses_humans.data.datasets import SPLITS, TRAIN, VALIDATION, OfficialZip
 from horses_humans.data.images import load_pixels
 
@@ -43,6 +43,7 @@ class Recorder:
 
 # ---------------------------------------------------------------- finding files
 
+
 def test_class_names_are_sorted_sub_folders_without_hidden_ones(tmp_path):
     for name in ["zebras", "apples", "mangos", ".hidden", "__MACOSX"]:
         (tmp_path / name).mkdir()
@@ -60,8 +61,12 @@ def test_list_files_labels_follow_sorted_class_order(tmp_path, make_split):
     names, files, labels = data.list_files(split_dir)
     assert names == ["horses", "humans"]
     assert files == [
-        "horses/horses-00.png", "horses/horses-01.png", "horses/horses-02.png",
-        "humans/humans-00.png", "humans/humans-01.png", "humans/nested/deep.png",
+        "horses/horses-00.png",
+        "horses/horses-01.png",
+        "horses/horses-02.png",
+        "humans/humans-00.png",
+        "humans/humans-01.png",
+        "humans/nested/deep.png",
     ]
     assert labels == [0, 0, 0, 1, 1, 1]
 
@@ -98,6 +103,7 @@ def test_fewer_than_two_classes_is_an_error(tmp_path, classes):
 
 
 # ---------------------------------------------------------------- load_split and the pixel cache
+
 
 @pytest.fixture
 def decodes(monkeypatch):
@@ -224,6 +230,7 @@ def test_load_dataset_refuses_different_class_names(data_dir, make_split):
 
 # ---------------------------------------------------------------- download
 
+
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -260,7 +267,12 @@ def test_download_unpacks_both_splits_in_the_official_layout(tmp_path, served_zi
     data_dir = tmp_path / "data"
     log = Recorder()
     data.download(data_dir, zips=served_zips, log=log)
-    assert split_files(data_dir / TRAIN) == ["horses/horses-00.png", "horses/horses-01.png", "humans/humans-00.png", "humans/humans-01.png"]
+    assert split_files(data_dir / TRAIN) == [
+        "horses/horses-00.png",
+        "horses/horses-01.png",
+        "humans/humans-00.png",
+        "humans/humans-01.png",
+    ]
     assert split_files(data_dir / VALIDATION) == ["horses/horses-00.png", "humans/humans-00.png"]
     assert data.list_files(data_dir / TRAIN)[2] == [0, 0, 1, 1]
     assert leftovers(data_dir) == []
@@ -290,6 +302,7 @@ def test_download_from_an_unreachable_url_is_a_clear_error(tmp_path, http_server
 
 # ---------------------------------------------------------------- import
 
+
 def test_import_official_layout_folder(tmp_path, make_dataset):
     source = make_dataset(tmp_path / "download", train=(2, 1), validation=(1, 1))
     (source / TRAIN / "horses" / ".DS_Store").write_bytes(b"junk")
@@ -301,7 +314,9 @@ def test_import_official_layout_folder(tmp_path, make_dataset):
 
 
 @pytest.mark.parametrize("prefix", ["", "something/"])  # class folders at the root, or one level down
-@pytest.mark.parametrize("zip_name, split", [("horse-or-human.zip", TRAIN), ("Validation-Horse-or-Human.zip", VALIDATION)])
+@pytest.mark.parametrize(
+    "zip_name, split", [("horse-or-human.zip", TRAIN), ("Validation-Horse-or-Human.zip", VALIDATION)]
+)
 def test_import_official_split_zip_is_known_by_its_name(tmp_path, make_split, prefix, zip_name, split):
     archive = zip_folder(make_split(tmp_path / "src", (1, 2)), tmp_path / zip_name, prefix)
     data_dir = tmp_path / "data"
@@ -316,8 +331,12 @@ def test_import_ignores_macos_resource_forks(tmp_path, make_split):
     with zipfile.ZipFile(archive, "a") as zf:
         zf.writestr("__MACOSX/set/horses/._horses-00.png", b"resource fork")
     assert data.import_path(archive, tmp_path / "data", log=Recorder()) == ["horses", "humans"]
-    assert split_files(tmp_path / "data") == ["horses/horses-00.png", "horses/horses-01.png",
-                                              "humans/humans-00.png", "humans/humans-01.png"]
+    assert split_files(tmp_path / "data") == [
+        "horses/horses-00.png",
+        "horses/horses-01.png",
+        "humans/humans-00.png",
+        "humans/humans-01.png",
+    ]
 
 
 def test_import_single_split_folder_with_explicit_split(tmp_path, make_split):

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from horses_humans.data.datasets import TRAIN, VALIDATION
 from horses_humans.data.check import check_dataset, format_report
+from horses_humans.data.datasets import TRAIN, VALIDATION
 
 
 def test_healthy_data_set_has_counts_and_no_problems(data_dir):
@@ -72,7 +72,8 @@ def test_imbalanced_classes_are_warned_about(tmp_path, make_dataset):
     report = check_dataset(make_dataset(tmp_path / "data", train=(6, 2), validation=(3, 2)))
     assert [w for w in report["warnings"] if "imbalanced" in w] == [
         f"{TRAIN}: classes are imbalanced {{'horses': 6, 'humans': 2}} (largest / smallest 3.0): consider "
-        "`horses-humans train --class-weight balanced`."]  # validation's 3 / 2 is not above 1.5
+        "`horses-humans train --class-weight balanced`."
+    ]  # validation's 3 / 2 is not above 1.5
     assert report["problems"] == []
 
 
@@ -116,8 +117,10 @@ def test_format_report_shows_classes_counts_and_verdict(data_dir):
     assert lines[0] == f"data set: {data_dir}"
     rows = [line.split() for line in lines if line.startswith((TRAIN, VALIDATION))]
     assert rows == [
-        [TRAIN, "horses", "3", "3", "50.0%"], [TRAIN, "humans", "3", "3", "50.0%"],
-        [VALIDATION, "horses", "2", "2", "50.0%"], [VALIDATION, "humans", "2", "2", "50.0%"],
+        [TRAIN, "horses", "3", "3", "50.0%"],
+        [TRAIN, "humans", "3", "3", "50.0%"],
+        [VALIDATION, "horses", "2", "2", "50.0%"],
+        [VALIDATION, "humans", "2", "2", "50.0%"],
     ]
     assert "sizes: 16x16: 6; modes: RGB: 6" in text
     assert lines[-1] == "result: usable for training"

@@ -69,7 +69,11 @@ print(json.dumps({"added_mb": (peak - base) / 1024}))
 def test_a_16bit_giant_decodes_in_about_4_bytes_a_pixel(tmp_path):
     side = 6300
     path = tmp_path / "giant.png"
-    path.write_bytes(png(Image.fromarray((np.add.outer(np.arange(side), np.arange(side)) * 65535 // (2 * side)).astype(np.uint16))))
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, timeout=120, check=True)
+    path.write_bytes(
+        png(Image.fromarray((np.add.outer(np.arange(side), np.arange(side)) * 65535 // (2 * side)).astype(np.uint16)))
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, timeout=120, check=True
+    )
     added = json.loads(out.stdout)["added_mb"]
     assert added < 6 * side**2 / 2**20, f"decoding a {side}x{side} 16-bit PNG added {added:.0f} MB"

@@ -14,10 +14,19 @@ import keras
 import pytest
 
 import horses_humans
+from horses_humans.analysis.explain import gradcam
 from horses_humans.cli import main as cli
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.training.devices import DeviceSet, auto_precision, distribution, devices_record, describe, requested_count, select_devices, visible_devices
-from horses_humans.analysis.explain import gradcam
+from horses_humans.training.devices import (
+    DeviceSet,
+    auto_precision,
+    describe,
+    devices_record,
+    distribution,
+    requested_count,
+    select_devices,
+    visible_devices,
+)
 from horses_humans.training.loop import FusedRMSprop, make_optimizer, train
 
 from .synthetic import make_dataset
@@ -43,14 +52,25 @@ def test_select_devices_takes_the_first_n_or_all_and_says_what_exists():
     assert select_devices(None, H100).names == ("/device:GPU:0",)
     assert select_devices("all", H100) == H100
     assert select_devices("2", H100).hardware == H100.hardware
-    with pytest.raises(HorsesHumansError, match=r"--devices 3: the GPU devices found are /device:GPU:0, "
-                                                r"/device:GPU:1 \(2\); use --devices all or at most 2"):
+    with pytest.raises(
+        HorsesHumansError,
+        match=r"--devices 3: the GPU devices found are /device:GPU:0, "
+        r"/device:GPU:1 \(2\); use --devices all or at most 2",
+    ):
         select_devices("3", H100)
 
 
-@pytest.mark.parametrize("capability, precision", [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"),
-                                                   ((7, 5), "mixed_float16"), ((7, 0), "mixed_float16"),
-                                                   ((6, 1), "float32"), (None, "float32")])
+@pytest.mark.parametrize(
+    "capability, precision",
+    [
+        ((9, 0), "mixed_bfloat16"),
+        ((8, 0), "mixed_bfloat16"),
+        ((7, 5), "mixed_float16"),
+        ((7, 0), "mixed_float16"),
+        ((6, 1), "float32"),
+        (None, "float32"),
+    ],
+)
 def test_auto_precision_on_gpus_follows_the_compute_capability(capability, precision):
     gpu = DeviceSet("GPU", ("/device:GPU:0",), ("some GPU",), capability)
     assert auto_precision(gpu, cpu_bf16=False) == auto_precision(gpu, cpu_bf16=True) == precision
@@ -71,9 +91,14 @@ def test_this_machine_trains_on_its_cpu_alone_by_default():
 
 def test_the_record_and_log_line_name_the_gpus_and_the_strategy():
     record = devices_record(H100, "tensorflow")
-    assert record == {"device_kind": "GPU", "devices": ["/device:GPU:0", "/device:GPU:1"],
-                      "device_names": ["NVIDIA H100 80GB HBM3"] * 2, "compute_capability": "9.0", "replicas": 2,
-                      "distribution": "MirroredStrategy"}
+    assert record == {
+        "device_kind": "GPU",
+        "devices": ["/device:GPU:0", "/device:GPU:1"],
+        "device_names": ["NVIDIA H100 80GB HBM3"] * 2,
+        "compute_capability": "9.0",
+        "replicas": 2,
+        "distribution": "MirroredStrategy",
+    }
     assert devices_record(H100, "jax")["distribution"] == "DataParallel"
     assert describe(H100, "tensorflow").startswith("GPU: 2 x NVIDIA H100 80GB HBM3 (MirroredStrategy")
 
@@ -104,8 +129,11 @@ def test_on_jax_one_device_clears_a_distribution_an_earlier_run_set(monkeypatch)
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_gradcam_off_tensorflow_says_it_needs_the_tensorflow_backend(monkeypatch, backend):
     monkeypatch.setattr(keras.backend, "backend", lambda: backend)
-    with pytest.raises(HorsesHumansError, match=f"^Grad-CAM needs the TensorFlow backend, and KERAS_BACKEND is "
-                                                f"{backend}: run it with KERAS_BACKEND=tensorflow"):
+    with pytest.raises(
+        HorsesHumansError,
+        match=f"^Grad-CAM needs the TensorFlow backend, and KERAS_BACKEND is "
+        f"{backend}: run it with KERAS_BACKEND=tensorflow",
+    ):
         gradcam(None, None, "conv1")
 
 
@@ -116,8 +144,9 @@ def test_off_tensorflow_the_optimizer_is_keras_rmsprop(monkeypatch):
 
 
 def test_mixed_float16_the_gpu_default_before_ampere_trains_with_loss_scaling_and_saves_float32(tmp_path):
-    config = TrainConfig(recipe="baseline", epochs=2, image_size=32, batch_size=8, conv_filters=(8,), seed=1,
-                         precision="mixed_float16")
+    config = TrainConfig(
+        recipe="baseline", epochs=2, image_size=32, batch_size=8, conv_filters=(8,), seed=1, precision="mixed_float16"
+    )
     run = train(config, make_dataset(tmp_path / "data"), tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
     model = keras.saving.load_model(run / "model.keras")
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
@@ -148,8 +177,9 @@ TWO_CPUS = textwrap.dedent("""
 def train_on_two_cpus(data: Path, runs: Path) -> subprocess.CompletedProcess:
     """Train the same tiny run on one and on two logical CPU devices, in a subprocess with a deadline."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run([sys.executable, "-c", TWO_CPUS, str(data), str(runs)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", TWO_CPUS, str(data), str(runs)], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def only_run(runs: Path) -> Path:
@@ -175,25 +205,47 @@ def test_two_devices_train_under_mirrored_strategy_as_one_does(tmp_path):
 
 
 def test_gpu_setup_dry_run_swaps_tensorflow_cpu_for_the_cuda_build_at_the_locked_version():
-    out = subprocess.run(["bash", "scripts/setup-gpu.sh", "--dry-run", "export"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, check=True).stdout.splitlines()
-    version = next(line.split("==")[1] for line in (ROOT / "constraints.txt").read_text().splitlines()
-                   if line.startswith(("tensorflow_cpu==", "tensorflow-cpu==")))
-    assert out[:3] == ["bash scripts/setup.sh export",
-                       ".venv/bin/python -m pip uninstall -q -y tensorflow-cpu",
-                       f".venv/bin/python -m pip install -q tensorflow[and-cuda]=={version} -c constraints.txt"]
+    out = subprocess.run(
+        ["bash", "scripts/setup-gpu.sh", "--dry-run", "export"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    version = next(
+        line.split("==")[1]
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.startswith(("tensorflow_cpu==", "tensorflow-cpu=="))
+    )
+    assert out[:3] == [
+        "bash scripts/setup.sh export",
+        ".venv/bin/python -m pip uninstall -q -y tensorflow-cpu",
+        f".venv/bin/python -m pip install -q tensorflow[and-cuda]=={version} -c constraints.txt",
+    ]
     assert "KERAS_BACKEND=tensorflow" in out[3]
 
 
 def test_gpu_setup_with_jax_keeps_tensorflow_cpu():
-    out = subprocess.run(["bash", "scripts/setup-gpu.sh", "--dry-run", "--backend", "jax"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        ["bash", "scripts/setup-gpu.sh", "--dry-run", "--backend", "jax"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert "uninstall" not in out and "-m pip install -q jax[cuda12] -c constraints.txt" in out
 
 
 def test_gpu_setup_rejects_an_unknown_backend_before_installing_anything():
-    done = subprocess.run(["bash", "scripts/setup-gpu.sh", "--dry-run", "--backend", "cuda"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["bash", "scripts/setup-gpu.sh", "--dry-run", "--backend", "cuda"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and done.stdout == "" and "use tensorflow or jax" in done.stderr
 
 

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from horses_humans.experiments import reproduce as experiments
-from horses_humans.training import loop as training
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
+from horses_humans.experiments import reproduce as experiments
 from horses_humans.experiments.reproduce import EXPERIMENTS_FILE, experiment_config, load_experiments, plan, reproduce
-
 from horses_humans.runs.store import HISTORY_FILE, METRICS_FILE, MODEL_FILE, save_json
+from horses_humans.training import loop as training
 
 from .fake_runs import history_of, write_run
 from .synthetic import make_dataset
@@ -36,13 +35,31 @@ def fake_train(monkeypatch):
         trained.append(config)
         if resume:  # an interrupted run is continued in its own folder
             trained.resumed = resume
-            save_json(resume, METRICS_FILE, {"train_accuracy": 1.0, "val_accuracy": 0.8, "best_val_accuracy": 0.9,
-                                             "mean_epoch_seconds": 1.0, "parameters": 1000})
+            save_json(
+                resume,
+                METRICS_FILE,
+                {
+                    "train_accuracy": 1.0,
+                    "val_accuracy": 0.8,
+                    "best_val_accuracy": 0.9,
+                    "mean_epoch_seconds": 1.0,
+                    "parameters": 1000,
+                },
+            )
             save_json(resume, HISTORY_FILE, history_of(1.0, 0.8))
             (resume / MODEL_FILE).write_bytes(b"")
             return resume
-        return write_run(runs_dir, config, {"train_accuracy": 1.0, "val_accuracy": 0.8 + config.seed / 100,
-                                            "best_val_accuracy": 0.9, "mean_epoch_seconds": 1.0, "parameters": 1000})
+        return write_run(
+            runs_dir,
+            config,
+            {
+                "train_accuracy": 1.0,
+                "val_accuracy": 0.8 + config.seed / 100,
+                "best_val_accuracy": 0.9,
+                "mean_epoch_seconds": 1.0,
+                "parameters": 1000,
+            },
+        )
 
     monkeypatch.setattr(training, "train", train)
     return trained
@@ -51,6 +68,7 @@ def fake_train(monkeypatch):
 @pytest.fixture(autouse=True)
 def no_inception_weights(monkeypatch):
     """MobileNetV2's weights resolve, InceptionV3's do not (and nothing is downloaded)."""
+
     def resolve_weights(backbone, spec, alpha=0.35):
         if backbone == "inception_v3":
             raise HorsesHumansError("inception_v3 ImageNet weights not found (test)")
@@ -61,8 +79,17 @@ def no_inception_weights(monkeypatch):
 
 def run_all(tmp_path, seeds=2, only=None, dry_run=False, file=SHIPPED):
     lines = []
-    doc = reproduce(file, seeds, TINY, tmp_path / "runs", tmp_path / "data", out=tmp_path / "reproduce.md", only=only,
-                    dry_run=dry_run, log=lines.append)
+    doc = reproduce(
+        file,
+        seeds,
+        TINY,
+        tmp_path / "runs",
+        tmp_path / "data",
+        out=tmp_path / "reproduce.md",
+        only=only,
+        dry_run=dry_run,
+        log=lines.append,
+    )
     return doc, [line for line in lines if line.startswith("[")], lines
 
 
@@ -75,10 +102,20 @@ def test_every_experiment_makes_a_valid_config(experiment):
 
 def test_the_reference_experiments_are_listed():
     assert SHIPPED.path == EXPERIMENTS_FILE and SHIPPED.title == "Reproducing the reference's experiments"
-    assert [e.name for e in EXPERIMENTS] == ["baseline", "augmented", "baseline_300px", "baseline_dropout_l2",
-                                            "baseline_early_stopping", "baseline_reduce_lr", "mobilenet_v2", "inception_v3"]
+    assert [e.name for e in EXPERIMENTS] == [
+        "baseline",
+        "augmented",
+        "baseline_300px",
+        "baseline_dropout_l2",
+        "baseline_early_stopping",
+        "baseline_reduce_lr",
+        "mobilenet_v2",
+        "inception_v3",
+    ]
     assert EXPERIMENTS[0].claim.val_accuracy == 0.856 and EXPERIMENTS[1].claim.val_accuracy == 0.918
-    assert EXPERIMENTS[3].settings == {"recipe": "baseline", "dropout": 0.5, "l2": 1e-3} and EXPERIMENTS[3].seeds is None
+    assert (
+        EXPERIMENTS[3].settings == {"recipe": "baseline", "dropout": 0.5, "l2": 1e-3} and EXPERIMENTS[3].seeds is None
+    )
 
 
 def test_only_selects_and_rejects_unknown_names():
@@ -135,9 +172,30 @@ def test_an_interrupted_session_still_writes_the_document(tmp_path, fake_train, 
 
 def test_reproduce_end_to_end_through_the_cli(tmp_path, capsys):
     data = make_dataset(tmp_path / "data", train_per_class=8, val_per_class=4)
-    argv = ["experiment", "reproduce", "--seeds", "1", "--only", "baseline,baseline_early_stopping", "--epochs", "1",
-            "--image-size", "32", "--batch-size", "8", "--precision", "float32", "--data-dir", str(data),
-            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "doc.md")]
+    argv = [
+        "experiment",
+        "reproduce",
+        "--seeds",
+        "1",
+        "--only",
+        "baseline,baseline_early_stopping",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--precision",
+        "float32",
+        "--data-dir",
+        str(data),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "doc.md"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "[1/2] baseline seed 0: train" in out and "[2/2] baseline_early_stopping seed 0: train" in out
@@ -178,7 +236,11 @@ def test_a_users_file_with_its_own_seeds_title_and_claims(tmp_path, fake_train):
     assert file.title == "My experiments" and small.seeds == 1 and regularised.seeds is None
     assert experiment_config(small, 0, TINY).conv_filters == (8, 16) and regularised.claim.val_accuracy == 0.9
     doc, progress, _ = run_all(tmp_path, seeds=2, file=file)
-    assert progress == ["[1/3] small seed 0: train", "[2/3] regularised seed 0: train", "[3/3] regularised seed 1: train"]
+    assert progress == [
+        "[1/3] small seed 0: train",
+        "[2/3] regularised seed 0: train",
+        "[3/3] regularised seed 1: train",
+    ]
     text = doc.read_text()
     assert text.startswith("# My experiments\n") and f" --experiments {path} --runs-dir " in text
     assert "| regularised | baseline 32 px, 1 epoch, dropout 0.25, early stop | 2/2 |" in text and "| 90.0 |" in text
@@ -192,30 +254,66 @@ def test_the_results_script_runs_come_from_its_file(tmp_path):
     for run in planned:
         runs.setdefault(run.experiment.name, []).append(run.config)
     assert {name: len(configs) for name, configs in runs.items()} == {
-        "baseline": 6, "baseline_float32": 6, "augmented": 3, "augmented_mild": 3, "augmented_flip": 3, "mobilenet_v2": 3}
+        "baseline": 6,
+        "baseline_float32": 6,
+        "augmented": 3,
+        "augmented_mild": 3,
+        "augmented_flip": 3,
+        "mobilenet_v2": 3,
+    }
     assert [c.augmentation for c in (runs["augmented"][0], runs["augmented_mild"][0], runs["augmented_flip"][0])] == [
-        "reference", "mild", "flip"]
+        "reference",
+        "mild",
+        "flip",
+    ]
     assert runs["baseline_float32"][5].precision == "float32" and runs["baseline"][5].precision == "auto"
     assert runs["mobilenet_v2"][0].image_size == 224 and runs["mobilenet_v2"][0].epochs == 6
 
 
-@pytest.mark.parametrize("text, words", [
-    ('[[experiment]]\nname = baseline', "not valid TOML (Invalid value (at line 2, column 8)); fix the syntax."),
-    ('[[experiment]]\nname = "a"\nsettings = { epoch = 3 }', "experiment 'a': settings: unknown field 'epoch'; known: recipe,"),
-    ('[[experiment]]\nname = "a"\nsettings = { seed = 3 }', "unknown field 'seed' (seeds come from --seeds or `seeds = N`)"),
-    ('[[experiment]]\nname = "a"\nsettings = { epochs = "ten" }', "experiment 'a': settings: epochs = 'ten' should be an integer."),
-    ('[[experiment]]\nname = "a"\nsettings = { early_stopping = 1 }', "early_stopping = 1 should be true or false."),
-    ('[[experiment]]\nname = "a"\nsettings = { conv_filters = [8, "x"] }', "should be a list of integers."),
-    ('[[experiment]]\nname = "a"\nsettings = { kernel_size = 4 }', "experiment 'a': --kernel-size 4: choose 1, 3, 5 or 7."),
-    ('[[experiment]]\nname = "a"\nsettings = { recipe = "resnet" }', "experiment 'a': unknown recipe 'resnet'"),
-    ('[[experiment]]\nname = "a"\nrepeats = 2', "experiment 'a': unknown key 'repeats'; an experiment has name, settings, seeds, claim."),
-    ('[[experiment]]\nname = "a"\nseeds = 0', "experiment 'a': seeds = 0 should be a positive integer."),
-    ('[[experiment]]\nname = "a"\nclaim = { val_accuracy = "high" }', "experiment 'a': claim: val_accuracy = 'high' should be a number."),
-    ('[[experiment]]\nsettings = {}', "experiment 1 has no name"),
-    ('[[experiment]]\nname = "a"\n[[experiment]]\nname = "a"', "experiment 'a' appears more than once"),
-    ('titel = "x"\n[[experiment]]\nname = "a"', "unknown key 'titel'; the file holds `title` and [[experiment]] tables."),
-    ('title = "x"', "no [[experiment]] tables"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[[experiment]]\nname = baseline", "not valid TOML (Invalid value (at line 2, column 8)); fix the syntax."),
+        (
+            '[[experiment]]\nname = "a"\nsettings = { epoch = 3 }',
+            "experiment 'a': settings: unknown field 'epoch'; known: recipe,",
+        ),
+        (
+            '[[experiment]]\nname = "a"\nsettings = { seed = 3 }',
+            "unknown field 'seed' (seeds come from --seeds or `seeds = N`)",
+        ),
+        (
+            '[[experiment]]\nname = "a"\nsettings = { epochs = "ten" }',
+            "experiment 'a': settings: epochs = 'ten' should be an integer.",
+        ),
+        (
+            '[[experiment]]\nname = "a"\nsettings = { early_stopping = 1 }',
+            "early_stopping = 1 should be true or false.",
+        ),
+        ('[[experiment]]\nname = "a"\nsettings = { conv_filters = [8, "x"] }', "should be a list of integers."),
+        (
+            '[[experiment]]\nname = "a"\nsettings = { kernel_size = 4 }',
+            "experiment 'a': --kernel-size 4: choose 1, 3, 5 or 7.",
+        ),
+        ('[[experiment]]\nname = "a"\nsettings = { recipe = "resnet" }', "experiment 'a': unknown recipe 'resnet'"),
+        (
+            '[[experiment]]\nname = "a"\nrepeats = 2',
+            "experiment 'a': unknown key 'repeats'; an experiment has name, settings, seeds, claim.",
+        ),
+        ('[[experiment]]\nname = "a"\nseeds = 0', "experiment 'a': seeds = 0 should be a positive integer."),
+        (
+            '[[experiment]]\nname = "a"\nclaim = { val_accuracy = "high" }',
+            "experiment 'a': claim: val_accuracy = 'high' should be a number.",
+        ),
+        ("[[experiment]]\nsettings = {}", "experiment 1 has no name"),
+        ('[[experiment]]\nname = "a"\n[[experiment]]\nname = "a"', "experiment 'a' appears more than once"),
+        (
+            'titel = "x"\n[[experiment]]\nname = "a"',
+            "unknown key 'titel'; the file holds `title` and [[experiment]] tables.",
+        ),
+        ('title = "x"', "no [[experiment]] tables"),
+    ],
+)
 def test_a_bad_experiments_file_is_one_line_naming_it(tmp_path, capsys, text, words):
     path = tmp_path / "bad.toml"
     path.write_text(text)

@@ -34,8 +34,14 @@ def evidence_model() -> keras.Model:
     conv = layers.Conv2D(2, 1, activation="relu", name="colours")
     backbone = keras.Model(inner, conv(inner), name="backbone")
     backbone.trainable = False
-    head = keras.Sequential([keras.Input((16, 16, 2)), layers.GlobalAveragePooling2D(name="pool"),
-                             layers.Dense(1, activation="sigmoid", name="output")], name="head")
+    head = keras.Sequential(
+        [
+            keras.Input((16, 16, 2)),
+            layers.GlobalAveragePooling2D(name="pool"),
+            layers.Dense(1, activation="sigmoid", name="output"),
+        ],
+        name="head",
+    )
     x = layers.Rescaling(1 / 255, name="preprocess")(layers.RandomFlip("horizontal", name="flip")(pixels))
     model = keras.Model(pixels, head(backbone(x, training=False)), name="evidence")
     conv.set_weights([np.array([[1, 0], [0, 0], [0, 1]], np.float32).reshape(1, 1, 3, 2), np.zeros(2, np.float32)])
@@ -73,7 +79,17 @@ def test_forward_pass_rebuilt_link_by_link_gives_the_models_output(baseline, nes
 
 def test_layer_paths_reach_inside_the_backbone_and_head(nested_model):
     links = [path for path, _ in explain.chain(nested_model)]
-    assert links == ["flip", "rotate", "zoom", "stretch", "preprocess", "backbone", "head/pool", "head/dropout", "head/output"]
+    assert links == [
+        "flip",
+        "rotate",
+        "zoom",
+        "stretch",
+        "preprocess",
+        "backbone",
+        "head/pool",
+        "head/dropout",
+        "head/output",
+    ]
     paths = explain.layer_paths(nested_model)
     assert "backbone/out_relu" in paths and "backbone/block_13_expand_relu" in paths
 
@@ -131,8 +147,16 @@ def colour_model(classes: int = 3) -> keras.Model:
     pixels = keras.Input((16, 16, 3), name="pixels")
     conv = layers.Conv2D(3, 1, activation="relu", name="colours")
     output = layers.Dense(classes, activation="softmax", name="output")
-    model = keras.Sequential([pixels, layers.Rescaling(1 / 255, name="preprocess"), conv,
-                              layers.GlobalAveragePooling2D(name="pool"), output], name="colours")
+    model = keras.Sequential(
+        [
+            pixels,
+            layers.Rescaling(1 / 255, name="preprocess"),
+            conv,
+            layers.GlobalAveragePooling2D(name="pool"),
+            output,
+        ],
+        name="colours",
+    )
     conv.set_weights([np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3), np.zeros(3, np.float32)])
     output.set_weights([8 * np.eye(3, classes, dtype=np.float32), np.zeros(classes, np.float32)])
     return model
@@ -164,7 +188,9 @@ def test_gradcam_on_a_trained_cnn(baseline):
     peaks = heatmaps.max(axis=(1, 2))
     assert np.all(np.isclose(peaks, 1.0, atol=0.05) | (peaks == 0))  # scaled to 1, or empty (no positive evidence)
     assert (heatmaps.std(axis=(1, 2)) > 0).sum() >= 4
-    np.testing.assert_allclose(explain.gradcam(model, x[0], "conv3"), heatmaps[0], atol=1e-5)  # one image == batch of one
+    np.testing.assert_allclose(
+        explain.gradcam(model, x[0], "conv3"), heatmaps[0], atol=1e-5
+    )  # one image == batch of one
 
 
 def test_unknown_or_flat_layers_are_clear_errors(baseline, nested_model):
@@ -191,7 +217,12 @@ def test_misclassified_are_the_wrong_ones_worst_first():
     y = np.array([0, 0, 1, 1, 0, 1])
     output = ClassOutput.for_classes(["horses", "humans"])
     p = output.probabilities([0.1, 0.7, 0.2, 0.9, 0.99, 0.45])
-    assert explain.misclassified(y, p, output).tolist() == [4, 2, 1, 5]  # losses: -log(.01), -log(.2), -log(.3), -log(.45)
+    assert explain.misclassified(y, p, output).tolist() == [
+        4,
+        2,
+        1,
+        5,
+    ]  # losses: -log(.01), -log(.2), -log(.3), -log(.45)
     strict = ClassOutput(("horses", "humans"), "sigmoid", threshold=0.8)
     assert explain.misclassified(y, p, strict).tolist() == [4, 2, 5]
     np.testing.assert_allclose(explain.losses([1, 0], output.probabilities([0.5, 0.5])), [np.log(2)] * 2)
@@ -201,7 +232,9 @@ def test_misclassified_are_the_wrong_ones_worst_first():
 def test_misclassified_of_three_classes_ranks_by_the_probability_of_the_true_class():
     output = ClassOutput.for_classes(["cats", "dogs", "owls"])
     y = np.array([0, 1, 2, 2])
-    p = np.array([[.4, .5, .1], [.1, .8, .1], [.6, .3, .1], [.2, .45, .35]])  # wrong: 0 (p true .4), 2 (.1), 3 (.35)
+    p = np.array(
+        [[0.4, 0.5, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.2, 0.45, 0.35]]
+    )  # wrong: 0 (p true .4), 2 (.1), 3 (.35)
     assert explain.misclassified(y, p, output).tolist() == [2, 3, 0]
 
 
@@ -213,11 +246,18 @@ def test_every_recipe_explains_at_its_last_conv_layer(name):
     model = build_model(config)
     images = np.random.default_rng(5).integers(0, 256, (2, size, size, 3)).astype(np.uint8)
     logits, _ = explain.forward(model, images.astype(np.float32), [])
-    np.testing.assert_allclose(1 / (1 + np.exp(-np.asarray(logits).ravel())), np.asarray(model(images, training=False)).ravel(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        1 / (1 + np.exp(-np.asarray(logits).ravel())),
+        np.asarray(model(images, training=False)).ravel(),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     layer = last_conv_layer(config)
     heatmaps = explain.gradcam(model, images, layer)
     assert heatmaps.shape == (2, size, size) and 0 <= heatmaps.min() and heatmaps.max() <= 1
-    assert list(explain.activations(model, images[0], [layer])[layer].shape) == [int(d) for d in layer_output_shape(model, layer)]
+    assert list(explain.activations(model, images[0], [layer])[layer].shape) == [
+        int(d) for d in layer_output_shape(model, layer)
+    ]
 
 
 def layer_output_shape(model, path: str):

@@ -5,16 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.export import pipeline as ex
-from horses_humans.export import webbuild
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.export.parity import RULES, check_parity, p50_latency_ms
-from horses_humans.data.images import load_pixels
-from horses_humans.models.outputs import ClassOutput
-from horses_humans.inference.predictor import Predictor
-from horses_humans.runs.store import load_run
 from horses_humans.core.tables import exports_table, write_exports_markdown
+from horses_humans.data.images import load_pixels
+from horses_humans.export import pipeline as ex
+from horses_humans.export import webbuild
+from horses_humans.export.parity import RULES, check_parity, p50_latency_ms
+from horses_humans.inference.predictor import Predictor
+from horses_humans.models.outputs import ClassOutput
+from horses_humans.runs.store import load_run
 
 from .synthetic import write_image
 
@@ -45,7 +45,9 @@ def test_float_exports_must_agree_to_1e_4():
     assert binary_parity(reference, reference + 9e-5, "none").passed
     failed = binary_parity(reference, reference + 2e-4, "none")
     assert not failed.passed and failed.max_abs_diff == pytest.approx(2e-4, rel=1e-3) and failed.label_agreement == 1.0
-    assert failed.mean_abs_diff == pytest.approx(2e-4, rel=1e-3)  # both columns move alike: the numbers stay P(humans)'s
+    assert failed.mean_abs_diff == pytest.approx(
+        2e-4, rel=1e-3
+    )  # both columns move alike: the numbers stay P(humans)'s
 
 
 def test_float16_exports_must_agree_to_1e_2():
@@ -118,6 +120,7 @@ def test_p50_latency_times_single_image_calls():
 
 # ---------------------------------------------------------------- exports of a trained model
 
+
 def fresh_images(tmp_path, size=40, count=4) -> list:
     """Images the model has not seen (written with another seed than the data set's)."""
     rng = np.random.default_rng(123)
@@ -138,7 +141,9 @@ def test_every_export_ships_with_its_labels(baseline_exports, baseline_run, name
     assert labels["output_kind"] == "sigmoid" and labels["output_shape"] == [None, 1] and "'humans'" in labels["output"]
     assert labels["pixel_range"] == [0, 255] and labels["input"]["shape"] == [None, 32, 32, 3]
     assert (labels["format"], labels["quantize"]) == (result.format, result.quantize)
-    assert labels["temperature"] == load_run(baseline_run).output.temperature  # the export serves calibrated probabilities
+    assert (
+        labels["temperature"] == load_run(baseline_run).output.temperature
+    )  # the export serves calibrated probabilities
     manifest = json.loads((folder / "export.json").read_text())
     assert manifest["parity"]["passed"] and manifest["parity"]["images"] == 16
     assert manifest["parity"]["rule"] == result.parity.rule and manifest["model_bytes"] == result.model_bytes > 0
@@ -165,7 +170,9 @@ def standard_predictions(folder, fmt, pixels):
     if fmt == "keras":
         import keras
 
-        return np.asarray(keras.saving.load_model(folder / "model.keras", compile=False).predict_on_batch(x)).reshape(len(x), -1)
+        return np.asarray(keras.saving.load_model(folder / "model.keras", compile=False).predict_on_batch(x)).reshape(
+            len(x), -1
+        )
     if fmt == "savedmodel":
         import tensorflow as tf
 
@@ -250,6 +257,7 @@ def test_exports_table_has_every_export(baseline_source, baseline_exports):
 
 # ---------------------------------------------------------------- failures are reported, not shipped
 
+
 def test_failed_parity_ships_nothing_and_keeps_the_previous_export(baseline_source, monkeypatch):
     first = ex.export(baseline_source, "keras", latency_runs=1)
     before = (first.path / "export.json").read_text()
@@ -280,11 +288,14 @@ def test_export_replaces_an_earlier_one_of_the_same_name(baseline_source):
     assert oct(second.path.stat().st_mode & 0o777) != oct(0o700)  # an ordinary folder, not mkdtemp's private one
 
 
-@pytest.mark.parametrize("fmt,quantize,words", [
-    ("keras", "int8", "--format keras does not take --quantize int8"),
-    ("web", "float16", "--format web does not take --quantize float16"),
-    ("onnx", "none", "unknown export format 'onnx'"),
-])
+@pytest.mark.parametrize(
+    "fmt,quantize,words",
+    [
+        ("keras", "int8", "--format keras does not take --quantize int8"),
+        ("web", "float16", "--format web does not take --quantize float16"),
+        ("onnx", "none", "unknown export format 'onnx'"),
+    ],
+)
 def test_bad_format_requests_are_clear_errors(fmt, quantize, words):
     with pytest.raises(HorsesHumansError, match=words.replace("-", r"\-")):
         ex.check_request(fmt, quantize)
@@ -299,9 +310,24 @@ def test_a_missing_export_dependency_names_the_extra(monkeypatch):
 
 # ---------------------------------------------------------------- the command
 
+
 def test_cli_export_prints_the_table_and_exits_0(baseline_run, views_data, capsys):
-    code = main(["export", str(baseline_run), "--format", "tflite", "--quantize", "int8", "--latency-runs", "2",
-                 "--data-dir", str(views_data[0]), "--cache-dir", str(views_data[1])])
+    code = main(
+        [
+            "export",
+            str(baseline_run),
+            "--format",
+            "tflite",
+            "--quantize",
+            "int8",
+            "--latency-runs",
+            "2",
+            "--data-dir",
+            str(views_data[0]),
+            "--cache-dir",
+            str(views_data[1]),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.startswith(f"**{baseline_run.name}**") and "| tflite-int8 | LiteRT | model.tflite |" in out
@@ -310,16 +336,21 @@ def test_cli_export_prints_the_table_and_exits_0(baseline_run, views_data, capsy
 
 def test_cli_export_exits_1_when_an_export_fails_parity(baseline_run, views_data, capsys, monkeypatch):
     monkeypatch.setitem(RULES, "none", ("max_abs_diff", -1.0))
-    code = main(["export", str(baseline_run), "--format", "keras", "--latency-runs", "1", "--data-dir", str(views_data[0])])
+    code = main(
+        ["export", str(baseline_run), "--format", "keras", "--latency-runs", "1", "--data-dir", str(views_data[0])]
+    )
     out, err = capsys.readouterr()
     assert code == 1 and "**not shipped**: parity failed" in out and "keras: NOT shipped" in err
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--format", "keras", "--quantize", "int8"], "does not take --quantize int8"),
-    (["--all", "--quantize", "int8"], "--all exports every quantization already"),
-    (["--format", "tflite", "--latency-runs", "0"], "--latency-runs must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--format", "keras", "--quantize", "int8"], "does not take --quantize int8"),
+        (["--all", "--quantize", "int8"], "--all exports every quantization already"),
+        (["--format", "tflite", "--latency-runs", "0"], "--latency-runs must be a positive integer"),
+    ],
+)
 def test_cli_export_bad_options_exit_2(baseline_run, args, words, capsys):
     assert main(["export", str(baseline_run), *args]) == 2
     assert words in capsys.readouterr().err
@@ -335,9 +366,12 @@ def test_cli_export_of_an_unfinished_run_or_without_data_exits_2(tmp_path, basel
 
 # ---------------------------------------------------------------- a transfer model (nested, frozen backbone)
 
+
 # The random backbone answers about 0.4997 for every image, so a label-agreement rule (int8, dynamic) is a coin toss
 # here; integer exports of MobileNetV2 are checked with its ImageNet weights on the real data (test_integration.py).
-@pytest.mark.parametrize("fmt,quantize", [("savedmodel", "none"), ("tflite", "none"), ("tflite", "float16"), ("web", "none")])
+@pytest.mark.parametrize(
+    "fmt,quantize", [("savedmodel", "none"), ("tflite", "none"), ("tflite", "float16"), ("web", "none")]
+)
 def test_mobilenet_v2_exports_through_its_nested_backbone(mobilenet_run, views_data, fmt, quantize):
     source = ex.open_source(mobilenet_run, views_data[0], views_data[1], log=lambda s: None)
     result = ex.export(source, fmt, quantize, latency_runs=1)
@@ -347,8 +381,22 @@ def test_mobilenet_v2_exports_through_its_nested_backbone(mobilenet_run, views_d
 
 
 def test_exports_table_escapes_pipes_in_cells():
-    row = {key: "-" for key in ("export", "runtime", "file", "mb", "folder_mb", "ratio", "accuracy", "mean_abs_diff",
-                                "max_abs_diff", "agreement", "latency")}
+    row = {
+        key: "-"
+        for key in (
+            "export",
+            "runtime",
+            "file",
+            "mb",
+            "folder_mb",
+            "ratio",
+            "accuracy",
+            "mean_abs_diff",
+            "max_abs_diff",
+            "agreement",
+            "latency",
+        )
+    }
     header, rule, line = exports_table([{**row, "parity": "parity failed: max |dp| <= 0.01"}]).splitlines()
     assert line.replace("\\|", "").count("|") == header.count("|") and "max \\|dp\\|" in line
 
@@ -359,8 +407,12 @@ def test_latency_bench_times_every_export_against_keras(baseline_exports, baseli
     from pathlib import Path
 
     bench = Path(__file__).resolve().parents[1] / "bench" / "bench_export.py"
-    done = subprocess.run([sys.executable, str(bench), str(baseline_run), "--rounds", "1", "--calls", "2"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(bench), str(baseline_run), "--rounds", "1", "--calls", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     rows = {line.split(" | ")[0][2:] for line in done.stdout.splitlines() if line.startswith("| ")}
     assert {"keras model.predict (reference)", "keras predict_on_batch (reference)"} | set(baseline_exports) <= rows

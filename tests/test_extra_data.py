@@ -10,8 +10,8 @@ import pytest
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.data.datasets import joined, load_extra
-from horses_humans.runs.store import load_run
 from horses_humans.runs.record import load_run_extra
+from horses_humans.runs.store import load_run
 from horses_humans.training.loop import train
 
 from .synthetic import make_classes, make_dataset
@@ -44,8 +44,8 @@ def extra_run(data, extras, tmp_path_factory) -> Path:
 
 
 def test_repeatable_option_builds_the_config():
-    from horses_humans.cli.options import config_from_args
     from horses_humans.cli.main import build_parser
+    from horses_humans.cli.options import config_from_args
 
     args = build_parser().parse_args(["train", "--extra-data", "a", "--extra-data", "b/c"])
     assert config_from_args(TrainConfig, args).extra_data == ("a", "b/c")
@@ -89,8 +89,22 @@ def test_a_changed_extra_folder_is_named(extra_run, extras, tmp_path):
 
 def test_missing_folder_and_unknown_class_are_one_line_errors(data, tmp_path, capsys):
     missing = tmp_path / "nowhere"
-    assert main(["train", "--data-dir", str(data), "--runs-dir", str(tmp_path / "runs"), "--extra-data", str(missing),
-                 "--epochs", "1"]) != 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(data),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--extra-data",
+                str(missing),
+                "--epochs",
+                "1",
+            ]
+        )
+        != 0
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --extra-data") and str(missing) in err and len(err.splitlines()) == 1
     make_classes(tmp_path / "zoo", ["cats"], 1, np.random.default_rng(0))
@@ -111,8 +125,8 @@ def test_neither_is_added_only_when_a_folder_has_it(extras, tmp_path):
 
 def test_backbone_features_of_a_joined_split_are_cached_part_by_part(data, extras, tmp_path):
     from horses_humans.data.datasets import load_dataset
-    from horses_humans.training.features import cached_features
     from horses_humans.models.recipes import build_model, get_recipe
+    from horses_humans.training.features import cached_features
 
     recipe, lines = get_recipe("mobilenet_v2"), []
     model = build_model(TrainConfig(recipe="mobilenet_v2", weights="none", image_size=32), "float32", 2)

@@ -16,8 +16,8 @@ import pytest
 
 from horses_humans.config import TrainConfig
 from horses_humans.data.datasets import find_dataset, load_side
-from horses_humans.training.features import cached_features
 from horses_humans.models.recipes import build_model, get_recipe
+from horses_humans.training.features import cached_features
 
 SIZE = 32
 SRC = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's package, for the subprocesses
@@ -151,8 +151,12 @@ def wait_for(predicate, seconds: float, what: str) -> None:
 
 
 def builder(script: Path, folder: Path, role: str, out) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(script), str(folder), role], stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": SRC})
+    return subprocess.Popen(
+        [sys.executable, str(script), str(folder), role],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
 
 
 def test_two_processes_building_one_cache_build_it_once(tmp_path):
@@ -185,8 +189,11 @@ def test_a_builder_killed_while_holding_the_lock_does_not_block_the_next(tmp_pat
             processes.append(builder(script, tmp_path, "stuck", stuck_out))
             wait_for(lambda: (tmp_path / "builds.txt").exists(), 60, "the first process to start building")
             processes.append(builder(script, tmp_path, "second", second_out))
-            wait_for(lambda: "waiting for another process" in (tmp_path / "second.out").read_text(), 60,
-                     "the second process to wait for the lock")
+            wait_for(
+                lambda: "waiting for another process" in (tmp_path / "second.out").read_text(),
+                60,
+                "the second process to wait for the lock",
+            )
             processes[0].send_signal(signal.SIGKILL)  # the lock dies with its holder (flock)
             assert processes[1].wait(timeout=120) == 0
         finally:

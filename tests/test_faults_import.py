@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from horses_humans.data import datasets as data
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
+from horses_humans.data import datasets as data
 from horses_humans.data.datasets import TRAIN, VALIDATION
 
 from .synthetic import zip_folder
@@ -42,9 +42,13 @@ def import_cli(source: Path, data_dir: Path, *options: str) -> int:
 
 def import_subprocess(source: Path, data_dir: Path) -> subprocess.CompletedProcess:
     """The same import in a fresh process, killed after DEADLINE seconds (where a FIFO could make it hang)."""
-    return subprocess.run([sys.executable, "-m", "horses_humans", "data", "import", str(source), "--data-dir",
-                           str(data_dir)], capture_output=True, text=True, timeout=DEADLINE,
-                          env={**os.environ, "PYTHONPATH": SRC})
+    return subprocess.run(
+        [sys.executable, "-m", "horses_humans", "data", "import", str(source), "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
 
 
 @pytest.fixture
@@ -70,6 +74,7 @@ def class_zip(make_split, tmp_path: Path, name: str = "set.zip") -> Path:
 
 # ---------------------------------------------------------------- bombs and lies
 
+
 def test_zip_bomb_is_refused_before_anything_is_written(tmp_path, held, make_split, capsys):
     archive = class_zip(make_split, tmp_path)
     with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as zf:
@@ -86,7 +91,7 @@ def lie_about_sizes(archive: Path, member: str, size: int) -> None:
     for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):  # local, central
         at = raw.find(signature)
         while at != -1:
-            if raw[at + name_at:at + name_at + len(name)] == name:
+            if raw[at + name_at : at + name_at + len(name)] == name:
                 struct.pack_into("<I", raw, at + size_at, size)
             at = raw.find(signature, at + 4)
     archive.write_bytes(bytes(raw))
@@ -117,6 +122,7 @@ def test_a_file_that_grows_after_it_was_measured_is_cut_off_at_the_limit(tmp_pat
 
 # ---------------------------------------------------------------- counts
 
+
 @pytest.fixture(scope="module")
 def hundred_thousand_members(tmp_path_factory) -> Path:
     """A zip of 100,000 empty members (stored, ~10 MB), written once for this module."""
@@ -129,12 +135,14 @@ def hundred_thousand_members(tmp_path_factory) -> Path:
 
 def test_100k_members_are_refused_by_count(hundred_thousand_members, held, capsys):
     assert import_cli(hundred_thousand_members, held[0]) == 2
-    assert_refused(capsys, held, str(hundred_thousand_members), "holds 100000 files and folders", "50000",
-                   "--max-files")
+    assert_refused(
+        capsys, held, str(hundred_thousand_members), "holds 100000 files and folders", "50000", "--max-files"
+    )
 
 
-def test_100k_members_are_refused_before_the_zip_directory_is_loaded(hundred_thousand_members, held, capsys,
-                                                                     monkeypatch):
+def test_100k_members_are_refused_before_the_zip_directory_is_loaded(
+    hundred_thousand_members, held, capsys, monkeypatch
+):
     def load(*args, **kwargs):  # a million members would take gigabytes of ZipInfo objects
         raise AssertionError("the whole zip directory was loaded")
 
@@ -154,19 +162,23 @@ def test_a_folder_over_the_byte_limit_is_refused_before_anything_is_written(tmp_
     source = make_split(tmp_path / "src", (2, 2))
     size = sum(p.stat().st_size for p in source.rglob("*.png"))
     assert import_cli(source, held[0], "--max-bytes", str(size - 1)) == 2
-    assert_refused(capsys, held, str(source), f"({size} bytes), over the limit of ", f"({size - 1} bytes)",
-                   "--max-bytes")
+    assert_refused(
+        capsys, held, str(source), f"({size} bytes), over the limit of ", f"({size - 1} bytes)", "--max-bytes"
+    )
     assert import_cli(source, held[0], "--max-bytes", str(size)) == 0  # exactly at the limit is allowed
 
 
 def test_too_little_free_disk_is_refused_before_anything_is_written(tmp_path, held, make_split, capsys, monkeypatch):
     archive = class_zip(make_split, tmp_path)
-    monkeypatch.setattr(data.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**12, used=10**12 - 1000, free=1000))
+    monkeypatch.setattr(
+        data.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**12, used=10**12 - 1000, free=1000)
+    )
     assert import_cli(archive, held[0]) == 2
     assert_refused(capsys, held, str(held[0].parent), "1000 bytes free", "--data-dir")
 
 
 # ---------------------------------------------------------------- members that are not images, or point elsewhere
+
 
 def test_a_member_that_is_both_a_file_and_a_folder_is_one_error_line(tmp_path, held, make_split, capsys):
     archive = class_zip(make_split, tmp_path)
@@ -185,8 +197,12 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
     assert import_cli(archive, tmp_path / "data") == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "skipped" in line]
     assert lines == [f"{archive}: skipped 5 entries: 5 not images (horses/notes.txt, humans/a.csv, humans/b.csv, ...)"]
-    assert sorted(snapshot(tmp_path / "data")) == ["horses/horses-00.png", "horses/horses-01.png",
-                                                   "humans/humans-00.png", "humans/humans-01.png"]
+    assert sorted(snapshot(tmp_path / "data")) == [
+        "horses/horses-00.png",
+        "horses/horses-01.png",
+        "humans/humans-00.png",
+        "humans/humans-01.png",
+    ]
 
 
 @pytest.mark.parametrize("suffix", sorted(data.IMAGE_SUFFIXES))
@@ -218,8 +234,9 @@ def test_symlink_member_is_skipped_never_followed(tmp_path, make_split, capsys):
     assert not any(p.is_symlink() for p in (tmp_path / "data").rglob("*"))
 
 
-@pytest.mark.parametrize("member", ["../evil.png", "horses/../../evil.png", "/tmp/evil.png", "C:/evil.png",
-                                    "..\\evil.png"])
+@pytest.mark.parametrize(
+    "member", ["../evil.png", "horses/../../evil.png", "/tmp/evil.png", "C:/evil.png", "..\\evil.png"]
+)
 def test_members_outside_the_archive_are_refused(tmp_path, held, make_split, member, capsys):
     archive = class_zip(make_split, tmp_path)
     with zipfile.ZipFile(archive, "a") as zf:
@@ -232,6 +249,7 @@ def test_members_outside_the_archive_are_refused(tmp_path, held, make_split, mem
 
 # ---------------------------------------------------------------- folders: loops, broken links, FIFOs
 
+
 def test_folder_with_loops_broken_links_and_a_fifo_imports_the_rest_and_says_what_it_skipped(tmp_path, make_dataset):
     source = make_dataset(tmp_path / "src")
     horses = source / TRAIN / "horses"
@@ -243,8 +261,10 @@ def test_folder_with_loops_broken_links_and_a_fifo_imports_the_rest_and_says_wha
     result = import_subprocess(source, tmp_path / "data")
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     skipped = [line for line in result.stdout.splitlines() if "skipped" in line]
-    assert skipped == [f"{source}: skipped 4 entries: 2 broken links ({TRAIN}/horses/gone.png, {TRAIN}/horses/self.png); "
-                       f"1 symlink loops ({TRAIN}/horses/loop); 1 not regular files ({VALIDATION}/humans/pipe.png)"]
+    assert skipped == [
+        f"{source}: skipped 4 entries: 2 broken links ({TRAIN}/horses/gone.png, {TRAIN}/horses/self.png); "
+        f"1 symlink loops ({TRAIN}/horses/loop); 1 not regular files ({VALIDATION}/humans/pipe.png)"
+    ]
     got = snapshot(tmp_path / "data")
     assert got[f"{TRAIN}/horses/linked.png"] == (source / TRAIN / "humans" / "humans-00.png").read_bytes()
     assert len([name for name in got if name.startswith(f"{TRAIN}/horses/")]) == 4  # 3 images and the good link
@@ -294,8 +314,12 @@ data.import_path(Path(source), Path(data_dir), log=lambda line: None)
 def kill_import_at(when: str, source: Path, data_dir: Path, tmp_path: Path) -> None:
     """Run an import in a child process and kill -9 it at `when` (write: mid-copy; swap: between the two renames)."""
     marker = tmp_path / "reached"
-    child = subprocess.Popen([sys.executable, "-c", KILLABLE, str(source), str(data_dir), str(marker), when],
-                             env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE, str(source), str(data_dir), str(marker), when],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + DEADLINE
     try:
         while not marker.exists():
@@ -326,6 +350,7 @@ def test_an_import_killed_while_it_replaced_the_data_gives_the_old_data_back(tmp
 
 
 # ---------------------------------------------------------------- the real data set
+
 
 @pytest.mark.integration
 def test_the_official_training_zip_imports_every_image_within_the_default_limits(tmp_path, capsys):

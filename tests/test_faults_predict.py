@@ -32,8 +32,13 @@ def exported_run(tmp_path_factory):
 def predict(run: Path, *args, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     """`horses-humans predict RUN ARGS...` in a fresh process; a hang raises TimeoutExpired (the test fails)."""
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "horses_humans", "predict", str(run), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "horses_humans", "predict", str(run), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def csv_rows(text: str) -> dict[str, dict]:
@@ -71,8 +76,12 @@ def test_a_folder_walk_reports_fifos_link_loops_dangling_links_and_folder_loops(
     rows = {Path(r["file"]).relative_to(folder).as_posix(): r for r in map(json.loads, result.stdout.splitlines())}
     assert list(rows) == ["a.png", "b-fifo.png", "c-loop.png", "d-dangling.png", "sub/up", "sub/z.png"]
     assert rows["a.png"]["label"] and rows["sub/z.png"]["label"]
-    reasons = {"b-fifo.png": "a FIFO (named pipe)", "c-loop.png": "a symbolic link loop",
-               "d-dangling.png": "a dangling symbolic link", "sub/up": "directory loop"}
+    reasons = {
+        "b-fifo.png": "a FIFO (named pipe)",
+        "c-loop.png": "a symbolic link loop",
+        "d-dangling.png": "a dangling symbolic link",
+        "sub/up": "directory loop",
+    }
     for name, words in reasons.items():
         assert words in rows[name]["error"] and rows[name]["label"] is None, name
         assert f"skipped: {folder / name}: " in result.stderr, name
@@ -101,9 +110,25 @@ def test_kill_9_keeps_the_rows_written_and_resume_finishes_without_duplicates(ex
         (folder / f"{i:04d}.png").symlink_to(images[i % len(images)])
     output = tmp_path / "out.csv"
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    child = subprocess.Popen([sys.executable, "-m", "horses_humans", "predict", str(run), str(folder), "--output",
-                              str(output), "--batch-size", "4", "--workers", "1"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "horses_humans",
+            "predict",
+            str(run),
+            str(folder),
+            "--output",
+            str(output),
+            "--batch-size",
+            "4",
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + TIMEOUT
     while child.poll() is None and time.monotonic() < deadline and len(read_lines(output)) < 41:
         time.sleep(0.01)  # polling for progress, not timing anything

@@ -16,9 +16,9 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.training.resume import STATE_FILE
 from horses_humans.runs.store import HISTORY_FILE, METRICS_FILE, RESUME_DIR, load_run
 from horses_humans.training.loop import train
+from horses_humans.training.resume import STATE_FILE
 
 from .fake_runs import write_run
 from .synthetic import make_dataset
@@ -27,8 +27,17 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's packag
 
 BASELINE = {"recipe": "baseline", "epochs": 4, "image_size": 32, "batch_size": 8, "seed": 1, "precision": "float32"}
 EARLY_STOPPED = {**BASELINE, "epochs": 8, "early_stopping": True}  # learnt at epoch 1: stops after 3 more
-FINE_TUNED = {"recipe": "mobilenet_v2", "weights": "none", "epochs": 2, "image_size": 32, "batch_size": 8, "seed": 1,
-              "learning_rate": 0.01, "fine_tune_from": "10", "fine_tune_epochs": 2}
+FINE_TUNED = {
+    "recipe": "mobilenet_v2",
+    "weights": "none",
+    "epochs": 2,
+    "image_size": 32,
+    "batch_size": 8,
+    "seed": 1,
+    "learning_rate": 0.01,
+    "fine_tune_from": "10",
+    "fine_tune_epochs": 2,
+}
 
 # The killed process: `horses-humans train ...` with one more callback that holds it in the middle of epoch
 # STALL (after its first batch), so the kill always lands after epoch STALL - 1 was backed up and before STALL ends.
@@ -75,7 +84,9 @@ def references(dataset, tmp_path_factory):
 
     def reference(name: str, settings: dict) -> Path:
         if name not in made:
-            made[name] = train(TrainConfig(**settings), dataset, tmp_path_factory.mktemp("runs"), cache, log=lambda s: None)
+            made[name] = train(
+                TrainConfig(**settings), dataset, tmp_path_factory.mktemp("runs"), cache, log=lambda s: None
+            )
         return made[name]
 
     return reference
@@ -91,8 +102,20 @@ def kill_while_training(settings: dict, stall: int, dataset: Path, runs: Path, c
     """Run `train` in a subprocess, SIGKILL it in the middle of epoch `stall`; returns its run directory."""
     script, marker = tmp_path / "stalling_train.py", tmp_path / "stalled"
     script.write_text(STALLING_TRAIN)
-    argv = [sys.executable, str(script), str(stall), str(marker), "train", *options(settings), "--data-dir", str(dataset),
-            "--runs-dir", str(runs), "--cache-dir", str(cache)]
+    argv = [
+        sys.executable,
+        str(script),
+        str(stall),
+        str(marker),
+        "train",
+        *options(settings),
+        "--data-dir",
+        str(dataset),
+        "--runs-dir",
+        str(runs),
+        "--cache-dir",
+        str(cache),
+    ]
     with open(tmp_path / "train.log", "w") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": SRC})
         try:
@@ -110,12 +133,19 @@ def kill_while_training(settings: dict, stall: int, dataset: Path, runs: Path, c
     return run
 
 
-@pytest.mark.parametrize("name, settings, stall", [("baseline", BASELINE, 3), ("early-stopped", EARLY_STOPPED, 3),
-                                                   ("fine-tuned", FINE_TUNED, 2), ("fine-tuned", FINE_TUNED, 4)],
-                         ids=["baseline-epoch-3", "early-stopping-epoch-3", "head-stage-epoch-2",
-                              "fine-tuning-stage-epoch-4"])
-def test_a_killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_one(name, settings, stall, dataset,
-                                                                                    references, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "name, settings, stall",
+    [
+        ("baseline", BASELINE, 3),
+        ("early-stopped", EARLY_STOPPED, 3),
+        ("fine-tuned", FINE_TUNED, 2),
+        ("fine-tuned", FINE_TUNED, 4),
+    ],
+    ids=["baseline-epoch-3", "early-stopping-epoch-3", "head-stage-epoch-2", "fine-tuning-stage-epoch-4"],
+)
+def test_a_killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_one(
+    name, settings, stall, dataset, references, tmp_path, capsys
+):
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     run = kill_while_training(settings, stall, dataset, runs, cache, tmp_path)
     assert not (run / METRICS_FILE).exists()
@@ -177,5 +207,7 @@ def test_resume_on_changed_images_is_one_error_naming_the_run(tmp_path, capsys, 
     extra.with_name("added.png").write_bytes(extra.read_bytes())  # one more training image since the run started
     assert main(["train", "--resume", str(run), "--cache-dir", str(tmp_path / "cache")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "environment.json: the images in" in err and "not the ones this run started on" in err
+    assert (
+        err.count("\n") == 1 and "environment.json: the images in" in err and "not the ones this run started on" in err
+    )
     assert not (run / METRICS_FILE).exists() and (run / RESUME_DIR / STATE_FILE).exists()  # nothing lost

@@ -14,7 +14,17 @@ import pytest
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
 from horses_humans.data.datasets import VALIDATION
-from horses_humans.runs.store import BEST_MODEL_FILE, CALIBRATION_FILE, CONFIG_FILE, DATA_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, RESUME_DIR, save_model
+from horses_humans.runs.store import (
+    BEST_MODEL_FILE,
+    CALIBRATION_FILE,
+    CONFIG_FILE,
+    DATA_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RESUME_DIR,
+    save_model,
+)
 
 from .centroid_runs import centroid_model, centroid_setup, write_centroid_run
 from .fake_runs import write_run
@@ -30,8 +40,12 @@ JSON_FAULTS = {
     DATA_FILE: ("sides", ["train"], "sides"),
 }
 JSON_DAMAGES = ("garbage", "empty", "truncated", "wrong type", "missing key")
-JSON_CASES = [(name, damage) for name, faults in JSON_FAULTS.items() for damage in JSON_DAMAGES
-              if damage != "missing key" or faults[2] is not None]
+JSON_CASES = [
+    (name, damage)
+    for name, faults in JSON_FAULTS.items()
+    for damage in JSON_DAMAGES
+    if damage != "missing key" or faults[2] is not None
+]
 MODEL_DAMAGES = ("garbage", "empty", "truncated", "no weights", "input size", "outputs")
 MODEL_COMMANDS = ("evaluate", "predict", "export", "report", "explain", "calibrate", "unsure", "serve")
 JSON_COMMANDS = MODEL_COMMANDS + ("card", "compare")
@@ -43,8 +57,17 @@ def good_run(tmp_path_factory):
     """(run, data): a finished three-class run with calibration.json and data.json, and its data folder."""
     run, data = centroid_setup(tmp_path_factory.mktemp("good"), 3)
     (run / CALIBRATION_FILE).write_text(json.dumps({"temperature": 1.5, "unsure": {"min_confidence": 0.4}}))
-    (run / DATA_FILE).write_text(json.dumps({"data_dir": str(data), "layout": "official", "class_names": class_names(3),
-                                             "sha256": "0" * 64, "sides": {}}))  # no sides: the split as found now
+    (run / DATA_FILE).write_text(
+        json.dumps(
+            {
+                "data_dir": str(data),
+                "layout": "official",
+                "class_names": class_names(3),
+                "sha256": "0" * 64,
+                "sides": {},
+            }
+        )
+    )  # no sides: the split as found now
     return run, data
 
 
@@ -62,19 +85,25 @@ def no_server(monkeypatch):
 
     def refuse(*args, **kwargs):
         raise AssertionError("the server started on a damaged run")
+
     monkeypatch.setattr(server, "serve", refuse)
 
 
 def argv_for(command: str, run, data, image) -> list[str]:
     """The command line of `command` on run (each with what it needs to get as far as reading the model)."""
     with_data = ["--data-dir", str(data)]
-    return {"evaluate": ["evaluate", str(run), *with_data], "predict": ["predict", str(run), str(image)],
-            "export": ["export", str(run), "--format", "keras", *with_data],
-            "report": ["report", str(run), *with_data, "--cache-dir", str(run.parent / "cache")],
-            "explain": ["explain", str(run), str(image), "--out", str(run.parent / "explain")],
-            "calibrate": ["calibrate", str(run), *with_data], "unsure": ["unsure", str(run), *with_data],
-            "serve": ["serve", str(run), "--port", "8765"], "card": ["card", str(run)],
-            "compare": ["compare", str(run), "--out", str(run.parent / "compare")]}[command]
+    return {
+        "evaluate": ["evaluate", str(run), *with_data],
+        "predict": ["predict", str(run), str(image)],
+        "export": ["export", str(run), "--format", "keras", *with_data],
+        "report": ["report", str(run), *with_data, "--cache-dir", str(run.parent / "cache")],
+        "explain": ["explain", str(run), str(image), "--out", str(run.parent / "explain")],
+        "calibrate": ["calibrate", str(run), *with_data],
+        "unsure": ["unsure", str(run), *with_data],
+        "serve": ["serve", str(run), "--port", "8765"],
+        "card": ["card", str(run)],
+        "compare": ["compare", str(run), "--out", str(run.parent / "compare")],
+    }[command]
 
 
 def damaged_json(text: str, damage: str, faults: tuple) -> bytes:
@@ -149,8 +178,12 @@ def test_the_intact_copy_works(run_copy, capsys):
 def test_serve_with_a_bad_model_exits_2_before_listening(run_copy):
     run, _ = run_copy
     damage_model(run, MODEL_FILE, "outputs")
-    done = subprocess.run([sys.executable, "-m", "horses_humans", "serve", str(run), "--port", "8766"],
-                          capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "horses_humans", "serve", str(run), "--port", "8766"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "startup failed" not in done.stderr
     assert f"error: {run / MODEL_FILE}: the model's output is 1 wide" in done.stderr
@@ -162,8 +195,9 @@ def test_a_fifo_in_place_of_a_run_file_fails_without_hanging(run_copy, name):
     (run / name).unlink()
     os.mkfifo(run / name)  # nothing ever writes to it: reading it would block forever
     command = ["card", str(run)] if name == LABELS_FILE else ["predict", str(run), str(run / CONFIG_FILE)]
-    done = subprocess.run([sys.executable, "-m", "horses_humans", *command], capture_output=True, text=True,
-                          timeout=COMMAND_TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "horses_humans", *command], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"error: {run / name}: " in done.stderr and "not a regular file" in done.stderr
 

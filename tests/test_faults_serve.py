@@ -32,8 +32,15 @@ GIANT_SIDE = 6300  # 39.7M pixels: under the default 40M-pixel limit
 
 @pytest.fixture(scope="module")
 def port(baseline_run):
-    settings = ServeSettings(run=baseline_run, api_key=KEY, max_body_bytes=4 * 2**20, header_timeout=1.0, body_timeout=1.5,
-                             max_queue=8, max_decodes=2)
+    settings = ServeSettings(
+        run=baseline_run,
+        api_key=KEY,
+        max_body_bytes=4 * 2**20,
+        header_timeout=1.0,
+        body_timeout=1.5,
+        max_queue=8,
+        max_decodes=2,
+    )
     with serving(settings) as port:
         yield port
 
@@ -44,7 +51,11 @@ def connect(port: int, timeout: float = 10.0) -> socket.socket:
 
 
 def head(port: int, method: str, path: str, headers: dict[str, str], host: str | None = None) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {host or f'127.0.0.1:{port}'}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -73,14 +84,19 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 
 def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
     boundary = "faultsboundary"
-    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-                    f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n" for name, data in files)
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in files
+    )
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -122,7 +138,7 @@ def test_streamed_body_is_cut_off_at_the_limit(port, tmp_path, monkeypatch):
             while sent < 64 * 2**20:
                 sock.sendall(chunk)
                 sent += len(chunk)
-        except (ConnectionError, socket.timeout):
+        except (TimeoutError, ConnectionError):
             pass  # the server closed, or stopped reading so the socket buffers filled: both are the point
         status, _, body = read_response(sock)
     assert status == 413 and b"request body over" in body, body
@@ -142,7 +158,7 @@ def test_slow_body_is_cut_off_with_408(port):
             try:
                 if sock.recv(65536, socket.MSG_PEEK):
                     break
-            except socket.timeout:
+            except TimeoutError:
                 continue
             assert time.monotonic() - start < 10, "the trickling client was never cut off"
         sock.settimeout(10)
@@ -161,7 +177,7 @@ def test_slow_or_silent_headers_are_cut_off(port, trickle):
             try:
                 if sock.recv(1, socket.MSG_PEEK) == b"":
                     break  # closed
-            except socket.timeout:
+            except TimeoutError:
                 pass
             except ConnectionResetError:
                 break
@@ -211,14 +227,17 @@ def test_16bit_giants_in_parallel_stay_within_the_memory_bound(port):
     assert peak[0] - before < bound, f"grew {peak[0] - before:.0f} MB decoding 8 giants (bound {bound:.0f} MB)"
 
 
-@pytest.mark.parametrize("headers,status", [
-    ({}, 401),
-    ({"X-API-Key": "wrong"}, 401),
-    ({"Authorization": "Bearer wrong"}, 401),
-    ({"Authorization": f"Basic {KEY}"}, 401),
-    ({"X-API-Key": KEY}, 200),
-    ({"Authorization": f"Bearer {KEY}"}, 200),
-])
+@pytest.mark.parametrize(
+    "headers,status",
+    [
+        ({}, 401),
+        ({"X-API-Key": "wrong"}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": f"Basic {KEY}"}, 401),
+        ({"X-API-Key": KEY}, 200),
+        ({"Authorization": f"Bearer {KEY}"}, 200),
+    ],
+)
 def test_api_key_is_required_on_v1(port, headers, status):
     with connect(port) as sock:
         sock.sendall(head(port, "GET", "/v1/model", headers))
@@ -246,7 +265,9 @@ def test_docs_load_nothing_from_the_network(port):
     assert "/openapi.json" in page and not re.search(r"(src|href)=\"(https?:)?//", page)
 
 
-@pytest.mark.parametrize("host,status", [("evil.example:80", 400), ("localhost:8000", 200), ("127.0.0.1", 200), ("[::1]:8000", 200)])
+@pytest.mark.parametrize(
+    "host,status", [("evil.example:80", 400), ("localhost:8000", 200), ("127.0.0.1", 200), ("[::1]:8000", 200)]
+)
 def test_loopback_server_answers_only_loopback_host_names(port, host, status):
     with connect(port) as sock:
         sock.sendall(head(port, "GET", "/healthz", {}, host=host))
@@ -297,13 +318,31 @@ def test_connections_over_the_cap_get_503(baseline_run):
 def test_beyond_loopback_without_a_key_warns_loudly(baseline_run, monkeypatch, capsys):
     assert exposure_warning(ServeSettings(host="127.0.0.1")) is None
     assert exposure_warning(ServeSettings(host="0.0.0.0", api_key="k")) is None
-    assert "WARNING" in exposure_warning(ServeSettings(host="0.0.0.0")) and "--api-key" in exposure_warning(ServeSettings(host="::"))
+    assert "WARNING" in exposure_warning(ServeSettings(host="0.0.0.0")) and "--api-key" in exposure_warning(
+        ServeSettings(host="::")
+    )
     served = []
-    monkeypatch.setattr(uvicorn, "Server", lambda config: type("NotRun", (), {"run": lambda self: served.append(config)})())
+    monkeypatch.setattr(
+        uvicorn, "Server", lambda config: type("NotRun", (), {"run": lambda self: served.append(config)})()
+    )
     assert main(["serve", str(baseline_run), "--host", "0.0.0.0", "--port", "8123"]) == 0
     assert "WARNING" in capsys.readouterr().err and served[0].limit_concurrency == 256 and served[0].port == 8123
     monkeypatch.setenv("HORSES_HUMANS_SERVE_API_KEY", "from-env")
-    assert main(["serve", str(baseline_run), "--host", "0.0.0.0", "--allowed-host", "a.example", "--allowed-host", "b.example"]) == 0
+    assert (
+        main(
+            [
+                "serve",
+                str(baseline_run),
+                "--host",
+                "0.0.0.0",
+                "--allowed-host",
+                "a.example",
+                "--allowed-host",
+                "b.example",
+            ]
+        )
+        == 0
+    )
     assert "WARNING" not in capsys.readouterr().err
     middleware = {m.cls: m.kwargs for m in served[1].app.user_middleware}
     assert middleware[HostCheck]["hosts"] == ("a.example", "b.example") and middleware[ApiKey]["key"] == "from-env"

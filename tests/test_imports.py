@@ -83,7 +83,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         state[node] = "done"
@@ -98,19 +98,30 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def run_python(code: str) -> subprocess.CompletedProcess:
     """`python -c code` in a fresh interpreter that sees this checkout's package first."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_the_cycle_finder_finds_cycles_and_resolves_relative_imports():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
-    tree = ast.parse("from . import sub, VALUE\nfrom ..config import X\nif TYPE_CHECKING:\n    import keras\n"
-                     "def f():\n    from .late import y\n")
+    tree = ast.parse(
+        "from . import sub, VALUE\nfrom ..config import X\nif TYPE_CHECKING:\n    import keras\n"
+        "def f():\n    from .late import y\n"
+    )
     modules = {"p", "p.q", "p.q.sub", "p.config", "p.q.late"}
     assert imported_names("p.q.mod", False, tree, modules) == {"p.q", "p.q.sub", "p.config"}
-    assert imported_names("p.q.mod", False, tree, modules, everywhere=True) == {"p.q", "p.q.sub", "p.config", "p.q.late", "keras"}
+    assert imported_names("p.q.mod", False, tree, modules, everywhere=True) == {
+        "p.q",
+        "p.q.sub",
+        "p.config",
+        "p.q.late",
+        "keras",
+    }
 
 
 def test_module_level_imports_have_no_cycle():
@@ -138,9 +149,12 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
 
 
 def test_recipes_weights_and_backbones_import_without_keras_or_tensorflow():
-    result = run_python("import sys\nimport horses_humans.models.recipes, horses_humans.models.weights, horses_humans.models.backbones\n"
-                        "from horses_humans.models.recipes import RECIPES\nprint(sorted(RECIPES))\n"
-                        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    result = run_python(
+        "import sys\nimport horses_humans.models.recipes, horses_humans.models.weights, "
+        "horses_humans.models.backbones\n"
+        "from horses_humans.models.recipes import RECIPES\nprint(sorted(RECIPES))\n"
+        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))"
+    )
     assert result.returncode == 0, result.stderr
     recipes, heavy = result.stdout.splitlines()
     assert recipes == str(sorted(["augmented", "baseline", "inception_v3", "mobilenet_v2", "recommended"]))

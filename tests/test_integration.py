@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from horses_humans.analysis.evaluation import evaluate_run
 from horses_humans.config import TrainConfig
 from horses_humans.data.check import check_dataset
-from horses_humans.analysis.evaluation import evaluate_run
 from horses_humans.export.pipeline import export_all, open_source
 from horses_humans.training.loop import train
 
@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def data_dir():
     path = Path(os.environ.get("HORSES_HUMANS_DATA") or REPO.parent / "shared" / "data")
-    assert (path / "horse-or-human").is_dir(), f"integration tests need the real data set at {path} (or HORSES_HUMANS_DATA)"
+    assert (path / "horse-or-human").is_dir(), (
+        f"integration tests need the real data set at {path} (or HORSES_HUMANS_DATA)"
+    )
     return path
 
 
@@ -39,7 +41,13 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def baseline_run(data_dir, cache_dir, tmp_path_factory):
     """The reference CNN, 3 epochs, seed 0."""
-    return train(TrainConfig(recipe="baseline", epochs=3, seed=0), data_dir, tmp_path_factory.mktemp("runs"), cache_dir, log=print)
+    return train(
+        TrainConfig(recipe="baseline", epochs=3, seed=0),
+        data_dir,
+        tmp_path_factory.mktemp("runs"),
+        cache_dir,
+        log=print,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -5,19 +5,22 @@ import shutil
 
 import pytest
 
-from horses_humans.data import datasets as data
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.data.datasets import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, TRAIN, VALIDATION
+from horses_humans.data import datasets as data
 from horses_humans.data.check import check_dataset, format_report
+from horses_humans.data.datasets import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, TRAIN, VALIDATION
 
 from .synthetic import LAYOUTS, class_names, make_own_dataset, zip_folder
 
 PER_CLASS = 6  # training images per class; val/test get 2 (make_own_dataset's max(2, per_class // 3))
 EXPECTED_LAYOUT = {"official": OFFICIAL, "split-folders": SPLIT_FOLDERS, "class-folders": CLASS_FOLDERS}
 # images per class on each side: class folders alone hold 6, of which round(0.2 * 6) = 1 goes to validation
-SIDE_COUNTS = {"official": {"train": 6, "validation": 2}, "split-folders": {"train": 6, "validation": 2, "test": 2},
-               "class-folders": {"train": 5, "validation": 1}}
+SIDE_COUNTS = {
+    "official": {"train": 6, "validation": 2},
+    "split-folders": {"train": 6, "validation": 2, "test": 2},
+    "class-folders": {"train": 5, "validation": 1},
+}
 
 
 def own_dataset(root, n, layout):
@@ -27,7 +30,9 @@ def own_dataset(root, n, layout):
 
 def side_counts(dataset) -> dict:
     """{side: [images per class]}."""
-    return {side: [found.labels.count(i) for i in range(len(dataset.class_names))] for side, found in dataset.sides.items()}
+    return {
+        side: [found.labels.count(i) for i in range(len(dataset.class_names))] for side, found in dataset.sides.items()
+    }
 
 
 def assert_one_line_error(err: str, *fragments: str) -> None:
@@ -41,6 +46,7 @@ def assert_one_line_error(err: str, *fragments: str) -> None:
 
 # ---------------------------------------------------------------- detect, import, check: every layout x 2, 3, 5 classes
 
+
 @pytest.mark.parametrize("n", [2, 3, 5])
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_each_layout_is_found_with_its_classes_and_sides(tmp_path, layout, n):
@@ -50,8 +56,10 @@ def test_each_layout_is_found_with_its_classes_and_sides(tmp_path, layout, n):
     assert dataset.class_names == class_names(n)
     assert side_counts(dataset) == {side: [count] * n for side, count in SIDE_COUNTS[layout].items()}
     for found in dataset.sides.values():  # every file exists where the side says, under its own class folder
-        assert all((found.root / f).is_file() and f.split("/")[0] == dataset.class_names[l]
-                   for f, l in zip(found.files, found.labels))
+        assert all(
+            (found.root / f).is_file() and f.split("/")[0] == dataset.class_names[label]
+            for f, label in zip(found.files, found.labels)
+        )
 
 
 @pytest.mark.parametrize("n", [2, 3, 5])
@@ -75,8 +83,11 @@ def test_check_names_the_layout_and_counts_each_class_per_split(tmp_path, layout
     report = check_dataset(root)
     assert report["layout"] == EXPECTED_LAYOUT[layout] and report["problems"] == [] and report["warnings"] == []
     counts = {split: info["counts"] for split, info in report["splits"].items()}
-    per_split = {"official": {TRAIN: 6, VALIDATION: 2}, "split-folders": {"train": 6, "val": 2, "test": 2},
-                 "class-folders": {"all": 6}}[layout]
+    per_split = {
+        "official": {TRAIN: 6, VALIDATION: 2},
+        "split-folders": {"train": 6, "val": 2, "test": 2},
+        "class-folders": {"all": 6},
+    }[layout]
     assert counts == {split: dict.fromkeys(class_names(n), k) for split, k in per_split.items()}
     if layout == "class-folders":
         assert report["val_split"]["counts"] == dict.fromkeys(class_names(n), 1)
@@ -141,6 +152,7 @@ def test_import_never_replaces_a_folder_holding_other_files(tmp_path, capsys):
 
 # ---------------------------------------------------------------- bad layouts: one error line each
 
+
 def no_val_for_class2(root):
     shutil.rmtree(root / "val" / "class2")
 
@@ -182,13 +194,24 @@ def one_folder_too_deep(root):
 
 
 BAD_LAYOUTS = [  # (layout, how it is broken, what the error line says)
-    ("split-folders", no_val_for_class2, ["class folders differ between train/ and val/", "'class2' is only in train/",
-                                          "val/class2/"]),
+    (
+        "split-folders",
+        no_val_for_class2,
+        ["class folders differ between train/ and val/", "'class2' is only in train/", "val/class2/"],
+    ),
     ("class-folders", one_image_in_class1, ["class1: 1 image, too few to split", "add at least one more"]),
     ("class-folders", one_class_only, ["needs at least two class folders, found ['class0']", "add a folder"]),
     ("class-folders", empty_class1, ["class1: class folder is empty", "add its images or remove the folder"]),
-    ("class-folders", no_folders, ["no data set here (it holds class0.png, class1.png, class2.png",
-                                   "(1) DIR/horse-or-human/<class>/", "(2) DIR/train/<class>/", "(3) DIR/<class>/"]),
+    (
+        "class-folders",
+        no_folders,
+        [
+            "no data set here (it holds class0.png, class1.png, class2.png",
+            "(1) DIR/horse-or-human/<class>/",
+            "(2) DIR/train/<class>/",
+            "(3) DIR/<class>/",
+        ],
+    ),
     ("class-folders", no_images, ["no data set here (the folder is empty", "data import PATH"]),
     ("split-folders", train_without_val, ["train: no val/ (or valid/, validation/) beside it", "--val-split"]),
     ("class-folders", one_folder_too_deep, ["holds only inner/", "point --data-dir at"]),

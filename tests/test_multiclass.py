@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from horses_humans.analysis.evaluation import evaluate_run, format_metrics
+from horses_humans.analysis.explain import write_explanation
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.data.datasets import VALIDATION, visible_files
-from horses_humans.analysis.evaluation import evaluate_run, format_metrics
-from horses_humans.analysis.explain import write_explanation
 from horses_humans.inference.predictor import Predictor
 from horses_humans.models.recipes import RECIPES
 from horses_humans.runs.store import load_run
@@ -33,8 +33,10 @@ def datasets(tmp_path_factory) -> dict[int, object]:
 def runs(datasets, tmp_path_factory) -> dict[int, object]:
     """{classes: run dir} of a baseline trained a few epochs on each set."""
     config = TrainConfig(recipe="baseline", epochs=4, image_size=32, batch_size=8, seed=1, precision="float32")
-    return {n: train(config, data, tmp_path_factory.mktemp(f"runs{n}"), tmp_path_factory.mktemp("cache"), **QUIET)
-            for n, data in datasets.items()}
+    return {
+        n: train(config, data, tmp_path_factory.mktemp(f"runs{n}"), tmp_path_factory.mktemp("cache"), **QUIET)
+        for n, data in datasets.items()
+    }
 
 
 @pytest.mark.parametrize("n", [3, 5])
@@ -53,7 +55,9 @@ def test_evaluate_gives_every_class_and_agrees_with_kerass_accuracy(runs, datase
     # Keras' "accuracy" resolved to sparse categorical accuracy (argmax), the label evaluate gives
     assert metrics["accuracy"] == pytest.approx(load_run(runs[n]).metrics["val_accuracy"])
     assert np.array(metrics["confusion_matrix"]).shape == (n, n) and metrics["images"] == 4 * n
-    assert list(metrics["per_class"]) == class_names(n) and all(s["support"] == 4 for s in metrics["per_class"].values())
+    assert list(metrics["per_class"]) == class_names(n) and all(
+        s["support"] == 4 for s in metrics["per_class"].values()
+    )
     assert 0 <= metrics["roc_auc"] <= 1 and set(metrics["macro"]) == {"precision", "recall", "f1"}
     rows = list(csv.DictReader(io.StringIO((runs[n] / "predictions.csv").read_text())))
     assert len(rows) == 4 * n and [k for k in rows[0] if k.startswith("p_")] == [f"p_{c}" for c in class_names(n)]
@@ -73,8 +77,15 @@ def test_predict_answers_every_class(runs, datasets, n, capsys):
         assert r.probability == max(r.probabilities.values()) == r.probabilities[r.label]
     assert main(["predict", str(runs[n]), str(files[0]), "--csv"]) == 0
     (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
-    assert list(row) == ["file", "label", "probability", *[f"p_{c}" for c in class_names(n)], "unsure_reason",
-                         "unsure_score", "error"]
+    assert list(row) == [
+        "file",
+        "label",
+        "probability",
+        *[f"p_{c}" for c in class_names(n)],
+        "unsure_reason",
+        "unsure_score",
+        "error",
+    ]
     assert main(["predict", str(runs[n]), str(files[0]), "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out)[0]["probabilities"]) == class_names(n)
 
@@ -86,8 +97,12 @@ def test_explain_the_predicted_or_a_chosen_class(runs, datasets, tmp_path, capsy
     assert main(["explain", str(runs[3]), str(image), "--class", "class0", "--out", str(tmp_path)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.endswith("; Grad-CAM of class0") and f"{image}: {result['label']} (probability" in first
-    assert (tmp_path / f"{image.stem}-gradcam-class0.png").is_file() and (tmp_path / f"{image.stem}-gradcam.png").is_file()
-    with pytest.raises(HorsesHumansError, match=r"--class 'zebra': not one of the run's classes \(class0, class1, class2\)"):
+    assert (tmp_path / f"{image.stem}-gradcam-class0.png").is_file() and (
+        tmp_path / f"{image.stem}-gradcam.png"
+    ).is_file()
+    with pytest.raises(
+        HorsesHumansError, match=r"--class 'zebra': not one of the run's classes \(class0, class1, class2\)"
+    ):
         write_explanation(runs[3], image, out_dir=tmp_path, class_name="zebra")
     assert main(["explain", str(runs[3]), str(image), "--class", "zebra"]) == 2
     assert capsys.readouterr().err.startswith("error: --class 'zebra'")
@@ -95,8 +110,15 @@ def test_explain_the_predicted_or_a_chosen_class(runs, datasets, tmp_path, capsy
 
 def recipe_config(name: str, **options) -> TrainConfig:
     """One epoch of a recipe at its smallest cheap size (InceptionV3 needs 75 px), random backbone weights."""
-    return TrainConfig(recipe=name, epochs=1, image_size=75 if name == "inception_v3" else 32, batch_size=8,
-                       weights="none", precision="float32", **options)
+    return TrainConfig(
+        recipe=name,
+        epochs=1,
+        image_size=75 if name == "inception_v3" else 32,
+        batch_size=8,
+        weights="none",
+        precision="float32",
+        **options,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -116,9 +138,26 @@ def test_fine_tuning_a_five_class_transfer_model(datasets, tmp_path):
 
 
 def test_the_sweeps_cnns_take_three_classes(datasets, tmp_path):
-    args = ["experiment", "sweep", "--trials", "1", "--epochs", "1", "--image-size", "96", "--precision", "float32",
-            "--data-dir", str(datasets[3]), "--runs-dir", str(tmp_path / "sweep"), "--out", str(tmp_path / "sweep.md"),
-            "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        "experiment",
+        "sweep",
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--image-size",
+        "96",
+        "--precision",
+        "float32",
+        "--data-dir",
+        str(datasets[3]),
+        "--runs-dir",
+        str(tmp_path / "sweep"),
+        "--out",
+        str(tmp_path / "sweep.md"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main(args) == 0
     (run,) = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]
     assert load_run(run).labels["output_kind"] == "softmax" and run.name in (tmp_path / "sweep.md").read_text()

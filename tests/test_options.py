@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 
 from horses_humans.cli import main as cli
-from horses_humans.training import loop as training
-from horses_humans.config import TrainConfig, option
 from horses_humans.cli.options import add_config_options, config_from_args, option_name
+from horses_humans.config import TrainConfig, option
 from horses_humans.core.tables import options_text
+from horses_humans.training import loop as training
 
 
 def sample_value(field: dataclasses.Field, hint: str) -> tuple[list[str], object]:
@@ -45,26 +45,57 @@ def test_train_option_defaults_are_the_config_defaults():
 
 def derived_config():
     """TrainConfig plus three fields of the kinds a new option may have (int, optional float, tuple, a True flag)."""
-    return dataclasses.make_dataclass("Derived", [
-        ("warmup_epochs", int, option(2, "epochs of warm-up")),
-        ("label_smoothing", float | None, option(None, "label smoothing (default: none)")),
-        ("milestones", tuple[int, ...], option((5, 10), "epochs at which the learning rate drops")),
-        ("shuffle", bool, option(True, "reshuffle every epoch")),
-    ], bases=(TrainConfig,), frozen=True)
+    return dataclasses.make_dataclass(
+        "Derived",
+        [
+            ("warmup_epochs", int, option(2, "epochs of warm-up")),
+            ("label_smoothing", float | None, option(None, "label smoothing (default: none)")),
+            ("milestones", tuple[int, ...], option((5, 10), "epochs at which the learning rate drops")),
+            ("shuffle", bool, option(True, "reshuffle every epoch")),
+        ],
+        bases=(TrainConfig,),
+        frozen=True,
+    )
 
 
 def test_a_new_field_becomes_a_working_option():
     derived = derived_config()
     parser = argparse.ArgumentParser()
     add_config_options(parser, derived)
-    config = config_from_args(derived, parser.parse_args(["--warmup-epochs", "4", "--label-smoothing", "0.1",
-                                                          "--milestones", "3,6,9", "--no-shuffle", "--dropout", "0.2"]))
-    assert (config.warmup_epochs, config.label_smoothing, config.milestones, config.shuffle) == (4, 0.1, (3, 6, 9), False)
+    config = config_from_args(
+        derived,
+        parser.parse_args(
+            [
+                "--warmup-epochs",
+                "4",
+                "--label-smoothing",
+                "0.1",
+                "--milestones",
+                "3,6,9",
+                "--no-shuffle",
+                "--dropout",
+                "0.2",
+            ]
+        ),
+    )
+    assert (config.warmup_epochs, config.label_smoothing, config.milestones, config.shuffle) == (
+        4,
+        0.1,
+        (3, 6, 9),
+        False,
+    )
     assert config.dropout == 0.2
     defaults = config_from_args(derived, parser.parse_args([]))
-    assert (defaults.warmup_epochs, defaults.label_smoothing, defaults.milestones, defaults.shuffle) == (2, None, (5, 10), True)
+    assert (defaults.warmup_epochs, defaults.label_smoothing, defaults.milestones, defaults.shuffle) == (
+        2,
+        None,
+        (5, 10),
+        True,
+    )
     help_text = " ".join(parser.format_help().split())  # unwrapped
-    assert "--warmup-epochs WARMUP_EPOCHS" in help_text and "(default: 2)" in help_text and "(default: 5,10)" in help_text
+    assert (
+        "--warmup-epochs WARMUP_EPOCHS" in help_text and "(default: 2)" in help_text and "(default: 5,10)" in help_text
+    )
 
 
 def test_a_new_trainconfig_field_reaches_train_with_no_other_edit(monkeypatch, tmp_path, capsys):
@@ -89,7 +120,9 @@ def test_unsupported_field_type_is_named():
 
 def test_options_text_compares_with_the_config_defaults():
     assert options_text(TrainConfig()) == "-"
-    assert options_text(TrainConfig(dropout=0.5, conv_filters=(8, 16), early_stopping=True)) == \
-        "dropout 0.5, early stop, conv 8-16 k3"
+    assert (
+        options_text(TrainConfig(dropout=0.5, conv_filters=(8, 16), early_stopping=True))
+        == "dropout 0.5, early stop, conv 8-16 k3"
+    )
     shifted = dataclasses.make_dataclass("Shifted", [("dropout", float, 0.5)], bases=(TrainConfig,), frozen=True)
     assert options_text(shifted()) == "-" and options_text(shifted(dropout=0.0)) == "dropout 0.0"

@@ -41,8 +41,10 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 def strict_json(text: str):
     """Parse JSON as JavaScript or jq would: NaN and Infinity are not JSON."""
+
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -57,8 +59,22 @@ def import_own_set(root: Path, layout: str, n: int) -> tuple[Path, Path]:
 
 def train_run(data_dir: Path, runs_dir: Path, cache: Path, *extra: str) -> Path:
     """Train through the CLI; the one run directory it made."""
-    assert main(["train", "--data-dir", str(data_dir), "--runs-dir", str(runs_dir), "--cache-dir", str(cache),
-                 *TRAIN_ARGS, *extra]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(data_dir),
+                "--runs-dir",
+                str(runs_dir),
+                "--cache-dir",
+                str(cache),
+                *TRAIN_ARGS,
+                *extra,
+            ]
+        )
+        == 0
+    )
     (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
     return run
 
@@ -70,8 +86,9 @@ def own(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"{layout}-{n}")
     source, data_dir = import_own_set(root, layout, n)
     run = train_run(data_dir, root / "runs", root / "cache", "--recipe", "baseline")
-    return SimpleNamespace(layout=layout, n=n, names=class_names(n), source=source, data=data_dir, run=run,
-                           cache=root / "cache", root=root)
+    return SimpleNamespace(
+        layout=layout, n=n, names=class_names(n), source=source, data=data_dir, run=run, cache=root / "cache", root=root
+    )
 
 
 def test_check_names_the_layout_and_counts_every_class(own, capsys):
@@ -116,8 +133,14 @@ def test_evaluate_data_scores_a_folder_of_some_of_the_classes(own, capsys, tmp_p
 
 BAD_DATA_FOLDERS = [  # evaluate --data on a folder that is not one of class folders (an unknown class: test_rundata)
     ("missing", lambda d: None, ["no such folder", "give a folder of class folders (class0, class1, class2)"]),
-    ("flat", lambda d: shutil.copy(make_own_dataset(d.parent / "src", 3, "class-folders", per_class=2) / "class0" /
-                                   "class0-00.png", d / "a.png"), ["no class folders", "sub-folders named after"]),
+    (
+        "flat",
+        lambda d: shutil.copy(
+            make_own_dataset(d.parent / "src", 3, "class-folders", per_class=2) / "class0" / "class0-00.png",
+            d / "a.png",
+        ),
+        ["no class folders", "sub-folders named after"],
+    ),
     ("empty-class", lambda d: (d / "class1").mkdir(), ["class1: class folder is empty", "add its images"]),
 ]
 
@@ -171,13 +194,16 @@ def test_report_draws_an_n_by_n_confusion_matrix(own, capsys):
 
 
 def test_export_keras_is_shipped(own, capsys):
-    status, out, err = cli(capsys, "export", own.run, "--format", "keras", "--cache-dir", own.cache, "--latency-runs", 2)
+    status, out, err = cli(
+        capsys, "export", own.run, "--format", "keras", "--cache-dir", own.cache, "--latency-runs", 2
+    )
     assert status == 0, err
     labels = json.loads((own.run / "export" / "keras" / "labels.json").read_text())
     assert labels["class_names"] == own.names and labels["output_kind"] == "softmax" and "| passed |" in out
 
 
 # ---------------------------------------------------------------- every export format, for one 3- and one 5-class run
+
 
 @pytest.mark.parametrize("layout, n", [("split-folders", 3), ("class-folders", 5)])
 def test_export_all_ships_every_format_with_parity(tmp_path, layout, n, capsys):
@@ -195,6 +221,7 @@ def test_export_all_ships_every_format_with_parity(tmp_path, layout, n, capsys):
 
 # ---------------------------------------------------------------- mobilenet_v2 from scratch on class folders
 
+
 def test_mobilenet_v2_without_weights_end_to_end(tmp_path, capsys):
     source, data_dir = import_own_set(tmp_path, "class-folders", 3)
     run = train_run(data_dir, tmp_path / "runs", tmp_path / "cache", "--recipe", "mobilenet_v2", "--weights", "none")
@@ -202,12 +229,14 @@ def test_mobilenet_v2_without_weights_end_to_end(tmp_path, capsys):
     assert status == 0 and list(json.loads(out)["per_class"]) == class_names(3)
     status, out, _ = cli(capsys, "predict", run, source / "class0", "--json")
     assert status == 0 and all(set(r["probabilities"]) == set(class_names(3)) for r in json.loads(out))
-    status, out, err = cli(capsys, "export", run, "--format", "tflite", "--cache-dir", tmp_path / "cache",
-                           "--latency-runs", 2)
+    status, out, err = cli(
+        capsys, "export", run, "--format", "tflite", "--cache-dir", tmp_path / "cache", "--latency-runs", 2
+    )
     assert status == 0, out + err
 
 
 # ---------------------------------------------------------------- what an OS leaves in a user's photo folders
+
 
 def test_os_junk_in_a_zip_is_not_data(tmp_path, capsys):
     source = make_own_dataset(tmp_path / "mine", 3, "class-folders", per_class=4)
@@ -220,5 +249,9 @@ def test_os_junk_in_a_zip_is_not_data(tmp_path, capsys):
     assert main(["data", "import", str(archive), "--data-dir", str(tmp_path / "data")]) == 0
     status, out, _ = cli(capsys, "data", "check", "--data-dir", tmp_path / "data", "--json")
     report = json.loads(out)
-    assert status == 0 and report["warnings"] == [] and report["splits"]["all"]["counts"] == dict.fromkeys(class_names(3), 4)
+    assert (
+        status == 0
+        and report["warnings"] == []
+        and report["splits"]["all"]["counts"] == dict.fromkeys(class_names(3), 4)
+    )
     assert collect_files([source]) == sorted(source.rglob("*.png"))

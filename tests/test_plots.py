@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from PIL import Image
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from horses_humans.analysis import plots
-from sklearn.metrics import roc_auc_score, roc_curve
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (6, 24, 24, 3)).astype(np.uint8)
@@ -66,16 +66,26 @@ def test_image_grids_save_as_png(tmp_path):
 
 
 def test_long_titles_are_wrapped_to_their_cell():
-    fig = plots.image_grid(IMAGES[:1], ["a-very-long-file-name-0001.png\nhorses -> humans  p=0.705 and more words"], cell=2.0)
+    fig = plots.image_grid(
+        IMAGES[:1], ["a-very-long-file-name-0001.png\nhorses -> humans  p=0.705 and more words"], cell=2.0
+    )
     assert all(len(line) <= 28 for line in fig.axes[0].get_title().split("\n"))
 
 
 def test_training_curves_overlay_runs(tmp_path):
-    history = [{"epoch": e, "accuracy": 0.5 + e / 10, "val_accuracy": 0.5 + e / 20, "loss": 1 / e, "val_loss": 1.2 / e} for e in (1, 2, 3)]
+    history = [
+        {"epoch": e, "accuracy": 0.5 + e / 10, "val_accuracy": 0.5 + e / 20, "loss": 1 / e, "val_loss": 1.2 / e}
+        for e in (1, 2, 3)
+    ]
     fig = plots.training_curves({"run-a": history, "run-b": history[:2]})
     accuracy, loss = fig.axes
     assert len(accuracy.lines) == len(loss.lines) == 4  # 2 runs x (train, validation)
-    assert [t.get_text() for t in accuracy.get_legend().get_texts()] == ["run-a train", "run-a validation", "run-b train", "run-b validation"]
+    assert [t.get_text() for t in accuracy.get_legend().get_texts()] == [
+        "run-a train",
+        "run-a validation",
+        "run-b train",
+        "run-b validation",
+    ]
     np.testing.assert_allclose(loss.lines[1].get_ydata(), [1.2, 0.6, 0.4])
     assert accuracy.lines[0].get_color() == accuracy.lines[1].get_color() != accuracy.lines[2].get_color()
     saved(fig, tmp_path)
@@ -91,7 +101,9 @@ def test_activation_grids_one_panel_per_layer(tmp_path):
 
 def test_gradcam_grid_pairs_image_and_overlay(tmp_path):
     heat = RNG.random((3, 24, 24))
-    fig = plots.gradcam_grid(IMAGES[:3], heat, ["a", "b", "c"], "Grad-CAM", pairs_per_row=3, colours=["black", plots.WRONG_COLOUR, "black"])
+    fig = plots.gradcam_grid(
+        IMAGES[:3], heat, ["a", "b", "c"], "Grad-CAM", pairs_per_row=3, colours=["black", plots.WRONG_COLOUR, "black"]
+    )
     shown = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
     assert len(shown) == 6
     np.testing.assert_array_equal(shown[0], IMAGES[0])
@@ -123,12 +135,18 @@ def test_roc_plot_of_sklearn_points_integrates_to_the_auc(seed, tmp_path):
 
 
 def test_roc_plot_draws_one_curve_per_class(tmp_path):
-    curves = {name: ([0, 0.5, 1], [0, 0.9, 1], auc) for name, auc in (("class0", 0.95), ("class1", 0.8), ("class2", 0.5))}
+    curves = {
+        name: ([0, 0.5, 1], [0, 0.9, 1], auc) for name, auc in (("class0", 0.95), ("class1", 0.8), ("class2", 0.5))
+    }
     fig = plots.plot_roc(curves, "ROC curves, each class against the rest")
     ax = fig.axes[0]
     assert len(ax.lines) == 4  # three classes and the chance diagonal
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class0 (AUC 0.950)", "class1 (AUC 0.800)",
-                                                                   "class2 (AUC 0.500)", "chance"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "class0 (AUC 0.950)",
+        "class1 (AUC 0.800)",
+        "class2 (AUC 0.500)",
+        "chance",
+    ]
     assert len({line.get_color() for line in ax.lines[:3]}) == 3
     saved(fig, tmp_path)
 

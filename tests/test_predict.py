@@ -26,24 +26,55 @@ def test_collect_files_of_a_folder_under_a_hidden_folder_keeps_its_files(tmp_pat
 
 
 def test_csv_of_predictions_has_one_column_per_class_and_a_header_even_when_empty():
-    rows = [Prediction("a.png", "humans", 0.75, {"horses": 0.25, "humans": 0.75}), Prediction("b.png", error="not an image")]
+    rows = [
+        Prediction("a.png", "humans", 0.75, {"horses": 0.25, "humans": 0.75}),
+        Prediction("b.png", error="not an image"),
+    ]
     assert format_predictions(rows, "csv").splitlines() == [
         "file,label,probability,p_horses,p_humans,unsure_reason,unsure_score,error",
-        "a.png,humans,0.75,0.25,0.75,,,", "b.png,,,,,,,not an image"]
-    assert format_predictions([], "csv", ["cats", "dogs", "owls"]) == \
-        "file,label,probability,p_cats,p_dogs,p_owls,unsure_reason,unsure_score,error\n"
+        "a.png,humans,0.75,0.25,0.75,,,",
+        "b.png,,,,,,,not an image",
+    ]
+    assert (
+        format_predictions([], "csv", ["cats", "dogs", "owls"])
+        == "file,label,probability,p_cats,p_dogs,p_owls,unsure_reason,unsure_score,error\n"
+    )
     assert format_predictions([], "csv") == "file,label,probability,unsure_reason,unsure_score,error\n"
 
 
 def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label_and_its_probability():
-    rows = [Prediction("a.png", "horses", 0.9, {"horses": 0.9, "humans": 0.1}), Prediction("b.png", error="not an image")]
+    rows = [
+        Prediction("a.png", "horses", 0.9, {"horses": 0.9, "humans": 0.1}),
+        Prediction("b.png", error="not an image"),
+    ]
     assert json.loads(format_predictions(rows, "json")) == [
-        {"file": "a.png", "label": "horses", "probability": 0.9, "probabilities": {"horses": 0.9, "humans": 0.1},
-         "unsure_reason": None, "unsure_score": None, "error": None},
-        {"file": "b.png", "label": None, "probability": None, "probabilities": None,
-         "unsure_reason": None, "unsure_score": None, "error": "not an image"}]
+        {
+            "file": "a.png",
+            "label": "horses",
+            "probability": 0.9,
+            "probabilities": {"horses": 0.9, "humans": 0.1},
+            "unsure_reason": None,
+            "unsure_score": None,
+            "error": None,
+        },
+        {
+            "file": "b.png",
+            "label": None,
+            "probability": None,
+            "probabilities": None,
+            "unsure_reason": None,
+            "unsure_score": None,
+            "error": "not an image",
+        },
+    ]
     table = format_predictions(rows).splitlines()
-    assert table[1].split() == ["a.png", "horses", "0.9000"] and table[2].split() == ["b.png", "error:", "not", "an", "image"]
+    assert table[1].split() == ["a.png", "horses", "0.9000"] and table[2].split() == [
+        "b.png",
+        "error:",
+        "not",
+        "an",
+        "image",
+    ]
 
 
 class Constant:
@@ -56,11 +87,14 @@ class Constant:
         return np.repeat(self.raw[None], len(x), axis=0)
 
 
-@pytest.mark.parametrize("names,raw,label,probability", [
-    (["horses", "humans"], [3.7e-10], "horses", 1.0),  # a sure horse reads 1.0 for horses, not 3.7e-10
-    (["horses", "humans"], [0.8], "humans", 0.8),
-    (["cats", "dogs", "owls"], [0.2, 0.1, 0.7], "owls", 0.7),
-])
+@pytest.mark.parametrize(
+    "names,raw,label,probability",
+    [
+        (["horses", "humans"], [3.7e-10], "horses", 1.0),  # a sure horse reads 1.0 for horses, not 3.7e-10
+        (["horses", "humans"], [0.8], "humans", 0.8),
+        (["cats", "dogs", "owls"], [0.2, 0.1, 0.7], "owls", 0.7),
+    ],
+)
 def test_predicted_probability_is_that_of_the_label(tmp_path, make_image, names, raw, label, probability):
     predictor = Predictor(Constant(raw), names, 16)
     (result,) = predictor.predict_files([make_image(tmp_path / "a.png")])
@@ -70,6 +104,7 @@ def test_predicted_probability_is_that_of_the_label(tmp_path, make_image, names,
 
 
 # ---------------------------------------------------------------- streaming: the walk, the batches, the output files
+
 
 def test_the_lazy_walk_gives_the_folder_order_of_the_data_sets_rule(tmp_path, make_image):
     from horses_humans.data.datasets import visible_files
@@ -96,13 +131,21 @@ def test_batches_are_predicted_from_a_generator_without_reading_it_all(tmp_path,
 
 def test_a_skip_reason_in_a_batch_becomes_that_files_error_and_the_others_are_answered(tmp_path, make_image):
     good = make_image(tmp_path / "a.png")
-    entries = [(good, None), (tmp_path / "pipe", "pipe: a FIFO (named pipe), not a regular file; skipped"), (good, None)]
-    rows = [r for batch in Predictor(Constant([0.8]), ["horses", "humans"], 16).predict_batches(entries, 2) for r in batch]
+    entries = [
+        (good, None),
+        (tmp_path / "pipe", "pipe: a FIFO (named pipe), not a regular file; skipped"),
+        (good, None),
+    ]
+    rows = [
+        r for batch in Predictor(Constant([0.8]), ["horses", "humans"], 16).predict_batches(entries, 2) for r in batch
+    ]
     assert [r.error for r in rows] == [None, entries[1][1], None] and rows[2].label == "humans"
 
 
 def rows_of(n: int, start: int = 0) -> list[Prediction]:
-    return [Prediction(f"f{i:03d}.png", "humans", 0.75, {"horses": 0.25, "humans": 0.75}) for i in range(start, start + n)]
+    return [
+        Prediction(f"f{i:03d}.png", "humans", 0.75, {"horses": 0.25, "humans": 0.75}) for i in range(start, start + n)
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])

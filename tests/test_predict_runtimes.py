@@ -14,9 +14,9 @@ from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.data.datasets import VALIDATION
 from horses_humans.inference.predictor import Predictor
-from horses_humans.runs.store import update_calibration
 from horses_humans.inference.runtimes import choose_export, published_exports
 from horses_humans.inference.unsure import UnsureRule, save_rule
+from horses_humans.runs.store import update_calibration
 
 from .exported_runs import exported_centroid_run
 from .fake_runs import write_run
@@ -28,8 +28,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 def exported(tmp_path_factory):
     """(run, validation images): a 3-class run with float ONNX, float TFLite and int8-weight ONNX exports, a
     temperature and an unsure rule that answers some images unsure."""
-    run, data = exported_centroid_run(tmp_path_factory.mktemp("runtimes"), 3,
-                                      [("web", "none"), ("tflite", "none"), ("web", "dynamic")])
+    run, data = exported_centroid_run(
+        tmp_path_factory.mktemp("runtimes"), 3, [("web", "none"), ("tflite", "none"), ("web", "dynamic")]
+    )
     update_calibration(run, temperature=2.0)
     images = sorted((data / VALIDATION).rglob("*.png"))
     confidence = [r.probability for r in Predictor.from_run(run).predict_files(images)]
@@ -94,9 +95,11 @@ def test_a_runtime_the_run_has_no_export_for_is_one_error_line(tmp_path, capsys)
 
 def modules_after_predict(run: Path, image: Path, runtime: str) -> list[str]:
     """Which of TensorFlow and Keras a fresh process has loaded after one `predict --runtime RUNTIME`."""
-    code = ("import sys\nfrom horses_humans.cli.main import main\n"
-            f"assert main(['predict', {str(run)!r}, {str(image)!r}, '--runtime', {runtime!r}]) == 0\n"
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), file=sys.stderr)")
+    code = (
+        "import sys\nfrom horses_humans.cli.main import main\n"
+        f"assert main(['predict', {str(run)!r}, {str(image)!r}, '--runtime', {runtime!r}]) == 0\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), file=sys.stderr)"
+    )
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr

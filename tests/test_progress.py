@@ -6,8 +6,8 @@ import io
 import pytest
 from rich.console import Console
 
-from horses_humans.core import progress
 from horses_humans.config import TrainConfig
+from horses_humans.core import progress
 from horses_humans.core.progress import ProgressBar
 
 

@@ -70,7 +70,9 @@ def predict_both(run: Path, inputs: list[Path], out: Path, capsys, *extra: str):
     answers = []
     for engine in ("local", "ray"):
         target = out / f"{engine}.csv"
-        code = main(["predict", str(run), *map(str, inputs), "--csv", "--output", str(target), "--engine", engine, *extra])
+        code = main(
+            ["predict", str(run), *map(str, inputs), "--csv", "--output", str(target), "--engine", engine, *extra]
+        )
         answers.append((code, capsys.readouterr().err, target))
     return answers
 
@@ -114,7 +116,10 @@ def test_parquet_output_holds_the_local_rows_and_strict_fails_on_a_bad_file(loca
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
     inputs = [str(data / "validation-horse-or-human"), str(notes)]
-    assert main(["predict", str(run), *inputs, "--engine", "ray", "--output", str(tmp_path / "p.parquet"), "--strict"]) == 1
+    assert (
+        main(["predict", str(run), *inputs, "--engine", "ray", "--output", str(tmp_path / "p.parquet"), "--strict"])
+        == 1
+    )
     assert "predicted 4 of 5 files (1 skipped)" in capsys.readouterr().err  # the file is written all the same
     assert main(["predict", str(run), *inputs, "--csv", "--output", str(tmp_path / "local.csv")]) == 0
     parquet = pq.read_table(tmp_path / "p.parquet").to_pylist()
@@ -130,15 +135,21 @@ def test_csv_to_stdout_and_nothing_to_predict(local_ray, centroid, tmp_path, cap
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["file"], r["label"]) for r in rows] == [(str(image), "humans")]
     (tmp_path / "empty").mkdir()
-    assert main(["predict", str(run), str(tmp_path / "empty"), "--engine", "ray", "--output", str(tmp_path / "e.csv")]) == 1
+    assert (
+        main(["predict", str(run), str(tmp_path / "empty"), "--engine", "ray", "--output", str(tmp_path / "e.csv")])
+        == 1
+    )
     assert read_rows(tmp_path / "e.csv") == [] and (tmp_path / "e.csv").read_text().startswith("file,label,")
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--engine", "ray", "--output", "out.json"], "--output out.json: --engine ray writes .csv or .parquet"),
-    (["--engine", "ray", "--json"], "--json: --engine ray writes CSV or Parquet"),
-    (["--address", "127.0.0.1:6379"], "--address 127.0.0.1:6379: a cluster address needs --engine ray"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--engine", "ray", "--output", "out.json"], "--output out.json: --engine ray writes .csv or .parquet"),
+        (["--engine", "ray", "--json"], "--json: --engine ray writes CSV or Parquet"),
+        (["--address", "127.0.0.1:6379"], "--address 127.0.0.1:6379: a cluster address needs --engine ray"),
+    ],
+)
 def test_bad_options_are_one_line_errors_before_ray_starts(centroid, capsys, argv, message):
     run, data = centroid
     assert main(["predict", str(run), str(data), *argv]) == 2
@@ -175,16 +186,44 @@ def test_an_existing_cluster_at_address(centroid, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_USAGE_STATS_ENABLED": "0"}
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short (Ray's socket paths) and ours: its current-cluster
     # file stays out of /tmp/ray, where a later plain ray.init() would try to join this head after it is gone
-    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp}",
-                             "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            str(ray_cli),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=1",
+            f"--temp-dir={temp}",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for_port(port, head, deadline=time.monotonic() + 180)  # the head listens only after its start-up
-        argv = [sys.executable, "-m", "horses_humans", "predict", str(run), str(data), "--engine", "ray",
-                "--address", f"127.0.0.1:{port}", "--output", str(tmp_path / "cluster.csv")]
+        argv = [
+            sys.executable,
+            "-m",
+            "horses_humans",
+            "predict",
+            str(run),
+            str(data),
+            "--engine",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--output",
+            str(tmp_path / "cluster.csv"),
+        ]
         # the head's token authentication (Ray's default for `ray start`): the driver must speak it too
-        result = subprocess.run(argv, env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True,
-                                timeout=300, cwd=tmp_path)
+        result = subprocess.run(
+            argv, env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
     finally:
         os.killpg(head.pid, signal.SIGKILL)  # the whole group at once: SIGTERM makes the head drain for 30 s
         head.wait(timeout=120)
@@ -197,8 +236,10 @@ def test_without_ray_the_engine_says_how_to_install_it(centroid, capsys, monkeyp
     monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the [ray] extra sees: ImportError
     run, data = centroid
     assert main(["predict", str(run), str(data), "--engine", "ray"]) == 2
-    assert capsys.readouterr().err == "error: --engine ray needs Ray Data: pip install 'horses-humans[ray]' " \
-                                      "(or pass --engine local).\n"
+    assert (
+        capsys.readouterr().err == "error: --engine ray needs Ray Data: pip install 'horses-humans[ray]' "
+        "(or pass --engine local).\n"
+    )
 
 
 def test_a_model_the_workers_cannot_load_is_one_line(local_ray, centroid, tmp_path, capsys):
@@ -209,7 +250,9 @@ def test_a_model_the_workers_cannot_load_is_one_line(local_ray, centroid, tmp_pa
     (broken / "model.keras").write_bytes(b"not a zip")
     assert main(["predict", str(broken), str(data), "--engine", "ray", "--output", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {broken / 'model.keras'}: cannot load the model") and len(err.strip().splitlines()) == 1
+    assert (
+        err.startswith(f"error: {broken / 'model.keras'}: cannot load the model") and len(err.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "x.csv").exists()  # atomic: no half-written output
 
 
@@ -218,18 +261,27 @@ def test_a_one_cpu_instance_finishes(centroid, tmp_path):
     for a CPU held by the model actor; the deadline turns a hang into a failure."""
     pytest.importorskip("ray")
     run, data = centroid
-    code = ("import sys\nfrom pathlib import Path\nfrom horses_humans.inference.rayengine import predict_with_ray\n"
-            "print(predict_with_ray(Path(sys.argv[1]), [Path(sys.argv[2])], Path(sys.argv[3]), workers=1)[0])")
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom horses_humans.inference.rayengine import predict_with_ray\n"
+        "print(predict_with_ray(Path(sys.argv[1]), [Path(sys.argv[2])], Path(sys.argv[3]), workers=1)[0])"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", code, str(run), str(data), str(tmp_path / "one.csv")],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(run), str(data), str(tmp_path / "one.csv")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "16" and len(read_rows(tmp_path / "one.csv")) == 16
 
 
 def test_the_base_import_path_never_imports_ray():
-    code = ("import sys\nimport horses_humans.cli.main, horses_humans.inference.predictor, horses_humans.serve.app\n"
-            "horses_humans.cli.main.build_parser()\nprint('ray' in sys.modules)")
+    code = (
+        "import sys\nimport horses_humans.cli.main, horses_humans.inference.predictor, horses_humans.serve.app\n"
+        "horses_humans.cli.main.build_parser()\nprint('ray' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -8,8 +8,12 @@ from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.models.recipes import RECIPES, build_model, get_recipe, resolve
 
 # The reference project's parameter counts (Dense(512) on the flattened last pool dominates).
-PARAMS = {("baseline", 150): 9_494_561, ("baseline", 300): 40_165_409,
-          ("augmented", 150): 9_494_561, ("augmented", 300): 40_165_409}
+PARAMS = {
+    ("baseline", 150): 9_494_561,
+    ("baseline", 300): 40_165_409,
+    ("augmented", 150): 9_494_561,
+    ("augmented", 300): 40_165_409,
+}
 
 
 @pytest.mark.parametrize("classes", [2, 3, 5])
@@ -24,7 +28,9 @@ def test_every_recipe_builds_and_takes_raw_pixels(name, classes):
     assert np.all((out >= 0) & (out <= 1))
     if classes > 2:
         np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
-    output_layer = model.get_layer("head").get_layer("output") if get_recipe(name).transfer else model.get_layer("output")
+    output_layer = (
+        model.get_layer("head").get_layer("output") if get_recipe(name).transfer else model.get_layer("output")
+    )
     assert output_layer.activation is (keras.activations.sigmoid if classes == 2 else keras.activations.softmax)
 
 
@@ -54,7 +60,9 @@ def test_augmentation_is_identity_at_inference_and_random_in_training():
     aug = build_model(TrainConfig(recipe="augmented", image_size=48))
     aug.set_weights(base.get_weights())  # augmentation layers have no weights
     x = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 3)).astype("float32")
-    np.testing.assert_allclose(np.asarray(aug(x, training=False)), np.asarray(base(x, training=False)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(aug(x, training=False)), np.asarray(base(x, training=False)), rtol=1e-5, atol=1e-6
+    )
     assert not np.allclose(np.asarray(aug(x, training=True)), np.asarray(base(x, training=False)))
 
 
@@ -80,9 +88,14 @@ def test_resolve_fills_recipe_defaults_and_unknown_recipe_is_clear():
         get_recipe("resnet")
 
 
-@pytest.mark.parametrize("preset,names", [
-    ("reference", ["flip", "rotate", "zoom", "stretch"]), ("mild", ["flip", "rotate", "zoom", "stretch"]), ("flip", ["flip"]),
-])
+@pytest.mark.parametrize(
+    "preset,names",
+    [
+        ("reference", ["flip", "rotate", "zoom", "stretch"]),
+        ("mild", ["flip", "rotate", "zoom", "stretch"]),
+        ("flip", ["flip"]),
+    ],
+)
 def test_augmentation_presets(preset, names):
     model = build_model(TrainConfig(recipe="augmented", image_size=48, augmentation=preset))
     random_layers = [layer.name for layer in model.layers if layer.name in ("flip", "rotate", "zoom", "stretch")]

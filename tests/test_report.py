@@ -8,11 +8,22 @@ import pytest
 from PIL import Image
 
 from horses_humans.analysis import report
-from horses_humans.cli.main import main
 from horses_humans.analysis.evaluation import classification_metrics
+from horses_humans.cli.main import main
 from horses_humans.runs.store import load_run
 
-SECTIONS = ["samples", "augmentation", "curves", "activations", "gradcam", "confusion", "roc", "reliability", "tradeoff", "misclassified"]
+SECTIONS = [
+    "samples",
+    "augmentation",
+    "curves",
+    "activations",
+    "gradcam",
+    "confusion",
+    "roc",
+    "reliability",
+    "tradeoff",
+    "misclassified",
+]
 
 
 def embedded_images(html: str) -> list[bytes]:
@@ -25,7 +36,21 @@ def embedded_images(html: str) -> list[bytes]:
 @pytest.fixture(scope="module")
 def baseline_report(baseline_run, views_data, mobilenet_run):
     data, cache = views_data
-    assert main(["report", str(baseline_run), "--data-dir", str(data), "--cache-dir", str(cache), "--compare", str(mobilenet_run)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(baseline_run),
+                "--data-dir",
+                str(data),
+                "--cache-dir",
+                str(cache),
+                "--compare",
+                str(mobilenet_run),
+            ]
+        )
+        == 0
+    )
     return baseline_run / "report"
 
 
@@ -61,7 +86,9 @@ def test_report_of_a_transfer_model_reaches_into_its_backbone(mobilenet_run, vie
 
 def test_misclassified_gallery_sorted_by_loss(baseline_run, views_data, tmp_path):
     ev = report.evaluate(load_run(baseline_run), *views_data, log=lambda s: None)
-    p_humans = np.where(ev.split.y == 1, 0.4, 0.6) + np.linspace(0, 0.3, len(ev.split)) * np.where(ev.split.y == 1, -1, 1)
+    p_humans = np.where(ev.split.y == 1, 0.4, 0.6) + np.linspace(0, 0.3, len(ev.split)) * np.where(
+        ev.split.y == 1, -1, 1
+    )
     ev.probabilities = ev.output.probabilities(p_humans)
     view = report.misclassified_view(ev, tmp_path)
     assert view.png == tmp_path / "misclassified.png" and Image.open(view.png).format == "PNG"
@@ -85,22 +112,41 @@ def test_explain_command_writes_two_pngs(baseline_run, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert re.fullmatch(rf"{re.escape(str(image))}: (horses|humans) \(probability [01]\.\d{{4}}\)", out[0])
     written = [line.removeprefix("wrote ") for line in out[1:]]
-    assert written == [str(baseline_run / "explain" / "person-activations.png"), str(baseline_run / "explain" / "person-gradcam.png")]
+    assert written == [
+        str(baseline_run / "explain" / "person-activations.png"),
+        str(baseline_run / "explain" / "person-gradcam.png"),
+    ]
     assert all(Image.open(p).format == "PNG" for p in written)
 
 
 def test_explain_a_nested_backbone_layer(mobilenet_run, views_data, tmp_path, capsys):
     image = next((views_data[0] / "validation-horse-or-human" / "humans").iterdir())
-    assert main(["explain", str(mobilenet_run), str(image), "--layer", "backbone/block_6_expand_relu", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(mobilenet_run),
+                str(image),
+                "--layer",
+                "backbone/block_6_expand_relu",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{image.stem}-activations.png", f"{image.stem}-gradcam.png"]
 
 
-@pytest.mark.parametrize("case, message", [
-    ("bad-image", "not an image Pillow can read"),
-    ("missing-image", "no such file"),
-    ("bad-layer", "no layer 'conv9'"),
-    ("bad-run", "no such run directory"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("bad-image", "not an image Pillow can read"),
+        ("missing-image", "no such file"),
+        ("bad-layer", "no layer 'conv9'"),
+        ("bad-run", "no such run directory"),
+    ],
+)
 def test_explain_and_report_errors_are_one_line_exit_2(case, message, baseline_run, views_data, tmp_path, capsys):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
@@ -117,6 +163,7 @@ def test_explain_and_report_errors_are_one_line_exit_2(case, message, baseline_r
 
 
 # ---------------------------------------------------------------- more than two classes
+
 
 @pytest.fixture(scope="module", params=[3, 5], ids=lambda n: f"{n}-classes")
 def centroid_report(request, tmp_path_factory):
@@ -148,7 +195,9 @@ def test_roc_curves_one_per_class_average_to_the_macro_auc(centroid_report):
     n, run, data, _ = centroid_report
     ev = report.evaluate(load_run(run), data, None, log=lambda s: None)
     rng = np.random.default_rng(0)
-    ev.probabilities = ev.probabilities * 0.4 + rng.dirichlet(np.ones(n), len(ev.split)) * 0.6  # imperfect, but rows sum to 1
+    ev.probabilities = (
+        ev.probabilities * 0.4 + rng.dirichlet(np.ones(n), len(ev.split)) * 0.6
+    )  # imperfect, but rows sum to 1
     curves = report.roc_curves(ev.split.y, ev.probabilities, ev.output)
     assert list(curves) == list(ev.run.class_names)
     metrics = classification_metrics(ev.split.y, ev.probabilities, ev.output)

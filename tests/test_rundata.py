@@ -64,8 +64,12 @@ def evaluate(capsys, run, *options):
 def test_the_run_records_its_split_files_and_their_hashes(own_run):
     root, run, _, _ = own_run
     record = json.loads((run / "data.json").read_text())
-    assert (record["layout"], record["class_names"], record["val_split"], record["seed"]) == \
-        ("class-folders", ["horses", "humans"], 0.25, 3)
+    assert (record["layout"], record["class_names"], record["val_split"], record["seed"]) == (
+        "class-folders",
+        ["horses", "humans"],
+        0.25,
+        3,
+    )
     assert record["data_dir"] == str(root.resolve())
     train_files, val_files = (record["sides"][side]["files"] for side in ("train", "validation"))
     assert set(train_files).isdisjoint(val_files)
@@ -79,8 +83,10 @@ def test_the_run_records_its_split_files_and_their_hashes(own_run):
 def test_balanced_class_weights_are_used_and_logged(own_run):
     lines = own_run[3]
     assert "class weights: horses 0.833, humans 1.250" in lines  # 10 training images: 6 horses, 4 humans
-    assert any("class-folders layout, 2 classes (horses, humans), validation: 0.25 of each class (seed 3)" in line
-               for line in lines)
+    assert any(
+        "class-folders layout, 2 classes (horses, humans), validation: 0.25 of each class (seed 3)" in line
+        for line in lines
+    )
     assert class_weights("balanced", np.array([0, 0, 0, 1], "float32")) == {0: 4 / 6, 1: 2.0}
     assert class_weights("none", [0, 1]) is None
 
@@ -151,7 +157,9 @@ def test_evaluate_on_a_labelled_folder_of_some_of_the_classes(own_run, tmp_path,
 
 def test_split_test_needs_a_test_folder(own_run, capsys):
     assert main(["evaluate", str(own_run[1]), "--split", "test"]) == 2
-    assert_one_line_error(capsys.readouterr().err, "this class-folders data set has no test split", "--split validation")
+    assert_one_line_error(
+        capsys.readouterr().err, "this class-folders data set has no test split", "--split validation"
+    )
 
 
 def test_split_test_evaluates_the_held_out_test_folder(tmp_path, capsys):

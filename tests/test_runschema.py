@@ -26,15 +26,18 @@ def test_keys_from_newer_versions_are_accepted_and_kept(tmp_path):
     assert run.config.image_size == 32 and not hasattr(run.config, "future_option")
 
 
-@pytest.mark.parametrize("name, changes, problem", [
-    (LABELS_FILE, {"threshold": "0.5"}, "threshold: Input should be a valid number"),  # strict: no quoted numbers
-    (LABELS_FILE, {"class_names": ["horses", "horses"]}, "repeat a name"),
-    (LABELS_FILE, {"output_kind": "softmax"}, "output_kind 'softmax' does not fit 2 classes"),
-    (LABELS_FILE, {"input_shape": [64, 64, 3]}, "input_shape [64, 64, 3] differs from input_size 32"),
-    (METRICS_FILE, {"checkpoints": {"best": {"epoch": 2}}}, "checkpoints.best.file: Field required"),
-    (CONFIG_FILE, {"dropout": 1.5}, "--dropout 1.5 must be in [0, 1)"),  # TrainConfig's own check
-    (CONFIG_FILE, {"epochs": None}, "epochs missing"),
-])
+@pytest.mark.parametrize(
+    "name, changes, problem",
+    [
+        (LABELS_FILE, {"threshold": "0.5"}, "threshold: Input should be a valid number"),  # strict: no quoted numbers
+        (LABELS_FILE, {"class_names": ["horses", "horses"]}, "repeat a name"),
+        (LABELS_FILE, {"output_kind": "softmax"}, "output_kind 'softmax' does not fit 2 classes"),
+        (LABELS_FILE, {"input_shape": [64, 64, 3]}, "input_shape [64, 64, 3] differs from input_size 32"),
+        (METRICS_FILE, {"checkpoints": {"best": {"epoch": 2}}}, "checkpoints.best.file: Field required"),
+        (CONFIG_FILE, {"dropout": 1.5}, "--dropout 1.5 must be in [0, 1)"),  # TrainConfig's own check
+        (CONFIG_FILE, {"epochs": None}, "epochs missing"),
+    ],
+)
 def test_inconsistent_values_name_the_file_and_key(tmp_path, name, changes, problem):
     run_dir = write_run(tmp_path, TrainConfig(recipe="baseline", image_size=32))
     edit(run_dir / name, **changes)

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.runs.store import best_run
 from horses_humans.data.samples import awkward_files, encode, hostile_files, photo
+from horses_humans.runs.store import best_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 
@@ -52,7 +52,9 @@ def test_predict_several_images_in_order(client, baseline_run):
     body = response.json()
     assert body["model"] == baseline_run.name and [r["file"] for r in body["results"]] == ["a.png", "b.png"]
     for r in body["results"]:
-        assert r["error"] is None and (r["label"] in r["probabilities"] or r["unsure_reason"])  # the 1-epoch model may be unsure
+        assert r["error"] is None and (
+            r["label"] in r["probabilities"] or r["unsure_reason"]
+        )  # the 1-epoch model may be unsure
         assert sum(r["probabilities"].values()) == pytest.approx(1.0)
         assert r["probability"] == r["probabilities"].get(r["label"], max(r["probabilities"].values())) >= 0.5
 
@@ -80,13 +82,16 @@ def test_bad_file_among_good_ones_is_reported_per_file(client):
     assert good["label"] and bad["status"] == 415 and "notes.txt" in bad["error"] and bad["label"] is None
 
 
-@pytest.mark.parametrize("kwargs,status,words", [
-    ({}, 422, "files"),  # no upload at all
-    ({"json": {"files": "x"}}, 422, "multipart"),
-    ({"files": upload(*[(f"{i}.png", b"x") for i in range(5)])}, 413, "limit is 4"),
-    ({"data": {"files": "not a file"}}, 422, "files"),
-    ({"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 422, "files"),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,words",
+    [
+        ({}, 422, "files"),  # no upload at all
+        ({"json": {"files": "x"}}, 422, "multipart"),
+        ({"files": upload(*[(f"{i}.png", b"x") for i in range(5)])}, 413, "limit is 4"),
+        ({"data": {"files": "not a file"}}, 422, "files"),
+        ({"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 422, "files"),
+    ],
+)
 def test_malformed_requests_are_4xx_json(client, kwargs, status, words):
     response = client.post("/v1/predict", **kwargs)
     assert response.status_code == status, response.text
@@ -98,7 +103,9 @@ def test_size_limits(baseline_run):
     with TestClient(create_app(settings)) as client:
         big = client.post("/v1/predict", files=upload(("big.png", png() + b"\0" * 2000)))
         assert big.status_code == 413 and "1,000 bytes" in big.json()["error"]
-        body = client.post("/v1/predict", content=b"x" * 10**6, headers={"content-type": "multipart/form-data; boundary=x"})
+        body = client.post(
+            "/v1/predict", content=b"x" * 10**6, headers={"content-type": "multipart/form-data; boundary=x"}
+        )
         assert body.status_code == 413 and "request body" in body.json()["error"]
         assert client.get("/healthz").status_code == 200  # the worker lives on
 
@@ -124,7 +131,8 @@ def test_settings_from_environment(monkeypatch, tmp_path):
 
 
 def test_best_run_and_no_run_message(tmp_path, capsys):
-    # runs made before checkpoints serve model.keras, their last epoch: its number (val_accuracy) picks, not the best epoch's
+    # runs made before checkpoints serve model.keras, their last epoch: its number (val_accuracy) picks, not the best
+    # epoch's
     high = write_run(tmp_path, TrainConfig(seed=0), {"val_accuracy": 0.9, "best_val_accuracy": 0.9})
     low = write_run(tmp_path, TrainConfig(seed=1), {"val_accuracy": 0.7, "best_val_accuracy": 0.95})
     assert best_run(tmp_path).path == high != low
@@ -137,6 +145,11 @@ def test_best_run_and_no_run_message(tmp_path, capsys):
 
 
 def test_importing_the_server_loads_no_model_and_no_training():
-    code = "import sys, horses_humans.serve.app; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow') or m == 'horses_humans.training.loop')))"
-    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, horses_humans.serve.app; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] "
+        "in ('keras', 'tensorflow') or m == 'horses_humans.training.loop')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out) == []

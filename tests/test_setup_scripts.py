@@ -1,4 +1,6 @@
-"""The set-up scripts: the main job installs no browser, the tests get theirs, pip runs only when needed, the lock is whole."""
+"""The set-up scripts: the main job installs no browser, the tests get theirs, pip runs only when needed, the lock is
+whole.
+"""
 
 import os
 import re
@@ -34,8 +36,12 @@ def reached(script: str) -> dict[str, list[str]]:
 
 def calls(scripts: dict[str, list[str]], target: str) -> list[str]:
     """The arguments of every call of target in scripts ('' for none)."""
-    return [m.group(2).strip() for lines in scripts.values() for line in lines
-            if (m := CALL.search(line)) and m.group(1) == target]
+    return [
+        m.group(2).strip()
+        for lines in scripts.values()
+        for line in lines
+        if (m := CALL.search(line)) and m.group(1) == target
+    ]
 
 
 def test_main_job_installs_no_browser_apt_or_npm_package():
@@ -81,8 +87,9 @@ def test_lock_pins_every_dependency_within_pyproject_bounds():
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         assert name in locked, f"constraints.txt has no pin for {name}: run bash scripts/lock.sh"
-        assert requirement.specifier.contains(locked[name], prereleases=True), \
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
             f"constraints.txt pins {name}=={locked[name]}, outside pyproject's {requirement}: run bash scripts/lock.sh"
+        )
     assert "horses-humans" not in locked
 
 
@@ -107,8 +114,10 @@ def setup(checkout: Path, *args: str) -> None:
 def test_setup_installs_with_the_lock_and_skips_pip_until_something_changes(tmp_path):
     checkout, log = fake_checkout(tmp_path)
     setup(checkout)
-    assert log.read_text().splitlines() == ["-m pip install -q --upgrade pip",
-                                            "-m pip install -q -e . -c constraints.txt"]
+    assert log.read_text().splitlines() == [
+        "-m pip install -q --upgrade pip",
+        "-m pip install -q -e . -c constraints.txt",
+    ]
     setup(checkout)
     assert len(log.read_text().splitlines()) == 2  # stamp newer than pyproject.toml and constraints.txt: no pip
     setup(checkout, "test")  # another extra has its own stamp

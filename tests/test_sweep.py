@@ -3,8 +3,8 @@
 import pytest
 
 from horses_humans.cli.main import main
-from horses_humans.runs.store import load_run
 from horses_humans.experiments.sweep import filters_for
+from horses_humans.runs.store import load_run
 
 from .synthetic import make_dataset
 
@@ -28,9 +28,26 @@ def data(tmp_path_factory):
 
 
 def test_sweep_trains_resumes_and_documents(data, tmp_path, capsys):
-    args = ["experiment", "sweep", "--trials", "2", "--epochs", "1", "--image-size", "96", "--precision", "float32",
-            "--data-dir", str(data), "--runs-dir", str(tmp_path / "sweep"), "--out", str(tmp_path / "sweep.md"),
-            "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        "experiment",
+        "sweep",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--image-size",
+        "96",
+        "--precision",
+        "float32",
+        "--data-dir",
+        str(data),
+        "--runs-dir",
+        str(tmp_path / "sweep"),
+        "--out",
+        str(tmp_path / "sweep.md"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main(args) == 0
     runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert len(runs) == 2 and (tmp_path / "sweep" / "study.db").is_file()
@@ -51,8 +68,30 @@ def test_sweep_trains_resumes_and_documents(data, tmp_path, capsys):
 
 def test_train_cli_architecture_options(data, tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(["train", "--conv-filters", "8,16", "--kernel-size", "5", "--epochs", "1", "--image-size", "32",
-                 "--precision", "float32", "--data-dir", str(data), "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "c")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--conv-filters",
+                "8,16",
+                "--kernel-size",
+                "5",
+                "--epochs",
+                "1",
+                "--image-size",
+                "32",
+                "--precision",
+                "float32",
+                "--data-dir",
+                str(data),
+                "--runs-dir",
+                str(runs),
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
     (run,) = runs.iterdir()
     assert load_run(run).config.conv_filters == (8, 16)
     assert main(["train", "--conv-filters", "8,x"]) == 2

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.runs.store import Run
 from horses_humans.core.tables import copy_table, fmt_mean_std, markdown_table, results_table
+from horses_humans.runs.store import Run
 
 
 def fake_run(seed, val, recipe="baseline", precision="auto", seconds=None, classes=None):
@@ -12,8 +12,14 @@ def fake_run(seed, val, recipe="baseline", precision="auto", seconds=None, class
     if seconds is not None:
         metrics["train_seconds"] = seconds
     labels = {} if classes is None else {"class_names": classes}
-    return Run(Path(f"/runs/{recipe}-{seed}"), TrainConfig(recipe=recipe, seed=seed, precision=precision), labels, metrics, [],
-               {"precision": "float32" if precision == "float32" else "mixed_bfloat16"})
+    return Run(
+        Path(f"/runs/{recipe}-{seed}"),
+        TrainConfig(recipe=recipe, seed=seed, precision=precision),
+        labels,
+        metrics,
+        [],
+        {"precision": "float32" if precision == "float32" else "mixed_bfloat16"},
+    )
 
 
 def test_fmt_mean_std():
@@ -23,11 +29,19 @@ def test_fmt_mean_std():
 
 
 def test_runs_differing_only_by_seed_share_a_row():
-    runs = [fake_run(0, 0.8), fake_run(1, 0.9), fake_run(0, 0.7, precision="float32"), fake_run(0, 0.99, "mobilenet_v2", seconds=3.0)]
+    runs = [
+        fake_run(0, 0.8),
+        fake_run(1, 0.9),
+        fake_run(0, 0.7, precision="float32"),
+        fake_run(0, 0.99, "mobilenet_v2", seconds=3.0),
+    ]
     rows = table_rows(results_table(runs))
     assert len(rows) == 3
     # runs made before checkpoints serve model.keras, their last epoch: the served column is the final number
-    assert rows[0].startswith("| baseline | None | None | - | 0,1 | 100.0 ± 0.0 | 85.0 ± 7.1 | 87.0 ± 7.1 | 85.0 ± 7.1 | 2.00 ± 0.00 | - | mixed_bfloat16 |")
+    assert rows[0].startswith(
+        "| baseline | None | None | - | 0,1 | 100.0 ± 0.0 | 85.0 ± 7.1 | 87.0 ± 7.1 | 85.0 ± 7.1 | 2.00 ± 0.00 | - "
+        "| mixed_bfloat16 |"
+    )
     assert "| float32 |" in rows[1] and "| 70.0 |" in rows[1]
     assert rows[2].endswith("| 99.0 | 101.0 | 99.0 | 2.00 | 3.0 | mixed_bfloat16 |")
 
@@ -39,8 +53,10 @@ def table_rows(markdown: str) -> list[str]:
 
 def test_the_served_column_reads_the_served_checkpoint_and_says_it_is_optimistic():
     run = fake_run(0, 0.8)
-    run.metrics["checkpoints"] = {"best": {"file": "model-best.keras", "epoch": 2, "val_accuracy": 0.95},
-                                  "last": {"file": "model.keras", "epoch": 5, "val_accuracy": 0.8}}
+    run.metrics["checkpoints"] = {
+        "best": {"file": "model-best.keras", "epoch": 2, "val_accuracy": 0.95},
+        "last": {"file": "model.keras", "epoch": 5, "val_accuracy": 0.8},
+    }
     text = results_table([run])
     assert "| 80.0 | 82.0 | 95.0 |" in table_rows(text)[0]  # final, best epoch (metrics), served (best checkpoint)
     assert "optimistic" in text.split("\n\n")[1]
@@ -49,9 +65,14 @@ def test_the_served_column_reads_the_served_checkpoint_and_says_it_is_optimistic
 
 
 def test_runs_on_other_classes_get_their_own_row_that_names_them():
-    runs = [fake_run(0, 0.8, classes=["horses", "humans"]), fake_run(1, 0.9), fake_run(2, 0.7, classes=["cats", "dogs"]),
-            fake_run(3, 0.6, classes=["a", "b", "c"]), fake_run(4, 0.5, classes=["a", "b", "c"]),
-            fake_run(5, 0.4, classes=["a", "b", "c", "d", "e"])]
+    runs = [
+        fake_run(0, 0.8, classes=["horses", "humans"]),
+        fake_run(1, 0.9),
+        fake_run(2, 0.7, classes=["cats", "dogs"]),
+        fake_run(3, 0.6, classes=["a", "b", "c"]),
+        fake_run(4, 0.5, classes=["a", "b", "c"]),
+        fake_run(5, 0.4, classes=["a", "b", "c", "d", "e"]),
+    ]
     rows = [row.split(" | ")[3:5] for row in table_rows(results_table(runs))]
     assert rows == [["-", "0,1"], ["cats vs dogs", "2"], ["3 classes", "3,4"], ["5 classes", "5"]]
     ten = fake_run(6, 0.3, classes=[f"c{i}" for i in range(10)])
@@ -80,7 +101,9 @@ def test_copy_table_errors_name_the_file(tmp_path):
     with pytest.raises(HorsesHumansError, match=f"{doc}: no Markdown table to copy"):
         copy_table(doc, readme, "results")
     doc.write_text("| x |\n|---|\n")
-    with pytest.raises(HorsesHumansError, match=f"{readme}: needs one <!-- reproduce:start --> ... <!-- reproduce:end --> block"):
+    with pytest.raises(
+        HorsesHumansError, match=f"{readme}: needs one <!-- reproduce:start --> ... <!-- reproduce:end --> block"
+    ):
         copy_table(doc, readme, "reproduce")
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from horses_humans.training import tracking
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
+from horses_humans.training import tracking
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +21,30 @@ def tracked_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
         env.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-        assert main(["train", "--epochs", "2", "--image-size", "32", "--batch-size", "4", "--precision", "float32",
-                     "--data-dir", str(data), "--runs-dir", str(runs), "--cache-dir", str(tmp_path_factory.mktemp("c")),
-                     "--tensorboard", "--mlflow"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--epochs",
+                    "2",
+                    "--image-size",
+                    "32",
+                    "--batch-size",
+                    "4",
+                    "--precision",
+                    "float32",
+                    "--data-dir",
+                    str(data),
+                    "--runs-dir",
+                    str(runs),
+                    "--cache-dir",
+                    str(tmp_path_factory.mktemp("c")),
+                    "--tensorboard",
+                    "--mlflow",
+                ]
+            )
+            == 0
+        )
     (run,) = [p for p in runs.iterdir() if p.name != tracking.MLFLOW_DIR]
     return runs, run
 
@@ -35,8 +56,11 @@ def scalars(folder) -> dict[str, list[tuple[int, float]]]:
 
     events = EventAccumulator(str(folder))
     events.Reload()
-    return {tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
-            for tag in events.Tags()["tensors"] if tag.startswith("epoch_")}
+    return {
+        tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+        for tag in events.Tags()["tensors"]
+        if tag.startswith("epoch_")
+    }
 
 
 def test_tensorboard_logs_every_epoch_inside_the_run(tracked_run):

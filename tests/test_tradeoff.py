@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.models.outputs import ClassOutput
 from horses_humans.inference.unsure import UNSURE, UnsureRule, answer_counts, tradeoff_curve
+from horses_humans.models.outputs import ClassOutput
 
 TWO = ClassOutput.for_classes(["horses", "humans"])
 THREE = ClassOutput.for_classes(["horses", "humans", "neither"])
@@ -25,12 +25,18 @@ def test_every_point_of_the_curve_is_what_the_rule_answers(output):
     labels = np.random.default_rng(1).integers(0, 3, 60)  # 2 = neither (a class of THREE, beyond TWO's)
     curve = tradeoff_curve(p, labels, output, neither_label=2, chosen=0.61)
     assert curve["unsure_of"] == "neither" and 0.61 in curve["tau"] and curve["tau"][0] == 0.0
-    assert np.all(np.diff(curve["tau"]) > 0) and np.all(np.diff(curve["right"]) <= 0) and np.all(np.diff(curve["unsure"]) >= 0)
+    assert (
+        np.all(np.diff(curve["tau"]) > 0)
+        and np.all(np.diff(curve["right"]) <= 0)
+        and np.all(np.diff(curve["unsure"]) >= 0)
+    )
     for tau, right, unsure in zip(curve["tau"], curve["right"], curve["unsure"]):
         verdicts = UnsureRule(tau, "neither" if output is THREE else None).apply(p, output)
         names = [v.label for v in verdicts]
         real = labels != 2
-        assert right == pytest.approx(np.mean([n == output.class_names[y] for n, y in zip(np.array(names)[real], labels[real])]))
+        assert right == pytest.approx(
+            np.mean([n == output.class_names[y] for n, y in zip(np.array(names)[real], labels[real])])
+        )
         assert unsure == pytest.approx(np.mean([n == UNSURE for n in np.array(names)[~real]]))
 
 

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.analysis.evaluation import evaluate_run
+from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.inference.predictor import Predictor
-from horses_humans.runs.store import load_run, list_runs
+from horses_humans.runs.store import list_runs, load_run
 from horses_humans.training.loop import train
 
 from .synthetic import make_dataset
@@ -90,8 +90,16 @@ def test_unreadable_training_file_is_skipped_and_counted(dataset, tmp_path):
 
 
 def test_callback_options_run(dataset, tmp_path):
-    config = TrainConfig(epochs=2, image_size=32, batch_size=8, early_stopping=True, reduce_lr=True, dropout=0.2, l2=1e-4,
-                         precision="float32")
+    config = TrainConfig(
+        epochs=2,
+        image_size=32,
+        batch_size=8,
+        early_stopping=True,
+        reduce_lr=True,
+        dropout=0.2,
+        l2=1e-4,
+        precision="float32",
+    )
     run = train(config, dataset, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
     assert [r.path for r in list_runs(tmp_path / "runs")] == [run]
 

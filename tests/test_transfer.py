@@ -7,11 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from horses_humans.models import weights as weights_mod
-from horses_humans.models.backbones import BACKBONES, build_inception_base, get_backbone
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.inference.predictor import Predictor
+from horses_humans.models import weights as weights_mod
+from horses_humans.models.backbones import BACKBONES, build_inception_base, get_backbone
 from horses_humans.models.recipes import RECIPES, build_model, get_recipe
 from horses_humans.runs.store import load_run
 from horses_humans.training.loop import train, unfreeze
@@ -102,7 +102,9 @@ def test_transfer_recipes_take_their_facts_from_their_backbone(name):
     assert (preprocess.scale, preprocess.offset) == (recipe.backbone.scale, recipe.backbone.offset)
     pixels = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3)).astype("float32")
     features = np.asarray(recipe.feature_extractor(model)(pixels))
-    np.testing.assert_allclose(np.asarray(recipe.head_layer(model)(features)), np.asarray(model(pixels)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(recipe.head_layer(model)(features)), np.asarray(model(pixels)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_a_cnn_recipe_has_no_backbone_and_says_so():
@@ -113,7 +115,8 @@ def test_a_cnn_recipe_has_no_backbone_and_says_so():
 
 
 def test_inception_trains_from_a_local_weights_file(tmp_path):
-    """InceptionV3's ImageNet file is not available here: its loading path runs on a saved file of the same architecture."""
+    """InceptionV3's ImageNet file is not available here: its loading path runs on a saved file of the same
+    architecture."""
     donor = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(75, 75, 3))
     path = tmp_path / "inception.weights.h5"
     donor.save_weights(path)
@@ -143,7 +146,9 @@ def dataset(tmp_path_factory):
 
 
 def test_head_trains_on_cached_features_and_saves_the_full_model(dataset, tmp_path):
-    config = TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64, epochs=3, batch_size=8, learning_rate=1e-2)
+    config = TrainConfig(
+        recipe="mobilenet_v2", weights="none", image_size=64, epochs=3, batch_size=8, learning_rate=1e-2
+    )
     lines = []
     run = train(config, dataset, tmp_path / "runs", tmp_path / "cache", log=lines.append)
     assert sum("computing mobilenet_v2 features" in line for line in lines) == 2  # train + validation, once
@@ -163,8 +168,15 @@ def test_head_trains_on_cached_features_and_saves_the_full_model(dataset, tmp_pa
 
 
 def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
-    config = TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64, epochs=1, batch_size=8,
-                         fine_tune_from="10", fine_tune_epochs=1)
+    config = TrainConfig(
+        recipe="mobilenet_v2",
+        weights="none",
+        image_size=64,
+        epochs=1,
+        batch_size=8,
+        fine_tune_from="10",
+        fine_tune_epochs=1,
+    )
     run = train(config, dataset, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
@@ -172,12 +184,14 @@ def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
     # the saved model (rebuilt, weights copied over) carries the fine-tuned weights: same val accuracy
     files = sorted((dataset / "validation-horse-or-human").rglob("*.png"))
     results = Predictor.from_run(run).predict_files(files)
-    assert np.mean([r.label == f.parent.name for r, f in zip(results, files)]) == pytest.approx(history[1]["val_accuracy"])
+    assert np.mean([r.label == f.parent.name for r, f in zip(results, files)]) == pytest.approx(
+        history[1]["val_accuracy"]
+    )
 
     model = build_model(TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64))
     backbone = get_recipe("mobilenet_v2").backbone_layer(model)
     assert unfreeze(backbone, "10") > 0
-    assert all(not l.trainable for l in backbone.layers if isinstance(l, keras.layers.BatchNormalization))
+    assert all(not layer.trainable for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization))
     assert not backbone.layers[0].trainable or not backbone.layers[0].weights
     with pytest.raises(HorsesHumansError, match="no such layer"):
         unfreeze(backbone, "nope")

@@ -1,4 +1,5 @@
-"""The "unsure" answer: the rule (calibrated tau, the neither class), stored in the run, applied by predict and the API."""
+"""The "unsure" answer: the rule (calibrated tau, the neither class), stored in the run, applied by predict and
+the API."""
 
 import json
 from pathlib import Path
@@ -10,15 +11,23 @@ from PIL import Image
 
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.models.outputs import ClassOutput
 from horses_humans.inference.predictor import Predictor, refit_unsure
+from horses_humans.inference.unsure import (
+    LIKE_NEITHER,
+    NOT_CONFIDENT,
+    UNSURE,
+    UnsureRule,
+    calibrate,
+    load_rule,
+    save_rule,
+    unsure_share,
+)
+from horses_humans.models.outputs import ClassOutput
 from horses_humans.runs.record import load_run_split
-from horses_humans.runs.store import load_run
+from horses_humans.runs.store import CALIBRATION_FILE, load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 from horses_humans.training.loop import train
-from horses_humans.runs.store import CALIBRATION_FILE
-from horses_humans.inference.unsure import LIKE_NEITHER, NOT_CONFIDENT, UNSURE, UnsureRule, calibrate, load_rule, save_rule, unsure_share
 
 from .synthetic import make_classes
 
@@ -27,8 +36,23 @@ skdata = pytest.importorskip("skimage.data")
 TWO = ClassOutput.for_classes(["horses", "humans"])
 THREE = ClassOutput.for_classes(["horses", "humans", "neither"])
 # skimage.data photos that teach `neither`; the cat (chelsea) is kept out, to be asked about
-NEGATIVES = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel", "retina",
-             "logo", "page", "camera", "coins", "moon", "grass", "gravel", "brick"]
+NEGATIVES = [
+    "astronaut",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "colorwheel",
+    "retina",
+    "logo",
+    "page",
+    "camera",
+    "coins",
+    "moon",
+    "grass",
+    "gravel",
+    "brick",
+]
 
 
 def test_calibrated_tau_leaves_at_most_two_percent_unsure():
@@ -95,7 +119,8 @@ def test_refit_stores_the_same_rule(baseline_run):
 
 @pytest.fixture(scope="module")
 def neither_run(tmp_path_factory) -> Path:
-    """A baseline trained on synthetic horses/humans plus a `neither` folder of crops of skimage photos (not the cat)."""
+    """A baseline trained on synthetic horses/humans plus a `neither` folder of crops of skimage
+    photos (not the cat)."""
     root, rng = tmp_path_factory.mktemp("neither-data"), np.random.default_rng(0)
     make_classes(root, ["horses", "humans"], 24, rng)
     for name in NEGATIVES:
@@ -105,9 +130,11 @@ def neither_run(tmp_path_factory) -> Path:
         for j in range(3):
             y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
             (root / "neither").mkdir(exist_ok=True)
-            Image.fromarray(image[y:y + h // 2, x:x + w // 2]).save(root / "neither" / f"{name}-{j}.png")
+            Image.fromarray(image[y : y + h // 2, x : x + w // 2]).save(root / "neither" / f"{name}-{j}.png")
     config = TrainConfig(recipe="baseline", epochs=5, image_size=32, batch_size=8, precision="float32")
-    return train(config, root, tmp_path_factory.mktemp("neither-runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None)
+    return train(
+        config, root, tmp_path_factory.mktemp("neither-runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +160,14 @@ def test_the_cat_is_unsure_through_the_api_and_model_says_the_rule(neither_run, 
         rule = client.get("/v1/model").json()["unsure"]
         assert rule["neither_class"] == "neither" and 0.0 <= rule["min_confidence"] <= 1.0
         with open(cat, "rb") as fh:
-            response = client.post("/v1/predict", files=[("files", ("cat.png", fh, "image/png"))], params={"gradcam": True})
+            response = client.post(
+                "/v1/predict", files=[("files", ("cat.png", fh, "image/png"))], params={"gradcam": True}
+            )
     [result] = response.json()["results"]
     assert response.status_code == 200
-    assert result["label"] == UNSURE and result["unsure_reason"] in (LIKE_NEITHER, NOT_CONFIDENT) and result["unsure_score"] > 0
+    assert (
+        result["label"] == UNSURE
+        and result["unsure_reason"] in (LIKE_NEITHER, NOT_CONFIDENT)
+        and result["unsure_score"] > 0
+    )
     assert result["gradcam"] is None or result["gradcam"].startswith("data:image/png")

@@ -13,7 +13,8 @@ ENV_RUNS = "HORSES_HUMANS_RUNS"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 AUGMENTATIONS = ("reference", "mild", "flip")  # presets of recipes.cnn.build_augmentation
 CLASS_WEIGHTS = ("none", "balanced")
-# A two-class model's output is the probability of class 1 (one sigmoid unit); at or above this it predicts class 1. Runs record their own
+# A two-class model's output is the probability of class 1 (one sigmoid unit); at or above this it predicts class 1.
+# Runs record their own
 # threshold in labels.json; this is the default for new runs and for runs saved without one.
 DEFAULT_THRESHOLD = 0.5
 
@@ -66,52 +67,93 @@ class TrainConfig:
     by options.add_config_options: a new field needs no other edit to reach the command line.
     """
 
-    recipe: str = option("baseline", "model family (choices from the recipe registry); recommended: the best measured "
-                                     "on real photos (README)")
-    recipe_alias: str | None = option(None, "set by an alias recipe (e.g. recommended) to the name asked for; the "
-                                            "run records it beside the recipe it resolved to")
+    recipe: str = option(
+        "baseline",
+        "model family (choices from the recipe registry); recommended: the best measured on real photos (README)",
+    )
+    recipe_alias: str | None = option(
+        None,
+        "set by an alias recipe (e.g. recommended) to the name asked for; the "
+        "run records it beside the recipe it resolved to",
+    )
     epochs: int | None = option(None, "training epochs (default: the recipe's, 15 for the reference CNNs)")
     image_size: int | None = option(None, "square input size in pixels (default: the recipe's, 150)")
     batch_size: int = option(32, "images per training step")
     seed: int = option(0, "seeds weight initialisation, shuffling, augmentation and the --val-split split")
-    val_split: float = option(0.2, "share of each class held out for validation when the data folder holds class "
-                                   "folders alone (layout 3); the run records which files")
-    class_weight: str = option("none", "balanced: weigh each class's loss by its inverse frequency in the training "
-                                       "images (for imbalanced classes)", choices=CLASS_WEIGHTS)
+    val_split: float = option(
+        0.2,
+        "share of each class held out for validation when the data folder holds class "
+        "folders alone (layout 3); the run records which files",
+    )
+    class_weight: str = option(
+        "none",
+        "balanced: weigh each class's loss by its inverse frequency in the training images (for imbalanced classes)",
+        choices=CLASS_WEIGHTS,
+    )
     learning_rate: float | None = option(None, "RMSprop learning rate (default: the recipe's, 1e-3)")
     dropout: float = option(0.0, "dropout before the Dense(512) layer; 0 reproduces the reference")
     l2: float = option(0.0, "L2 penalty on the Dense(512) kernel; 0 is off")
     early_stopping: bool = option(False, "stop when val_accuracy has not improved for 3 epochs; keep the best weights")
     reduce_lr: bool = option(False, "divide the learning rate by 10 when val_loss stalls for 2 epochs")
-    precision: str = option("auto", "training arithmetic (auto: on GPUs mixed_bfloat16, mixed_float16 before Ampere; on "
-                                    "CPUs bfloat16 where they have bf16 units); saved models are float32",
-                            choices=PRECISIONS)
-    augmentation: str = option("reference", "augmentation preset for `augmented` and --augment: reference (flip, "
-                                             "rotate +-72 deg, zoom, stretch), mild (rotate +-15 deg), flip",
-                               choices=AUGMENTATIONS)
-    conv_filters: tuple[int, ...] = option((16, 32, 64), "filters of each Conv2D+MaxPool block (1 to 5 blocks)",
-                                           group=CNN_OPTIONS, metavar="N,N,...")
+    precision: str = option(
+        "auto",
+        "training arithmetic (auto: on GPUs mixed_bfloat16, mixed_float16 before Ampere; on "
+        "CPUs bfloat16 where they have bf16 units); saved models are float32",
+        choices=PRECISIONS,
+    )
+    augmentation: str = option(
+        "reference",
+        "augmentation preset for `augmented` and --augment: reference (flip, "
+        "rotate +-72 deg, zoom, stretch), mild (rotate +-15 deg), flip",
+        choices=AUGMENTATIONS,
+    )
+    conv_filters: tuple[int, ...] = option(
+        (16, 32, 64), "filters of each Conv2D+MaxPool block (1 to 5 blocks)", group=CNN_OPTIONS, metavar="N,N,..."
+    )
     kernel_size: int = option(3, "convolution kernel size", group=CNN_OPTIONS, choices=KERNEL_SIZES)
-    weights: str | None = option(None, "backbone weights: imagenet (default: Keras cache, else download), a file path, "
-                                       "or none (random)", group=TRANSFER_OPTIONS)
-    alpha: float = option(0.35, "MobileNetV2 width; 0.35 is the ImageNet file in ../shared/weights",
-                          group=TRANSFER_OPTIONS)
-    augment: bool = option(False, "augmentation layers in front of the backbone (trains on pixels, no feature cache)",
-                           group=TRANSFER_OPTIONS)
-    fine_tune_from: str | None = option(None, "after the head, unfreeze the backbone from this layer name (or its top "
-                                              "N layers)", group=TRANSFER_OPTIONS, metavar="LAYER_OR_N")
+    weights: str | None = option(
+        None,
+        "backbone weights: imagenet (default: Keras cache, else download), a file path, or none (random)",
+        group=TRANSFER_OPTIONS,
+    )
+    alpha: float = option(
+        0.35, "MobileNetV2 width; 0.35 is the ImageNet file in ../shared/weights", group=TRANSFER_OPTIONS
+    )
+    augment: bool = option(
+        False,
+        "augmentation layers in front of the backbone (trains on pixels, no feature cache)",
+        group=TRANSFER_OPTIONS,
+    )
+    fine_tune_from: str | None = option(
+        None,
+        "after the head, unfreeze the backbone from this layer name (or its top N layers)",
+        group=TRANSFER_OPTIONS,
+        metavar="LAYER_OR_N",
+    )
     fine_tune_epochs: int = option(5, "epochs of fine-tuning", group=TRANSFER_OPTIONS)
-    fine_tune_learning_rate: float | None = option(None, "fine-tuning learning rate (default: a tenth of the head's)",
-                                                   group=TRANSFER_OPTIONS)
-    tta: bool = option(False, "test-time flips: predictions average each image's probabilities with its mirror's "
-                              "(evaluate, predict and serve read it from the run)")
-    extra_data: tuple[str, ...] = option((), "a folder of class folders added to the training side (repeatable): "
-                                             "folders named after the data set's classes, or neither (images of "
-                                             "none of them: they teach the unsure answer)", metavar="DIR",
-                                         repeatable=True)
-    devices: str | None = option(None, "devices to train on: a number or all (default 1: the first GPU, else the CPU); "
-                                       "several train data-parallel (MirroredStrategy on TensorFlow, DataParallel on "
-                                       "JAX), each on a share of --batch-size", metavar="N|all")
+    fine_tune_learning_rate: float | None = option(
+        None, "fine-tuning learning rate (default: a tenth of the head's)", group=TRANSFER_OPTIONS
+    )
+    tta: bool = option(
+        False,
+        "test-time flips: predictions average each image's probabilities with its mirror's "
+        "(evaluate, predict and serve read it from the run)",
+    )
+    extra_data: tuple[str, ...] = option(
+        (),
+        "a folder of class folders added to the training side (repeatable): "
+        "folders named after the data set's classes, or neither (images of "
+        "none of them: they teach the unsure answer)",
+        metavar="DIR",
+        repeatable=True,
+    )
+    devices: str | None = option(
+        None,
+        "devices to train on: a number or all (default 1: the first GPU, else the CPU); "
+        "several train data-parallel (MirroredStrategy on TensorFlow, DataParallel on "
+        "JAX), each on a share of --batch-size",
+        metavar="N|all",
+    )
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)
@@ -131,7 +173,9 @@ class TrainConfig:
         object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))  # JSON gives a list
         object.__setattr__(self, "extra_data", tuple(str(d) for d in self.extra_data or ()))  # argparse: None or a list
         if not 1 <= len(self.conv_filters) <= 5 or not all(1 <= f <= 1024 for f in self.conv_filters):
-            raise HorsesHumansError(f"--conv-filters {','.join(map(str, self.conv_filters))}: give 1 to 5 layers of 1-1024 filters.")
+            raise HorsesHumansError(
+                f"--conv-filters {','.join(map(str, self.conv_filters))}: give 1 to 5 layers of 1-1024 filters."
+            )
         if self.kernel_size not in KERNEL_SIZES:
             raise HorsesHumansError(f"--kernel-size {self.kernel_size}: choose 1, 3, 5 or 7.")
         if self.augmentation not in AUGMENTATIONS:
@@ -144,7 +188,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         """Inverse of to_dict; unknown keys (from newer versions) are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

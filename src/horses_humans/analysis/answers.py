@@ -11,9 +11,9 @@ import numpy as np
 
 from ..data.datasets import Split, labelled_folder, load_files
 from ..inference.predictor import Predictor
+from ..inference.unsure import NEITHER, answer_counts, tradeoff_curve
 from ..runs.record import load_run_split
 from ..runs.store import Run, load_run
-from ..inference.unsure import NEITHER, answer_counts, tradeoff_curve
 
 
 def folder_names(run: Run) -> list[str]:
@@ -36,11 +36,19 @@ def score_folder(run_dir, folder: Path, cache_dir: Path | None = None, log=print
     probabilities = predictor.predict_proba(split.x)
     names = folder_names(run)
     counts = answer_counts(predictor.unsure, probabilities, split.y, predictor.output, names)
-    plain = {name: int(np.sum((split.y == i) & (predictor.output.predicted(probabilities) == i)))
-             for i, name in enumerate(run.class_names) if name != NEITHER}
+    plain = {
+        name: int(np.sum((split.y == i) & (predictor.output.predicted(probabilities) == i)))
+        for i, name in enumerate(run.class_names)
+        if name != NEITHER
+    }
     val = load_run_split(run, "validation", None, cache_dir, log)
     verdicts = predictor.unsure.apply(predictor.predict_proba(val.x), predictor.output)
     neither = names.index(NEITHER)
-    return {"counts": counts, "plain": plain, "validation_unsure": sum(v.reason is not None for v in verdicts),
-            "validation_images": len(val), "min_confidence": predictor.unsure.min_confidence,
-            "curve": tradeoff_curve(probabilities, split.y, predictor.output, neither, predictor.unsure.min_confidence)}
+    return {
+        "counts": counts,
+        "plain": plain,
+        "validation_unsure": sum(v.reason is not None for v in verdicts),
+        "validation_images": len(val),
+        "min_confidence": predictor.unsure.min_confidence,
+        "curve": tradeoff_curve(probabilities, split.y, predictor.output, neither, predictor.unsure.min_confidence),
+    }

@@ -8,16 +8,18 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import plots
 from ..core.atomic import write_text_atomic
-from .htmlpage import View, page_html, sections_html, table_html
-from ..runs.store import Run, load_run
 from ..core.tables import compare_rows, markdown_table
+from ..runs.store import Run, load_run
+from . import plots
+from .htmlpage import View, page_html, sections_html, table_html
 
-COMPARE_NOTE = ("One row per run, or per group of runs differing only by seed (mean ± sample std). 'final' is the last "
-                "epoch, 'best epoch' the best validation accuracy of any epoch (selected on the validation set, so "
-                "optimistic); the gap is final training minus final validation accuracy, in percentage points. "
-                "'-': not recorded by that run.")
+COMPARE_NOTE = (
+    "One row per run, or per group of runs differing only by seed (mean ± sample std). 'final' is the last "
+    "epoch, 'best epoch' the best validation accuracy of any epoch (selected on the validation set, so "
+    "optimistic); the gap is final training minus final validation accuracy, in percentage points. "
+    "'-': not recorded by that run."
+)
 
 
 def write_comparison(run_dirs: Sequence[Path], out_dir: Path) -> tuple[str, list[Path]]:
@@ -29,7 +31,7 @@ def write_comparison(run_dirs: Sequence[Path], out_dir: Path) -> tuple[str, list
     view = runs_curves_view(runs, out)
     note = " ".join(filter(None, [COMPARE_NOTE, classes_warning(runs)]))
     markdown = comparison_markdown(header, rows, view, note)
-    body = f"<h2>Runs</h2><p class=\"caption\">{html.escape(note)}</p>{table_html(header, rows)}\n{sections_html([view])}"
+    body = f'<h2>Runs</h2><p class="caption">{html.escape(note)}</p>{table_html(header, rows)}\n{sections_html([view])}'
     paths = [out / "compare.md", out / "compare.html"]
     write_text_atomic(paths[0], markdown)
     write_text_atomic(paths[1], page_html("horses-humans compare", f"horses-humans compare: {len(runs)} runs", body))
@@ -63,8 +65,11 @@ def runs_curves_view(runs: Sequence[Run], out: Path) -> View:
     if not histories:
         return View("curves", "Training curves", "No run has a per-epoch history (history.json) to draw.")
     caption = "Accuracy and loss per epoch on the training and validation splits" + (
-        f", {len(histories)} runs overlaid." if len(histories) > 1 else ".")
-    return View("curves", "Training curves", caption, plots.save_png(plots.training_curves(histories), out / "curves.png"))
+        f", {len(histories)} runs overlaid." if len(histories) > 1 else "."
+    )
+    return View(
+        "curves", "Training curves", caption, plots.save_png(plots.training_curves(histories), out / "curves.png")
+    )
 
 
 def comparison_markdown(header: list[str], rows: list[list[str]], curves: View, note: str = COMPARE_NOTE) -> str:

@@ -18,9 +18,9 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from ..core.atomic import write_text_atomic
 from ..inference.calibration import ECE_BINS, expected_calibration_error
-from ..runs.modelcard import EVALUATIONS_DIR, write_model_card
-from ..models.outputs import ClassOutput
 from ..inference.predictor import Predictor, rows_to_csv
+from ..models.outputs import ClassOutput
+from ..runs.modelcard import EVALUATIONS_DIR, write_model_card
 from ..runs.record import load_labelled, load_run_split
 from ..runs.store import load_run
 
@@ -36,13 +36,19 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, output
     y_pred, labels = output.predicted(probabilities), list(range(len(names)))
     scores = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0.0)
     metrics = {
-        "accuracy": float(accuracy_score(y_true, y_pred)), "images": int(len(y_true)), "class_names": names,
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "images": int(len(y_true)),
+        "class_names": names,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        "per_class": {name: dict(zip(("precision", "recall", "f1", "support"), (*map(float, s[:3]), int(s[3]))))
-                      for name, *s in zip(names, *scores)},
+        "per_class": {
+            name: dict(zip(("precision", "recall", "f1", "support"), (*map(float, s[:3]), int(s[3]))))
+            for name, *s in zip(names, *scores)
+        },
         **{average: averaged(y_true, y_pred, average) for average in ("macro", "weighted")},
         "roc_auc": roc_auc(y_true, probabilities),
-        "ece": expected_calibration_error(y_true, probabilities), "ece_bins": ECE_BINS, "temperature": output.temperature,
+        "ece": expected_calibration_error(y_true, probabilities),
+        "ece_bins": ECE_BINS,
+        "temperature": output.temperature,
         "sure_mistakes": sure_mistakes(y_true, probabilities, output),
     }
     if len(names) == 2:  # the binary headline numbers, with class 1 (humans in the reference) as positive
@@ -84,31 +90,54 @@ def per_image_rows(files: list[str], y_true: np.ndarray, probabilities: np.ndarr
     names, probabilities = output.class_names, np.asarray(probabilities).reshape(-1, len(output.class_names))
     rows = []
     for f, t, row, k in zip(files, y_true, probabilities, output.predicted(probabilities)):
-        rows.append({"file": f, "true_label": names[int(t)], "predicted_label": names[k],
-                     "probability": round(float(row[k]), 6), **{f"p_{n}": round(float(p), 6) for n, p in zip(names, row)}})
+        rows.append(
+            {
+                "file": f,
+                "true_label": names[int(t)],
+                "predicted_label": names[k],
+                "probability": round(float(row[k]), 6),
+                **{f"p_{n}": round(float(p), 6) for n, p in zip(names, row)},
+            }
+        )
     return rows
 
 
 def predict_split(run, side: str = "validation", data_dir=None, data=None, cache_dir=None, log=print):
     """(predictor, split, class probabilities (N, C)) of a loaded run on its own validation or test files (in its own
     data folder unless data_dir is given), or on `data`, any folder of class folders named after its classes."""
-    split = (load_labelled(run, data, cache_dir, log) if data is not None
-             else load_run_split(run, side, data_dir, cache_dir, log))
+    split = (
+        load_labelled(run, data, cache_dir, log)
+        if data is not None
+        else load_run_split(run, side, data_dir, cache_dir, log)
+    )
     predictor = Predictor.from_run(run)
     return predictor, split, predictor.predict_proba(np.asarray(split.x))
 
 
-def evaluate_run(run_dir, data_dir=None, cache_dir=None, log=print, side: str = "validation", data=None,
-                 checkpoint: str | None = None) -> dict:
+def evaluate_run(
+    run_dir,
+    data_dir=None,
+    cache_dir=None,
+    log=print,
+    side: str = "validation",
+    data=None,
+    checkpoint: str | None = None,
+) -> dict:
     """Evaluate a run's saved model (`checkpoint`, default the run's) on its validation or test split (or on `data`,
     a labelled folder); writes evaluation.json (saying which images and checkpoint), evaluations/NAME.json (one per
     split or folder, kept) and predictions.csv, then rewrites the model card."""
     run = load_run(run_dir, checkpoint)
     predictor, split, probabilities = predict_split(run, side, data_dir, data, cache_dir, log)
     metrics = classification_metrics(split.y, probabilities, predictor.output)
-    metrics.update(run=str(run.path), class_names=run.class_names, skipped_files=len(split.skipped),
-                   split="data" if data is not None else side, folder=str(split.root), checkpoint=run.checkpoint,
-                   checkpoint_file=run.checkpoint_path().name)
+    metrics.update(
+        run=str(run.path),
+        class_names=run.class_names,
+        skipped_files=len(split.skipped),
+        split="data" if data is not None else side,
+        folder=str(split.root),
+        checkpoint=run.checkpoint,
+        checkpoint_file=run.checkpoint_path().name,
+    )
     rows = per_image_rows(split.files, split.y, probabilities, predictor.output)
     write_text_atomic(run.path / "evaluation.json", metrics_json(metrics) + "\n")
     write_text_atomic(run.path / EVALUATIONS_DIR / f"{evaluation_name(metrics)}.json", metrics_json(metrics) + "\n")
@@ -119,7 +148,11 @@ def evaluate_run(run_dir, data_dir=None, cache_dir=None, log=print, side: str = 
 
 def evaluation_name(metrics: dict) -> str:
     """The file name an evaluation is kept under: split (or data-FOLDER) and checkpoint, e.g. test-best."""
-    what = metrics["split"] if metrics["split"] != "data" else "data-" + re.sub(r"[^\w.-]+", "_", Path(metrics["folder"]).name)
+    what = (
+        metrics["split"]
+        if metrics["split"] != "data"
+        else "data-" + re.sub(r"[^\w.-]+", "_", Path(metrics["folder"]).name)
+    )
     return f"{what}-{metrics['checkpoint']}"
 
 
@@ -137,10 +170,21 @@ def format_metrics(metrics: dict) -> str:
     headline = ("accuracy", "precision", "recall", "f1", "roc_auc") if len(names) == 2 else ("accuracy", "roc_auc")
     lines += [f"{k:<10}{metrics[k]:.4f}" for k in headline]
     if "ece" in metrics:  # evaluation.json files written before calibration lack it
-        lines.append(f"{'ece':<10}{metrics['ece']:.4f}  ({metrics['ece_bins']} bins, temperature "
-                     f"{metrics['temperature']:.3f}; {metrics['sure_mistakes']} wrong answers above p {SURE})")
-    return "\n".join(lines + ["", *class_table(metrics), "", *confusion_lines(metrics),
-                              "", f"per-image results: {metrics['run']}/predictions.csv"])
+        lines.append(
+            f"{'ece':<10}{metrics['ece']:.4f}  ({metrics['ece_bins']} bins, temperature "
+            f"{metrics['temperature']:.3f}; {metrics['sure_mistakes']} wrong answers above p {SURE})"
+        )
+    return "\n".join(
+        lines
+        + [
+            "",
+            *class_table(metrics),
+            "",
+            *confusion_lines(metrics),
+            "",
+            f"per-image results: {metrics['run']}/predictions.csv",
+        ]
+    )
 
 
 def class_table(metrics: dict) -> list[str]:
@@ -160,5 +204,11 @@ def confusion_lines(metrics: dict) -> list[str]:
     names = metrics["class_names"]
     width = max(len(n) for n in names) + 2
     positive = f"; positive = {names[1]}" if len(names) == 2 else ""
-    lines = [f"confusion matrix (rows: true, columns: predicted{positive})", " " * width + "".join(f"{n:>{width}}" for n in names)]
-    return lines + [f"{name:<{width}}" + "".join(f"{c:>{width}}" for c in row) for name, row in zip(names, metrics["confusion_matrix"])]
+    lines = [
+        f"confusion matrix (rows: true, columns: predicted{positive})",
+        " " * width + "".join(f"{n:>{width}}" for n in names),
+    ]
+    return lines + [
+        f"{name:<{width}}" + "".join(f"{c:>{width}}" for c in row)
+        for name, row in zip(names, metrics["confusion_matrix"])
+    ]

@@ -18,12 +18,12 @@ import keras
 import numpy as np
 from PIL import Image
 
-from ..core.backend import require_tensorflow
 from ..config import HorsesHumansError
+from ..core.backend import require_tensorflow
 from ..models.outputs import ClassOutput
 
-
 # ---------------------------------------------------------------- the model as a chain
+
 
 def chain(model) -> list[tuple[str, object]]:
     """(path, layer) in call order; nested Sequential models are flattened, nested functional ones kept whole."""
@@ -44,7 +44,9 @@ def layer_paths(model) -> list[str]:
     for path, layer in chain(model):
         paths.append(path)
         if isinstance(layer, keras.Model):
-            paths += [f"{path}/{inner.name}" for inner in layer.layers if not isinstance(inner, keras.layers.InputLayer)]
+            paths += [
+                f"{path}/{inner.name}" for inner in layer.layers if not isinstance(inner, keras.layers.InputLayer)
+            ]
     return paths
 
 
@@ -53,13 +55,18 @@ def check_paths(model, paths: list[str]) -> None:
     known = layer_paths(model)
     unknown = [p for p in paths if p not in known]
     if unknown:
-        raise HorsesHumansError(f"no layer {', '.join(map(repr, unknown))} in model {model.name!r}; "
-                                f"layers include {', '.join(known[:4] + known[-6:])}.")
+        raise HorsesHumansError(
+            f"no layer {', '.join(map(repr, unknown))} in model {model.name!r}; "
+            f"layers include {', '.join(known[:4] + known[-6:])}."
+        )
 
 
 def logit(layer, x):
     """The output layer's value before its sigmoid or softmax, else the layer's output."""
-    if isinstance(layer, keras.layers.Dense) and layer.activation in (keras.activations.sigmoid, keras.activations.softmax):
+    if isinstance(layer, keras.layers.Dense) and layer.activation in (
+        keras.activations.sigmoid,
+        keras.activations.softmax,
+    ):
         z = keras.ops.matmul(x, layer.kernel)
         return z + layer.bias if layer.use_bias else z
     return layer(x, training=False)
@@ -69,7 +76,9 @@ def forward(model, x, paths: list[str]):
     """Run the chain on a float batch -> (final logits (N, 1) or (N, C), {path: activation}) for the requested paths."""
     links, taps = chain(model), {}
     for i, (path, layer) in enumerate(links):
-        inner = [p.split("/", 1)[1] for p in paths if p.startswith(path + "/")] if isinstance(layer, keras.Model) else []
+        inner = (
+            [p.split("/", 1)[1] for p in paths if p.startswith(path + "/")] if isinstance(layer, keras.Model) else []
+        )
         if inner:
             split = keras.Model(layer.input, [layer.get_layer(n).output for n in inner] + [layer.output])
             *found, x = split(x, training=False)
@@ -82,6 +91,7 @@ def forward(model, x, paths: list[str]):
 
 
 # ---------------------------------------------------------------- activations
+
 
 def feature_layers(model, per_model: int = 6) -> list[str]:
     """Layers worth drawing: every top-level conv/pool layer (the reference's choice) and, inside a nested
@@ -115,6 +125,7 @@ def activations(model, pixels: np.ndarray, layer_paths: list[str]) -> dict[str, 
 
 
 # ---------------------------------------------------------------- Grad-CAM
+
 
 def gradcam(model, pixels: np.ndarray, layer: str, class_index=None) -> np.ndarray:
     """Grad-CAM at `layer` of the predicted class, or of class_index (one index, or one per image):
@@ -153,7 +164,9 @@ def class_activation_maps(model, batch: np.ndarray, layer: str, class_index=None
         total = tf.reduce_sum(scores)
     act = taps[layer]
     if len(act.shape) != 4:
-        raise HorsesHumansError(f"Grad-CAM needs a layer with a spatial output (h, w, channels); {layer!r} gives {tuple(act.shape[1:])}.")
+        raise HorsesHumansError(
+            f"Grad-CAM needs a layer with a spatial output (h, w, channels); {layer!r} gives {tuple(act.shape[1:])}."
+        )
     weights = tf.reduce_mean(tape.gradient(total, act), axis=(1, 2))  # (N, c): each channel's importance
     return tf.einsum("nhwc,nc->nhw", act, weights).numpy(), scores.numpy()
 
@@ -187,6 +200,7 @@ def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 # ---------------------------------------------------------------- augmentation
 
+
 def augmentation_layers(model) -> list:
     """The model's own random augmentation layers: the random ones in front of its first weighted layer."""
     found = []
@@ -207,6 +221,7 @@ def augment(layers: list, pixels: np.ndarray, draws: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- mistakes
+
 
 def losses(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Per-image cross-entropy -log p(true class) (nats) from probabilities (N, C), clipped as Keras does."""
@@ -235,15 +250,21 @@ def activation_figure(model, pixels: np.ndarray):
     return plots.activation_grids(activations(model, pixels, feature_layers(model)), pixels)
 
 
-def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_dir: Path | None = None,
-                      class_name: str | None = None, checkpoint: str | None = None) -> dict:
+def write_explanation(
+    run_dir: Path,
+    image: Path,
+    layer: str | None = None,
+    out_dir: Path | None = None,
+    class_name: str | None = None,
+    checkpoint: str | None = None,
+) -> dict:
     """Activation tiles and a Grad-CAM overlay of the predicted class (or class_name) for one image file
     -> {label, probability (of the label), probabilities {class: p}, explained (the class), paths}."""
-    from . import plots  # imported here, as in activation_figure: the arrays above need none of these
     from ..data.images import ImageError, load_pixels
     from ..inference.predictor import Predictor
     from ..models.recipes import last_conv_layer
     from ..runs.store import load_run
+    from . import plots  # imported here, as in activation_figure: the arrays above need none of these
 
     run = load_run(run_dir, checkpoint)  # the model of `checkpoint`, default the run's
     try:
@@ -262,10 +283,17 @@ def write_explanation(run_dir: Path, image: Path, layer: str | None = None, out_
     panel = f"Grad-CAM of {explained} at {layer}" + ("" if heatmap.max() > 0 else " (no positive evidence)")
     figure = plots.gradcam_grid([pixels], [heatmap], [panel], f"{Path(image).name}: {label}, p = {p:.4f}", 1, cell=4.0)
     suffix = "" if class_name is None else f"-{class_name}"  # a chosen class does not overwrite the predicted one's
-    paths = [plots.save_png(activation_figure(predictor.model, pixels), out / f"{stem}-activations.png"),
-             plots.save_png(figure, out / f"{stem}-gradcam{suffix}.png")]
-    return {"label": label, "probability": p, "explained": explained,
-            "probabilities": dict(zip(run.class_names, map(float, row))), "paths": [str(x) for x in paths]}
+    paths = [
+        plots.save_png(activation_figure(predictor.model, pixels), out / f"{stem}-activations.png"),
+        plots.save_png(figure, out / f"{stem}-gradcam{suffix}.png"),
+    ]
+    return {
+        "label": label,
+        "probability": p,
+        "explained": explained,
+        "probabilities": dict(zip(run.class_names, map(float, row))),
+        "paths": [str(x) for x in paths],
+    }
 
 
 def class_index(output: ClassOutput, name: str) -> int:

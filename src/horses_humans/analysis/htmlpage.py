@@ -36,15 +36,19 @@ def sections_html(views: Sequence[View]) -> str:
     esc = html.escape
     return "".join(
         f'<section id="{v.key}"><h2>{esc(v.title)}</h2><p class="caption">{esc(v.caption)}</p>'
-        + (f'<img alt="{esc(v.title)}" src="{png_data_uri(Path(v.png).read_bytes())}">' if v.png else "") + "</section>\n"
-        for v in views)
+        + (f'<img alt="{esc(v.title)}" src="{png_data_uri(Path(v.png).read_bytes())}">' if v.png else "")
+        + "</section>\n"
+        for v in views
+    )
 
 
 def page_html(title: str, heading: str, body: str) -> str:
     """A self-contained HTML page (inline style, no external resources) around an HTML body."""
     esc = html.escape
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n<h1>{esc(heading)}</h1>\n{body}</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n<h1>{esc(heading)}</h1>\n{body}</body></html>\n"
+    )
 
 
 def table_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

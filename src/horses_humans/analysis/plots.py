@@ -39,7 +39,10 @@ def save_png(fig: Figure, path: Path) -> Path:
 
 # ---------------------------------------------------------------- image grids
 
-def image_grid(images, titles: list[str], cols: int = 8, title: str = "", colours: list[str] | None = None, cell: float = 1.8) -> Figure:
+
+def image_grid(
+    images, titles: list[str], cols: int = 8, title: str = "", colours: list[str] | None = None, cell: float = 1.8
+) -> Figure:
     """Images (N, S, S, 3) uint8 in a grid, each with a title wrapped to its cell (at least 6 inches wide)."""
     n = len(images)
     rows = max(1, -(-n // cols))
@@ -85,6 +88,7 @@ def augmentation_grid(original: np.ndarray, draws: np.ndarray, note: str, cols: 
 
 # ---------------------------------------------------------------- training curves
 
+
 def training_curves(histories: dict[str, list[dict]]) -> Figure:
     """Accuracy and loss per epoch, train (solid) vs validation (dashed), one colour per run."""
     fig = new_figure(11, 4.2)
@@ -92,8 +96,17 @@ def training_curves(histories: dict[str, list[dict]]) -> Figure:
     for (name, history), colour in zip(histories.items(), RUN_COLOURS * 4):
         epochs = [row["epoch"] for row in history]
         for ax, metric in zip(axes, ("accuracy", "loss")):
-            ax.plot(epochs, [row.get(metric, np.nan) for row in history], "-o", color=colour, ms=3, label=f"{name} train")
-            ax.plot(epochs, [row.get(f"val_{metric}", np.nan) for row in history], "--s", color=colour, ms=3, label=f"{name} validation")
+            ax.plot(
+                epochs, [row.get(metric, np.nan) for row in history], "-o", color=colour, ms=3, label=f"{name} train"
+            )
+            ax.plot(
+                epochs,
+                [row.get(f"val_{metric}", np.nan) for row in history],
+                "--s",
+                color=colour,
+                ms=3,
+                label=f"{name} validation",
+            )
     for ax, metric in zip(axes, ("accuracy", "loss")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -105,6 +118,7 @@ def training_curves(histories: dict[str, list[dict]]) -> Figure:
 
 
 # ---------------------------------------------------------------- activations
+
 
 def normalise_map(feature_map: np.ndarray) -> np.ndarray:
     """One (h, w) feature map as the reference notebook shows it: standardised, x64 + 128, clipped to 0-255."""
@@ -123,7 +137,7 @@ def tile_maps(activation: np.ndarray, max_maps: int = 64) -> tuple[np.ndarray, i
     mosaic = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
     for i, channel in enumerate(keep):
         r, q = divmod(i, cols)
-        mosaic[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = normalise_map(activation[..., channel])
+        mosaic[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = normalise_map(activation[..., channel])
     return mosaic, len(keep)
 
 
@@ -150,14 +164,22 @@ def activation_grids(acts: dict[str, np.ndarray], image: np.ndarray | None = Non
 
 # ---------------------------------------------------------------- Grad-CAM
 
+
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     """Blend a [0, 1] heatmap (jet colours: red = most important) over a uint8 image of the same size."""
     jet = colormaps["jet"](np.clip(heatmap, 0, 1))[..., :3] * 255
     return np.clip((1 - alpha) * np.asarray(image, np.float64) + alpha * jet, 0, 255).astype(np.uint8)
 
 
-def gradcam_grid(images, heatmaps, titles: list[str], title: str = "", pairs_per_row: int = 4, colours: list[str] | None = None,
-                 cell: float = 2.0) -> Figure:
+def gradcam_grid(
+    images,
+    heatmaps,
+    titles: list[str],
+    title: str = "",
+    pairs_per_row: int = 4,
+    colours: list[str] | None = None,
+    cell: float = 2.0,
+) -> Figure:
     """Each image beside its Grad-CAM overlay; the pair's title goes over the overlay."""
     pictures, names, tints = [], [], []
     for image, heatmap, text, colour in zip(images, heatmaps, titles, colours or ["black"] * len(titles)):
@@ -168,6 +190,7 @@ def gradcam_grid(images, heatmaps, titles: list[str], title: str = "", pairs_per
 
 
 # ---------------------------------------------------------------- metrics
+
 
 def plot_confusion_matrix(cm, class_names: list[str]) -> Figure:
     """Counts and row percentages of a C x C matrix; rows are true classes, columns predicted. The figure grows
@@ -182,7 +205,15 @@ def plot_confusion_matrix(cm, class_names: list[str]) -> Figure:
     size = 12 if n <= 3 else 10 if n <= 6 else 8
     for (i, j), count in np.ndenumerate(cm):
         dark = count > 0.6 * rows.max()
-        ax.text(j, i, f"{count}\n{100 * count / rows[i, 0]:.1f}%", ha="center", va="center", fontsize=size, color="white" if dark else "black")
+        ax.text(
+            j,
+            i,
+            f"{count}\n{100 * count / rows[i, 0]:.1f}%",
+            ha="center",
+            va="center",
+            fontsize=size,
+            color="white" if dark else "black",
+        )
     ax.set_xticks(range(n), class_names, rotation=30 if n > 3 else 0, ha="right" if n > 3 else "center")
     ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted")
@@ -222,8 +253,15 @@ def plot_reliability(bins_before: dict, bins_after: dict | None = None) -> Figur
         conf, acc = (np.array([np.nan if v is None else v for v in bins[k]], float) for k in ("confidence", "accuracy"))
         filled = count > 0
         ece = float(np.sum(np.abs(acc - conf)[filled] * count[filled]) / max(count.sum(), 1))
-        ax.bar(edges[:-1][filled], acc[filled], width=np.diff(edges)[filled], align="edge", color=RUN_COLOURS[0],
-               edgecolor="white", label="accuracy")
+        ax.bar(
+            edges[:-1][filled],
+            acc[filled],
+            width=np.diff(edges)[filled],
+            align="edge",
+            color=RUN_COLOURS[0],
+            edgecolor="white",
+            label="accuracy",
+        )
         ax.plot(conf[filled], acc[filled], "o", color=WRONG_COLOUR, ms=4, label="bin: (mean confidence, accuracy)")
         ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
         ax.set_xlim(0, 1)

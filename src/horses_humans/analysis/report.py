@@ -15,20 +15,20 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
-from . import explain, plots
 from ..core.atomic import write_text_atomic
-from ..inference.calibration import reliability_bins
-from .compare import runs_curves_view
 from ..data.datasets import Split
+from ..inference.calibration import reliability_bins
+from ..inference.predictor import Predictor
+from ..inference.unsure import NEITHER, tradeoff_curve
+from ..models.outputs import ClassOutput
+from ..models.recipes import get_recipe, last_conv_layer
+from ..runs.modelcard import EVALUATIONS_DIR
+from ..runs.store import OPTIMISM_NOTE, Run, load_run, read_calibration
+from . import explain, plots
 from .answers import folder_names, load_measuring_folder
+from .compare import runs_curves_view
 from .evaluation import classification_metrics, predict_split
 from .htmlpage import View, page_html, sections_html, table_html
-from ..runs.modelcard import EVALUATIONS_DIR
-from ..models.outputs import ClassOutput
-from ..inference.predictor import Predictor
-from ..models.recipes import get_recipe, last_conv_layer
-from ..runs.store import OPTIMISM_NOTE, Run, load_run, read_calibration
-from ..inference.unsure import NEITHER, tradeoff_curve
 
 REPORT_DIR = "report"
 GALLERY_SIZE = 12  # misclassified images shown, worst first
@@ -60,8 +60,10 @@ class Evaluated:
     def describe(self, i: int) -> str:
         """'file\ntrue -> predicted p=...' for image i of the split; p is the predicted label's probability."""
         names, k = self.run.class_names, int(self.predicted[i])
-        return (f"{Path(self.split.files[i]).name}\n{names[int(self.split.y[i])]} -> "
-                f"{names[k]}  p={float(self.probabilities[i, k]):.3f}")
+        return (
+            f"{Path(self.split.files[i]).name}\n{names[int(self.split.y[i])]} -> "
+            f"{names[k]}  p={float(self.probabilities[i, k]):.3f}"
+        )
 
     @property
     def classes(self) -> int:
@@ -70,17 +72,30 @@ class Evaluated:
 
 # ---------------------------------------------------------------- the report
 
-def write_report(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | None = None, compare: Sequence[Path] = (), log=print,
-                 checkpoint: str | None = None) -> Path:
+
+def write_report(
+    run_dir: Path,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    compare: Sequence[Path] = (),
+    log=print,
+    checkpoint: str | None = None,
+) -> Path:
     """Compute and draw every view of a run (its `checkpoint`, default the run's) into RUN/report/, then report.html
     (written last)."""
     ev = evaluate(load_run(run_dir, checkpoint), data_dir, cache_dir, log)
     out = ev.run.path / REPORT_DIR
     metrics = classification_metrics(ev.split.y, ev.probabilities, ev.output)
     views = [
-        samples_view(ev, out), augmentation_view(ev, out), curves_view(ev.run, compare, out),
-        activations_view(ev, out), gradcam_view(ev, out), confusion_view(ev, metrics, out),
-        roc_view(ev, metrics, out), reliability_view(ev, out), tradeoff_view(ev, cache_dir, out, log),
+        samples_view(ev, out),
+        augmentation_view(ev, out),
+        curves_view(ev.run, compare, out),
+        activations_view(ev, out),
+        gradcam_view(ev, out),
+        confusion_view(ev, metrics, out),
+        roc_view(ev, metrics, out),
+        reliability_view(ev, out),
+        tradeoff_view(ev, cache_dir, out, log),
         misclassified_view(ev, out),
     ]
     path = out / "report.html"
@@ -110,15 +125,20 @@ def samples_view(ev: Evaluated, out: Path) -> View:
     n = per_class(ev.classes, 8, 24)
     idx = np.concatenate([spread(ev.split.y, c, n) for c in range(ev.classes)])
     fig = plots.sample_grid(ev.split.x[idx], ev.split.y[idx], ev.run.class_names)
-    return View("samples", "Data set samples", f"{len(idx)} validation images, evenly spaced through each class folder, "
-                f"at the model's input size ({ev.run.image_size} px).", plots.save_png(fig, out / "samples.png"))
+    return View(
+        "samples",
+        "Data set samples",
+        f"{len(idx)} validation images, evenly spaced through each class folder, "
+        f"at the model's input size ({ev.run.image_size} px).",
+        plots.save_png(fig, out / "samples.png"),
+    )
 
 
 def augmentation_view(ev: Evaluated, out: Path) -> View:
     """One image through the model's augmentation layers (or the `augmented` recipe's), many draws."""
     layers = explain.augmentation_layers(ev.predictor.model)
     if layers:
-        note = f"this model's own augmentation layers ({', '.join(l.name for l in layers)})"
+        note = f"this model's own augmentation layers ({', '.join(layer.name for layer in layers)})"
     else:
         from ..models.cnn import build_augmentation
 
@@ -126,7 +146,9 @@ def augmentation_view(ev: Evaluated, out: Path) -> View:
         note = "the `augmented` recipe's layers (this model has no augmentation layers of its own)"
     image = ev.split.x[spread(ev.split.y, 1, 1)[0]]
     fig = plots.augmentation_grid(image, explain.augment(layers, image, 11), f"Draws through {note}")
-    caption = f"One image and 11 random draws through {note}, called with training=True; at inference they are the identity."
+    caption = (
+        f"One image and 11 random draws through {note}, called with training=True; at inference they are the identity."
+    )
     return View("augmentation", "Augmentation preview", caption, plots.save_png(fig, out / "augmentation.png"))
 
 
@@ -139,9 +161,11 @@ def activations_view(ev: Evaluated, out: Path) -> View:
     """Tiled feature maps of one validation image."""
     i = spread(ev.split.y, 1, 1)[0]
     fig = explain.activation_figure(ev.predictor.model, ev.split.x[i])
-    caption = (f"What {Path(ev.split.files[i]).name} looks like inside the model: each layer's feature maps, "
-               "each standardised on its own (yellow: stronger than the map's average, purple: weaker) and tiled, "
-               "as the reference notebook draws them. Layers with many channels show their most active ones.")
+    caption = (
+        f"What {Path(ev.split.files[i]).name} looks like inside the model: each layer's feature maps, "
+        "each standardised on its own (yellow: stronger than the map's average, purple: weaker) and tiled, "
+        "as the reference notebook draws them. Layers with many channels show their most active ones."
+    )
     return View("activations", "Intermediate activations", caption, plots.save_png(fig, out / "activations.png"))
 
 
@@ -149,10 +173,12 @@ def gradcam_view(ev: Evaluated, out: Path) -> View:
     """Grad-CAM overlays of a few validation images of each class."""
     idx = np.concatenate([spread(ev.split.y, c, per_class(ev.classes, 4, 12)) for c in range(ev.classes)])
     fig = gradcam_figure(ev, idx, f"Grad-CAM at {ev.layer}")
-    caption = (f"Where the model looked, for {len(idx)} validation images: Grad-CAM of the predicted class at layer "
-               f"{ev.layer} (red = most important; each map scaled to its own maximum; an all-blue map means no "
-               "location added evidence for the predicted class). Titles: file, true -> predicted label, "
-               "p = probability of the predicted label.")
+    caption = (
+        f"Where the model looked, for {len(idx)} validation images: Grad-CAM of the predicted class at layer "
+        f"{ev.layer} (red = most important; each map scaled to its own maximum; an all-blue map means no "
+        "location added evidence for the predicted class). Titles: file, true -> predicted label, "
+        "p = probability of the predicted label."
+    )
     return View("gradcam", "Grad-CAM", caption, plots.save_png(fig, out / "gradcam.png"))
 
 
@@ -162,7 +188,9 @@ def gradcam_figure(ev: Evaluated, idx: np.ndarray, title: str):
     heatmaps = explain.gradcam(ev.predictor.model, np.asarray(ev.split.x[idx]), ev.layer, predicted)
     titles = [ev.describe(i) + ("" if h.max() > 0 else "\n(no positive evidence)") for i, h in zip(idx, heatmaps)]
     wrong = predicted != np.asarray(ev.split.y)[idx]
-    return plots.gradcam_grid(ev.split.x[idx], heatmaps, titles, title, colours=[plots.WRONG_COLOUR if w else "black" for w in wrong])
+    return plots.gradcam_grid(
+        ev.split.x[idx], heatmaps, titles, title, colours=[plots.WRONG_COLOUR if w else "black" for w in wrong]
+    )
 
 
 def confusion_view(ev: Evaluated, metrics: dict, out: Path) -> View:
@@ -197,9 +225,15 @@ def roc_view(ev: Evaluated, metrics: dict, out: Path) -> View:
         return View("roc", "ROC curve", caption, plots.save_png(fig, out / "roc.png"))
     fig = plots.plot_roc(curves, "ROC curves, each class against the rest")
     missing = [n for n in ev.run.class_names if n not in curves]
-    caption = (f"One curve per class: that class against all the others, over every threshold on its probability; "
-               f"one-vs-rest macro ROC AUC {metrics['roc_auc']:.4f} (the mean of the per-class areas)."
-               + (f" No curve for {', '.join(missing)}: the validation split needs images of it and of others." if missing else ""))
+    caption = (
+        f"One curve per class: that class against all the others, over every threshold on its probability; "
+        f"one-vs-rest macro ROC AUC {metrics['roc_auc']:.4f} (the mean of the per-class areas)."
+        + (
+            f" No curve for {', '.join(missing)}: the validation split needs images of it and of others."
+            if missing
+            else ""
+        )
+    )
     return View("roc", "ROC curves", caption, plots.save_png(fig, out / "roc.png"))
 
 
@@ -211,9 +245,11 @@ def reliability_view(ev: Evaluated, out: Path) -> View:
         caption = "Not calibrated: `horses-humans calibrate RUN` fits a temperature and draws the after panel."
     else:
         fig = plots.plot_reliability(record["reliability_before"], record["reliability_after"])
-        caption = (f"Accuracy against confidence in {record['bins']} equal-width bins on {record['images']} validation "
-                   f"images; temperature {record['temperature']:.3f} (fitted on these images, so the after panel is "
-                   "optimistic); served probabilities are the calibrated ones.")
+        caption = (
+            f"Accuracy against confidence in {record['bins']} equal-width bins on {record['images']} validation "
+            f"images; temperature {record['temperature']:.3f} (fitted on these images, so the after panel is "
+            "optimistic); served probabilities are the calibrated ones."
+        )
     return View("reliability", "Reliability diagram", caption, plots.save_png(fig, out / "reliability.png"))
 
 
@@ -229,10 +265,12 @@ def tradeoff_view(ev: Evaluated, cache_dir: Path | None, out: Path, log=print) -
     names = folder_names(ev.run)
     curve = tradeoff_curve(probabilities, split.y, ev.output, names.index(NEITHER), ev.predictor.unsure.min_confidence)
     fig = plots.plot_tradeoff({ev.run.path.name: curve}, f"unsure trade-off on {len(split)} images")
-    caption = (f"On {source}: as the minimum confidence tau rises from 0, the share of the real-class images "
-               f"answered right (unsure is not right) against the share of the {curve['unsure_of']} images answered "
-               f"unsure; the dot is the run's calibrated tau {curve['chosen']:.3f}. `evaluate RUN --data DIR` on "
-               "real photos (with a neither/ folder where the run has that class) draws it there.")
+    caption = (
+        f"On {source}: as the minimum confidence tau rises from 0, the share of the real-class images "
+        f"answered right (unsure is not right) against the share of the {curve['unsure_of']} images answered "
+        f"unsure; the dot is the run's calibrated tau {curve['chosen']:.3f}. `evaluate RUN --data DIR` on "
+        "real photos (with a neither/ folder where the run has that class) draws it there."
+    )
     return View("tradeoff", "Unsure trade-off", caption, plots.save_png(fig, out / "tradeoff.png"))
 
 
@@ -254,27 +292,38 @@ def misclassified_view(ev: Evaluated, out: Path) -> View:
         return View("misclassified", "Misclassified images", "No validation image is misclassified.")
     shown = wrong[:GALLERY_SIZE]
     fig = gradcam_figure(ev, shown, f"Misclassified, worst first (Grad-CAM at {ev.layer})")
-    caption = (f"{len(wrong)} of {len(ev.split)} validation images are misclassified; the {len(shown)} with the highest "
-               "loss (-log of the true class's probability) are shown, each with the probability of its (wrong) label "
-               "and the Grad-CAM of that predicted class.")
+    caption = (
+        f"{len(wrong)} of {len(ev.split)} validation images are misclassified; the {len(shown)} with the highest "
+        "loss (-log of the true class's probability) are shown, each with the probability of its (wrong) label "
+        "and the Grad-CAM of that predicted class."
+    )
     return View("misclassified", "Misclassified images", caption, plots.save_png(fig, out / "misclassified.png"))
 
 
 # ---------------------------------------------------------------- HTML
 
+
 def summary_rows(run: Run, metrics: dict) -> list[tuple[str, str]]:
     """(name, value) rows for the report's summary table: class 1's precision/recall/F1 for two classes, the macro
     averages and the one-vs-rest AUC for more."""
     cfg, names = run.config, run.class_names
-    rows = [("run", run.path.name), ("recipe", f"{cfg.recipe} ({get_recipe(cfg.recipe).description})"),
-            ("input size", f"{run.image_size} px"), ("epochs run", str(len(run.history))), checkpoint_row(run),
-            calibration_row(run, metrics)]
+    rows = [
+        ("run", run.path.name),
+        ("recipe", f"{cfg.recipe} ({get_recipe(cfg.recipe).description})"),
+        ("input size", f"{run.image_size} px"),
+        ("epochs run", str(len(run.history))),
+        checkpoint_row(run),
+        calibration_row(run, metrics),
+    ]
     if len(names) == 2:
         rows += [(k, f"{metrics[k]:.4f}") for k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
         return rows + [("validation images", str(metrics["images"])), ("positive class", names[1])]
     rows += [("accuracy", f"{metrics['accuracy']:.4f}")]
     rows += [(f"macro {k}", f"{metrics['macro'][k]:.4f}") for k in ("precision", "recall", "f1")]
-    rows += [("weighted f1", f"{metrics['weighted']['f1']:.4f}"), ("roc_auc (one-vs-rest, macro)", f"{metrics['roc_auc']:.4f}")]
+    rows += [
+        ("weighted f1", f"{metrics['weighted']['f1']:.4f}"),
+        ("roc_auc (one-vs-rest, macro)", f"{metrics['roc_auc']:.4f}"),
+    ]
     return rows + [("validation images", str(metrics["images"])), ("classes", f"{len(names)}: {', '.join(names)}")]
 
 
@@ -289,15 +338,19 @@ def calibration_row(run: Run, metrics: dict) -> tuple[str, str]:
     record, served = read_calibration(run.path), f"{metrics['ece']:.4f}"
     if "ece_before" not in record:
         return f"ECE ({metrics['ece_bins']} bins, not calibrated)", served
-    return (f"ECE ({metrics['ece_bins']} bins), before -> after temperature {record['temperature']:.3f}",
-            f"{record['ece_before']:.4f} -> {served}")
+    return (
+        f"ECE ({metrics['ece_bins']} bins), before -> after temperature {record['temperature']:.3f}",
+        f"{record['ece_before']:.4f} -> {served}",
+    )
 
 
 def class_rows(metrics: dict) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the per-class table: precision, recall, F1, support, then the macro and weighted averages."""
     cells = lambda s: [f"{s[k]:.4f}" for k in ("precision", "recall", "f1")]  # noqa: E731
     rows = [[name, *cells(s), str(s["support"])] for name, s in metrics["per_class"].items()]
-    rows += [[f"{average} average", *cells(metrics[average]), str(metrics["images"])] for average in ("macro", "weighted")]
+    rows += [
+        [f"{average} average", *cells(metrics[average]), str(metrics["images"])] for average in ("macro", "weighted")
+    ]
     return ["class", "precision", "recall", "f1", "images"], rows
 
 
@@ -306,6 +359,8 @@ def render_html(run: Run, metrics: dict, views: list[View]) -> str:
     esc = html.escape
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(run, metrics))
     nav = "".join(f'<a href="#{v.key}">{esc(v.title)}</a>' for v in views)
-    body = (f"<nav>{nav}</nav>\n<h2>Summary (validation split)</h2><table>{table}</table>\n"
-            f"<h2>Per class</h2>{table_html(*class_rows(metrics))}\n{sections_html(views)}")
+    body = (
+        f"<nav>{nav}</nav>\n<h2>Summary (validation split)</h2><table>{table}</table>\n"
+        f"<h2>Per class</h2>{table_html(*class_rows(metrics))}\n{sections_html(views)}"
+    )
     return page_html(run.path.name, f"horses-humans report: {run.path.name}", body)

@@ -55,8 +55,10 @@ def option_kwargs(field: dataclasses.Field, hint, choices: Sequence | None = Non
     elif kind in (int, float, str):
         kwargs["type"] = kind
     else:
-        raise TypeError(f"{field.name}: no command-line form for a field of type {hint}; use bool, int, float, str, "
-                        "tuple[int, ...] or one of them | None.")
+        raise TypeError(
+            f"{field.name}: no command-line form for a field of type {hint}; use bool, int, float, str, "
+            "tuple[int, ...] or one of them | None."
+        )
     return kwargs
 
 

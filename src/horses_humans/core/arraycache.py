@@ -40,7 +40,7 @@ def checksum(array: np.ndarray) -> str:
     digest = hashlib.blake2b(digest_size=16)
     flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)  # no copy for a contiguous (memory-mapped) array
     for start in range(0, flat.size, CHUNK_BYTES):
-        digest.update(flat[start:start + CHUNK_BYTES])
+        digest.update(flat[start : start + CHUNK_BYTES])
     return digest.hexdigest()
 
 
@@ -89,8 +89,9 @@ def save_cached_array(folder: Path, name: str, array: np.ndarray, meta: dict) ->
     return meta
 
 
-def cached_array(folder: Path, name: str, build: Callable[[], tuple[np.ndarray, dict]],
-                 log: Callable[[str], None] = print) -> tuple[np.ndarray, dict]:
+def cached_array(
+    folder: Path, name: str, build: Callable[[], tuple[np.ndarray, dict]], log: Callable[[str], None] = print
+) -> tuple[np.ndarray, dict]:
     """(array, metadata) from the cache when it is intact, else from build() -> (array, metadata), saved for next
     time. A damaged cache logs one line and is rebuilt; while one process builds, the others wait for its result."""
     folder = Path(folder)

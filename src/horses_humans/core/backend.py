@@ -33,8 +33,10 @@ def require_tensorflow(feature: str) -> None:
 
     backend = keras.backend.backend()
     if backend != "tensorflow":
-        raise HorsesHumansError(f"{feature} needs the TensorFlow backend, and KERAS_BACKEND is {backend}: run it with "
-                                "KERAS_BACKEND=tensorflow (a run trained on any backend loads there).")
+        raise HorsesHumansError(
+            f"{feature} needs the TensorFlow backend, and KERAS_BACKEND is {backend}: run it with "
+            "KERAS_BACKEND=tensorflow (a run trained on any backend loads there)."
+        )
 
 
 def import_backend() -> None:

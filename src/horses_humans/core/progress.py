@@ -39,16 +39,22 @@ class ProgressBar:
             return
         if self.progress is None:
             self.start(total)
-        self.progress.update(self.task, completed=done, total=total, description=description or self.description,
-                             refresh=True)  # each step is shown (steps are batches or files: a few per second)
+        self.progress.update(
+            self.task, completed=done, total=total, description=description or self.description, refresh=True
+        )  # each step is shown (steps are batches or files: a few per second)
         if total is not None and done >= total:
             self.close()
 
     def start(self, total: int | None = None) -> None:
         """Put the bar on the screen (log lines printed meanwhile appear above it)."""
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=self.console, transient=self.transient,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=self.transient,
             redirect_stdout=sys.stdout.isatty(),  # only when stdout is the same screen: never reroute piped output
         )
         self.task = self.progress.add_task(self.description, total=total)

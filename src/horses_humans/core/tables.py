@@ -10,17 +10,44 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text_atomic
 from ..config import HorsesHumansError
+from .atomic import write_text_atomic
 
-RESULTS_HEADER = ["recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
-                  "val acc % (best epoch)", "val acc % (served*)", "s/epoch", "training s", "precision"]
-SERVED_NOTE = ("\\* served: the checkpoint every command uses unless given `--checkpoint` (best: the epoch with the "
-               "highest validation accuracy; runs made before checkpoints: their last epoch). Validation chose it, so "
-               "the number is optimistic: `horses-humans evaluate RUN --split test` or `--data DIR` measures it fairly.")
+RESULTS_HEADER = [
+    "recipe",
+    "size",
+    "epochs",
+    "options",
+    "seeds",
+    "train acc %",
+    "val acc % (final)",
+    "val acc % (best epoch)",
+    "val acc % (served*)",
+    "s/epoch",
+    "training s",
+    "precision",
+]
+SERVED_NOTE = (
+    "\\* served: the checkpoint every command uses unless given `--checkpoint` (best: the epoch with the "
+    "highest validation accuracy; runs made before checkpoints: their last epoch). Validation chose it, so "
+    "the number is optimistic: `horses-humans evaluate RUN --split test` or `--data DIR` measures it fairly."
+)
 REFERENCE_CLASSES = ["horses", "humans"]  # runs on them say nothing about their classes in the tables
-COMPARE_HEADER = ["run", "recipe", "size", "epochs", "options", "seeds", "train acc %", "val acc % (final)",
-                  "val acc % (best epoch)", "gap train − val (points)", "s/epoch", "parameters", "precision"]
+COMPARE_HEADER = [
+    "run",
+    "recipe",
+    "size",
+    "epochs",
+    "options",
+    "seeds",
+    "train acc %",
+    "val acc % (final)",
+    "val acc % (best epoch)",
+    "gap train − val (points)",
+    "s/epoch",
+    "parameters",
+    "precision",
+]
 
 
 def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -80,13 +107,18 @@ def options_text(config) -> str:
     default = type(config)()
     differs = lambda *names: any(getattr(config, n) != getattr(default, n) for n in names)  # noqa: E731
     augmented = config.recipe == "augmented" or config.augment
-    parts = [f"{config.augmentation} augmentation" if augmented and differs("augmentation") else "",
-             f"dropout {config.dropout}" if differs("dropout") else "", f"L2 {config.l2}" if differs("l2") else "",
-             "early stop" if differs("early_stopping") else "", "LR on plateau" if differs("reduce_lr") else "",
-             "balanced class weights" if differs("class_weight") else "",
-             f"val split {config.val_split}" if differs("val_split") else "",
-             f"conv {'-'.join(map(str, config.conv_filters))} k{config.kernel_size}"
-             if config.recipe in ("baseline", "augmented") and differs("conv_filters", "kernel_size") else ""]
+    parts = [
+        f"{config.augmentation} augmentation" if augmented and differs("augmentation") else "",
+        f"dropout {config.dropout}" if differs("dropout") else "",
+        f"L2 {config.l2}" if differs("l2") else "",
+        "early stop" if differs("early_stopping") else "",
+        "LR on plateau" if differs("reduce_lr") else "",
+        "balanced class weights" if differs("class_weight") else "",
+        f"val split {config.val_split}" if differs("val_split") else "",
+        f"conv {'-'.join(map(str, config.conv_filters))} k{config.kernel_size}"
+        if config.recipe in ("baseline", "augmented") and differs("conv_filters", "kernel_size")
+        else "",
+    ]
     return ", ".join(p for p in parts if p) or "-"
 
 
@@ -126,8 +158,18 @@ def results_table(runs: list) -> str:
     for members in group_runs(runs):
         cells = metric_cells(members)
         served = fmt_mean_std([run.served_accuracy for run in members])
-        rows.append([*setting_cells(members), cells["train"], cells["val"], cells["best"], served, cells["epoch_seconds"],
-                     cells["train_seconds"], precision_text(members)])
+        rows.append(
+            [
+                *setting_cells(members),
+                cells["train"],
+                cells["val"],
+                cells["best"],
+                served,
+                cells["epoch_seconds"],
+                cells["train_seconds"],
+                precision_text(members),
+            ]
+        )
     table = markdown_table(RESULTS_HEADER, rows or [["(no finished runs)"] + [""] * (len(RESULTS_HEADER) - 1)])
     return f"{table}\n\n{SERVED_NOTE}" if rows else table
 
@@ -146,17 +188,52 @@ def compare_rows(runs: list) -> tuple[list[str], list[list[str]]]:
     rows = []
     for members in group_runs(runs):
         cells = metric_cells(members)
-        rows.append([", ".join(r.path.name for r in members), *setting_cells(members), cells["train"], cells["val"],
-                     cells["best"], cells["gap"], cells["epoch_seconds"], cells["parameters"], precision_text(members)])
+        rows.append(
+            [
+                ", ".join(r.path.name for r in members),
+                *setting_cells(members),
+                cells["train"],
+                cells["val"],
+                cells["best"],
+                cells["gap"],
+                cells["epoch_seconds"],
+                cells["parameters"],
+                precision_text(members),
+            ]
+        )
     return COMPARE_HEADER, rows
 
 
 # ---------------------------------------------------------------- exports of one model
 
-EXPORTS_HEADER = ["export", "runtime", "file", "MB", "folder MB", "x float", "val acc %", "mean abs dp", "max abs dp",
-                  "same label %", "p50 ms (1 image)", "parity"]
-EXPORTS_KEYS = ["export", "runtime", "file", "mb", "folder_mb", "ratio", "accuracy", "mean_abs_diff", "max_abs_diff",
-                "agreement", "latency", "parity"]  # the keys of `export.ExportResult.row()`, in EXPORTS_HEADER's order
+EXPORTS_HEADER = [
+    "export",
+    "runtime",
+    "file",
+    "MB",
+    "folder MB",
+    "x float",
+    "val acc %",
+    "mean abs dp",
+    "max abs dp",
+    "same label %",
+    "p50 ms (1 image)",
+    "parity",
+]
+EXPORTS_KEYS = [
+    "export",
+    "runtime",
+    "file",
+    "mb",
+    "folder_mb",
+    "ratio",
+    "accuracy",
+    "mean_abs_diff",
+    "max_abs_diff",
+    "agreement",
+    "latency",
+    "parity",
+]  # the keys of `export.ExportResult.row()`, in EXPORTS_HEADER's order
 EXPORTS_FILE = "exports.md"  # in RUN/export/
 
 
@@ -173,12 +250,18 @@ def exports_table(rows: list[dict]) -> str:
 def exports_markdown(source, results: list) -> str:
     """The trade-off table of one model's exports (export.ExportSource, export.ExportResult), with a line saying
     what it is and how it was measured."""
-    float_bytes = next((r.model_bytes for r in results if r.format == "tflite" and r.quantize == "none" and r.model_bytes), None)
+    float_bytes = next(
+        (r.model_bytes for r in results if r.format == "tflite" and r.quantize == "none" and r.model_bytes), None
+    )
     run, n = source.run, len(source.validation)
     keras_accuracy = 100 * source.accuracy(source.reference)
-    head = (f"**{run.path.name}** ({run.config.recipe}, {run.image_size} px; Keras validation accuracy {keras_accuracy:.1f}% "
-            f"on {n} images). Differences are against the Keras model's probabilities on the same {n} validation images; "
-            "'x float' is the size relative to the float TFLite file; latency is the median of single-image calls on this CPU.\n\n")
+    head = (
+        f"**{run.path.name}** ({run.config.recipe}, {run.image_size} px; Keras validation accuracy "
+        f"{keras_accuracy:.1f}% "
+        f"on {n} images). Differences are against the Keras model's probabilities on the same {n} validation images; "
+        "'x float' is the size relative to the float TFLite file; latency is the median of single-image calls on "
+        "this CPU.\n\n"
+    )
     return head + exports_table([r.row(float_bytes) for r in results])
 
 
@@ -191,6 +274,7 @@ def write_exports_markdown(source, results: list) -> tuple[str, Path]:
 
 
 # ---------------------------------------------------------------- README
+
 
 def first_table(markdown: str) -> str:
     """The first Markdown table (consecutive lines starting with '|') of a document; '' if it has none."""
@@ -205,10 +289,14 @@ def copy_table(document: Path, readme: Path, marker: str) -> None:
     `<!-- MARKER:end -->`: how README shows docs/results.md and docs/reproduce.md (scripts/readme_tables.py)."""
     table = first_table(Path(document).read_text())
     if not table:
-        raise HorsesHumansError(f"{document}: no Markdown table to copy; write it with `horses-humans experiment reproduce` first.")
+        raise HorsesHumansError(
+            f"{document}: no Markdown table to copy; write it with `horses-humans experiment reproduce` first."
+        )
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     text = Path(readme).read_text()
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise HorsesHumansError(f"{readme}: needs one {start} ... {end} block; put the two markers where the table goes.")
+        raise HorsesHumansError(
+            f"{readme}: needs one {start} ... {end} block; put the two markers where the table goes."
+        )
     head, rest = text.split(start)
     write_text_atomic(Path(readme), f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")

@@ -9,7 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import HorsesHumansError
-from .datasets import CLASS_FOLDERS, LAYOUTS, VAL_FOLDERS, VALIDATION, detect_layout, find_dataset, list_files, split_folders
+from .datasets import (
+    CLASS_FOLDERS,
+    LAYOUTS,
+    VAL_FOLDERS,
+    VALIDATION,
+    detect_layout,
+    find_dataset,
+    list_files,
+    split_folders,
+)
 from .images import ImageError, open_image
 
 ALL = "all"  # the report's name for class folders alone: one "split" holding every image
@@ -36,14 +45,16 @@ def check_split(split_dir: Path) -> dict:
         return {"problem": str(exc)}
     with ThreadPoolExecutor() as pool:
         infos = list(pool.map(lambda f: inspect_file(split_dir / f), files))
-    counts = Counter(names[l] for l in labels)
-    readable = Counter(names[l] for l, i in zip(labels, infos) if "error" not in i)
+    counts = Counter(names[label] for label in labels)
+    readable = Counter(names[label] for label, i in zip(labels, infos) if "error" not in i)
     return {
-        "classes": names, "counts": dict(counts), "readable": dict(readable),
+        "classes": names,
+        "counts": dict(counts),
+        "readable": dict(readable),
         "sizes": dict(Counter(i["size"] for i in infos if "size" in i)),
         "modes": dict(Counter(i["mode"] for i in infos if "mode" in i)),
         "unreadable": [i["error"] for i in infos if "error" in i],
-        "hashes": {f: (names[l], i["sha256"]) for f, l, i in zip(files, labels, infos)},
+        "hashes": {f: (names[label], i["sha256"]) for f, label, i in zip(files, labels, infos)},
     }
 
 
@@ -96,9 +107,11 @@ def check_one_split(report: dict, split: str, folder: Path) -> None:
     report["warnings"] += [f"duplicate files inside {split}: {', '.join(g)}" for g in groups]
     counts = list(info["counts"].values())
     if max(counts) > IMBALANCE * min(counts):
-        report["warnings"].append(f"{split}: classes are imbalanced {info['counts']} (largest / smallest "
-                                  f"{max(counts) / min(counts):.1f}): consider `horses-humans train --class-weight "
-                                  "balanced`.")
+        report["warnings"].append(
+            f"{split}: classes are imbalanced {info['counts']} (largest / smallest "
+            f"{max(counts) / min(counts):.1f}): consider `horses-humans train --class-weight "
+            "balanced`."
+        )
 
 
 def add_dataset_problems(report: dict, data_dir: Path, val_split: float, seed: int) -> None:
@@ -112,9 +125,12 @@ def add_dataset_problems(report: dict, data_dir: Path, val_split: float, seed: i
         return
     if dataset.layout == CLASS_FOLDERS:
         found = dataset.sides["validation"]
-        counts = Counter(dataset.class_names[l] for l in found.labels)
-        report["val_split"] = {"fraction": val_split, "seed": seed,
-                               "counts": {name: counts.get(name, 0) for name in dataset.class_names}}
+        counts = Counter(dataset.class_names[label] for label in found.labels)
+        report["val_split"] = {
+            "fraction": val_split,
+            "seed": seed,
+            "counts": {name: counts.get(name, 0) for name in dataset.class_names},
+        }
 
 
 def add_cross_split(report: dict, folders: dict[str, Path]) -> None:
@@ -132,21 +148,29 @@ def add_cross_split(report: dict, folders: dict[str, Path]) -> None:
         leaks = [(f, held[h]) for f, (_, h) in report["splits"][train]["hashes"].items() if h in held]
         report["leakage"] += [{"train": f, name: v} for f, v in leaks]
         if leaks:
-            report["warnings"].append(f"{len(leaks)} training files also appear in {split} (leakage), e.g. {leaks[0][0]}.")
+            report["warnings"].append(
+                f"{len(leaks)} training files also appear in {split} (leakage), e.g. {leaks[0][0]}."
+            )
 
 
 def add_cross_class(report: dict) -> None:
     """Exact duplicates labelled as two classes (the same bytes in two class folders, in any splits)."""
-    entries = [(f"{split}/{f}" if split != ALL else f, cls, h) for split, info in report["splits"].items()
-               for f, (cls, h) in info.get("hashes", {}).items()]
+    entries = [
+        (f"{split}/{f}" if split != ALL else f, cls, h)
+        for split, info in report["splits"].items()
+        for f, (cls, h) in info.get("hashes", {}).items()
+    ]
     by_hash = defaultdict(list)
     for name, cls, digest in entries:
         by_hash[digest].append((name, cls))
     groups = [sorted(g) for g in by_hash.values() if len({cls for _, cls in g}) > 1]
     report["cross_class_duplicates"] = [[name for name, _ in g] for g in groups]
     for g in groups:
-        report["warnings"].append("the same image is labelled as " + " and ".join(f"{cls} ({name})" for name, cls in g)
-                                  + ": keep it in one class folder only.")
+        report["warnings"].append(
+            "the same image is labelled as "
+            + " and ".join(f"{cls} ({name})" for name, cls in g)
+            + ": keep it in one class folder only."
+        )
 
 
 def format_report(report: dict) -> str:
@@ -166,11 +190,15 @@ def format_report(report: dict) -> str:
             n = info["counts"].get(name, 0)
             lines.append(f"{split:<28}{name:<{width}}{n:>7}{info['readable'].get(name, 0):>10}{n / total:>8.1%}")
         lines.append(f"{'':<28}sizes: {fmt_counter(info['sizes'])}; modes: {fmt_counter(info['modes'])}")
-        lines.append(f"{'':<28}unreadable: {len(info['unreadable'])}; duplicate groups: {len(info.get('duplicates', []))}")
+        lines.append(
+            f"{'':<28}unreadable: {len(info['unreadable'])}; duplicate groups: {len(info.get('duplicates', []))}"
+        )
     if "val_split" in report:
         made = report["val_split"]
-        lines.append(f"\nvalidation split that train makes (--val-split {made['fraction']:g}, seed {made['seed']}): "
-                     + ", ".join(f"{name} {n}" for name, n in made["counts"].items()))
+        lines.append(
+            f"\nvalidation split that train makes (--val-split {made['fraction']:g}, seed {made['seed']}): "
+            + ", ".join(f"{name} {n}" for name, n in made["counts"].items())
+        )
     if "leakage" in report:
         lines.append(f"\nidentical files in training and held-out splits (leakage): {len(report['leakage'])}")
     if report.get("cross_class_duplicates") is not None:

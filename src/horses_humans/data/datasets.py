@@ -20,16 +20,16 @@ import tempfile
 import time
 import zipfile
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Callable
 
 import numpy as np
 
-from ..core.arraycache import cached_array
 from ..config import HorsesHumansError, check_positive, user_cache_dir
+from ..core.arraycache import cached_array
 from .images import ImageError, load_pixels
 
 TRAIN = "horse-or-human"
@@ -128,7 +128,9 @@ def visible_files(folder: Path) -> list[Path]:
 
     Only the parts below `folder` count: the folder itself may live in ~/.cache."""
     folder = Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(is_hidden(part) for part in p.relative_to(folder).parts))
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and not any(is_hidden(part) for part in p.relative_to(folder).parts)
+    )
 
 
 def visible_folders(folder: Path) -> list[str]:
@@ -151,8 +153,10 @@ def class_names(split_dir: Path) -> list[str]:
         )
     names = visible_folders(split_dir)
     if len(names) < 2:
-        raise HorsesHumansError(f"{split_dir}: needs at least two class folders, found {names or 'none'}: "
-                                "add a folder of images for each class.")
+        raise HorsesHumansError(
+            f"{split_dir}: needs at least two class folders, found {names or 'none'}: "
+            "add a folder of images for each class."
+        )
     return names
 
 
@@ -171,9 +175,11 @@ def list_files(split_dir: Path) -> tuple[list[str], list[str], list[int]]:
 
 def no_data_set(root: Path, found: str) -> HorsesHumansError:
     """The error for a folder holding no data set: what is there, how to get one, and the accepted layouts."""
-    return HorsesHumansError(f"{root}: no data set here ({found}). Run `horses-humans data download` or "
-                             "`horses-humans data import PATH`, or point --data-dir / HORSES_HUMANS_DATA at a folder "
-                             f"in one of the layouts {layouts_text()}.")
+    return HorsesHumansError(
+        f"{root}: no data set here ({found}). Run `horses-humans data download` or "
+        "`horses-humans data import PATH`, or point --data-dir / HORSES_HUMANS_DATA at a folder "
+        f"in one of the layouts {layouts_text()}."
+    )
 
 
 def detect_layout(root: Path) -> str:
@@ -189,8 +195,10 @@ def detect_layout(root: Path) -> str:
     if folders:
         return CLASS_FOLDERS
     entries = sorted(p.name for p in root.iterdir() if not is_hidden(p.name))
-    raise no_data_set(root, f"it holds {', '.join(entries[:5])}{', ...' if len(entries) > 5 else ''}" if entries
-                      else "the folder is empty")
+    raise no_data_set(
+        root,
+        f"it holds {', '.join(entries[:5])}{', ...' if len(entries) > 5 else ''}" if entries else "the folder is empty",
+    )
 
 
 def split_folders(root: Path, layout: str) -> dict[str, str]:
@@ -201,12 +209,15 @@ def split_folders(root: Path, layout: str) -> dict[str, str]:
     vals = [v for v in VAL_FOLDERS if v in present]
     if "train" not in present:
         found = ", ".join(f"{f}/" for f in sorted(present & set(SPLIT_FOLDER_NAMES)))
-        raise HorsesHumansError(f"{root}: holds {found} but no train/: add {root / 'train'}/<class>/ with the "
-                                "training images.")
+        raise HorsesHumansError(
+            f"{root}: holds {found} but no train/: add {root / 'train'}/<class>/ with the training images."
+        )
     if not vals:
-        raise HorsesHumansError(f"{root / 'train'}: no val/ (or valid/, validation/) beside it: add "
-                                f"{root / 'val'}/<class>/, or put the class folders directly in {root} and let "
-                                "train --val-split make the validation split.")
+        raise HorsesHumansError(
+            f"{root / 'train'}: no val/ (or valid/, validation/) beside it: add "
+            f"{root / 'val'}/<class>/, or put the class folders directly in {root} and let "
+            "train --val-split make the validation split."
+        )
     if len(vals) > 1:
         raise HorsesHumansError(f"{root}: holds both {vals[0]}/ and {vals[1]}/: keep one validation folder.")
     return {"train": "train", "validation": vals[0], **({"test": "test"} if "test" in present else {})}
@@ -218,8 +229,10 @@ def shared_classes(root: Path, classes: dict[str, list[str]]) -> list[str]:
     for folder, other in rest:
         for name in sorted(set(names) ^ set(other)):
             has, lacks = (first, folder) if name in names else (folder, first)
-            raise HorsesHumansError(f"{root}: class folders differ between {has}/ and {lacks}/: {name!r} is only in "
-                                    f"{has}/; add {root / lacks / name}/ with images, or remove {root / has / name}/.")
+            raise HorsesHumansError(
+                f"{root}: class folders differ between {has}/ and {lacks}/: {name!r} is only in "
+                f"{has}/; add {root / lacks / name}/ with images, or remove {root / has / name}/."
+            )
     return names
 
 
@@ -233,8 +246,10 @@ def find_dataset(root: Path, val_split: float = 0.2, seed: int = 0) -> DataSet:
     folders = split_folders(root, layout)
     listed = {side: list_files(root / folder) for side, folder in folders.items()}
     names = shared_classes(root, {folders[side]: found[0] for side, found in listed.items()})
-    sides = {side: FileList(folders[side], root / folders[side], files, labels)
-             for side, (_, files, labels) in listed.items()}
+    sides = {
+        side: FileList(folders[side], root / folders[side], files, labels)
+        for side, (_, files, labels) in listed.items()
+    }
     return DataSet(root, layout, names, sides)
 
 
@@ -242,16 +257,22 @@ def split_class_folders(root: Path, val_split: float, seed: int) -> DataSet:
     """Class folders alone: every class split into training and validation files (at least one each)."""
     folders = visible_folders(root)
     if len(folders) == 1 and visible_folders(root / folders[0]):
-        raise HorsesHumansError(f"{root}: holds only {folders[0]}/, whose sub-folders look like the classes: point "
-                                f"--data-dir at {root / folders[0]}.")
+        raise HorsesHumansError(
+            f"{root}: holds only {folders[0]}/, whose sub-folders look like the classes: point "
+            f"--data-dir at {root / folders[0]}."
+        )
     names, files, labels = list_files(root)
     for index, name in enumerate(names):
         if labels.count(index) < 2:
-            raise HorsesHumansError(f"{root / name}: 1 image, too few to split into training and validation: add at "
-                                    "least one more (or use the train/ + val/ layout).")
+            raise HorsesHumansError(
+                f"{root / name}: 1 image, too few to split into training and validation: add at "
+                "least one more (or use the train/ + val/ layout)."
+            )
     train_idx, val_idx = stratified_split(files, labels, val_split, seed)
-    sides = {side: FileList(side, root, [files[i] for i in idx], [labels[i] for i in idx])
-             for side, idx in (("train", train_idx), ("validation", val_idx))}
+    sides = {
+        side: FileList(side, root, [files[i] for i in idx], [labels[i] for i in idx])
+        for side, idx in (("train", train_idx), ("validation", val_idx))
+    }
     return DataSet(root, CLASS_FOLDERS, names, sides)
 
 
@@ -260,7 +281,7 @@ def stratified_split(files: list[str], labels: list[int], fraction: float, seed:
     hash of (seed, file name): deterministic for the seed, whatever order the files come in."""
     held_out = set()
     for label in sorted(set(labels)):
-        members = [i for i, l in enumerate(labels) if l == label]
+        members = [i for i, label in enumerate(labels) if label == label]
         n_val = min(len(members) - 1, max(1, math.floor(fraction * len(members) + 0.5)))
         ranked = sorted(members, key=lambda i: hashlib.sha256(f"{seed}:{files[i]}".encode()).hexdigest())
         held_out.update(ranked[:n_val])
@@ -276,11 +297,15 @@ def labelled_folder(folder: Path, class_names: list[str]) -> FileList:
     found = visible_folders(folder)
     for name in found:
         if name not in class_names:
-            raise HorsesHumansError(f"{folder / name}: {name!r} is not one of the run's classes "
-                                    f"({', '.join(class_names)}): rename or remove the folder.")
+            raise HorsesHumansError(
+                f"{folder / name}: {name!r} is not one of the run's classes "
+                f"({', '.join(class_names)}): rename or remove the folder."
+            )
     if not found:
-        raise HorsesHumansError(f"{folder}: no class folders: put the images in sub-folders named after the run's "
-                                f"classes ({', '.join(class_names)}).")
+        raise HorsesHumansError(
+            f"{folder}: no class folders: put the images in sub-folders named after the run's "
+            f"classes ({', '.join(class_names)})."
+        )
     files, labels = [], []
     for name in found:
         inside = visible_files(folder / name)
@@ -293,6 +318,7 @@ def labelled_folder(folder: Path, class_names: list[str]) -> FileList:
 
 def file_digests(root: Path, files: list[str]) -> list[str]:
     """sha256 of each file's bytes (what a run records, to tell later whether its data changed)."""
+
     def digest(name: str) -> str:
         return hashlib.sha256((Path(root) / name).read_bytes()).hexdigest()
 
@@ -301,6 +327,7 @@ def file_digests(root: Path, files: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- pixel cache
+
 
 def file_stats(split_dir: Path, files: list[str]) -> list[list]:
     """(name, size, mtime_ns) per file: what a split's cache key is made of."""
@@ -338,13 +365,22 @@ def decode_all(split_dir: Path, files: list[str], image_size: int, workers: int 
 def decode_split(split_dir: Path, names: list[str], files: list[str], labels: list[int], image_size: int):
     """(pixels of the readable files, metadata: their files and labels, skipped files, class names)."""
     x, ok, skipped = decode_all(split_dir, files, image_size)
-    meta = {"files": [f for f, good in zip(files, ok) if good], "labels": [l for l, good in zip(labels, ok) if good],
-            "skipped": skipped, "class_names": names}
+    meta = {
+        "files": [f for f, good in zip(files, ok) if good],
+        "labels": [label for label, good in zip(labels, ok) if good],
+        "skipped": skipped,
+        "class_names": names,
+    }
     return x[ok], meta
 
 
-def load_files(found: FileList, class_names: list[str], image_size: int, cache_dir: Path | None = None,
-               warn: Callable[[str], None] = print) -> Split:
+def load_files(
+    found: FileList,
+    class_names: list[str],
+    image_size: int,
+    cache_dir: Path | None = None,
+    warn: Callable[[str], None] = print,
+) -> Split:
     """Decoded pixels of a list of files, from the cache when the files are unchanged, else decoded once and cached."""
     key = split_key(file_stats(found.root, found.files), image_size)
     cache, name = Path(cache_dir or user_cache_dir()) / "pixels", f"{found.name}-{image_size}-{key[:20]}"
@@ -383,8 +419,9 @@ def load_side(dataset: DataSet, side: str, image_size: int, cache_dir: Path | No
     return load_files(dataset.sides[side], dataset.class_names, image_size, cache_dir, warn)
 
 
-def load_dataset(data_dir: Path, image_size: int, cache_dir: Path | None = None, warn=print, val_split: float = 0.2,
-                 seed: int = 0) -> tuple[Split, Split]:
+def load_dataset(
+    data_dir: Path, image_size: int, cache_dir: Path | None = None, warn=print, val_split: float = 0.2, seed: int = 0
+) -> tuple[Split, Split]:
     """(train, validation) splits of the data set in data_dir, in any layout."""
     dataset = find_dataset(Path(data_dir), val_split, seed)
     return tuple(load_side(dataset, side, image_size, cache_dir, warn) for side in ("train", "validation"))
@@ -392,8 +429,15 @@ def load_dataset(data_dir: Path, image_size: int, cache_dir: Path | None = None,
 
 # ---------------------------------------------------------------- extra training folders (train --extra-data)
 
-def load_extra(folders, class_names: list[str], image_size: int, cache_dir: Path | None = None, warn=print,
-               allowed: tuple[str, ...] = ()) -> tuple[list[str], list[Split]]:
+
+def load_extra(
+    folders,
+    class_names: list[str],
+    image_size: int,
+    cache_dir: Path | None = None,
+    warn=print,
+    allowed: tuple[str, ...] = (),
+) -> tuple[list[str], list[Split]]:
     """Decoded pixels of each extra folder of class folders, for the training side: (the class names with any
     `allowed` name that a folder adds appended, one Split per folder labelled by them)."""
     found = {Path(folder): extra_class_folders(Path(folder), class_names, allowed) for folder in folders}
@@ -409,11 +453,15 @@ def extra_class_folders(folder: Path, class_names: list[str], allowed: tuple[str
         raise HorsesHumansError(f"--extra-data {folder}: no such folder: give a folder of class folders ({known}).")
     found = visible_folders(folder)
     if not found:
-        raise HorsesHumansError(f"--extra-data {folder}: no class folders: put its images in sub-folders named {known}.")
+        raise HorsesHumansError(
+            f"--extra-data {folder}: no class folders: put its images in sub-folders named {known}."
+        )
     for name in found:
         if name not in class_names and name not in allowed:
-            raise HorsesHumansError(f"--extra-data {folder / name}: {name!r} is not a class of the data set ({known}): "
-                                    "rename or remove the folder.")
+            raise HorsesHumansError(
+                f"--extra-data {folder / name}: {name!r} is not a class of the data set ({known}): "
+                "rename or remove the folder."
+            )
     return found
 
 
@@ -431,12 +479,21 @@ def joined(name: str, splits: list[Split]) -> Split:
         return splits[0]
     files = splits[0].files + [f"{Path(s.root).resolve()}/{f}" for s in splits[1:] for f in s.files]
     key = hashlib.sha256(":".join(s.key for s in splits).encode()).hexdigest()
-    return Split(name, np.concatenate([s.x for s in splits]), np.concatenate([s.y for s in splits]), files,
-                 list(splits[0].class_names), [item for s in splits for item in s.skipped], key, splits[0].root,
-                 tuple(splits))
+    return Split(
+        name,
+        np.concatenate([s.x for s in splits]),
+        np.concatenate([s.y for s in splits]),
+        files,
+        list(splits[0].class_names),
+        [item for s in splits for item in s.skipped],
+        key,
+        splits[0].root,
+        tuple(splits),
+    )
 
 
 # ---------------------------------------------------------------- download / import
+
 
 def download(data_dir: Path, zips: dict[str, OfficialZip] | None = None, log=print) -> None:
     """Fetch each split's official zip (verified by sha256, cached by Keras) and unpack it under data_dir."""
@@ -449,8 +506,12 @@ def download(data_dir: Path, zips: dict[str, OfficialZip] | None = None, log=pri
         log(f"{split}: downloading {src.url} ({src.size / 1e6:.1f} MB)")
         try:
             archive = keras.utils.get_file(
-                fname=f"{split}.zip", origin=src.url, file_hash=src.sha256, hash_algorithm="sha256",
-                cache_dir=str(data_dir), cache_subdir="downloads",
+                fname=f"{split}.zip",
+                origin=src.url,
+                file_hash=src.sha256,
+                hash_algorithm="sha256",
+                cache_dir=str(data_dir),
+                cache_subdir="downloads",
             )
         except Exception as exc:  # get_file raises bare Exception/ValueError with the URL in it
             raise HorsesHumansError(
@@ -472,17 +533,39 @@ def find_data_root(root: Path) -> Path:
     """The folder holding a data set: root itself, or its only entry when that is a folder of folders (a zip of
     mydata/) other than a split folder."""
     entries = [p for p in root.iterdir() if not is_hidden(p.name)]
-    if (len(entries) == 1 and entries[0].is_dir() and entries[0].name not in (*SPLITS, *SPLIT_FOLDER_NAMES)
-            and visible_folders(entries[0])):
+    if (
+        len(entries) == 1
+        and entries[0].is_dir()
+        and entries[0].name not in (*SPLITS, *SPLIT_FOLDER_NAMES)
+        and visible_folders(entries[0])
+    ):
         return entries[0]
     return root
 
 
 # ---------------------------------------------------------------- import: bounded, staged beside the data folder
 
-IMAGE_SUFFIXES = frozenset({  # what an import keeps: the photo formats Pillow decodes (not all it registers: .mpg, .h5)
-    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".dib", ".webp", ".avif", ".tif", ".tiff", ".tga",
-    ".ppm", ".pgm", ".pbm", ".pnm"})
+IMAGE_SUFFIXES = frozenset(
+    {  # what an import keeps: the photo formats Pillow decodes (not all it registers: .mpg, .h5)
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".webp",
+        ".avif",
+        ".tif",
+        ".tiff",
+        ".tga",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+    }
+)
 SHOWN = 3  # names shown per reason in the skipped-entries line
 BLOCK = 4096  # a file's disk overhead at most, for the free-space check
 CHUNK = 1 << 20
@@ -506,8 +589,9 @@ class ImportLimits:
     def given(cls, max_bytes: int | None = None, max_files: int | None = None) -> ImportLimits:
         """The limits from the options given (--max-bytes, --max-files), the defaults for the others."""
         default = cls()
-        return cls(default.max_bytes if max_bytes is None else max_bytes,
-                   default.max_files if max_files is None else max_files)
+        return cls(
+            default.max_bytes if max_bytes is None else max_bytes, default.max_files if max_files is None else max_files
+        )
 
 
 @dataclass(frozen=True)
@@ -540,8 +624,9 @@ class ImportPlan:
             self.skip("not images", name)
 
 
-def import_path(path: Path, data_dir: Path, split: str | None = None, log=print,
-                limits: ImportLimits = ImportLimits()) -> list[str]:
+def import_path(
+    path: Path, data_dir: Path, split: str | None = None, log=print, limits: ImportLimits = ImportLimits()
+) -> list[str]:
     """Import a local zip or folder: a whole data set in any layout (it replaces what data_dir held), or, with
     --split or when it is named after one (horse-or-human.zip), one official split's class folders.
     Returns the folders written into data_dir."""
@@ -589,11 +674,15 @@ def import_dataset(source: Path, data_dir: Path, log=print, limits: ImportLimits
     folder beside it (within the limits), then renamed into place. Returns the folders written."""
     replaced = what_import_replaces(data_dir)  # refused before anything is written
     with staged(source, data_dir, limits, log) as unpacked:
-        dataset = find_dataset(find_data_root(unpacked))  # one clear error for a bad layout, before anything is replaced
+        dataset = find_dataset(
+            find_data_root(unpacked)
+        )  # one clear error for a bad layout, before anything is replaced
         swap_in(dataset.root, data_dir, unpacked.parent / "replaced")
     counts = ", ".join(f"{len(found.files)} {side}" for side, found in dataset.sides.items())
-    log(f"imported the {dataset.layout} data set from {source} into {data_dir}: {len(dataset.class_names)} classes "
-        f"({', '.join(dataset.class_names)}), {counts} images" + (f"; it replaced {replaced}" if replaced else ""))
+    log(
+        f"imported the {dataset.layout} data set from {source} into {data_dir}: {len(dataset.class_names)} classes "
+        f"({', '.join(dataset.class_names)}), {counts} images" + (f"; it replaced {replaced}" if replaced else "")
+    )
     return visible_folders(data_dir)
 
 
@@ -604,8 +693,10 @@ def what_import_replaces(dest: Path) -> str | None:
     if dest.exists() and not dest.is_dir():
         raise HorsesHumansError(f"{dest}: is a file, not a data folder: choose another --data-dir.")
     if held and any((dest / name).is_file() for name in held):
-        raise HorsesHumansError(f"{dest}: holds files ({', '.join(held[:5])}) besides a data set: import into an "
-                                "empty or new folder (--data-dir DIR).")
+        raise HorsesHumansError(
+            f"{dest}: holds files ({', '.join(held[:5])}) besides a data set: import into an "
+            "empty or new folder (--data-dir DIR)."
+        )
     return f"the {detect_layout(dest)} data set ({', '.join(held)})" if held else None
 
 
@@ -622,6 +713,7 @@ def swap_in(new: Path, dest: Path, trash: Path) -> None:
 
 
 # ---------------------------------------------------------------- staging: plan and check, then write
+
 
 @contextmanager
 def staged(source: Path, dest: Path, limits: ImportLimits, log):
@@ -652,7 +744,7 @@ def clean_interrupted(dest: Path, log) -> None:
     and moving the new in still holds the old data: it goes back first."""
     prefix = staging_prefix(dest)
     for tmp in sorted(dest.parent.iterdir()) if dest.parent.is_dir() else []:
-        pid = tmp.name[len(prefix):].split("-")[0] if tmp.name.startswith(prefix) else ""
+        pid = tmp.name[len(prefix) :].split("-")[0] if tmp.name.startswith(prefix) else ""
         if not pid.isdigit() or process_alive(int(pid)):
             continue  # not a staging folder, or one an import still running is writing
         if (tmp / "replaced").is_dir() and not dest.exists():
@@ -702,7 +794,7 @@ def announced_members(path: Path) -> int | None:
         if at < 0 or len(tail) - at < 22:
             return None
         count = struct.unpack_from("<H", tail, at + 10)[0]
-        if count != 0xFFFF or tail[max(0, at - 20):at - 16] != b"PK\x06\x07":
+        if count != 0xFFFF or tail[max(0, at - 20) : at - 16] != b"PK\x06\x07":
             return count
         fh.seek(struct.unpack_from("<Q", tail, at - 12)[0])  # Zip64: the locator points at the Zip64 end record
         record = fh.read(40)
@@ -743,8 +835,10 @@ def member_parts(source: Path, member: str) -> tuple[str, ...]:
     """A zip member's path parts; an absolute one or one that climbs out with '..' is refused (zip-slip)."""
     parts = PurePosixPath(member.replace("\\", "/")).parts
     if PureWindowsPath(member).anchor or member.startswith("/") or ".." in parts:
-        raise HorsesHumansError(f"{source}: member {member!r} points outside the archive; refused: the zip is unsafe, "
-                                "re-create it with paths relative to its top folder.")
+        raise HorsesHumansError(
+            f"{source}: member {member!r} points outside the archive; refused: the zip is unsafe, "
+            "re-create it with paths relative to its top folder."
+        )
     return parts
 
 
@@ -802,20 +896,26 @@ def inode(info: os.stat_result) -> tuple[int, int]:
 
 def too_many(source: Path, found: str, limits: ImportLimits) -> HorsesHumansError:
     """The refusal of an import with more entries than --max-files."""
-    return HorsesHumansError(f"{source}: holds {found} files and folders, over the limit of {limits.max_files}: "
-                             "raise --max-files if they are all data.")
+    return HorsesHumansError(
+        f"{source}: holds {found} files and folders, over the limit of {limits.max_files}: "
+        "raise --max-files if they are all data."
+    )
 
 
 def check_plan(plan: ImportPlan, where: Path, limits: ImportLimits) -> None:
     """Refuse, before anything is written, an import over --max-bytes or over the free space where it goes."""
     size = sum(entry.size for entry in plan.entries)
     if size > limits.max_bytes:
-        raise HorsesHumansError(f"{plan.source}: its images unpack to {size_text(size)}, over the limit of "
-                                f"{size_text(limits.max_bytes)}: raise --max-bytes if the data set is that large.")
+        raise HorsesHumansError(
+            f"{plan.source}: its images unpack to {size_text(size)}, over the limit of "
+            f"{size_text(limits.max_bytes)}: raise --max-bytes if the data set is that large."
+        )
     need, free = size + BLOCK * len(plan.entries), shutil.disk_usage(existing_folder(where)).free
     if need > free:
-        raise HorsesHumansError(f"{where}: {size_text(free)} free on its disk, the import of {plan.source} needs "
-                                f"{size_text(need)}: free some space or choose another --data-dir.")
+        raise HorsesHumansError(
+            f"{where}: {size_text(free)} free on its disk, the import of {plan.source} needs "
+            f"{size_text(need)}: free some space or choose another --data-dir."
+        )
 
 
 def existing_folder(path: Path) -> Path:
@@ -838,8 +938,10 @@ def report_skipped(plan: ImportPlan, log) -> None:
     """One line: how many entries the import leaves out, by reason, with the first few names of each."""
     if not plan.skipped:
         return
-    reasons = [f"{len(names)} {reason} ({', '.join(names[:SHOWN])}{', ...' if len(names) > SHOWN else ''})"
-               for reason, names in plan.skipped.items()]
+    reasons = [
+        f"{len(names)} {reason} ({', '.join(names[:SHOWN])}{', ...' if len(names) > SHOWN else ''})"
+        for reason, names in plan.skipped.items()
+    ]
     total = sum(map(len, plan.skipped.values()))
     log(f"{plan.source}: skipped {total} {'entry' if total == 1 else 'entries'}: {'; '.join(reasons)}")
 
@@ -852,11 +954,14 @@ def write_plan(plan: ImportPlan, dest: Path, open_entry: Callable, limits: Impor
         try:
             written += write_entry(plan, entry, dest / entry.name, open_entry, limits.max_bytes - written)
         except ZIP_READ_ERRORS as exc:
-            raise HorsesHumansError(f"{plan.source}: cannot unpack {entry.name!r} ({exc}): nothing was changed: the "
-                                    "zip is damaged, encrypted or unusually compressed; re-create it.") from None
+            raise HorsesHumansError(
+                f"{plan.source}: cannot unpack {entry.name!r} ({exc}): nothing was changed: the "
+                "zip is damaged, encrypted or unusually compressed; re-create it."
+            ) from None
         except OSError as exc:  # a full disk, an unreadable file, a member that is both a file and a folder
-            raise HorsesHumansError(f"{plan.source}: importing {entry.name!r} failed ({exc.strerror or exc}); nothing "
-                                    "was changed.") from None
+            raise HorsesHumansError(
+                f"{plan.source}: importing {entry.name!r} failed ({exc.strerror or exc}); nothing was changed."
+            ) from None
 
 
 def write_entry(plan: ImportPlan, entry: Entry, target: Path, open_entry: Callable, room: int) -> int:
@@ -871,8 +976,10 @@ def write_entry(plan: ImportPlan, entry: Entry, target: Path, open_entry: Callab
         while chunk := src.read(CHUNK):
             written += len(chunk)
             if written > room:
-                raise HorsesHumansError(f"{plan.source}: {entry.name!r} holds more bytes than announced and the "
-                                        "import passed its --max-bytes limit: stopped, nothing was changed.")
+                raise HorsesHumansError(
+                    f"{plan.source}: {entry.name!r} holds more bytes than announced and the "
+                    "import passed its --max-bytes limit: stopped, nothing was changed."
+                )
             out.write(chunk)
     if entry.mtime_ns is not None:
         os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))

@@ -62,8 +62,10 @@ def check_pixels(im: Image.Image, label: str, max_pixels: int | None) -> None:
     """Refuse an image whose header announces more than max_pixels pixels."""
     width, height = im.size
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageTooLarge(f"{label}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}; "
-                            "send a smaller image")
+        raise ImageTooLarge(
+            f"{label}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}; "
+            "send a smaller image"
+        )
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -117,11 +119,13 @@ def grey_strips(im: Image.Image, scale) -> Image.Image:
     step = max(1, STRIP_PIXELS // max(width, 1))
     for top in range(0, height, step):
         rows = np.asarray(im.crop((0, top, width, min(top + step, height))), dtype=np.float64)
-        out[top:top + len(rows)] = np.clip(scale(rows), 0, 255).astype(np.uint8)
+        out[top : top + len(rows)] = np.clip(scale(rows), 0, 255).astype(np.uint8)
     return Image.fromarray(out, "L")
 
 
-def load_pixels(source: str | Path | bytes, size: int, name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
+def load_pixels(
+    source: str | Path | bytes, size: int, name: str | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """Decode, convert to RGB and resize (bilinear) to size x size -> uint8 array (size, size, 3).
 
     Grey and RGB images are resized before the RGB conversion (the same pixels: bilinear works per channel), so a

@@ -18,6 +18,7 @@ from PIL import Image
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that announces width x height (1-bit grey) but carries almost no data: a bomb's header."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -67,7 +68,10 @@ def hostile_files() -> dict[str, tuple[bytes, int]]:
         "truncated.jpg": (jpeg[: len(jpeg) // 2], 422),
         "empty.png": (b"", 400),
         "notes.txt": (b"just some text, not a picture\n", 415),
-        "drawing.svg": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>', 415),
+        "drawing.svg": (
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+            415,
+        ),
         "archive.zip": (zip_bytes(), 415),
         "bomb.png": (png_header_only(100_000, 100_000), 413),  # Pillow's decompression-bomb guard
         "huge.png": (png_header_only(8_000, 6_000), 413),  # under Pillow's guard, over the pixel limit (40M)

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from ..config import HorsesHumansError, TrainConfig, check_positive, resolve_runs_dir
 from ..core.atomic import write_text_atomic
-from ..models.recipes import get_recipe, resolve
-from ..runs.store import CONFIG_FILE, METRICS_FILE, Run, load_run
 from ..core.tables import fmt_mean_std, markdown_table, metric_cells, options_text
+from ..models.recipes import get_recipe, resolve
 from ..models.weights import resolve_weights
+from ..runs.store import CONFIG_FILE, METRICS_FILE, Run, load_run
 
 EXPERIMENTS_FILE = Path(__file__).with_name("experiments.toml")  # the reference's experiments (package data)
 DEFAULT_OUT = Path("docs/reproduce.md")
@@ -69,7 +69,9 @@ class ExperimentFile:
         known = {e.name: e for e in self.experiments}
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise HorsesHumansError(f"--only {', '.join(unknown)}: no such experiment in {self.path}; choose from {', '.join(known)}.")
+            raise HorsesHumansError(
+                f"--only {', '.join(unknown)}: no such experiment in {self.path}; choose from {', '.join(known)}."
+            )
         return [known[n] for n in names]
 
 
@@ -80,13 +82,16 @@ EXPERIMENT_KEYS = ("name", "settings", "seeds", "claim")
 
 
 def load_experiments(path: str | Path | None = None) -> ExperimentFile:
-    """Read a TOML file of experiments (None: the shipped experiments.toml); any problem is one error naming the file."""
+    """Read a TOML file of experiments (None: the shipped experiments.toml); any problem is one error naming the
+    file."""
     path = Path(path).expanduser() if path else EXPERIMENTS_FILE
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise HorsesHumansError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); "
-                                "give --experiments an existing TOML file.") from None
+        raise HorsesHumansError(
+            f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); "
+            "give --experiments an existing TOML file."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise HorsesHumansError(f"{path}: not valid TOML ({exc}); fix the syntax.") from None
     try:
@@ -100,7 +105,9 @@ def parse_experiments(data: dict, path: Path) -> ExperimentFile:
     check_keys(data, FILE_KEYS, "", "the file holds `title` and [[experiment]] tables")
     tables = data.get("experiment")
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
-        raise HorsesHumansError('no [[experiment]] tables; add at least one (name = "...", settings = { recipe = "..." }).')
+        raise HorsesHumansError(
+            'no [[experiment]] tables; add at least one (name = "...", settings = { recipe = "..." }).'
+        )
     title = data.get("title", DEFAULT_TITLE)
     if not isinstance(title, str):
         raise HorsesHumansError(f"title = {title!r} should be a string.")
@@ -260,9 +267,18 @@ def progress_line(i: int, n: int, run: PlannedRun) -> str:
     return f"[{i}/{n}] {run.experiment.name} seed {run.seed}: {run.status()}"
 
 
-def reproduce(file: ExperimentFile, seeds: int, defaults: dict, runs_dir: Path, data_dir: Path,
-              cache_dir: Path | None = None, out: Path = DEFAULT_OUT, only: str | None = None, dry_run: bool = False,
-              log: Callable[[str], None] = print) -> Path | None:
+def reproduce(
+    file: ExperimentFile,
+    seeds: int,
+    defaults: dict,
+    runs_dir: Path,
+    data_dir: Path,
+    cache_dir: Path | None = None,
+    out: Path = DEFAULT_OUT,
+    only: str | None = None,
+    dry_run: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path | None:
     """Train every planned run of the file's experiments (or those named in `only`) that is not finished yet, then
     (re)write the results document from the finished ones, also when interrupted. With dry_run, only print the
     plan. Returns the document's path."""
@@ -300,14 +316,28 @@ def train_missing(planned: list[PlannedRun], runs_dir: Path, data_dir: Path, cac
         run.run_dir = run.run_dir or trained.get(run.config)
         log(progress_line(i, len(planned), run))
         if not run.run_dir and not run.skipped:
-            trained[run.config] = training.train(run.config, data_dir, runs_dir, cache_dir, log=log,
-                                                 resume=run.interrupted)
+            trained[run.config] = training.train(
+                run.config, data_dir, runs_dir, cache_dir, log=log, resume=run.interrupted
+            )
 
 
 # ---------------------------------------------------------------- the document
 
-HEADER = ["experiment", "settings", "runs", "train acc %", "ref. train %", "val acc % (final)", "val acc % (best epoch)",
-          "ref. val %", "gap (points)", "s/epoch", "ref. s/epoch", "parameters", "ref. parameters"]
+HEADER = [
+    "experiment",
+    "settings",
+    "runs",
+    "train acc %",
+    "ref. train %",
+    "val acc % (final)",
+    "val acc % (best epoch)",
+    "ref. val %",
+    "gap (points)",
+    "s/epoch",
+    "ref. s/epoch",
+    "parameters",
+    "ref. parameters",
+]
 
 
 def settings_text(config: TrainConfig) -> str:
@@ -320,9 +350,12 @@ def settings_text(config: TrainConfig) -> str:
 def claim_cells(claim: Claim) -> dict[str, str]:
     """The reference's numbers as table cells ('-' where it claims nothing)."""
     percent = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    return {"train": percent(claim.train_accuracy), "val": percent(claim.val_accuracy),
-            "epoch_seconds": "-" if claim.epoch_seconds is None else f"~{claim.epoch_seconds:g}",
-            "parameters": claim.parameters or "-"}
+    return {
+        "train": percent(claim.train_accuracy),
+        "val": percent(claim.val_accuracy),
+        "epoch_seconds": "-" if claim.epoch_seconds is None else f"~{claim.epoch_seconds:g}",
+        "parameters": claim.parameters or "-",
+    }
 
 
 def summary_row(runs: list[PlannedRun], loaded: dict[Path, Run]) -> list[str]:
@@ -332,25 +365,50 @@ def summary_row(runs: list[PlannedRun], loaded: dict[Path, Run]) -> list[str]:
     missing = [str(r.seed) for r in runs if not r.run_dir]
     count = f"{len(done)}/{len(runs)}"
     if missing:
-        count += ", skipped (see below)" if first.skipped else f", missing seed{'s' * (len(missing) > 1)} {', '.join(missing)}"
+        count += (
+            ", skipped (see below)"
+            if first.skipped
+            else f", missing seed{'s' * (len(missing) > 1)} {', '.join(missing)}"
+        )
     ours = metric_cells(done)  # '-' everywhere when none is finished
-    return [first.experiment.name, settings_text(first.config), count, ours["train"], claim["train"], ours["val"],
-            ours["best"], claim["val"], ours["gap"], ours["epoch_seconds"], claim["epoch_seconds"], ours["parameters"],
-            claim["parameters"]]
+    return [
+        first.experiment.name,
+        settings_text(first.config),
+        count,
+        ours["train"],
+        claim["train"],
+        ours["val"],
+        ours["best"],
+        claim["val"],
+        ours["gap"],
+        ours["epoch_seconds"],
+        claim["epoch_seconds"],
+        ours["parameters"],
+        claim["parameters"],
+    ]
 
 
 PER_RUN_HEADER = ["experiment", "seed", "run", "val acc % (final)", "val acc % (best epoch)", "val acc % per epoch"]
 
 
 def per_run_rows(planned: list[PlannedRun], loaded: dict[Path, Run]) -> list[list[str]]:
-    """Every (experiment, seed): its run directory, final/best and per-epoch validation accuracy, or why there is none."""
+    """Every (experiment, seed): its run directory, final/best and per-epoch validation accuracy, or
+    why there is none."""
     rows = []
     for run in planned:
         done = loaded.get(run.run_dir)
         metrics = done.metrics if done else {}
         where = run.run_dir.name if run.run_dir else ("skipped" if run.skipped else "missing")
-        rows.append([run.experiment.name, str(run.seed), where, fmt_mean_std([metrics.get("val_accuracy")]),
-                     fmt_mean_std([metrics.get("best_val_accuracy")]), epochs_text(done)])
+        rows.append(
+            [
+                run.experiment.name,
+                str(run.seed),
+                where,
+                fmt_mean_std([metrics.get("val_accuracy")]),
+                fmt_mean_std([metrics.get("best_val_accuracy")]),
+                epochs_text(done),
+            ]
+        )
     return rows
 
 
@@ -375,7 +433,9 @@ def render_document(planned: list[PlannedRun], command: str, title: str = DEFAUL
     for run in planned:
         by_name.setdefault(run.experiment.name, []).append(run)
     loaded = {r.run_dir: load_run(r.run_dir) for r in planned if r.run_dir}
-    notes = "".join(f"- `{runs[0].experiment.name}` skipped: {runs[0].skipped}\n" for runs in by_name.values() if runs[0].skipped)
+    notes = "".join(
+        f"- `{runs[0].experiment.name}` skipped: {runs[0].skipped}\n" for runs in by_name.values() if runs[0].skipped
+    )
     env = next(iter(loaded.values())).environment if loaded else {}
     return (
         f"# {title}\n\n"

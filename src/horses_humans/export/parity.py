@@ -4,8 +4,8 @@ them is tables.exports_table). Both sides are class-probability matrices (N, C),
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -43,8 +43,10 @@ def check_parity(reference: np.ndarray, candidate: np.ndarray, quantize: str, ou
     reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
     width = len(output.class_names)
     if reference.shape != candidate.shape or reference.ndim != 2 or reference.shape[1] != width or not len(reference):
-        raise ValueError(f"parity needs two equal, non-empty (N, {width}) probability matrices, "
-                         f"got {reference.shape} and {candidate.shape}")
+        raise ValueError(
+            f"parity needs two equal, non-empty (N, {width}) probability matrices, "
+            f"got {reference.shape} and {candidate.shape}"
+        )
     diff = np.abs(candidate - reference)
     # a NaN row must not count as agreeing: argmax of NaN is 0, and class 0 may be the reference's label
     same = (output.predicted(candidate) == output.predicted(reference)) & np.all(np.isfinite(candidate), axis=1)
@@ -57,7 +59,9 @@ def check_parity(reference: np.ndarray, candidate: np.ndarray, quantize: str, ou
     return Parity(len(reference), float(diff.mean()), float(diff.max()), agreement, rule, passed)
 
 
-def p50_latency_ms(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarray, runs: int = 50, warmup: int = 5) -> float:
+def p50_latency_ms(
+    predict: Callable[[np.ndarray], np.ndarray], image: np.ndarray, runs: int = 50, warmup: int = 5
+) -> float:
     """Median wall time of one single-image prediction (after a few warm-up calls), in milliseconds."""
     batch = np.asarray(image, np.float32)[None]
     for _ in range(warmup):
@@ -68,4 +72,3 @@ def p50_latency_ms(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarra
         predict(batch)
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1e3)
-

@@ -1,6 +1,7 @@
 """`horses-humans export`: a run's model for phones, servers and web pages, each export checked before it ships.
 
-Formats: the Keras file; a TensorFlow SavedModel (keras.export.ExportArchive, a `serve` endpoint taking raw pixels); TFLite
+Formats: the Keras file; a TensorFlow SavedModel (keras.export.ExportArchive, a `serve` endpoint taking raw pixels);
+TFLite
 converted from that SavedModel (float, float16, dynamic-range or int8, run with LiteRT); and `web`, an ONNX model
 (`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web. Every export is
 written into a staging folder, run by its own runtime on the validation images and compared with the Keras model
@@ -19,26 +20,26 @@ import tempfile
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..config import HorsesHumansError, describe_error
-from ..data.datasets import Split
 from ..core.atomic import current_umask, write_json_atomic, write_text_atomic
 from ..core.backend import quiet_native_stderr
-from ..models.outputs import ClassOutput
-from .parity import Parity, check_parity, p50_latency_ms
-from ..runs.record import load_run_split
-from ..runs.modelcard import model_card
-from ..runs.store import MODEL_CARD_FILE, Run, load_run
-from ..inference.runtimes import EXPORT_DIR, LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
 from ..core.tables import megabytes
+from ..data.datasets import Split
+from ..inference.runtimes import EXPORT_DIR, LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
 from ..inference.unsure import load_rule
+from ..models.outputs import ClassOutput
+from ..runs.modelcard import model_card
+from ..runs.record import load_run_split
+from ..runs.store import MODEL_CARD_FILE, Run, load_run
+from .parity import Parity, check_parity, p50_latency_ms
 from .webbuild import write_site
 
 QUANTIZE = ("none", "float16", "dynamic", "int8")
@@ -96,8 +97,10 @@ class ExportSource:
         """An export's raw outputs (N, K) -> class probabilities (N, C); a width other than the model's is an error."""
         raw = np.asarray(raw, np.float32)
         if raw.ndim != 2 or raw.shape[1] != self.output.units:
-            raise ValueError(f"the export outputs {raw.shape[1:]} per image, the model {self.output.units} "
-                             f"({self.output.kind}); the conversion lost the output layer's shape")
+            raise ValueError(
+                f"the export outputs {raw.shape[1:]} per image, the model {self.output.units} "
+                f"({self.output.kind}); the conversion lost the output layer's shape"
+            )
         return self.output.probabilities(raw)
 
     def scratch(self, name: str) -> Path:
@@ -116,7 +119,9 @@ class ExportSource:
 
     @cached_property
     def onnx(self) -> Path:
-        """The inference model as float ONNX (Keras' exporter, i.e. tf2onnx), written once: both web builds start from it."""
+        """The inference model as float ONNX (Keras' exporter, i.e. tf2onnx), written once: both web builds start from
+        it.
+        """
         path = self.scratch("model.onnx")
         self.inference_model.export(str(path), format="onnx", verbose=False)
         return path
@@ -154,12 +159,15 @@ class ExportResult:
         """The table row: sizes, accuracy, differences, latency; dashes where the export failed."""
         p, dash = self.parity, "-"
         return {
-            "export": self.name, "runtime": self.runtime or dash, "file": FORMATS[self.format].file,
+            "export": self.name,
+            "runtime": self.runtime or dash,
+            "file": FORMATS[self.format].file,
             "mb": megabytes(self.model_bytes) if self.model_bytes else dash,
             "folder_mb": megabytes(sum(self.files.values())) if self.files else dash,
             "ratio": f"{self.model_bytes / float_bytes:.4f}" if self.model_bytes and float_bytes else dash,
             "accuracy": f"{100 * self.accuracy:.1f}" if self.accuracy is not None else dash,
-            "mean_abs_diff": f"{p.mean_abs_diff:.2e}" if p else dash, "max_abs_diff": f"{p.max_abs_diff:.2e}" if p else dash,
+            "mean_abs_diff": f"{p.mean_abs_diff:.2e}" if p else dash,
+            "max_abs_diff": f"{p.max_abs_diff:.2e}" if p else dash,
             "agreement": f"{100 * p.label_agreement:.1f}" if p else dash,
             "latency": f"{self.latency_ms:.2f}" if self.latency_ms is not None else dash,
             "parity": "passed" if self.shipped else f"**not shipped**: {self.error}",
@@ -171,15 +179,26 @@ def strip_augmentation(model):
     (StatelessRandomUniform, ImageProjectiveTransform) that TFLite and ONNX cannot take; other layers are shared."""
     import keras
 
-    augmentation = (keras.layers.RandomFlip, keras.layers.RandomRotation, keras.layers.RandomZoom,
-                    keras.layers.RandomTranslation, keras.layers.RandomContrast, keras.layers.RandomBrightness)
+    augmentation = (
+        keras.layers.RandomFlip,
+        keras.layers.RandomRotation,
+        keras.layers.RandomZoom,
+        keras.layers.RandomTranslation,
+        keras.layers.RandomContrast,
+        keras.layers.RandomBrightness,
+    )
     if not any(isinstance(layer, augmentation) for layer in model.layers):
         return model
-    return keras.models.clone_model(model, clone_function=lambda layer: keras.layers.Identity(name=layer.name)
-                                    if isinstance(layer, augmentation) else layer)
+    return keras.models.clone_model(
+        model,
+        clone_function=lambda layer: (
+            keras.layers.Identity(name=layer.name) if isinstance(layer, augmentation) else layer
+        ),
+    )
 
 
 # ---------------------------------------------------------------- writers
+
 
 def write_keras(source: ExportSource, target: Path, quantize: str) -> None:
     """The run's served checkpoint file as it is (float32; opens with keras.saving.load_model)."""
@@ -199,8 +218,11 @@ def save_inference_model(model, image_size: int, target: Path) -> None:
     import tensorflow as tf
 
     archive = keras.export.ExportArchive()
-    archive.add_endpoint("serve", lambda pixels: model(pixels, training=False),
-                         input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="pixels")])
+    archive.add_endpoint(
+        "serve",
+        lambda pixels: model(pixels, training=False),
+        input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="pixels")],
+    )
     archive.write_out(str(target), verbose=False)
 
 
@@ -247,15 +269,19 @@ def write_web(source: ExportSource, target: Path, quantize: str) -> None:
     write_site(target.parent, source.log)
 
 
-FORMATS = {f.name: f for f in (
-    Format("keras", "model.keras", write_keras, load_keras),
-    Format("savedmodel", "saved_model", write_savedmodel, SavedModelRuntime),
-    Format("tflite", "model.tflite", write_tflite, LiteRTRuntime, QUANTIZE, needs=("ai_edge_litert",)),
-    Format("web", "model.onnx", write_web, OnnxRuntime, ("none", "dynamic"), needs=("tf2onnx", "onnxruntime")),
-)}
+FORMATS = {
+    f.name: f
+    for f in (
+        Format("keras", "model.keras", write_keras, load_keras),
+        Format("savedmodel", "saved_model", write_savedmodel, SavedModelRuntime),
+        Format("tflite", "model.tflite", write_tflite, LiteRTRuntime, QUANTIZE, needs=("ai_edge_litert",)),
+        Format("web", "model.onnx", write_web, OnnxRuntime, ("none", "dynamic"), needs=("tf2onnx", "onnxruntime")),
+    )
+}
 
 
 # ---------------------------------------------------------------- the export itself
+
 
 def export_name(fmt: str, quantize: str) -> str:
     """The export's folder name: tflite, tflite-int8, web-dynamic, ..."""
@@ -268,15 +294,22 @@ def check_request(fmt: str, quantize: str) -> Format:
         raise HorsesHumansError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
     if quantize not in FORMATS[fmt].quantize:
         offered = ", ".join(f"{f.name} ({'/'.join(f.quantize)})" for f in FORMATS.values() if len(f.quantize) > 1)
-        raise HorsesHumansError(f"--format {fmt} does not take --quantize {quantize}: quantization is offered by {offered}.")
+        raise HorsesHumansError(
+            f"--format {fmt} does not take --quantize {quantize}: quantization is offered by {offered}."
+        )
     missing = [module for module in FORMATS[fmt].needs if importlib.util.find_spec(module) is None]
     if missing:
         raise HorsesHumansError(f"--format {fmt} needs {', '.join(missing)}: pip install 'horses-humans[export]'.")
     return FORMATS[fmt]
 
 
-def open_source(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print,
-                checkpoint: str | None = None) -> ExportSource:
+def open_source(
+    run_dir: str | Path,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    log=print,
+    checkpoint: str | None = None,
+) -> ExportSource:
     """Load a run's model (`checkpoint`, default the run's) and its uncalibrated probabilities on the validation
     images (what every export is checked against: exports hold the model, calibration is applied after it)."""
     from ..inference.predictor import Predictor
@@ -284,7 +317,9 @@ def open_source(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Pa
     run = load_run(run_dir, checkpoint)
     split = load_run_split(run, "validation", data_dir, cache_dir, log)
     predictor = Predictor.uncalibrated(run)
-    return ExportSource(run, predictor.model, split, predictor.predict_proba(np.asarray(split.x)), data_dir, cache_dir, log)
+    return ExportSource(
+        run, predictor.model, split, predictor.predict_proba(np.asarray(split.x)), data_dir, cache_dir, log
+    )
 
 
 def export(source: ExportSource, fmt: str, quantize: str = "none", latency_runs: int = 50) -> ExportResult:
@@ -327,7 +362,9 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     write_json_atomic(staging / "labels.json", export_labels(source, result))
     write_json_atomic(staging / "export.json", export_record(source, result))
     copy_model_card(source.run, staging)
-    result.files = {p.relative_to(staging).as_posix(): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
+    result.files = {
+        p.relative_to(staging).as_posix(): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()
+    }
 
 
 @contextmanager
@@ -347,13 +384,22 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
     pixel range) plus how to feed this file and what comes out of it."""
     size, output = source.run.image_size, source.output
     return {
-        **source.run.labels, **output.record(),  # record(): a run from before output_kind gets it too
-        "model": source.run.path.name, "recipe": source.run.config.recipe,
-        "format": result.format, "quantize": result.quantize, "model_file": FORMATS[result.format].file,
-        "input": {"dtype": "float32", "shape": [None, size, size, 3], "layout": "NHWC",
-                  "note": "raw 0-255 RGB pixels; rescaling is inside the model"},
+        **source.run.labels,
+        **output.record(),  # record(): a run from before output_kind gets it too
+        "model": source.run.path.name,
+        "recipe": source.run.config.recipe,
+        "format": result.format,
+        "quantize": result.quantize,
+        "model_file": FORMATS[result.format].file,
+        "input": {
+            "dtype": "float32",
+            "shape": [None, size, size, 3],
+            "layout": "NHWC",
+            "note": "raw 0-255 RGB pixels; rescaling is inside the model",
+        },
         "output_shape": [None, output.units],
-        "temperature": source.run.output.temperature,  # calibration: probabilities are softmax(log p / T) of the outputs
+        # calibration: probabilities are softmax(log p / T) of the outputs
+        "temperature": source.run.output.temperature,
         "validation_accuracy": result.accuracy,
         "unsure": load_rule(source.run.path, output).record(),  # answer "unsure" as unsure.py's rule does
     }
@@ -371,12 +417,20 @@ def copy_model_card(run: Run, staging: Path) -> None:
 def export_record(source: ExportSource, result: ExportResult) -> dict:
     """export.json: where it came from, how it compared, what it measured, with which versions."""
     return {
-        "run": str(source.run.path), "checkpoint": source.run.checkpoint,
-        "checkpoint_file": source.run.checkpoint_path().name, "name": result.name, "format": result.format, "quantize": result.quantize,
-        "runtime": result.runtime, "model_bytes": result.model_bytes, "validation_accuracy": result.accuracy,
+        "run": str(source.run.path),
+        "checkpoint": source.run.checkpoint,
+        "checkpoint_file": source.run.checkpoint_path().name,
+        "name": result.name,
+        "format": result.format,
+        "quantize": result.quantize,
+        "runtime": result.runtime,
+        "model_bytes": result.model_bytes,
+        "validation_accuracy": result.accuracy,
         "keras_validation_accuracy": source.accuracy(source.reference),
-        "parity": result.parity.to_dict(), "latency_ms_p50": result.latency_ms,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
+        "parity": result.parity.to_dict(),
+        "latency_ms_p50": result.latency_ms,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions(),
     }
 
 
@@ -394,7 +448,8 @@ def versions() -> dict:
 
 
 def publish(staging: Path, dest: Path) -> Path:
-    """Move a checked export into place; an earlier export of the same name is replaced only once the new one is there."""
+    """Move a checked export into place; an earlier export of the same name is replaced only once the new one is
+    there."""
     old = dest.with_name(f".old-{dest.name}-{uuid.uuid4().hex[:8]}")
     os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; an export is an ordinary folder
     if dest.exists():
@@ -411,14 +466,18 @@ def size_of(path: Path) -> int:
 
 def parity_summary(parity: Parity) -> str:
     """One line: the rule and the numbers it was judged on."""
-    return (f"{parity.rule}; max |dp| {parity.max_abs_diff:.2e}, mean |dp| {parity.mean_abs_diff:.2e}, "
-            f"same label on {100 * parity.label_agreement:.1f}% of {parity.images} images")
+    return (
+        f"{parity.rule}; max |dp| {parity.max_abs_diff:.2e}, mean |dp| {parity.mean_abs_diff:.2e}, "
+        f"same label on {100 * parity.label_agreement:.1f}% of {parity.images} images"
+    )
 
 
 ALL = [(f.name, q) for f in FORMATS.values() for q in f.quantize]
 
 
-def export_all(source: ExportSource, requests: list[tuple[str, str]] | None = None, latency_runs: int = 50) -> list[ExportResult]:
+def export_all(
+    source: ExportSource, requests: list[tuple[str, str]] | None = None, latency_runs: int = 50
+) -> list[ExportResult]:
     """Every format (and quantization) in turn, each reported as it finishes; one failing does not stop the rest."""
     results = []
     for fmt, quantize in requests or ALL:
@@ -432,5 +491,7 @@ def describe(result: ExportResult) -> str:
     """One progress line for an export."""
     if not result.shipped:
         return f"{result.name}: NOT shipped ({result.error}) [{result.seconds:.1f} s]"
-    return (f"{result.name}: {megabytes(result.model_bytes)} MB, {parity_summary(result.parity)}, "
-            f"p50 {result.latency_ms:.2f} ms -> {result.path} [{result.seconds:.1f} s]")
+    return (
+        f"{result.name}: {megabytes(result.model_bytes)} MB, {parity_summary(result.parity)}, "
+        f"p50 {result.latency_ms:.2f} ms -> {result.path} [{result.seconds:.1f} s]"
+    )

@@ -27,7 +27,9 @@ def write_site(folder: Path, log=print) -> None:
 
 
 def find_ort_web() -> Path | None:
-    """ONNX Runtime Web's dist/ folder: $HORSES_HUMANS_ORT_WEB, else web/node_modules of this checkout (npm ci --prefix web)."""
+    """ONNX Runtime Web's dist/ folder: $HORSES_HUMANS_ORT_WEB, else web/node_modules of this checkout (npm ci --prefix
+    web).
+    """
     if os.environ.get(ENV_ORT_WEB):
         return Path(os.environ[ENV_ORT_WEB]).expanduser()
     checkout = Path(__file__).resolve().parents[3] / "web" / "node_modules" / "onnxruntime-web" / "dist"
@@ -38,13 +40,17 @@ def copy_ort_web(folder: Path, log=print) -> str:
     """Copy ONNX Runtime Web's WebAssembly build beside the page; returns the base URL the page loads it from."""
     dist = find_ort_web()
     if dist is None:
-        log(f"note: ONNX Runtime Web not found locally (run `npm ci --prefix web` in a checkout, or set {ENV_ORT_WEB} "
-            f"to its dist/ folder); the page will load it from {ORT_WEB_CDN}, which needs internet")
+        log(
+            f"note: ONNX Runtime Web not found locally (run `npm ci --prefix web` in a checkout, or set {ENV_ORT_WEB} "
+            f"to its dist/ folder); the page will load it from {ORT_WEB_CDN}, which needs internet"
+        )
         return ORT_WEB_CDN
     missing = [name for name in ORT_WEB_FILES if not (dist / name).is_file()]
     if missing:
-        raise HorsesHumansError(f"{dist}: not an onnxruntime-web dist/ folder (missing {', '.join(missing)}); "
-                                f"point {ENV_ORT_WEB} at node_modules/onnxruntime-web/dist")
+        raise HorsesHumansError(
+            f"{dist}: not an onnxruntime-web dist/ folder (missing {', '.join(missing)}); "
+            f"point {ENV_ORT_WEB} at node_modules/onnxruntime-web/dist"
+        )
     for name in ORT_WEB_FILES:
         shutil.copyfile(dist / name, folder / name)
     return "./"

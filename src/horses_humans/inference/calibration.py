@@ -11,13 +11,12 @@ fitted on exactly that: the fit takes a stack of views (V, N, C) and scores thei
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..models.outputs import PROBABILITY_FLOOR, tempered
-from .predictor import Predictor
 from ..runs.record import load_run_split
 from ..runs.store import load_run, update_calibration
+from .predictor import Predictor
 
 ECE_BINS = 15
 # T from 1 to 148: calibration only softens. Validation renders are easier than the photos users send, so a T below 1
@@ -90,8 +89,12 @@ def expected_calibration_error(y_true, probabilities, bins: int = ECE_BINS) -> f
 def bins_record(table: dict) -> dict:
     """reliability_bins as JSON lists (NaN -> None)."""
     clean = lambda a: [None if np.isnan(v) else round(float(v), 6) for v in a]  # noqa: E731
-    return {"edges": clean(table["edges"]), "confidence": clean(table["confidence"]),
-            "accuracy": clean(table["accuracy"]), "count": [int(c) for c in table["count"]]}
+    return {
+        "edges": clean(table["edges"]),
+        "confidence": clean(table["confidence"]),
+        "accuracy": clean(table["accuracy"]),
+        "count": [int(c) for c in table["count"]],
+    }
 
 
 def calibration_record(y_true, raw_views, bins: int = ECE_BINS) -> dict:
@@ -100,8 +103,12 @@ def calibration_record(y_true, raw_views, bins: int = ECE_BINS) -> dict:
     temperature = fit_temperature(y_true, raw_views)
     raw_probabilities, after = served(raw_views), served(raw_views, temperature)
     return {
-        "temperature": round(temperature, 6), "fitted_on": "validation", "images": int(len(y_true)),
-        "method": "temperature scaling", "views": VIEWS[len(views_of(raw_views))], "bins": bins,
+        "temperature": round(temperature, 6),
+        "fitted_on": "validation",
+        "images": int(len(y_true)),
+        "method": "temperature scaling",
+        "views": VIEWS[len(views_of(raw_views))],
+        "bins": bins,
         "mistakes": mistakes(y_true, raw_probabilities),
         "ece_before": expected_calibration_error(y_true, raw_probabilities, bins),
         "ece_after": expected_calibration_error(y_true, after, bins),
@@ -127,6 +134,8 @@ def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=print) -> dict:
 def format_calibration(record: dict) -> str:
     """One line: T, and ECE and NLL before and after, on how many validation images."""
     unfit = " (no mistakes to fit on: kept)" if record.get("mistakes") == 0 else ""
-    return (f"temperature {record['temperature']:.3f}{unfit} (fitted on {record['images']} {record['fitted_on']} images): "
-            f"ECE {record['ece_before']:.4f} -> {record['ece_after']:.4f}, "
-            f"NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}")
+    return (
+        f"temperature {record['temperature']:.3f}{unfit} (fitted on {record['images']} {record['fitted_on']} images): "
+        f"ECE {record['ece_before']:.4f} -> {record['ece_after']:.4f}, "
+        f"NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}"
+    )

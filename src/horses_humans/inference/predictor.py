@@ -14,17 +14,16 @@ import itertools
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from ..config import DEFAULT_THRESHOLD
 from ..core.backend import import_backend, quiet_native_stderr
 from ..core.batching import batched
-from ..config import DEFAULT_THRESHOLD
 from ..data.images import ImageError, load_pixels
 from ..data.inputfiles import Entry, open_regular, walk_inputs
 from ..models.outputs import ClassOutput
@@ -46,16 +45,28 @@ class Prediction:
     unsure_score: float | None = None  # in [0, 1]: how sure the rule is that the answer is unsure (0 when answered)
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "label": self.label, "probability": self.probability,
-                "probabilities": self.probabilities, "unsure_reason": self.unsure_reason,
-                "unsure_score": self.unsure_score, "error": self.error}
+        return {
+            "file": self.file,
+            "label": self.label,
+            "probability": self.probability,
+            "probabilities": self.probabilities,
+            "unsure_reason": self.unsure_reason,
+            "unsure_score": self.unsure_score,
+            "error": self.error,
+        }
 
     def csv_row(self, class_names: list[str]) -> dict:
         """The flat row of the CSV: one p_<class> column per class."""
         known = self.probabilities or {}
-        return {"file": self.file, "label": self.label, "probability": self.probability,
-                **{f"p_{name}": known.get(name) for name in class_names}, "unsure_reason": self.unsure_reason,
-                "unsure_score": self.unsure_score, "error": self.error}
+        return {
+            "file": self.file,
+            "label": self.label,
+            "probability": self.probability,
+            **{f"p_{name}": known.get(name) for name in class_names},
+            "unsure_reason": self.unsure_reason,
+            "unsure_score": self.unsure_score,
+            "error": self.error,
+        }
 
 
 class Predictor:
@@ -64,21 +75,28 @@ class Predictor:
     tta = False  # test-time flips: average each image's probabilities with its mirror's (a run's --tta)
     source = "a model"  # what answers, in words (from_run: the checkpoint file, or the export and its runtime)
 
-    def __init__(self, model, class_names: list[str], image_size: int, threshold: float = DEFAULT_THRESHOLD,
-                 output: ClassOutput | None = None, unsure: UnsureRule | None = None):
+    def __init__(
+        self,
+        model,
+        class_names: list[str],
+        image_size: int,
+        threshold: float = DEFAULT_THRESHOLD,
+        output: ClassOutput | None = None,
+        unsure: UnsureRule | None = None,
+    ):
         self.model, self.class_names, self.image_size = model, list(class_names), image_size
         self.output = output or ClassOutput.for_classes(class_names, threshold)
         self.threshold = self.output.threshold
         self.unsure = unsure or default_rule(self.output)  # when to answer "unsure" (the run's calibrated rule)
 
     @classmethod
-    def uncalibrated(cls, run: Run) -> "Predictor":
+    def uncalibrated(cls, run: Run) -> Predictor:
         """The run's model (its default checkpoint) answering with its own, uncalibrated probabilities and no unsure
         rule or flips: what temperature scaling is fitted on and what exports are checked against."""
         return cls(run.load_model(), run.class_names, run.image_size, output=run.raw_output)
 
     @classmethod
-    def from_run(cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "keras") -> "Predictor":
+    def from_run(cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "keras") -> Predictor:
         """Load a run's saved model (`checkpoint`: best or last, default the run's), labels and unsure rule;
         test-time flips when the run was trained with --tta. runtime: keras, or onnx / tflite / auto to run the
         run's parity-checked export of that checkpoint instead (auto: the fastest, else Keras); see runtimes.py."""
@@ -90,7 +108,9 @@ class Predictor:
         else:
             with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on file descriptor 2
                 model = export.load()
-        predictor = cls(model, run.class_names, run.image_size, output=run.output, unsure=load_rule(run.path, run.output))
+        predictor = cls(
+            model, run.class_names, run.image_size, output=run.output, unsure=load_rule(run.path, run.output)
+        )
         predictor.tta = run.config.tta
         predictor.source = export.describe() if export else f"Keras ({run.checkpoint_path(checkpoint).name})"
         return predictor
@@ -104,13 +124,18 @@ class Predictor:
         mirrored = batched(self.model.predict_on_batch, pixels[:, :, ::-1], batch_size, (self.output.units,))
         return (self.output.probabilities(raw) + self.output.probabilities(mirrored)) / 2
 
-    def warm_up(self) -> "Predictor":
+    def warm_up(self) -> Predictor:
         """One call on a blank image, so the first real request does not pay for tracing and allocation."""
         self.predict_proba(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
         return self
 
-    def predict_files(self, files: list[str | Path], batch_size: int = 32, max_pixels: int | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
+    def predict_files(
+        self,
+        files: list[str | Path],
+        batch_size: int = 32,
+        max_pixels: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Prediction]:
         """Decode and predict each file, batch by batch; a bad file gets an error instead of stopping the rest."""
         results = []
         for batch in self.predict_batches(((Path(f), None) for f in files), batch_size, max_pixels=max_pixels):
@@ -119,15 +144,23 @@ class Predictor:
                 progress(len(results), len(files))
         return results
 
-    def predict_batches(self, entries: Iterable[Entry], batch_size: int = 32, workers: int | None = None,
-                        max_pixels: int | None = None) -> Iterator[list[Prediction]]:
+    def predict_batches(
+        self, entries: Iterable[Entry], batch_size: int = 32, workers: int | None = None, max_pixels: int | None = None
+    ) -> Iterator[list[Prediction]]:
         """The rows of each batch of (path, reason to skip or None) entries, in order, as soon as it is predicted:
         `workers` threads decode the next batches while the model runs this one; at most PREFETCH batches wait."""
         with ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="decode") as pool:
             pending: deque = deque()
             for batch in iter_batches(entries, batch_size):
-                pending.append((batch, [pool.submit(self.decode, path, max_pixels) if reason is None else reason
-                                        for path, reason in batch]))
+                pending.append(
+                    (
+                        batch,
+                        [
+                            pool.submit(self.decode, path, max_pixels) if reason is None else reason
+                            for path, reason in batch
+                        ],
+                    )
+                )
                 if len(pending) > PREFETCH:
                     yield self.finish(*pending.popleft())
             while pending:
@@ -201,9 +234,15 @@ class Tally:
         return 1 if (self.predicted == 0 and self.earlier == 0) or (strict and self.skipped) else 0
 
 
-def predict_paths(predictor: Predictor, paths: Iterable[str | Path], writer, batch_size: int = 32,
-                  workers: int | None = None, progress: Callable | None = None,
-                  log: Callable[[str], None] = print) -> Tally:
+def predict_paths(
+    predictor: Predictor,
+    paths: Iterable[str | Path],
+    writer,
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: Callable | None = None,
+    log: Callable[[str], None] = print,
+) -> Tally:
     """Walk `paths`, predict every file `writer` (a resultfiles.ResultWriter) does not hold yet, and hand it each
     batch's rows as they come; `log` gets one `skipped: REASON` line per file that has no answer."""
     tally = Tally(earlier=len(writer.done))

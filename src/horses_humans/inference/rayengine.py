@@ -15,14 +15,14 @@ import logging
 import socket
 import sys
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from ..core.atomic import atomic_path
 from ..config import HorsesHumansError
+from ..core.atomic import atomic_path
 from ..data.images import ImageError, load_pixels
 from ..runs.store import load_run
 
@@ -47,7 +47,9 @@ def output_format(output: Path | None) -> str:
         return "csv"
     fmt = FORMATS.get(Path(output).suffix.lower())
     if fmt is None:
-        raise HorsesHumansError(f"--output {output}: --engine ray writes .csv or .parquet; name the file with one of them.")
+        raise HorsesHumansError(
+            f"--output {output}: --engine ray writes .csv or .parquet; name the file with one of them."
+        )
     return fmt
 
 
@@ -126,8 +128,11 @@ def ray_session(address: str | None, workers: int | None) -> Iterator[object]:
         started = not ray.is_initialized()
         if started:
             # "local": always a new instance (with no address, ray.init joins whatever /tmp/ray names as current)
-            options = {"address": address} if address else {"address": "local", "num_cpus": workers,
-                                                            "include_dashboard": False}
+            options = (
+                {"address": address}
+                if address
+                else {"address": "local", "num_cpus": workers, "include_dashboard": False}
+            )
             connect(ray, options, address)
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # "Starting execution ..." lines on every run
         context = ray.data.DataContext.get_current()
@@ -145,8 +150,10 @@ def connect(ray, options: dict, address: str | None) -> None:
     try:
         ray.init(**options, logging_level=logging.ERROR, log_to_driver=False)
     except ConnectionError as exc:
-        raise HorsesHumansError(f"--address {address}: no Ray cluster answers there ({exc}); check the address, and for "
-                                "a cluster with token authentication set RAY_AUTH_MODE=token here (docs/ray.md).") from None
+        raise HorsesHumansError(
+            f"--address {address}: no Ray cluster answers there ({exc}); check the address, and for "
+            "a cluster with token authentication set RAY_AUTH_MODE=token here (docs/ray.md)."
+        ) from None
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -157,25 +164,36 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout).close()
     except OSError as exc:
-        raise HorsesHumansError(f"--address {address}: nothing listens there ({exc.strerror or exc}); start the head "
-                                "node with `ray start --head` and pass the address it prints (docs/ray.md).") from None
+        raise HorsesHumansError(
+            f"--address {address}: nothing listens there ({exc.strerror or exc}); start the head "
+            "node with `ray start --head` and pass the address it prints (docs/ray.md)."
+        ) from None
 
 
-def build_dataset(ray, files: list[Path], run: Path, checkpoint: str | None, runtime: str | None,
-                  workers: int, batch_size: int):
+def build_dataset(
+    ray, files: list[Path], run: Path, checkpoint: str | None, runtime: str | None, workers: int, batch_size: int
+):
     """The pipeline: file names -> decode tasks -> a pool of `workers` model actors -> pyarrow rows."""
     image_size = load_run(run, checkpoint).image_size
     blocks = max(1, min(len(files), workers * 4))  # a few blocks per worker: decode and predict overlap
-    ds = ray.data.from_items([{"file": str(f), "path": str(Path(f).absolute())} for f in files], override_num_blocks=blocks)
+    ds = ray.data.from_items(
+        [{"file": str(f), "path": str(Path(f).absolute())} for f in files], override_num_blocks=blocks
+    )
     # model actors reserve half a CPU, decode tasks a quarter: with one CPU, an actor and decode tasks still run side
     # by side (a whole CPU per actor would leave the decode tasks none: the pipeline would wait forever), and unequal
     # requests keep Ray from fusing decoding into the actors; the pool grows from one actor as batches queue up, so a
     # few files do not pay for loading the model `workers` times
-    ds = ds.map_batches(decode_batch, fn_kwargs={"image_size": image_size}, batch_size=batch_size, batch_format="numpy",
-                        num_cpus=0.25)
-    return ds.map_batches(RunModel, fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": runtime},
-                          batch_size=batch_size, batch_format="numpy", num_cpus=0.5,
-                          compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
+    ds = ds.map_batches(
+        decode_batch, fn_kwargs={"image_size": image_size}, batch_size=batch_size, batch_format="numpy", num_cpus=0.25
+    )
+    return ds.map_batches(
+        RunModel,
+        fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": runtime},
+        batch_size=batch_size,
+        batch_format="numpy",
+        num_cpus=0.5,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
+    )
 
 
 def stream_rows(ds) -> Iterator[dict]:
@@ -222,9 +240,16 @@ def write_parquet(rows: Iterator[dict], class_names: list[str], path: Path, grou
         writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
 
 
-def predict_with_ray(run: Path, paths: list[Path], output: Path | None = None, checkpoint: str | None = None,
-                     runtime: str | None = None, workers: int | None = None, address: str | None = None,
-                     batch_size: int | None = None) -> tuple[int, list[dict]]:
+def predict_with_ray(
+    run: Path,
+    paths: list[Path],
+    output: Path | None = None,
+    checkpoint: str | None = None,
+    runtime: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    batch_size: int | None = None,
+) -> tuple[int, list[dict]]:
     """Predict every file under `paths` on Ray and write the rows; return (rows written, error rows)."""
     from .predictor import collect_files
 
@@ -253,9 +278,19 @@ def cmd_predict_ray(args) -> int:
     if args.engine != "ray":
         raise HorsesHumansError(f"--address {args.address}: a cluster address needs --engine ray.")
     if getattr(args, "json", False):
-        raise HorsesHumansError("--json: --engine ray writes CSV or Parquet; use --csv or --output FILE.csv|FILE.parquet.")
-    total, failed = predict_with_ray(args.run, args.paths, args.output, args.checkpoint, getattr(args, "runtime", None),
-                                     getattr(args, "workers", None), args.address, getattr(args, "batch_size", None))
+        raise HorsesHumansError(
+            "--json: --engine ray writes CSV or Parquet; use --csv or --output FILE.csv|FILE.parquet."
+        )
+    total, failed = predict_with_ray(
+        args.run,
+        args.paths,
+        args.output,
+        args.checkpoint,
+        getattr(args, "runtime", None),
+        getattr(args, "workers", None),
+        args.address,
+        getattr(args, "batch_size", None),
+    )
     for row in failed:
         print(f"skipped: {row['error']}", file=sys.stderr)
     print(f"predicted {total - len(failed)} of {total} files ({len(failed)} skipped)", file=sys.stderr)

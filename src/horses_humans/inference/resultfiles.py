@@ -78,8 +78,9 @@ class JsonWriter(ResultWriter):
     """A JSON array, one object per line: `[`, objects separated by `,` + newline, `]` when the run ends."""
 
     def render(self, batch: list[Prediction]) -> str:
-        return "".join(("[\n" if self.rows == 0 and i == 0 else ",\n") + json.dumps(r.to_dict())
-                       for i, r in enumerate(batch))
+        return "".join(
+            ("[\n" if self.rows == 0 and i == 0 else ",\n") + json.dumps(r.to_dict()) for i, r in enumerate(batch)
+        )
 
     def close(self) -> None:
         self.stream.write("\n]\n" if self.rows else "[]\n")
@@ -110,8 +111,10 @@ def check_output(output: Path | None, fmt: str, resume: bool) -> None:
     if resume and output is None:
         raise HorsesHumansError("--resume continues an --output FILE: name the file the interrupted run wrote.")
     if resume and fmt not in RESUMABLE:
-        raise HorsesHumansError(f"{output}: --resume reads the file back, which a table cannot be: "
-                                f"write {', '.join(RESUMABLE)} (--format or the extension).")
+        raise HorsesHumansError(
+            f"{output}: --resume reads the file back, which a table cannot be: "
+            f"write {', '.join(RESUMABLE)} (--format or the extension)."
+        )
 
 
 @contextmanager
@@ -158,8 +161,10 @@ def read_csv(text: str, fmt: str, class_names: list[str], path: Path) -> tuple[l
         if not complete or (reader.line_num > 1 and len(row) != len(expected)):
             break
         if reader.line_num == 1 and row != expected:
-            raise HorsesHumansError(f"{path}: its header {','.join(row)} is not this run's ({','.join(expected)}); "
-                                    "write to a new file, or resume with the run that wrote it.")
+            raise HorsesHumansError(
+                f"{path}: its header {','.join(row)} is not this run's ({','.join(expected)}); "
+                "write to a new file, or resume with the run that wrote it."
+            )
         if reader.line_num > 1:
             records.append(dict(zip(expected, row)))
         end = ends[reader.line_num]

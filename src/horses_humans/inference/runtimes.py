@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.batching import batched
 from ..config import HorsesHumansError
+from ..core.batching import batched
 
 BATCH = 32
 EXPORT_DIR = "export"  # RUN/export/NAME/: where export.py publishes each export that passed its parity check
@@ -102,7 +102,9 @@ class LiteRTRuntime(Runtime):
         """One (1, S, S, 3) image through the interpreter -> its raw outputs (K,)."""
         self.interpreter.set_tensor(self.input["index"], image.astype(self.input["dtype"]))
         self.interpreter.invoke()
-        return np.array(self.interpreter.get_tensor(self.output["index"]), np.float32).reshape(-1)  # a copy: the tensor is reused
+        return np.array(self.interpreter.get_tensor(self.output["index"]), np.float32).reshape(
+            -1
+        )  # a copy: the tensor is reused
 
 
 class OnnxRuntime(Runtime):
@@ -154,8 +156,14 @@ def published_exports(run_dir: Path) -> list[Export]:
         try:
             record = json.loads(record_file.read_text())
             labels = json.loads((record_file.parent / "labels.json").read_text())
-            export = Export(record["name"], FORMAT_RUNTIMES[record["format"]], record_file.parent / labels["model_file"],
-                            record["quantize"], record["checkpoint_file"], float(record["latency_ms_p50"]))
+            export = Export(
+                record["name"],
+                FORMAT_RUNTIMES[record["format"]],
+                record_file.parent / labels["model_file"],
+                record["quantize"],
+                record["checkpoint_file"],
+                float(record["latency_ms_p50"]),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if record.get("parity", {}).get("passed") and export.model_file.exists():
@@ -178,8 +186,10 @@ def choose_export(run_dir: Path, checkpoint_file: str, runtime: str = "auto") ->
     mine = sorted((e for e in exports if e.runtime == runtime), key=lambda e: (e.quantize != "none", e.latency_ms))
     fmt = next(f for f, r in FORMAT_RUNTIMES.items() if r == runtime)
     if not mine:
-        raise HorsesHumansError(f"{run_dir}: no parity-checked {runtime} export of {checkpoint_file}; make one with "
-                                f"`horses-humans export {run_dir} --format {fmt}`, or use --runtime keras.")
+        raise HorsesHumansError(
+            f"{run_dir}: no parity-checked {runtime} export of {checkpoint_file}; make one with "
+            f"`horses-humans export {run_dir} --format {fmt}`, or use --runtime keras."
+        )
     if importlib.util.find_spec(NEEDS[runtime]) is None:
         raise HorsesHumansError(f"--runtime {runtime} needs {NEEDS[runtime]}: pip install 'horses-humans[export]'.")
     return mine[0]

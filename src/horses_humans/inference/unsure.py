@@ -80,12 +80,15 @@ class UnsureRule:
 
     def record(self) -> dict:
         """calibration.json's "unsure" entry (and labels.json's in exports)."""
-        return {**asdict(self), "max_unsure_share": MAX_UNSURE_SHARE,
-                "reasons": [LIKE_NEITHER, NOT_CONFIDENT],
-                "score": "neither wins: P(neither); not confident: (tau - confidence) / (tau - 1/C); 0 when answered"}
+        return {
+            **asdict(self),
+            "max_unsure_share": MAX_UNSURE_SHARE,
+            "reasons": [LIKE_NEITHER, NOT_CONFIDENT],
+            "score": "neither wins: P(neither); not confident: (tau - confidence) / (tau - 1/C); 0 when answered",
+        }
 
     @classmethod
-    def from_record(cls, record: dict) -> "UnsureRule":
+    def from_record(cls, record: dict) -> UnsureRule:
         """Back from a record() dict (extra keys are documentation)."""
         return cls(float(record.get("min_confidence", 0.0)), record.get("neither_class"))
 
@@ -148,8 +151,9 @@ def describe(rule: UnsureRule, share: float | None = None) -> str:
     return text + (f" ({share:.1%} of validation unsure)" if share is not None else "")
 
 
-def tradeoff_curve(probabilities, labels, output: ClassOutput, neither_label: int | None = None,
-                   chosen: float | None = None) -> dict:
+def tradeoff_curve(
+    probabilities, labels, output: ClassOutput, neither_label: int | None = None, chosen: float | None = None
+) -> dict:
     """How the answers move as tau does (the run's neither class kept): for each candidate tau (0, then every
     distinct confidence of a real-class image, rising), the share of real-class images answered right (unsure is not
     right) and the share of the `neither` images (label neither_label) answered unsure; without such images, the
@@ -169,8 +173,13 @@ def tradeoff_curve(probabilities, labels, output: ClassOutput, neither_label: in
     taus = np.unique(np.concatenate([[0.0], confidence[real & (confidence >= 0)], [] if chosen is None else [chosen]]))
     kept = confidence[None, :] >= taus[:, None]  # (T, N): answered, not unsure
     right = (kept[:, real] & (picked[real] == labels[real])[None]).mean(axis=1)
-    return {"tau": taus, "right": right, "unsure": (~kept[:, others]).mean(axis=1),
-            "unsure_of": "neither" if (~real).any() else "real classes", "chosen": chosen}
+    return {
+        "tau": taus,
+        "right": right,
+        "unsure": (~kept[:, others]).mean(axis=1),
+        "unsure_of": "neither" if (~real).any() else "real classes",
+        "chosen": chosen,
+    }
 
 
 def answer_counts(rule: UnsureRule, probabilities, labels, output: ClassOutput, names: list[str]) -> dict:

@@ -8,8 +8,9 @@ recipes/transfer.py needs weights.py: inside the package, weights -> recipes -> 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..config import HorsesHumansError, Registry
 
@@ -51,7 +52,9 @@ class Backbone:
     def weights_file(self, alpha: float = 0.35) -> WeightsFile:
         """The official no-top ImageNet file for this width."""
         if self.alphas and alpha not in self.alphas:
-            raise HorsesHumansError(f"--alpha {alpha}: {self.name} ImageNet weights exist only for {', '.join(map(str, self.alphas))}.")
+            raise HorsesHumansError(
+                f"--alpha {alpha}: {self.name} ImageNet weights exist only for {', '.join(map(str, self.alphas))}."
+            )
         url = self.weights_url.format(alpha=float(alpha))
         return WeightsFile(self.name, url.rsplit("/", 1)[1], url, self.weights_hash, self.weights_size)
 
@@ -77,22 +80,35 @@ def build_mobilenet_base(image_size: int, weights_path: str | None, alpha: float
     """MobileNetV2 without top, frozen (the weights file does not depend on the input size)."""
     import keras
 
-    base = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=alpha,
-                                          input_shape=(image_size, image_size, 3), name=BACKBONE)
+    base = keras.applications.MobileNetV2(
+        include_top=False, weights=None, alpha=alpha, input_shape=(image_size, image_size, 3), name=BACKBONE
+    )
     if weights_path:
         base.load_weights(weights_path)
     base.trainable = False
     return base
 
 
-INCEPTION_V3 = register_backbone(Backbone(
-    "inception_v3", build_inception_base,
-    f"{KERAS_APPS}inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    image_size=150, last_conv_layer="mixed7", check_size=150,
-    weights_hash="bcbd6486424b2319ff4ef7d526e38f63", weights_size="87.9 MB",
-))
-MOBILENET_V2 = register_backbone(Backbone(
-    "mobilenet_v2", build_mobilenet_base,
-    f"{KERAS_APPS}mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{{alpha}}_224_no_top.h5",
-    image_size=224, last_conv_layer="out_relu", check_size=160, alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
-))
+INCEPTION_V3 = register_backbone(
+    Backbone(
+        "inception_v3",
+        build_inception_base,
+        f"{KERAS_APPS}inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        image_size=150,
+        last_conv_layer="mixed7",
+        check_size=150,
+        weights_hash="bcbd6486424b2319ff4ef7d526e38f63",
+        weights_size="87.9 MB",
+    )
+)
+MOBILENET_V2 = register_backbone(
+    Backbone(
+        "mobilenet_v2",
+        build_mobilenet_base,
+        f"{KERAS_APPS}mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{{alpha}}_224_no_top.h5",
+        image_size=224,
+        last_conv_layer="out_relu",
+        check_size=160,
+        alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+    )
+)

@@ -25,7 +25,10 @@ def build_cnn_body(image_size: int, config, output: ClassOutput) -> list:
     regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
     body = [layers.Rescaling(1.0 / 255, name="rescale")]
     for i, filters in enumerate(config.conv_filters, start=1):
-        body += [layers.Conv2D(filters, config.kernel_size, activation="relu", name=f"conv{i}"), layers.MaxPooling2D(2, name=f"pool{i}")]
+        body += [
+            layers.Conv2D(filters, config.kernel_size, activation="relu", name=f"conv{i}"),
+            layers.MaxPooling2D(2, name=f"pool{i}"),
+        ]
     body.append(layers.Flatten(name="flatten"))
     if config.dropout:
         body.append(layers.Dropout(config.dropout, name="dropout"))
@@ -50,8 +53,10 @@ def check_fits(image_size: int, conv_filters: tuple, kernel_size: int) -> None:
     for _ in conv_filters:
         side = (side - kernel_size + 1) // 2
     if side < 1:
-        raise HorsesHumansError(f"{len(conv_filters)} conv blocks with kernel {kernel_size} shrink a {image_size}px image "
-                                "to nothing: use fewer blocks, a smaller kernel or a larger --image-size.")
+        raise HorsesHumansError(
+            f"{len(conv_filters)} conv blocks with kernel {kernel_size} shrink a {image_size}px image "
+            "to nothing: use fewer blocks, a smaller kernel or a larger --image-size."
+        )
 
 
 def build_augmentation(preset: str = "reference") -> list:
@@ -84,8 +89,10 @@ def build_baseline(image_size: int, config, output: ClassOutput) -> keras.Model:
     """The reference CNN: 9,494,561 parameters at 150x150 for two classes (a softmax over N > 2: 513 * (N - 1) more)."""
     import keras
 
-    return keras.Sequential([keras.Input((image_size, image_size, 3), name="pixels"), *build_cnn_body(image_size, config, output)],
-                            name="baseline")
+    return keras.Sequential(
+        [keras.Input((image_size, image_size, 3), name="pixels"), *build_cnn_body(image_size, config, output)],
+        name="baseline",
+    )
 
 
 def build_augmented(image_size: int, config, output: ClassOutput) -> keras.Model:
@@ -93,8 +100,10 @@ def build_augmented(image_size: int, config, output: ClassOutput) -> keras.Model
     import keras
 
     inputs = [keras.Input((image_size, image_size, 3), name="pixels")]
-    return keras.Sequential([*inputs, *build_augmentation(config.augmentation), *build_cnn_body(image_size, config, output)],
-                            name="augmented")
+    return keras.Sequential(
+        [*inputs, *build_augmentation(config.augmentation), *build_cnn_body(image_size, config, output)],
+        name="augmented",
+    )
 
 
 def last_conv(config) -> str:
@@ -102,5 +111,19 @@ def last_conv(config) -> str:
     return f"conv{len(config.conv_filters)}"
 
 
-register(Recipe("baseline", build_baseline, "reference CNN (Conv 16-32-64, Dense 512), no augmentation", last_conv_layer=last_conv))
-register(Recipe("augmented", build_augmented, "reference CNN with flip/rotate/zoom/stretch augmentation", last_conv_layer=last_conv))
+register(
+    Recipe(
+        "baseline",
+        build_baseline,
+        "reference CNN (Conv 16-32-64, Dense 512), no augmentation",
+        last_conv_layer=last_conv,
+    )
+)
+register(
+    Recipe(
+        "augmented",
+        build_augmented,
+        "reference CNN with flip/rotate/zoom/stretch augmentation",
+        last_conv_layer=last_conv,
+    )
+)

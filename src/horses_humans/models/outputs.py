@@ -34,19 +34,23 @@ class ClassOutput:
         if len(self.class_names) < 2:
             raise HorsesHumansError(f"a classifier needs at least two classes, got {list(self.class_names)}.")
         if self.kind not in (SIGMOID, SOFTMAX) or (self.kind == SIGMOID) != (len(self.class_names) == 2):
-            raise HorsesHumansError(f"output {self.kind!r} does not fit {len(self.class_names)} classes: "
-                                    "two classes use a sigmoid, more a softmax.")
+            raise HorsesHumansError(
+                f"output {self.kind!r} does not fit {len(self.class_names)} classes: "
+                "two classes use a sigmoid, more a softmax."
+            )
         if not float(self.temperature) > 0:
-            raise HorsesHumansError(f"temperature {self.temperature!r}: it must be a positive number "
-                                    "(fit it again with `horses-humans calibrate RUN`).")
+            raise HorsesHumansError(
+                f"temperature {self.temperature!r}: it must be a positive number "
+                "(fit it again with `horses-humans calibrate RUN`)."
+            )
 
     @classmethod
-    def for_classes(cls, class_names, threshold: float = DEFAULT_THRESHOLD) -> "ClassOutput":
+    def for_classes(cls, class_names, threshold: float = DEFAULT_THRESHOLD) -> ClassOutput:
         """Sigmoid for two classes, softmax for more."""
         return cls(tuple(class_names), SIGMOID if len(class_names) == 2 else SOFTMAX, threshold)
 
     @classmethod
-    def from_labels(cls, labels: dict) -> "ClassOutput":
+    def from_labels(cls, labels: dict) -> ClassOutput:
         """From a run's or an export's labels.json (runs made before N classes have no output_kind: sigmoid)."""
         names = labels["class_names"]
         kind = labels.get("output_kind", SIGMOID if len(names) == 2 else SOFTMAX)
@@ -81,9 +85,13 @@ class ClassOutput:
     def reading(self) -> str:
         """How to read the output, in words (labels.json's `output`)."""
         if self.kind == SIGMOID:
-            return (f"one sigmoid unit: the probability of {self.class_names[1]!r}; at or above the threshold means "
-                    f"{self.class_names[1]!r}, below it {self.class_names[0]!r}")
-        return f"softmax over {len(self.class_names)} units, one per class in class_names order; the largest is the label"
+            return (
+                f"one sigmoid unit: the probability of {self.class_names[1]!r}; at or above the threshold means "
+                f"{self.class_names[1]!r}, below it {self.class_names[0]!r}"
+            )
+        return (
+            f"softmax over {len(self.class_names)} units, one per class in class_names order; the largest is the label"
+        )
 
     def record(self) -> dict:
         """The labels.json entries that say how to read the output."""

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from ..config import TrainConfig
-from .outputs import ClassOutput
 from . import cnn, transfer  # noqa: F401  (each registers its recipes)
+from .outputs import ClassOutput
 from .registry import RECIPES, Recipe, alias, get_recipe, register  # noqa: F401  (the public names)
 
 # The recipe README recommends for real photos, measured by scripts/real_photos.py (docs/real-photos.md). The alias's
 # settings fill the fields a command line leaves at their defaults; the run's config.json records the result.
-register(alias("recommended", get_recipe("mobilenet_v2"), "the best measured on real photos (docs/real-photos.md): "
-               "MobileNetV2 alpha 0.35, ImageNet weights, a linear head, test-time flips",
-               alpha=0.35, tta=True))
+register(
+    alias(
+        "recommended",
+        get_recipe("mobilenet_v2"),
+        "the best measured on real photos (docs/real-photos.md): "
+        "MobileNetV2 alpha 0.35, ImageNet weights, a linear head, test-time flips",
+        alpha=0.35,
+        tta=True,
+    )
+)
 
 
 def last_conv_layer(config: TrainConfig) -> str | None:
@@ -24,12 +31,14 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """Fill the recipe's defaults into a config (epochs, image size, learning rate), an alias resolved first."""
     config = resolve_alias(config)
     recipe = get_recipe(config.recipe)
-    return TrainConfig.from_dict({
-        **config.to_dict(),
-        "epochs": config.epochs or recipe.epochs,
-        "image_size": config.image_size or recipe.image_size,
-        "learning_rate": config.learning_rate or recipe.learning_rate,
-    })
+    return TrainConfig.from_dict(
+        {
+            **config.to_dict(),
+            "epochs": config.epochs or recipe.epochs,
+            "image_size": config.image_size or recipe.image_size,
+            "learning_rate": config.learning_rate or recipe.learning_rate,
+        }
+    )
 
 
 def resolve_alias(config: TrainConfig) -> TrainConfig:
@@ -58,8 +67,8 @@ def build_model(config: TrainConfig, dtype_policy: str = "float32", output: Clas
 
 
 def as_output(output: ClassOutput | int) -> ClassOutput:
-    """A ClassOutput as given, or one for a number of classes (named class0, class1, ...: a model needs only how many)."""
+    """A ClassOutput as given, or one for a number of classes (named class0, class1, ...: a model needs only how
+    many)."""
     if isinstance(output, ClassOutput):
         return output
     return ClassOutput.for_classes([f"class{i}" for i in range(output)])
-

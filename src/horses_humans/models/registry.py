@@ -5,11 +5,12 @@ recipe, not a layer name."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from .backbones import BACKBONE, HEAD, PREPROCESS, Backbone
 from ..config import HorsesHumansError, Registry
+from .backbones import BACKBONE, HEAD, PREPROCESS, Backbone
 
 if TYPE_CHECKING:
     import keras
@@ -58,8 +59,10 @@ class Recipe:
     def part(self, model: keras.Model, name: str):
         """A named part of a transfer model; a clear error for recipes that have none."""
         if not self.transfer:
-            raise HorsesHumansError(f"recipe {self.name!r} has no {name}: only transfer recipes "
-                                    f"({', '.join(sorted(r.name for r in RECIPES.values() if r.transfer))}) have one.")
+            raise HorsesHumansError(
+                f"recipe {self.name!r} has no {name}: only transfer recipes "
+                f"({', '.join(sorted(r.name for r in RECIPES.values() if r.transfer))}) have one."
+            )
         return model.get_layer(name)
 
 

@@ -9,12 +9,13 @@ The backbones and their facts are registered in backbones.py; Keras is imported 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .backbones import BACKBONE, HEAD, INCEPTION_V3, MOBILENET_V2, PREPROCESS, Backbone
-from .weights import resolve_weights
 from .cnn import build_augmentation, build_output
 from .registry import Recipe, register
+from .weights import resolve_weights
 
 if TYPE_CHECKING:
     import keras
@@ -22,8 +23,11 @@ if TYPE_CHECKING:
     from .outputs import ClassOutput
 
 
-def build_on(backbone: Backbone, build_head: Callable, image_size: int, name: str, config, output: ClassOutput) -> keras.Model:
-    """pixels -> (augmentation) -> the backbone's preprocessing -> frozen backbone -> head (ending in `output`'s layer)."""
+def build_on(
+    backbone: Backbone, build_head: Callable, image_size: int, name: str, config, output: ClassOutput
+) -> keras.Model:
+    """pixels -> (augmentation) -> the backbone's preprocessing -> frozen backbone -> head (ending in `output`'s
+    layer)."""
     import keras
 
     base = backbone.build(image_size, resolve_weights(backbone.name, config.weights, config.alpha), config.alpha)
@@ -37,14 +41,21 @@ def build_on(backbone: Backbone, build_head: Callable, image_size: int, name: st
 
 
 def build_inception_head(feature_shape, config, output: ClassOutput) -> keras.Model:
-    """Flatten -> Dense(1024, relu) -> Dropout(0.2) -> Dense(1, sigmoid), as the reference (Dense(N, softmax) for N > 2)."""
+    """Flatten -> Dense(1024, relu) -> Dropout(0.2) -> Dense(1, sigmoid), as the reference (Dense(N,
+    softmax) for N > 2)."""
     import keras
     from keras import layers
 
-    return keras.Sequential([
-        keras.Input(feature_shape), layers.Flatten(name="flatten"), layers.Dense(1024, activation="relu", name="dense"),
-        layers.Dropout(config.dropout or 0.2, name="dropout"), build_output(output),
-    ], name=HEAD)
+    return keras.Sequential(
+        [
+            keras.Input(feature_shape),
+            layers.Flatten(name="flatten"),
+            layers.Dense(1024, activation="relu", name="dense"),
+            layers.Dropout(config.dropout or 0.2, name="dropout"),
+            build_output(output),
+        ],
+        name=HEAD,
+    )
 
 
 def build_mobilenet_head(feature_shape, config, output: ClassOutput) -> keras.Model:
@@ -52,10 +63,15 @@ def build_mobilenet_head(feature_shape, config, output: ClassOutput) -> keras.Mo
     import keras
     from keras import layers
 
-    return keras.Sequential([
-        keras.Input(feature_shape), layers.GlobalAveragePooling2D(name="pool"),
-        layers.Dropout(config.dropout or 0.2, name="dropout"), build_output(output),
-    ], name=HEAD)
+    return keras.Sequential(
+        [
+            keras.Input(feature_shape),
+            layers.GlobalAveragePooling2D(name="pool"),
+            layers.Dropout(config.dropout or 0.2, name="dropout"),
+            build_output(output),
+        ],
+        name=HEAD,
+    )
 
 
 def build_inception_v3(image_size: int, config, output: ClassOutput) -> keras.Model:
@@ -70,11 +86,34 @@ def build_mobilenet_v2(image_size: int, config, output: ClassOutput) -> keras.Mo
 
 def transfer_recipe(name: str, build: Callable, backbone: Backbone, description: str, **defaults) -> Recipe:
     """A recipe on a backbone: its input size and Grad-CAM layer come from the backbone's registration."""
-    return Recipe(name, build, description, image_size=backbone.image_size, backbone=backbone,
-                  last_conv_layer=f"{BACKBONE}/{backbone.last_conv_layer}", **defaults)
+    return Recipe(
+        name,
+        build,
+        description,
+        image_size=backbone.image_size,
+        backbone=backbone,
+        last_conv_layer=f"{BACKBONE}/{backbone.last_conv_layer}",
+        **defaults,
+    )
 
 
-register(transfer_recipe("inception_v3", build_inception_v3, INCEPTION_V3,
-                         "InceptionV3 ImageNet features up to mixed7 + Dense 1024 head (reference phase 3)", epochs=15, learning_rate=1e-5))
-register(transfer_recipe("mobilenet_v2", build_mobilenet_v2, MOBILENET_V2,
-                         "MobileNetV2 (alpha 0.35) ImageNet features + pooled linear head", epochs=6, learning_rate=1e-3))
+register(
+    transfer_recipe(
+        "inception_v3",
+        build_inception_v3,
+        INCEPTION_V3,
+        "InceptionV3 ImageNet features up to mixed7 + Dense 1024 head (reference phase 3)",
+        epochs=15,
+        learning_rate=1e-5,
+    )
+)
+register(
+    transfer_recipe(
+        "mobilenet_v2",
+        build_mobilenet_v2,
+        MOBILENET_V2,
+        "MobileNetV2 (alpha 0.35) ImageNet features + pooled linear head",
+        epochs=6,
+        learning_rate=1e-3,
+    )
+)

@@ -11,8 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .backbones import WeightsFile, get_backbone
 from ..config import HorsesHumansError
+from .backbones import WeightsFile, get_backbone
 
 
 def keras_cache_dir() -> Path:
@@ -65,9 +65,15 @@ def install_weights(source: Path, backbone: str, alpha: float = 0.35) -> Path:
         registered.build(registered.check_size, str(tmp), alpha)
         os.replace(tmp, dest)
     except Exception as exc:  # h5py, Keras and OS errors all mean "not these weights"
-        hint = " It is a Keras 3 .weights.h5 file: pass it with --weights PATH instead." if source.name.endswith(".weights.h5") else ""
-        raise HorsesHumansError(f"{source}: does not load into {backbone} (alpha {alpha}) without top: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.{hint}") from None
+        hint = (
+            " It is a Keras 3 .weights.h5 file: pass it with --weights PATH instead."
+            if source.name.endswith(".weights.h5")
+            else ""
+        )
+        raise HorsesHumansError(
+            f"{source}: does not load into {backbone} (alpha {alpha}) without top: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.{hint}"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     return dest

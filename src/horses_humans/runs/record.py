@@ -11,7 +11,18 @@ import json
 from pathlib import Path
 
 from ..config import HorsesHumansError, TrainConfig, resolve_data_dir
-from ..data.datasets import CLASS_FOLDERS, DataSet, FileList, Split, detect_layout, file_digests, find_dataset, labelled_folder, load_files, visible_files
+from ..data.datasets import (
+    CLASS_FOLDERS,
+    DataSet,
+    FileList,
+    Split,
+    detect_layout,
+    file_digests,
+    find_dataset,
+    labelled_folder,
+    load_files,
+    visible_files,
+)
 from .store import Run
 
 # ---------------------------------------------------------------- writing the record
@@ -21,17 +32,26 @@ def data_record(dataset: DataSet, used: dict[str, Split], config: TrainConfig, e
     """data.json: folder, layout, classes (the run's: a `neither` from an extra folder included) and the exact files
     of each side with their sha256 (train and validation: the files that were decoded and used; test: as listed),
     one hash over them all, and each --extra-data folder with its files (the training side's too)."""
-    sides = {side: side_record(dataset.root, found.root, used[side].files if side in used else found.files)
-             for side, found in dataset.sides.items()}
-    record = {"data_dir": str(Path(dataset.root).resolve()), "layout": dataset.layout,
-              "class_names": list(used["train"].class_names if "train" in used else dataset.class_names)}
+    sides = {
+        side: side_record(dataset.root, found.root, used[side].files if side in used else found.files)
+        for side, found in dataset.sides.items()
+    }
+    record = {
+        "data_dir": str(Path(dataset.root).resolve()),
+        "layout": dataset.layout,
+        "class_names": list(used["train"].class_names if "train" in used else dataset.class_names),
+    }
     if dataset.layout == CLASS_FOLDERS:  # what made the split
         record.update(val_split=config.val_split, seed=config.seed)
     record.update(sha256=sides_hash(sides), sides=sides)
     if extra:
-        record["extra"] = [{"folder": str(Path(split.root).resolve()), "files": side_record(split.root, split.root,
-                                                                                              split.files)["files"]}
-                           for split in extra]
+        record["extra"] = [
+            {
+                "folder": str(Path(split.root).resolve()),
+                "files": side_record(split.root, split.root, split.files)["files"],
+            }
+            for split in extra
+        ]
     return record
 
 
@@ -49,6 +69,7 @@ def sides_hash(sides: dict) -> str:
 
 # ---------------------------------------------------------------- reading it back
 
+
 def run_data_dir(run: Run, data_dir: Path | str | None = None, log=print) -> Path:
     """The data folder for a run: data_dir if given, else the one the run recorded (data.json, or environment.json
     for older runs), else $HORSES_HUMANS_DATA or the default."""
@@ -63,8 +84,9 @@ def run_data_dir(run: Run, data_dir: Path | str | None = None, log=print) -> Pat
     return fallback
 
 
-def load_run_split(run: Run, side: str = "validation", data_dir: Path | str | None = None,
-                   cache_dir: Path | None = None, log=print) -> Split:
+def load_run_split(
+    run: Run, side: str = "validation", data_dir: Path | str | None = None, cache_dir: Path | None = None, log=print
+) -> Split:
     """Decoded pixels of the run's own train, validation or test files: the ones it recorded (one warning line when
     they changed since), or, for a run without a record, that side of the data set as found now."""
     root = run_data_dir(run, data_dir, log)
@@ -85,15 +107,26 @@ def load_run_extra(run: Run, cache_dir: Path | None = None, log=print) -> list[S
         folder = Path(entry["folder"])
         present = [f for f in entry["files"] if (folder / f).is_file()]
         if not present:
-            raise HorsesHumansError(f"--extra-data {folder}: none of the {len(entry['files'])} files {run.path.name} "
-                                    "was trained on is there: put the folder back.")
+            raise HorsesHumansError(
+                f"--extra-data {folder}: none of the {len(entry['files'])} files {run.path.name} "
+                "was trained on is there: put the folder back."
+            )
         changed = sum(d != entry["files"][f] for f, d in zip(present, file_digests(folder, present)))
         if changed or len(present) < len(entry["files"]):
-            log(f"warning: {folder}: {changed} changed, {len(entry['files']) - len(present)} missing since "
-                f"{run.path.name} was trained")
+            log(
+                f"warning: {folder}: {changed} changed, {len(entry['files']) - len(present)} missing since "
+                f"{run.path.name} was trained"
+            )
         labels = [run.class_names.index(Path(f).parts[0]) for f in present]
-        splits.append(load_files(FileList(f"extra-{folder.name}", folder, present, labels), run.class_names,
-                                 run.image_size, cache_dir, log))
+        splits.append(
+            load_files(
+                FileList(f"extra-{folder.name}", folder, present, labels),
+                run.class_names,
+                run.image_size,
+                cache_dir,
+                log,
+            )
+        )
     return splits
 
 
@@ -103,8 +136,10 @@ def uses_record(run: Run, root: Path, log) -> bool:
         return False
     layout = detect_layout(root)
     if layout != run.data["layout"]:
-        log(f"warning: {root} holds a {layout} data set, {run.path.name} was trained on a {run.data['layout']} one: "
-            f"using {root}'s own split")
+        log(
+            f"warning: {root} holds a {layout} data set, {run.path.name} was trained on a {run.data['layout']} one: "
+            f"using {root}'s own split"
+        )
         return False
     return True
 
@@ -121,9 +156,11 @@ def found_side(run: Run, side: str, root: Path) -> FileList:
 
 def no_side(root: Path, side: str, layout: str) -> HorsesHumansError:
     """The error for a side the data set does not have (only test can be missing)."""
-    return HorsesHumansError(f"{root}: this {layout} data set has no {side} split (only DIR/train/ + DIR/val/ + "
-                             f"DIR/test/ has one): evaluate --split validation, or --data DIR for any folder of "
-                             "class folders.")
+    return HorsesHumansError(
+        f"{root}: this {layout} data set has no {side} split (only DIR/train/ + DIR/val/ + "
+        f"DIR/test/ has one): evaluate --split validation, or --data DIR for any folder of "
+        "class folders."
+    )
 
 
 def recorded_side(run: Run, side: str, root: Path, log) -> FileList:
@@ -135,12 +172,16 @@ def recorded_side(run: Run, side: str, root: Path, log) -> FileList:
     base = root / entry["folder"]
     present = [f for f in entry["files"] if (base / f).is_file()]
     if not present:
-        raise HorsesHumansError(f"{base}: none of the {len(entry['files'])} {side} files {run.path.name} recorded is "
-                                "there: give its data folder with --data-dir.")
+        raise HorsesHumansError(
+            f"{base}: none of the {len(entry['files'])} {side} files {run.path.name} recorded is "
+            "there: give its data folder with --data-dir."
+        )
     changes = describe_changes(run, entry, base, present)
     if changes:
-        log(f"warning: {base}: the {side} files changed since {run.path.name} was trained ({changes}): using the "
-            f"{len(present)} recorded files still there")
+        log(
+            f"warning: {base}: the {side} files changed since {run.path.name} was trained ({changes}): using the "
+            f"{len(present)} recorded files still there"
+        )
     labels = [run.class_names.index(Path(f).parts[0]) for f in present]
     return FileList(entry["folder"] or side, base, present, labels)
 
@@ -148,10 +189,18 @@ def recorded_side(run: Run, side: str, root: Path, log) -> FileList:
 def describe_changes(run: Run, entry: dict, base: Path, present: list[str]) -> str:
     """'2 changed, 1 missing, 3 added (not used)' for one recorded side, or '' when nothing changed."""
     digests = dict(zip(present, file_digests(base, present)))
-    recorded_here = {f for other in run.data["sides"].values() if other["folder"] == entry["folder"]
-                     for f in other["files"]}
-    now = {str(p.relative_to(base)) for name in run.class_names if (base / name).is_dir()
-           for p in visible_files(base / name)}
-    counts = {"changed": sum(digests[f] != entry["files"][f] for f in present),
-              "missing": len(entry["files"]) - len(present), "added (not used)": len(now - recorded_here)}
+    recorded_here = {
+        f for other in run.data["sides"].values() if other["folder"] == entry["folder"] for f in other["files"]
+    }
+    now = {
+        str(p.relative_to(base))
+        for name in run.class_names
+        if (base / name).is_dir()
+        for p in visible_files(base / name)
+    }
+    counts = {
+        "changed": sum(digests[f] != entry["files"][f] for f in present),
+        "missing": len(entry["files"]) - len(present),
+        "added (not used)": len(now - recorded_here),
+    }
     return ", ".join(f"{n} {what}" for what, n in counts.items() if n)

@@ -35,7 +35,7 @@ class Labels(Record):
     input_shape: list[int] | None = None  # [size, size, 3]
 
     @model_validator(mode="after")
-    def consistent(self) -> "Labels":
+    def consistent(self) -> Labels:
         """Unique class names, an output kind that fits their number, an input shape that matches input_size."""
         if len(set(self.class_names)) != len(self.class_names):
             raise ValueError(f"class_names {self.class_names} repeat a name")

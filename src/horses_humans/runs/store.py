@@ -10,21 +10,24 @@ import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import schema as runschema
 from ..config import HorsesHumansError, TrainConfig, describe_error
-from ..models.outputs import ClassOutput
 from ..core.atomic import atomic_path, write_json_atomic
+from ..models.outputs import ClassOutput
+from . import schema as runschema
 
 MODEL_FILE = "model.keras"  # the last epoch's weights
 BEST_MODEL_FILE = "model-best.keras"  # the best epoch's weights by CHECKPOINT_MONITOR
 CHECKPOINT_FILES = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
-# Every consumer (evaluate, predict, serve, export, report, explain, runs, best_run) uses this one unless told otherwise.
+# Every consumer (evaluate, predict, serve, export, report, explain, runs, best_run) uses this one unless told
+# otherwise.
 DEFAULT_CHECKPOINT = "best"
 # val_accuracy: the number users compare runs by (and EarlyStopping watches); ties keep the earlier epoch.
 CHECKPOINT_MONITOR = "val_accuracy"
 CHECKPOINT_RULE = "highest val_accuracy over all epochs (every stage); ties keep the earlier epoch"
-OPTIMISM_NOTE = ("validation accuracy chose the best epoch, so it is optimistic for that checkpoint; "
-                 "a held-out test split (evaluate --split test) or real photos (evaluate --data DIR) measure it fairly")
+OPTIMISM_NOTE = (
+    "validation accuracy chose the best epoch, so it is optimistic for that checkpoint; "
+    "a held-out test split (evaluate --split test) or real photos (evaluate --data DIR) measure it fairly"
+)
 MODEL_CARD_FILE = "MODEL_CARD.md"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
@@ -83,8 +86,12 @@ class Run:
         recorded = self.metrics.get("checkpoints", {}).get(name)
         if recorded:
             return recorded
-        return {"file": MODEL_FILE, "epoch": self.metrics.get("epochs_run") or len(self.history) or None,
-                "val_accuracy": self.metrics.get("val_accuracy"), "val_loss": self.metrics.get("val_loss")}
+        return {
+            "file": MODEL_FILE,
+            "epoch": self.metrics.get("epochs_run") or len(self.history) or None,
+            "val_accuracy": self.metrics.get("val_accuracy"),
+            "val_loss": self.metrics.get("val_loss"),
+        }
 
     @property
     def served_accuracy(self) -> float | None:
@@ -97,16 +104,20 @@ class Run:
         import keras
 
         path = self.checkpoint_path(checkpoint)
-        fix = ("train the run again (or use --checkpoint last)" if path.name == BEST_MODEL_FILE
-               and model_file_problem(self.path / MODEL_FILE) is None else "train the run again")
+        fix = (
+            "train the run again (or use --checkpoint last)"
+            if path.name == BEST_MODEL_FILE and model_file_problem(self.path / MODEL_FILE) is None
+            else "train the run again"
+        )
         problem = model_file_problem(path)
         if problem:
             raise HorsesHumansError(f"{path}: cannot load the model ({problem}); {fix}.")
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # a damaged file fails in many ways (bad JSON, missing weights, ...)
-            raise HorsesHumansError(f"{path}: cannot load the model ({describe_error(exc)}); "
-                                    f"the file is damaged or incomplete: {fix}.") from None
+            raise HorsesHumansError(
+                f"{path}: cannot load the model ({describe_error(exc)}); the file is damaged or incomplete: {fix}."
+            ) from None
         check_model_shapes(model, path, self.labels, fix)
         return model
 
@@ -131,12 +142,16 @@ def check_model_shapes(model, path: Path, labels: dict, fix: str = "train the ru
     expected = (size, size, 3)
     taken = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
     if taken is None or len(taken) != 3 or any(t not in (None, e) for t, e in zip(taken, expected)):
-        raise HorsesHumansError(f"{path}: the model takes input {taken} but {LABELS_FILE} says {list(expected)}: "
-                                f"the files come from different runs; {fix}.")
+        raise HorsesHumansError(
+            f"{path}: the model takes input {taken} but {LABELS_FILE} says {list(expected)}: "
+            f"the files come from different runs; {fix}."
+        )
     given = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
     if given != units:
-        raise HorsesHumansError(f"{path}: the model's output is {given} wide but {LABELS_FILE} needs {units} for "
-                                f"{len(labels['class_names'])} classes: the files come from different runs; {fix}.")
+        raise HorsesHumansError(
+            f"{path}: the model's output is {given} wide but {LABELS_FILE} needs {units} for "
+            f"{len(labels['class_names'])} classes: the files come from different runs; {fix}."
+        )
 
 
 def new_run_dir(runs_dir: Path, config: TrainConfig) -> Path:
@@ -167,8 +182,9 @@ def labels_record(class_names: list[str], image_size: int) -> dict:
 def check_checkpoint(checkpoint: str) -> str:
     """The checkpoint name, or a one-line error naming the choices."""
     if checkpoint not in CHECKPOINT_FILES:
-        raise HorsesHumansError(f"--checkpoint {checkpoint!r}: choose one of {', '.join(CHECKPOINT_FILES)} "
-                                f"(default {DEFAULT_CHECKPOINT}).")
+        raise HorsesHumansError(
+            f"--checkpoint {checkpoint!r}: choose one of {', '.join(CHECKPOINT_FILES)} (default {DEFAULT_CHECKPOINT})."
+        )
     return checkpoint
 
 
@@ -192,11 +208,20 @@ def load_run(path: str | Path, checkpoint: str | None = None) -> Run:
         raise HorsesHumansError(f"{path}: no such run directory.")
     missing = [n for n in (MODEL_FILE, CONFIG_FILE, LABELS_FILE) if not (path / n).exists()]
     if missing:
-        raise HorsesHumansError(f"{path}: not a finished run (missing {', '.join(missing)}). Train one with `horses-humans train`.")
+        raise HorsesHumansError(
+            f"{path}: not a finished run (missing {', '.join(missing)}). Train one with `horses-humans train`."
+        )
     read = lambda name, schema, missing=None: read_json(path, name, schema, missing)  # noqa: E731
-    run = Run(path, read(CONFIG_FILE, runschema.CONFIG), read(LABELS_FILE, runschema.Labels),
-              read(METRICS_FILE, runschema.Metrics, {}), read(HISTORY_FILE, runschema.HISTORY, []),
-              read(ENVIRONMENT_FILE, runschema.ENVIRONMENT, {}), read_data_record(path), checkpoint)
+    run = Run(
+        path,
+        read(CONFIG_FILE, runschema.CONFIG),
+        read(LABELS_FILE, runschema.Labels),
+        read(METRICS_FILE, runschema.Metrics, {}),
+        read(HISTORY_FILE, runschema.HISTORY, []),
+        read(ENVIRONMENT_FILE, runschema.ENVIRONMENT, {}),
+        read_data_record(path),
+        checkpoint,
+    )
     read_calibration(path)  # read lazily by Run.output: a damaged one is reported now, before any work is done
     return run
 
@@ -265,9 +290,15 @@ def run_problems(runs_dir: Path) -> list[RunProblem]:
     runs_dir = Path(runs_dir)
     problems = [problem for path in run_dirs(runs_dir) if (problem := run_problem(path))]  # unfinished ones included
     temp = sorted({*runs_dir.glob(TEMP_GLOB), *(t for path in run_dirs(runs_dir) for t in path.rglob(TEMP_GLOB))})
-    return problems + [RunProblem(str(t.relative_to(runs_dir)), "temporary file", "left by a write that was "
-                                  "interrupted (or is running now): delete it when no command is running")
-                       for t in temp if t.is_file()]
+    return problems + [
+        RunProblem(
+            str(t.relative_to(runs_dir)),
+            "temporary file",
+            "left by a write that was interrupted (or is running now): delete it when no command is running",
+        )
+        for t in temp
+        if t.is_file()
+    ]
 
 
 def run_problem(path: Path) -> RunProblem | None:
@@ -275,8 +306,11 @@ def run_problem(path: Path) -> RunProblem | None:
     model files checked cheaply: the model is not loaded)."""
     missing = [n for n in (MODEL_FILE, CONFIG_FILE, LABELS_FILE, METRICS_FILE) if not (path / n).exists()]
     if METRICS_FILE in missing:
-        resume = (f"resume with `horses-humans train --resume {path}`" if (path / RESUME_DIR).is_dir()
-                  else "nothing to resume from: delete it, or train again")
+        resume = (
+            f"resume with `horses-humans train --resume {path}`"
+            if (path / RESUME_DIR).is_dir()
+            else "nothing to resume from: delete it, or train again"
+        )
         return RunProblem(path.name, "unfinished", f"training did not finish (no {METRICS_FILE}): {resume}")
     if missing:
         return RunProblem(path.name, "damaged", f"missing {', '.join(missing)}: train the run again")
@@ -284,8 +318,11 @@ def run_problem(path: Path) -> RunProblem | None:
         load_run(path)
     except HorsesHumansError as exc:
         return RunProblem(path.name, "damaged", str(exc).replace(f"{path}/", ""))  # the file's name is enough here
-    bad = [(name, why) for name in (MODEL_FILE, BEST_MODEL_FILE)
-           if (path / name).exists() and (why := model_file_problem(path / name))]
+    bad = [
+        (name, why)
+        for name in (MODEL_FILE, BEST_MODEL_FILE)
+        if (path / name).exists() and (why := model_file_problem(path / name))
+    ]
     return RunProblem(path.name, "damaged", f"{bad[0][0]}: {bad[0][1]}; train the run again") if bad else None
 
 
@@ -322,8 +359,10 @@ def servable_run(run_dir: Path | None, runs_dir: Path, checkpoint: str | None = 
 
 def no_runs(runs_dir: Path) -> HorsesHumansError:
     """The error for a runs directory without a usable finished run."""
-    return HorsesHumansError(f"{runs_dir}: no finished runs. Train one with `horses-humans train --runs-dir {runs_dir}` "
-                             "or name a run directory.")
+    return HorsesHumansError(
+        f"{runs_dir}: no finished runs. Train one with `horses-humans train --runs-dir {runs_dir}` "
+        "or name a run directory."
+    )
 
 
 def read_calibration(run_dir) -> dict:

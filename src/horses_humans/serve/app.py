@@ -59,7 +59,8 @@ class Served:
 
 
 def resolve_run(settings: ServeSettings) -> Run:
-    """The run named in the settings, else the best finished run in the runs directory, set to the settings' checkpoint."""
+    """The run named in the settings, else the best finished run in the runs directory, set to the settings'
+    checkpoint."""
     if settings.run:
         return load_run(settings.run, settings.checkpoint)
     return best_run(resolve_runs_dir(settings.runs_dir), settings.checkpoint)
@@ -81,15 +82,22 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         run = resolve_run(settings)
         predictor = Predictor.from_run(run, runtime=settings.runtime)
         worker = await ModelWorker(predictor, settings.max_batch).start()
-        app.state.served = Served(settings, run, predictor, worker, gradcam_layer(run), asyncio.Semaphore(settings.max_decodes))
+        app.state.served = Served(
+            settings, run, predictor, worker, gradcam_layer(run), asyncio.Semaphore(settings.max_decodes)
+        )
         log.info("serving %s with %s", run.path, predictor.source)
         try:
             yield
         finally:
             await worker.stop()
 
-    app = FastAPI(title="horses-humans", summary="Is it a horse or a human? Upload photos, get labels.", lifespan=lifespan,
-                  docs_url=None, redoc_url=None)  # /docs is served from this package: no CDN, works offline
+    app = FastAPI(
+        title="horses-humans",
+        summary="Is it a horse or a human? Upload photos, get labels.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )  # /docs is served from this package: no CDN, works offline
     add_limits(app, settings)
     app.include_router(router)
     add_card_route(app)
@@ -140,7 +148,9 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = validation_problems(exc)
-        hint = " (send multipart/form-data with one or more `files` fields)" if request.url.path == "/v1/predict" else ""
+        hint = (
+            " (send multipart/form-data with one or more `files` fields)" if request.url.path == "/v1/predict" else ""
+        )
         return JSONResponse({"error": f"invalid request: {problems}{hint}"}, status_code=422)
 
     @app.exception_handler(Exception)

@@ -12,7 +12,8 @@ CLOSE = {"Connection": "close"}  # after a refusal the rest of the body is not r
 
 
 class BodyTooLarge(HTTPException):
-    """Raised inside receive() once the body passes the limit (an HTTPException, so FastAPI's body parsing passes it on)."""
+    """Raised inside receive() once the body passes the limit (an HTTPException, so FastAPI's body parsing
+    passes it on)."""
 
     def __init__(self, max_bytes: int):
         super().__init__(413, too_large_message(max_bytes), headers=CLOSE)
@@ -27,8 +28,11 @@ class BodyTooSlow(HTTPException):
 
 def too_large_message(max_bytes: int) -> str:
     """The 413 text: the limit and which settings raise it."""
-    return (f"request body over {max_bytes:,} bytes; send fewer or smaller files "
-            "(limits: HORSES_HUMANS_SERVE_MAX_BODY_BYTES, HORSES_HUMANS_SERVE_MAX_FILES, HORSES_HUMANS_SERVE_MAX_FILE_BYTES)")
+    return (
+        f"request body over {max_bytes:,} bytes; send fewer or smaller files "
+        "(limits: HORSES_HUMANS_SERVE_MAX_BODY_BYTES, HORSES_HUMANS_SERVE_MAX_FILES, "
+        "HORSES_HUMANS_SERVE_MAX_FILE_BYTES)"
+    )
 
 
 def too_slow_message(seconds: float) -> str:
@@ -55,7 +59,7 @@ class BodyLimit:
             nonlocal received
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise BodyTooSlow(self.seconds) from None
             received += len(message.get("body", b""))
             if received > self.max_bytes:
@@ -85,17 +89,31 @@ class InFlightLimit:
 
     MIN_LIMIT = 16  # never fewer at once: a few slow requests (many files, a slow link) must not starve the rest
 
-    def __init__(self, app, max_requests: int, target_seconds: float = 0.1, paths: tuple[str, ...] = ("/v1/predict",),
-                 retry_after: int = 1):
-        self.app, self.max_requests, self.target, self.paths, self.retry_after = app, max_requests, target_seconds, paths, retry_after
+    def __init__(
+        self,
+        app,
+        max_requests: int,
+        target_seconds: float = 0.1,
+        paths: tuple[str, ...] = ("/v1/predict",),
+        retry_after: int = 1,
+    ):
+        self.app, self.max_requests, self.target, self.paths, self.retry_after = (
+            app,
+            max_requests,
+            target_seconds,
+            paths,
+            retry_after,
+        )
         self.in_flight, self.limit, self.last_decrease = 0, float(max_requests), 0.0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] not in self.paths:
             return await self.app(scope, receive, send)
         if self.in_flight >= int(self.limit):
-            message = (f"server busy: {self.in_flight} requests in progress (at most {self.max_requests}: "
-                       f"HORSES_HUMANS_SERVE_MAX_QUEUE); retry after {self.retry_after} s")
+            message = (
+                f"server busy: {self.in_flight} requests in progress (at most {self.max_requests}: "
+                f"HORSES_HUMANS_SERVE_MAX_QUEUE); retry after {self.retry_after} s"
+            )
             return await send_json(send, 503, message, {"Retry-After": str(self.retry_after), **CLOSE})
         self.in_flight += 1
         start = time.monotonic()

@@ -12,8 +12,8 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..config import HorsesHumansError
 from ..analysis.htmlpage import png_data_uri
+from ..config import HorsesHumansError
 from ..data.images import ImageError, ImageTooLarge, NotAnImage, load_pixels
 from .schemas import ErrorResponse, FileResult, Health, ModelInfo, PredictResponse
 
@@ -44,20 +44,35 @@ async def model_info(request: Request) -> ModelInfo:
     served = request.app.state.served
     run, output = served.run, served.predictor.output
     record = output.record()
-    return ModelInfo(model=served.model_id, recipe=run.config.recipe, class_names=list(output.class_names),
-                     input_size=run.image_size, output_kind=output.kind, threshold=record.get("threshold"),
-                     output=record["output"], unsure=served.predictor.unsure.record(), metrics=run.metrics,
-                     config=run.config.to_dict(), checkpoint={"name": run.checkpoint, **run.checkpoint_record()})
+    return ModelInfo(
+        model=served.model_id,
+        recipe=run.config.recipe,
+        class_names=list(output.class_names),
+        input_size=run.image_size,
+        output_kind=output.kind,
+        threshold=record.get("threshold"),
+        output=record["output"],
+        unsure=served.predictor.unsure.record(),
+        metrics=run.metrics,
+        config=run.config.to_dict(),
+        checkpoint={"name": run.checkpoint, **run.checkpoint_record()},
+    )
 
 
 @router.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)
-async def predict(request: Request, files: list[UploadFile] = File(..., description="one or more images (repeat the field)"),
-                  gradcam: bool = Query(False, description="add each image's Grad-CAM overlay as a PNG data URL")):
+async def predict(
+    request: Request,
+    files: list[UploadFile] = File(..., description="one or more images (repeat the field)"),
+    gradcam: bool = Query(False, description="add each image's Grad-CAM overlay as a PNG data URL"),
+):
     """Label and class probabilities per uploaded image, in upload order."""
     served = request.app.state.served
     if len(files) > served.settings.max_files:
-        return error_response(413, f"{len(files)} files in one request; the limit is {served.settings.max_files} "
-                                   "(HORSES_HUMANS_SERVE_MAX_FILES)")
+        return error_response(
+            413,
+            f"{len(files)} files in one request; the limit is {served.settings.max_files} "
+            "(HORSES_HUMANS_SERVE_MAX_FILES)",
+        )
     results = await asyncio.gather(*(predict_upload(served, upload, gradcam) for upload in files))
     if all(r.error for r in results):
         return error_response(common_status(results), summary(results), results)
@@ -70,7 +85,9 @@ async def predict_upload(served, upload: UploadFile, gradcam: bool) -> FileResul
     try:
         data = await read_limited(upload, served.settings.max_file_bytes, name)
         async with served.decode_slots:
-            pixels = await run_in_threadpool(load_pixels, data, served.predictor.image_size, name, served.settings.max_pixels)
+            pixels = await run_in_threadpool(
+                load_pixels, data, served.predictor.image_size, name, served.settings.max_pixels
+            )
     except ImageTooLarge as exc:
         return FileResult(file=name, error=str(exc), status=413)
     except EmptyFile as exc:
@@ -81,7 +98,9 @@ async def predict_upload(served, upload: UploadFile, gradcam: bool) -> FileResul
         return FileResult(file=name, error=str(exc), status=422)
     result = answer(served, name, await served.worker.predict(pixels))
     if gradcam and served.layer:
-        explained = int(served.predictor.output.predicted(np.asarray([list(result.probabilities.values())]))[0])  # as the threshold answers
+        explained = int(
+            served.predictor.output.predicted(np.asarray([list(result.probabilities.values())]))[0]
+        )  # as the threshold answers
         result.gradcam = await served.worker.run(gradcam_data_url, served, pixels, explained)
     return result
 
@@ -92,16 +111,24 @@ def answer(served, name: str, row) -> FileResult:
     output = served.predictor.output
     verdict = served.predictor.unsure.apply(np.asarray(row)[None], output)[0]
     probabilities = {c: float(p) for c, p in zip(output.class_names, row)}
-    return FileResult(file=name, label=verdict.label, probability=probabilities.get(verdict.label, max(probabilities.values())),
-                      probabilities=probabilities, unsure_reason=verdict.reason, unsure_score=verdict.score,
-                      model=served.model_id)
+    return FileResult(
+        file=name,
+        label=verdict.label,
+        probability=probabilities.get(verdict.label, max(probabilities.values())),
+        probabilities=probabilities,
+        unsure_reason=verdict.reason,
+        unsure_score=verdict.score,
+        model=served.model_id,
+    )
 
 
 async def read_limited(upload: UploadFile, max_bytes: int, name: str) -> bytes:
     """The upload's bytes; too big or empty is refused before any decoding."""
     data = await upload.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"{name}: over the limit of {max_bytes:,} bytes (HORSES_HUMANS_SERVE_MAX_FILE_BYTES); send a smaller file")
+        raise ImageTooLarge(
+            f"{name}: over the limit of {max_bytes:,} bytes (HORSES_HUMANS_SERVE_MAX_FILE_BYTES); send a smaller file"
+        )
     if not data:
         raise EmptyFile(f"{name}: the file is empty; choose an image file")
     return data
@@ -138,7 +165,11 @@ def summary(results: list[FileResult]) -> str:
     """One line naming what went wrong."""
     if len(results) == 1:
         return results[0].error
-    return f"none of the {len(results)} files could be predicted: " + "; ".join(r.error for r in results[:3]) + (" ..." if len(results) > 3 else "")
+    return (
+        f"none of the {len(results)} files could be predicted: "
+        + "; ".join(r.error for r in results[:3])
+        + (" ..." if len(results) > 3 else "")
+    )
 
 
 def error_response(status: int, message: str, results: list[FileResult] | None = None) -> JSONResponse:

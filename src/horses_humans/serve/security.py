@@ -1,4 +1,6 @@
-"""Who may call the server: an API key on /v1/* (ApiKey) and, against DNS rebinding, the Host names it answers (HostCheck)."""
+"""Who may call the server: an API key on /v1/* (ApiKey) and, against DNS rebinding, the Host names it answers
+(HostCheck).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ class ApiKey:
             return await self.app(scope, receive, send)
         given = presented_key(dict(scope["headers"]))
         if given is None:
-            return await send_json(send, 401, f"this server needs an API key: {KEY_HELP}", {"WWW-Authenticate": "Bearer"})
+            return await send_json(
+                send, 401, f"this server needs an API key: {KEY_HELP}", {"WWW-Authenticate": "Bearer"}
+            )
         if not hmac.compare_digest(given, self.key):
             return await send_json(send, 401, f"wrong API key: {KEY_HELP}", {"WWW-Authenticate": "Bearer"})
         return await self.app(scope, receive, send)
@@ -45,8 +49,10 @@ class HostCheck:
             return await self.app(scope, receive, send)
         host = host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
         if not any(host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.hosts):
-            message = (f"Host {host or '(none)'!r} is not served here; open {self.hosts[0]} instead, or allow it with "
-                       "`serve --allowed-host NAME` (HORSES_HUMANS_SERVE_ALLOWED_HOSTS)")
+            message = (
+                f"Host {host or '(none)'!r} is not served here; open {self.hosts[0]} instead, or allow it with "
+                "`serve --allowed-host NAME` (HORSES_HUMANS_SERVE_ALLOWED_HOSTS)"
+            )
             return await send_json(send, 400, message, {})
         return await self.app(scope, receive, send)
 

@@ -38,7 +38,9 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             self.head_bytes += len(data)
         super().data_received(data)
         if self.awaiting_head and self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
             self.transport.close()
 
     def on_message_begin(self) -> None:
@@ -74,9 +76,15 @@ def uvicorn_config(settings: ServeSettings, **overrides):
     from .app import create_app
 
     settings = settings.model_copy(update={"allowed_hosts": settings.served_hosts()})
-    options = dict(host=settings.host, port=settings.port, log_level="warning", http=protocol_class(settings.header_timeout),
-                   timeout_keep_alive=settings.keep_alive_timeout, limit_concurrency=settings.max_connections,
-                   timeout_graceful_shutdown=5)
+    options = dict(
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        http=protocol_class(settings.header_timeout),
+        timeout_keep_alive=settings.keep_alive_timeout,
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=5,
+    )
     return uvicorn.Config(create_app(settings), **{**options, **overrides})
 
 
@@ -84,8 +92,10 @@ def exposure_warning(settings: ServeSettings) -> str | None:
     """The loud warning for a server reachable beyond this machine with no API key, else None."""
     if settings.loopback or settings.api_key is not None:
         return None
-    return (f"WARNING: serving on {settings.host} (reachable from other machines) with no API key: anyone who can reach "
-            f"port {settings.port} can use the model. Set --api-key KEY (or HORSES_HUMANS_SERVE_API_KEY) to require one.")
+    return (
+        f"WARNING: serving on {settings.host} (reachable from other machines) with no API key: anyone who can reach "
+        f"port {settings.port} can use the model. Set --api-key KEY (or HORSES_HUMANS_SERVE_API_KEY) to require one."
+    )
 
 
 def serve(settings: ServeSettings) -> None:

@@ -28,7 +28,9 @@ class ServeSettings(BaseSettings):
     api_key: SecretStr | None = None  # required on /v1/* when set: `Authorization: Bearer KEY` or `X-API-Key: KEY`
     allowed_hosts: tuple[str, ...] = ()  # Host headers answered (env: a JSON list); () = no check, see served_hosts
     max_file_bytes: int = Field(10 * 1024 * 1024, gt=0)  # per uploaded file
-    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)  # per request (spooled to disk while parsed): /tmp holds at most max_queue x this
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024, gt=0
+    )  # per request (spooled to disk while parsed): /tmp holds at most max_queue x this
     max_pixels: int = Field(40_000_000, gt=0)  # width x height per image, checked before decoding
     max_files: int = Field(32, gt=0)  # per request
     max_batch: int = Field(32, gt=0)  # images per model call when requests arrive together
@@ -36,7 +38,9 @@ class ServeSettings(BaseSettings):
     # bench/bench_decode_memory.py), so 4 decodes of 40M-pixel images stay under ~1.4 GB
     max_decodes: int = Field(4, gt=0)
     max_queue: int = Field(48, gt=0)  # predict requests in flight at most; more are answered 503 with Retry-After
-    target_latency: float = Field(0.1, ge=0)  # seconds: fewer requests are let in at once while they take longer (0: off)
+    target_latency: float = Field(
+        0.1, ge=0
+    )  # seconds: fewer requests are let in at once while they take longer (0: off)
     max_connections: int = Field(256, gt=0)  # open connections; more get 503 (uvicorn's limit_concurrency)
     header_timeout: float = Field(10.0, gt=0)  # seconds for a request's headers to arrive (slow clients cut off)
     body_timeout: float = Field(30.0, gt=0)  # seconds for a whole request body to arrive, else 408

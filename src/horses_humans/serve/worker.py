@@ -23,7 +23,7 @@ class ModelWorker:
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
 
-    async def start(self) -> "ModelWorker":
+    async def start(self) -> ModelWorker:
         """Warm the model up in its thread (for one image and for a batch) and start draining the queue."""
         self.queue = asyncio.Queue()
         await self.run(self.predictor.warm_up)
@@ -63,7 +63,9 @@ class ModelWorker:
             if not items:
                 continue
             try:
-                probabilities = await self.run(self.predictor.predict_proba, np.stack([p for p, _ in items]), len(items))
+                probabilities = await self.run(
+                    self.predictor.predict_proba, np.stack([p for p, _ in items]), len(items)
+                )
             except Exception as exc:  # a model failure fails these requests, never the worker
                 for _, future in items:
                     if not future.done():

@@ -31,7 +31,7 @@ class DeviceSet:
         """How many copies of the model train side by side."""
         return len(self.names)
 
-    def first(self, count: int) -> "DeviceSet":
+    def first(self, count: int) -> DeviceSet:
         """The first `count` devices."""
         return dataclasses.replace(self, names=self.names[:count], hardware=self.hardware[:count])
 
@@ -53,9 +53,11 @@ def select_devices(devices: str | None, found: DeviceSet | None = None) -> Devic
     if count is None:
         return found
     if count > found.replicas:
-        raise HorsesHumansError(f"--devices {count}: the {found.kind} devices found are {', '.join(found.names)} "
-                                f"({found.replicas}); use --devices all or at most {found.replicas} "
-                                "(scripts/setup-gpu.sh installs the GPU build).")
+        raise HorsesHumansError(
+            f"--devices {count}: the {found.kind} devices found are {', '.join(found.names)} "
+            f"({found.replicas}); use --devices all or at most {found.replicas} "
+            "(scripts/setup-gpu.sh installs the GPU build)."
+        )
     return found.first(count)
 
 
@@ -86,8 +88,12 @@ def tensorflow_devices() -> DeviceSet:
     details = [tf.config.experimental.get_device_details(d) for d in tf.config.list_physical_devices("GPU")]
     hardware = [d.get("device_name", "GPU") for d in details] or ["GPU"]
     capabilities = [tuple(d["compute_capability"]) for d in details if d.get("compute_capability")]
-    return DeviceSet("GPU", tuple(d.name for d in gpus), tuple(hardware[min(i, len(hardware) - 1)] for i in range(len(gpus))),
-                     min(capabilities) if capabilities else None)
+    return DeviceSet(
+        "GPU",
+        tuple(d.name for d in gpus),
+        tuple(hardware[min(i, len(hardware) - 1)] for i in range(len(gpus))),
+        min(capabilities) if capabilities else None,
+    )
 
 
 def jax_devices() -> DeviceSet:
@@ -97,10 +103,17 @@ def jax_devices() -> DeviceSet:
     gpus = jax.devices("gpu") if jax.default_backend() == "gpu" else []
     if not gpus:
         return cpu_devices(tuple(f"cpu:{d.id}" for d in jax.devices("cpu")))
-    capabilities = [tuple(int(p) for p in str(d.compute_capability).split(".")) for d in gpus
-                    if getattr(d, "compute_capability", None)]
-    return DeviceSet("GPU", tuple(f"gpu:{i}" for i in range(len(gpus))), tuple(d.device_kind for d in gpus),
-                     min(capabilities) if capabilities else None)
+    capabilities = [
+        tuple(int(p) for p in str(d.compute_capability).split("."))
+        for d in gpus
+        if getattr(d, "compute_capability", None)
+    ]
+    return DeviceSet(
+        "GPU",
+        tuple(f"gpu:{i}" for i in range(len(gpus))),
+        tuple(d.device_kind for d in gpus),
+        min(capabilities) if capabilities else None,
+    )
 
 
 def cpu_name() -> str:
@@ -133,7 +146,9 @@ def distribution(devices: DeviceSet):
     backend = keras.backend.backend()
     if backend == "jax":  # set for one device too: an earlier run in this process may have set several
         several = devices.replicas > 1
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=list(devices.names)) if several else None)
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=list(devices.names)) if several else None
+        )
         return nullcontext()
     if devices.replicas == 1:
         return nullcontext()
@@ -141,8 +156,10 @@ def distribution(devices: DeviceSet):
         import tensorflow as tf
 
         return tf.distribute.MirroredStrategy(list(devices.names)).scope()
-    raise HorsesHumansError(f"--devices {devices.replicas}: training on several devices needs KERAS_BACKEND=tensorflow "
-                            f"or jax, not {backend}; use --devices 1.")
+    raise HorsesHumansError(
+        f"--devices {devices.replicas}: training on several devices needs KERAS_BACKEND=tensorflow "
+        f"or jax, not {backend}; use --devices 1."
+    )
 
 
 def compile_scope(model):
@@ -165,14 +182,20 @@ def strategy_name(devices: DeviceSet, backend: str) -> str | None:
 
 def devices_record(devices: DeviceSet, backend: str) -> dict:
     """environment.json's device entries: kind, logical and hardware names, replicas and the distribution."""
-    return {"device_kind": devices.kind, "devices": list(devices.names), "device_names": list(devices.hardware),
-            "compute_capability": ".".join(map(str, devices.capability)) if devices.capability else None,
-            "replicas": devices.replicas, "distribution": strategy_name(devices, backend)}
+    return {
+        "device_kind": devices.kind,
+        "devices": list(devices.names),
+        "device_names": list(devices.hardware),
+        "compute_capability": ".".join(map(str, devices.capability)) if devices.capability else None,
+        "replicas": devices.replicas,
+        "distribution": strategy_name(devices, backend),
+    }
 
 
 def describe(devices: DeviceSet, backend: str) -> str:
     """One line for the training log: 'GPU: 2 x NVIDIA H100 80GB HBM3 (MirroredStrategy)'."""
     names = sorted(set(devices.hardware))
     strategy = strategy_name(devices, backend)
-    return (f"{devices.kind}: {devices.replicas} x {', '.join(names)}" + (f" ({strategy}, --batch-size split across "
-            "them)" if strategy else ""))
+    return f"{devices.kind}: {devices.replicas} x {', '.join(names)}" + (
+        f" ({strategy}, --batch-size split across them)" if strategy else ""
+    )

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import user_cache_dir
 from ..core.arraycache import cached_array
 from ..core.batching import batched
-from ..config import user_cache_dir
-from ..data.datasets import Split
 from ..core.progress import ProgressBar
+from ..data.datasets import Split
 from ..models.recipes import Recipe
 
 
@@ -30,8 +30,13 @@ def weights_fingerprint(model) -> str:
 def extract(extractor, pixels: np.ndarray, batch_size: int = 64, progress=None) -> np.ndarray:
     """Backbone features of uint8 pixels (N, S, S, 3), batch by batch -> float32 (N, *extractor's output);
     progress(done, total) after each batch."""
-    return batched(lambda x: extractor(np.asarray(x), training=False), pixels, batch_size,
-                   tuple(extractor.output.shape[1:]), progress)
+    return batched(
+        lambda x: extractor(np.asarray(x), training=False),
+        pixels,
+        batch_size,
+        tuple(extractor.output.shape[1:]),
+        progress,
+    )
 
 
 def cached_features(recipe: Recipe, model, split: Split, cache_dir: Path | None = None, log=print) -> np.ndarray:

@@ -9,29 +9,48 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Sequence
 
 import keras
 import numpy as np
 
 from .. import __version__
-from ..runs import schema as runschema
-from ..inference.calibration import calibrate_run
 from ..config import HorsesHumansError, TrainConfig, resolve_data_dir
-from ..data.datasets import CLASS_FOLDERS, DataSet, Split, find_dataset, joined, load_extra, load_files
-from .devices import DeviceSet, auto_precision, compile_scope, describe, devices_record, distribution, select_devices
-from .features import cached_features
-from ..models.outputs import SIGMOID, SOFTMAX, ClassOutput
 from ..core.progress import ProgressBar, draws
-from ..models.recipes import build_model, get_recipe, resolve
-from ..runs.record import data_record
-from ..runs.store import BEST_MODEL_FILE, CHECKPOINT_FILES, CHECKPOINT_MONITOR, CHECKPOINT_RULE, CONFIG_FILE, DATA_FILE, DEFAULT_CHECKPOINT, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, labels_record, new_run_dir, read_data_record, read_json, save_json, save_model
-from .resume import Backup, clean_run_dir, resumable_config
-from .tracking import MlflowTracker, require, tensorboard_callback
+from ..data.datasets import CLASS_FOLDERS, DataSet, Split, find_dataset, joined, load_extra, load_files
+from ..inference.calibration import calibrate_run
 from ..inference.predictor import refit_unsure
 from ..inference.unsure import NEITHER
+from ..models.outputs import SIGMOID, SOFTMAX, ClassOutput
+from ..models.recipes import build_model, get_recipe, resolve
+from ..runs import schema as runschema
+from ..runs.record import data_record
+from ..runs.store import (
+    BEST_MODEL_FILE,
+    CHECKPOINT_FILES,
+    CHECKPOINT_MONITOR,
+    CHECKPOINT_RULE,
+    CONFIG_FILE,
+    DATA_FILE,
+    DEFAULT_CHECKPOINT,
+    ENVIRONMENT_FILE,
+    HISTORY_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    labels_record,
+    new_run_dir,
+    read_data_record,
+    read_json,
+    save_json,
+    save_model,
+)
+from .devices import DeviceSet, auto_precision, compile_scope, describe, devices_record, distribution, select_devices
+from .features import cached_features
+from .resume import Backup, clean_run_dir, resumable_config
+from .tracking import MlflowTracker, require, tensorboard_callback
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +94,14 @@ class FusedRMSprop(keras.optimizers.RMSprop):
         handle = lambda v: v.handle if isinstance(v, tf.Variable) else v.value.handle  # noqa: E731
         dtype = variable.dtype
         tf.raw_ops.ResourceApplyRMSProp(
-            var=handle(variable), ms=handle(self._velocities[i]), mom=handle(self._steps[i]),
-            lr=tf.cast(learning_rate, dtype), rho=tf.cast(self.rho, dtype), momentum=tf.constant(0.0, dtype),
-            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype),
+            var=handle(variable),
+            ms=handle(self._velocities[i]),
+            mom=handle(self._steps[i]),
+            lr=tf.cast(learning_rate, dtype),
+            rho=tf.cast(self.rho, dtype),
+            momentum=tf.constant(0.0, dtype),
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
         )
 
 
@@ -100,9 +124,12 @@ def fused_supported(optimizer_class) -> bool:
     """True when optimizer_class can run on this Keras; else logs one warning (cached: once per process)."""
     missing = missing_internals(optimizer_class)
     if missing:
-        logger.warning("keras %s lacks %s, which the fused RMSprop reads: training with Keras' RMSprop (same update, "
-                       "slower); scripts/setup.sh installs the tested keras (constraints.txt)", keras.__version__,
-                       ", ".join(missing))
+        logger.warning(
+            "keras %s lacks %s, which the fused RMSprop reads: training with Keras' RMSprop (same update, "
+            "slower); scripts/setup.sh installs the tested keras (constraints.txt)",
+            keras.__version__,
+            ", ".join(missing),
+        )
     return not missing
 
 
@@ -118,8 +145,14 @@ class EpochRecorder(keras.callbacks.Callback):
     epoch's row to the listeners (e.g. MLflow). It goes to every fit of a run, with the observers: Keras callbacks
     that watch training without changing it (the per-batch bar, TensorBoard)."""
 
-    def __init__(self, run_dir: Path, epochs: int, log: Callable[[str], None],
-                 listeners: Sequence[Callable[[dict], None]] = (), observers: Sequence = ()):
+    def __init__(
+        self,
+        run_dir: Path,
+        epochs: int,
+        log: Callable[[str], None],
+        listeners: Sequence[Callable[[dict], None]] = (),
+        observers: Sequence = (),
+    ):
         super().__init__()
         self.run_dir, self.epochs, self.log = run_dir, epochs, log
         self.listeners, self.observers = list(listeners), list(observers)
@@ -191,13 +224,17 @@ def build_callbacks(config: TrainConfig, recorder: EpochRecorder) -> list:
         # The final stage restores nothing, so model.keras is the last epoch (BestWeights keeps the best, same monitor);
         # a stage that fine-tuning follows (called before any epoch is recorded) still restores its best, as before.
         restore = bool(config.fine_tune_from) and not recorder.history
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=CHECKPOINT_MONITOR, patience=3, restore_best_weights=restore))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=CHECKPOINT_MONITOR, patience=3, restore_best_weights=restore)
+        )
     if config.reduce_lr:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=2))
     return callbacks
 
 
-def environment_record(train: Split, val: Split, precision: str, data_dir: Path, devices: DeviceSet | None = None) -> dict:
+def environment_record(
+    train: Split, val: Split, precision: str, data_dir: Path, devices: DeviceSet | None = None
+) -> dict:
     """Versions, precision, the devices trained on and a hash of the exact data the run saw."""
     import PIL
 
@@ -205,11 +242,19 @@ def environment_record(train: Split, val: Split, precision: str, data_dir: Path,
     for split in (train, val):
         digest.update("\n".join(split.files).encode())
     return {
-        "horses_humans": __version__, "python": sys.version.split()[0], "keras": keras.__version__,
-        "backend": keras.backend.backend(), "backend_version": backend_version(), "numpy": np.__version__,
-        "pillow": PIL.__version__, "platform": platform.platform(), "precision": precision,
-        "data_dir": str(Path(data_dir).resolve()), "data_manifest_sha256": digest.hexdigest(),
-        "train_images": len(train), "validation_images": len(val),
+        "horses_humans": __version__,
+        "python": sys.version.split()[0],
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "backend_version": backend_version(),
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "platform": platform.platform(),
+        "precision": precision,
+        "data_dir": str(Path(data_dir).resolve()),
+        "data_manifest_sha256": digest.hexdigest(),
+        "train_images": len(train),
+        "validation_images": len(val),
         **(devices_record(devices, keras.backend.backend()) if devices else {}),
     }
 
@@ -238,13 +283,18 @@ def summarize(history: list[dict], skipped: list[dict], params: int) -> dict:
     """metrics.json: final and best accuracies, seconds per epoch, skipped files."""
     final = history[-1]
     return {
-        "train_accuracy": final.get("accuracy"), "train_loss": final.get("loss"),
-        "val_accuracy": final.get("val_accuracy"), "val_loss": final.get("val_loss"),
+        "train_accuracy": final.get("accuracy"),
+        "train_loss": final.get("loss"),
+        "val_accuracy": final.get("val_accuracy"),
+        "val_loss": final.get("val_loss"),
         "best_val_accuracy": max(h.get("val_accuracy", 0.0) for h in history),
         "best_epoch": 1 + int(np.argmax([h.get("val_accuracy", 0.0) for h in history])),
-        "epochs_run": len(history), "epoch_seconds": [h["seconds"] for h in history],
+        "epochs_run": len(history),
+        "epoch_seconds": [h["seconds"] for h in history],
         "mean_epoch_seconds": float(np.mean([h["seconds"] for h in history[1:] or history])),
-        "parameters": params, "skipped_files": len(skipped), "skipped": skipped,
+        "parameters": params,
+        "skipped_files": len(skipped),
+        "skipped": skipped,
     }
 
 
@@ -290,31 +340,68 @@ def class_weights(mode: str, labels) -> dict[int, float] | None:
 
 def fit_arrays(model, config: TrainConfig, train: tuple, val: tuple, callbacks: list, initial_epoch: int, epochs: int):
     """Fit a compiled model on in-memory (inputs, labels), reshuffled every epoch, validating every epoch."""
-    return model.fit(*train, batch_size=config.batch_size, epochs=epochs, initial_epoch=initial_epoch,
-                     validation_data=val, shuffle=True, verbose=0, callbacks=callbacks,
-                     class_weight=class_weights(config.class_weight, train[1]))
+    return model.fit(
+        *train,
+        batch_size=config.batch_size,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=val,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+        class_weight=class_weights(config.class_weight, train[1]),
+    )
 
 
-def fit_pixels(model, config: TrainConfig, learning_rate: float, train: Split, val: Split, recorder, epochs: int,
-               extra: Sequence = ()) -> None:
+def fit_pixels(
+    model,
+    config: TrainConfig,
+    learning_rate: float,
+    train: Split,
+    val: Split,
+    recorder,
+    epochs: int,
+    extra: Sequence = (),
+) -> None:
     """Compile and fit a whole model on pixels up to epoch `epochs`, continuing the epoch count of earlier stages
     (extra: callbacks that run last, e.g. the resume backup)."""
     compile_model(model, learning_rate, class_output(train))
-    fit_arrays(model, config, arrays(train), arrays(val), with_extra(build_callbacks(config, recorder), extra),
-               len(recorder.history), epochs)
+    fit_arrays(
+        model,
+        config,
+        arrays(train),
+        arrays(val),
+        with_extra(build_callbacks(config, recorder), extra),
+        len(recorder.history),
+        epochs,
+    )
 
 
-def fit_head(model, config: TrainConfig, train: Split, val: Split, recorder, cache_dir, log, epochs: int | None = None,
-             extra: Sequence = ()) -> None:
+def fit_head(
+    model,
+    config: TrainConfig,
+    train: Split,
+    val: Split,
+    recorder,
+    cache_dir,
+    log,
+    epochs: int | None = None,
+    extra: Sequence = (),
+) -> None:
     """Train only the head of a frozen-backbone model on cached backbone features, up to epoch `epochs` (default
     config.epochs)."""
     recipe = get_recipe(config.recipe)
     head = recipe.head_layer(model)
     compile_model(head, config.learning_rate, class_output(train))
-    fit_arrays(head, config, arrays(train, cached_features(recipe, model, train, cache_dir, log)),
-               arrays(val, cached_features(recipe, model, val, cache_dir, log)),
-               with_extra(build_callbacks(config, recorder), extra), len(recorder.history),
-               config.epochs if epochs is None else epochs)
+    fit_arrays(
+        head,
+        config,
+        arrays(train, cached_features(recipe, model, train, cache_dir, log)),
+        arrays(val, cached_features(recipe, model, val, cache_dir, log)),
+        with_extra(build_callbacks(config, recorder), extra),
+        len(recorder.history),
+        config.epochs if epochs is None else epochs,
+    )
 
 
 def with_extra(callbacks: list, extra: Sequence) -> list:
@@ -331,8 +418,10 @@ def unfreeze(backbone, start: str) -> int:
     elif start in names:
         first = names.index(start)
     else:
-        raise HorsesHumansError(f"--fine-tune-from {start!r}: no such layer in the backbone "
-                                f"(e.g. {', '.join(names[-40::8])}), or give a number of top layers.")
+        raise HorsesHumansError(
+            f"--fine-tune-from {start!r}: no such layer in the backbone "
+            f"(e.g. {', '.join(names[-40::8])}), or give a number of top layers."
+        )
     backbone.trainable = True
     for i, layer in enumerate(backbone.layers):
         layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
@@ -362,17 +451,24 @@ def train(
     dataset = find_dataset(Path(data_dir), config.val_split, config.seed)
     # --extra-data folders join the training side; a `neither` folder among them adds that class (the unsure answer)
     names, extra = load_extra(config.extra_data, dataset.class_names, config.image_size, cache_dir, log, (NEITHER,))
-    train_split, val_split = (load_files(dataset.sides[side], names, config.image_size, cache_dir, log)
-                              for side in ("train", "validation"))
+    train_split, val_split = (
+        load_files(dataset.sides[side], names, config.image_size, cache_dir, log) for side in ("train", "validation")
+    )
     fit_split = joined("train", [train_split, *extra])
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer, devices)
     model = build_on(devices, config, precision, class_output(train_split))
-    run_dir = (reopen_run_dir(Path(resume), config, dataset, train_split, val_split, precision, devices, extra) if resume else
-               start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices, extra))
+    run_dir = (
+        reopen_run_dir(Path(resume), config, dataset, train_split, val_split, precision, devices, extra)
+        if resume
+        else start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices, extra)
+    )
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    log(f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
-        f"{len(fit_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed {config.seed}")
+    log(
+        f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
+        f"{len(fit_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed "
+        f"{config.seed}"
+    )
     log_data(dataset, fit_split, config, log)
     log_devices(devices, log)
     total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
@@ -385,13 +481,16 @@ def train(
         if backup.epochs:
             log(f"resuming after epoch {backup.epochs} of {total} (backed up in {backup.folder})")
         seconds = fit_stages(model, config, recipe.transfer, fit_split, val_split, recorder, cache_dir, log, backup)
-        metrics = finish_run(run_dir, model, config, recorder, fit_split.skipped + val_split.skipped, trainable, seconds,
-                             best)
+        metrics = finish_run(
+            run_dir, model, config, recorder, fit_split.skipped + val_split.skipped, trainable, seconds, best
+        )
         clean_run_dir(run_dir)  # finished: the backup and any temporary file a killed attempt left
     log(refit_unsure(run_dir, cache_dir=cache_dir, log=log))  # on the served checkpoint's calibrated probabilities
-    log(f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
+    log(
+        f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
         f"{metrics['best_epoch']}, saved as {BEST_MODEL_FILE}), {metrics['mean_epoch_seconds']:.2f} s/epoch, "
-        f"{seconds:.1f} s in all -> {run_dir}")
+        f"{seconds:.1f} s in all -> {run_dir}"
+    )
     write_card(run_dir, log)
     return run_dir
 
@@ -415,8 +514,16 @@ def write_card(run_dir: Path, log) -> None:
     log(f"wrote {write_model_card(run_dir)}")
 
 
-def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: Split, val: Split, precision: str,
-                  devices: DeviceSet | None = None, extra: list[Split] = ()) -> Path:
+def start_run_dir(
+    config: TrainConfig,
+    runs_dir: Path,
+    dataset: DataSet,
+    train: Split,
+    val: Split,
+    precision: str,
+    devices: DeviceSet | None = None,
+    extra: list[Split] = (),
+) -> Path:
     """A new run directory with what is known before training: config, labels, environment and the data it uses."""
     run_dir = new_run_dir(runs_dir, config)
     save_json(run_dir, CONFIG_FILE, config.to_dict())
@@ -428,9 +535,15 @@ def start_run_dir(config: TrainConfig, runs_dir: Path, dataset: DataSet, train: 
 
 def log_data(dataset: DataSet, train: Split, config: TrainConfig, log) -> None:
     """One line on the data: layout, classes, how the validation split was made; the class weights if any."""
-    made = f", validation: {config.val_split:g} of each class (seed {config.seed})" if dataset.layout == CLASS_FOLDERS else ""
-    log(f"data {dataset.root}: {dataset.layout} layout, {len(train.class_names)} classes "
-        f"({', '.join(train.class_names)}){made}")
+    made = (
+        f", validation: {config.val_split:g} of each class (seed {config.seed})"
+        if dataset.layout == CLASS_FOLDERS
+        else ""
+    )
+    log(
+        f"data {dataset.root}: {dataset.layout} layout, {len(train.class_names)} classes "
+        f"({', '.join(train.class_names)}){made}"
+    )
     for folder in config.extra_data:
         log(f"extra training data: {folder}")
     weights = class_weights(config.class_weight, train.y)
@@ -438,8 +551,17 @@ def log_data(dataset: DataSet, train: Split, config: TrainConfig, log) -> None:
         log("class weights: " + ", ".join(f"{train.class_names[c]} {w:.3f}" for c, w in weights.items()))
 
 
-def fit_stages(model, config: TrainConfig, transfer: bool, train_split: Split, val_split: Split, recorder, cache_dir,
-               log, backup: Backup) -> float:
+def fit_stages(
+    model,
+    config: TrainConfig,
+    transfer: bool,
+    train_split: Split,
+    val_split: Split,
+    recorder,
+    cache_dir,
+    log,
+    backup: Backup,
+) -> float:
     """The head on cached features (frozen transfer models) or the whole model on pixels, then the optional
     fine-tuning, each backed up after every epoch; a resumed run skips the stages that finished and continues the
     one that was running. Returns the seconds it took."""
@@ -457,13 +579,27 @@ def fit_stages(model, config: TrainConfig, transfer: bool, train_split: Split, v
         log(f"fine-tuning {n} backbone layers from {config.fine_tune_from!r} at learning rate {rate:g}")
         done = len(recorder.history)
         start = backup.stage_start(2, done)
-        fit_pixels(model, config, rate, train_split, val_split, recorder, backup.end(2, start, config.fine_tune_epochs, done),
-                   [backup.callback(2, start, done)])
+        fit_pixels(
+            model,
+            config,
+            rate,
+            train_split,
+            val_split,
+            recorder,
+            backup.end(2, start, config.fine_tune_epochs, done),
+            [backup.callback(2, start, done)],
+        )
     return time.perf_counter() - started
 
 
-def resume_run(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | None = None,
-               log: Callable[[str], None] = print, tensorboard: bool = False, mlflow: bool = False) -> Path:
+def resume_run(
+    run_dir: Path,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    tensorboard: bool = False,
+    mlflow: bool = False,
+) -> Path:
     """Continue an interrupted run from its last completed epoch, with its recorded config, in its recorded data
     folder unless data_dir is given; returns the run directory, then finished."""
     run_dir = Path(run_dir)
@@ -472,33 +608,56 @@ def resume_run(run_dir: Path, data_dir: Path | None = None, cache_dir: Path | No
     return train(config, Path(data_dir), run_dir.parent, cache_dir, log, tensorboard, mlflow, resume=run_dir)
 
 
-def reopen_run_dir(run_dir: Path, config: TrainConfig, dataset: DataSet, train: Split, val: Split, precision: str,
-                   devices: DeviceSet | None = None, extra: list[Split] = ()) -> Path:
+def reopen_run_dir(
+    run_dir: Path,
+    config: TrainConfig,
+    dataset: DataSet,
+    train: Split,
+    val: Split,
+    precision: str,
+    devices: DeviceSet | None = None,
+    extra: list[Split] = (),
+) -> Path:
     """An interrupted run directory, checked to be training on the same files; what start_run_dir had not written
     yet is written now."""
     environment = environment_record(train, val, precision, dataset.root, devices)
     recorded = read_json(run_dir, ENVIRONMENT_FILE, runschema.ENVIRONMENT, {}).get("data_manifest_sha256")
     if recorded and recorded != environment["data_manifest_sha256"]:
-        raise HorsesHumansError(f"{run_dir / ENVIRONMENT_FILE}: the images in {dataset.root} are not the ones this run "
-                                "started on; resume it on its own data (--data-dir), or start a new run.")
-    records = {LABELS_FILE: lambda: labels_record(train.class_names, config.image_size),
-               ENVIRONMENT_FILE: lambda: environment,
-               DATA_FILE: lambda: data_record(dataset, {"train": train, "validation": val}, config, extra)}
+        raise HorsesHumansError(
+            f"{run_dir / ENVIRONMENT_FILE}: the images in {dataset.root} are not the ones this run "
+            "started on; resume it on its own data (--data-dir), or start a new run."
+        )
+    records = {
+        LABELS_FILE: lambda: labels_record(train.class_names, config.image_size),
+        ENVIRONMENT_FILE: lambda: environment,
+        DATA_FILE: lambda: data_record(dataset, {"train": train, "validation": val}, config, extra),
+    }
     for name, record in records.items():
         if not (run_dir / name).exists():
             save_json(run_dir, name, record())
     return run_dir
 
 
-def finish_run(run_dir: Path, model, config: TrainConfig, recorder, skipped: list[dict], trainable: int,
-               seconds: float, best: BestWeights | None = None) -> dict:
+def finish_run(
+    run_dir: Path,
+    model,
+    config: TrainConfig,
+    recorder,
+    skipped: list[dict],
+    trainable: int,
+    seconds: float,
+    best: BestWeights | None = None,
+) -> dict:
     """Save the float32 last and best checkpoints, then metrics.json, which makes the run directory a finished run;
     returns the metrics."""
     last_epoch = len(recorder.history)
     best_epoch = save_checkpoints(run_dir, model, config, best, last_epoch)
     metrics = summarize(recorder.history, skipped, model.count_params())
-    metrics.update(trainable_parameters=trainable, train_seconds=round(seconds, 2),
-                   checkpoints=checkpoints_record(recorder.history, best_epoch))
+    metrics.update(
+        trainable_parameters=trainable,
+        train_seconds=round(seconds, 2),
+        checkpoints=checkpoints_record(recorder.history, best_epoch),
+    )
     save_json(run_dir, METRICS_FILE, metrics)
     calibrate_run(run_dir, log=lambda line: None)  # the saved model's validation probabilities -> calibration.json
     return metrics
@@ -517,10 +676,20 @@ def save_checkpoints(run_dir: Path, model, config: TrainConfig, best: BestWeight
 
 def checkpoints_record(history: list[dict], best_epoch: int) -> dict:
     """metrics.json's "checkpoints": which epoch each file holds, its validation numbers, and the selection rule."""
+
     def entry(name: str, epoch: int) -> dict:
         row = history[epoch - 1]
-        return {"file": CHECKPOINT_FILES[name], "epoch": epoch, "val_accuracy": row.get("val_accuracy"),
-                "val_loss": row.get("val_loss")}
+        return {
+            "file": CHECKPOINT_FILES[name],
+            "epoch": epoch,
+            "val_accuracy": row.get("val_accuracy"),
+            "val_loss": row.get("val_loss"),
+        }
 
-    return {"monitor": CHECKPOINT_MONITOR, "rule": CHECKPOINT_RULE, "default": DEFAULT_CHECKPOINT,
-            "best": entry("best", best_epoch), "last": entry("last", len(history))}
+    return {
+        "monitor": CHECKPOINT_MONITOR,
+        "rule": CHECKPOINT_RULE,
+        "default": DEFAULT_CHECKPOINT,
+        "best": entry("best", best_epoch),
+        "last": entry("last", len(history)),
+    }

@@ -5,7 +5,8 @@ After every epoch, EpochBackup writes the fitted model's weights with its optimi
 backup (Keras' BackupAndRestore writes its two files in place, so a kill between them pairs one epoch's weights with
 another's count). The arrays are copied at the epoch's end and written by a thread while the next epoch trains, so
 training waits for the copy alone: for the baseline at 150 px (114 MB of weights and RMSprop state) 0.09 s an epoch,
-where the write takes 0.20 s and Keras' save_weights 0.25 s (`python bench/bench_backup.py`, 2-core CPU, busy). history.json is rewritten after every epoch already (EpochRecorder);
+where the write takes 0.20 s and Keras' save_weights 0.25 s (`python bench/bench_backup.py`, 2-core CPU, busy).
+history.json is rewritten after every epoch already (EpochRecorder);
 a resumed run keeps its rows up to the backed-up epoch. `train --resume RUN` (training.resume_run) rebuilds the model
 from the recorded config, skips the stages that finished, restores the stage that was running and continues; on
 success RESUME_DIR and leftover temporary files are removed, and metrics.json marks the run finished.
@@ -22,8 +23,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..core.atomic import atomic_path, write_json_atomic
 from ..config import HorsesHumansError, TrainConfig
+from ..core.atomic import atomic_path, write_json_atomic
 from ..runs import schema as runschema
 from ..runs.store import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, RESUME_DIR, TEMP_GLOB, read_json
 
@@ -60,7 +61,7 @@ class Backup:
         """The epoch a stage's fit runs to: start + epochs, or where it stopped if it finished (early stopping)."""
         return done_epochs if self.state.get("stage") == stage and self.state.get("done") else start + epochs
 
-    def callback(self, stage: int, start: int, done_epochs: int) -> "EpochBackup":
+    def callback(self, stage: int, start: int, done_epochs: int) -> EpochBackup:
         """The callback that restores this stage (if the backup is of it) and backs it up after each epoch."""
         return EpochBackup(self, stage, start, done_epochs)
 
@@ -68,8 +69,10 @@ class Backup:
         """Put the backed-up history rows and best epoch back into the recorder and BestWeights."""
         rows = read_json(self.run_dir, HISTORY_FILE, runschema.HISTORY, []) if self.epochs else []
         if len(rows) < self.epochs:
-            raise HorsesHumansError(f"{self.run_dir / HISTORY_FILE}: {len(rows)} epochs recorded but the backup is of "
-                                    f"epoch {self.epochs}; the run cannot be resumed: train it again.")
+            raise HorsesHumansError(
+                f"{self.run_dir / HISTORY_FILE}: {len(rows)} epochs recorded but the backup is of "
+                f"epoch {self.epochs}; the run cannot be resumed: train it again."
+            )
         recorder.history[:] = rows[: self.epochs]
         record = self.state.get("best")
         if record and best is not None:
@@ -78,15 +81,18 @@ class Backup:
                 best.weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
     def restore_fit(self, model, stage: int) -> None:
-        """Load the backed-up weights and optimizer state into the model being fitted, if the backup is of this stage."""
+        """Load the backed-up weights and optimizer state into the model being fitted, if the backup is of this
+        stage."""
         if self.state.get("stage") != stage:
             return
         path = self.folder / self.state["weights"]
         with np.load(path) as saved:
             arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
         if not load_snapshot(model, arrays):
-            raise HorsesHumansError(f"{path}: does not fit the model this run's config builds; delete {self.folder} to "
-                                    "resume from the first epoch.")
+            raise HorsesHumansError(
+                f"{path}: does not fit the model this run's config builds; delete {self.folder} to "
+                "resume from the first epoch."
+            )
 
     def restore_counters(self, callbacks: list, stage: int) -> None:
         """Put back the backed-up counters of these callbacks (EarlyStopping, ...), if the backup is of this stage."""
@@ -102,8 +108,15 @@ class Backup:
         arrays, weights = snapshot(model), f"stage{stage}-epoch{epochs}.npz"
         best = self.best if self.best is not None and self.best.weights is not None else None
         best_record = best and {"value": best.best, "epoch": best.epoch, "file": f"best-epoch{best.epoch}.npz"}
-        state = {"stage": stage, "stage_start": start, "epochs": epochs, "done": done, "weights": weights,
-                 "best": best_record, "counters": counters or []}
+        state = {
+            "stage": stage,
+            "stage_start": start,
+            "epochs": epochs,
+            "done": done,
+            "weights": weights,
+            "best": best_record,
+            "counters": counters or [],
+        }
         best_weights = best.weights if best else None  # BestWeights replaces its list, never changes it: no copy
         # not a daemon: after Ctrl-C the interpreter finishes this backup before it exits
         self.writer = threading.Thread(target=self.write, args=(arrays, best_weights, state))
@@ -130,9 +143,11 @@ class Backup:
             self.writer = None
         if self.error is not None:
             error, self.error = self.error, None
-            raise HorsesHumansError(f"{self.folder}: cannot write the resume backup ({error}); free disk space or "
-                                    "fix the folder's permissions, then `horses-humans train --resume "
-                                    f"{self.run_dir}`.") from None
+            raise HorsesHumansError(
+                f"{self.folder}: cannot write the resume backup ({error}); free disk space or "
+                "fix the folder's permissions, then `horses-humans train --resume "
+                f"{self.run_dir}`."
+            ) from None
 
     def prune(self) -> None:
         """Remove every file of RESUME_DIR that state.json does not name (older epochs, half-written files)."""
@@ -151,8 +166,9 @@ class EpochBackup(keras.callbacks.Callback):
         self.backup, self.stage, self.start, self.epochs = backup, stage, start, done_epochs
         self.watched: list = []
 
-    def watch(self, callbacks) -> "EpochBackup":
-        """Also back up the counters of those callbacks that keep any (EarlyStopping, ReduceLROnPlateau); returns self."""
+    def watch(self, callbacks) -> EpochBackup:
+        """Also back up the counters of those callbacks that keep any (EarlyStopping,
+        ReduceLROnPlateau); returns self."""
         self.watched = [c for c in callbacks if isinstance(c, COUNTED)]
         return self
 
@@ -206,10 +222,13 @@ def read_state(folder: Path) -> dict:
     """RESUME_DIR/state.json, {} when there is none; a clear error when it is damaged."""
     state = read_state_file(folder / STATE_FILE)
     if state and not {"stage", "stage_start", "epochs", "done", "weights"} <= set(state):
-        raise HorsesHumansError(f"{folder / STATE_FILE}: not a backup this version wrote; delete {folder} to resume "
-                                "from the first epoch.")
+        raise HorsesHumansError(
+            f"{folder / STATE_FILE}: not a backup this version wrote; delete {folder} to resume from the first epoch."
+        )
     if state and not (folder / state["weights"]).is_file():
-        raise HorsesHumansError(f"{folder / state['weights']}: missing; delete {folder} to resume from the first epoch.")
+        raise HorsesHumansError(
+            f"{folder / state['weights']}: missing; delete {folder} to resume from the first epoch."
+        )
     return state
 
 
@@ -228,8 +247,10 @@ def resumable_config(run_dir: Path) -> TrainConfig:
     """The recorded config of an unfinished run; a one-line error when run_dir is not one."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
-        raise HorsesHumansError(f"{run_dir}: not a run directory (no {CONFIG_FILE}); give --resume a folder that "
-                                "`horses-humans train` made.")
+        raise HorsesHumansError(
+            f"{run_dir}: not a run directory (no {CONFIG_FILE}); give --resume a folder that "
+            "`horses-humans train` made."
+        )
     if (run_dir / METRICS_FILE).exists():
         raise HorsesHumansError(f"{run_dir}: already finished ({METRICS_FILE} is there); nothing to resume.")
     return read_json(run_dir, CONFIG_FILE, runschema.CONFIG)  # the schema every command reads config.json with
@@ -239,15 +260,21 @@ def option_conflicts(given: dict, recorded: TrainConfig) -> list[str]:
     """'--epochs 5 (config.json: 4)' for each given option whose value differs from the run's recorded one."""
     recorded = recorded.to_dict()
     same = lambda a, b: json.loads(json.dumps(a)) == json.loads(json.dumps(b))  # noqa: E731  (tuples as lists)
-    return [f"--{name.replace('_', '-')} {value} ({CONFIG_FILE}: {recorded[name]})"
-            for name, value in given.items() if not same(value, recorded[name])]
+    return [
+        f"--{name.replace('_', '-')} {value} ({CONFIG_FILE}: {recorded[name]})"
+        for name, value in given.items()
+        if not same(value, recorded[name])
+    ]
 
 
 def given_options(args) -> dict:
     """The TrainConfig options of parsed arguments that differ from their defaults (the ones the user gave)."""
     defaults = TrainConfig()  # None: an option not given (a repeatable one's absence, whose field default is ())
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-            if getattr(args, f.name) is not None and getattr(args, f.name) != getattr(defaults, f.name)}
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name) is not None and getattr(args, f.name) != getattr(defaults, f.name)
+    }
 
 
 def clean_run_dir(run_dir: Path) -> None:

@@ -8,9 +8,9 @@ import importlib.util
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ..config import HorsesHumansError, TrainConfig
 
