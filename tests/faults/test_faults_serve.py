@@ -1,0 +1,368 @@
+"""The server under hostile and unlucky clients: a real uvicorn server on a free local port (in a thread), spoken to
+over raw sockets. Every fault is done for real (huge and endless bodies, trickling clients, 16-bit giants, wrong
+keys, foreign Host headers, overload) and every wait has a deadline, so no test can hang."""
+
+import io
+import re
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from horses_humans.cli.main import main
+from horses_humans.data.samples import encode, photo
+from horses_humans.serve.app import create_app
+from horses_humans.serve.limits import InFlightLimit
+from horses_humans.serve.security import ApiKey, HostCheck
+from horses_humans.serve.server import exposure_warning
+from horses_humans.serve.settings import ServeSettings
+
+from ..live_server import serving
+
+KEY = "test-key-1234"
+GIANT_SIDE = 6300  # 39.7M pixels: under the default 40M-pixel limit
+
+
+@pytest.fixture(scope="module")
+def port(baseline_run):
+    settings = ServeSettings(
+        run=baseline_run,
+        api_key=KEY,
+        max_body_bytes=4 * 2**20,
+        header_timeout=1.0,
+        body_timeout=1.5,
+        max_queue=8,
+        max_decodes=2,
+    )
+    with serving(settings) as port:
+        yield port
+
+
+def connect(port: int, timeout: float = 10.0) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return sock
+
+
+def head(port: int, method: str, path: str, headers: dict[str, str], host: str | None = None) -> bytes:
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {host or f'127.0.0.1:{port}'}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One response (status, lower-case headers, body) read within the socket's timeout."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a full response: {data!r}")
+        data += chunk
+    top, body = data.split(b"\r\n\r\n", 1)
+    lines = top.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", 0)):
+        body += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, body
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes the connection (EOF or reset) within `seconds`, reading whatever it sends."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = "faultsboundary"
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in files
+    )
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post_files(port: int, files: list[tuple[str, bytes]], key: str | None = KEY, timeout: float = 60.0):
+    body, kind = multipart(files)
+    headers = {"Content-Type": kind, "Content-Length": str(len(body)), **({"X-API-Key": key} if key else {})}
+    with connect(port, timeout) as sock:
+        sock.sendall(head(port, "POST", "/v1/predict", headers) + body)
+        return read_response(sock)
+
+
+def test_a_valid_upload_is_answered(port):
+    status, _, body = post_files(port, [("a.png", encode(photo(seed=0), "PNG"))])
+    assert status == 200 and b'"label"' in body
+
+
+def test_body_over_the_limit_by_content_length_is_refused_before_it_is_sent(port):
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(10**9), "X-API-Key": KEY}
+    with connect(port, timeout=10) as sock:
+        sock.sendall(head(port, "POST", "/v1/predict", headers))  # not one byte of the body follows
+        status, response_headers, body = read_response(sock)
+        assert status == 413 and b"request body over 4,194,304 bytes" in body
+        assert response_headers["connection"] == "close" and closed_within(sock, 5)
+
+
+def test_streamed_body_is_cut_off_at_the_limit(port, tmp_path, monkeypatch):
+    """A chunked body with no length: 413 once 4 MiB have arrived; the server stops reading (the client cannot send
+    64 MiB) and nothing like the body is spooled to disk."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where Starlette would spool upload parts
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Transfer-Encoding": "chunked", "X-API-Key": KEY}
+    chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"  # 64 KiB chunks
+    sent = 0
+    with connect(port, timeout=5) as sock:
+        part = b'--x\r\nContent-Disposition: form-data; name="files"; filename="endless.png"\r\n\r\n'
+        sock.sendall(head(port, "POST", "/v1/predict", headers) + b"%x\r\n%s\r\n" % (len(part), part))
+        try:
+            while sent < 64 * 2**20:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except (TimeoutError, ConnectionError):
+            pass  # the server closed, or stopped reading so the socket buffers filled: both are the point
+        status, _, body = read_response(sock)
+    assert status == 413 and b"request body over" in body, body
+    assert sent < 32 * 2**20, f"the server read {sent:,} bytes of a body limited to 4 MiB"
+    assert sum(f.stat().st_size for f in Path(tmp_path).rglob("*") if f.is_file()) <= 4 * 2**20
+
+
+def test_slow_body_is_cut_off_with_408(port):
+    body, kind = multipart([("a.png", encode(photo(seed=1), "PNG"))])
+    headers = {"Content-Type": kind, "Content-Length": str(len(body)), "X-API-Key": KEY}
+    start = time.monotonic()
+    with connect(port, timeout=10) as sock:
+        sock.sendall(head(port, "POST", "/v1/predict", headers))
+        sock.settimeout(0.25)
+        for byte in body:  # one byte every 0.25 s: the whole body would take minutes
+            sock.send(bytes([byte]))
+            try:
+                if sock.recv(65536, socket.MSG_PEEK):
+                    break
+            except TimeoutError:
+                continue
+            assert time.monotonic() - start < 10, "the trickling client was never cut off"
+        sock.settimeout(10)
+        status, response_headers, text = read_response(sock)
+    assert status == 408 and b"HORSES_HUMANS_SERVE_BODY_TIMEOUT" in text and response_headers["connection"] == "close"
+    assert time.monotonic() - start < 1.5 + 3  # the body deadline plus slack for a loaded machine
+
+
+@pytest.mark.parametrize("trickle", [b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100])
+def test_slow_or_silent_headers_are_cut_off(port, trickle):
+    start = time.monotonic()
+    with connect(port) as sock:
+        sock.settimeout(0.1)
+        for byte in trickle:  # a header byte every 0.1 s, never finished; or nothing at all
+            sock.send(bytes([byte]))
+            try:
+                if sock.recv(1, socket.MSG_PEEK) == b"":
+                    break  # closed
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                break
+        assert closed_within(sock, 1.0 + 3)
+    assert time.monotonic() - start < 1.0 + 3
+
+
+def test_oversized_headers_are_refused(port):
+    with connect(port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000)
+        status, _, _ = read_response(sock)
+    assert status == 431
+
+
+def giant_16bit_png(side: int = GIANT_SIDE) -> bytes:
+    """A smooth 16-bit grey gradient: ~1 MB as a PNG, side x side when decoded (the decoded image alone is 80 MB)."""
+    im = Image.fromarray((np.add.outer(np.arange(side), np.arange(side)) * 65535 // (2 * side)).astype(np.uint16))
+    buffer = io.BytesIO()
+    im.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def rss_mb() -> float:
+    return int(re.search(r"VmRSS:\s*(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+
+def test_16bit_giants_in_parallel_stay_within_the_memory_bound(port):
+    """Eight 6300x6300 16-bit PNGs at once (before the fix: ~1 GB per decode, 4.9 GB for eight); with 2 decodes at a
+    time and ~4 bytes a pixel per decode the server process grows by a few hundred MB at most."""
+    data = giant_16bit_png()
+    post_files(port, [("warm.png", data)])  # allocator arenas and thread pools as they will be
+    before, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: post_files(port, [(f"giant{i}.png", data)], timeout=120), range(8)))
+    done.set()
+    sampler.join(5)
+    assert [status for status, _, _ in answers] == [200] * 8, [body[:200] for _, _, body in answers]
+    bound = 2 * 6 * GIANT_SIDE**2 / 2**20  # 2 decodes x 6 bytes a pixel (measured: ~4)
+    assert peak[0] - before < bound, f"grew {peak[0] - before:.0f} MB decoding 8 giants (bound {bound:.0f} MB)"
+
+
+@pytest.mark.parametrize(
+    "headers,status",
+    [
+        ({}, 401),
+        ({"X-API-Key": "wrong"}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": f"Basic {KEY}"}, 401),
+        ({"X-API-Key": KEY}, 200),
+        ({"Authorization": f"Bearer {KEY}"}, 200),
+    ],
+)
+def test_api_key_is_required_on_v1(port, headers, status):
+    with connect(port) as sock:
+        sock.sendall(head(port, "GET", "/v1/model", headers))
+        got, response_headers, body = read_response(sock)
+    assert got == status, body
+    if status == 401:
+        assert b"API key" in body and response_headers["www-authenticate"] == "Bearer"
+
+
+def test_page_health_and_docs_need_no_key_and_the_page_sends_it(port):
+    for path in ("/", "/healthz", "/docs", "/openapi.json", "/static/cards.js"):
+        with connect(port) as sock:
+            sock.sendall(head(port, "GET", path, {}))
+            assert read_response(sock)[0] == 200, path
+    with connect(port) as sock:
+        sock.sendall(head(port, "GET", "/", {}))
+        page = read_response(sock)[2].decode()
+    assert 'id="apikey"' in page and '"X-API-Key"' in page
+
+
+def test_docs_load_nothing_from_the_network(port):
+    with connect(port) as sock:
+        sock.sendall(head(port, "GET", "/docs", {}))
+        page = read_response(sock)[2].decode()
+    assert "/openapi.json" in page and not re.search(r"(src|href)=\"(https?:)?//", page)
+
+
+@pytest.mark.parametrize(
+    "host,status", [("evil.example:80", 400), ("localhost:8000", 200), ("127.0.0.1", 200), ("[::1]:8000", 200)]
+)
+def test_loopback_server_answers_only_loopback_host_names(port, host, status):
+    with connect(port) as sock:
+        sock.sendall(head(port, "GET", "/healthz", {}, host=host))
+        got, _, body = read_response(sock)
+    assert got == status, body
+    if status == 400:
+        assert b"--allowed-host" in body
+
+
+def test_allowed_hosts_setting(baseline_run):
+    assert ServeSettings(host="127.0.0.1").served_hosts() == ("localhost", "127.0.0.1", "::1")
+    assert ServeSettings(host="0.0.0.0").served_hosts() == ()  # beyond loopback: the key guards it, not the name
+    settings = ServeSettings(run=baseline_run, allowed_hosts=("api.example",))
+    with TestClient(create_app(settings), base_url="http://api.example") as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/healthz", headers={"host": "other.example"}).status_code == 400
+
+
+def test_overload_is_answered_503_with_retry_after(port):
+    """Eight requests whose bodies trickle hold all eight places; the next is refused at once, not queued."""
+    body, kind = multipart([("a.png", encode(photo(seed=2), "PNG"))])
+    headers = {"Content-Type": kind, "Content-Length": str(len(body)), "X-API-Key": KEY}
+    holders = [connect(port) for _ in range(8)]
+    try:
+        for sock in holders:
+            sock.sendall(head(port, "POST", "/v1/predict", headers) + body[:10])
+        deadline, status = time.monotonic() + 1.0, None
+        while status != 503 and time.monotonic() < deadline:  # until the server has counted all eight
+            status, response_headers, text = post_files(port, [("b.png", encode(photo(seed=3), "PNG"))], timeout=10)
+        assert status == 503 and response_headers["retry-after"] == "1" and b"server busy" in text
+    finally:
+        for sock in holders:
+            sock.close()
+
+
+def test_connections_over_the_cap_get_503(baseline_run):
+    with serving(ServeSettings(run=baseline_run, max_connections=3)) as port:
+        idle = [connect(port) for _ in range(3)]
+        try:
+            with connect(port) as sock:
+                sock.sendall(head(port, "GET", "/healthz", {}))
+                assert read_response(sock)[0] == 503
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_beyond_loopback_without_a_key_warns_loudly(baseline_run, monkeypatch, capsys):
+    assert exposure_warning(ServeSettings(host="127.0.0.1")) is None
+    assert exposure_warning(ServeSettings(host="0.0.0.0", api_key="k")) is None
+    assert "WARNING" in exposure_warning(ServeSettings(host="0.0.0.0")) and "--api-key" in exposure_warning(
+        ServeSettings(host="::")
+    )
+    served = []
+    monkeypatch.setattr(
+        uvicorn, "Server", lambda config: type("NotRun", (), {"run": lambda self: served.append(config)})()
+    )
+    assert main(["serve", str(baseline_run), "--host", "0.0.0.0", "--port", "8123"]) == 0
+    assert "WARNING" in capsys.readouterr().err and served[0].limit_concurrency == 256 and served[0].port == 8123
+    monkeypatch.setenv("HORSES_HUMANS_SERVE_API_KEY", "from-env")
+    assert (
+        main(
+            [
+                "serve",
+                str(baseline_run),
+                "--host",
+                "0.0.0.0",
+                "--allowed-host",
+                "a.example",
+                "--allowed-host",
+                "b.example",
+            ]
+        )
+        == 0
+    )
+    assert "WARNING" not in capsys.readouterr().err
+    middleware = {m.cls: m.kwargs for m in served[1].app.user_middleware}
+    assert middleware[HostCheck]["hosts"] == ("a.example", "b.example") and middleware[ApiKey]["key"] == "from-env"
+
+
+def test_in_flight_bound_adapts_to_latency():
+    """Slow answers shrink the bound (once per target period, never under MIN_LIMIT); fast ones let it grow back."""
+    limit = InFlightLimit(app=None, max_requests=48, target_seconds=0.1)
+    limit.adapt(0.5, now=1.0)
+    limit.adapt(0.5, now=1.05)  # the same late batch: one cut, not two
+    assert limit.limit == pytest.approx(48 * 0.9)
+    for step in range(100):
+        limit.adapt(0.5, now=2 + step * 0.2)
+    assert limit.limit == InFlightLimit.MIN_LIMIT
+    for _ in range(2000):
+        limit.adapt(0.01, now=100.0)
+    assert limit.limit == 48
+    fixed = InFlightLimit(app=None, max_requests=48, target_seconds=0)
+    fixed.adapt(9.0, now=1.0)
+    assert fixed.limit == 48
+    small = InFlightLimit(app=None, max_requests=4)  # under MIN_LIMIT: max_requests is the floor too
+    small.adapt(1.0, now=1.0)
+    assert small.limit == 4

@@ -1,0 +1,210 @@
+"""Temperature scaling, ECE and reliability bins; calibration.json written, merged and served through Run.output."""
+
+import json
+
+import numpy as np
+import pytest
+
+from horses_humans.analysis.evaluation import classification_metrics, sure_mistakes
+from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.inference.calibration import (
+    calibrate_run,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    reliability_bins,
+)
+from horses_humans.models.outputs import ClassOutput, tempered
+from horses_humans.runs.store import CALIBRATION_FILE, load_run, update_calibration
+
+from ..centroid_runs import centroid_setup
+from ..fake_runs import write_run
+
+
+def overconfident(n: int = 4000, sharpen: float = 3.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(y (N,), probabilities (N, 2)): labels drawn from sigmoid(z), the model answering sigmoid(sharpen * z)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    p1 = 1 / (1 + np.exp(-sharpen * z))
+    return y, np.stack([1 - p1, p1], axis=1).astype(np.float32)
+
+
+def test_temperature_one_is_the_model_itself():
+    p = np.array([[0.2, 0.8], [1.0, 0.0]], np.float32)
+    assert np.array_equal(tempered(p, 1.0), p)
+    raw = np.array([[0.8], [0.0]], np.float32)
+    assert np.array_equal(
+        ClassOutput.for_classes(["a", "b"]).probabilities(raw), np.stack([1 - raw[:, 0], raw[:, 0]], 1)
+    )
+
+
+def test_sigmoid_temperature_is_logit_over_t_and_keeps_labels():
+    output = ClassOutput(("a", "b"), "sigmoid", temperature=2.0)
+    p = np.array([0.9, 0.1, 0.5, 0.999], np.float32)
+    expected = 1 / (1 + np.exp(-np.log(p / (1 - p)) / 2.0))
+    probabilities = output.probabilities(p)
+    assert np.allclose(probabilities[:, 1], expected, atol=1e-6) and np.allclose(probabilities.sum(axis=1), 1)
+    assert np.array_equal(
+        output.predicted(probabilities), ClassOutput(("a", "b"), "sigmoid").predicted(np.stack([1 - p, p], 1))
+    )
+
+
+def test_softmax_temperature_keeps_argmax_and_softens():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(4) * 0.3, size=200).astype(np.float32)
+    out = ClassOutput.for_classes(list("abcd"))
+    for t in (0.3, 2.0, 10.0):
+        soft = tempered(p, t)
+        assert np.allclose(soft.sum(axis=1), 1, atol=1e-5)
+        assert np.array_equal(out.predicted(soft), out.predicted(p))
+    assert tempered(p, 10.0).max(axis=1).mean() < p.max(axis=1).mean()
+
+
+def test_temperature_travels_in_labels_and_must_be_positive():
+    output = ClassOutput(("a", "b"), "sigmoid", temperature=2.5)
+    assert output.record()["temperature"] == 2.5 and ClassOutput.from_labels(output.record()) == output
+    assert "temperature" not in ClassOutput.for_classes(["a", "b"]).record()  # uncalibrated labels are unchanged
+    with pytest.raises(HorsesHumansError, match="temperature"):
+        ClassOutput(("a", "b"), "sigmoid", temperature=0.0)
+
+
+def test_fit_recovers_the_overconfidence_and_lowers_nll_and_ece():
+    y, p = overconfident(sharpen=3.0)
+    t = fit_temperature(y, p)
+    assert 2.6 < t < 3.4
+    after = tempered(p, t)
+    assert negative_log_likelihood(y, after) < negative_log_likelihood(y, p)
+    assert expected_calibration_error(y, after) < 0.03 < expected_calibration_error(y, p)
+
+
+def test_calibration_never_sharpens():
+    y, p = overconfident(sharpen=0.5)  # an underconfident model: the NLL alone would want T = 0.5
+    assert fit_temperature(y, p) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_no_mistakes_keeps_temperature_one():
+    # every answer right: the NLL falls as T -> 0 and would make every answer certain; nothing to fit
+    p = np.array([[0.6, 0.4], [0.3, 0.7], [0.45, 0.55]], np.float32)
+    assert fit_temperature([0, 1, 1], p) == 1.0
+
+
+def test_ece_and_reliability_bins_by_hand():
+    p = np.array([[0.1, 0.9]] * 10 + [[0.65, 0.35]] * 4, np.float32)
+    y = np.array([1] * 9 + [0] + [0, 0, 1, 1])
+    table = reliability_bins(y, p, bins=10)
+    assert (
+        table["edges"].shape == (11,)
+        and table["count"].sum() == 14
+        and table["count"][8] == 10
+        and table["count"][6] == 4
+    )
+    assert table["accuracy"][8] == pytest.approx(0.9) and table["confidence"][6] == pytest.approx(0.65)
+    assert np.isnan(table["accuracy"][0])
+    assert expected_calibration_error(y, p, bins=10) == pytest.approx(4 * 0.15 / 14, abs=1e-6)
+
+
+def test_metrics_carry_ece_and_count_sure_mistakes():
+    output = ClassOutput.for_classes(["a", "b"])
+    p = np.array([[0.0001, 0.9999], [0.9995, 0.0005], [0.4, 0.6]], np.float32)
+    y = np.array([0, 1, 0])
+    assert sure_mistakes(y, p, output) == 2
+    metrics = classification_metrics(y, p, output)
+    assert metrics["sure_mistakes"] == 2 and metrics["ece"] > 0.5 and metrics["temperature"] == 1.0
+
+
+def test_update_keeps_other_keys(tmp_path):
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"unsure": {"threshold": 0.4}, "temperature": 9.0}))
+    update_calibration(tmp_path, temperature=2.0, images=5)
+    assert json.loads((tmp_path / CALIBRATION_FILE).read_text()) == {
+        "unsure": {"threshold": 0.4},
+        "temperature": 2.0,
+        "images": 5,
+    }
+
+
+def test_run_output_reads_the_temperature(tmp_path):
+    run_dir = write_run(tmp_path, TrainConfig(recipe="baseline"))
+    assert load_run(run_dir).output.temperature == 1.0
+    update_calibration(run_dir, temperature=3.0)
+    assert load_run(run_dir).output.temperature == 3.0
+
+
+def test_calibrate_run_writes_the_record_and_keeps_other_keys(tmp_path):
+    run_dir, data = centroid_setup(tmp_path, 3)
+    update_calibration(run_dir, unsure={"rule": "kept"}, temperature=5.0)  # a stale T must not feed the fit
+    record = calibrate_run(run_dir, data, log=lambda line: None)
+    saved = json.loads((run_dir / CALIBRATION_FILE).read_text())
+    assert saved == record and saved["unsure"] == {"rule": "kept"}
+    assert saved["fitted_on"] == "validation" and saved["method"] == "temperature scaling" and saved["bins"] == 15
+    assert saved["images"] == 6 and len(saved["reliability_after"]["count"]) == 15
+    assert saved["nll_after"] <= saved["nll_before"] + 1e-9
+    assert saved["temperature"] == calibrate_run(run_dir, data, log=lambda line: None)["temperature"]
+    assert load_run(run_dir).output.temperature == saved["temperature"]
+
+
+def test_training_calibrates_the_saved_model(baseline_run):
+    record = json.loads((baseline_run / CALIBRATION_FILE).read_text())
+    assert record["temperature"] > 0 and record["images"] == len(
+        load_run(baseline_run).data["sides"]["validation"]["files"]
+    )
+
+
+def test_reliability_plot_has_a_panel_each_with_its_ece():
+    from horses_humans.analysis.plots import plot_reliability
+    from horses_humans.inference.calibration import bins_record
+
+    y, p = overconfident(n=500)
+    before, after = reliability_bins(y, p), bins_record(reliability_bins(y, tempered(p, 3.0)))  # arrays or JSON lists
+    titles = [ax.get_title() for ax in plot_reliability(before, after).axes]
+    assert titles[0].startswith("before calibration: ECE") and titles[1].startswith("after calibration: ECE")
+    assert f"{expected_calibration_error(y, p):.4f}" in titles[0] and "500 images" in titles[1]
+    assert len(plot_reliability(before).axes) == 1
+
+
+def test_export_checks_the_model_own_outputs_and_ships_the_temperature(tmp_path):
+    from horses_humans.export import pipeline as ex
+
+    run_dir, data = centroid_setup(tmp_path, 2)
+    raw = ex.open_source(run_dir, data, log=lambda line: None).reference
+    update_calibration(run_dir, temperature=4.0)
+    source = ex.open_source(run_dir, data, log=lambda line: None)
+    assert np.array_equal(source.reference, raw)  # parity is on the model's outputs; T is applied after any model
+    result = ex.export(source, "keras", latency_runs=1)
+    assert result.shipped, result.error
+    labels = json.loads((result.path / "labels.json").read_text())
+    assert labels["temperature"] == 4.0 and ClassOutput.from_labels(labels).temperature == 4.0
+
+
+def test_calibrate_command_prints_the_fit(tmp_path, capsys):
+    from horses_humans.cli.main import main
+
+    run_dir, data = centroid_setup(tmp_path, 3)
+    assert main(["calibrate", str(run_dir), "--data-dir", str(data)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("temperature ") and "validation images" in line and "ECE" in line
+    assert (run_dir / CALIBRATION_FILE).exists()
+    assert main(["calibrate", str(tmp_path / "nowhere")]) == 2
+
+
+def test_flipped_runs_fit_t_on_the_mean_they_serve():
+    """With test-time flips the served probability is the mean of the tempered image and mirror: T is fitted on it."""
+    from horses_humans.inference.calibration import calibration_record, served
+
+    y, p = overconfident(n=2000)
+    _, q = overconfident(n=2000, sharpen=6.0, seed=1)  # a mirror that disagrees with the image
+    views = np.stack([p, q])
+    t = fit_temperature(y, views)
+    nll = lambda t: negative_log_likelihood(y, served(views, t))  # noqa: E731
+    assert nll(t) <= min(nll(t * 0.9), nll(t * 1.1)) and nll(t) < nll(1.0)
+    assert t != pytest.approx(fit_temperature(y, views.mean(axis=0)), rel=1e-3)  # not the fit on the averaged output
+    record = calibration_record(y, views)
+    assert record["views"].startswith("each image and its mirror") and record["ece_after"] < record["ece_before"]
+    assert calibration_record(y, p)["views"] == "each image"
+
+
+def test_calibrate_run_fits_a_flipped_run_on_both_views(tmp_path):
+    run_dir, data = centroid_setup(tmp_path, 3)
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "tta": True}))
+    assert calibrate_run(run_dir, data, log=lambda line: None)["views"].startswith("each image and its mirror")

@@ -1,0 +1,173 @@
+"""The "unsure" answer: the rule (calibrated tau, the neither class), stored in the run, applied by predict and
+the API."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from horses_humans.cli.main import main
+from horses_humans.config import TrainConfig
+from horses_humans.inference.predictor import Predictor, refit_unsure
+from horses_humans.inference.unsure import (
+    LIKE_NEITHER,
+    NOT_CONFIDENT,
+    UNSURE,
+    UnsureRule,
+    calibrate,
+    load_rule,
+    save_rule,
+    unsure_share,
+)
+from horses_humans.models.outputs import ClassOutput
+from horses_humans.runs.record import load_run_split
+from horses_humans.runs.store import CALIBRATION_FILE, load_run
+from horses_humans.serve.app import create_app
+from horses_humans.serve.settings import ServeSettings
+from horses_humans.training.loop import train
+
+from ..synthetic import make_classes
+
+skdata = pytest.importorskip("skimage.data")
+
+TWO = ClassOutput.for_classes(["horses", "humans"])
+THREE = ClassOutput.for_classes(["horses", "humans", "neither"])
+# skimage.data photos that teach `neither`; the cat (chelsea) is kept out, to be asked about
+NEGATIVES = [
+    "astronaut",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "colorwheel",
+    "retina",
+    "logo",
+    "page",
+    "camera",
+    "coins",
+    "moon",
+    "grass",
+    "gravel",
+    "brick",
+]
+
+
+def test_calibrated_tau_leaves_at_most_two_percent_unsure():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.5, 1.0, 500)
+    probabilities = np.stack([1 - p, p], axis=1)
+    rule = calibrate(probabilities, np.ones(500, int), TWO)
+    share = unsure_share(rule, probabilities, np.ones(500, int), TWO)
+    assert 0.0 < share <= 0.02
+    assert share == pytest.approx(0.02)  # the largest tau: one more image would cross 2%
+    assert rule.min_confidence > 0.5 and rule.neither_class is None
+
+
+def test_apply_gives_reasons_and_scores():
+    rule = UnsureRule(min_confidence=0.9, neither_class="neither")
+    rows = np.array([[0.95, 0.03, 0.02], [0.6, 0.3, 0.1], [0.2, 0.1, 0.7], [1 / 3, 1 / 3, 1 / 3]])
+    verdicts = rule.apply(rows, THREE)
+    assert [v.label for v in verdicts] == ["horses", UNSURE, UNSURE, UNSURE]
+    assert [v.reason for v in verdicts] == [None, NOT_CONFIDENT, LIKE_NEITHER, LIKE_NEITHER]  # ties go to neither
+    assert verdicts[0].score == 0.0
+    assert verdicts[1].score == pytest.approx((0.9 - 0.6) / (0.9 - 1 / 3))
+    assert verdicts[2].score == pytest.approx(0.7)
+    assert all(0.0 <= v.score <= 1.0 for v in verdicts)
+
+
+def test_neither_is_never_a_label_and_its_validation_images_do_not_move_tau():
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.5, 0.1, 0.4], [0.05, 0.05, 0.9]])
+    rule = calibrate(probabilities, np.array([0, 1, 0, 2]), THREE)
+    assert rule.neither_class == "neither"
+    assert rule.min_confidence == pytest.approx(0.5)  # the neither image's 0.9 does not count; 3 images allow none
+    assert all(v.label != "neither" for v in rule.apply(probabilities, THREE))
+
+
+def test_save_rule_keeps_other_calibration_keys(tmp_path):
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"temperature": 1.7, "ece_before": 0.1}))
+    save_rule(tmp_path, UnsureRule(0.8))
+    stored = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    assert stored["temperature"] == 1.7 and stored["ece_before"] == 0.1
+    assert load_rule(tmp_path, TWO) == UnsureRule(0.8)
+
+
+def test_a_run_without_a_stored_rule_answers_as_before(tmp_path):
+    assert load_rule(tmp_path, TWO) == UnsureRule(0.0, None)
+    assert load_rule(tmp_path, THREE) == UnsureRule(0.0, "neither")
+
+
+def test_training_stores_a_rule_that_leaves_at_most_two_percent_of_validation_unsure(baseline_run):
+    run = load_run(baseline_run)
+    assert "unsure" in json.loads((baseline_run / CALIBRATION_FILE).read_text())
+    predictor = Predictor.from_run(run)
+    val = load_run_split(run, log=lambda s: None)
+    results = predictor.predict_files([val.root / f for f in val.files])
+    assert sum(r.label == UNSURE for r in results) <= 0.02 * len(results)
+    assert predictor.unsure.min_confidence > 0.5
+
+
+def test_refit_stores_the_same_rule(baseline_run):
+    before = load_rule(baseline_run, load_run(baseline_run).output)
+    line = refit_unsure(baseline_run, log=lambda s: None)
+    after = load_rule(baseline_run, load_run(baseline_run).output)
+    assert after.min_confidence == pytest.approx(before.min_confidence, abs=1e-4)
+    assert "of validation unsure" in line
+
+
+@pytest.fixture(scope="module")
+def neither_run(tmp_path_factory) -> Path:
+    """A baseline trained on synthetic horses/humans plus a `neither` folder of crops of skimage
+    photos (not the cat)."""
+    root, rng = tmp_path_factory.mktemp("neither-data"), np.random.default_rng(0)
+    make_classes(root, ["horses", "humans"], 24, rng)
+    for name in NEGATIVES:
+        image = getattr(skdata, name)()
+        image = (np.stack([image] * 3, -1) if image.ndim == 2 else image[..., :3]).astype(np.uint8)
+        h, w = image.shape[:2]
+        for j in range(3):
+            y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+            (root / "neither").mkdir(exist_ok=True)
+            Image.fromarray(image[y : y + h // 2, x : x + w // 2]).save(root / "neither" / f"{name}-{j}.png")
+    config = TrainConfig(recipe="baseline", epochs=5, image_size=32, batch_size=8, precision="float32")
+    return train(
+        config, root, tmp_path_factory.mktemp("neither-runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None
+    )
+
+
+@pytest.fixture(scope="module")
+def cat(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cat") / "chelsea.png"
+    Image.fromarray(skdata.chelsea()).save(path)
+    return path
+
+
+def test_the_cat_is_unsure_through_predict_cli(neither_run, cat, capsys):
+    assert main(["predict", str(neither_run), str(cat), "--json"]) == 0
+    [answer] = json.loads(capsys.readouterr().out)
+    # unsure either way: the neither unit wins, or (calibrated, best checkpoint) no class is confident enough
+    assert answer["label"] == UNSURE and answer["unsure_reason"] in (LIKE_NEITHER, NOT_CONFIDENT)
+    assert 0.0 < answer["unsure_score"] <= 1.0 and set(answer["probabilities"]) == {"horses", "humans", "neither"}
+    assert main(["predict", str(neither_run), str(cat)]) == 0
+    table = capsys.readouterr().out
+    assert "unsure" in table and answer["unsure_reason"] in table
+
+
+def test_the_cat_is_unsure_through_the_api_and_model_says_the_rule(neither_run, cat):
+    with TestClient(create_app(ServeSettings(run=neither_run))) as client:
+        rule = client.get("/v1/model").json()["unsure"]
+        assert rule["neither_class"] == "neither" and 0.0 <= rule["min_confidence"] <= 1.0
+        with open(cat, "rb") as fh:
+            response = client.post(
+                "/v1/predict", files=[("files", ("cat.png", fh, "image/png"))], params={"gradcam": True}
+            )
+    [result] = response.json()["results"]
+    assert response.status_code == 200
+    assert (
+        result["label"] == UNSURE
+        and result["unsure_reason"] in (LIKE_NEITHER, NOT_CONFIDENT)
+        and result["unsure_score"] > 0
+    )
+    assert result["gradcam"] is None or result["gradcam"].startswith("data:image/png")

@@ -1,0 +1,116 @@
+"""MODEL_CARD.md from a run's files: the hub template's sections, the served checkpoint with the optimism note, the
+data, recorded evaluations and calibration, and the limits this project found."""
+
+import json
+
+from horses_humans.cli.main import main
+from horses_humans.config import TrainConfig
+from horses_humans.runs.modelcard import model_card, write_model_card
+from horses_humans.runs.store import BEST_MODEL_FILE, MODEL_FILE, load_run, save_json
+
+from ..fake_runs import write_run
+
+SECTIONS = [
+    "## Model details",
+    "## Intended uses & out-of-scope uses",
+    "## Training data",
+    "## Evaluation results",
+    "## Limitations, bias and risks",
+    "## How to use",
+    "## Versions",
+]
+
+
+def checkpointed_run(tmp_path):
+    """A run with both checkpoints, its data record, a test evaluation and a calibration."""
+    checkpoints = {
+        "monitor": "val_accuracy",
+        "default": "best",
+        "best": {"file": BEST_MODEL_FILE, "epoch": 3, "val_accuracy": 0.815, "val_loss": 0.4},
+        "last": {"file": MODEL_FILE, "epoch": 15, "val_accuracy": 0.592, "val_loss": 2.1},
+    }
+    path = write_run(
+        tmp_path,
+        TrainConfig(recipe="augmented"),
+        {"val_accuracy": 0.592, "best_val_accuracy": 0.815, "parameters": 9494561, "checkpoints": checkpoints},
+    )
+    save_json(
+        path,
+        "data.json",
+        {
+            "data_dir": "/data/hh",
+            "layout": "official",
+            "class_names": ["horses", "humans"],
+            "sides": {
+                "train": {
+                    "folder": "horse-or-human",
+                    "files": {"horses/a.png": "x", "humans/b.png": "y", "humans/c.png": "z"},
+                },
+                "validation": {"folder": "validation-horse-or-human", "files": {"horses/d.png": "w"}},
+            },
+        },
+    )
+    (path / "evaluations").mkdir()
+    save_json(
+        path / "evaluations",
+        "test-best.json",
+        {
+            "split": "test",
+            "folder": "/data/hh/test",
+            "checkpoint": "best",
+            "images": 40,
+            "accuracy": 0.775,
+            "per_class": {"horses": {"recall": 0.9}, "humans": {"recall": 0.65}},
+        },
+    )
+    save_json(
+        path,
+        "calibration.json",
+        {
+            "temperature": 2.5,
+            "ece_before": 0.21,
+            "ece_after": 0.02,
+            "unsure": {"rule": "max probability", "threshold": 0.8},
+        },
+    )
+    return path
+
+
+def test_card_has_the_hub_sections_in_order(tmp_path):
+    card = model_card(load_run(checkpointed_run(tmp_path)))
+    assert card.startswith("---\nlibrary_name: keras\n")
+    positions = [card.index(heading) for heading in SECTIONS]
+    assert positions == sorted(positions)
+
+
+def test_card_shows_checkpoints_data_evaluations_calibration_and_limits(tmp_path):
+    card = model_card(load_run(checkpointed_run(tmp_path)))
+    assert "| best | `model-best.keras` | 3 | 81.5 | 0.4000 | yes |" in card
+    assert "| last | `model.keras` | 15 | 59.2 | 2.1000 |  |" in card
+    assert "optimistic" in card and "9,494,561" in card
+    assert "| train | 3 | 1 | 2 |" in card and "| validation | 1 | 1 | 0 |" in card  # images per side and class
+    assert "| test | `/data/hh/test` | best | 40 | 77.5 | horses 90.0, humans 65.0 |" in card
+    assert (
+        "temperature: 2.5000" in card
+        and "after: 0.0200" in card
+        and "threshold = 0.8" in card
+        and "photos of horses or humans" in card
+    )
+    assert "white-background shortcut" in card and "CGI-to-real gap" in card and "none of horses, humans" in card
+
+
+def test_card_of_a_run_made_before_checkpoints_and_data_records(tmp_path):
+    card = model_card(load_run(write_run(tmp_path, TrainConfig())))
+    assert "| best | `model.keras` | 3 | 85.0 |" in card and "| last | `model.keras` | 3 | 85.0 |" in card
+    assert "Not recorded" in card and "evaluate" in card
+
+
+def test_card_command_writes_and_prints_the_card(tmp_path, capsys):
+    path = checkpointed_run(tmp_path)
+    assert main(["card", str(path)]) == 0
+    out = capsys.readouterr()
+    assert out.out == (path / "MODEL_CARD.md").read_text() and "wrote" in out.err
+    assert write_model_card(path) == path / "MODEL_CARD.md"
+    assert (
+        json.loads((path / "metrics.json").read_text())["checkpoints"]["default"] == "best"
+    )  # the card changes no run file
