@@ -159,3 +159,66 @@ def test_recipes_weights_and_backbones_import_without_keras_or_tensorflow():
     recipes, heavy = result.stdout.splitlines()
     assert recipes == str(sorted(["augmented", "baseline", "inception_v3", "mobilenet_v2", "recommended"]))
     assert heavy == "[]", f"importing the recipe registry loaded {heavy}"
+
+
+# The layer contract: a subpackage imports only those in layers below its own (and config, the package's root for
+# __version__); packages of one layer do not import each other; nothing but cli imports serve, nothing imports cli.
+LAYERS = [
+    {"core"},
+    {"data", "models"},
+    {"runs"},
+    {"inference"},
+    {"training", "analysis", "export"},
+    {"experiments"},
+    {"serve"},
+    {"cli"},  # the command starts the server; no library layer imports either
+]
+FREE = {"config"}  # beside core: frozen dataclasses and the error type, imported by every layer
+
+
+def layer_of(package: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if package in layer)
+
+
+def subpackage(module: str) -> str | None:
+    """'data' for horses_humans.data.images; None for the package itself, config and __main__."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] not in FREE | {"__main__"} else None
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """'a.b -> c.d (why)' for every import, anywhere in a module, that breaks the layer contract."""
+    found = []
+    for importer, targets in graph.items():
+        here = subpackage(importer)
+        for target in sorted(targets):
+            there = subpackage(target)
+            if here is None or there is None or here == there:
+                continue
+            if layer_of(there) >= layer_of(here):
+                found.append(f"{importer} -> {target} ({here} may import only layers below it)")
+    return found
+
+
+def test_every_subpackage_is_in_one_layer_and_says_what_it_holds():
+    packages = {name.split(".")[1] for name, (_, is_package) in package_modules().items() if name.count(".") == 1}
+    packages = {p for p in packages if p not in FREE | {"__main__"}}
+    assert packages == set().union(*LAYERS), "a subpackage without a layer: add it to LAYERS"
+    for name in packages:
+        module = __import__(f"{PACKAGE}.{name}", fromlist=["_"])
+        assert (module.__doc__ or "").strip(), f"{PACKAGE}.{name} has no docstring saying what it holds"
+
+
+def test_the_layer_checker_finds_an_upward_import():
+    graph = {"horses_humans.data.x": {"horses_humans.runs.y", "horses_humans.core.z", "horses_humans.config"}}
+    assert layer_violations(graph) == [
+        "horses_humans.data.x -> horses_humans.runs.y (data may import only layers below it)"
+    ]
+    assert layer_violations({"horses_humans.training.a": {"horses_humans.export.b"}})  # one layer: no
+    assert not layer_violations({"horses_humans.serve.a": {"horses_humans.inference.b"}})
+
+
+def test_imports_point_down_the_layers():
+    """Everywhere, functions included: serve never imports training, nothing imports cli or serve."""
+    violations = layer_violations(import_graph(everywhere=True))
+    assert not violations, "\n".join(violations)
