@@ -12,6 +12,8 @@ from PIL import Image  # noqa: E402
 
 from horses_humans.data.datasets import TRAIN, VALIDATION  # noqa: E402
 
+from .tiers import is_slow, slow_fixture  # noqa: E402
+
 CLASSES = ("horses", "humans")
 
 
@@ -81,6 +83,7 @@ def views_data(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def baseline_run(views_data, tmp_path_factory) -> Path:
     """A one-epoch baseline run at 32 px on the synthetic data."""
     from horses_humans.config import TrainConfig
@@ -91,6 +94,7 @@ def baseline_run(views_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def mobilenet_run(views_data, tmp_path_factory) -> Path:
     """A one-epoch MobileNetV2 run (random backbone weights, nested and frozen) at 64 px."""
     from horses_humans.config import TrainConfig
@@ -98,6 +102,13 @@ def mobilenet_run(views_data, tmp_path_factory) -> Path:
 
     config = TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64, epochs=1, batch_size=8)
     return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Apply the `slow` marker by the rule in tests/tiers.py (folders and slow fixtures)."""
+    for item in items:
+        if is_slow(item) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -12,6 +12,8 @@ from horses_humans.analysis.evaluation import classification_metrics
 from horses_humans.cli.main import main
 from horses_humans.runs.store import load_run
 
+from ..tiers import slow_fixture
+
 SECTIONS = [
     "samples",
     "augmentation",
@@ -166,6 +168,7 @@ def test_explain_and_report_errors_are_one_line_exit_2(case, message, baseline_r
 
 
 @pytest.fixture(scope="module", params=[3, 5], ids=lambda n: f"{n}-classes")
+@slow_fixture
 def centroid_report(request, tmp_path_factory):
     """(n, run, data, report.html text) of the tiny hand-set model (tests/centroid_runs.py) for n classes."""
     from ..centroid_runs import centroid_setup

@@ -15,9 +15,11 @@ from horses_humans.cli.main import main
 from horses_humans.data.samples import awkward_files, hostile_files
 
 from ..synthetic import make_dataset
+from ..tiers import slow_fixture
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def trained(tmp_path_factory):
     data = make_dataset(tmp_path_factory.mktemp("data"))
     runs = tmp_path_factory.mktemp("runs")

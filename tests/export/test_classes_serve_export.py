@@ -17,6 +17,7 @@ from horses_humans.serve.settings import ServeSettings
 
 from ..centroid_runs import centroid_setup
 from ..synthetic import class_names
+from ..tiers import slow_fixture
 from .test_export import standard_predictions
 
 COUNTS = (2, 3, 5)
@@ -150,6 +151,7 @@ def test_many_requests_at_once_get_their_own_rows(served):
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def exported(setup):
     n, run, data = setup
     source = ex.open_source(run, data, log=lambda s: None)

@@ -17,6 +17,7 @@ from horses_humans.models.outputs import ClassOutput
 from horses_humans.runs.store import load_run
 
 from ..synthetic import write_image
+from ..tiers import slow_fixture
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,7 @@ def baseline_source(baseline_run, views_data):
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def baseline_exports(baseline_source):
     """Every format and quantization of the one-epoch 32 px baseline, exported once for the module."""
     return {r.name: r for r in ex.export_all(baseline_source, latency_runs=3)}

@@ -19,6 +19,8 @@ from horses_humans.data.datasets import find_dataset, load_side
 from horses_humans.models.recipes import build_model, get_recipe
 from horses_humans.training.features import cached_features
 
+from ..tiers import slow_fixture
+
 SIZE = 32
 SRC = str(Path(__file__).resolve().parents[2] / "src")  # this checkout's package, for the subprocesses
 
@@ -68,6 +70,7 @@ def cache_files(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
+@slow_fixture
 def train_files(data_dir):
     return find_dataset(data_dir).sides["train"]
 

@@ -286,7 +286,7 @@ def test_a_fifo_named_as_the_source_is_one_error_line_not_a_hang(tmp_path, data_
 KILLABLE = """
 import os, sys, time
 from pathlib import Path
-from horses_humans import data
+from horses_humans.data import datasets as data
 
 source, data_dir, marker, when = sys.argv[1:]
 real_replace, real_write = os.replace, data.write_entry

@@ -17,12 +17,14 @@ import pytest
 from horses_humans.data.datasets import VALIDATION
 
 from ..exported_runs import exported_centroid_run
+from ..tiers import slow_fixture
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TIMEOUT = 60  # seconds: a hang fails the test instead of blocking the suite
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def exported_run(tmp_path_factory):
     """(run dir, validation images): the 2-class centroid run with its parity-checked ONNX export."""
     run, data = exported_centroid_run(tmp_path_factory.mktemp("faults"))

@@ -22,6 +22,7 @@ from horses_humans.training.resume import STATE_FILE
 
 from ..fake_runs import write_run
 from ..synthetic import make_dataset
+from ..tiers import slow_fixture
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")  # this checkout's package, for the subprocess
 
@@ -44,10 +45,10 @@ FINE_TUNED = {
 STALLING_TRAIN = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from horses_humans import backend
+    from horses_humans.core import backend
     backend.configure()
     import keras
-    from horses_humans import training
+    from horses_humans.training import loop as training
     from horses_humans.cli.main import main
 
     stall, marker = int(sys.argv[1]), Path(sys.argv[2])
@@ -78,6 +79,7 @@ def dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def references(dataset, tmp_path_factory):
     """Uninterrupted runs of each setting, trained once."""
     cache, made = tmp_path_factory.mktemp("cache"), {}

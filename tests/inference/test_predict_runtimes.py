@@ -20,11 +20,13 @@ from horses_humans.runs.store import update_calibration
 
 from ..exported_runs import exported_centroid_run
 from ..fake_runs import write_run
+from ..tiers import slow_fixture
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def exported(tmp_path_factory):
     """(run, validation images): a 3-class run with float ONNX, float TFLite and int8-weight ONNX exports, a
     temperature and an unsure rule that answers some images unsure."""

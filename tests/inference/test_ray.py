@@ -22,12 +22,14 @@ from horses_humans.data.samples import awkward_files, hostile_files
 
 from ..centroid_runs import centroid_setup, write_centroid_run
 from ..live_server import free_port
+from ..tiers import slow_fixture
 
 REPO = Path(__file__).resolve().parents[2]
 FLOATS = ("probability", "unsure_score")
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def local_ray():
     """A local Ray for the whole module (rayengine connects to it instead of starting its own)."""
     ray = pytest.importorskip("ray")

@@ -30,6 +30,7 @@ from horses_humans.serve.settings import ServeSettings
 from horses_humans.training.loop import train
 
 from ..synthetic import make_classes
+from ..tiers import slow_fixture
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -118,6 +119,7 @@ def test_refit_stores_the_same_rule(baseline_run):
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def neither_run(tmp_path_factory) -> Path:
     """A baseline trained on synthetic horses/humans plus a `neither` folder of crops of skimage
     photos (not the cat)."""

@@ -22,6 +22,7 @@ from horses_humans.training.loop import BestWeights, checkpoints_record, train
 
 from ..fake_runs import write_run
 from ..synthetic import make_dataset
+from ..tiers import slow_fixture
 
 
 class ZeroLastEpoch(keras.callbacks.Callback):
@@ -44,6 +45,7 @@ def dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def run_dir(dataset, tmp_path_factory):
     """A tiny baseline run whose last epoch is worse than its best."""
     config = TrainConfig(recipe="baseline", epochs=4, image_size=32, batch_size=8, seed=1, precision="float32")

@@ -19,6 +19,7 @@ from horses_humans.runs.store import load_run
 from horses_humans.training.loop import class_weights, fit_arrays, train
 
 from ..synthetic import make_own_dataset, write_image
+from ..tiers import slow_fixture
 
 QUIET = dict(epochs=1, image_size=32, batch_size=8, precision="float32")
 
@@ -31,6 +32,7 @@ def assert_one_line_error(err: str, *fragments: str) -> None:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def own_run(tmp_path_factory):
     """(data folder, run, cache, log lines): a 1-epoch baseline on class folders alone (8 horses, 6 humans),
     --val-split 0.25, seed 3, balanced class weights."""

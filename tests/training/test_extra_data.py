@@ -15,6 +15,7 @@ from horses_humans.runs.store import load_run
 from horses_humans.training.loop import train
 
 from ..synthetic import make_classes, make_dataset
+from ..tiers import slow_fixture
 
 TINY = dict(recipe="baseline", epochs=1, image_size=32, batch_size=8, conv_filters=(4,), precision="float32")
 
@@ -38,6 +39,7 @@ def extras(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def extra_run(data, extras, tmp_path_factory) -> Path:
     config = TrainConfig(**TINY, extra_data=tuple(map(str, extras)))
     return train(config, data, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None)

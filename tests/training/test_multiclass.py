@@ -19,6 +19,7 @@ from horses_humans.runs.store import load_run
 from horses_humans.training.loop import train
 
 from ..synthetic import class_names, make_own_dataset
+from ..tiers import slow_fixture
 
 QUIET = dict(log=lambda s: None)
 
@@ -30,6 +31,7 @@ def datasets(tmp_path_factory) -> dict[int, object]:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def runs(datasets, tmp_path_factory) -> dict[int, object]:
     """{classes: run dir} of a baseline trained a few epochs on each set."""
     config = TrainConfig(recipe="baseline", epochs=4, image_size=32, batch_size=8, seed=1, precision="float32")

@@ -10,8 +10,11 @@ from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
 from horses_humans.training import tracking
 
+from ..tiers import slow_fixture
+
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def tracked_run(tmp_path_factory):
     """One 2-epoch run at 32 px with both trackers on, MLflow in its default store (RUNS_DIR/mlflow)."""
     from ..synthetic import make_dataset

@@ -13,6 +13,7 @@ from horses_humans.runs.store import list_runs, load_run
 from horses_humans.training.loop import train
 
 from ..synthetic import make_dataset
+from ..tiers import slow_fixture
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,7 @@ def dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def run_dir(dataset, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     config = TrainConfig(recipe="baseline", epochs=4, image_size=32, batch_size=8, seed=1, precision="float32")
