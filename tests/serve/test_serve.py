@@ -1,8 +1,10 @@
 """The prediction service through its HTTP API (FastAPI's TestClient runs the lifespan: model loaded once)."""
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -153,3 +155,24 @@ def test_importing_the_server_loads_no_model_and_no_training():
         [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_the_card_shows_no_absolute_path_of_the_server(baseline_run, views_data, tmp_path):
+    """Anyone who may call the server may read the card: the run's folder appears as the run's id, the data folder
+    and any other path on disk by its last name (quoted paths with spaces, and Windows paths, too); the server's own
+    URLs stay."""
+    run = tmp_path / "my runs" / baseline_run.name
+    shutil.copytree(baseline_run, run)
+    card = run / "MODEL_CARD.md"
+    card.write_text(
+        (card.read_text() if card.exists() else "")
+        + f"\nFolder `{tmp_path}/real photos`, RUN={run} and C:\\Users\\me\\photos; see /v1/predict\n"
+    )
+    with TestClient(create_app(ServeSettings(run=run))) as client:
+        text = client.get("/v1/model/card").text
+        card.unlink()  # the card is then made from the run's files
+        made = client.get("/v1/model/card").text
+    for shown in (text, made):
+        assert str(tmp_path) not in shown and str(views_data[0]) not in shown and tempfile.gettempdir() not in shown
+        assert f"RUN={run.name}" in shown and views_data[0].name in shown
+    assert "`real photos`" in text and "C:\\" not in text and "photos;" in text and "see /v1/predict" in text

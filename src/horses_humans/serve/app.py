@@ -10,16 +10,17 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..config import resolve_runs_dir
 from ..inference.predictor import Predictor
-from ..runs.modelcard import model_card
-from ..runs.store import MODEL_CARD_FILE, Run, best_run, load_run
+from ..runs.store import Run, best_run, load_run
+from .card import add_card_route
 from .errors import validation_problems
 from .limits import BodyLimit, InFlightLimit
+from .openapi import describe_middleware
 from .routes import STATIC, router
 from .security import ApiKey, HostCheck
 from .settings import ServeSettings
@@ -105,12 +106,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     # page.css and cards.js: the look and upload UI the page shares with the browser build (`export --format web`)
     app.mount("/static", StaticFiles(directory=SHARED_STATIC), name="static")
     add_error_handlers(app)
+    describe_middleware(app, settings)
     return app
 
 
 def add_limits(app: FastAPI, settings: ServeSettings) -> None:
-    """Middleware, outermost first: Host check, API key, requests in flight, body size and arrival time."""
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, seconds=settings.body_timeout)
+    """Middleware, outermost first: Host check, API key, requests in flight, body size, arrival time and budget."""
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        seconds=settings.body_timeout,
+        max_total_bytes=settings.max_queue * settings.max_request_bytes,  # what max_queue bodies held before
+    )
     app.add_middleware(InFlightLimit, max_requests=settings.max_queue, target_seconds=settings.target_latency)
     if settings.api_key is not None:
         app.add_middleware(ApiKey, key=settings.api_key.get_secret_value())
@@ -125,17 +132,6 @@ def add_docs_route(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> FileResponse:
         return FileResponse(STATIC / "docs.html")
-
-
-def add_card_route(app: FastAPI) -> None:
-    """GET /v1/model/card: the served run's MODEL_CARD.md (made from the run's files if it has none yet)."""
-
-    @app.get("/v1/model/card", response_class=PlainTextResponse, summary="The served model's card (Markdown)")
-    async def card(request: Request) -> PlainTextResponse:
-        run = request.app.state.served.run
-        path = run.path / MODEL_CARD_FILE
-        text = path.read_text() if path.exists() else model_card(run)
-        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -1,4 +1,5 @@
-"""What one request may cost: body size and arrival time (BodyLimit), requests in flight (InFlightLimit)."""
+"""What requests may cost: one body's size and arrival time and all bodies' bytes at once (BodyLimit), requests in
+flight (InFlightLimit)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from starlette.exceptions import HTTPException
 
 CLOSE = {"Connection": "close"}  # after a refusal the rest of the body is not read: the connection cannot go on
+QUEUED_PATHS = ("/v1/predict",)  # the requests InFlightLimit bounds
 
 
 class BodyTooLarge(HTTPException):
@@ -24,6 +26,29 @@ class BodyTooSlow(HTTPException):
 
     def __init__(self, seconds: float):
         super().__init__(408, too_slow_message(seconds), headers=CLOSE)
+
+
+class UploadsBusy(HTTPException):
+    """Raised inside receive() once the bodies of all requests in progress hold more than the server's budget."""
+
+    def __init__(self, held: int, max_total: int, retry_after: int = 1):
+        message = (
+            f"server busy: {held:,} bytes of uploads in progress (at most {max_total:,}: HORSES_HUMANS_SERVE_MAX_QUEUE "
+            f"x the request body limit); retry after {retry_after} s"
+        )
+        super().__init__(503, message, headers={"Retry-After": str(retry_after), **CLOSE})
+
+
+class ServerBusy(HTTPException):
+    """Raised inside receive() when a body has arrived whole but every place is taken. The body was read, so the
+    503 goes out on a connection in a clean state: the client reads it (and Retry-After) and may keep it open."""
+
+    def __init__(self, in_flight: int, max_requests: int, retry_after: int):
+        message = (
+            f"server busy: {in_flight} requests in progress (at most {max_requests}: HORSES_HUMANS_SERVE_MAX_QUEUE); "
+            f"retry after {retry_after} s"
+        )
+        super().__init__(503, message, headers={"Retry-After": str(retry_after)})
 
 
 def too_large_message(max_bytes: int) -> str:
@@ -42,10 +67,13 @@ def too_slow_message(seconds: float) -> str:
 
 class BodyLimit:
     """ASGI middleware: 413 for a body over max_bytes, by Content-Length before anything is read, or by counting a
-    chunked body as it arrives (the rest is never read); 408 when the body has not arrived within `seconds`."""
+    chunked body as it arrives (the rest is never read); 408 when the body has not arrived within `seconds`; 503
+    when the bodies of all requests in progress would hold more than max_total_bytes (memory and spooled files: a
+    body is held until its request is answered), so that many bodies arriving at once cannot fill the disk."""
 
-    def __init__(self, app, max_bytes: int, seconds: float = 30.0):
+    def __init__(self, app, max_bytes: int, seconds: float = 30.0, max_total_bytes: int | None = None):
         self.app, self.max_bytes, self.seconds = app, max_bytes, seconds
+        self.max_total, self.held = max_total_bytes or 2**63, 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -61,9 +89,13 @@ class BodyLimit:
                 message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
             except TimeoutError:
                 raise BodyTooSlow(self.seconds) from None
-            received += len(message.get("body", b""))
+            size = len(message.get("body", b""))
+            received += size
+            self.held += size
             if received > self.max_bytes:
                 raise BodyTooLarge(self.max_bytes)
+            if self.held > self.max_total:
+                raise UploadsBusy(self.held, self.max_total)
             return message
 
         async def tracked_send(message):
@@ -73,28 +105,34 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, tracked_send)
-        except (BodyTooLarge, BodyTooSlow) as exc:
+        except (BodyTooLarge, BodyTooSlow, UploadsBusy) as exc:
             if not started:
-                await send_json(send, exc.status_code, exc.detail, CLOSE)
+                await send_json(send, exc.status_code, exc.detail, exc.headers)
+        finally:
+            self.held -= received
 
 
 class InFlightLimit:
-    """ASGI middleware: a bounded number of requests to `paths` at once; the next is answered 503 with Retry-After
-    before its body is read, so overload costs a client one short wait instead of an unbounded queue.
+    """ASGI middleware: a bounded number of requests to `paths` at once; the next is answered 503 with Retry-After,
+    so overload costs a client one short wait instead of an unbounded queue.
+
+    A request takes its place once its body has arrived whole, not before: an upload trickling in over a slow link
+    holds no place while it arrives (BodyLimit's deadline and byte budget bound those), so slow clients cannot starve
+    the rest, and a 503 is sent after the body was read, on a connection the client can still read it from.
 
     The bound adapts (additive increase, multiplicative decrease) between MIN_LIMIT and max_requests so that
-    requests take about target_seconds: a slower or busier machine admits fewer at once rather than letting every
-    request wait longer. target_seconds=0 keeps it fixed at max_requests.
+    requests take about target_seconds from their place to their answer: a slower or busier machine admits fewer at
+    once rather than letting every request wait longer. target_seconds=0 keeps it fixed at max_requests.
     """
 
-    MIN_LIMIT = 16  # never fewer at once: a few slow requests (many files, a slow link) must not starve the rest
+    MIN_LIMIT = 16  # never fewer at once: a few slow requests (many files, big images) must not starve the rest
 
     def __init__(
         self,
         app,
         max_requests: int,
         target_seconds: float = 0.1,
-        paths: tuple[str, ...] = ("/v1/predict",),
+        paths: tuple[str, ...] = QUEUED_PATHS,
         retry_after: int = 1,
     ):
         self.app, self.max_requests, self.target, self.paths, self.retry_after = (
@@ -109,19 +147,36 @@ class InFlightLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] not in self.paths:
             return await self.app(scope, receive, send)
-        if self.in_flight >= int(self.limit):
-            message = (
-                f"server busy: {self.in_flight} requests in progress (at most {self.max_requests}: "
-                f"HORSES_HUMANS_SERVE_MAX_QUEUE); retry after {self.retry_after} s"
-            )
-            return await send_json(send, 503, message, {"Retry-After": str(self.retry_after), **CLOSE})
-        self.in_flight += 1
-        start = time.monotonic()
+        admitted, started = None, False  # admitted: when the request took its place (monotonic seconds)
+
+        async def receive_then_admit():
+            nonlocal admitted
+            message = await receive()
+            if admitted is None and message["type"] == "http.request" and not message.get("more_body", False):
+                self.take_place()
+                admitted = time.monotonic()
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive_then_admit, tracked_send)
+        except ServerBusy as exc:  # FastAPI answers it through the app's handler; this is for any other app
+            if not started:
+                await send_json(send, 503, exc.detail, exc.headers)
         finally:
-            self.in_flight -= 1
-            self.adapt(time.monotonic() - start, time.monotonic())
+            if admitted is not None:
+                self.in_flight -= 1
+                self.adapt(time.monotonic() - admitted, time.monotonic())
+
+    def take_place(self) -> None:
+        """Count one more request in progress, or raise ServerBusy when the bound is reached."""
+        if self.in_flight >= int(self.limit):
+            raise ServerBusy(self.in_flight, self.max_requests, self.retry_after)
+        self.in_flight += 1
 
     def adapt(self, seconds: float, now: float) -> None:
         """One request took `seconds`: over the target, shrink the bound by 10% (at most once per target period, as

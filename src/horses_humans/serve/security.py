@@ -8,13 +8,15 @@ import hmac
 
 from .limits import send_json
 
+KEY_HEADER = "X-API-Key"
+KEY_PREFIX = "/v1/"  # the paths that need the key; the page, /healthz and the docs do not
 KEY_HELP = "send `Authorization: Bearer KEY` or `X-API-Key: KEY` (the key `serve` was given with --api-key)"
 
 
 class ApiKey:
     """ASGI middleware: 401 for a request to `prefix` without the key, compared in constant time."""
 
-    def __init__(self, app, key: str, prefix: str = "/v1/"):
+    def __init__(self, app, key: str, prefix: str = KEY_PREFIX):
         self.app, self.key, self.prefix = app, key.encode(), prefix
 
     async def __call__(self, scope, receive, send):
@@ -32,8 +34,9 @@ class ApiKey:
 
 def presented_key(headers: dict[bytes, bytes]) -> bytes | None:
     """The key in `X-API-Key`, else in `Authorization: Bearer ...`, else None."""
-    if b"x-api-key" in headers:
-        return headers[b"x-api-key"].strip()
+    name = KEY_HEADER.lower().encode()
+    if name in headers:
+        return headers[name].strip()
     scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
     return token.strip() if scheme.lower() == b"bearer" and token.strip() else None
 

@@ -9,18 +9,28 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .settings import ServeSettings
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; larger is answered 431 and closed
+HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback once a request's parsed head passes MAX_HEAD_BYTES (httptools wraps it in an
+    HttpParserCallbackError, which uvicorn answers through send_400_response)."""
 
 
 class TimedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus: each request's headers must arrive within header_timeout seconds and
     MAX_HEAD_BYTES (uvicorn has no such limit: a client sending a header byte a second holds its connection
-    forever), and a connection whose response went out before its body was read is closed, not kept reading."""
+    forever), and a connection whose response went out before its body was read is closed, not kept reading.
+
+    The head is measured twice: as raw bytes while it is incomplete (a header that never ends), and as parsed bytes
+    (URL and each header) when a whole head arrives in one read, which the raw count cannot tell from its body."""
 
     header_timeout = 10.0
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self.head_bytes, self.awaiting_head, self.head_timer = 0, True, None
+        self.head_bytes, self.parsed_head_bytes, self.awaiting_head, self.head_timer = 0, 0, True, None
+        self.head_too_large = False
         self.arm_head_timer()
 
     def arm_head_timer(self) -> None:
@@ -37,14 +47,39 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         if self.awaiting_head:
             self.head_bytes += len(data)
         super().data_received(data)
-        if self.awaiting_head and self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-            self.transport.write(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            )
+        if self.awaiting_head and self.head_bytes > MAX_HEAD_BYTES:
+            self.refuse_head()
+
+    def refuse_head(self) -> None:
+        """Answer 431 and close (once)."""
+        if not self.transport.is_closing():
+            self.transport.write(HEAD_TOO_LARGE)
             self.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        self.count_parsed_head(len(url) + len(" HTTP/1.1\r\n"))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.count_parsed_head(len(name) + len(value) + len(": \r\n"))
+        super().on_header(name, value)
+
+    def count_parsed_head(self, size: int) -> None:
+        """Add to this request's parsed head; past MAX_HEAD_BYTES stop parsing (send_400_response answers 431)."""
+        self.parsed_head_bytes += size
+        if self.parsed_head_bytes > MAX_HEAD_BYTES:
+            self.head_too_large = True
+            raise HeadTooLarge(f"request head over {MAX_HEAD_BYTES} bytes")
+
+    def send_400_response(self, msg: str) -> None:
+        if self.head_too_large:
+            self.refuse_head()
+        else:
+            super().send_400_response(msg)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.parsed_head_bytes = 0
         if not self.awaiting_head:  # a keep-alive connection's next request: its own header deadline
             self.awaiting_head, self.head_bytes = True, 0
             self.arm_head_timer()

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -45,6 +45,23 @@ class ServeSettings(BaseSettings):
     header_timeout: float = Field(10.0, gt=0)  # seconds for a request's headers to arrive (slow clients cut off)
     body_timeout: float = Field(30.0, gt=0)  # seconds for a whole request body to arrive, else 408
     keep_alive_timeout: int = Field(5, gt=0)  # seconds an idle keep-alive connection stays open
+
+    @field_validator("api_key")
+    @classmethod
+    def usable_key(cls, key: SecretStr | None) -> SecretStr | None:
+        """Refuse a key no client can send: empty (an unset shell variable gives one, and an empty `X-API-Key:`
+        header would match it) or with spaces around it (HTTP strips them from the header, so it could never match)."""
+        if key is None:
+            return None
+        text = key.get_secret_value()
+        if not text.strip():
+            raise ValueError(
+                "the API key is empty; give a non-empty --api-key KEY, or unset HORSES_HUMANS_SERVE_API_KEY to serve "
+                "without one"
+            )
+        if text != text.strip():
+            raise ValueError("the API key starts or ends with white space, which no client can send; remove it")
+        return key
 
     @property
     def max_request_bytes(self) -> int:
