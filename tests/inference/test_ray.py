@@ -166,6 +166,19 @@ def test_ray_writes_the_local_writers_formats_and_says_which_model_answered(loca
     assert json.loads((tmp_path / "r.csv.meta.json").read_text())["model"] == stamp
 
 
+def test_a_name_that_is_not_utf8_gives_the_local_csv_on_ray(local_ray, centroid, tmp_path, capsys):
+    """Latin-1 bytes in a file name: Arrow strings must be UTF-8, so the actor escapes them as the CSV does."""
+    run, data = centroid
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    image = next((data / "validation-horse-or-human" / "humans").iterdir())
+    shutil.copyfile(image, os.fsdecode(bytes(odd) + b"/caf\xe9.png"))
+    (odd / "notes.txt").write_text("not an image")  # an error row beside it
+    (local_code, _, local_csv), (ray_code, ray_err, ray_csv) = predict_both(run, [odd], tmp_path, capsys)
+    assert ray_code == local_code == 0 and "Traceback" not in ray_err
+    assert ray_csv.read_bytes() == local_csv.read_bytes() and b"caf\\xe9.png" in ray_csv.read_bytes()
+
+
 def test_ray_refuses_images_over_the_pixel_limit_as_error_rows(local_ray, centroid, tmp_path, capsys):
     run, data = centroid
     image = next((data / "validation-horse-or-human" / "humans").iterdir())

@@ -29,7 +29,7 @@ from ..data.images import ImageError, load_pixels
 from ..runs.store import load_run
 from . import resultfiles
 from .predictor import Prediction
-from .resultfiles import ModelStamp, csv_columns, file_sink, from_csv_row, model_stamp, write_sidecar
+from .resultfiles import ModelStamp, csv_columns, file_sink, from_csv_row, model_stamp, text_cells, write_sidecar
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'horses-humans[ray]' (or pass --engine local)."
 EXTENSIONS = {**resultfiles.EXTENSIONS, ".parquet": "parquet"}
@@ -135,7 +135,8 @@ class RunModel:
 
         files, errors = [str(f) for f in batch["file"]], [str(e) for e in batch["error"]]
         results = answer(self.predictor, files, np.asarray(batch["pixels"]), errors)
-        return pa.Table.from_pylist([r.csv_row(self.predictor.class_names) for r in results], schema=self.schema)
+        rows = [text_cells(r.csv_row(self.predictor.class_names)) for r in results]  # Arrow strings are UTF-8
+        return pa.Table.from_pylist(rows, schema=self.schema)
 
 
 @contextmanager

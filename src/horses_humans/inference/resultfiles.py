@@ -89,6 +89,12 @@ def without_raw_bytes(text: str) -> str:
             return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def text_cells(row: dict) -> dict:
+    """A csv_row whose texts (file names, errors that quote them) hold no raw bytes: what a CSV or an Arrow string
+    column (UTF-8 only) can take."""
+    return {name: without_raw_bytes(value) if isinstance(value, str) else value for name, value in row.items()}
+
+
 def printable(text: str) -> str:
     """Text safe on a terminal: raw bytes and control characters (ESC, CR, ...) as \\xNN."""
     return CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", without_raw_bytes(text))
@@ -175,17 +181,13 @@ class CsvWriter(ResultWriter):
         if not self.headed:
             writer.writeheader()
             self.headed = True
-        writer.writerows(self.cells(r.csv_row(self.class_names)) for r in batch)
+        writer.writerows(text_cells(r.csv_row(self.class_names)) for r in batch)
         return buf.getvalue()
 
     def close(self) -> None:
         """A file of no rows still gets its header (as Ray's always did)."""
         if not self.headed:
             self.sink.write(self.render([]))
-
-    def cells(self, row: dict) -> dict:
-        """A csv_row with its texts (file names, errors that quote them) as cell() writes them."""
-        return {name: self.cell(value) if isinstance(value, str) else value for name, value in row.items()}
 
 
 class JsonlWriter(ResultWriter):
