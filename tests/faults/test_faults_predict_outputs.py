@@ -119,6 +119,7 @@ def odd_names(exported_run, tmp_path) -> tuple[Path, Path, Path]:
 def test_names_that_are_not_utf8_are_escaped_in_csv_and_the_table(exported_run, odd_names, tmp_path):
     run, _ = exported_run
     folder, _, _ = odd_names
+    (folder / "\x1b[2Jnotes.png").write_text("not an image")  # its error row, and its skipped line, quote it
     env = child_env()
     for fmt in ("csv", "table"):
         result = subprocess.run(
@@ -131,6 +132,7 @@ def test_names_that_are_not_utf8_are_escaped_in_csv_and_the_table(exported_run, 
         text = result.stdout.decode("utf-8")  # strict: no raw byte on stdout
         assert f"{folder}/caf\\xe9.png" in text, text
     assert b"\x1b" not in result.stdout and "\\x1b[31mred.png" in text  # the table prints no escape sequence
+    assert b"\x1b" not in result.stderr and "\\x1b[2Jnotes.png: not an image" in result.stderr.decode()
 
 
 def test_a_csv_with_escaped_names_resumes_without_duplicates(exported_run, odd_names, tmp_path):

@@ -195,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="local: this process; ray: a Ray Data pipeline (default CSV; also Parquet with --output FILE.parquet; "
-        "needs the [ray] extra; see docs/ray.md)",
+        help="local: this process; ray: a Ray Data pipeline, the same formats (CSV on stdout unless told) and "
+        "Parquet with --output FILE.parquet (needs the [ray] extra; see docs/ray.md)",
     )
     p.add_argument(
         "--address", metavar="ADDR", help="with --engine ray: an existing Ray cluster (default: a local one)"
@@ -517,7 +517,7 @@ def cmd_predict(args) -> int:
         return predict_on_ray(args, fmt)
     from ..core.progress import ProgressBar
     from ..inference.predictor import Predictor, predict_paths
-    from ..inference.resultfiles import check_output, choose_format, model_stamp, open_results
+    from ..inference.resultfiles import check_output, choose_format, model_stamp, open_results, printable
     from ..runs.store import load_run
 
     fmt = choose_format(fmt, args.output)
@@ -525,7 +525,7 @@ def cmd_predict(args) -> int:
     model = model_stamp(run, args.checkpoint, args.runtime)  # what answers: --resume continues only its own file
     check_output(args.output, fmt, args.resume, run.class_names, model)  # before the model loads
     predictor = Predictor.from_run(run, args.checkpoint, args.runtime)  # imports TensorFlow only for Keras
-    log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout holds only the rows)
+    log = lambda line: print(printable(line), file=sys.stderr)  # noqa: E731  (stdout: only rows; names: no ESC)
     log(f"answering with {predictor.source}")
     with (
         open_results(args.output, fmt, predictor.class_names, model, args.resume) as writer,

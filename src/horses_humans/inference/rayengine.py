@@ -29,7 +29,16 @@ from ..data.images import ImageError, load_pixels
 from ..runs.store import load_run
 from . import resultfiles
 from .predictor import Prediction
-from .resultfiles import ModelStamp, csv_columns, file_sink, from_csv_row, model_stamp, text_cells, write_sidecar
+from .resultfiles import (
+    ModelStamp,
+    csv_columns,
+    file_sink,
+    from_csv_row,
+    model_stamp,
+    printable,
+    text_cells,
+    write_sidecar,
+)
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'horses-humans[ray]' (or pass --engine local)."
 EXTENSIONS = {**resultfiles.EXTENSIONS, ".parquet": "parquet"}
@@ -330,6 +339,6 @@ def cmd_predict_ray(request: RayPredict) -> int:
     """The CLI's `predict --engine ray`: the rows, then the summary and exit code of the single-machine path."""
     total, failed = predict_with_ray(request)
     for row in failed:
-        print(f"skipped: {row.error}", file=sys.stderr)
+        print(f"skipped: {printable(row.error)}", file=sys.stderr)
     print(f"predicted {total - len(failed)} of {total} files ({len(failed)} skipped)", file=sys.stderr)
     return 1 if len(failed) == total or (request.strict and failed) else 0
