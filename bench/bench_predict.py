@@ -37,7 +37,8 @@ from horses_humans.data.datasets import VALIDATION  # noqa: E402
 from horses_humans.data.images import load_pixels  # noqa: E402
 from horses_humans.data.inputfiles import walk_inputs  # noqa: E402
 from horses_humans.inference.predictor import Predictor, default_workers  # noqa: E402
-from horses_humans.inference.resultfiles import open_results  # noqa: E402
+from horses_humans.inference.resultfiles import model_stamp, open_results  # noqa: E402
+from horses_humans.runs.store import load_run  # noqa: E402
 
 PEAK_RSS = (
     "import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
@@ -71,10 +72,11 @@ def todays_path(predictor: Predictor, files: list[Path]) -> float:
     return len(results) / (time.perf_counter() - start)
 
 
-def streaming(predictor: Predictor, folder: Path, output: Path, batch_size: int, workers: int) -> float:
-    """Images per second of the streaming path: the lazy walk, decoding threads ahead of the model, rows to CSV."""
+def streaming(predictor: Predictor, folder: Path, output: Path, batch_size: int, workers: int, model) -> float:
+    """Images per second of the streaming path: the lazy walk, decoding threads ahead of the model, rows to CSV
+    (`model`: the ModelStamp of what answers, for the CSV's sidecar)."""
     start, count = time.perf_counter(), 0
-    with open_results(output, "csv", predictor.class_names) as writer:
+    with open_results(output, "csv", predictor.class_names, model) as writer:
         for batch in predictor.predict_batches(walk_inputs([folder]), batch_size, workers):
             writer.write(batch)
             count += len(batch)
@@ -146,7 +148,7 @@ def main() -> None:
 
 def throughput_rows(args, folder: Path, tmp: Path) -> list[list[str]]:
     """Decode limit, today's path and the streaming path (Keras, and the runtime auto picks), with their ratios."""
-    files = sorted(folder.iterdir())
+    files, run = sorted(folder.iterdir()), load_run(args.run)
     keras = Predictor.from_run(args.run).warm_up()
     auto = Predictor.from_run(args.run, runtime="auto").warm_up()
     limit = decode_limit(files, keras.image_size, args.workers)
@@ -154,11 +156,13 @@ def throughput_rows(args, folder: Path, tmp: Path) -> list[list[str]]:
     measured = {
         "decode limit (no model)": limit,
         "today's path (Keras, serial decoding)": today,
-        "streaming, Keras": streaming(keras, folder, tmp / "k.csv", args.batch_size, args.workers),
+        "streaming, Keras": streaming(
+            keras, folder, tmp / "k.csv", args.batch_size, args.workers, model_stamp(run, runtime="keras")
+        ),
     }
     if "Keras" not in auto.source:
         measured[f"streaming, {auto.source.split(' (')[0]} (auto)"] = streaming(
-            auto, folder, tmp / "a.csv", args.batch_size, args.workers
+            auto, folder, tmp / "a.csv", args.batch_size, args.workers, model_stamp(run)
         )
     return [[name, f"{rate:.0f}", f"{rate / limit:.2f}", f"{rate / today:.2f}"] for name, rate in measured.items()]
 

@@ -38,22 +38,25 @@ def make_files(source: Path, n: int, folder: Path) -> Path:
 
 def local_seconds(run: Path, folder: Path, out: Path) -> float:
     """Wall seconds of the single-machine path: load the run's predictor, predict every file, write the CSV."""
-    from horses_humans.core.atomic import write_text_atomic
-    from horses_humans.inference.predictor import Predictor, collect_files, format_predictions
+    from horses_humans.inference.predictor import Predictor, collect_files
+    from horses_humans.inference.resultfiles import model_stamp, open_results
+    from horses_humans.runs.store import load_run
 
     start = time.perf_counter()
-    predictor = Predictor.from_run(run)
+    loaded = load_run(run)
+    predictor = Predictor.from_run(loaded)  # Keras, as the Ray side below
     results = predictor.predict_files(collect_files([folder]))
-    write_text_atomic(out, format_predictions(results, "csv", predictor.class_names))
+    with open_results(out, "csv", predictor.class_names, model_stamp(loaded, runtime="keras")) as writer:
+        writer.write(results)
     return time.perf_counter() - start
 
 
 def ray_seconds(run: Path, folder: Path, out: Path, workers: int) -> float:
     """Wall seconds of `predict --engine ray` on a fresh local Ray of `workers` CPUs (start-up included)."""
-    from horses_humans.inference.rayengine import predict_with_ray
+    from horses_humans.inference.rayengine import RayPredict, predict_with_ray
 
     start = time.perf_counter()
-    predict_with_ray(run, [folder], out, workers=workers)
+    predict_with_ray(RayPredict(run, [folder], out, runtime="keras", workers=workers))
     return time.perf_counter() - start
 
 

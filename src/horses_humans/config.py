@@ -17,6 +17,9 @@ CLASS_WEIGHTS = ("none", "balanced")
 # Runs record their own
 # threshold in labels.json; this is the default for new runs and for runs saved without one.
 DEFAULT_THRESHOLD = 0.5
+# width x height of one image, checked from its header before decoding, by `predict` (--max-pixels) and the server
+# (max_pixels): a decode holds up to ~9 bytes per pixel (bench/bench_decode_memory.py), ~360 MB at 40M pixels
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
 class HorsesHumansError(Exception):

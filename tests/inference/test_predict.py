@@ -1,11 +1,25 @@
 """predict.py without a trained model: which files a folder contributes, what a prediction says, its CSV and JSON."""
 
+import io
 import json
 
 import numpy as np
 import pytest
 
-from horses_humans.inference.predictor import Prediction, Predictor, collect_files, format_predictions
+from horses_humans.inference.predictor import Prediction, Predictor, collect_files
+from horses_humans.inference.resultfiles import WRITERS, ModelStamp
+
+STAMP = ModelStamp("run-1", "model-best.keras", "keras")
+
+
+def format_predictions(rows: list[Prediction], fmt: str = "table", class_names: list[str] | None = None) -> str:
+    """The text resultfiles' writer of `fmt` gives for these rows, written as one batch."""
+    names = class_names or next((list(r.probabilities) for r in rows if r.probabilities), [])
+    sink = io.StringIO()
+    writer = WRITERS[fmt](sink, names, STAMP)
+    writer.write(rows)
+    writer.close()
+    return sink.getvalue()
 
 
 def test_collect_files_skips_hidden_files_and_macos_resource_forks_like_the_data_set(tmp_path, make_image):
@@ -30,16 +44,15 @@ def test_csv_of_predictions_has_one_column_per_class_and_a_header_even_when_empt
         Prediction("a.png", "humans", 0.75, {"horses": 0.25, "humans": 0.75}),
         Prediction("b.png", error="not an image"),
     ]
-    assert format_predictions(rows, "csv").splitlines() == [
+    assert format_predictions(rows, "csv").splitlines() == [  # one writer for every path: resultfiles
         "file,label,probability,p_horses,p_humans,unsure_reason,unsure_score,error",
         "a.png,humans,0.75,0.25,0.75,,,",
         "b.png,,,,,,,not an image",
     ]
     assert (
         format_predictions([], "csv", ["cats", "dogs", "owls"])
-        == "file,label,probability,p_cats,p_dogs,p_owls,unsure_reason,unsure_score,error\n"
+        == "file,label,probability,p_cats,p_dogs,p_owls,unsure_reason,unsure_score,error\r\n"
     )
-    assert format_predictions([], "csv") == "file,label,probability,unsure_reason,unsure_score,error\n"
 
 
 def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label_and_its_probability():
@@ -56,6 +69,7 @@ def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label
             "unsure_reason": None,
             "unsure_score": None,
             "error": None,
+            "model": {"run": "run-1", "checkpoint": "model-best.keras", "runtime": "keras"},
         },
         {
             "file": "b.png",
@@ -65,6 +79,7 @@ def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label
             "unsure_reason": None,
             "unsure_score": None,
             "error": "not an image",
+            "model": {"run": "run-1", "checkpoint": "model-best.keras", "runtime": "keras"},
         },
     ]
     table = format_predictions(rows).splitlines()
@@ -153,13 +168,13 @@ def test_resume_keeps_complete_rows_cuts_a_torn_one_and_writes_nothing_twice(tmp
     from horses_humans.inference.resultfiles import open_results
 
     output = tmp_path / f"out.{fmt}"
-    with open_results(output, fmt, ["horses", "humans"]) as writer:
+    with open_results(output, fmt, ["horses", "humans"], STAMP) as writer:
         writer.write(rows_of(3))
         writer.write(rows_of(2, 3))
     torn = output.read_bytes()
     cut = torn.rindex(b"f004.png") + 3  # a kill in the middle of the last row
     output.write_bytes(torn[:cut])
-    with open_results(output, fmt, ["horses", "humans"], resume=True) as writer:
+    with open_results(output, fmt, ["horses", "humans"], STAMP, resume=True) as writer:
         assert writer.done == {f"f{i:03d}.png" for i in range(4)}
         writer.write(rows_of(3, 4))
     text = output.read_text()
@@ -176,9 +191,9 @@ def test_resume_of_a_finished_json_array_appends_inside_the_bracket(tmp_path):
     from horses_humans.inference.resultfiles import open_results
 
     output = tmp_path / "out.json"
-    with open_results(output, "json", ["horses", "humans"]) as writer:
+    with open_results(output, "json", ["horses", "humans"], STAMP) as writer:
         writer.write(rows_of(2))
-    with open_results(output, "json", ["horses", "humans"], resume=True) as writer:
+    with open_results(output, "json", ["horses", "humans"], STAMP, resume=True) as writer:
         writer.write(rows_of(1, 2))
     assert [r["file"] for r in json.loads(output.read_text())] == ["f000.png", "f001.png", "f002.png"]
 
@@ -188,23 +203,23 @@ def test_resume_refuses_another_runs_csv_a_table_and_a_missing_output(tmp_path):
     from horses_humans.inference.resultfiles import open_results
 
     output = tmp_path / "out.csv"
-    with open_results(output, "csv", ["cats", "dogs", "owls"]) as writer:
+    with open_results(output, "csv", ["cats", "dogs", "owls"], STAMP) as writer:
         writer.write(rows_of(1))
     with pytest.raises(HorsesHumansError, match="is not this run's"):
-        with open_results(output, "csv", ["horses", "humans"], resume=True):
+        with open_results(output, "csv", ["horses", "humans"], STAMP, resume=True):
             pass
     with pytest.raises(HorsesHumansError, match="a table cannot be"):
-        with open_results(tmp_path / "out.txt", "table", ["horses", "humans"], resume=True):
+        with open_results(tmp_path / "out.txt", "table", ["horses", "humans"], STAMP, resume=True):
             pass
     with pytest.raises(HorsesHumansError, match="--resume continues an --output FILE"):
-        with open_results(None, "csv", ["horses", "humans"], resume=True):
+        with open_results(None, "csv", ["horses", "humans"], STAMP, resume=True):
             pass
 
 
 def test_the_streamed_table_lines_up_with_the_first_batch(capsys):
     from horses_humans.inference.resultfiles import open_results
 
-    with open_results(None, "table", ["horses", "humans"]) as writer:
+    with open_results(None, "table", ["horses", "humans"], STAMP) as writer:
         writer.write(rows_of(2))
         writer.write([Prediction("a-much-longer-name.png", error="not an image")])
     lines = capsys.readouterr().out.splitlines()

@@ -5,6 +5,7 @@ One Ray instance for the module (2 CPUs, no dashboard): rayengine reuses a runni
 
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -144,11 +145,56 @@ def test_csv_to_stdout_and_nothing_to_predict(local_ray, centroid, tmp_path, cap
     assert read_rows(tmp_path / "e.csv") == [] and (tmp_path / "e.csv").read_text().startswith("file,label,")
 
 
+def test_ray_writes_the_local_writers_formats_and_says_which_model_answered(local_ray, centroid, tmp_path, capsys):
+    """One writer: JSON Lines from Ray are the local rows (the model field included); Parquet keeps the stamp in its
+    schema metadata, a CSV in its sidecar."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    run, data = centroid
+    rows = {}
+    for engine in ("local", "ray"):
+        assert (
+            main(["predict", str(run), str(data), "--output", str(tmp_path / f"{engine}.jsonl"), "--engine", engine])
+            == 0
+        )
+        rows[engine] = [json.loads(line) for line in (tmp_path / f"{engine}.jsonl").read_text().splitlines()]
+    stamp = {"run": run.name, "checkpoint": "model.keras", "runtime": "keras"}
+    assert [r["file"] for r in rows["ray"]] == [r["file"] for r in rows["local"]] and len(rows["ray"]) == 16
+    assert all(r["model"] == stamp for r in rows["ray"] + rows["local"])
+    assert [r["label"] for r in rows["ray"]] == [r["label"] for r in rows["local"]]
+    assert main(["predict", str(run), str(data), "--engine", "ray", "--output", str(tmp_path / "p.parquet")]) == 0
+    metadata = pq.read_schema(tmp_path / "p.parquet").metadata
+    assert json.loads(metadata[b"horses_humans.model"]) == stamp
+    assert main(["predict", str(run), str(data), "--engine", "ray", "--output", str(tmp_path / "r.csv")]) == 0
+    assert json.loads((tmp_path / "r.csv.meta.json").read_text())["model"] == stamp
+
+
+def test_a_name_that_is_not_utf8_gives_the_local_csv_on_ray(local_ray, centroid, tmp_path, capsys):
+    """Latin-1 bytes in a file name: Arrow strings must be UTF-8, so the actor escapes them as the CSV does."""
+    run, data = centroid
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    image = next((data / "validation-horse-or-human" / "humans").iterdir())
+    shutil.copyfile(image, os.fsdecode(bytes(odd) + b"/caf\xe9.png"))
+    (odd / "notes.txt").write_text("not an image")  # an error row beside it
+    (local_code, _, local_csv), (ray_code, ray_err, ray_csv) = predict_both(run, [odd], tmp_path, capsys)
+    assert ray_code == local_code == 0 and "Traceback" not in ray_err
+    assert ray_csv.read_bytes() == local_csv.read_bytes() and b"caf\\xe9.png" in ray_csv.read_bytes()
+
+
+def test_ray_refuses_images_over_the_pixel_limit_as_error_rows(local_ray, centroid, tmp_path, capsys):
+    run, data = centroid
+    image = next((data / "validation-horse-or-human" / "humans").iterdir())
+    assert main(["predict", str(run), str(image), "--engine", "ray", "--max-pixels", "100"]) == 1
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert row["error"].startswith(f"{image}: ") and "over the limit of 100 (predict --max-pixels" in row["error"]
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--engine", "ray", "--output", "out.json"], "--output out.json: --engine ray writes .csv or .parquet"),
-        (["--engine", "ray", "--json"], "--json: --engine ray writes CSV or Parquet"),
+        (["--engine", "ray", "--output", "out.txt"], "--output out.txt: --engine ray writes .csv, .jsonl, "),
+        (["--engine", "ray", "--format", "csv", "--output", "o.parquet"], "--output o.parquet: a .parquet file"),
+        (["--engine", "ray", "--resume", "--output", "o.csv"], "--resume: --engine ray writes its output whole"),
         (["--address", "127.0.0.1:6379"], "--address 127.0.0.1:6379: a cluster address needs --engine ray"),
     ],
 )
@@ -264,8 +310,9 @@ def test_a_one_cpu_instance_finishes(centroid, tmp_path):
     pytest.importorskip("ray")
     run, data = centroid
     code = (
-        "import sys\nfrom pathlib import Path\nfrom horses_humans.inference.rayengine import predict_with_ray\n"
-        "print(predict_with_ray(Path(sys.argv[1]), [Path(sys.argv[2])], Path(sys.argv[3]), workers=1)[0])"
+        "import sys\nfrom pathlib import Path\n"
+        "from horses_humans.inference.rayengine import RayPredict, predict_with_ray\n"
+        "print(predict_with_ray(RayPredict(Path(sys.argv[1]), [Path(sys.argv[2])], Path(sys.argv[3]), workers=1))[0])"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
-from ..config import PRECISIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+from ..config import DEFAULT_MAX_PIXELS, PRECISIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
 from ..core.backend import configure, import_backend, quiet_native_stderr
 from .options import add_config_options, config_from_args
 
@@ -174,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="images per model call (default: 32)")
     p.add_argument("--workers", type=int, help="threads decoding images (default: one per CPU)")
     p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse an image whose header announces more than N pixels (width x height) before decoding it: an "
+        f"error row, like the server's limit (default: {DEFAULT_MAX_PIXELS:,}; a decode holds ~9 bytes a pixel)",
+    )
+    p.add_argument(
         "--runtime",
         choices=["auto", "keras", "onnx", "tflite"],
         default="auto",
@@ -187,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="local: this process; ray: a Ray Data pipeline writing CSV, or Parquet with --output FILE.parquet "
-        "(needs the [ray] extra; see docs/ray.md)",
+        help="local: this process; ray: a Ray Data pipeline, the same formats (CSV on stdout unless told) and "
+        "Parquet with --output FILE.parquet (needs the [ray] extra; see docs/ray.md)",
     )
     p.add_argument(
         "--address", metavar="ADDR", help="with --engine ray: an existing Ray cluster (default: a local one)"
@@ -391,6 +399,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`predict ... | head`): nothing more to say to it
+        discard_stdout()
+        return SIGPIPE_STATUS
+
+
+SIGPIPE_STATUS = 128 + 13  # what a shell reports for a command that SIGPIPE ended (`yes | head`: 141)
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of what it still holds raises nothing."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def needs_backend(args) -> bool:
@@ -484,29 +507,61 @@ def cmd_unsure(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    if args.engine == "ray" or args.address:  # a Ray Data pipeline instead (rayengine.py; Ray is an optional extra)
-        from ..inference.rayengine import cmd_predict_ray
-
-        return cmd_predict_ray(args)
     from ..config import check_positive
-    from ..core.progress import ProgressBar
-    from ..inference.predictor import Predictor, predict_paths
-    from ..inference.resultfiles import check_output, choose_format, open_results
 
     check_positive("batch_size", args.batch_size)
     check_positive("workers", args.workers)
-    fmt = choose_format("json" if args.json else "csv" if args.csv else args.format, args.output)
-    check_output(args.output, fmt, args.resume)  # before the model loads
-    predictor = Predictor.from_run(args.run, args.checkpoint, args.runtime)  # imports TensorFlow only for Keras
-    log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout holds only the rows)
+    check_positive("max_pixels", args.max_pixels)
+    fmt = "json" if args.json else "csv" if args.csv else args.format
+    if args.engine == "ray" or args.address:  # a Ray Data pipeline instead (rayengine.py; Ray is an optional extra)
+        return predict_on_ray(args, fmt)
+    from ..core.progress import ProgressBar
+    from ..inference.predictor import Predictor, predict_paths
+    from ..inference.resultfiles import check_output, choose_format, model_stamp, open_results, printable
+    from ..runs.store import load_run
+
+    fmt = choose_format(fmt, args.output)
+    run = load_run(args.run, args.checkpoint)
+    model = model_stamp(run, args.checkpoint, args.runtime)  # what answers: --resume continues only its own file
+    check_output(args.output, fmt, args.resume, run.class_names, model)  # before the model loads
+    predictor = Predictor.from_run(run, args.checkpoint, args.runtime)  # imports TensorFlow only for Keras
+    log = lambda line: print(printable(line), file=sys.stderr)  # noqa: E731  (stdout: only rows; names: no ESC)
     log(f"answering with {predictor.source}")
     with (
-        open_results(args.output, fmt, predictor.class_names, args.resume) as writer,
+        open_results(args.output, fmt, predictor.class_names, model, args.resume) as writer,
         ProgressBar("predicting") as progress,
     ):  # drawn only on a terminal: stdout stays clean for --json/--csv
-        tally = predict_paths(predictor, args.paths, writer, args.batch_size, args.workers, progress, log)
+        tally = predict_paths(
+            predictor, args.paths, writer, args.batch_size, args.workers, progress, log, args.max_pixels
+        )
     log(tally.summary(args.output))
     return tally.exit_status(args.strict)
+
+
+def predict_on_ray(args, fmt: str | None) -> int:
+    """`predict --engine ray`: the parsed options as a RayPredict, refused in one line where they do not apply."""
+    if args.engine != "ray":
+        raise HorsesHumansError(f"--address {args.address}: a cluster address needs --engine ray.")
+    if args.resume:
+        raise HorsesHumansError(
+            "--resume: --engine ray writes its output whole, at the end; resume with --engine local."
+        )
+    from ..inference.rayengine import RayPredict, cmd_predict_ray
+
+    request = RayPredict(
+        args.run,
+        args.paths,
+        args.output,
+        fmt,
+        args.checkpoint,
+        args.runtime,
+        args.workers,
+        args.address,
+        args.batch_size,
+        args.max_pixels,
+        args.strict,
+    )
+    return cmd_predict_ray(request)
 
 
 def cmd_serve(args) -> int:

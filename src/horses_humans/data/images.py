@@ -63,8 +63,8 @@ def check_pixels(im: Image.Image, label: str, max_pixels: int | None) -> None:
     width, height = im.size
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLarge(
-            f"{label}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}; "
-            "send a smaller image"
+            f"{label}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} "
+            "(predict --max-pixels, serve HORSES_HUMANS_SERVE_MAX_PIXELS); send a smaller image or raise the limit"
         )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -242,12 +241,14 @@ def predict_paths(
     workers: int | None = None,
     progress: Callable | None = None,
     log: Callable[[str], None] = print,
+    max_pixels: int | None = None,
 ) -> Tally:
     """Walk `paths`, predict every file `writer` (a resultfiles.ResultWriter) does not hold yet, and hand it each
-    batch's rows as they come; `log` gets one `skipped: REASON` line per file that has no answer."""
+    batch's rows as they come; `log` gets one `skipped: REASON` line per file that has no answer; an image over
+    `max_pixels` (width x height) is such a file, refused before it is decoded."""
     tally = Tally(earlier=len(writer.done))
-    entries = (entry for entry in walk_inputs(paths) if str(entry[0]) not in writer.done)
-    for batch in predictor.predict_batches(entries, batch_size, workers):
+    entries = (entry for entry in walk_inputs(paths) if not writer.holds(entry[0]))
+    for batch in predictor.predict_batches(entries, batch_size, workers, max_pixels):
         writer.write(batch)
         for row in batch:
             if row.error:
@@ -277,33 +278,6 @@ def collect_files(paths: list[Path]) -> list[Path]:
     """Files named directly, plus every file under named folders (recursively, sorted) that is not hidden
     (dot files, __MACOSX: the rule the data set's folders follow); see inputfiles.walk_inputs, its lazy form."""
     return [path for path, _ in walk_inputs(paths)]  # a missing or special file becomes a per-file error, not a crash
-
-
-def format_predictions(results: list[Prediction], fmt: str = "table", class_names: list[str] | None = None) -> str:
-    """table | json | csv text of the predictions (errors included). The table shows each label and its probability;
-    JSON adds every class's in a dict, CSV as one p_<class> column each (class_names: the model's, for the header)."""
-    if fmt == "json":
-        return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
-    if fmt == "csv":
-        names = class_names or next((list(r.probabilities) for r in results if r.probabilities), [])
-        header = Prediction("").csv_row(names)
-        return rows_to_csv([r.csv_row(names) for r in results]) if results else ",".join(header) + "\n"
-    width = max([len(r.file) for r in results] + [4])
-    label_width = max([len(r.label or "") for r in results] + [8])
-    return "\n".join([table_header(width, label_width)] + [table_line(r, width, label_width) for r in results]) + "\n"
-
-
-def table_header(width: int, label_width: int) -> str:
-    """The table's first line, its columns `width` and `label_width` wide."""
-    return f"{'file':<{width}}  {'label':<{label_width}}  probability"
-
-
-def table_line(r: Prediction, width: int, label_width: int) -> str:
-    """One file's table line: label and probability (and why it is unsure), or its error."""
-    if r.error is not None:
-        return f"{r.file:<{width}}  error: {r.error}"
-    why = f"  ({r.unsure_reason}, score {r.unsure_score:.2f})" if r.unsure_reason else ""
-    return f"{r.file:<{width}}  {r.label:<{label_width}}  {r.probability:.4f}{why}"
 
 
 def rows_to_csv(rows: list[dict]) -> str:

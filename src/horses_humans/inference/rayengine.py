@@ -1,22 +1,24 @@
 """`predict --engine ray`: the same prediction as a Ray Data pipeline, on a local Ray or an existing cluster.
 
     file list (driver: predict.collect_files) -> decode in tasks (images.load_pixels)
-      -> map_batches(RunModel) on an actor pool (one Predictor per actor) -> rows streamed to one CSV or Parquet file
+      -> map_batches(RunModel) on an actor pool (one Predictor per actor) -> rows streamed to one file, or stdout
 
-Rows are those of the single-machine path: Prediction.csv_row, bad files as rows with their error, in input order.
+Rows are those of the single-machine path, written by its writers (resultfiles.py: table, CSV, JSON Lines, JSON) or
+as Parquet with the same columns; bad files are rows with their error, in input order.
 Ray is an optional extra: nothing here imports it at module level, and the package never imports this module
 except for `--engine ray`.
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import logging
 import socket
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +27,40 @@ from ..config import HorsesHumansError
 from ..core.atomic import atomic_path
 from ..data.images import ImageError, load_pixels
 from ..runs.store import load_run
+from . import resultfiles
+from .predictor import Prediction
+from .resultfiles import (
+    ModelStamp,
+    csv_columns,
+    file_sink,
+    from_csv_row,
+    model_stamp,
+    printable,
+    text_cells,
+    write_sidecar,
+)
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'horses-humans[ray]' (or pass --engine local)."
-FORMATS = {".csv": "csv", ".parquet": "parquet"}
+EXTENSIONS = {**resultfiles.EXTENSIONS, ".parquet": "parquet"}
 DEFAULT_BATCH = 32
+STAMP_KEY = b"horses_humans.model"  # Parquet metadata: the ModelStamp, as JSON
+
+
+@dataclass(frozen=True)
+class RayPredict:
+    """What `predict --engine ray` was asked: the run and inputs, where the rows go, and how to run them."""
+
+    run: Path
+    paths: list[Path]
+    output: Path | None = None
+    fmt: str | None = None  # table, csv, jsonl, json (--format, --csv, --json); None: from --output, else CSV
+    checkpoint: str | None = None
+    runtime: str = "auto"
+    workers: int | None = None
+    address: str | None = None
+    batch_size: int | None = None
+    max_pixels: int | None = None
+    strict: bool = False
 
 
 def import_ray():
@@ -41,31 +73,33 @@ def import_ray():
     return ray
 
 
-def output_format(output: Path | None) -> str:
-    """csv or parquet from --output's suffix (stdout: csv); a one-line error for anything else."""
-    if output is None:
-        return "csv"
-    fmt = FORMATS.get(Path(output).suffix.lower())
-    if fmt is None:
+def output_format(output: Path | None, fmt: str | None = None) -> str:
+    """The format asked for, else --output's extension (.csv, .jsonl, .json, .parquet), else CSV; a one-line error
+    for an extension the engine does not write."""
+    if output is not None and Path(output).suffix.lower() == ".parquet":
+        if fmt and fmt != "parquet":
+            raise HorsesHumansError(f"--output {output}: a .parquet file holds Parquet; leave out --format {fmt}.")
+        return "parquet"
+    if fmt or output is None:
+        return fmt or "csv"
+    found = EXTENSIONS.get(Path(output).suffix.lower())
+    if found is None:
         raise HorsesHumansError(
-            f"--output {output}: --engine ray writes .csv or .parquet; name the file with one of them."
+            f"--output {output}: --engine ray writes {', '.join(EXTENSIONS)}; name the file with one of them "
+            "(or pass --format)."
         )
-    return fmt
+    return found
 
 
-def columns(class_names: list[str]) -> list[str]:
-    """The CSV header of the single-machine path (one p_<class> column per class)."""
-    from .predictor import Prediction
-
-    return list(Prediction("").csv_row(class_names))
-
-
-def arrow_schema(class_names: list[str]):
-    """Fixed column types, so a batch of errors only (all labels None) has the same schema as any other."""
+def arrow_schema(class_names: list[str], model: ModelStamp | None = None):
+    """Fixed column types (the CSV's columns), so a batch of errors only (all labels None) has the same schema as
+    any other; with `model`, the stamp of what answered in the schema's metadata."""
     import pyarrow as pa
 
     strings = {"file", "label", "unsure_reason", "error"}
-    return pa.schema([(name, pa.string() if name in strings else pa.float64()) for name in columns(class_names)])
+    metadata = {STAMP_KEY: json.dumps(asdict(model)).encode()} if model else None
+    columns = csv_columns(class_names)
+    return pa.schema([(name, pa.string() if name in strings else pa.float64()) for name in columns], metadata=metadata)
 
 
 def decode_batch(batch: dict, image_size: int, max_pixels: int | None = None) -> dict:
@@ -110,7 +144,8 @@ class RunModel:
 
         files, errors = [str(f) for f in batch["file"]], [str(e) for e in batch["error"]]
         results = answer(self.predictor, files, np.asarray(batch["pixels"]), errors)
-        return pa.Table.from_pylist([r.csv_row(self.predictor.class_names) for r in results], schema=self.schema)
+        rows = [text_cells(r.csv_row(self.predictor.class_names)) for r in results]  # Arrow strings are UTF-8
+        return pa.Table.from_pylist(rows, schema=self.schema)
 
 
 @contextmanager
@@ -171,9 +206,17 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 def build_dataset(
-    ray, files: list[Path], run: Path, checkpoint: str | None, runtime: str | None, workers: int, batch_size: int
+    ray,
+    files: list[Path],
+    run: Path,
+    checkpoint: str | None,
+    runtime: str | None,
+    workers: int,
+    batch_size: int,
+    max_pixels: int | None = None,
 ):
-    """The pipeline: file names -> decode tasks -> a pool of `workers` model actors -> pyarrow rows."""
+    """The pipeline: file names -> decode tasks (images over `max_pixels` refused) -> a pool of `workers` model
+    actors -> pyarrow rows."""
     image_size = load_run(run, checkpoint).image_size
     blocks = max(1, min(len(files), workers * 4))  # a few blocks per worker: decode and predict overlap
     ds = ray.data.from_items(
@@ -184,7 +227,11 @@ def build_dataset(
     # requests keep Ray from fusing decoding into the actors; the pool grows from one actor as batches queue up, so a
     # few files do not pay for loading the model `workers` times
     ds = ds.map_batches(
-        decode_batch, fn_kwargs={"image_size": image_size}, batch_size=batch_size, batch_format="numpy", num_cpus=0.25
+        decode_batch,
+        fn_kwargs={"image_size": image_size, "max_pixels": max_pixels},
+        batch_size=batch_size,
+        batch_format="numpy",
+        num_cpus=0.25,
     )
     return ds.map_batches(
         RunModel,
@@ -202,37 +249,50 @@ def stream_rows(ds) -> Iterator[dict]:
         yield from table.to_pylist()
 
 
-def write_rows(rows: Iterator[dict], class_names: list[str], output: Path | None, fmt: str) -> list[dict]:
-    """Write rows as they come to stdout or atomically to `output` (CSV or Parquet); return the error rows."""
-    failed = []
-    checked = (failed.append(row) or row if row["error"] else row for row in rows)
+def stream_predictions(ds, class_names: list[str]) -> Iterator[list[Prediction]]:
+    """The dataset's rows back as Predictions, a block at a time, in order (what the writers take)."""
+    for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        yield [from_csv_row(row, class_names) for row in table.to_pylist()]
+
+
+def write_rows(
+    batches: Iterator[list[Prediction]], class_names: list[str], model: ModelStamp, output: Path | None, fmt: str
+) -> list[Prediction]:
+    """Write the rows as they come, to stdout or atomically to `output` (a CSV's sidecar after it); return the
+    error rows."""
+    failed: list[Prediction] = []
+    checked = (failed.extend(r for r in batch if r.error) or batch for batch in batches)
     if output is None:
-        write_csv(checked, class_names, sys.stdout)
+        write_batches(checked, resultfiles.WRITERS[fmt](resultfiles.StdoutSink(), class_names, model))
         return failed
     with atomic_path(output, suffix=Path(output).suffix) as tmp:
         if fmt == "parquet":
-            write_parquet(checked, class_names, tmp)
+            write_parquet(checked, class_names, model, tmp)
         else:
-            with open(tmp, "w", newline="") as fh:
-                write_csv(checked, class_names, fh)
+            with file_sink(tmp, 0, resumable=False, shown=Path(output)) as sink:
+                write_batches(checked, resultfiles.WRITERS[fmt](sink, class_names, model))
+    write_sidecar(Path(output), fmt, class_names, model)
     return failed
 
 
-def write_csv(rows: Iterator[dict], class_names: list[str], fh) -> None:
-    """The CSV of the single-machine path (predict.format_predictions' "csv"), row by row."""
-    writer = csv.DictWriter(fh, fieldnames=columns(class_names), lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
+def write_batches(batches: Iterator[list[Prediction]], writer) -> None:
+    """Every batch through one of resultfiles' writers, then its end (the JSON array's bracket)."""
+    for batch in batches:
+        writer.write(batch)
+    writer.close()
 
 
-def write_parquet(rows: Iterator[dict], class_names: list[str], path: Path, group: int = 4096) -> None:
-    """One Parquet file, a row group every `group` rows (memory stays flat)."""
+def write_parquet(
+    batches: Iterator[list[Prediction]], class_names: list[str], model: ModelStamp, path: Path, group: int = 4096
+) -> None:
+    """One Parquet file of csv_row rows, the model's stamp in its metadata, a row group every `group` rows (memory
+    stays flat)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema, buffer = arrow_schema(class_names), []
+    schema, buffer = arrow_schema(class_names, model), []
     with pq.ParquetWriter(path, schema) as writer:
-        for row in rows:
+        for row in (r.csv_row(class_names) for batch in batches for r in batch):
             buffer.append(row)
             if len(buffer) == group:
                 writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
@@ -240,27 +300,29 @@ def write_parquet(rows: Iterator[dict], class_names: list[str], path: Path, grou
         writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
 
 
-def predict_with_ray(
-    run: Path,
-    paths: list[Path],
-    output: Path | None = None,
-    checkpoint: str | None = None,
-    runtime: str | None = None,
-    workers: int | None = None,
-    address: str | None = None,
-    batch_size: int | None = None,
-) -> tuple[int, list[dict]]:
-    """Predict every file under `paths` on Ray and write the rows; return (rows written, error rows)."""
+def predict_with_ray(request: RayPredict) -> tuple[int, list[Prediction]]:
+    """Predict every file under the request's paths on Ray and write the rows; return (rows written, error rows)."""
     from .predictor import collect_files
 
-    fmt, run_record = output_format(output), load_run(run, checkpoint)  # bad options fail before Ray starts
-    files, workers = collect_files(paths), max(1, workers or 2)
-    with ray_session(address, workers) as ray:
+    fmt, run_record = output_format(request.output, request.fmt), load_run(request.run, request.checkpoint)
+    model = model_stamp(run_record, request.checkpoint, request.runtime)  # bad options fail before Ray starts
+    files, workers = collect_files(request.paths), max(1, request.workers or 2)
+    names, output = run_record.class_names, request.output
+    with ray_session(request.address, workers) as ray:
         if not files:
-            return 0, write_rows(iter(()), run_record.class_names, output, fmt)
-        ds = build_dataset(ray, files, Path(run).resolve(), checkpoint, runtime, workers, batch_size or DEFAULT_BATCH)
+            return 0, write_rows(iter(()), names, model, output, fmt)
+        ds = build_dataset(
+            ray,
+            files,
+            Path(request.run).resolve(),
+            request.checkpoint,
+            request.runtime,
+            workers,
+            request.batch_size or DEFAULT_BATCH,
+            request.max_pixels,
+        )
         try:
-            return len(files), write_rows(stream_rows(ds), run_record.class_names, output, fmt)
+            return len(files), write_rows(stream_predictions(ds, names), names, model, output, fmt)
         except ray.exceptions.RayError as exc:
             raise user_error(exc) or exc
 
@@ -273,25 +335,10 @@ def user_error(exc: BaseException) -> HorsesHumansError | None:
     return HorsesHumansError(lines[-1].split(prefix, 1)[1].strip()) if lines else None
 
 
-def cmd_predict_ray(args) -> int:
-    """The CLI's `predict --engine ray`: the summary and exit code of the single-machine path."""
-    if args.engine != "ray":
-        raise HorsesHumansError(f"--address {args.address}: a cluster address needs --engine ray.")
-    if getattr(args, "json", False):
-        raise HorsesHumansError(
-            "--json: --engine ray writes CSV or Parquet; use --csv or --output FILE.csv|FILE.parquet."
-        )
-    total, failed = predict_with_ray(
-        args.run,
-        args.paths,
-        args.output,
-        args.checkpoint,
-        getattr(args, "runtime", None),
-        getattr(args, "workers", None),
-        args.address,
-        getattr(args, "batch_size", None),
-    )
+def cmd_predict_ray(request: RayPredict) -> int:
+    """The CLI's `predict --engine ray`: the rows, then the summary and exit code of the single-machine path."""
+    total, failed = predict_with_ray(request)
     for row in failed:
-        print(f"skipped: {row['error']}", file=sys.stderr)
+        print(f"skipped: {printable(row.error)}", file=sys.stderr)
     print(f"predicted {total - len(failed)} of {total} files ({len(failed)} skipped)", file=sys.stderr)
-    return 1 if len(failed) == total or (args.strict and failed) else 0
+    return 1 if len(failed) == total or (request.strict and failed) else 0

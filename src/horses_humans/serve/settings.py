@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..config import DEFAULT_MAX_PIXELS
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -31,7 +33,7 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(
         32 * 1024 * 1024, gt=0
     )  # per request (spooled to disk while parsed): /tmp holds at most max_queue x this
-    max_pixels: int = Field(40_000_000, gt=0)  # width x height per image, checked before decoding
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)  # width x height per image, checked before decoding
     max_files: int = Field(32, gt=0)  # per request
     max_batch: int = Field(32, gt=0)  # images per model call when requests arrive together
     # images decoded at once: a decode holds at most ~9 bytes per pixel (RGB and 16-bit grey ~4, transparent ~9:
