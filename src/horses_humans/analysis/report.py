@@ -22,7 +22,7 @@ from ..inference.predictor import Predictor
 from ..inference.unsure import NEITHER, tradeoff_curve
 from ..models.outputs import ClassOutput
 from ..models.recipes import get_recipe, last_conv_layer
-from ..runs.modelcard import EVALUATIONS_DIR
+from ..runs.layout import EVALUATIONS_DIR, REPORT_DIR
 from ..runs.store import OPTIMISM_NOTE, Run, load_run, read_calibration
 from . import explain, plots
 from .answers import folder_names, load_measuring_folder
@@ -30,7 +30,6 @@ from .compare import runs_curves_view
 from .evaluation import classification_metrics, predict_split
 from .htmlpage import View, page_html, sections_html, table_html
 
-REPORT_DIR = "report"
 GALLERY_SIZE = 12  # misclassified images shown, worst first
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..core.atomic import write_text_atomic
 from ..core.tables import markdown_table
+from .layout import EVALUATIONS_DIR
 from .store import CHECKPOINT_FILES, MODEL_CARD_FILE, OPTIMISM_NOTE, Run, load_run, read_calibration
 
-EVALUATIONS_DIR = "evaluations"  # one JSON per evaluated split or --data folder (see evaluation.evaluate_run)
 FINDINGS = "docs/findings.md in the horses-humans repository"
 
 

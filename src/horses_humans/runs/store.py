@@ -14,10 +14,22 @@ from ..config import HorsesHumansError, TrainConfig, describe_error
 from ..core.atomic import atomic_path, write_json_atomic
 from ..models.outputs import ClassOutput
 from . import schema as runschema
+from .layout import (  # noqa: F401  (re-exported: the names every module imports with the store)
+    BEST_MODEL_FILE,
+    CALIBRATION_FILE,
+    CHECKPOINT_FILES,
+    CONFIG_FILE,
+    DATA_FILE,
+    ENVIRONMENT_FILE,
+    HISTORY_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_CARD_FILE,
+    MODEL_FILE,
+    RESUME_DIR,
+    TEMP_GLOB,
+)
 
-MODEL_FILE = "model.keras"  # the last epoch's weights
-BEST_MODEL_FILE = "model-best.keras"  # the best epoch's weights by CHECKPOINT_MONITOR
-CHECKPOINT_FILES = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
 # Every consumer (evaluate, predict, serve, export, report, explain, runs, best_run) uses this one unless told
 # otherwise.
 DEFAULT_CHECKPOINT = "best"
@@ -28,18 +40,8 @@ OPTIMISM_NOTE = (
     "validation accuracy chose the best epoch, so it is optimistic for that checkpoint; "
     "a held-out test split (evaluate --split test) or real photos (evaluate --data DIR) measure it fairly"
 )
-MODEL_CARD_FILE = "MODEL_CARD.md"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.json"
-METRICS_FILE = "metrics.json"
-LABELS_FILE = "labels.json"
-ENVIRONMENT_FILE = "environment.json"
-DATA_FILE = "data.json"  # the data folder, its layout, and the exact files of each side (see rundata.py)
-CALIBRATION_FILE = "calibration.json"  # the fitted temperature (calibration.py), and other helpers' keys
-# A run is finished when METRICS_FILE exists. Until then RESUME_DIR holds Keras' BackupAndRestore state, so a killed
-# `train` continues with `train --resume RUN`; atomic.py's temporary files are named ".NAME.*.tmp*".
-RESUME_DIR = "resume"
-TEMP_GLOB = ".*.tmp*"
+
+KERAS_ARCHIVE_MEMBERS = {"config.json", "model.weights.h5"}  # inside a .keras zip (Keras' names, not the run's)
 
 
 @dataclass
@@ -130,7 +132,7 @@ def model_file_problem(path: Path) -> str | None:
         return "empty file: training was cut short or the disk was full"
     try:
         with zipfile.ZipFile(path) as archive:
-            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
+            missing = KERAS_ARCHIVE_MEMBERS - set(archive.namelist())
     except (zipfile.BadZipFile, OSError):  # no or a broken zip directory: cut short, overwritten, unreadable
         return "not a Keras zip archive: its bytes are cut short or overwritten"
     return f"the archive lacks {', '.join(sorted(missing))}: it is incomplete" if missing else None
