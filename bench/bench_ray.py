@@ -37,14 +37,15 @@ def make_files(source: Path, n: int, folder: Path) -> Path:
 
 
 def local_seconds(run: Path, folder: Path, out: Path) -> float:
-    """Wall seconds of the single-machine path: load the run's predictor, predict every file, write the CSV."""
-    from horses_humans.core.atomic import write_text_atomic
-    from horses_humans.inference.predictor import Predictor, collect_files, format_predictions
+    """Wall seconds of the single-machine path: load the run's predictor, predict every file, write the CSV (as
+    `predict --output FILE.csv` does)."""
+    from horses_humans.inference.predictor import Predictor, predict_paths
+    from horses_humans.inference.resultfiles import open_results
 
     start = time.perf_counter()
     predictor = Predictor.from_run(run)
-    results = predictor.predict_files(collect_files([folder]))
-    write_text_atomic(out, format_predictions(results, "csv", predictor.class_names))
+    with open_results(out, "csv", predictor.class_names) as writer:
+        predict_paths(predictor, [folder], writer, log=lambda line: None)
     return time.perf_counter() - start
 
 

@@ -1,11 +1,22 @@
 """predict.py without a trained model: which files a folder contributes, what a prediction says, its CSV and JSON."""
 
+import io
 import json
 
 import numpy as np
 import pytest
 
-from horses_humans.inference.predictor import Prediction, Predictor, collect_files, format_predictions
+from horses_humans.inference.predictor import Prediction, Predictor, collect_files
+from horses_humans.inference.resultfiles import WRITERS
+
+
+def rendered(rows: list[Prediction], fmt: str, class_names=("horses", "humans")) -> str:
+    """What `predict --format FMT` writes for these rows, through its own writer."""
+    stream = io.StringIO()
+    writer = WRITERS[fmt](stream, list(class_names))
+    writer.write(rows)
+    writer.close()
+    return stream.getvalue()
 
 
 def test_collect_files_skips_hidden_files_and_macos_resource_forks_like_the_data_set(tmp_path, make_image):
@@ -30,16 +41,14 @@ def test_csv_of_predictions_has_one_column_per_class_and_a_header_even_when_empt
         Prediction("a.png", "humans", 0.75, {"horses": 0.25, "humans": 0.75}),
         Prediction("b.png", error="not an image"),
     ]
-    assert format_predictions(rows, "csv").splitlines() == [
+    assert rendered(rows, "csv").splitlines() == [
         "file,label,probability,p_horses,p_humans,unsure_reason,unsure_score,error",
         "a.png,humans,0.75,0.25,0.75,,,",
         "b.png,,,,,,,not an image",
     ]
-    assert (
-        format_predictions([], "csv", ["cats", "dogs", "owls"])
-        == "file,label,probability,p_cats,p_dogs,p_owls,unsure_reason,unsure_score,error\n"
-    )
-    assert format_predictions([], "csv") == "file,label,probability,unsure_reason,unsure_score,error\n"
+    assert rendered([], "csv", ["cats", "dogs", "owls"]).splitlines() == [
+        "file,label,probability,p_cats,p_dogs,p_owls,unsure_reason,unsure_score,error"
+    ]
 
 
 def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label_and_its_probability():
@@ -47,7 +56,7 @@ def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label
         Prediction("a.png", "horses", 0.9, {"horses": 0.9, "humans": 0.1}),
         Prediction("b.png", error="not an image"),
     ]
-    assert json.loads(format_predictions(rows, "json")) == [
+    assert json.loads(rendered(rows, "json")) == [
         {
             "file": "a.png",
             "label": "horses",
@@ -67,7 +76,7 @@ def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label
             "error": "not an image",
         },
     ]
-    table = format_predictions(rows).splitlines()
+    table = rendered(rows, "table").splitlines()
     assert table[1].split() == ["a.png", "horses", "0.9000"] and table[2].split() == [
         "b.png",
         "error:",

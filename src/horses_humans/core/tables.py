@@ -234,7 +234,6 @@ EXPORTS_KEYS = [
     "latency",
     "parity",
 ]  # the keys of `export.ExportResult.row()`, in EXPORTS_HEADER's order
-EXPORTS_FILE = "exports.md"  # in RUN/export/
 
 
 def megabytes(size: int) -> str:
@@ -268,7 +267,7 @@ def exports_markdown(source, results: list) -> str:
 def write_exports_markdown(source, results: list) -> tuple[str, Path]:
     """The trade-off table, also written to RUN/export/exports.md."""
     table = exports_markdown(source, results)
-    path = source.export_root / EXPORTS_FILE
+    path = source.exports_table_path
     write_text_atomic(path, table)
     return table, path
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -21,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DEFAULT_THRESHOLD
-from ..core.backend import import_backend, quiet_native_stderr
+from ..config import DEFAULT_THRESHOLD, HorsesHumansError
+from ..core.backend import import_backend
 from ..core.batching import batched
 from ..data.images import ImageError, load_pixels
 from ..data.inputfiles import Entry, open_regular, walk_inputs
 from ..models.outputs import ClassOutput
 from ..runs.store import Run, load_run
-from .runtimes import choose_export
+from .runtimes import KerasRuntime, Runtime, open_export, stderr
 from .unsure import UnsureRule, calibrate, default_rule, describe, load_rule, save_rule, unsure_share
 
 
@@ -70,24 +69,40 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded model with its class names and input size, and how to read its output."""
+    """A Runtime (the Keras model or an export) with its class names and input size, and how to read its output."""
 
     tta = False  # test-time flips: average each image's probabilities with its mirror's (a run's --tta)
     source = "a model"  # what answers, in words (from_run: the checkpoint file, or the export and its runtime)
 
     def __init__(
         self,
-        model,
+        runtime,
         class_names: list[str],
         image_size: int,
         threshold: float = DEFAULT_THRESHOLD,
         output: ClassOutput | None = None,
         unsure: UnsureRule | None = None,
+        load_keras: Callable[[], object] | None = None,
     ):
-        self.model, self.class_names, self.image_size = model, list(class_names), image_size
+        # anything else with predict_on_batch (a Keras model, a test's stand-in) is wrapped: one call path for all
+        self.runtime = runtime if isinstance(runtime, Runtime) else KerasRuntime(runtime)
+        self.class_names, self.image_size = list(class_names), image_size
         self.output = output or ClassOutput.for_classes(class_names, threshold)
         self.threshold = self.output.threshold
         self.unsure = unsure or default_rule(self.output)  # when to answer "unsure" (the run's calibrated rule)
+        self.load_keras = load_keras  # the Keras model behind an export, for what needs layers (Grad-CAM)
+        self.keras_model = None
+
+    @property
+    def model(self):
+        """The Keras model (Grad-CAM, activations, export): the runtime's own, or loaded once when an export answers."""
+        if isinstance(self.runtime, KerasRuntime):
+            return self.runtime.model
+        if self.keras_model is None:
+            if self.load_keras is None:
+                raise HorsesHumansError(f"{self.source} has no Keras model to explain; use --runtime keras.")
+            self.keras_model = self.load_keras()
+        return self.keras_model
 
     @classmethod
     def uncalibrated(cls, run: Run) -> Predictor:
@@ -96,33 +111,44 @@ class Predictor:
         return cls(run.load_model(), run.class_names, run.image_size, output=run.raw_output)
 
     @classmethod
-    def from_run(cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "keras") -> Predictor:
+    def from_run(
+        cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "keras", warn=stderr
+    ) -> Predictor:
         """Load a run's saved model (`checkpoint`: best or last, default the run's), labels and unsure rule;
         test-time flips when the run was trained with --tta. runtime: keras, or onnx / tflite / auto to run the
-        run's parity-checked export of that checkpoint instead (auto: the fastest, else Keras); see runtimes.py."""
+        run's parity-checked export of that checkpoint instead (auto: the fastest, else Keras); see runtimes.py.
+        `warn` gets auto's one-line warnings (a damaged export) and notes (an unverified one)."""
         run = run if isinstance(run, Run) else load_run(run, checkpoint)
-        export = choose_export(run.path, run.checkpoint_path(checkpoint).name, runtime)
-        if export is None:
-            import_backend()  # only Keras needs TensorFlow: an export answers without it
-            model = run.load_model(checkpoint)
-        else:
-            with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on file descriptor 2
-                model = export.load()
+        checkpoint_file = run.checkpoint_path(checkpoint).name
+        opened = open_export(run.path, checkpoint_file, runtime, warn)
+        load_keras = lambda: keras_model(run, checkpoint)  # noqa: E731
         predictor = cls(
-            model, run.class_names, run.image_size, output=run.output, unsure=load_rule(run.path, run.output)
+            opened[1] if opened else KerasRuntime(load_keras()),
+            run.class_names,
+            run.image_size,
+            output=run.output,
+            unsure=load_rule(run.path, run.output),
+            load_keras=load_keras,
         )
         predictor.tta = run.config.tta
-        predictor.source = export.describe() if export else f"Keras ({run.checkpoint_path(checkpoint).name})"
+        predictor.source = opened[0].describe() if opened else f"Keras ({checkpoint_file})"
         return predictor
 
     def predict_proba(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities (N, C) for a uint8 batch (N, S, S, 3), columns in class_names order."""
+        """Class probabilities (N, C) for a uint8 batch (N, S, S, 3), columns in class_names order; a row is NaN
+        where the model's raw output was not finite (a damaged model), never a made-up label."""
         # predict_on_batch runs Keras' compiled predict function: about 2x faster than an eager call for small batches
-        raw = batched(self.model.predict_on_batch, pixels, batch_size, (self.output.units,))
+        probabilities = self.read(batched(self.runtime.predict_on_batch, pixels, batch_size, (self.output.units,)))
         if not self.tta:
-            return self.output.probabilities(raw)
-        mirrored = batched(self.model.predict_on_batch, pixels[:, :, ::-1], batch_size, (self.output.units,))
-        return (self.output.probabilities(raw) + self.output.probabilities(mirrored)) / 2
+            return probabilities
+        mirrored = batched(self.runtime.predict_on_batch, pixels[:, :, ::-1], batch_size, (self.output.units,))
+        return (probabilities + self.read(mirrored)) / 2
+
+    def read(self, raw: np.ndarray) -> np.ndarray:
+        """Raw outputs (N, K) -> class probabilities (N, C), NaN rows where any raw value is NaN or infinite."""
+        probabilities = np.array(self.output.probabilities(raw), np.float64)
+        probabilities[~np.all(np.isfinite(raw), axis=1)] = np.nan  # clipping would turn inf into a sure answer
+        return probabilities
 
     def warm_up(self) -> Predictor:
         """One call on a blank image, so the first real request does not pay for tracing and allocation."""
@@ -193,6 +219,9 @@ class Predictor:
         if good:
             probabilities = self.predict_proba(np.stack([decoded[i] for i in good]), len(good))
             for i, row, verdict in zip(good, probabilities, self.unsure.apply(probabilities, self.output)):
+                if not np.all(np.isfinite(row)):
+                    results[i].error = f"{files[i]}: {self.source} answered NaN or infinity: {NOT_FINITE}"
+                    continue
                 results[i].probabilities = dict(zip(self.class_names, map(float, row)))
                 results[i].label, results[i].probability = verdict.label, float(row.max())
                 if verdict.label in results[i].probabilities:
@@ -201,6 +230,7 @@ class Predictor:
         return results
 
 
+NOT_FINITE = "the model file is damaged; rebuild the export or use --runtime keras (no label given)"
 PREFETCH = 2  # batches decoded ahead of the one the model runs: enough to keep both busy, memory still flat
 
 
@@ -259,6 +289,12 @@ def predict_paths(
     return tally
 
 
+def keras_model(run: Run, checkpoint: str | None = None):
+    """The run's Keras model of a checkpoint, TensorFlow imported (and set up) first: only Keras needs it."""
+    import_backend()
+    return run.load_model(checkpoint)
+
+
 def refit_unsure(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print) -> str:
     """Fit a run's unsure rule again on its validation split (through its served probabilities), store it in
     calibration.json, and return the line that describes it."""
@@ -277,20 +313,6 @@ def collect_files(paths: list[Path]) -> list[Path]:
     """Files named directly, plus every file under named folders (recursively, sorted) that is not hidden
     (dot files, __MACOSX: the rule the data set's folders follow); see inputfiles.walk_inputs, its lazy form."""
     return [path for path, _ in walk_inputs(paths)]  # a missing or special file becomes a per-file error, not a crash
-
-
-def format_predictions(results: list[Prediction], fmt: str = "table", class_names: list[str] | None = None) -> str:
-    """table | json | csv text of the predictions (errors included). The table shows each label and its probability;
-    JSON adds every class's in a dict, CSV as one p_<class> column each (class_names: the model's, for the header)."""
-    if fmt == "json":
-        return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
-    if fmt == "csv":
-        names = class_names or next((list(r.probabilities) for r in results if r.probabilities), [])
-        header = Prediction("").csv_row(names)
-        return rows_to_csv([r.csv_row(names) for r in results]) if results else ",".join(header) + "\n"
-    width = max([len(r.file) for r in results] + [4])
-    label_width = max([len(r.label or "") for r in results] + [8])
-    return "\n".join([table_header(width, label_width)] + [table_line(r, width, label_width) for r in results]) + "\n"
 
 
 def table_header(width: int, label_width: int) -> str:
