@@ -29,7 +29,8 @@ RESULTS_HEADER = [
 ]
 SERVED_NOTE = (
     "\\* served: the checkpoint every command uses unless given `--checkpoint` (best: the epoch with the "
-    "highest validation accuracy; runs made before checkpoints: their last epoch). Validation chose it, so "
+    "highest validation accuracy; runs made before checkpoints: their last epoch), scored as its saved float32 file "
+    "answers (training's own figure for runs made before that was recorded). Validation chose it, so "
     "the number is optimistic: `horses-humans evaluate RUN --split test` or `--data DIR` measures it fairly."
 )
 REFERENCE_CLASSES = ["horses", "humans"]  # runs on them say nothing about their classes in the tables

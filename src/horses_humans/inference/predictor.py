@@ -295,6 +295,27 @@ def keras_model(run: Run, checkpoint: str | None = None):
     return run.load_model(checkpoint)
 
 
+def score_checkpoints(run_dir: str | Path, checkpoints: dict, log=print) -> dict:
+    """metrics.json's "checkpoints" with each saved float32 file's own validation accuracy (saved_val_accuracy)
+    beside training's figure, which may come from bfloat16 arithmetic; called before metrics.json is written, so
+    each checkpoint is loaded by its file name. A file holding the same epoch as another is scored once."""
+    from ..runs.record import load_run_split
+
+    run = load_run(run_dir)
+    val = load_run_split(run, "validation", None, None, log)
+    if not len(val):
+        return checkpoints
+    scored, y = {}, np.asarray(val.y)
+    for name in ("best", "last"):
+        record = checkpoints.get(name)
+        if record and record["epoch"] not in scored:
+            predictor = Predictor(run.load_model(name), run.class_names, run.image_size, output=run.raw_output)
+            scored[record["epoch"]] = float(np.mean(run.raw_output.predicted(predictor.predict_proba(val.x)) == y))
+        if record:
+            record["saved_val_accuracy"] = scored[record["epoch"]]
+    return checkpoints
+
+
 def refit_unsure(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print) -> str:
     """Fit a run's unsure rule again on its validation split (through its served probabilities), store it in
     calibration.json, and return the line that describes it."""

@@ -77,9 +77,26 @@ class Run:
         return self.labels["input_size"]
 
     def checkpoint_path(self, checkpoint: str | None = None) -> Path:
-        """The file of a checkpoint (default: the run's); runs made before checkpoints have model.keras as both."""
-        path = self.path / CHECKPOINT_FILES[check_checkpoint(checkpoint or self.checkpoint)]
-        return path if path.exists() else self.path / MODEL_FILE
+        """The file of a checkpoint (default: the run's), as metrics.json names it: when that file is missing, a clear
+        error; no other file stands in for it. Runs made before checkpoints have model.keras as both."""
+        name = check_checkpoint(checkpoint or self.checkpoint)
+        recorded = (self.metrics.get("checkpoints") or {}).get(name)
+        if recorded is None:  # a run from before checkpoints were recorded
+            path = self.path / CHECKPOINT_FILES[name]
+            return path if path.exists() else self.path / MODEL_FILE
+        path = self.path / recorded["file"]
+        if not path.exists():
+            raise HorsesHumansError(
+                f"{path}: missing, but {METRICS_FILE} names it as the {name} checkpoint (epoch "
+                f"{recorded.get('epoch')}) and no other file answers for it; {self.checkpoint_fix(name)}."
+            )
+        return path
+
+    def checkpoint_fix(self, name: str) -> str:
+        """What to do about a missing or damaged checkpoint file: the other checkpoint when it is sound, else train."""
+        if name == "best" and model_file_problem(self.path / MODEL_FILE) is None:
+            return f"use --checkpoint last for the last epoch's {MODEL_FILE}, or train the run again"
+        return "train the run again"
 
     def checkpoint_record(self, checkpoint: str | None = None) -> dict:
         """{file, epoch, val_accuracy, val_loss} of a checkpoint, from metrics.json (older runs: model.keras, the
@@ -97,8 +114,11 @@ class Run:
 
     @property
     def served_accuracy(self) -> float | None:
-        """Validation accuracy of the checkpoint load_model loads (optimistic for the best one: see OPTIMISM_NOTE)."""
-        return self.checkpoint_record().get("val_accuracy")
+        """Validation accuracy of the checkpoint load_model loads, measured on the saved float32 file where training
+        recorded it (training may run in bfloat16), else training's own figure (optimistic: see OPTIMISM_NOTE)."""
+        record = self.checkpoint_record()
+        saved = record.get("saved_val_accuracy")
+        return saved if saved is not None else record.get("val_accuracy")
 
     def load_model(self, checkpoint: str | None = None):
         """The saved float32 Keras model of a checkpoint (default: the run's) (raw 0-255 RGB pixels in; out as
@@ -258,7 +278,9 @@ def list_runs(runs_dir: Path, checkpoint: str | None = None, log=warn) -> list[R
     for path in run_dirs(runs_dir):
         if is_finished(path):
             try:
-                runs.append(load_run(path, checkpoint))
+                run = load_run(path, checkpoint)
+                run.checkpoint_path()  # its served file is there (a missing one is reported, not replaced)
+                runs.append(run)
             except HorsesHumansError as exc:
                 log(f"warning: skipped {path.name}: {exc}")
     return runs
@@ -317,7 +339,7 @@ def run_problem(path: Path) -> RunProblem | None:
     if missing:
         return RunProblem(path.name, "damaged", f"missing {', '.join(missing)}: train the run again")
     try:
-        load_run(path)
+        load_run(path).checkpoint_path()  # a checkpoint metrics.json names but that is missing is damage too
     except HorsesHumansError as exc:
         return RunProblem(path.name, "damaged", str(exc).replace(f"{path}/", ""))  # the file's name is enough here
     bad = [
