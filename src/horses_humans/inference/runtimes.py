@@ -5,8 +5,12 @@ layer (N, K): one sigmoid unit (K = 1) for two classes, one softmax unit per cla
 class probabilities (N, C) with the run's outputs.ClassOutput. The parity check and the latency measurement of
 `export` go through these.
 
-`predict` (and the server, through predict.Predictor.from_run) can run a run's published exports instead of Keras:
-choose_export picks one that passed its parity check for the checkpoint asked for, without importing TensorFlow.
+`predict` (and the server, through predictor.Predictor.from_run) can run a run's published exports instead of Keras:
+choose_export picks one that passed its parity check for the checkpoint asked for, without importing TensorFlow, after
+checking its export.json and labels.json against their schemas and its model file and labels.json against the sizes
+and sha256 export.json recorded. A damaged export never answers: under an explicit --runtime it is one error naming
+the file and the `export` command that rebuilds it; under auto, a warning, and the Keras model answers. Exports made
+before checksums were recorded still answer, with a one-line note that they are unverified.
 """
 
 from __future__ import annotations
