@@ -567,6 +567,7 @@ def predict_on_ray(args, fmt: str | None) -> int:
 def cmd_serve(args) -> int:
     from pydantic import ValidationError
 
+    from ..inference.runtimes import open_export
     from ..runs.store import servable_run
     from ..serve.errors import validation_problems
     from ..serve.server import serve
@@ -590,6 +591,7 @@ def cmd_serve(args) -> int:
         ) from None
     # the model is loaded and checked here: a bad run is one error line (exit 2) before the server starts
     run = servable_run(settings.run, resolve_runs_dir(settings.runs_dir), settings.checkpoint)
+    open_export(run.path, run.checkpoint_path().name, settings.runtime, warn=lambda line: None)  # the app warns
     settings = settings.model_copy(update={"run": run.path})
     print(f"serving {run.path} on http://{settings.host}:{settings.port}/ (API docs: /docs)", file=sys.stderr)
     serve(settings)
