@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from horses_humans.data.datasets import TRAIN, VALIDATION  # noqa: E402
+from horses_humans.data.layouts import TRAIN, VALIDATION  # noqa: E402
 
 CLASSES = ("horses", "humans")
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from horses_humans.config import TrainConfig
-from horses_humans.data.datasets import find_dataset, load_side
+from horses_humans.data.layouts import find_dataset
+from horses_humans.data.pixels import load_side
 from horses_humans.models.recipes import build_model, get_recipe
 from horses_humans.training.features import cached_features
 

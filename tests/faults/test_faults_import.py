@@ -15,8 +15,8 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import datasets as data
-from horses_humans.data.datasets import TRAIN, VALIDATION
+from horses_humans.data import files, importing
+from horses_humans.data.layouts import TRAIN, VALIDATION
 
 from ..cli.test_cli_data import assert_one_line_error
 from ..synthetic import zip_folder
@@ -109,13 +109,13 @@ def test_zip_whose_header_lies_about_its_size_stops_and_leaves_the_old_data(tmp_
 
 def test_a_file_that_grows_after_it_was_measured_is_cut_off_at_the_limit(tmp_path, make_split):
     source = make_split(tmp_path / "src", (2, 2))
-    limits = data.ImportLimits(max_bytes=2**20)
-    plan = data.folder_plan(source, limits)
-    data.check_plan(plan, tmp_path, limits)  # as measured, it fits
+    limits = importing.ImportLimits(max_bytes=2**20)
+    plan = importing.folder_plan(source, limits)
+    importing.check_plan(plan, tmp_path, limits)  # as measured, it fits
     with open(source / "horses" / "horses-00.png", "ab") as fh:
         fh.write(bytes(2 * 2**20))  # it grows between the check and the copy
     with pytest.raises(HorsesHumansError, match="horses/horses-00.png.*more bytes than announced.*--max-bytes"):
-        data.write_plan(plan, tmp_path / "dest", data.open_regular, limits)
+        importing.write_plan(plan, tmp_path / "dest", files.open_regular, limits)
     written = sum(p.stat().st_size for p in (tmp_path / "dest").rglob("*") if p.is_file())
     assert written <= limits.max_bytes  # the counting stopped it, not the end of the file
 
@@ -146,8 +146,8 @@ def test_100k_members_are_refused_before_the_zip_directory_is_loaded(
     def load(*args, **kwargs):  # a million members would take gigabytes of ZipInfo objects
         raise AssertionError("the whole zip directory was loaded")
 
-    monkeypatch.setattr(data.zipfile, "ZipFile", load)
-    assert data.announced_members(hundred_thousand_members) == 100_000  # from the Zip64 end record
+    monkeypatch.setattr(importing.zipfile, "ZipFile", load)
+    assert importing.announced_members(hundred_thousand_members) == 100_000  # from the Zip64 end record
     assert import_cli(hundred_thousand_members, held[0]) == 2
     assert_refused(capsys, held, "holds 100000 files and folders", "--max-files")
 
@@ -171,7 +171,7 @@ def test_a_folder_over_the_byte_limit_is_refused_before_anything_is_written(tmp_
 def test_too_little_free_disk_is_refused_before_anything_is_written(tmp_path, held, make_split, capsys, monkeypatch):
     archive = class_zip(make_split, tmp_path)
     monkeypatch.setattr(
-        data.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**12, used=10**12 - 1000, free=1000)
+        importing.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**12, used=10**12 - 1000, free=1000)
     )
     assert import_cli(archive, held[0]) == 2
     assert_refused(capsys, held, str(held[0].parent), "1000 bytes free", "--data-dir")
@@ -205,7 +205,7 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
     ]
 
 
-@pytest.mark.parametrize("suffix", sorted(data.IMAGE_SUFFIXES))
+@pytest.mark.parametrize("suffix", sorted(importing.IMAGE_SUFFIXES))
 def test_every_suffix_an_import_keeps_is_one_the_loader_decodes(tmp_path, suffix):
     from PIL import Image
 
@@ -286,10 +286,10 @@ def test_a_fifo_named_as_the_source_is_one_error_line_not_a_hang(tmp_path, data_
 KILLABLE = """
 import os, sys, time
 from pathlib import Path
-from horses_humans import data
+from horses_humans.data import importing
 
 source, data_dir, marker, when = sys.argv[1:]
-real_replace, real_write = os.replace, data.write_entry
+real_replace, real_write = os.replace, importing.write_entry
 
 def wait_here(point):  # tell the test where we are, then wait for its kill -9
     if point == when:
@@ -306,8 +306,8 @@ def write_entry(*args):
     wait_here("write")  # one entry written, the others not
     return written
 
-os.replace, data.write_entry = replace, write_entry
-data.import_path(Path(source), Path(data_dir), log=lambda line: None)
+os.replace, importing.write_entry = replace, write_entry
+importing.import_path(Path(source), Path(data_dir), log=lambda line: None)
 """
 
 

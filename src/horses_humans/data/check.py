@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import HorsesHumansError
-from .datasets import (
+from .images import ImageError, open_image
+from .layouts import (
     CLASS_FOLDERS,
     LAYOUTS,
     VAL_FOLDERS,
@@ -19,7 +20,6 @@ from .datasets import (
     list_files,
     split_folders,
 )
-from .images import ImageError, open_image
 
 ALL = "all"  # the report's name for class folders alone: one "split" holding every image
 IMBALANCE = 1.5  # largest / smallest class above this is worth a warning

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .datasets import NotRegularFile, inode, is_hidden, kind_of
-from .datasets import open_regular as open_checked
+from .files import NotRegularFile, inode, is_hidden, kind_of
+from .files import open_regular as open_checked
 from .images import ImageError
 
 FOLDER = "<folder>"  # what `problem` says of a folder: walked, not opened (every real reason starts with the path)

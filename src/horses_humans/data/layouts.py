@@ -1,0 +1,265 @@
+"""The three layouts of a data folder (official, split folders, class folders): find the data set in one, its class
+names and the files of each side."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import HorsesHumansError
+from .files import is_hidden, visible_files, visible_folders
+
+TRAIN = "horse-or-human"
+VALIDATION = "validation-horse-or-human"
+SPLITS = (TRAIN, VALIDATION)
+OFFICIAL, SPLIT_FOLDERS, CLASS_FOLDERS = "official", "split-folders", "class-folders"
+LAYOUTS = {  # layout -> what it looks like
+    OFFICIAL: f"DIR/{TRAIN}/<class>/ + DIR/{VALIDATION}/<class>/",
+    SPLIT_FOLDERS: "DIR/train/<class>/ + DIR/val/<class>/ (+ DIR/test/<class>/)",
+    CLASS_FOLDERS: "DIR/<class>/ alone (train --val-split makes the validation split)",
+}
+SIDES = ("train", "validation", "test")  # what a run uses each part of a data set for
+VAL_FOLDERS = ("val", "valid", "validation")
+SPLIT_FOLDER_NAMES = ("train", *VAL_FOLDERS, "test")
+
+
+@dataclass(frozen=True)
+class FileList:
+    """One part of a data set before decoding: files relative to root (each under its class folder), class indices."""
+
+    name: str  # names its pixel cache: the split folder's name, or the side's ("train", "validation") for class folders
+    root: Path
+    files: list[str]
+    labels: list[int]
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A data folder as found: its layout, class names and the files of each side (train, validation, maybe test)."""
+
+    root: Path
+    layout: str
+    class_names: list[str]
+    sides: dict[str, FileList]
+
+
+def layouts_text() -> str:
+    """The accepted layouts, numbered, for error messages."""
+    return "; ".join(f"({i}) {text}" for i, text in enumerate(LAYOUTS.values(), 1))
+
+
+def class_names(split_dir: Path) -> list[str]:
+    """Class names are the split's sub-folder names, sorted (horses=0, humans=1)."""
+    if not split_dir.is_dir():
+        raise HorsesHumansError(
+            f"{split_dir}: data split not found. Run `horses-humans data download`, "
+            f"`horses-humans data import PATH`, or point --data-dir / HORSES_HUMANS_DATA at a folder "
+            f"holding {TRAIN}/ and {VALIDATION}/."
+        )
+    names = visible_folders(split_dir)
+    if len(names) < 2:
+        raise HorsesHumansError(
+            f"{split_dir}: needs at least two class folders, found {names or 'none'}: "
+            "add a folder of images for each class."
+        )
+    return names
+
+
+def list_files(split_dir: Path) -> tuple[list[str], list[str], list[int]]:
+    """(class names, files relative to split_dir, labels); an empty class is an error."""
+    names = class_names(split_dir)
+    files, labels = [], []
+    for index, name in enumerate(names):
+        found = visible_files(split_dir / name)
+        if not found:
+            raise HorsesHumansError(f"{split_dir / name}: class folder is empty: add its images or remove the folder.")
+        files += [str(p.relative_to(split_dir)) for p in found]
+        labels += [index] * len(found)
+    return names, files, labels
+
+
+def no_data_set(root: Path, found: str) -> HorsesHumansError:
+    """The error for a folder holding no data set: what is there, how to get one, and the accepted layouts."""
+    return HorsesHumansError(
+        f"{root}: no data set here ({found}). Run `horses-humans data download` or "
+        "`horses-humans data import PATH`, or point --data-dir / HORSES_HUMANS_DATA at a folder "
+        f"in one of the layouts {layouts_text()}."
+    )
+
+
+def detect_layout(root: Path) -> str:
+    """Which layout root holds, from its folder names alone (find_dataset checks what is inside them)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise no_data_set(root, "no such folder")
+    folders = set(visible_folders(root))
+    if folders & set(SPLITS):
+        return OFFICIAL
+    if folders & set(SPLIT_FOLDER_NAMES):
+        return SPLIT_FOLDERS
+    if folders:
+        return CLASS_FOLDERS
+    entries = sorted(p.name for p in root.iterdir() if not is_hidden(p.name))
+    raise no_data_set(
+        root,
+        f"it holds {', '.join(entries[:5])}{', ...' if len(entries) > 5 else ''}" if entries else "the folder is empty",
+    )
+
+
+def split_folders(root: Path, layout: str) -> dict[str, str]:
+    """{side: folder under root} of a layout with split folders; a missing or doubled split is an error."""
+    if layout == OFFICIAL:
+        return {"train": TRAIN, "validation": VALIDATION}
+    present = set(visible_folders(root))
+    vals = [v for v in VAL_FOLDERS if v in present]
+    if "train" not in present:
+        found = ", ".join(f"{f}/" for f in sorted(present & set(SPLIT_FOLDER_NAMES)))
+        raise HorsesHumansError(
+            f"{root}: holds {found} but no train/: add {root / 'train'}/<class>/ with the training images."
+        )
+    if not vals:
+        raise HorsesHumansError(
+            f"{root / 'train'}: no val/ (or valid/, validation/) beside it: add "
+            f"{root / 'val'}/<class>/, or put the class folders directly in {root} and let "
+            "train --val-split make the validation split."
+        )
+    if len(vals) > 1:
+        raise HorsesHumansError(f"{root}: holds both {vals[0]}/ and {vals[1]}/: keep one validation folder.")
+    return {"train": "train", "validation": vals[0], **({"test": "test"} if "test" in present else {})}
+
+
+def shared_classes(root: Path, classes: dict[str, list[str]]) -> list[str]:
+    """The class names every split folder holds; a class present in one and not another is an error naming it."""
+    (first, names), *rest = classes.items()
+    for folder, other in rest:
+        for name in sorted(set(names) ^ set(other)):
+            has, lacks = (first, folder) if name in names else (folder, first)
+            raise HorsesHumansError(
+                f"{root}: class folders differ between {has}/ and {lacks}/: {name!r} is only in "
+                f"{has}/; add {root / lacks / name}/ with images, or remove {root / has / name}/."
+            )
+    return names
+
+
+def find_dataset(root: Path, val_split: float = 0.2, seed: int = 0) -> DataSet:
+    """The data set in root, whatever its layout: its class names and each side's files (class folders alone are
+    split here, by stratified_split)."""
+    root = Path(root)
+    layout = detect_layout(root)
+    if layout == CLASS_FOLDERS:
+        return split_class_folders(root, val_split, seed)
+    folders = split_folders(root, layout)
+    listed = {side: list_files(root / folder) for side, folder in folders.items()}
+    names = shared_classes(root, {folders[side]: found[0] for side, found in listed.items()})
+    sides = {
+        side: FileList(folders[side], root / folders[side], files, labels)
+        for side, (_, files, labels) in listed.items()
+    }
+    return DataSet(root, layout, names, sides)
+
+
+def split_class_folders(root: Path, val_split: float, seed: int) -> DataSet:
+    """Class folders alone: every class split into training and validation files (at least one each)."""
+    folders = visible_folders(root)
+    if len(folders) == 1 and visible_folders(root / folders[0]):
+        raise HorsesHumansError(
+            f"{root}: holds only {folders[0]}/, whose sub-folders look like the classes: point "
+            f"--data-dir at {root / folders[0]}."
+        )
+    names, files, labels = list_files(root)
+    for index, name in enumerate(names):
+        if labels.count(index) < 2:
+            raise HorsesHumansError(
+                f"{root / name}: 1 image, too few to split into training and validation: add at "
+                "least one more (or use the train/ + val/ layout)."
+            )
+    train_idx, val_idx = stratified_split(files, labels, val_split, seed)
+    sides = {
+        side: FileList(side, root, [files[i] for i in idx], [labels[i] for i in idx])
+        for side, idx in (("train", train_idx), ("validation", val_idx))
+    }
+    return DataSet(root, CLASS_FOLDERS, names, sides)
+
+
+def stratified_split(files: list[str], labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(training, validation) indices: per class, round(fraction * n) files, at least one on each side, picked by a
+    hash of (seed, file name): deterministic for the seed, whatever order the files come in."""
+    held_out = set()
+    for label in sorted(set(labels)):
+        members = [i for i, label in enumerate(labels) if label == label]
+        n_val = min(len(members) - 1, max(1, math.floor(fraction * len(members) + 0.5)))
+        ranked = sorted(members, key=lambda i: hashlib.sha256(f"{seed}:{files[i]}".encode()).hexdigest())
+        held_out.update(ranked[:n_val])
+    return [i for i in range(len(files)) if i not in held_out], sorted(held_out)
+
+
+def labelled_folder(folder: Path, class_names: list[str]) -> FileList:
+    """The images of a folder of class folders named after some of class_names (a run's), labelled by their index
+    there; a folder named after no class is an error naming it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HorsesHumansError(f"{folder}: no such folder: give a folder of class folders ({', '.join(class_names)}).")
+    found = visible_folders(folder)
+    for name in found:
+        if name not in class_names:
+            raise HorsesHumansError(
+                f"{folder / name}: {name!r} is not one of the run's classes "
+                f"({', '.join(class_names)}): rename or remove the folder."
+            )
+    if not found:
+        raise HorsesHumansError(
+            f"{folder}: no class folders: put the images in sub-folders named after the run's "
+            f"classes ({', '.join(class_names)})."
+        )
+    files, labels = [], []
+    for name in found:
+        inside = visible_files(folder / name)
+        if not inside:
+            raise HorsesHumansError(f"{folder / name}: class folder is empty: add its images or remove the folder.")
+        files += [str(p.relative_to(folder)) for p in inside]
+        labels += [class_names.index(name)] * len(inside)
+    return FileList("data", folder, files, labels)
+
+
+def extra_class_folders(folder: Path, class_names: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """The class folders of one extra folder; a missing folder, none inside, or a name that is neither one of
+    class_names nor `allowed` is a one-line error naming it."""
+    known = ", ".join([*class_names, *allowed])
+    if not folder.is_dir():
+        raise HorsesHumansError(f"--extra-data {folder}: no such folder: give a folder of class folders ({known}).")
+    found = visible_folders(folder)
+    if not found:
+        raise HorsesHumansError(
+            f"--extra-data {folder}: no class folders: put its images in sub-folders named {known}."
+        )
+    for name in found:
+        if name not in class_names and name not in allowed:
+            raise HorsesHumansError(
+                f"--extra-data {folder / name}: {name!r} is not a class of the data set ({known}): "
+                "rename or remove the folder."
+            )
+    return found
+
+
+def find_class_root(root: Path) -> Path:
+    """The folder holding the class folders: root itself or its single sub-folder (one level down)."""
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)]
+    if len(subdirs) == 1 and len([p for p in subdirs[0].iterdir() if p.is_dir() and not is_hidden(p.name)]) >= 2:
+        return subdirs[0]
+    return root
+
+
+def find_data_root(root: Path) -> Path:
+    """The folder holding a data set: root itself, or its only entry when that is a folder of folders (a zip of
+    mydata/) other than a split folder."""
+    entries = [p for p in root.iterdir() if not is_hidden(p.name)]
+    if (
+        len(entries) == 1
+        and entries[0].is_dir()
+        and entries[0].name not in (*SPLITS, *SPLIT_FOLDER_NAMES)
+        and visible_folders(entries[0])
+    ):
+        return entries[0]
+    return root
