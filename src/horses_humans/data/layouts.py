@@ -187,8 +187,8 @@ def stratified_split(files: list[str], labels: list[int], fraction: float, seed:
     """(training, validation) indices: per class, round(fraction * n) files, at least one on each side, picked by a
     hash of (seed, file name): deterministic for the seed, whatever order the files come in."""
     held_out = set()
-    for label in sorted(set(labels)):
-        members = [i for i, label in enumerate(labels) if label == label]
+    for wanted in sorted(set(labels)):
+        members = [i for i, label in enumerate(labels) if label == wanted]
         n_val = min(len(members) - 1, max(1, math.floor(fraction * len(members) + 0.5)))
         ranked = sorted(members, key=lambda i: hashlib.sha256(f"{seed}:{files[i]}".encode()).hexdigest())
         held_out.update(ranked[:n_val])
