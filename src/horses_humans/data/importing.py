@@ -80,7 +80,7 @@ class ImportLimits:
 
 
 @dataclass(frozen=True)
-class Entry:
+class PlanEntry:
     """A folder or image an import writes: its path in the data set, its announced size, where its bytes are."""
 
     name: str  # relative, "/"-separated: never absolute, never ".."
@@ -94,7 +94,7 @@ class ImportPlan:
     """What an import of source writes (entries) and what it leaves out (reason -> names)."""
 
     source: Path
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[PlanEntry] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)
 
     def skip(self, reason: str, name: str) -> None:
@@ -104,7 +104,7 @@ class ImportPlan:
     def add_file(self, name: str, size: int, origin: zipfile.ZipInfo | Path, mtime_ns: int | None) -> None:
         """Plan an image; any other file is left out."""
         if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES:
-            self.entries.append(Entry(name, size, origin, mtime_ns))
+            self.entries.append(PlanEntry(name, size, origin, mtime_ns))
         else:
             self.skip("not images", name)
 
@@ -298,7 +298,7 @@ def zip_plan(archive: zipfile.ZipFile, source: Path, limits: ImportLimits) -> Im
             continue  # __MACOSX/, .DS_Store: never data, not worth a report
         name, kind = "/".join(parts), stat.S_IFMT(info.external_attr >> 16)  # the Unix file type, when a Unix zip says
         if info.is_dir() or kind == stat.S_IFDIR:
-            plan.entries.append(Entry(name, 0, None))
+            plan.entries.append(PlanEntry(name, 0, None))
         elif kind == stat.S_IFLNK:
             plan.skip("symlinks", name)  # never followed: it could point anywhere
         elif kind not in (0, stat.S_IFREG):
@@ -365,7 +365,7 @@ def plan_folder_entry(plan: ImportPlan, path: str, name: str, ancestors: frozens
         if inode(info) in ancestors:  # a link back up the tree: walking it would never end
             plan.skip("symlink loops", name)
             return []
-        plan.entries.append(Entry(name, 0, None))
+        plan.entries.append(PlanEntry(name, 0, None))
         return [(path, name + "/", ancestors | {inode(info)})]
     if stat.S_ISREG(info.st_mode):
         plan.add_file(name, info.st_size, Path(path), info.st_mtime_ns)
@@ -444,7 +444,7 @@ def write_plan(plan: ImportPlan, dest: Path, open_entry: Callable, limits: Impor
             ) from None
 
 
-def write_entry(plan: ImportPlan, entry: Entry, target: Path, open_entry: Callable, room: int) -> int:
+def write_entry(plan: ImportPlan, entry: PlanEntry, target: Path, open_entry: Callable, room: int) -> int:
     """Write one folder, or one image's bytes, at most room of them (a size announced is not trusted), with its
     original time; returns the bytes written."""
     if entry.origin is None:

@@ -245,9 +245,9 @@ def extra_class_folders(folder: Path, class_names: list[str], allowed: tuple[str
 
 def find_class_root(root: Path) -> Path:
     """The folder holding the class folders: root itself or its single sub-folder (one level down)."""
-    subdirs = [p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)]
-    if len(subdirs) == 1 and len([p for p in subdirs[0].iterdir() if p.is_dir() and not is_hidden(p.name)]) >= 2:
-        return subdirs[0]
+    folders = visible_folders(root)
+    if len(folders) == 1 and len(visible_folders(root / folders[0])) >= 2:
+        return root / folders[0]
     return root
 
 
