@@ -69,15 +69,67 @@ def class_names(split_dir: Path) -> list[str]:
 
 def list_files(split_dir: Path) -> tuple[list[str], list[str], list[int]]:
     """(class names, files relative to split_dir, labels); an empty class is an error."""
-    names = class_names(split_dir)
-    files, labels = [], []
-    for index, name in enumerate(names):
-        found = visible_files(split_dir / name)
-        if not found:
-            raise HorsesHumansError(f"{split_dir / name}: class folder is empty: add its images or remove the folder.")
-        files += [str(p.relative_to(split_dir)) for p in found]
-        labels += [index] * len(found)
-    return names, files, labels
+    found = read_class_folders(split_dir)
+    return found.names, found.files, found.labels(found.names)
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    """Which class folders a folder may hold, and how its errors say so."""
+
+    known: tuple[str, ...] = ()  # the names allowed; empty: every visible sub-folder is a class, two at least
+    member: str = "a known class"  # what a folder's name should be, for the error: "one of the run's classes"
+    option: str = ""  # the option that named the folder, starting each error ("--extra-data ")
+
+
+@dataclass(frozen=True)
+class ClassFiles:
+    """The images of a folder of class folders: the class folders found, each file (relative) and its class."""
+
+    folder: Path
+    names: list[str]
+    files: list[str]
+    classes: list[str]
+
+    def labels(self, class_names: list[str]) -> list[int]:
+        """Each file's class as its index in class_names (a data set's or a run's order)."""
+        index = {name: i for i, name in enumerate(class_names)}
+        return [index[name] for name in self.classes]
+
+
+def read_class_folders(folder: Path, rule: ClassRule = ClassRule()) -> ClassFiles:
+    """The images of every class folder in folder (the one routine that reads class folders): a missing folder, too
+    few class folders, a name the rule does not know or an empty class is a one-line error naming the folder."""
+    folder = Path(folder)
+    names = known_class_folders(folder, rule) if rule.known else class_names(folder)
+    files, classes = [], []
+    for name in names:
+        inside = visible_files(folder / name)
+        if not inside:
+            raise HorsesHumansError(
+                f"{rule.option}{folder / name}: class folder is empty: add its images or remove the folder."
+            )
+        files += [str(p.relative_to(folder)) for p in inside]
+        classes += [name] * len(inside)
+    return ClassFiles(folder, names, files, classes)
+
+
+def known_class_folders(folder: Path, rule: ClassRule) -> list[str]:
+    """The class folders of folder, each named after one of rule.known, one at least."""
+    known = ", ".join(rule.known)
+    if not folder.is_dir():
+        raise HorsesHumansError(f"{rule.option}{folder}: no such folder: give a folder of class folders ({known}).")
+    names = visible_folders(folder)
+    if not names:
+        raise HorsesHumansError(
+            f"{rule.option}{folder}: no class folders: put its images in sub-folders named after the classes ({known})."
+        )
+    for name in names:
+        if name not in rule.known:
+            raise HorsesHumansError(
+                f"{rule.option}{folder / name}: {name!r} is not {rule.member} ({known}): rename or remove the folder."
+            )
+    return names
 
 
 def no_data_set(root: Path, found: str) -> HorsesHumansError:
@@ -198,49 +250,13 @@ def stratified_split(files: list[str], labels: list[int], fraction: float, seed:
 def labelled_folder(folder: Path, class_names: list[str]) -> FileList:
     """The images of a folder of class folders named after some of class_names (a run's), labelled by their index
     there; a folder named after no class is an error naming it."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise HorsesHumansError(f"{folder}: no such folder: give a folder of class folders ({', '.join(class_names)}).")
-    found = visible_folders(folder)
-    for name in found:
-        if name not in class_names:
-            raise HorsesHumansError(
-                f"{folder / name}: {name!r} is not one of the run's classes "
-                f"({', '.join(class_names)}): rename or remove the folder."
-            )
-    if not found:
-        raise HorsesHumansError(
-            f"{folder}: no class folders: put the images in sub-folders named after the run's "
-            f"classes ({', '.join(class_names)})."
-        )
-    files, labels = [], []
-    for name in found:
-        inside = visible_files(folder / name)
-        if not inside:
-            raise HorsesHumansError(f"{folder / name}: class folder is empty: add its images or remove the folder.")
-        files += [str(p.relative_to(folder)) for p in inside]
-        labels += [class_names.index(name)] * len(inside)
-    return FileList("data", folder, files, labels)
+    found = read_class_folders(folder, ClassRule(tuple(class_names), "one of the run's classes"))
+    return FileList("data", found.folder, found.files, found.labels(class_names))
 
 
-def extra_class_folders(folder: Path, class_names: list[str], allowed: tuple[str, ...]) -> list[str]:
-    """The class folders of one extra folder; a missing folder, none inside, or a name that is neither one of
-    class_names nor `allowed` is a one-line error naming it."""
-    known = ", ".join([*class_names, *allowed])
-    if not folder.is_dir():
-        raise HorsesHumansError(f"--extra-data {folder}: no such folder: give a folder of class folders ({known}).")
-    found = visible_folders(folder)
-    if not found:
-        raise HorsesHumansError(
-            f"--extra-data {folder}: no class folders: put its images in sub-folders named {known}."
-        )
-    for name in found:
-        if name not in class_names and name not in allowed:
-            raise HorsesHumansError(
-                f"--extra-data {folder / name}: {name!r} is not a class of the data set ({known}): "
-                "rename or remove the folder."
-            )
-    return found
+def extra_rule(class_names: list[str], allowed: tuple[str, ...]) -> ClassRule:
+    """What a train --extra-data folder may hold: class folders named after the data set's classes or `allowed`."""
+    return ClassRule((*class_names, *allowed), "a class of the data set", "--extra-data ")
 
 
 def find_class_root(root: Path) -> Path:

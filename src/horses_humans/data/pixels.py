@@ -15,7 +15,7 @@ import numpy as np
 from ..config import HorsesHumansError, user_cache_dir
 from ..core.arraycache import cached_array
 from .images import ImageError, load_pixels
-from .layouts import DataSet, FileList, extra_class_folders, find_dataset, labelled_folder, list_files
+from .layouts import ClassFiles, DataSet, FileList, extra_rule, find_dataset, list_files, read_class_folders
 
 CACHE_VERSION = 1  # bump when decoding changes, so old pixel caches are not reused
 
@@ -162,15 +162,15 @@ def load_extra(
 ) -> tuple[list[str], list[Split]]:
     """Decoded pixels of each extra folder of class folders, for the training side: (the class names with any
     `allowed` name that a folder adds appended, one Split per folder labelled by them)."""
-    found = {Path(folder): extra_class_folders(Path(folder), class_names, allowed) for folder in folders}
-    names = list(class_names) + [n for n in allowed if n not in class_names and any(n in f for f in found.values())]
-    return names, [load_files(extra_file_list(folder, names), names, image_size, cache_dir, warn) for folder in found]
+    rule = extra_rule(class_names, allowed)
+    found = [read_class_folders(Path(folder), rule) for folder in folders]
+    names = list(class_names) + [n for n in allowed if n not in class_names and any(n in f.names for f in found)]
+    return names, [load_files(extra_file_list(extra, names), names, image_size, cache_dir, warn) for extra in found]
 
 
-def extra_file_list(folder: Path, class_names: list[str]) -> FileList:
+def extra_file_list(found: ClassFiles, class_names: list[str]) -> FileList:
     """An extra folder's images labelled by class_names; its pixel cache is named after the folder."""
-    found = labelled_folder(folder, class_names)
-    return FileList(f"extra-{folder.resolve().name}", found.root, found.files, found.labels)
+    return FileList(f"extra-{found.folder.resolve().name}", found.folder, found.files, found.labels(class_names))
 
 
 def joined(name: str, splits: list[Split]) -> Split:
