@@ -303,6 +303,57 @@ def test_download_from_an_unreachable_url_is_a_clear_error(tmp_path, http_server
     assert not (tmp_path / "data" / TRAIN).exists()
 
 
+def test_download_from_a_closed_port_is_one_offline_error_and_leaves_no_partial_file(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: the connection is refused, as offline
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data_dir = tmp_path / "data"
+    with pytest.raises(HorsesHumansError, match=r"download of .*failed \(.*refused.*\)\. Offline\?"):
+        download.download(
+            data_dir, zips={TRAIN: OfficialZip(f"http://127.0.0.1:{port}/t.zip", 1, "0" * 64)}, log=Recorder()
+        )
+    assert list((data_dir / "downloads").iterdir()) == []
+
+
+def test_a_zip_with_a_wrong_checksum_is_never_kept(tmp_path, served_zips):
+    good = served_zips[TRAIN]
+    with pytest.raises(HorsesHumansError, match="has sha256 .*, not 0{64}"):
+        download.download(tmp_path / "data", zips={TRAIN: OfficialZip(good.url, good.size, "0" * 64)}, log=Recorder())
+    assert list((tmp_path / "data" / "downloads").iterdir()) == []  # neither the zip nor a partial file
+
+
+def test_a_verified_zip_is_reused_without_the_network(tmp_path, served_zips, http_server):
+    data_dir = tmp_path / "data"
+    download.download(data_dir, zips=served_zips, log=Recorder())
+    shutil.rmtree(data_dir / TRAIN)
+    shutil.rmtree(http_server[0])  # the server has nothing left to serve
+    log = Recorder()
+    download.download(data_dir, zips=served_zips, log=log)
+    assert split_files(data_dir / TRAIN) and not [m for m in log.calls if "downloading" in m]
+
+
+def test_download_reads_a_file_url_and_never_imports_keras(tmp_path, make_split):
+    import subprocess
+    import sys
+
+    archive = zip_folder(make_split(tmp_path / "src", (1, 1)), tmp_path / "t.zip")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    code = (
+        "import sys; from pathlib import Path; from horses_humans.data.download import OfficialZip, download; "
+        f"download(Path({str(tmp_path / 'data')!r}), {{'{TRAIN}': OfficialZip({archive.as_uri()!r}, 1, {digest!r})}}); "
+        "print('keras' in sys.modules)"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": src}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False"
+    assert split_files(tmp_path / "data" / TRAIN) == ["horses/horses-00.png", "humans/humans-00.png"]
+
+
 # ---------------------------------------------------------------- import
 
 

@@ -1,7 +1,12 @@
-"""The official zips of the Horses or Humans set and `data download`."""
+"""The official zips of the Horses or Humans set and `data download`: urllib and hashlib only (no Keras), sha256
+checked before a zip is kept, written atomically."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,30 +38,68 @@ OFFICIAL_ZIPS = {
 }
 
 
-# ---------------------------------------------------------------- download / import
+CHUNK = 1 << 20
+TIMEOUT_S = 60  # per read: a stalled connection fails instead of hanging
 
 
 def download(data_dir: Path, zips: dict[str, OfficialZip] | None = None, log=print) -> None:
-    """Fetch each split's official zip (verified by sha256, cached by Keras) and unpack it under data_dir."""
-    import keras  # heavy; only needed here
-
+    """Fetch each split's official zip (verified by sha256, kept in data_dir/downloads) and unpack it under data_dir."""
     for split, src in (zips or OFFICIAL_ZIPS).items():
         if (data_dir / split).is_dir():
             log(f"{split}: already present in {data_dir}")
             continue
-        log(f"{split}: downloading {src.url} ({src.size / 1e6:.1f} MB)")
-        try:
-            archive = keras.utils.get_file(
-                fname=f"{split}.zip",
-                origin=src.url,
-                file_hash=src.sha256,
-                hash_algorithm="sha256",
-                cache_dir=str(data_dir),
-                cache_subdir="downloads",
-            )
-        except Exception as exc:  # get_file raises bare Exception/ValueError with the URL in it
-            raise HorsesHumansError(
-                f"{split}: download of {src.url} failed ({exc}). Offline? Copy the data set here with "
-                f"`horses-humans data import PATH`."
-            ) from None
-        unpack_split(Path(archive), data_dir / split)
+        archive = data_dir / "downloads" / f"{split}.zip"
+        if not (archive.is_file() and file_sha256(archive) == src.sha256):  # a zip fetched before is not fetched again
+            log(f"{split}: downloading {src.url} ({src.size / 1e6:.1f} MB)")
+            fetch_verified(src, archive, split)
+        unpack_split(archive, data_dir / split)
+
+
+def fetch_verified(src: OfficialZip, dest: Path, split: str) -> None:
+    """Stream src.url into a temporary file beside dest, hashing as it goes; renamed to dest only when its sha256 is
+    the one expected, so dest is whole or absent."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f"{dest.name}.part-{os.getpid()}")
+    try:
+        digest = stream_to(src.url, part)
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # URLError: offline, refused, 404; ValueError: bad URL
+        part.unlink(missing_ok=True)
+        raise HorsesHumansError(
+            f"{split}: download of {src.url} failed ({reason_of(exc)}). Offline? Copy the data set here with "
+            "`horses-humans data import PATH`."
+        ) from None
+    if digest != src.sha256:
+        part.unlink()
+        raise HorsesHumansError(
+            f"{split}: download of {src.url} has sha256 {digest}, not {src.sha256}: the file is damaged or was "
+            "changed; try again later, or copy the data set here with `horses-humans data import PATH`."
+        )
+    os.replace(part, dest)
+
+
+def stream_to(url: str, path: Path) -> str:
+    """Write what url serves into path, in chunks; returns its sha256 (hex)."""
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(path, "wb") as out:
+        while chunk := response.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def reason_of(exc: Exception) -> str:
+    """Why a download failed, in a few words (an HTTP status, the network's reason, or the OS error)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return getattr(exc, "strerror", None) or str(exc)
