@@ -15,7 +15,7 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import files, importing
+from horses_humans.data import files, importing, importplan
 from horses_humans.data.layouts import TRAIN, VALIDATION
 
 from ..cli.test_cli_data import assert_one_line_error
@@ -109,9 +109,9 @@ def test_zip_whose_header_lies_about_its_size_stops_and_leaves_the_old_data(tmp_
 
 def test_a_file_that_grows_after_it_was_measured_is_cut_off_at_the_limit(tmp_path, make_split):
     source = make_split(tmp_path / "src", (2, 2))
-    limits = importing.ImportLimits(max_bytes=2**20)
-    plan = importing.folder_plan(source, limits)
-    importing.check_plan(plan, tmp_path, limits)  # as measured, it fits
+    limits = importplan.ImportLimits(max_bytes=2**20)
+    plan = importplan.folder_plan(source, limits)
+    importplan.check_plan(plan, tmp_path, limits)  # as measured, it fits
     with open(source / "horses" / "horses-00.png", "ab") as fh:
         fh.write(bytes(2 * 2**20))  # it grows between the check and the copy
     with pytest.raises(HorsesHumansError, match="horses/horses-00.png.*more bytes than announced.*--max-bytes"):
@@ -147,7 +147,7 @@ def test_100k_members_are_refused_before_the_zip_directory_is_loaded(
         raise AssertionError("the whole zip directory was loaded")
 
     monkeypatch.setattr(importing.zipfile, "ZipFile", load)
-    assert importing.announced_members(hundred_thousand_members) == 100_000  # from the Zip64 end record
+    assert importplan.announced_members(hundred_thousand_members) == 100_000  # from the Zip64 end record
     assert import_cli(hundred_thousand_members, held[0]) == 2
     assert_refused(capsys, held, "holds 100000 files and folders", "--max-files")
 
@@ -205,7 +205,7 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
     ]
 
 
-@pytest.mark.parametrize("suffix", sorted(importing.IMAGE_SUFFIXES))
+@pytest.mark.parametrize("suffix", sorted(importplan.IMAGE_SUFFIXES))
 def test_every_suffix_an_import_keeps_is_one_the_loader_decodes(tmp_path, suffix):
     from PIL import Image
 

@@ -401,14 +401,14 @@ def needs_backend(args) -> bool:
 
 
 def cmd_data(args) -> int:
-    from ..data import download, importing
+    from ..data import download, importing, importplan
 
     data_dir = resolve_data_dir(args.data_dir)
     if args.data_command == "download":
         download.download(data_dir)
     elif args.data_command == "import":
         importing.import_path(
-            args.path, data_dir, args.split, limits=importing.ImportLimits.given(args.max_bytes, args.max_files)
+            args.path, data_dir, args.split, limits=importplan.ImportLimits.given(args.max_bytes, args.max_files)
         )
     else:
         from ..data.check import check_dataset, format_report

@@ -1,5 +1,11 @@
-"""The three layouts of a data folder (official, split folders, class folders): find the data set in one, its class
-names and the files of each side."""
+"""Find the data set in a data folder: its layout, its class names and the files of each side (train, validation,
+maybe test), and the one routine that reads class folders.
+
+A data folder DIR holds one sub-folder per class (the class names, sorted: class 0, 1, ...) in one of these layouts:
+  official       DIR/horse-or-human/<class>/ + DIR/validation-horse-or-human/<class>/ (the Horses or Humans set)
+  split-folders  DIR/train/<class>/ + DIR/val/<class>/ (or valid/, validation/), optionally DIR/test/<class>/
+  class-folders  DIR/<class>/ alone: a stratified validation split of --val-split, deterministic for the seed
+"""
 
 from __future__ import annotations
 
