@@ -72,6 +72,15 @@ def data_dir(tmp_path, make_dataset) -> Path:
     return make_dataset(tmp_path / "data")
 
 
+@pytest.fixture
+def imported_data_dir(tmp_path, data_dir) -> Path:
+    """The healthy synthetic data set as `data import` left it (marked): a folder a later import may replace."""
+    from horses_humans.data.importing import import_path
+
+    import_path(data_dir, tmp_path / "imported", log=lambda line: None)
+    return tmp_path / "imported"
+
+
 @pytest.fixture(scope="session")
 def views_data(tmp_path_factory) -> tuple[Path, Path]:
     """(data dir, cache dir): the learnable synthetic data set shared by the explain/plots/report tests."""

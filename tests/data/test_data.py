@@ -17,19 +17,20 @@ from horses_humans.config import HorsesHumansError
 from horses_humans.data import download, importing, layouts, pixels
 from horses_humans.data.download import OfficialZip
 from horses_humans.data.images import load_pixels
+from horses_humans.data.importing import MARKER
 from horses_humans.data.layouts import SPLITS, TRAIN, VALIDATION
 
 from ..synthetic import zip_folder
 
 
 def split_files(split_dir: Path) -> list[str]:
-    """Files under a split folder, relative, sorted."""
-    return sorted(p.relative_to(split_dir).as_posix() for p in split_dir.rglob("*") if p.is_file())
+    """Files under a split folder (not an import's marker), relative, sorted."""
+    return sorted(p.relative_to(split_dir).as_posix() for p in split_dir.rglob("*") if p.is_file() and p.name != MARKER)
 
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary unpack folders (".<split>-xxxx") that an import or download must not leave behind."""
-    return [p.name for p in folder.iterdir() if p.name.startswith(".")] if folder.exists() else []
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != MARKER] if folder.exists() else []
 
 
 class Recorder:
@@ -399,7 +400,8 @@ def test_import_single_split_folder_with_explicit_split(tmp_path, make_split):
     assert split_files(tmp_path / "data" / TRAIN) == ["horses/horses-00.png", "humans/humans-00.png"]
 
 
-def test_import_replaces_an_existing_split(tmp_path, data_dir, make_split):
+def test_import_replaces_an_existing_split(tmp_path, imported_data_dir, make_split):
+    data_dir = imported_data_dir
     source = make_split(tmp_path / "new", (1, 1))
     importing.import_path(source, data_dir, split=VALIDATION, log=Recorder())
     assert split_files(data_dir / VALIDATION) == ["horses/horses-00.png", "humans/humans-00.png"]

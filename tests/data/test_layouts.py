@@ -9,6 +9,7 @@ from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
 from horses_humans.data import layouts
 from horses_humans.data.check import check_dataset, format_report
+from horses_humans.data.importing import MARKER
 from horses_humans.data.layouts import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, TRAIN, VALIDATION
 
 from ..synthetic import LAYOUTS, class_names, make_own_dataset, zip_folder
@@ -131,12 +132,12 @@ def test_stratified_split_is_deterministic_for_the_seed_and_keeps_each_side(tmp_
     assert side_counts(layouts.find_dataset(tiny, 0.9)) == {"train": [1, 1], "validation": [1, 1]}  # one each at least
 
 
-def test_importing_class_folders_replaces_the_official_data_set_and_says_so(tmp_path, make_dataset, capsys):
-    data_dir = make_dataset(tmp_path / "data")
+def test_importing_class_folders_replaces_the_official_data_set_and_says_so(tmp_path, imported_data_dir, capsys):
+    data_dir = imported_data_dir
     source = make_own_dataset(tmp_path / "mydata", 3, "class-folders", per_class=4)
     assert main(["data", "import", str(source), "--data-dir", str(data_dir)]) == 0
     assert f"it replaced the official data set ({TRAIN}, {VALIDATION})" in capsys.readouterr().out
-    assert sorted(p.name for p in data_dir.iterdir()) == class_names(3)
+    assert sorted(p.name for p in data_dir.iterdir() if p.name != MARKER) == class_names(3)
     assert main(["data", "check", "--data-dir", str(data_dir)]) == 0
 
 

@@ -16,6 +16,7 @@ import pytest
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
 from horses_humans.data import files, importing, importplan
+from horses_humans.data.importing import MARKER
 from horses_humans.data.layouts import TRAIN, VALIDATION
 
 from ..cli.test_cli_data import assert_one_line_error
@@ -27,7 +28,8 @@ DEADLINE = 120  # seconds: an import of a handful of files that takes longer is 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under folder, relative path -> bytes: what 'the old data intact' compares."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER)
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
 
 
 def staging_left(folder: Path) -> list[str]:
@@ -52,9 +54,9 @@ def import_subprocess(source: Path, data_dir: Path) -> subprocess.CompletedProce
 
 
 @pytest.fixture
-def held(data_dir) -> tuple[Path, dict[str, bytes]]:
-    """(the data folder, what it holds) before a hostile import into it."""
-    return data_dir, snapshot(data_dir)
+def held(imported_data_dir) -> tuple[Path, dict[str, bytes]]:
+    """(the data folder an earlier import made, what it holds) before a hostile import into it."""
+    return imported_data_dir, snapshot(imported_data_dir)
 
 
 def assert_refused(capsys, held, *fragments: str) -> None:
@@ -196,7 +198,10 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
             zf.writestr(name, b"not an image")
     assert import_cli(archive, tmp_path / "data") == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "skipped" in line]
-    assert lines == [f"{archive}: skipped 5 entries: 5 not images (horses/notes.txt, humans/a.csv, humans/b.csv, ...)"]
+    assert lines == [
+        f"{archive}: skipped 5 entries: 5 not images (horses/notes.txt, humans/a.csv, humans/b.csv, ...) "
+        "(left in place, not imported)"
+    ]
     assert sorted(snapshot(tmp_path / "data")) == [
         "horses/horses-00.png",
         "horses/horses-01.png",
@@ -263,7 +268,8 @@ def test_folder_with_loops_broken_links_and_a_fifo_imports_the_rest_and_says_wha
     skipped = [line for line in result.stdout.splitlines() if "skipped" in line]
     assert skipped == [
         f"{source}: skipped 4 entries: 2 broken links ({TRAIN}/horses/gone.png, {TRAIN}/horses/self.png); "
-        f"1 symlink loops ({TRAIN}/horses/loop); 1 not regular files ({VALIDATION}/humans/pipe.png)"
+        f"1 symlink loops ({TRAIN}/horses/loop); 1 not regular files ({VALIDATION}/humans/pipe.png) "
+        "(left in place, not imported)"
     ]
     got = snapshot(tmp_path / "data")
     assert got[f"{TRAIN}/horses/linked.png"] == (source / TRAIN / "humans" / "humans-00.png").read_bytes()
@@ -366,3 +372,52 @@ def test_the_official_training_zip_imports_every_image_within_the_default_limits
 
     assert sizes(imported) == sizes(source) and len(sizes(imported)) == 1027
     assert staging_left(tmp_path / "data") == []
+
+
+# ---------------------------------------------------------------- where an import may write (issue 19, item 1)
+
+
+def test_a_folder_of_sub_folders_no_import_made_is_never_replaced(tmp_path, make_split, capsys):
+    home = tmp_path / "home"
+    (home / "projects").mkdir(parents=True)
+    (home / "projects" / "plan.png").write_bytes(b"a picture of the plan")
+    (home / "thesis" / "chapters").mkdir(parents=True)
+    (home / "thesis" / "chapters" / "one.txt").write_text("words")
+    before = snapshot(home)
+    assert import_cli(class_zip(make_split, tmp_path), home) == 2
+    assert_one_line_error(capsys.readouterr().err, str(home), "projects", "thesis", "empty or new folder")
+    assert snapshot(home) == before and staging_left(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["same", "inside the source", "source inside"])
+def test_an_import_into_or_out_of_itself_is_refused(tmp_path, imported_data_dir, capsys, where):
+    source = imported_data_dir
+    data_dir = {
+        "same": source,
+        "inside the source": source / "imported-again",
+        "source inside": source.parent,  # the source is the data set inside the folder it would replace
+    }[where]
+    if where == "source inside":
+        (data_dir / MARKER).write_text("")  # an earlier import made this folder: still refused, it holds the source
+    before = snapshot(source)
+    assert import_cli(source, data_dir) == 2
+    assert_one_line_error(capsys.readouterr().err, str(data_dir), str(source), "new, empty folder")
+    assert snapshot(source) == before and not (source / "imported-again").exists()
+
+
+def test_files_an_import_never_writes_are_never_replaced(tmp_path, imported_data_dir, make_split, capsys):
+    notes = imported_data_dir / TRAIN / "horses" / "notes.txt"
+    notes.write_text("where each photo came from")
+    before = snapshot(imported_data_dir)
+    assert import_cli(class_zip(make_split, tmp_path), imported_data_dir) == 2
+    assert_one_line_error(capsys.readouterr().err, str(imported_data_dir), "notes.txt", "move them out")
+    assert snapshot(imported_data_dir) == before
+
+
+def test_an_import_marks_the_folder_it_made_and_a_second_import_replaces_it(tmp_path, make_split, capsys):
+    data_dir = tmp_path / "data"
+    assert import_cli(class_zip(make_split, tmp_path), data_dir) == 0
+    assert (data_dir / MARKER).is_file()
+    other = make_split(tmp_path / "other", (2, 2), classes=("cats", "dogs"))
+    assert import_cli(other, data_dir) == 0
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted([MARKER, "cats", "dogs"])

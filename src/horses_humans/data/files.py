@@ -49,6 +49,16 @@ def visible_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not is_hidden(p.name))
 
 
+def shown(name: str | os.PathLike) -> str:
+    """A file name safe to print: bytes that are not UTF-8 (kept by surrogateescape) and control characters such as
+    ESC come out escaped (\\xe9, \\x1b), so a hostile name can neither crash a print nor drive the terminal."""
+    text = os.fspath(name)
+    if text.isprintable() and not any("\udc80" <= c <= "\udcff" for c in text):
+        return text
+    raw = os.fsencode(text).decode("utf-8", "backslashreplace")  # the undecodable bytes as \xNN
+    return "".join(c if c.isprintable() or c == "\\" else ascii(c)[1:-1] for c in raw)
+
+
 # ---------------------------------------------------------------- opening one file
 
 

@@ -9,11 +9,13 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..config import HorsesHumansError
-from .files import is_hidden, visible_folders
+from .files import is_hidden, shown, visible_folders
 from .importplan import (
+    IMAGE_SUFFIXES,
+    SHOWN,
     ImportLimits,
     ImportPlan,
     PlanEntry,
@@ -33,6 +35,7 @@ from .layouts import (
 )
 
 CHUNK = 1 << 20
+MARKER = ".horses-humans-import"  # what an import leaves in the folder it fills: the one non-empty folder it replaces
 ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)  # damaged, encrypted,
 # or an unsupported compression (zipfile raises RuntimeError for a password, NotImplementedError for deflate64)
 
@@ -55,7 +58,9 @@ def import_path(
         return import_dataset(path, Path(data_dir), log, limits)
     if split not in SPLITS:
         raise HorsesHumansError(f"--split {split!r}: choose {TRAIN} or {VALIDATION}.")
+    check_destination(path, Path(data_dir), Path(data_dir) / split)
     unpack_split(path, Path(data_dir) / split, limits, log)
+    mark_imported(Path(data_dir))
     log(f"{split}: imported from {path}")
     return [split]
 
@@ -85,11 +90,12 @@ def unpack_split(source: Path, dest: Path, limits: ImportLimits = ImportLimits()
 def import_dataset(source: Path, data_dir: Path, log=print, limits: ImportLimits = ImportLimits()) -> list[str]:
     """Write a whole data set (a zip or folder in any layout, checked first) into data_dir: staged in a temporary
     folder beside it (within the limits), then renamed into place. Returns the folders written."""
-    replaced = what_import_replaces(data_dir)  # refused before anything is written
+    replaced = check_destination(source, data_dir, data_dir)  # refused before anything is written
     with staged(source, data_dir, limits, log) as unpacked:
         dataset = find_dataset(
             find_data_root(unpacked)
         )  # one clear error for a bad layout, before anything is replaced
+        mark_imported(dataset.root)  # arrives with the data, in the same rename
         swap_in(dataset.root, data_dir, unpacked.parent / "replaced")
     counts = ", ".join(f"{len(found.files)} {side}" for side, found in dataset.sides.items())
     log(
@@ -99,18 +105,63 @@ def import_dataset(source: Path, data_dir: Path, log=print, limits: ImportLimits
     return visible_folders(data_dir)
 
 
-def what_import_replaces(dest: Path) -> str | None:
-    """What an import into dest replaces, in words (None: nothing). A dest holding anything but a data set is
-    refused: an import never deletes other files."""
-    held = sorted(p.name for p in dest.iterdir() if not is_hidden(p.name)) if dest.is_dir() else []
-    if dest.exists() and not dest.is_dir():
-        raise HorsesHumansError(f"{dest}: is a file, not a data folder: choose another --data-dir.")
-    if held and any((dest / name).is_file() for name in held):
+def check_destination(source: Path, data_dir: Path, replaced: Path) -> str | None:
+    """Refuse an import that could lose a file: into a folder no import made (unless it is empty or absent), into or
+    out of itself, or over files an import never writes. Returns what it replaces, in words (None: nothing)."""
+    check_apart(source, data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise HorsesHumansError(f"{data_dir}: is a file, not a data folder: choose another --data-dir.")
+    held = sorted(os.listdir(data_dir)) if data_dir.is_dir() else []
+    if held and MARKER not in held:
         raise HorsesHumansError(
-            f"{dest}: holds files ({', '.join(held[:5])}) besides a data set: import into an "
-            "empty or new folder (--data-dir DIR)."
+            f"{data_dir}: holds {listed(held)}, which no import put there: import into an empty or new folder "
+            "(--data-dir NEW_DIR); nothing was changed."
         )
-    return f"the {detect_layout(dest)} data set ({', '.join(held)})" if held else None
+    others = not_imported(replaced)
+    if others:
+        raise HorsesHumansError(
+            f"{data_dir}: holds {listed(others)}, which an import never writes and would replace: move them out, "
+            "or import into an empty or new folder (--data-dir NEW_DIR); nothing was changed."
+        )
+    visible = [name for name in held if not is_hidden(name)]
+    return (
+        f"the {detect_layout(data_dir)} data set ({', '.join(visible)})" if visible and replaced == data_dir else None
+    )
+
+
+def check_apart(source: Path, data_dir: Path) -> None:
+    """Refuse an import whose source and data folder are one, or one inside the other: the swap would delete it."""
+    src, dest = source.resolve(), data_dir.resolve()
+    where = "this folder" if src == dest else "inside it" if src.is_relative_to(dest) else "a folder above it"
+    if src == dest or src.is_relative_to(dest) or dest.is_relative_to(src):
+        raise HorsesHumansError(
+            f"{data_dir}: the import source {source} is {where}: import into a new, empty folder outside "
+            f"{source} (--data-dir NEW_DIR); nothing was changed."
+        )
+
+
+def not_imported(folder: Path) -> list[str]:
+    """Files under folder (relative) that an import never writes: anything but images and its marker."""
+    if not folder.is_dir():
+        return []
+    found = (p for p in sorted(folder.rglob("*")) if not p.is_dir() or p.is_symlink())
+    return [
+        str(p.relative_to(folder))
+        for p in found
+        if p.name != MARKER and (p.is_symlink() or PurePosixPath(p.name).suffix.lower() not in IMAGE_SUFFIXES)
+    ]
+
+
+def listed(names: list[str]) -> str:
+    """A few names for a message (escaped when they are not printable), and how many more."""
+    shown_names = ", ".join(shown(name) for name in names[:SHOWN])
+    return shown_names + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+
+
+def mark_imported(folder: Path) -> None:
+    """Write the marker that says an import made folder (the one non-empty folder a later import may replace)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("made by `horses-humans data import`; a later import may replace this folder\n")
 
 
 def swap_in(new: Path, dest: Path, trash: Path) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..config import HorsesHumansError, check_positive
-from .files import inode, is_hidden, open_regular
+from .files import inode, is_hidden, open_regular, shown
 
 IMAGE_SUFFIXES = frozenset(
     {  # what an import keeps: the photo formats Pillow decodes (not all it registers: .mpg, .h5)
@@ -259,8 +259,11 @@ def report_skipped(plan: ImportPlan, log) -> None:
     if not plan.skipped:
         return
     reasons = [
-        f"{len(names)} {reason} ({', '.join(names[:SHOWN])}{', ...' if len(names) > SHOWN else ''})"
+        f"{len(names)} {reason} ({', '.join(map(shown, names[:SHOWN]))}{', ...' if len(names) > SHOWN else ''})"
         for reason, names in plan.skipped.items()
     ]
     total = sum(map(len, plan.skipped.values()))
-    log(f"{plan.source}: skipped {total} {'entry' if total == 1 else 'entries'}: {'; '.join(reasons)}")
+    log(
+        f"{plan.source}: skipped {total} {'entry' if total == 1 else 'entries'}: {'; '.join(reasons)} "
+        "(left in place, not imported)"
+    )

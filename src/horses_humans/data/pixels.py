@@ -14,6 +14,7 @@ import numpy as np
 
 from ..config import HorsesHumansError, user_cache_dir
 from ..core.arraycache import cached_array
+from .files import shown
 from .images import ImageError, load_pixels
 from .layouts import ClassFiles, DataSet, FileList, extra_rule, find_dataset, list_files, read_class_folders
 
@@ -113,7 +114,7 @@ def load_files(
 
     x, meta = cached_array(cache, name, decode, warn)
     for item in meta["skipped"]:
-        warn(f"warning: skipped {item['reason']}")
+        warn(f"warning: skipped {shown(item['reason'])}")  # a file name may hold bytes or escapes no terminal takes
     label = dict(zip(found.files, found.labels))  # not the cached labels: --data labels by the run's class order
     y = np.asarray([label[f] for f in meta["files"]], np.int64)
     result = Split(found.name, x, y, meta["files"], list(class_names), meta["skipped"], key, found.root)
