@@ -49,6 +49,15 @@ def visible_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not is_hidden(p.name))
 
 
+def is_utf8(name: str) -> bool:
+    """Whether a name as the OS gives it is valid UTF-8 (else its undecodable bytes are kept as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def shown(name: str | os.PathLike) -> str:
     """A file name safe to print: bytes that are not UTF-8 (kept by surrogateescape) and control characters such as
     ESC come out escaped (\\xe9, \\x1b), so a hostile name can neither crash a print nor drive the terminal."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import HorsesHumansError
-from .files import is_hidden, visible_files, visible_folders
+from .files import is_hidden, is_utf8, shown, visible_files, visible_folders
 
 TRAIN = "horse-or-human"
 VALIDATION = "validation-horse-or-human"
@@ -39,6 +39,7 @@ class FileList:
     root: Path
     files: list[str]
     labels: list[int]
+    skipped: list[dict] = field(default_factory=list)  # [{"file": ..., "reason": ...}] left out before decoding
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ def class_names(split_dir: Path) -> list[str]:
             f"holding {TRAIN}/ and {VALIDATION}/."
         )
     names = visible_folders(split_dir)
+    for name in names:
+        if not is_utf8(name):
+            raise HorsesHumansError(f"{shown(split_dir / name)}: a class folder name must be valid UTF-8: rename it.")
     if len(names) < 2:
         raise HorsesHumansError(
             f"{split_dir}: needs at least two class folders, found {names or 'none'}: "
@@ -96,6 +100,7 @@ class ClassFiles:
     names: list[str]
     files: list[str]
     classes: list[str]
+    skipped: list[dict]  # files left out, as Split.skipped: their names are not UTF-8, which run records cannot hold
 
     def labels(self, class_names: list[str]) -> list[int]:
         """Each file's class as its index in class_names (a data set's or a run's order)."""
@@ -108,16 +113,27 @@ def read_class_folders(folder: Path, rule: ClassRule = ClassRule()) -> ClassFile
     few class folders, a name the rule does not know or an empty class is a one-line error naming the folder."""
     folder = Path(folder)
     names = known_class_folders(folder, rule) if rule.known else class_names(folder)
-    files, classes = [], []
+    files, classes, skipped = [], [], []
     for name in names:
         inside = visible_files(folder / name)
         if not inside:
             raise HorsesHumansError(
                 f"{rule.option}{folder / name}: class folder is empty: add its images or remove the folder."
             )
-        files += [str(p.relative_to(folder)) for p in inside]
-        classes += [name] * len(inside)
-    return ClassFiles(folder, names, files, classes)
+        usable = [p for p in inside if is_utf8(p.name)]
+        skipped += [not_utf8(p) for p in inside if not is_utf8(p.name)]
+        if not usable:
+            raise HorsesHumansError(
+                f"{rule.option}{shown(folder / name)}: no file name here is valid UTF-8: rename the files."
+            )
+        files += [str(p.relative_to(folder)) for p in usable]
+        classes += [name] * len(usable)
+    return ClassFiles(folder, names, files, classes, skipped)
+
+
+def not_utf8(path: Path) -> dict:
+    """A file left out for its name, as Split.skipped holds it (escaped, so the record is valid JSON)."""
+    return {"file": shown(path), "reason": f"{shown(path)}: the file name is not valid UTF-8: rename it to use it"}
 
 
 def known_class_folders(folder: Path, rule: ClassRule) -> list[str]:
@@ -209,11 +225,11 @@ def find_dataset(root: Path, val_split: float = 0.2, seed: int = 0) -> DataSet:
     if layout == CLASS_FOLDERS:
         return split_class_folders(root, val_split, seed)
     folders = split_folders(root, layout)
-    listed = {side: list_files(root / folder) for side, folder in folders.items()}
-    names = shared_classes(root, {folders[side]: found[0] for side, found in listed.items()})
+    listed = {side: read_class_folders(root / folder) for side, folder in folders.items()}
+    names = shared_classes(root, {folders[side]: found.names for side, found in listed.items()})
     sides = {
-        side: FileList(folders[side], root / folders[side], files, labels)
-        for side, (_, files, labels) in listed.items()
+        side: FileList(folders[side], found.folder, found.files, found.labels(names), found.skipped)
+        for side, found in listed.items()
     }
     return DataSet(root, layout, names, sides)
 
@@ -226,7 +242,8 @@ def split_class_folders(root: Path, val_split: float, seed: int) -> DataSet:
             f"{root}: holds only {folders[0]}/, whose sub-folders look like the classes: point "
             f"--data-dir at {root / folders[0]}."
         )
-    names, files, labels = list_files(root)
+    found = read_class_folders(root)
+    names, files, labels = found.names, found.files, found.labels(found.names)
     for index, name in enumerate(names):
         if labels.count(index) < 2:
             raise HorsesHumansError(
@@ -235,8 +252,8 @@ def split_class_folders(root: Path, val_split: float, seed: int) -> DataSet:
             )
     train_idx, val_idx = stratified_split(files, labels, val_split, seed)
     sides = {
-        side: FileList(side, root, [files[i] for i in idx], [labels[i] for i in idx])
-        for side, idx in (("train", train_idx), ("validation", val_idx))
+        side: FileList(side, root, [files[i] for i in idx], [labels[i] for i in idx], skipped)
+        for side, idx, skipped in (("train", train_idx, found.skipped), ("validation", val_idx, []))
     }
     return DataSet(root, CLASS_FOLDERS, names, sides)
 
@@ -257,7 +274,7 @@ def labelled_folder(folder: Path, class_names: list[str]) -> FileList:
     """The images of a folder of class folders named after some of class_names (a run's), labelled by their index
     there; a folder named after no class is an error naming it."""
     found = read_class_folders(folder, ClassRule(tuple(class_names), "one of the run's classes"))
-    return FileList("data", found.folder, found.files, found.labels(class_names))
+    return FileList("data", found.folder, found.files, found.labels(class_names), found.skipped)
 
 
 def extra_rule(class_names: list[str], allowed: tuple[str, ...]) -> ClassRule:

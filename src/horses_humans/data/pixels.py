@@ -16,7 +16,7 @@ from ..config import HorsesHumansError, user_cache_dir
 from ..core.arraycache import cached_array
 from .files import shown
 from .images import ImageError, load_pixels
-from .layouts import ClassFiles, DataSet, FileList, extra_rule, find_dataset, list_files, read_class_folders
+from .layouts import ClassFiles, DataSet, FileList, extra_rule, find_dataset, read_class_folders
 
 CACHE_VERSION = 1  # bump when decoding changes, so old pixel caches are not reused
 
@@ -113,11 +113,12 @@ def load_files(
         return x, {**meta, "key": key}
 
     x, meta = cached_array(cache, name, decode, warn)
-    for item in meta["skipped"]:
+    skipped = found.skipped + meta["skipped"]
+    for item in skipped:
         warn(f"warning: skipped {shown(item['reason'])}")  # a file name may hold bytes or escapes no terminal takes
     label = dict(zip(found.files, found.labels))  # not the cached labels: --data labels by the run's class order
     y = np.asarray([label[f] for f in meta["files"]], np.int64)
-    result = Split(found.name, x, y, meta["files"], list(class_names), meta["skipped"], key, found.root)
+    result = Split(found.name, x, y, meta["files"], list(class_names), skipped, key, found.root)
     for index in sorted(set(found.labels)):
         if not np.any(result.y == index):
             raise HorsesHumansError(f"{found.root / class_names[index]}: no readable image in this class.")
@@ -133,8 +134,9 @@ def load_split(
 ) -> Split:
     """Decoded pixels of one split folder (DATA_DIR/SPLIT/<class>/), through the pixel cache."""
     split_dir = Path(data_dir) / split
-    names, files, labels = list_files(split_dir)
-    return load_files(FileList(split, split_dir, files, labels), names, image_size, cache_dir, warn)
+    found = read_class_folders(split_dir)
+    files = FileList(split, split_dir, found.files, found.labels(found.names), found.skipped)
+    return load_files(files, found.names, image_size, cache_dir, warn)
 
 
 def load_side(dataset: DataSet, side: str, image_size: int, cache_dir: Path | None = None, warn=print) -> Split:
@@ -171,7 +173,8 @@ def load_extra(
 
 def extra_file_list(found: ClassFiles, class_names: list[str]) -> FileList:
     """An extra folder's images labelled by class_names; its pixel cache is named after the folder."""
-    return FileList(f"extra-{found.folder.resolve().name}", found.folder, found.files, found.labels(class_names))
+    name = f"extra-{found.folder.resolve().name}"
+    return FileList(name, found.folder, found.files, found.labels(class_names), found.skipped)
 
 
 def joined(name: str, splits: list[Split]) -> Split:
