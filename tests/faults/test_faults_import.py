@@ -2,11 +2,14 @@
 Each one is done for real and ends in a clear error or a report line, no traceback, no hang, the old data intact."""
 
 import os
+import shutil
 import stat
 import struct
 import subprocess
 import sys
 import time
+import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -152,6 +155,53 @@ def test_100k_members_are_refused_before_the_zip_directory_is_loaded(
     assert importplan.announced_members(hundred_thousand_members) == 100_000  # from the Zip64 end record
     assert import_cli(hundred_thousand_members, held[0]) == 2
     assert_refused(capsys, held, "holds 100000 files and folders", "--max-files")
+
+
+def lie_about_count(archive: Path, count: int) -> Path:
+    """Make a zip's end records (the classic one, and the Zip64 one when there is one) announce `count` members."""
+    blob = bytearray(archive.read_bytes())
+    at = blob.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", blob, at + 8, min(count, 0xFFFE), min(count, 0xFFFE))
+    if blob[at - 20 : at - 16] == b"PK\x06\x07":  # Zip64: its end record sits just before the locator
+        struct.pack_into("<QQ", blob, at - 20 - 56 + 24, count, count)
+    archive.write_bytes(bytes(blob))
+    return archive
+
+
+@pytest.fixture
+def lying_zip(hundred_thousand_members, tmp_path) -> Path:
+    """The 100,000-member zip, whose end records announce 10 members."""
+    return lie_about_count(Path(shutil.copy(hundred_thousand_members, tmp_path / "lies.zip")), 10)
+
+
+def test_a_zip_whose_end_record_lies_about_its_count_is_refused_by_counting(lying_zip, held, capsys, monkeypatch):
+    def load(*args, **kwargs):
+        raise AssertionError("the whole zip directory was loaded: the lie was believed")
+
+    monkeypatch.setattr(importing.zipfile, "ZipFile", load)
+    assert importplan.announced_members(lying_zip) == 10
+    assert import_cli(lying_zip, held[0]) == 2
+    assert_refused(capsys, held, str(lying_zip), "holds more than 50000 files and folders", "--max-files")
+
+
+def test_counting_a_lying_zip_costs_memory_for_one_chunk_not_the_directory(lying_zip, held, capsys):
+    tracemalloc.start()
+    try:
+        assert import_cli(lying_zip, held[0]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB at the peak"  # the directory alone is ~6 MiB, its ZipInfos ~60
+    assert_refused(capsys, held, "holds more than 50000 files and folders")
+
+
+def test_a_member_named_twice_is_refused_naming_the_zip_and_the_member(tmp_path, held, make_split, capsys):
+    archive = class_zip(make_split, tmp_path)
+    with warnings.catch_warnings(), zipfile.ZipFile(archive, "a") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it is asked to write
+        zf.writestr("horses/horses-00.png", b"a second horses-00.png that would replace the first")
+    assert import_cli(archive, held[0]) == 2
+    assert_refused(capsys, held, str(archive), "'horses/horses-00.png' appears twice", "re-create the zip")
 
 
 def test_a_folder_with_too_many_entries_is_refused_without_walking_it_all(tmp_path, held, make_split, capsys):

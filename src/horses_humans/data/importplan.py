@@ -9,6 +9,7 @@ import stat
 import struct
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -38,6 +39,8 @@ IMAGE_SUFFIXES = frozenset(
     }
 )
 SHOWN = 3  # names shown per reason in the skipped-entries line
+CHUNK = 1 << 20  # central directory bytes read at a time
+HEADER_MAX = 46 + 3 * 0xFFFF  # a member header: 46 bytes, then a name, extra field and comment of 64 KiB each at most
 BLOCK = 4096  # a file's disk overhead at most, for the free-space check
 
 
@@ -98,9 +101,7 @@ def opened(source: Path, limits: ImportLimits):
     if source.is_dir():
         yield folder_plan(source, limits), open_regular
         return
-    announced = announced_members(source)
-    if announced is not None and announced > limits.max_files:
-        raise too_many(source, str(announced), limits)
+    count_members(source, limits)  # refused here, before zipfile loads a directory of any size
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -109,31 +110,85 @@ def opened(source: Path, limits: ImportLimits):
         yield zip_plan(archive, source, limits), archive.open
 
 
-def announced_members(path: Path) -> int | None:
-    """The member count a zip's end record announces, read before zipfile loads its whole directory (ten million
-    members take gigabytes as ZipInfo objects); None when there is no end record (zipfile then says what is wrong)."""
+def end_record(path: Path) -> tuple[int, int, int] | None:
+    """(member count announced, central directory size, where the directory ends) from a zip's end record (Zip64
+    too), found as zipfile finds it; None when there is none (zipfile then says what is wrong)."""
     with open(path, "rb") as fh:
-        fh.seek(max(0, fh.seek(0, os.SEEK_END) - 22 - 0xFFFF))  # the record (22 bytes) and a comment of 64 KiB at most
+        start = max(0, fh.seek(0, os.SEEK_END) - 22 - 0xFFFF)  # the record (22 bytes) and a comment of 64 KiB at most
+        fh.seek(start)
         tail = fh.read()
         at = tail.rfind(b"PK\x05\x06")
         if at < 0 or len(tail) - at < 22:
             return None
-        count = struct.unpack_from("<H", tail, at + 10)[0]
-        if count != 0xFFFF or tail[max(0, at - 20) : at - 16] != b"PK\x06\x07":
-            return count
-        fh.seek(struct.unpack_from("<Q", tail, at - 12)[0])  # Zip64: the locator points at the Zip64 end record
-        record = fh.read(40)
-    return struct.unpack_from("<Q", record, 32)[0] if len(record) == 40 and record[:4] == b"PK\x06\x06" else None
+        count, size = struct.unpack_from("<HL", tail, at + 10)
+        if tail[max(0, at - 20) : at - 16] != b"PK\x06\x07":
+            return count, size, start + at
+        fh.seek(max(0, start + at - 20 - 56))  # Zip64: its end record (56 bytes) just before the locator (20 bytes)
+        record = fh.read(56)
+    if len(record) < 56 or record[:4] != b"PK\x06\x06":
+        return None
+    count, size = struct.unpack_from("<QQ", record, 32)
+    return count, size, start + at - 20 - 56
+
+
+def announced_members(path: Path) -> int | None:
+    """The member count a zip's end record announces (it may lie: count_members counts)."""
+    found = end_record(path)
+    return found and found[0]
+
+
+def count_members(source: Path, limits: ImportLimits) -> None:
+    """Refuse a zip with more members than --max-files, counted in its central directory as it is read, a chunk at a
+    time (zipfile reads the whole directory at once, however large, and trusts no count): an end record that lies
+    costs at most one chunk past the limit. A directory that is not all member headers is refused too."""
+    found = end_record(source)
+    if found is None:
+        return
+    announced, size, end = found
+    if announced > limits.max_files:
+        raise too_many(source, str(announced), limits)
+    count = 0
+    for used in member_header_sizes(source, end - size, size):
+        count += 1
+        if count > limits.max_files:
+            raise too_many(source, f"more than {limits.max_files}", limits)
+        size -= used
+    if size != 0:
+        raise HorsesHumansError(f"{source}: not a valid zip file (its central directory is damaged): re-create it.")
+
+
+def member_header_sizes(path: Path, start: int, size: int) -> Iterator[int]:
+    """The size of each member header in the central directory at start (size bytes), read a chunk at a time; stops
+    at the first bytes that are not a header."""
+    if start < 0:
+        return
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        buf, at, left = b"", 0, size
+        while True:
+            if len(buf) - at < HEADER_MAX and left:  # a header is at most HEADER_MAX bytes: one read always suffices
+                chunk = fh.read(min(CHUNK, left))
+                buf, at, left = buf[at:] + chunk, 0, left - len(chunk)
+            if len(buf) - at < 46 or buf[at : at + 4] != b"PK\x01\x02":
+                return
+            used = 46 + sum(struct.unpack_from("<3H", buf, at + 28))  # name, extra field and comment lengths
+            if used > len(buf) - at:
+                return
+            at += used
+            yield used
 
 
 def zip_plan(archive: zipfile.ZipFile, source: Path, limits: ImportLimits) -> ImportPlan:
-    """Sort a zip's members into folders and images to write and members to skip, from its directory alone."""
+    """Sort a zip's members into folders and images to write and members to skip, from its directory alone; a file
+    named twice is refused (the second would silently replace the first)."""
     members = archive.infolist()
     if len(members) > limits.max_files:
         raise too_many(source, str(len(members)), limits)
-    plan = ImportPlan(source)
+    plan, files = ImportPlan(source), set()
     for info in members:
         parts = member_parts(source, info.filename)
+        if parts and not info.is_dir():
+            refuse_twice(source, "/".join(parts), files)
         if not parts or any(is_hidden(part) for part in parts):
             continue  # __MACOSX/, .DS_Store: never data, not worth a report
         name, kind = "/".join(parts), stat.S_IFMT(info.external_attr >> 16)  # the Unix file type, when a Unix zip says
@@ -146,6 +201,16 @@ def zip_plan(archive: zipfile.ZipFile, source: Path, limits: ImportLimits) -> Im
         else:
             plan.add_file(name, info.file_size, info, zip_mtime_ns(info))
     return plan
+
+
+def refuse_twice(source: Path, name: str, seen: set[str]) -> None:
+    """Note a zip member's name; one named before is refused, naming the zip and the member."""
+    if name in seen:
+        raise HorsesHumansError(
+            f"{source}: member '{shown(name)}' appears twice, and one copy would silently replace the other: "
+            "re-create the zip without the duplicate."
+        )
+    seen.add(name)
 
 
 def zip_mtime_ns(info: zipfile.ZipInfo) -> int | None:
