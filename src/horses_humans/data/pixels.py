@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -112,7 +113,7 @@ def load_files(
         x, meta = decode_split(found.root, class_names, found.files, found.labels, image_size)
         return x, {**meta, "key": key}
 
-    x, meta = cached_array(cache, name, decode, warn)
+    x, meta = cached_pixels(cache, name, decode, warn)
     skipped = found.skipped + meta["skipped"]
     for item in skipped:
         warn(f"warning: skipped {shown(item['reason'])}")  # a file name may hold bytes or escapes no terminal takes
@@ -123,6 +124,19 @@ def load_files(
         if not np.any(result.y == index):
             raise HorsesHumansError(f"{found.root / class_names[index]}: no readable image in this class.")
     return result
+
+
+def cached_pixels(cache: Path, name: str, decode: Callable, warn: Callable[[str], None]) -> tuple[np.ndarray, dict]:
+    """cached_array for the pixel cache; a disk that is full or cannot be written is one error naming the file."""
+    try:
+        return cached_array(cache, name, decode, warn)
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, None)  # None: numpy's short write ("N requested, M written")
+        fix = "free some space on its disk" if full else "check its permissions"
+        raise HorsesHumansError(
+            f"{cache / name}.npy: cannot write the pixel cache ({exc.strerror or exc}): {fix}, or point --cache-dir "
+            "(or HORSES_HUMANS_CACHE) at another folder."
+        ) from None
 
 
 def load_split(
