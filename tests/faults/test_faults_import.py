@@ -36,8 +36,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def staging_left(folder: Path) -> list[str]:
-    """Temporary import folders (".data-import-xxxx") left beside the data folder."""
-    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    """Temporary import folders (".data-import-xxxx") left beside the data folder (not an import's marker)."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != MARKER]
 
 
 def import_cli(source: Path, data_dir: Path, *options: str) -> int:
