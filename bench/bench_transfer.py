@@ -31,7 +31,7 @@ import keras  # noqa: E402
 
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
 from horses_humans.core.tables import markdown_table  # noqa: E402
-from horses_humans.data.datasets import load_dataset  # noqa: E402
+from horses_humans.data.pixels import load_dataset  # noqa: E402
 from horses_humans.models.recipes import build_model, resolve  # noqa: E402
 from horses_humans.training import loop as training  # noqa: E402
 

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from horses_humans.data.datasets import TRAIN, VALIDATION  # noqa: E402
+from horses_humans.data.layouts import TRAIN, VALIDATION  # noqa: E402
 
 from .tiers import is_slow, slow_fixture  # noqa: E402
 
@@ -72,6 +72,15 @@ def make_dataset(make_split):
 def data_dir(tmp_path, make_dataset) -> Path:
     """A healthy synthetic data set: 3+3 training and 2+2 validation 16x16 RGB PNGs."""
     return make_dataset(tmp_path / "data")
+
+
+@pytest.fixture
+def imported_data_dir(tmp_path, data_dir) -> Path:
+    """The healthy synthetic data set as `data import` left it (marked): a folder a later import may replace."""
+    from horses_humans.data.importing import import_path
+
+    import_path(data_dir, tmp_path / "imported", log=lambda line: None)
+    return tmp_path / "imported"
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.data.datasets import VALIDATION
+from horses_humans.data.layouts import VALIDATION
 from horses_humans.runs.store import (
     BEST_MODEL_FILE,
     CALIBRATION_FILE,

@@ -9,7 +9,7 @@ import pytest
 
 from horses_humans.analysis.answers import score_folder
 from horses_humans.config import TrainConfig
-from horses_humans.data.datasets import load_extra
+from horses_humans.data.pixels import load_extra
 from horses_humans.training.loop import train
 
 pytestmark = pytest.mark.integration

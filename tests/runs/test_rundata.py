@@ -13,7 +13,7 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.data.datasets import find_dataset
+from horses_humans.data.layouts import find_dataset
 from horses_humans.runs.record import load_run_split
 from horses_humans.runs.store import load_run
 from horses_humans.training.loop import class_weights, fit_arrays, train

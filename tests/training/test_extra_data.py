@@ -9,7 +9,7 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data.datasets import joined, load_extra
+from horses_humans.data.pixels import joined, load_extra
 from horses_humans.runs.record import load_run_extra
 from horses_humans.runs.store import load_run
 from horses_humans.training.loop import train
@@ -126,7 +126,7 @@ def test_neither_is_added_only_when_a_folder_has_it(extras, tmp_path):
 
 
 def test_backbone_features_of_a_joined_split_are_cached_part_by_part(data, extras, tmp_path):
-    from horses_humans.data.datasets import load_dataset
+    from horses_humans.data.pixels import load_dataset
     from horses_humans.models.recipes import build_model, get_recipe
     from horses_humans.training.features import cached_features
 

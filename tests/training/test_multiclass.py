@@ -12,7 +12,8 @@ from horses_humans.analysis.evaluation import evaluate_run, format_metrics
 from horses_humans.analysis.explain import write_explanation
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data.datasets import VALIDATION, visible_files
+from horses_humans.data.files import visible_files
+from horses_humans.data.layouts import VALIDATION
 from horses_humans.inference.predictor import Predictor
 from horses_humans.models.recipes import RECIPES
 from horses_humans.runs.store import load_run

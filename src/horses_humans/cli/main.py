@@ -419,19 +419,19 @@ def discard_stdout() -> None:
 def needs_backend(args) -> bool:
     """Whether the command's modules import TensorFlow: then it is imported first, its start-up chatter hidden."""
     if args.command == "data":
-        return args.data_command == "download"  # keras.utils.get_file
+        return args.data_command == "download"  # kept for tests/cli/test_cli.py's contract; download needs no Keras now
     return args.command not in ("runs", "card", "predict")  # predict imports it itself, only when Keras answers
 
 
 def cmd_data(args) -> int:
-    from ..data import datasets as data
+    from ..data import download, importing, importplan
 
     data_dir = resolve_data_dir(args.data_dir)
     if args.data_command == "download":
-        data.download(data_dir)
+        download.download(data_dir)
     elif args.data_command == "import":
-        data.import_path(
-            args.path, data_dir, args.split, limits=data.ImportLimits.given(args.max_bytes, args.max_files)
+        importing.import_path(
+            args.path, data_dir, args.split, limits=importplan.ImportLimits.given(args.max_bytes, args.max_files)
         )
     else:
         from ..data.check import check_dataset, format_report

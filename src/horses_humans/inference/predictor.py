@@ -23,8 +23,8 @@ import numpy as np
 from ..config import DEFAULT_THRESHOLD, HorsesHumansError
 from ..core.backend import import_backend
 from ..core.batching import batched
+from ..data.files import UnreadableFile, WalkedInput, open_regular, walk_inputs
 from ..data.images import ImageError, load_pixels
-from ..data.inputfiles import Entry, open_regular, walk_inputs
 from ..models.outputs import ClassOutput
 from ..runs.store import Run, load_run
 from .runtimes import KerasRuntime, Runtime, open_export, stderr
@@ -171,7 +171,11 @@ class Predictor:
         return results
 
     def predict_batches(
-        self, entries: Iterable[Entry], batch_size: int = 32, workers: int | None = None, max_pixels: int | None = None
+        self,
+        entries: Iterable[WalkedInput],
+        batch_size: int = 32,
+        workers: int | None = None,
+        max_pixels: int | None = None,
     ) -> Iterator[list[Prediction]]:
         """The rows of each batch of (path, reason to skip or None) entries, in order, as soon as it is predicted:
         `workers` threads decode the next batches while the model runs this one; at most PREFETCH batches wait."""
@@ -192,7 +196,7 @@ class Predictor:
             while pending:
                 yield self.finish(*pending.popleft())
 
-    def finish(self, batch: list[Entry], decoding: list[Future | str]) -> list[Prediction]:
+    def finish(self, batch: list[WalkedInput], decoding: list[Future | str]) -> list[Prediction]:
         """One batch's rows once its decoding is done (a skip reason stands for its decoded pixels)."""
         decoded = [item.result() if isinstance(item, Future) else item for item in decoding]
         return self.predict_decoded([path for path, _ in batch], decoded)
@@ -202,7 +206,7 @@ class Predictor:
         try:
             with open_regular(path) as stream:
                 return load_pixels(stream, self.image_size, name=str(path), max_pixels=max_pixels)
-        except ImageError as exc:
+        except (ImageError, UnreadableFile) as exc:
             return str(exc)
 
     def predict_chunk(self, files: list[str | Path], max_pixels: int | None = None) -> list[Prediction]:
@@ -334,7 +338,7 @@ def refit_unsure(run_dir: str | Path, data_dir: Path | None = None, cache_dir: P
 
 def collect_files(paths: list[Path]) -> list[Path]:
     """Files named directly, plus every file under named folders (recursively, sorted) that is not hidden
-    (dot files, __MACOSX: the rule the data set's folders follow); see inputfiles.walk_inputs, its lazy form."""
+    (dot files, __MACOSX: the rule the data set's folders follow); see files.walk_inputs, its lazy form."""
     return [path for path, _ in walk_inputs(paths)]  # a missing or special file becomes a per-file error, not a crash
 
 

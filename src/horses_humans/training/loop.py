@@ -19,7 +19,8 @@ import numpy as np
 from .. import __version__
 from ..config import HorsesHumansError, TrainConfig, resolve_data_dir
 from ..core.progress import ProgressBar, draws
-from ..data.datasets import CLASS_FOLDERS, DataSet, Split, find_dataset, joined, load_extra, load_files
+from ..data.layouts import CLASS_FOLDERS, DataSet, find_dataset
+from ..data.pixels import Split, joined, load_extra, load_files
 from ..inference.calibration import calibrate_run
 from ..inference.predictor import refit_unsure, score_checkpoints
 from ..inference.unsure import NEITHER
