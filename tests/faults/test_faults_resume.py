@@ -44,10 +44,10 @@ FINE_TUNED = {
 STALLING_TRAIN = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from horses_humans import backend
+    from horses_humans.core import backend
     backend.configure()
     import keras
-    from horses_humans import training
+    from horses_humans.training import loop as training
     from horses_humans.cli.main import main
 
     stall, marker = int(sys.argv[1]), Path(sys.argv[2])

@@ -159,12 +159,12 @@ def test_mixed_float16_the_gpu_default_before_ampere_trains_with_loss_scaling_an
 # A fresh interpreter: the CPU must be split into logical devices before TensorFlow initialises its runtime.
 TWO_CPUS = textwrap.dedent("""
     import sys
-    from horses_humans import backend
+    from horses_humans.core import backend
     backend.import_backend()
     import tensorflow as tf
     tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                                [tf.config.LogicalDeviceConfiguration()] * 2)
-    from horses_humans import cli
+    from horses_humans.cli import main as cli
     common = ["train", "--data-dir", sys.argv[1], "--epochs", "3", "--image-size", "32", "--batch-size", "8",
               "--conv-filters", "8", "--seed", "3", "--precision", "float32"]
     for devices in ("1", "2"):
