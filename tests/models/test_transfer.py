@@ -14,7 +14,8 @@ from horses_humans.models import weights as weights_mod
 from horses_humans.models.backbones import BACKBONES, build_inception_base, get_backbone
 from horses_humans.models.recipes import RECIPES, build_model, get_recipe
 from horses_humans.runs.store import load_run
-from horses_humans.training.loop import train, unfreeze
+from horses_humans.training.loop import train
+from horses_humans.training.stages import unfreeze
 
 from ..synthetic import make_dataset
 

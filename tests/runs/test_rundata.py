@@ -16,7 +16,8 @@ from horses_humans.config import TrainConfig
 from horses_humans.data.datasets import find_dataset
 from horses_humans.runs.record import load_run_split
 from horses_humans.runs.store import load_run
-from horses_humans.training.loop import class_weights, fit_arrays, train
+from horses_humans.training.loop import train
+from horses_humans.training.stages import class_weights, fit_arrays
 
 from ..synthetic import make_own_dataset, write_image
 

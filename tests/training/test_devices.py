@@ -27,7 +27,8 @@ from horses_humans.training.devices import (
     select_devices,
     visible_devices,
 )
-from horses_humans.training.loop import FusedRMSprop, make_optimizer, train
+from horses_humans.training.loop import train
+from horses_humans.training.optimizer import FusedRMSprop, make_optimizer
 
 from ..synthetic import make_dataset
 from ..test_setup_scripts import fake_checkout
