@@ -82,7 +82,7 @@ def our_trainer(data_dir: Path, cache_dir: Path, seed: int, precision: str, fuse
             optimizer=keras.optimizers.RMSprop(config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"]
         )
     train_xy, val_xy = stages.arrays(train_split), stages.arrays(val_split)
-    return lambda epoch: stages.fit_arrays(model, config, train_xy, val_xy, [], epoch, epoch + 1)
+    return lambda epoch: stages.fit_arrays(model, config, train_xy, val_xy, [], range(epoch, epoch + 1))
 
 
 def steady(seconds: list[float]) -> float:

@@ -31,9 +31,11 @@ import keras  # noqa: E402
 
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
 from horses_humans.core.tables import markdown_table  # noqa: E402
+from horses_humans.core.workspace import Workspace, quiet  # noqa: E402
 from horses_humans.data.datasets import load_dataset  # noqa: E402
 from horses_humans.models.recipes import build_model, resolve  # noqa: E402
 from horses_humans.training import callbacks, optimizer, stages  # noqa: E402
+from horses_humans.training.plan import plan_stages  # noqa: E402
 
 
 def timed_fit(config: TrainConfig, data_dir: Path, cache_dir: Path, per_batch: bool) -> dict:
@@ -43,12 +45,13 @@ def timed_fit(config: TrainConfig, data_dir: Path, cache_dir: Path, per_batch: b
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, optimizer.training_precision(config, transfer=True))
     with tempfile.TemporaryDirectory() as run_dir:  # the recorder saves history.json there
-        recorder = callbacks.EpochRecorder(Path(run_dir), config.epochs, log=lambda s: None)
+        recorder = callbacks.EpochRecorder(Path(run_dir), config.epochs, log=quiet)
+        fitting, head = stages.Fitting(model, config, recorder), plan_stages(config, transfer=True)[0]
         start = time.perf_counter()
         if per_batch:
-            stages.fit_pixels(model, config, config.learning_rate, train, val, recorder, config.epochs)
+            stages.fit_pixels(fitting, head, train, val)
         else:
-            stages.fit_head(model, config, train, val, recorder, cache_dir, log=lambda s: None)
+            stages.fit_head(fitting, head, train, val, Workspace(data_dir, Path(run_dir), cache_dir, quiet))
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "val": [h["val_accuracy"] for h in recorder.history]}
 

@@ -12,6 +12,7 @@ from horses_humans.analysis.evaluation import evaluate_run
 from horses_humans.analysis.report import checkpoint_row
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.export.pipeline import export, open_source
 from horses_humans.inference.predictor import Predictor
 from horses_humans.runs.store import BEST_MODEL_FILE, MODEL_FILE, best_run, load_run
@@ -53,7 +54,7 @@ def run_dir(dataset, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "observers", lambda run_dir, epochs, tensorboard: [ZeroLastEpoch(epochs)])
         return train(
-            config, dataset, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None
+            config, Workspace(dataset, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), quiet)
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -9,13 +10,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..config import HorsesHumansError, TrainConfig, resolve_data_dir
+from ..config import HorsesHumansError, TrainConfig
+from ..core.workspace import Workspace, quiet
 from ..data.datasets import CLASS_FOLDERS, DataSet, Split, find_dataset, joined, load_extra, load_files
 from ..inference.calibration import calibrate_run
 from ..inference.predictor import refit_unsure
 from ..inference.unsure import NEITHER
 from ..models.outputs import ClassOutput
-from ..models.recipes import build_model, get_recipe, resolve
+from ..models.recipes import Recipe, build_model, get_recipe, resolve
 from ..runs import schema as runschema
 from ..runs.record import data_record
 from ..runs.store import (
@@ -34,70 +36,74 @@ from ..runs.store import (
 from .callbacks import BestWeights, EpochRecorder, observers
 from .devices import DeviceSet, describe, distribution, select_devices
 from .optimizer import training_precision
+from .plan import plan_stages, total_epochs
 from .records import checkpoints_record, environment_record, save_checkpoints, summarize
 from .resume import Backup, clean_run_dir, resumable_config
-from .stages import class_output, class_weights, fit_stages
+from .stages import Fitting, class_output, class_weights, fit_stages
 from .tracking import MlflowTracker, require
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """The images a run trains on, loaded: the data set, its training and validation splits, the --extra-data
+    splits, and what the model is fitted on (the training split joined with the extra ones)."""
+
+    dataset: DataSet
+    train: Split
+    val: Split
+    extra: tuple[Split, ...]
+    fit: Split
+
+    @property
+    def skipped(self) -> list[dict]:
+        """The files of the fit and validation splits that could not be decoded."""
+        return self.fit.skipped + self.val.skipped
 
 
 def train(
     config: TrainConfig,
-    data_dir: Path,
-    runs_dir: Path,
-    cache_dir: Path | None = None,
-    log: Callable[[str], None] = print,
+    workspace: Workspace,
     tensorboard: bool = False,
     mlflow: bool = False,
     resume: Path | None = None,
 ) -> Path:
-    """Train one recipe and return its run directory (with TensorBoard logs in it, and an MLflow run, if asked);
-    resume: an interrupted run directory of this config to continue from its last completed epoch."""
-    config = resolve(config)
-    recipe = get_recipe(config.recipe)
-    if config.fine_tune_from and not recipe.transfer:
-        raise HorsesHumansError(f"--fine-tune-from applies to transfer recipes, not {config.recipe!r}.")
-    if tensorboard:
-        require("tensorboard", "tensorboard", "--tensorboard")  # a missing extra fails before the data loads
-    tracker = MlflowTracker(runs_dir) if mlflow else None
+    """Train one recipe on the workspace's data and return its run directory under the workspace's runs folder (with
+    TensorBoard logs in it, and an MLflow run, if asked); resume: an interrupted run directory of this config to
+    continue from its last completed epoch."""
+    config, log = resolve(config), workspace.log
+    recipe = checked_recipe(config, tensorboard)
+    tracker = MlflowTracker(workspace.runs_dir) if mlflow else None
     devices = select_devices(config.devices)  # a bad --devices fails before the data loads
-    dataset = find_dataset(Path(data_dir), config.val_split, config.seed)
-    # --extra-data folders join the training side; a `neither` folder among them adds that class (the unsure answer)
-    names, extra = load_extra(config.extra_data, dataset.class_names, config.image_size, cache_dir, log, (NEITHER,))
-    train_split, val_split = (
-        load_files(dataset.sides[side], names, config.image_size, cache_dir, log) for side in ("train", "validation")
-    )
-    fit_split = joined("train", [train_split, *extra])
+    data = load_data(config, workspace)
     keras.utils.set_random_seed(config.seed)
     precision = training_precision(config, recipe.transfer, devices)
-    model = build_on(devices, config, precision, class_output(train_split))
+    model = build_on(devices, config, precision, class_output(data.train))
     run_dir = (
-        reopen_run_dir(Path(resume), config, dataset, train_split, val_split, precision, devices, extra)
+        reopen_run_dir(Path(resume), config, data, precision, devices)
         if resume
-        else start_run_dir(config, runs_dir, dataset, train_split, val_split, precision, devices, extra)
+        else start_run_dir(config, workspace.runs_dir, data, precision, devices)
     )
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # before fine-tuning unfreezes any
     log(
         f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
-        f"{len(fit_split)} train / {len(val_split)} validation images at {config.image_size}px, {precision}, seed "
+        f"{len(data.fit)} train / {len(data.val)} validation images at {config.image_size}px, {precision}, seed "
         f"{config.seed}"
     )
-    log_data(dataset, fit_split, config, log)
+    log_data(data, config, log)
     log_devices(devices, log)
-    total = config.epochs + (config.fine_tune_epochs if config.fine_tune_from else 0)
+    total = total_epochs(plan_stages(config, recipe.transfer))
     with tracker.run(run_dir, config) if tracker else nullcontext() as listener:
-        listeners = [listener] if listener else []
         best = BestWeights(model)
-        recorder = EpochRecorder(run_dir, total, log, listeners, [*observers(run_dir, total, tensorboard), best])
-        backup = Backup(run_dir, best)
-        backup.restore(recorder, best)
-        if backup.epochs:
-            log(f"resuming after epoch {backup.epochs} of {total} (backed up in {backup.folder})")
-        seconds = fit_stages(model, config, recipe.transfer, fit_split, val_split, recorder, cache_dir, log, backup)
-        metrics = finish_run(
-            run_dir, model, config, recorder, fit_split.skipped + val_split.skipped, trainable, seconds, best
+        recorder = EpochRecorder(
+            run_dir, total, log, [listener] if listener else [], [*observers(run_dir, total, tensorboard), best]
         )
+        fitting = Fitting(model, config, recorder, Backup(run_dir, best), best)
+        restore_backup(fitting, total, log)
+        seconds = fit_stages(fitting, data.fit, data.val, workspace)
+        metrics = finish_run(fitting, data.skipped, trainable, seconds, workspace)
         clean_run_dir(run_dir)  # finished: the backup and any temporary file a killed attempt left
-    log(refit_unsure(run_dir, cache_dir=cache_dir, log=log))  # on the served checkpoint's calibrated probabilities
+    # the unsure rule, on the served checkpoint's calibrated probabilities of the validation split
+    log(refit_unsure(run_dir, cache_dir=workspace.cache_dir, log=log))
     log(
         f"done: val_accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
         f"{metrics['best_epoch']}, saved as {BEST_MODEL_FILE}), {metrics['mean_epoch_seconds']:.2f} s/epoch, "
@@ -119,8 +125,37 @@ def resume_run(
     folder unless data_dir is given; returns the run directory, then finished."""
     run_dir = Path(run_dir)
     config = resumable_config(run_dir)
-    data_dir = data_dir or read_data_record(run_dir).get("data_dir") or resolve_data_dir(None)
-    return train(config, Path(data_dir), run_dir.parent, cache_dir, log, tensorboard, mlflow, resume=run_dir)
+    data_dir = data_dir or read_data_record(run_dir).get("data_dir")
+    workspace = Workspace.from_env(data_dir, run_dir.parent, cache_dir, log)
+    return train(config, workspace, tensorboard, mlflow, resume=run_dir)
+
+
+def checked_recipe(config: TrainConfig, tensorboard: bool) -> Recipe:
+    """The config's recipe, once the options that need something it or this install lacks have been checked."""
+    recipe = get_recipe(config.recipe)
+    if config.fine_tune_from and not recipe.transfer:
+        raise HorsesHumansError(f"--fine-tune-from applies to transfer recipes, not {config.recipe!r}.")
+    if tensorboard:
+        require("tensorboard", "tensorboard", "--tensorboard")  # a missing extra fails before the data loads
+    return recipe
+
+
+def load_data(config: TrainConfig, workspace: Workspace) -> RunData:
+    """The workspace's data set, split and decoded (through its cache) at the config's image size, with the
+    --extra-data folders; a `neither` folder among them adds that class (the unsure answer)."""
+    dataset = find_dataset(Path(workspace.data_dir), config.val_split, config.seed)
+    size, cache, log = config.image_size, workspace.cache_dir, workspace.log
+    names, extra = load_extra(config.extra_data, dataset.class_names, size, cache, log, (NEITHER,))
+    train, val = (load_files(dataset.sides[side], names, size, cache, log) for side in ("train", "validation"))
+    return RunData(dataset, train, val, tuple(extra), joined("train", [train, *extra]))
+
+
+def restore_backup(fitting: Fitting, total: int, log) -> None:
+    """Put an interrupted run's backed-up epochs back into the recorder and best weights, saying so."""
+    backup = fitting.backup
+    backup.restore(fitting.recorder, fitting.best)
+    if backup.epochs:
+        log(f"resuming after epoch {backup.epochs} of {total} (backed up in {backup.folder})")
 
 
 def build_on(devices: DeviceSet, config: TrainConfig, precision: str, output: ClassOutput):
@@ -135,8 +170,9 @@ def log_devices(devices: DeviceSet, log) -> None:
         log(f"devices {describe(devices, keras.backend.backend())}")
 
 
-def log_data(dataset: DataSet, train: Split, config: TrainConfig, log) -> None:
+def log_data(data: RunData, config: TrainConfig, log) -> None:
     """One line on the data: layout, classes, how the validation split was made; the class weights if any."""
+    dataset, train = data.dataset, data.fit
     made = (
         f", validation: {config.val_split:g} of each class (seed {config.seed})"
         if dataset.layout == CLASS_FOLDERS
@@ -161,74 +197,56 @@ def write_card(run_dir: Path, log) -> None:
 
 
 def start_run_dir(
-    config: TrainConfig,
-    runs_dir: Path,
-    dataset: DataSet,
-    train: Split,
-    val: Split,
-    precision: str,
-    devices: DeviceSet | None = None,
-    extra: list[Split] = (),
+    config: TrainConfig, runs_dir: Path, data: RunData, precision: str, devices: DeviceSet | None = None
 ) -> Path:
     """A new run directory with what is known before training: config, labels, environment and the data it uses."""
     run_dir = new_run_dir(runs_dir, config)
     save_json(run_dir, CONFIG_FILE, config.to_dict())
-    save_json(run_dir, LABELS_FILE, labels_record(train.class_names, config.image_size))
-    save_json(run_dir, ENVIRONMENT_FILE, environment_record(train, val, precision, dataset.root, devices))
-    save_json(run_dir, DATA_FILE, data_record(dataset, {"train": train, "validation": val}, config, extra))
+    for name, record in run_records(config, data, precision, devices).items():
+        save_json(run_dir, name, record())
     return run_dir
 
 
+def run_records(config: TrainConfig, data: RunData, precision: str, devices: DeviceSet | None) -> dict:
+    """{file name: a function that makes its record} for what a run writes before training beside its config."""
+    splits = {"train": data.train, "validation": data.val}
+    return {
+        LABELS_FILE: lambda: labels_record(data.train.class_names, config.image_size),
+        ENVIRONMENT_FILE: lambda: environment_record(data.train, data.val, precision, data.dataset.root, devices),
+        DATA_FILE: lambda: data_record(data.dataset, splits, config, list(data.extra)),
+    }
+
+
 def reopen_run_dir(
-    run_dir: Path,
-    config: TrainConfig,
-    dataset: DataSet,
-    train: Split,
-    val: Split,
-    precision: str,
-    devices: DeviceSet | None = None,
-    extra: list[Split] = (),
+    run_dir: Path, config: TrainConfig, data: RunData, precision: str, devices: DeviceSet | None = None
 ) -> Path:
     """An interrupted run directory, checked to be training on the same files; what start_run_dir had not written
     yet is written now."""
-    environment = environment_record(train, val, precision, dataset.root, devices)
+    records = run_records(config, data, precision, devices)
+    manifest = records[ENVIRONMENT_FILE]()["data_manifest_sha256"]
     recorded = read_json(run_dir, ENVIRONMENT_FILE, runschema.ENVIRONMENT, {}).get("data_manifest_sha256")
-    if recorded and recorded != environment["data_manifest_sha256"]:
+    if recorded and recorded != manifest:
         raise HorsesHumansError(
-            f"{run_dir / ENVIRONMENT_FILE}: the images in {dataset.root} are not the ones this run "
+            f"{run_dir / ENVIRONMENT_FILE}: the images in {data.dataset.root} are not the ones this run "
             "started on; resume it on its own data (--data-dir), or start a new run."
         )
-    records = {
-        LABELS_FILE: lambda: labels_record(train.class_names, config.image_size),
-        ENVIRONMENT_FILE: lambda: environment,
-        DATA_FILE: lambda: data_record(dataset, {"train": train, "validation": val}, config, extra),
-    }
     for name, record in records.items():
         if not (run_dir / name).exists():
             save_json(run_dir, name, record())
     return run_dir
 
 
-def finish_run(
-    run_dir: Path,
-    model,
-    config: TrainConfig,
-    recorder,
-    skipped: list[dict],
-    trainable: int,
-    seconds: float,
-    best: BestWeights | None = None,
-) -> dict:
-    """Save the float32 last and best checkpoints, then metrics.json, which makes the run directory a finished run;
-    returns the metrics."""
-    last_epoch = len(recorder.history)
-    best_epoch = save_checkpoints(run_dir, model, config, best, last_epoch)
-    metrics = summarize(recorder.history, skipped, model.count_params())
+def finish_run(fitting: Fitting, skipped: list[dict], trainable: int, seconds: float, workspace: Workspace) -> dict:
+    """Save the float32 last and best checkpoints, then metrics.json, which makes the run directory a finished run,
+    then calibrate it on its validation split (read through the workspace's cache); returns the metrics."""
+    run_dir, history, model = fitting.recorder.run_dir, fitting.recorder.history, fitting.model
+    best_epoch = save_checkpoints(run_dir, model, fitting.config, fitting.best, len(history))
+    metrics = summarize(history, skipped, model.count_params())
     metrics.update(
         trainable_parameters=trainable,
         train_seconds=round(seconds, 2),
-        checkpoints=checkpoints_record(recorder.history, best_epoch),
+        checkpoints=checkpoints_record(history, best_epoch),
     )
     save_json(run_dir, METRICS_FILE, metrics)
-    calibrate_run(run_dir, log=lambda line: None)  # the saved model's validation probabilities -> calibration.json
+    calibrate_run(run_dir, cache_dir=workspace.cache_dir, log=quiet)  # validation probabilities -> calibration.json
     return metrics
