@@ -96,10 +96,11 @@ def views_data(tmp_path_factory) -> tuple[Path, Path]:
 def baseline_run(views_data, tmp_path_factory) -> Path:
     """A one-epoch baseline run at 32 px on the synthetic data."""
     from horses_humans.config import TrainConfig
+    from horses_humans.core.workspace import Workspace, quiet
     from horses_humans.training.loop import train
 
     config = TrainConfig(recipe="baseline", epochs=1, image_size=32, batch_size=8, precision="float32")
-    return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)
+    return train(config, Workspace(views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], quiet))
 
 
 @pytest.fixture(scope="session")
@@ -107,10 +108,11 @@ def baseline_run(views_data, tmp_path_factory) -> Path:
 def mobilenet_run(views_data, tmp_path_factory) -> Path:
     """A one-epoch MobileNetV2 run (random backbone weights, nested and frozen) at 64 px."""
     from horses_humans.config import TrainConfig
+    from horses_humans.core.workspace import Workspace, quiet
     from horses_humans.training.loop import train
 
     config = TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64, epochs=1, batch_size=8)
-    return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)
+    return train(config, Workspace(views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], quiet))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,6 +9,7 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.data.pixels import joined, load_extra
 from horses_humans.runs.record import load_run_extra
 from horses_humans.runs.store import load_run
@@ -42,7 +43,7 @@ def extras(tmp_path_factory) -> tuple[Path, Path]:
 @slow_fixture
 def extra_run(data, extras, tmp_path_factory) -> Path:
     config = TrainConfig(**TINY, extra_data=tuple(map(str, extras)))
-    return train(config, data, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None)
+    return train(config, Workspace(data, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), quiet))
 
 
 def test_repeatable_option_builds_the_config():

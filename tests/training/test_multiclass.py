@@ -12,6 +12,7 @@ from horses_humans.analysis.evaluation import evaluate_run, format_metrics
 from horses_humans.analysis.explain import write_explanation
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.data.files import visible_files
 from horses_humans.data.layouts import VALIDATION
 from horses_humans.inference.predictor import Predictor
@@ -37,7 +38,7 @@ def runs(datasets, tmp_path_factory) -> dict[int, object]:
     """{classes: run dir} of a baseline trained a few epochs on each set."""
     config = TrainConfig(recipe="baseline", epochs=4, image_size=32, batch_size=8, seed=1, precision="float32")
     return {
-        n: train(config, data, tmp_path_factory.mktemp(f"runs{n}"), tmp_path_factory.mktemp("cache"), **QUIET)
+        n: train(config, Workspace(data, tmp_path_factory.mktemp(f"runs{n}"), tmp_path_factory.mktemp("cache"), quiet))
         for n, data in datasets.items()
     }
 
@@ -126,7 +127,7 @@ def recipe_config(name: str, **options) -> TrainConfig:
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_recipe_trains_on_three_classes(name, datasets, tmp_path):
-    run = load_run(train(recipe_config(name), datasets[3], tmp_path / "runs", tmp_path / "cache", **QUIET))
+    run = load_run(train(recipe_config(name), Workspace(datasets[3], tmp_path / "runs", tmp_path / "cache", quiet)))
     assert run.labels["output_kind"] == "softmax" and run.load_model().outputs[0].shape[-1] == 3
     assert run.history[0]["loss"] > 0 and 0 <= run.metrics["val_accuracy"] <= 1
     probabilities = Predictor.from_run(run).predict_proba(np.zeros((2, run.image_size, run.image_size, 3), np.uint8))
@@ -135,7 +136,7 @@ def test_every_recipe_trains_on_three_classes(name, datasets, tmp_path):
 
 def test_fine_tuning_a_five_class_transfer_model(datasets, tmp_path):
     config = recipe_config("mobilenet_v2", fine_tune_from="10", fine_tune_epochs=1)
-    run = load_run(train(config, datasets[5], tmp_path / "runs", tmp_path / "cache", **QUIET))
+    run = load_run(train(config, Workspace(datasets[5], tmp_path / "runs", tmp_path / "cache", quiet)))
     assert [h["epoch"] for h in run.history] == [1, 2] and all(h["loss"] > 0 for h in run.history)
     assert run.load_model().outputs[0].shape[-1] == 5
 

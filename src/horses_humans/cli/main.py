@@ -443,6 +443,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from ..core.workspace import Workspace
     from ..training.loop import resume_run, train
 
     if args.resume:
@@ -456,14 +457,8 @@ def cmd_train(args) -> int:
         )
         return 0
     config = config_from_args(TrainConfig, args)
-    train(
-        config,
-        resolve_data_dir(args.data_dir),
-        resolve_runs_dir(args.runs_dir),
-        args.cache_dir,
-        tensorboard=args.tensorboard,
-        mlflow=args.mlflow,
-    )
+    workspace = Workspace.from_env(args.data_dir, args.runs_dir, args.cache_dir)
+    train(config, workspace, tensorboard=args.tensorboard, mlflow=args.mlflow)
     return 0
 
 

@@ -301,14 +301,14 @@ def keras_model(run: Run, checkpoint: str | None = None):
     return run.load_model(checkpoint)
 
 
-def score_checkpoints(run_dir: str | Path, checkpoints: dict, log=print) -> dict:
+def score_checkpoints(run_dir: str | Path, checkpoints: dict, cache_dir: Path | None = None, log=print) -> dict:
     """metrics.json's "checkpoints" with each saved float32 file's own validation accuracy (saved_val_accuracy)
     beside training's figure, which may come from bfloat16 arithmetic; called before metrics.json is written, so
     each checkpoint is loaded by its file name. A file holding the same epoch as another is scored once."""
     from ..runs.record import load_run_split
 
     run = load_run(run_dir)
-    val = load_run_split(run, "validation", None, None, log)
+    val = load_run_split(run, "validation", None, cache_dir, log)
     if not len(val):
         return checkpoints
     scored, y = {}, np.asarray(val.y)
