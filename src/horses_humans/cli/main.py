@@ -517,7 +517,8 @@ def cmd_predict(args) -> int:
 
     fmt = choose_format(fmt, args.output)
     run = load_run(args.run, args.checkpoint)
-    model = model_stamp(run, args.checkpoint, args.runtime)  # what answers: --resume continues only its own file
+    # what answers (--resume continues only its own file); Predictor.from_run below says auto's warnings, once
+    model = model_stamp(run, args.checkpoint, args.runtime, warn=lambda line: None)
     check_output(args.output, fmt, args.resume, run.class_names, model)  # before the model loads
     predictor = Predictor.from_run(run, args.checkpoint, args.runtime)  # imports TensorFlow only for Keras
     log = lambda line: print(printable(line), file=sys.stderr)  # noqa: E731  (stdout: only rows; names: no ESC)
