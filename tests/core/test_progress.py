@@ -65,6 +65,7 @@ def test_a_with_block_stops_the_bar_on_an_error():
     assert bar.progress is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("on_terminal", [False, True], ids=["pipe", "terminal"])
 def test_training_shows_batches_on_a_terminal_and_one_line_per_epoch(on_terminal, data_dir, tmp_path, monkeypatch):
     from horses_humans.training.loop import train

@@ -170,6 +170,7 @@ def test_an_interrupted_session_still_writes_the_document(tmp_path, fake_train, 
     assert "| baseline | 1 | missing | - | - |" in text
 
 
+@pytest.mark.slow
 def test_reproduce_end_to_end_through_the_cli(tmp_path, capsys):
     data = make_dataset(tmp_path / "data", train_per_class=8, val_per_class=4)
     argv = [

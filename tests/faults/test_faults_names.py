@@ -53,6 +53,7 @@ def test_data_check_reports_the_names_escaped(odd_names):
     assert "bad\\xe9.png" in out and "\\x1b[31mred.png" in out  # the escape as text, in the duplicates line
 
 
+@pytest.mark.slow  # trains a real (tiny) run
 def test_train_skips_the_names_it_cannot_record_and_finishes_its_run(odd_names, tmp_path):
     runs = tmp_path / "runs"
     done = horses_humans(

@@ -116,6 +116,7 @@ def test_a_cnn_recipe_has_no_backbone_and_says_so():
         recipe.backbone_layer(build_model(TrainConfig(recipe="baseline", image_size=48)))
 
 
+@pytest.mark.slow
 def test_inception_trains_from_a_local_weights_file(tmp_path):
     """InceptionV3's ImageNet file is not available here: its loading path runs on a saved file of the same
     architecture."""
@@ -147,6 +148,7 @@ def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data"), train_per_class=16, val_per_class=8)
 
 
+@pytest.mark.slow
 def test_head_trains_on_cached_features_and_saves_the_full_model(dataset, tmp_path):
     config = TrainConfig(
         recipe="mobilenet_v2", weights="none", image_size=64, epochs=3, batch_size=8, learning_rate=1e-2
@@ -169,6 +171,7 @@ def test_head_trains_on_cached_features_and_saves_the_full_model(dataset, tmp_pa
     assert not any("computing" in line for line in lines)  # second run reads the feature cache
 
 
+@pytest.mark.slow
 def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
     config = TrainConfig(
         recipe="mobilenet_v2",
@@ -199,6 +202,7 @@ def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
         unfreeze(backbone, "nope")
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_alpha_1_loads_the_approximate_shared_file():
     path = SHARED_WEIGHTS / "mobilenet_v2_1.0_224_no_top.dequantized.weights.h5"
     assert path.is_file(), f"needs ../shared/weights beside the checkout ({path})"

@@ -166,6 +166,7 @@ def test_split_test_needs_a_test_folder(own_run, capsys):
     )
 
 
+@pytest.mark.slow
 def test_split_test_evaluates_the_held_out_test_folder(tmp_path, capsys):
     root = make_own_dataset(tmp_path / "mine", 2, "split-folders", per_class=6, test=True)
     run = train(TrainConfig(**QUIET), Workspace(root, tmp_path / "runs", tmp_path / "cache", quiet))
@@ -183,6 +184,7 @@ def test_exports_check_parity_on_the_runs_own_validation_and_calibrate_on_its_tr
     assert len(source.validation) == 4 and source.representative.shape == (10, 32, 32, 3)
 
 
+@pytest.mark.slow
 def test_three_classes_keep_their_recorded_split(tmp_path):
     """Data behaviour only: until N-class models land, a 3-class run still has one sigmoid unit."""
     root = make_own_dataset(tmp_path / "mine", 3, "class-folders", per_class=5)

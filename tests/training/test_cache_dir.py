@@ -18,6 +18,7 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow  # trains two real (tiny) runs
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_train_with_cache_dir_writes_nothing_to_the_default_cache(recipe, isolated_cache, tmp_path, capsys):
     data = make_dataset(tmp_path / "data", train_per_class=4, val_per_class=2)

@@ -145,6 +145,7 @@ def test_off_tensorflow_the_optimizer_is_keras_rmsprop(monkeypatch):
     assert type(optimizer) is keras.optimizers.RMSprop and not isinstance(optimizer, FusedRMSprop)
 
 
+@pytest.mark.slow
 def test_mixed_float16_the_gpu_default_before_ampere_trains_with_loss_scaling_and_saves_float32(tmp_path):
     config = TrainConfig(
         recipe="baseline", epochs=2, image_size=32, batch_size=8, conv_filters=(8,), seed=1, precision="mixed_float16"
@@ -189,6 +190,7 @@ def only_run(runs: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_two_devices_train_under_mirrored_strategy_as_one_does(tmp_path):
     done = train_on_two_cpus(make_dataset(tmp_path / "data"), tmp_path / "runs")
     assert done.returncode == 0, done.stderr[-3000:]

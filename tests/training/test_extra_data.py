@@ -126,6 +126,7 @@ def test_neither_is_added_only_when_a_folder_has_it(extras, tmp_path):
     assert both.files[:3] == splits[0].files and both.files[3].startswith(str(extras[1].resolve()))
 
 
+@pytest.mark.slow
 def test_backbone_features_of_a_joined_split_are_cached_part_by_part(data, extras, tmp_path):
     from horses_humans.data.pixels import load_dataset
     from horses_humans.models.recipes import build_model, get_recipe

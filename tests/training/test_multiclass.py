@@ -125,6 +125,7 @@ def recipe_config(name: str, **options) -> TrainConfig:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_recipe_trains_on_three_classes(name, datasets, tmp_path):
     run = load_run(train(recipe_config(name), Workspace(datasets[3], tmp_path / "runs", tmp_path / "cache", quiet)))
@@ -134,6 +135,7 @@ def test_every_recipe_trains_on_three_classes(name, datasets, tmp_path):
     assert probabilities.shape == (2, 3)
 
 
+@pytest.mark.slow
 def test_fine_tuning_a_five_class_transfer_model(datasets, tmp_path):
     config = recipe_config("mobilenet_v2", fine_tune_from="10", fine_tune_epochs=1)
     run = load_run(train(config, Workspace(datasets[5], tmp_path / "runs", tmp_path / "cache", quiet)))
@@ -141,6 +143,7 @@ def test_fine_tuning_a_five_class_transfer_model(datasets, tmp_path):
     assert run.load_model().outputs[0].shape[-1] == 5
 
 
+@pytest.mark.slow
 def test_the_sweeps_cnns_take_three_classes(datasets, tmp_path):
     args = [
         "experiment",

@@ -71,6 +71,7 @@ def test_predict_files_reports_bad_files_without_stopping(run_dir, tmp_path):
     assert "no such file" in results[1].error
 
 
+@pytest.mark.slow
 def test_saved_model_is_float32_even_when_trained_in_bfloat16(dataset, tmp_path):
     config = TrainConfig(recipe="augmented", epochs=1, image_size=32, batch_size=8, precision="mixed_bfloat16")
     run = train(config, Workspace(dataset, tmp_path / "runs", tmp_path / "cache", quiet))
@@ -79,6 +80,7 @@ def test_saved_model_is_float32_even_when_trained_in_bfloat16(dataset, tmp_path)
     assert json.loads((run / "environment.json").read_text())["precision"] == "mixed_bfloat16"
 
 
+@pytest.mark.slow
 def test_unreadable_training_file_is_skipped_and_counted(dataset, tmp_path):
     import shutil
 
@@ -92,6 +94,7 @@ def test_unreadable_training_file_is_skipped_and_counted(dataset, tmp_path):
     assert any("broken.png" in line and "skipped" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_callback_options_run(dataset, tmp_path):
     config = TrainConfig(
         epochs=2,
