@@ -97,6 +97,7 @@ def write_report(
         tradeoff_view(ev, cache_dir, out, log),
         misclassified_view(ev, out),
     ]
+    views = [view for view in views if view is not None]
     path = out / "report.html"
     write_text_atomic(path, render_html(ev.run, metrics, views))
     return path
@@ -133,16 +134,13 @@ def samples_view(ev: Evaluated, out: Path) -> View:
     )
 
 
-def augmentation_view(ev: Evaluated, out: Path) -> View:
-    """One image through the model's augmentation layers (or the `augmented` recipe's), many draws."""
+def augmentation_view(ev: Evaluated, out: Path) -> View | None:
+    """One image through the model's own augmentation layers, many draws; None for a run trained without any (the
+    report shows only the augmentation the run used)."""
     layers = explain.augmentation_layers(ev.predictor.model)
-    if layers:
-        note = f"this model's own augmentation layers ({', '.join(layer.name for layer in layers)})"
-    else:
-        from ..models.cnn import build_augmentation
-
-        layers = build_augmentation()
-        note = "the `augmented` recipe's layers (this model has no augmentation layers of its own)"
+    if not layers:
+        return None
+    note = f"this model's own augmentation layers ({', '.join(layer.name for layer in layers)})"
     image = ev.split.x[spread(ev.split.y, 1, 1)[0]]
     fig = plots.augmentation_grid(image, explain.augment(layers, image, 11), f"Draws through {note}")
     caption = (
