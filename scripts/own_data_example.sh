@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The own-data example of README's "Train on your own images": real photos in three class folders (layout 3), a
-# MobileNetV2 (alpha 0.35, ImageNet weights from ../shared/weights) trained on them with a stratified validation split.
+# The own-data example of docs/own-data.md ("A measured three-class run"): real photos in three class folders
+# (layout 3), a MobileNetV2 (alpha 0.35, ImageNet weights from ../shared/weights) trained on them with a stratified
+# validation split.
 # The photos are ../shared/real-photos-dev (for internal evaluation only: copied under runs/, which git ignores, never
 # into the repository), with neither/ renamed other/: here it is a class like any other.
 #   bash scripts/own_data_example.sh            seeds 0 1 2, --val-split 0.25; about 2 minutes on the 2-core CPU

@@ -1,6 +1,6 @@
-"""Copy the summary table of docs/results.md and of docs/reproduce.md into README, between its `results` and
+"""Copy the summary table of docs/results.md and of docs/reproduce.md into docs/models.md, between its `results` and
 `reproduce` markers (tables.copy_table). scripts/reproduce_results.sh runs it last; both documents are written by
-`horses-humans experiment reproduce`.
+`horses-humans experiment reproduce`. README links to docs/models.md rather than holding the tables itself.
 
     python scripts/readme_tables.py
 """
@@ -10,14 +10,15 @@ from pathlib import Path
 from horses_humans.core.tables import copy_table
 
 REPO = Path(__file__).resolve().parents[1]
-TABLES = {"results": "docs/results.md", "reproduce": "docs/reproduce.md"}  # README marker -> document
+TARGET = "docs/models.md"  # the hand-written page that shows both tables
+TABLES = {"results": "docs/results.md", "reproduce": "docs/reproduce.md"}  # marker in TARGET -> document
 
 
 def main() -> None:
     for marker, document in TABLES.items():
         if (REPO / document).exists():
-            copy_table(REPO / document, REPO / "README.md", marker)
-            print(f"copied the table of {document} into README.md")
+            copy_table(REPO / document, REPO / TARGET, marker)
+            print(f"copied the table of {document} into {TARGET}")
 
 
 if __name__ == "__main__":

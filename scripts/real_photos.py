@@ -1,7 +1,7 @@
 """How right is a model trained on the CGI renders on real photos, and how well does it say "unsure"? Trains the
 runs that are missing into runs/real-photos/, scores them on REAL_PHOTOS (default ../shared/real-photos-dev: horses/,
-humans/, neither/) and writes docs/real-photos.md and docs/img/real-photos-tradeoff.png. Every number in README's
-"What to expect on real photos" comes from here:
+humans/, neither/) and writes docs/real-photos.md and docs/img/real-photos-tradeoff.png. Every number in
+docs/own-data.md's "What to expect on real photos" comes from here:
 - accuracy: each candidate trained on the official renders alone, scored on the real horse and human photos;
 - unsure: the baseline, the MobileNetV2 head and `recommended` (official data alone) answering every dev photo
   through their calibrated unsure rule, with the calibration numbers;
@@ -81,8 +81,9 @@ def weights(path: Path) -> str:
 
 
 def candidates() -> list[tuple[str, list[str], list[int]]]:
-    """(name, train options, seeds): the reference CNN, the MobileNetV2 head and the alias (README's rows); with
-    ALL=1 also what chose the alias: the larger backbone, augmentation, fine-tuning, flips alone (an hour more)."""
+    """(name, train options, seeds): the reference CNN, the MobileNetV2 head and the alias (docs/own-data.md's
+    rows); with ALL=1 also what chose the alias: the larger backbone, augmentation, fine-tuning, flips alone (an
+    hour more)."""
     m035 = ["--recipe", "mobilenet_v2", "--weights", weights(W035)]
     m100 = ["--recipe", "mobilenet_v2", "--alpha", "1.0", "--weights", weights(W100)]
     explored = [
@@ -205,7 +206,7 @@ def page(table: str, unsure: str, cv: str, photos: Path, folds: int) -> str:
         f"{unsure}\n\n![trade-off](img/real-photos-tradeoff.png)\n\n"
         "The curve: as tau rises from 0, the share of real horse and human photos answered right against the share "
         "of neither photos answered unsure; the dot is the run's calibrated tau. Feature distances to the renders "
-        "and Platt scaling of the baseline were measured too: `python scripts/unsure_study.py` (README says what "
+        "and Platt scaling of the baseline were measured too: `python scripts/unsure_study.py` (own-data.md says what "
         "it found; neither ships).\n\n"
         f"## Extra data, cross-validated\n\n`train --extra-data FOLD` with the dev photos of {folds - 1} of "
         f"{folds} stratified folds (seed {SEED}; `neither` included), scored on the held-out fold through the "

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates docs/results.md (and README's results tables) by running the experiments listed in docs/results.toml:
+# Regenerates docs/results.md (and the copy of its table in docs/models.md) by running the experiments listed in
+# docs/results.toml:
 #   baseline, bfloat16 (where the CPU has it) and float32 training: seeds 0-5 (six, since the two precisions are compared)
 #   augmented with the reference, mild and flip presets, and mobilenet_v2: seeds 0-2
 # Runs go to runs/results/ (git ignores runs/); finished runs are found again by their config, so a re-run trains only

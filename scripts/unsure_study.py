@@ -1,5 +1,6 @@
 """What else could say "unsure" or calibrate better, measured on the runs scripts/real_photos.py trained (seed 0):
-the numbers behind README's "What to expect on real photos" remarks on feature distances and on the baseline's ECE.
+the numbers behind docs/own-data.md's "What to expect on real photos" remarks on feature distances and on the
+baseline's ECE.
 
 - Feature distance: the mean cosine distance of an image's pooled MobileNetV2 features to its k nearest training
   renders (the recommended run's backbone), thresholded to flag at most 2% of validation (as the confidence rule

@@ -108,9 +108,9 @@ def test_copy_table_errors_name_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("marker, document", [("results", "docs/results.md"), ("reproduce", "docs/reproduce.md")])
-def test_readme_shows_the_documents_tables(tmp_path, marker, document):
+def test_models_page_shows_the_documents_tables(tmp_path, marker, document):
     repo = Path(__file__).resolve().parents[2]
-    readme = tmp_path / "README.md"
-    readme.write_text((repo / "README.md").read_text())
-    copy_table(repo / document, readme, marker)  # what scripts/readme_tables.py does
-    assert readme.read_text() == (repo / "README.md").read_text()
+    page = tmp_path / "models.md"
+    page.write_text((repo / "docs/models.md").read_text())
+    copy_table(repo / document, page, marker)  # what scripts/readme_tables.py does
+    assert page.read_text() == (repo / "docs/models.md").read_text()

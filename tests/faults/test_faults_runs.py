@@ -258,3 +258,41 @@ def test_serve_picks_the_best_run_whose_model_loads(tmp_path, monkeypatch, capsy
     assert started and f"serving {good} on" in err
     assert f"warning: skipped {better_but_garbled.name}: {better_but_garbled / CONFIG_FILE}" in err
     assert f"warning: skipped {best_but_wrong_model.name}: {best_but_wrong_model / MODEL_FILE}" in err
+
+
+def record_checkpoints(run) -> None:
+    """Make run as training leaves it: metrics.json names both checkpoints, model-best.keras beside model.keras."""
+    shutil.copyfile(run / MODEL_FILE, run / BEST_MODEL_FILE)
+    metrics = json.loads((run / METRICS_FILE).read_text())
+    metrics["checkpoints"] = {
+        "best": {"file": BEST_MODEL_FILE, "epoch": 1, "val_accuracy": 1.0},
+        "last": {"file": MODEL_FILE, "epoch": 1, "val_accuracy": 1.0},
+    }
+    (run / METRICS_FILE).write_text(json.dumps(metrics))
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_a_missing_best_checkpoint_is_one_error_line_never_the_last_epoch(run_copy, command, capsys, no_server):
+    run, data = run_copy
+    record_checkpoints(run)
+    (run / BEST_MODEL_FILE).unlink()  # metrics.json still reports the best epoch: model.keras must not answer for it
+    image = next((data / VALIDATION).rglob("*.png"))
+    rc = main(argv_for(command, run, data, image))
+    out, err = capsys.readouterr()
+    assert_one_error_naming(run / BEST_MODEL_FILE, rc, out, err)
+    assert "missing" in err and METRICS_FILE in err and "--checkpoint last" in err
+
+
+def test_the_last_checkpoint_still_answers_and_runs_reports_the_missing_best(run_copy, capsys):
+    run, data = run_copy
+    record_checkpoints(run)
+    (run / BEST_MODEL_FILE).unlink()
+    image = next((data / VALIDATION).rglob("*.png"))
+    assert main(["predict", str(run), str(image), "--checkpoint", "last"]) == 0
+    assert "answering with Keras (model.keras)" in capsys.readouterr().err
+    assert main(["runs", "--runs-dir", str(run.parent)]) == 0
+    out, err = capsys.readouterr()
+    assert f"warning: skipped {run.name}: {run / BEST_MODEL_FILE}: missing" in err and "| baseline |" not in out
+    assert main(["runs", "--all", "--runs-dir", str(run.parent)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {run.name} "))
+    assert "damaged" in row and f"{BEST_MODEL_FILE}: missing" in row

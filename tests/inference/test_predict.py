@@ -22,6 +22,11 @@ def format_predictions(rows: list[Prediction], fmt: str = "table", class_names: 
     return sink.getvalue()
 
 
+def rendered(rows: list[Prediction], fmt: str, class_names=("horses", "humans")) -> str:
+    """What `predict --format FMT` writes for these rows, through its own writer."""
+    return format_predictions(rows, fmt, list(class_names))
+
+
 def test_collect_files_skips_hidden_files_and_macos_resource_forks_like_the_data_set(tmp_path, make_image):
     folder = tmp_path / "photos"
     keep = [make_image(folder / "a.png"), make_image(folder / "sub" / "b.png")]
@@ -60,7 +65,7 @@ def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label
         Prediction("a.png", "horses", 0.9, {"horses": 0.9, "humans": 0.1}),
         Prediction("b.png", error="not an image"),
     ]
-    assert json.loads(format_predictions(rows, "json")) == [
+    assert json.loads(rendered(rows, "json")) == [
         {
             "file": "a.png",
             "label": "horses",
@@ -82,7 +87,7 @@ def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label
             "model": {"run": "run-1", "checkpoint": "model-best.keras", "runtime": "keras"},
         },
     ]
-    table = format_predictions(rows).splitlines()
+    table = rendered(rows, "table").splitlines()
     assert table[1].split() == ["a.png", "horses", "0.9000"] and table[2].split() == [
         "b.png",
         "error:",

@@ -14,7 +14,7 @@ from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.data.datasets import VALIDATION
 from horses_humans.inference.predictor import Predictor
-from horses_humans.inference.runtimes import choose_export, published_exports
+from horses_humans.inference.runtimes import choose_export, scan_exports
 from horses_humans.inference.unsure import UnsureRule, save_rule
 from horses_humans.runs.store import update_calibration
 
@@ -76,12 +76,12 @@ def test_exports_of_another_checkpoint_or_that_failed_parity_are_never_run(expor
     assert choose_export(run, "model-best.keras", "auto") is None  # these were made from model.keras
     with pytest.raises(HorsesHumansError, match="no parity-checked tflite export of model-best.keras"):
         choose_export(run, "model-best.keras", "tflite")
-    names = {e.name for e in published_exports(run)}
+    names = {e.name for e in scan_exports(run)[0]}
     record = run / "export" / "tflite" / "export.json"
     saved = record.read_text()
     try:
         record.write_text(json.dumps({**json.loads(saved), "parity": {"passed": False}}))
-        assert {e.name for e in published_exports(run)} == names - {"tflite"}
+        assert {e.name for e in scan_exports(run)[0]} == names - {"tflite"}
     finally:
         record.write_text(saved)
 

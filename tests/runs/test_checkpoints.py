@@ -157,10 +157,34 @@ def test_best_run_picks_by_the_served_checkpoint(tmp_path):
         TrainConfig(seed=0),
         {"val_accuracy": 0.6, "best_val_accuracy": 0.9, "checkpoints": checkpoints(0.9, 0.6)},
     )
+    (new / BEST_MODEL_FILE).write_bytes(b"")  # the file metrics.json names (fake runs' model files are empty)
     # made before checkpoints: model.keras is the last epoch, whatever its best epoch scored
     old = write_run(tmp_path, TrainConfig(seed=1), {"val_accuracy": 0.8, "best_val_accuracy": 0.95})
     assert best_run(tmp_path).path == new
     assert best_run(tmp_path, "last").path == old
+
+
+def test_metrics_record_each_saved_files_own_validation_score(run_dir, dataset):
+    """Training may run in bfloat16: metrics.json keeps its figure and adds what the saved float32 file scores."""
+    run = load_run(run_dir)
+    best, last = run.metrics["checkpoints"]["best"], run.metrics["checkpoints"]["last"]
+    scored = {c: evaluate_run(run_dir, dataset, log=lambda s: None, checkpoint=c)["accuracy"] for c in ("best", "last")}
+    assert best["saved_val_accuracy"] == pytest.approx(scored["best"]) and last["saved_val_accuracy"] == 0.5
+    assert run.served_accuracy == best["saved_val_accuracy"]
+
+
+def test_runs_shows_the_served_files_own_score_beside_trainings(tmp_path, capsys):
+    checkpoints = {
+        "best": {"file": BEST_MODEL_FILE, "epoch": 3, "val_accuracy": 0.871, "saved_val_accuracy": 0.863},
+        "last": {"file": MODEL_FILE, "epoch": 5, "val_accuracy": 0.8, "saved_val_accuracy": 0.8},
+    }
+    run = write_run(
+        tmp_path, TrainConfig(), {"val_accuracy": 0.8, "best_val_accuracy": 0.871, "checkpoints": checkpoints}
+    )
+    (run / BEST_MODEL_FILE).write_bytes(b"")
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| baseline "))
+    assert "| 87.1 | 86.3 |" in row  # best epoch as training measured it, then the served file's own score
 
 
 def test_the_report_says_which_checkpoint_and_that_it_is_optimistic(run_dir):

@@ -20,7 +20,8 @@ from ..core.atomic import write_text_atomic
 from ..inference.calibration import ECE_BINS, expected_calibration_error
 from ..inference.predictor import Predictor, rows_to_csv
 from ..models.outputs import ClassOutput
-from ..runs.modelcard import EVALUATIONS_DIR, write_model_card
+from ..runs.layout import EVALUATION_FILE, EVALUATIONS_DIR, PREDICTIONS_FILE
+from ..runs.modelcard import write_model_card
 from ..runs.record import load_labelled, load_run_split
 from ..runs.store import load_run
 
@@ -139,9 +140,9 @@ def evaluate_run(
         checkpoint_file=run.checkpoint_path().name,
     )
     rows = per_image_rows(split.files, split.y, probabilities, predictor.output)
-    write_text_atomic(run.path / "evaluation.json", metrics_json(metrics) + "\n")
+    write_text_atomic(run.path / EVALUATION_FILE, metrics_json(metrics) + "\n")
     write_text_atomic(run.path / EVALUATIONS_DIR / f"{evaluation_name(metrics)}.json", metrics_json(metrics) + "\n")
-    write_text_atomic(run.path / "predictions.csv", rows_to_csv(rows))
+    write_text_atomic(run.path / PREDICTIONS_FILE, rows_to_csv(rows))
     write_model_card(run.path)  # the card describes the default (served) checkpoint, whichever was evaluated
     return metrics
 

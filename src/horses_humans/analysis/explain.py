@@ -21,6 +21,7 @@ from PIL import Image
 from ..config import HorsesHumansError
 from ..core.backend import require_tensorflow
 from ..models.outputs import ClassOutput
+from ..runs.layout import EXPLAIN_DIR
 
 # ---------------------------------------------------------------- the model as a chain
 
@@ -239,8 +240,6 @@ def misclassified(y_true: np.ndarray, probabilities: np.ndarray, output: ClassOu
 
 
 # ---------------------------------------------------------------- `horses-humans explain`: one image file -> PNGs
-
-EXPLAIN_DIR = "explain"  # RUN/explain/, unless --out says otherwise
 
 
 def activation_figure(model, pixels: np.ndarray):

@@ -7,7 +7,6 @@ two classes (one sigmoid unit, labels at the threshold) and for more (softmax, l
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ from ..inference.predictor import Predictor
 from ..inference.unsure import NEITHER, tradeoff_curve
 from ..models.outputs import ClassOutput
 from ..models.recipes import get_recipe, last_conv_layer
-from ..runs.modelcard import EVALUATIONS_DIR
+from ..runs.layout import EVALUATIONS_DIR, REPORT_DIR
+from ..runs.modelcard import read_evaluation
 from ..runs.store import OPTIMISM_NOTE, Run, load_run, read_calibration
 from . import explain, plots
 from .answers import folder_names, load_measuring_folder
@@ -30,7 +30,6 @@ from .compare import runs_curves_view
 from .evaluation import classification_metrics, predict_split
 from .htmlpage import View, page_html, sections_html, table_html
 
-REPORT_DIR = "report"
 GALLERY_SIZE = 12  # misclassified images shown, worst first
 
 
@@ -278,7 +277,7 @@ def evaluated_folder(run: Run) -> Path | None:
     """The labelled folder of the run's latest `evaluate --data DIR` that is still there, or None."""
     records = sorted((run.path / EVALUATIONS_DIR).glob("data-*.json"), key=lambda p: p.stat().st_mtime)
     for record in reversed(records):
-        folder = Path(json.loads(record.read_text()).get("folder", ""))
+        folder = Path(read_evaluation(record).get("folder") or "")
         if folder.is_dir():
             return folder
     return None

@@ -45,12 +45,14 @@ def add_serve(sub) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..inference.runtimes import open_export
     from ..runs.store import servable_run
     from ..serve.server import serve
 
     settings = serve_settings(args)
     # the model is loaded and checked here: a bad run is one error line (exit 2) before the server starts
     run = servable_run(settings.run, resolve_runs_dir(settings.runs_dir), settings.checkpoint)
+    open_export(run.path, run.checkpoint_path().name, settings.runtime, warn=lambda line: None)  # the app warns
     settings = settings.model_copy(update={"run": run.path})
     log(f"serving {run.path} on http://{settings.host}:{settings.port}/ (API docs: /docs)")
     serve(settings)

@@ -29,7 +29,8 @@ RESULTS_HEADER = [
 ]
 SERVED_NOTE = (
     "\\* served: the checkpoint every command uses unless given `--checkpoint` (best: the epoch with the "
-    "highest validation accuracy; runs made before checkpoints: their last epoch). Validation chose it, so "
+    "highest validation accuracy; runs made before checkpoints: their last epoch), scored as its saved float32 file "
+    "answers (training's own figure for runs made before that was recorded). Validation chose it, so "
     "the number is optimistic: `horses-humans evaluate RUN --split test` or `--data DIR` measures it fairly."
 )
 REFERENCE_CLASSES = ["horses", "humans"]  # runs on them say nothing about their classes in the tables
@@ -234,7 +235,6 @@ EXPORTS_KEYS = [
     "latency",
     "parity",
 ]  # the keys of `export.ExportResult.row()`, in EXPORTS_HEADER's order
-EXPORTS_FILE = "exports.md"  # in RUN/export/
 
 
 def megabytes(size: int) -> str:
@@ -268,7 +268,7 @@ def exports_markdown(source, results: list) -> str:
 def write_exports_markdown(source, results: list) -> tuple[str, Path]:
     """The trade-off table, also written to RUN/export/exports.md."""
     table = exports_markdown(source, results)
-    path = source.export_root / EXPORTS_FILE
+    path = source.exports_table_path
     write_text_atomic(path, table)
     return table, path
 

@@ -11,7 +11,6 @@ missing: finished runs (metrics.json) are kept, interrupted ones continue from t
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import tomllib
 import types
@@ -25,7 +24,8 @@ from ..core.atomic import write_text_atomic
 from ..core.tables import fmt_mean_std, markdown_table, metric_cells, options_text
 from ..models.recipes import get_recipe, resolve
 from ..models.weights import resolve_weights
-from ..runs.store import CONFIG_FILE, METRICS_FILE, Run, load_run
+from ..runs import schema as runschema
+from ..runs.store import CONFIG_FILE, METRICS_FILE, Run, load_run, warn
 
 EXPERIMENTS_FILE = Path(__file__).with_name("experiments.toml")  # the reference's experiments (package data)
 DEFAULT_OUT = Path("docs/reproduce.md")
@@ -229,13 +229,15 @@ def weights_problem(config: TrainConfig) -> str | None:
     return None
 
 
-def index_runs(runs_dir: Path) -> tuple[dict[TrainConfig, Path], dict[TrainConfig, Path]]:
-    """(finished, unfinished) run directories under runs_dir, keyed by their config; first by name wins."""
+def index_runs(runs_dir: Path, log=warn) -> tuple[dict[TrainConfig, Path], dict[TrainConfig, Path]]:
+    """(finished, unfinished) run directories under runs_dir, keyed by their config (checked by its schema); first by
+    name wins; a damaged config.json is one warning through `log`, and its run is neither kept nor resumed."""
     finished, unfinished = {}, {}
     for path in sorted(Path(runs_dir).glob(f"*/{CONFIG_FILE}")):
         try:
-            config = TrainConfig.from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError, HorsesHumansError):  # unreadable, or not one of our configs
+            config = runschema.check_json(path, runschema.CONFIG)
+        except HorsesHumansError as exc:
+            log(f"warning: skipped {path.parent.name}: {exc}")
             continue
         target = finished if (path.parent / METRICS_FILE).exists() else unfinished  # metrics.json is written last
         target.setdefault(config, path.parent)

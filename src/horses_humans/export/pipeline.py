@@ -33,9 +33,10 @@ from ..core.atomic import current_umask, write_json_atomic, write_text_atomic
 from ..core.backend import quiet_native_stderr
 from ..core.tables import megabytes
 from ..data.datasets import Split
-from ..inference.runtimes import EXPORT_DIR, LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
+from ..inference.runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, file_sha256, load_keras
 from ..inference.unsure import load_rule
 from ..models.outputs import ClassOutput
+from ..runs.layout import EXPORT_DIR, EXPORT_LABELS_FILE, EXPORT_RECORD_FILE, EXPORTS_FILE
 from ..runs.modelcard import model_card
 from ..runs.record import load_run_split
 from ..runs.store import MODEL_CARD_FILE, Run, load_run
@@ -88,6 +89,11 @@ class ExportSource:
     def export_root(self) -> Path:
         """RUN/export/: every published export, and exports.md."""
         return self.run.path / EXPORT_DIR
+
+    @property
+    def exports_table_path(self) -> Path:
+        """RUN/export/exports.md: the trade-off table of every export."""
+        return self.export_root / EXPORTS_FILE
 
     def accuracy(self, probabilities: np.ndarray) -> float:
         """Fraction of validation images whose label (from probabilities (N, C), as the model is read) is right."""
@@ -359,11 +365,21 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     result.accuracy = source.accuracy(probabilities)
     result.latency_ms = p50_latency_ms(runtime.predict, source.validation.x[0], runs=latency_runs)
     result.model_bytes = size_of(target)
-    write_json_atomic(staging / "labels.json", export_labels(source, result))
-    write_json_atomic(staging / "export.json", export_record(source, result))
+    write_json_atomic(staging / EXPORT_LABELS_FILE, export_labels(source, result))
     copy_model_card(source.run, staging)
+    checksums = file_records(staging)  # every file but export.json, which holds them
+    write_json_atomic(staging / EXPORT_RECORD_FILE, {**export_record(source, result), "files": checksums})
     result.files = {
         p.relative_to(staging).as_posix(): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()
+    }
+
+
+def file_records(folder: Path) -> dict:
+    """{relative name: {bytes, sha256}} of every file under folder but export.json: what is checked before use."""
+    return {
+        p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.relative_to(folder).as_posix() != EXPORT_RECORD_FILE
     }
 
 

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DEFAULT_THRESHOLD
-from ..core.backend import import_backend, quiet_native_stderr
+from ..config import DEFAULT_THRESHOLD, HorsesHumansError
+from ..core.backend import import_backend
 from ..core.batching import batched
 from ..data.images import ImageError, load_pixels
 from ..data.inputfiles import Entry, open_regular, walk_inputs
 from ..models.outputs import ClassOutput
 from ..runs.store import Run, load_run
-from .runtimes import choose_export
+from .runtimes import KerasRuntime, Runtime, open_export, stderr
 from .unsure import UnsureRule, calibrate, default_rule, describe, load_rule, save_rule, unsure_share
 
 
@@ -69,24 +69,40 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded model with its class names and input size, and how to read its output."""
+    """A Runtime (the Keras model or an export) with its class names and input size, and how to read its output."""
 
     tta = False  # test-time flips: average each image's probabilities with its mirror's (a run's --tta)
     source = "a model"  # what answers, in words (from_run: the checkpoint file, or the export and its runtime)
 
     def __init__(
         self,
-        model,
+        runtime,
         class_names: list[str],
         image_size: int,
         threshold: float = DEFAULT_THRESHOLD,
         output: ClassOutput | None = None,
         unsure: UnsureRule | None = None,
+        load_keras: Callable[[], object] | None = None,
     ):
-        self.model, self.class_names, self.image_size = model, list(class_names), image_size
+        # anything else with predict_on_batch (a Keras model, a test's stand-in) is wrapped: one call path for all
+        self.runtime = runtime if isinstance(runtime, Runtime) else KerasRuntime(runtime)
+        self.class_names, self.image_size = list(class_names), image_size
         self.output = output or ClassOutput.for_classes(class_names, threshold)
         self.threshold = self.output.threshold
         self.unsure = unsure or default_rule(self.output)  # when to answer "unsure" (the run's calibrated rule)
+        self.load_keras = load_keras  # the Keras model behind an export, for what needs layers (Grad-CAM)
+        self.keras_model = None
+
+    @property
+    def model(self):
+        """The Keras model (Grad-CAM, activations, export): the runtime's own, or loaded once when an export answers."""
+        if isinstance(self.runtime, KerasRuntime):
+            return self.runtime.model
+        if self.keras_model is None:
+            if self.load_keras is None:
+                raise HorsesHumansError(f"{self.source} has no Keras model to explain; use --runtime keras.")
+            self.keras_model = self.load_keras()
+        return self.keras_model
 
     @classmethod
     def uncalibrated(cls, run: Run) -> Predictor:
@@ -95,33 +111,44 @@ class Predictor:
         return cls(run.load_model(), run.class_names, run.image_size, output=run.raw_output)
 
     @classmethod
-    def from_run(cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "keras") -> Predictor:
+    def from_run(
+        cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "keras", warn=stderr
+    ) -> Predictor:
         """Load a run's saved model (`checkpoint`: best or last, default the run's), labels and unsure rule;
         test-time flips when the run was trained with --tta. runtime: keras, or onnx / tflite / auto to run the
-        run's parity-checked export of that checkpoint instead (auto: the fastest, else Keras); see runtimes.py."""
+        run's parity-checked export of that checkpoint instead (auto: the fastest, else Keras); see runtimes.py.
+        `warn` gets auto's one-line warnings (a damaged export) and notes (an unverified one)."""
         run = run if isinstance(run, Run) else load_run(run, checkpoint)
-        export = choose_export(run.path, run.checkpoint_path(checkpoint).name, runtime)
-        if export is None:
-            import_backend()  # only Keras needs TensorFlow: an export answers without it
-            model = run.load_model(checkpoint)
-        else:
-            with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on file descriptor 2
-                model = export.load()
+        checkpoint_file = run.checkpoint_path(checkpoint).name
+        opened = open_export(run.path, checkpoint_file, runtime, warn)
+        load_keras = lambda: keras_model(run, checkpoint)  # noqa: E731
         predictor = cls(
-            model, run.class_names, run.image_size, output=run.output, unsure=load_rule(run.path, run.output)
+            opened[1] if opened else KerasRuntime(load_keras()),
+            run.class_names,
+            run.image_size,
+            output=run.output,
+            unsure=load_rule(run.path, run.output),
+            load_keras=load_keras,
         )
         predictor.tta = run.config.tta
-        predictor.source = export.describe() if export else f"Keras ({run.checkpoint_path(checkpoint).name})"
+        predictor.source = opened[0].describe() if opened else f"Keras ({checkpoint_file})"
         return predictor
 
     def predict_proba(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities (N, C) for a uint8 batch (N, S, S, 3), columns in class_names order."""
+        """Class probabilities (N, C) for a uint8 batch (N, S, S, 3), columns in class_names order; a row is NaN
+        where the model's raw output was not finite (a damaged model), never a made-up label."""
         # predict_on_batch runs Keras' compiled predict function: about 2x faster than an eager call for small batches
-        raw = batched(self.model.predict_on_batch, pixels, batch_size, (self.output.units,))
+        probabilities = self.read(batched(self.runtime.predict_on_batch, pixels, batch_size, (self.output.units,)))
         if not self.tta:
-            return self.output.probabilities(raw)
-        mirrored = batched(self.model.predict_on_batch, pixels[:, :, ::-1], batch_size, (self.output.units,))
-        return (self.output.probabilities(raw) + self.output.probabilities(mirrored)) / 2
+            return probabilities
+        mirrored = batched(self.runtime.predict_on_batch, pixels[:, :, ::-1], batch_size, (self.output.units,))
+        return (probabilities + self.read(mirrored)) / 2
+
+    def read(self, raw: np.ndarray) -> np.ndarray:
+        """Raw outputs (N, K) -> class probabilities (N, C), NaN rows where any raw value is NaN or infinite."""
+        probabilities = np.array(self.output.probabilities(raw), np.float64)
+        probabilities[~np.all(np.isfinite(raw), axis=1)] = np.nan  # clipping would turn inf into a sure answer
+        return probabilities
 
     def warm_up(self) -> Predictor:
         """One call on a blank image, so the first real request does not pay for tracing and allocation."""
@@ -192,6 +219,9 @@ class Predictor:
         if good:
             probabilities = self.predict_proba(np.stack([decoded[i] for i in good]), len(good))
             for i, row, verdict in zip(good, probabilities, self.unsure.apply(probabilities, self.output)):
+                if not np.all(np.isfinite(row)):
+                    results[i].error = f"{files[i]}: {self.source} answered NaN or infinity: {NOT_FINITE}"
+                    continue
                 results[i].probabilities = dict(zip(self.class_names, map(float, row)))
                 results[i].label, results[i].probability = verdict.label, float(row.max())
                 if verdict.label in results[i].probabilities:
@@ -200,6 +230,7 @@ class Predictor:
         return results
 
 
+NOT_FINITE = "the model file is damaged; rebuild the export or use --runtime keras (no label given)"
 PREFETCH = 2  # batches decoded ahead of the one the model runs: enough to keep both busy, memory still flat
 
 
@@ -258,6 +289,33 @@ def predict_paths(
         if progress:
             progress(tally.predicted + tally.skipped, None)
     return tally
+
+
+def keras_model(run: Run, checkpoint: str | None = None):
+    """The run's Keras model of a checkpoint, TensorFlow imported (and set up) first: only Keras needs it."""
+    import_backend()
+    return run.load_model(checkpoint)
+
+
+def score_checkpoints(run_dir: str | Path, checkpoints: dict, log=print) -> dict:
+    """metrics.json's "checkpoints" with each saved float32 file's own validation accuracy (saved_val_accuracy)
+    beside training's figure, which may come from bfloat16 arithmetic; called before metrics.json is written, so
+    each checkpoint is loaded by its file name. A file holding the same epoch as another is scored once."""
+    from ..runs.record import load_run_split
+
+    run = load_run(run_dir)
+    val = load_run_split(run, "validation", None, None, log)
+    if not len(val):
+        return checkpoints
+    scored, y = {}, np.asarray(val.y)
+    for name in ("best", "last"):
+        record = checkpoints.get(name)
+        if record and record["epoch"] not in scored:
+            predictor = Predictor(run.load_model(name), run.class_names, run.image_size, output=run.raw_output)
+            scored[record["epoch"]] = float(np.mean(run.raw_output.predicted(predictor.predict_proba(val.x)) == y))
+        if record:
+            record["saved_val_accuracy"] = scored[record["epoch"]]
+    return checkpoints
 
 
 def refit_unsure(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print) -> str:

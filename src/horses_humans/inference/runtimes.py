@@ -5,24 +5,31 @@ layer (N, K): one sigmoid unit (K = 1) for two classes, one softmax unit per cla
 class probabilities (N, C) with the run's outputs.ClassOutput. The parity check and the latency measurement of
 `export` go through these.
 
-`predict` (and the server, through predict.Predictor.from_run) can run a run's published exports instead of Keras:
-choose_export picks one that passed its parity check for the checkpoint asked for, without importing TensorFlow.
+`predict` (and the server, through predictor.Predictor.from_run) can run a run's published exports instead of Keras:
+choose_export picks one that passed its parity check for the checkpoint asked for, without importing TensorFlow, after
+checking its export.json and labels.json against their schemas and its model file and labels.json against the sizes
+and sha256 export.json recorded. A damaged export never answers: under an explicit --runtime it is one error naming
+the file and the `export` command that rebuilds it; under auto, a warning, and the Keras model answers. Exports made
+before checksums were recorded still answer, with a one-line note that they are unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
-import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..config import HorsesHumansError
+from ..config import HorsesHumansError, describe_error
+from ..core.backend import quiet_native_stderr
 from ..core.batching import batched
+from ..runs import schema as runschema
+from ..runs.layout import EXPORT_DIR, EXPORT_LABELS_FILE, EXPORT_RECORD_FILE
 
 BATCH = 32
-EXPORT_DIR = "export"  # RUN/export/NAME/: where export.py publishes each export that passed its parity check
 RUNTIMES = ("auto", "keras", "onnx", "tflite")  # predict --runtime
 FORMAT_RUNTIMES = {"web": "onnx", "tflite": "tflite"}  # export format -> the runtime that runs it without TensorFlow
 NEEDS = {"onnx": "onnxruntime", "tflite": "ai_edge_litert"}  # runtime -> the module it needs (extra: export)
@@ -125,22 +132,52 @@ class OnnxRuntime(Runtime):
         return np.asarray(self.session.run(None, {self.input_name: pixels})[0])
 
 
+class ExportDamaged(HorsesHumansError):
+    """An export whose files differ from what export.json recorded, or that cannot be read or loaded."""
+
+
 @dataclass(frozen=True)
 class Export:
-    """One published export of a run, as its export.json describes it."""
+    """One published export of a run, as its export.json and labels.json describe it."""
 
     name: str  # web, tflite, tflite-int8, ...
+    format: str  # web | tflite
     runtime: str  # onnx | tflite
+    folder: Path  # RUN/export/NAME/
     model_file: Path
     quantize: str
     checkpoint_file: str  # the run's checkpoint it was made from (model-best.keras, model.keras)
     latency_ms: float  # p50 of one image, measured when it was exported
+    files: dict | None = None  # {name: {bytes, sha256}} as published; None for exports made before checksums
+
+    @property
+    def rebuild(self) -> str:
+        """The command that makes this export again."""
+        return rebuild_command(self.folder)
+
+    def verify(self) -> str | None:
+        """Check the model file and labels.json against the sizes and sha256 export.json recorded (each file hashed
+        once per process, again only when its size or mtime changes); a one-line note for an export made before
+        checksums, else None; ExportDamaged when a file differs."""
+        if self.files is None:
+            return (
+                f"note: {self.folder} was made before exports recorded checksums, so its files are unverified; "
+                f"{self.rebuild} to verify them"
+            )
+        for path in (self.model_file, self.folder / EXPORT_LABELS_FILE):
+            check_file(path, self.files.get(path.name), self.rebuild)
+        return None
 
     def load(self) -> Runtime:
-        """The export in its runtime (ONNX Runtime or LiteRT: no TensorFlow)."""
-        if self.runtime == "onnx":
-            return OnnxRuntime(self.model_file, spinning=False)
-        return LiteRTRuntime(self.model_file)
+        """The export in its runtime (ONNX Runtime or LiteRT: no TensorFlow); ExportDamaged if it does not load."""
+        try:
+            if self.runtime == "onnx":
+                return OnnxRuntime(self.model_file, spinning=False)
+            return LiteRTRuntime(self.model_file)
+        except Exception as exc:  # each runtime fails in its own way (protobuf, flatbuffer, ValueError, RuntimeError)
+            raise ExportDamaged(
+                f"{self.model_file}: {self.runtime} cannot load it ({describe_error(exc)}); {self.rebuild}."
+            ) from None
 
     def describe(self) -> str:
         """What answers, in words: `ONNX Runtime (export web, 1.23 ms per image)`."""
@@ -148,43 +185,142 @@ class Export:
         return f"{engine} (export {self.name} of {self.checkpoint_file}, p50 {self.latency_ms:.2f} ms per image)"
 
 
-def published_exports(run_dir: Path) -> list[Export]:
-    """The run's exports that passed their parity check and that a TensorFlow-free runtime runs; a folder without a
-    readable export.json (an export in progress, a damaged one) is left out."""
-    found = []
-    for record_file in sorted((Path(run_dir) / EXPORT_DIR).glob("*/export.json")):
-        try:
-            record = json.loads(record_file.read_text())
-            labels = json.loads((record_file.parent / "labels.json").read_text())
-            export = Export(
-                record["name"],
-                FORMAT_RUNTIMES[record["format"]],
-                record_file.parent / labels["model_file"],
-                record["quantize"],
-                record["checkpoint_file"],
-                float(record["latency_ms_p50"]),
-            )
-        except (OSError, ValueError, KeyError, TypeError):
+def rebuild_command(folder: Path) -> str:
+    """`rebuild it with `horses-humans export RUN --format F [--quantize Q]``, from the export folder's name."""
+    fmt, _, quantize = Path(folder).name.partition("-")
+    option = f" --quantize {quantize}" if quantize else ""
+    return f"rebuild it with `horses-humans export {Path(folder).parent.parent} --format {fmt}{option}`"
+
+
+HASHED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: each file hashed once per process
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256 (hex), read again only when its size or modification time changed."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in HASHED:
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        HASHED[key] = digest.hexdigest()
+    return HASHED[key]
+
+
+def check_file(path: Path, recorded: dict | None, rebuild: str) -> None:
+    """ExportDamaged naming the file unless it has the bytes and sha256 export.json recorded for it."""
+    if recorded is None:
+        raise ExportDamaged(f"{path}: {EXPORT_RECORD_FILE} records no checksum for it; {rebuild}.")
+    if not path.is_file():
+        raise ExportDamaged(f"{path}: missing or not a regular file; {rebuild}.")
+    try:
+        size, sha = path.stat().st_size, file_sha256(path)
+    except OSError as exc:
+        raise ExportDamaged(f"{path}: cannot read it ({exc.strerror}); {rebuild}.") from None
+    if size != recorded["bytes"]:
+        raise ExportDamaged(
+            f"{path}: {size:,} bytes, but {EXPORT_RECORD_FILE} recorded {recorded['bytes']:,}: cut short or "
+            f"overwritten; {rebuild}."
+        )
+    if sha != recorded["sha256"]:
+        raise ExportDamaged(
+            f"{path}: its sha256 differs from the one {EXPORT_RECORD_FILE} recorded: the file is damaged; {rebuild}."
+        )
+
+
+def read_export(folder: Path) -> Export | None:
+    """The export in folder as its export.json and labels.json say (both checked against their schemas), or None
+    when no TensorFlow-free runtime runs its format or it failed its parity check; ExportDamaged for a bad file."""
+    fix = rebuild_command(folder)
+    try:
+        record = runschema.check_json(folder / EXPORT_RECORD_FILE, runschema.ExportRecord, fix)
+        labels = runschema.check_json(folder / EXPORT_LABELS_FILE, runschema.ExportLabels, fix)
+    except HorsesHumansError as exc:
+        raise ExportDamaged(str(exc)) from None
+    if record["format"] not in FORMAT_RUNTIMES or not record["parity"]["passed"]:
+        return None
+    return Export(
+        record["name"],
+        record["format"],
+        FORMAT_RUNTIMES[record["format"]],
+        folder,
+        folder / labels["model_file"],
+        record["quantize"],
+        record["checkpoint_file"],
+        float(record["latency_ms_p50"]),
+        record.get("files"),
+    )
+
+
+def scan_exports(run_dir: Path) -> tuple[list[Export], list[ExportDamaged]]:
+    """(the run's published exports that passed parity and run without TensorFlow, one error per damaged one); a
+    folder without export.json (another tool's, or one being deleted) and export's own hidden staging folders are
+    not exports."""
+    found, damaged = [], []
+    root = Path(run_dir) / EXPORT_DIR
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for folder in folders:
+        if folder.name.startswith(".") or not (folder / EXPORT_RECORD_FILE).exists():
             continue
-        if record.get("parity", {}).get("passed") and export.model_file.exists():
+        try:
+            export = read_export(folder)
+        except ExportDamaged as exc:
+            damaged.append(exc)
+            continue
+        if export is not None:
             found.append(export)
-    return found
+    return found, damaged
 
 
-def choose_export(run_dir: Path, checkpoint_file: str, runtime: str = "auto") -> Export | None:
-    """The export `predict --runtime` runs, None for Keras. auto: the fastest full-precision export of the
-    checkpoint whose runtime is installed (its answers match Keras' to 1e-4), else None; onnx / tflite: that
-    runtime's export (full precision first, then the fastest), or a clear error."""
+def stderr(line: str) -> None:
+    """A warning or note on stderr (stdout holds only answers)."""
+    print(line, file=sys.stderr)
+
+
+def choose_export(run_dir: Path, checkpoint_file: str, runtime: str = "auto", warn=stderr) -> Export | None:
+    """The export `predict --runtime` runs, None for Keras, its files verified (verify). auto: the fastest
+    full-precision export of the checkpoint whose runtime is installed (its answers match Keras' to 1e-4), else None,
+    and a damaged export is a warning through `warn` and Keras answers; onnx / tflite: that runtime's export (full
+    precision first, then the fastest), a damaged one or none an error."""
     if runtime not in RUNTIMES:
         raise HorsesHumansError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
     if runtime == "keras":
         return None
-    exports = [e for e in published_exports(run_dir) if e.checkpoint_file == checkpoint_file]
-    if runtime == "auto":
-        usable = [e for e in exports if e.quantize == "none" and importlib.util.find_spec(NEEDS[e.runtime])]
-        return min(usable, key=lambda e: e.latency_ms, default=None)
-    mine = sorted((e for e in exports if e.runtime == runtime), key=lambda e: (e.quantize != "none", e.latency_ms))
+    exports, damaged = scan_exports(run_dir)
+    exports = [e for e in exports if e.checkpoint_file == checkpoint_file]
+    try:
+        if runtime == "auto":
+            return choose_auto(exports, damaged, warn)
+        return choose_runtime(run_dir, checkpoint_file, runtime, exports, damaged, warn)
+    except ExportDamaged as exc:
+        if runtime != "auto":
+            raise
+        warn(f"warning: {exc} Answering with the Keras model instead.")
+        return None
+
+
+def choose_auto(exports: list[Export], damaged: list[ExportDamaged], warn) -> Export | None:
+    """auto's pick, verified; any damaged export of the run raises (choose_export turns it into a warning)."""
+    if damaged:
+        raise damaged[0]
+    usable = [e for e in exports if e.quantize == "none" and importlib.util.find_spec(NEEDS[e.runtime])]
+    chosen = min(usable, key=lambda e: e.latency_ms, default=None)
+    note = chosen.verify() if chosen else None
+    if note:
+        warn(note)
+    return chosen
+
+
+def choose_runtime(
+    run_dir: Path, checkpoint_file: str, runtime: str, exports: list[Export], damaged: list[ExportDamaged], warn
+) -> Export:
+    """The best export for an explicit --runtime, verified; a damaged export of its format, or none, is an error."""
     fmt = next(f for f, r in FORMAT_RUNTIMES.items() if r == runtime)
+    mine = sorted((e for e in exports if e.runtime == runtime), key=lambda e: (e.quantize != "none", e.latency_ms))
+    bad = [exc for exc in damaged if f"--format {fmt}" in str(exc)]  # its export.json unreadable: it may be the one
+    if bad:
+        raise bad[0]
     if not mine:
         raise HorsesHumansError(
             f"{run_dir}: no parity-checked {runtime} export of {checkpoint_file}; make one with "
@@ -192,4 +328,25 @@ def choose_export(run_dir: Path, checkpoint_file: str, runtime: str = "auto") ->
         )
     if importlib.util.find_spec(NEEDS[runtime]) is None:
         raise HorsesHumansError(f"--runtime {runtime} needs {NEEDS[runtime]}: pip install 'horses-humans[export]'.")
+    note = mine[0].verify()
+    if note:
+        warn(note)
     return mine[0]
+
+
+def open_export(
+    run_dir: Path, checkpoint_file: str, runtime: str = "auto", warn=stderr
+) -> tuple[Export, Runtime] | None:
+    """The export that answers for `runtime` and its loaded Runtime, or None when Keras answers (runtime keras, no
+    export, or under auto a damaged one: warned about through `warn`)."""
+    export = choose_export(run_dir, checkpoint_file, runtime, warn)
+    if export is None:
+        return None
+    try:
+        with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on file descriptor 2
+            return export, export.load()
+    except ExportDamaged as exc:
+        if runtime != "auto":
+            raise
+        warn(f"warning: {exc} Answering with the Keras model instead.")
+        return None

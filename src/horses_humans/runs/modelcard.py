@@ -3,14 +3,14 @@ in the sections model cards on public model hubs use (Hugging Face's template). 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..core.atomic import write_text_atomic
 from ..core.tables import markdown_table
+from . import schema as runschema
+from .layout import EVALUATIONS_DIR
 from .store import CHECKPOINT_FILES, MODEL_CARD_FILE, OPTIMISM_NOTE, Run, load_run, read_calibration
 
-EVALUATIONS_DIR = "evaluations"  # one JSON per evaluated split or --data folder (see evaluation.evaluate_run)
 FINDINGS = "docs/findings.md in the horses-humans repository"
 
 
@@ -180,7 +180,7 @@ def checkpoints_table(run: Run) -> str:
 def load_evaluations(run_dir: Path) -> list[dict]:
     """The run's recorded evaluations (RUN/evaluations/*.json), by name."""
     folder = Path(run_dir) / EVALUATIONS_DIR
-    return [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return [read_evaluation(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
 def evaluations_table(evaluations: list[dict]) -> str:
@@ -283,6 +283,10 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def read_json(path: Path) -> dict:
-    """A JSON file's object, {} if absent."""
-    return json.loads(path.read_text()) if path.exists() else {}
+def read_evaluation(path: Path) -> dict:
+    """One recorded evaluation (RUN/evaluations/NAME.json), checked against its schema: a damaged one is one error
+    naming it."""
+    return runschema.check_json(path, runschema.Evaluation, EVALUATION_FIX)
+
+
+EVALUATION_FIX = "delete it, or evaluate the run again (`horses-humans evaluate RUN`) to rewrite it"

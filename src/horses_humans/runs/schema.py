@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ..config import HorsesHumansError, TrainConfig
+from .layout import CHECKPOINT_FILES
 
 RETRAIN = "the run is damaged: train it again (or restore the file from a copy)"
 
@@ -46,13 +47,17 @@ class Labels(Record):
         return self
 
 
-class Checkpoint(Record):
-    """metrics.json's record of one checkpoint file."""
+CheckpointFile = Literal[tuple(CHECKPOINT_FILES.values())]  # a file name inside the run: never a path elsewhere
 
-    file: str
+
+class Checkpoint(Record):
+    """metrics.json's record of one checkpoint file: training's own figures, and the saved float32 file's."""
+
+    file: CheckpointFile
     epoch: int | None = None
-    val_accuracy: float | None = None
+    val_accuracy: float | None = None  # as training measured it (in its precision, e.g. bfloat16)
     val_loss: float | None = None
+    saved_val_accuracy: float | None = None  # the saved float32 file on the same validation images
 
 
 class Checkpoints(Record):
@@ -104,6 +109,50 @@ class Calibration(Record):
 
     temperature: float | None = Field(None, gt=0.0)
     unsure: Unsure | None = None
+
+
+class Evaluation(Record):
+    """evaluations/NAME.json (and evaluation.json): what was scored, with which checkpoint, and how well."""
+
+    split: str | None = None
+    folder: str | None = None
+    checkpoint: str | None = None
+    images: int | None = None
+    accuracy: float | None = None
+    per_class: dict[str, dict] | None = None
+
+
+class ExportParity(Record):
+    """export.json's "parity": how the export compared with the Keras model when it was made."""
+
+    passed: bool
+    rule: str | None = None
+
+
+class ExportFile(Record):
+    """export.json's record of one file of the export folder, as it was published."""
+
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ExportRecord(Record):
+    """RUN/export/NAME/export.json: where the export came from, its parity check, its speed and its files."""
+
+    name: str
+    format: str
+    quantize: str
+    checkpoint_file: CheckpointFile
+    latency_ms_p50: float = Field(ge=0.0)
+    parity: ExportParity
+    files: dict[str, ExportFile] | None = None  # exports made before checksums have none: unverified
+
+
+class ExportLabels(Labels):
+    """RUN/export/NAME/labels.json: the run's labels plus the model file to feed."""
+
+    model_file: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")  # a name inside the export folder, never a path
+    temperature: float = Field(1.0, gt=0.0)
 
 
 def resolved(config: TrainConfig) -> TrainConfig:

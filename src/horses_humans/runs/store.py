@@ -14,10 +14,22 @@ from ..config import HorsesHumansError, TrainConfig, describe_error
 from ..core.atomic import atomic_path, write_json_atomic
 from ..models.outputs import ClassOutput
 from . import schema as runschema
+from .layout import (  # noqa: F401  (re-exported: the names every module imports with the store)
+    BEST_MODEL_FILE,
+    CALIBRATION_FILE,
+    CHECKPOINT_FILES,
+    CONFIG_FILE,
+    DATA_FILE,
+    ENVIRONMENT_FILE,
+    HISTORY_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_CARD_FILE,
+    MODEL_FILE,
+    RESUME_DIR,
+    TEMP_GLOB,
+)
 
-MODEL_FILE = "model.keras"  # the last epoch's weights
-BEST_MODEL_FILE = "model-best.keras"  # the best epoch's weights by CHECKPOINT_MONITOR
-CHECKPOINT_FILES = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
 # Every consumer (evaluate, predict, serve, export, report, explain, runs, best_run) uses this one unless told
 # otherwise.
 DEFAULT_CHECKPOINT = "best"
@@ -28,18 +40,8 @@ OPTIMISM_NOTE = (
     "validation accuracy chose the best epoch, so it is optimistic for that checkpoint; "
     "a held-out test split (evaluate --split test) or real photos (evaluate --data DIR) measure it fairly"
 )
-MODEL_CARD_FILE = "MODEL_CARD.md"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.json"
-METRICS_FILE = "metrics.json"
-LABELS_FILE = "labels.json"
-ENVIRONMENT_FILE = "environment.json"
-DATA_FILE = "data.json"  # the data folder, its layout, and the exact files of each side (see rundata.py)
-CALIBRATION_FILE = "calibration.json"  # the fitted temperature (calibration.py), and other helpers' keys
-# A run is finished when METRICS_FILE exists. Until then RESUME_DIR holds Keras' BackupAndRestore state, so a killed
-# `train` continues with `train --resume RUN`; atomic.py's temporary files are named ".NAME.*.tmp*".
-RESUME_DIR = "resume"
-TEMP_GLOB = ".*.tmp*"
+
+KERAS_ARCHIVE_MEMBERS = {"config.json", "model.weights.h5"}  # inside a .keras zip (Keras' names, not the run's)
 
 
 @dataclass
@@ -75,9 +77,26 @@ class Run:
         return self.labels["input_size"]
 
     def checkpoint_path(self, checkpoint: str | None = None) -> Path:
-        """The file of a checkpoint (default: the run's); runs made before checkpoints have model.keras as both."""
-        path = self.path / CHECKPOINT_FILES[check_checkpoint(checkpoint or self.checkpoint)]
-        return path if path.exists() else self.path / MODEL_FILE
+        """The file of a checkpoint (default: the run's), as metrics.json names it: when that file is missing, a clear
+        error; no other file stands in for it. Runs made before checkpoints have model.keras as both."""
+        name = check_checkpoint(checkpoint or self.checkpoint)
+        recorded = (self.metrics.get("checkpoints") or {}).get(name)
+        if recorded is None:  # a run from before checkpoints were recorded
+            path = self.path / CHECKPOINT_FILES[name]
+            return path if path.exists() else self.path / MODEL_FILE
+        path = self.path / recorded["file"]
+        if not path.exists():
+            raise HorsesHumansError(
+                f"{path}: missing, but {METRICS_FILE} names it as the {name} checkpoint (epoch "
+                f"{recorded.get('epoch')}) and no other file answers for it; {self.checkpoint_fix(name)}."
+            )
+        return path
+
+    def checkpoint_fix(self, name: str) -> str:
+        """What to do about a missing or damaged checkpoint file: the other checkpoint when it is sound, else train."""
+        if name == "best" and model_file_problem(self.path / MODEL_FILE) is None:
+            return f"use --checkpoint last for the last epoch's {MODEL_FILE}, or train the run again"
+        return "train the run again"
 
     def checkpoint_record(self, checkpoint: str | None = None) -> dict:
         """{file, epoch, val_accuracy, val_loss} of a checkpoint, from metrics.json (older runs: model.keras, the
@@ -95,8 +114,11 @@ class Run:
 
     @property
     def served_accuracy(self) -> float | None:
-        """Validation accuracy of the checkpoint load_model loads (optimistic for the best one: see OPTIMISM_NOTE)."""
-        return self.checkpoint_record().get("val_accuracy")
+        """Validation accuracy of the checkpoint load_model loads, measured on the saved float32 file where training
+        recorded it (training may run in bfloat16), else training's own figure (optimistic: see OPTIMISM_NOTE)."""
+        record = self.checkpoint_record()
+        saved = record.get("saved_val_accuracy")
+        return saved if saved is not None else record.get("val_accuracy")
 
     def load_model(self, checkpoint: str | None = None):
         """The saved float32 Keras model of a checkpoint (default: the run's) (raw 0-255 RGB pixels in; out as
@@ -130,7 +152,7 @@ def model_file_problem(path: Path) -> str | None:
         return "empty file: training was cut short or the disk was full"
     try:
         with zipfile.ZipFile(path) as archive:
-            missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
+            missing = KERAS_ARCHIVE_MEMBERS - set(archive.namelist())
     except (zipfile.BadZipFile, OSError):  # no or a broken zip directory: cut short, overwritten, unreadable
         return "not a Keras zip archive: its bytes are cut short or overwritten"
     return f"the archive lacks {', '.join(sorted(missing))}: it is incomplete" if missing else None
@@ -256,7 +278,9 @@ def list_runs(runs_dir: Path, checkpoint: str | None = None, log=warn) -> list[R
     for path in run_dirs(runs_dir):
         if is_finished(path):
             try:
-                runs.append(load_run(path, checkpoint))
+                run = load_run(path, checkpoint)
+                run.checkpoint_path()  # its served file is there (a missing one is reported, not replaced)
+                runs.append(run)
             except HorsesHumansError as exc:
                 log(f"warning: skipped {path.name}: {exc}")
     return runs
@@ -315,7 +339,7 @@ def run_problem(path: Path) -> RunProblem | None:
     if missing:
         return RunProblem(path.name, "damaged", f"missing {', '.join(missing)}: train the run again")
     try:
-        load_run(path)
+        load_run(path).checkpoint_path()  # a checkpoint metrics.json names but that is missing is damage too
     except HorsesHumansError as exc:
         return RunProblem(path.name, "damaged", str(exc).replace(f"{path}/", ""))  # the file's name is enough here
     bad = [

@@ -40,19 +40,10 @@ class Served:
     worker: ModelWorker
     layer: str | None
     decode_slots: asyncio.Semaphore
-    keras_model: object | None = None  # for Grad-CAM: the predictor's own model, or loaded when an export answers
 
     def explaining_model(self):
         """The Keras model Grad-CAM needs (called in the model thread; loaded once when an export answers)."""
-        if self.keras_model is None:
-            if self.predictor.source.startswith("Keras"):
-                self.keras_model = self.predictor.model
-            else:
-                from ..core.backend import import_backend
-
-                import_backend()
-                self.keras_model = self.run.load_model()
-        return self.keras_model
+        return self.predictor.model
 
     @property
     def model_id(self) -> str:
@@ -81,7 +72,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         run = resolve_run(settings)
-        predictor = Predictor.from_run(run, runtime=settings.runtime)
+        predictor = Predictor.from_run(run, runtime=settings.runtime, warn=log.warning)
         worker = await ModelWorker(predictor, settings.max_batch).start()
         app.state.served = Served(
             settings, run, predictor, worker, gradcam_layer(run), asyncio.Semaphore(settings.max_decodes)

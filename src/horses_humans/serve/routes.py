@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ..analysis.htmlpage import png_data_uri
 from ..config import HorsesHumansError
 from ..data.images import ImageError, ImageTooLarge, NotAnImage, load_pixels
+from ..inference.predictor import Prediction
 from .schemas import ErrorResponse, FileResult, Health, ModelInfo, PredictResponse
 
 STATIC = Path(__file__).parent / "static"
@@ -96,8 +97,8 @@ async def predict_upload(served, upload: UploadFile, gradcam: bool) -> FileResul
         return FileResult(file=name, error=str(exc), status=415)
     except ImageError as exc:
         return FileResult(file=name, error=str(exc), status=422)
-    result = answer(served, name, await served.worker.predict(pixels))
-    if gradcam and served.layer:
+    result = answer(served, await served.worker.predict(name, pixels))
+    if gradcam and served.layer and result.probabilities:
         explained = int(
             served.predictor.output.predicted(np.asarray([list(result.probabilities.values())]))[0]
         )  # as the threshold answers
@@ -105,19 +106,18 @@ async def predict_upload(served, upload: UploadFile, gradcam: bool) -> FileResul
     return result
 
 
-def answer(served, name: str, row) -> FileResult:
-    """One image's class probabilities (C,) -> its label (or "unsure", why and how surely), the label's probability
-    (for unsure: the largest) and every class's."""
-    output = served.predictor.output
-    verdict = served.predictor.unsure.apply(np.asarray(row)[None], output)[0]
-    probabilities = {c: float(p) for c, p in zip(output.class_names, row)}
+def answer(served, prediction: Prediction) -> FileResult:
+    """The Predictor's answer for one image (label or "unsure", why and how surely, the label's probability, every
+    class's) in the API's schema; a model that answered no number (NaN) is the server's fault: 500."""
+    if prediction.error is not None:
+        return FileResult(file=prediction.file, error=prediction.error, status=500)
     return FileResult(
-        file=name,
-        label=verdict.label,
-        probability=probabilities.get(verdict.label, max(probabilities.values())),
-        probabilities=probabilities,
-        unsure_reason=verdict.reason,
-        unsure_score=verdict.score,
+        file=prediction.file,
+        label=prediction.label,
+        probability=prediction.probability,
+        probabilities=prediction.probabilities,
+        unsure_reason=prediction.unsure_reason,
+        unsure_score=prediction.unsure_score,
         model=served.model_id,
     )
 

@@ -1,4 +1,5 @@
-"""One dedicated thread for every model call; images that arrive together are predicted in one batch."""
+"""One dedicated thread for every model call; images that arrive together are predicted in one batch, answered by
+the Predictor's own labelling (calibration, flips, unsure rule): the server and `predict` share one rule."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..inference.predictor import Predictor
+from ..inference.predictor import Prediction, Predictor
 
 
 class ModelWorker:
-    """Queue of (pixels, future); a single task drains it into batches for the model thread.
+    """Queue of (name, pixels, future); a single task drains it into batches for the model thread.
 
     The event loop never runs the model: it only queues images and awaits futures. While one batch is
     in the model, new requests queue up and form the next batch, so batching costs no added wait.
@@ -47,10 +48,10 @@ class ModelWorker:
         """Run any model-touching function (Grad-CAM, warm-up) in the model thread."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Class probabilities (C,) for one uint8 image (S, S, 3), in class_names order."""
+    async def predict(self, name: str, pixels: np.ndarray) -> Prediction:
+        """One uint8 image's (S, S, 3) answer, as Predictor.predict_decoded labels it."""
         future = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((pixels, future))
+        self.queue.put_nowait((name, pixels, future))
         return await future
 
     async def drain(self) -> None:
@@ -59,18 +60,16 @@ class ModelWorker:
             items = [await self.queue.get()]
             while len(items) < self.max_batch and not self.queue.empty():
                 items.append(self.queue.get_nowait())
-            items = [(p, f) for p, f in items if not f.done()]  # requests whose client went away
+            items = [item for item in items if not item[2].done()]  # requests whose client went away
             if not items:
                 continue
             try:
-                probabilities = await self.run(
-                    self.predictor.predict_proba, np.stack([p for p, _ in items]), len(items)
-                )
+                answers = await self.run(self.predictor.predict_decoded, *zip(*[(n, p) for n, p, _ in items]))
             except Exception as exc:  # a model failure fails these requests, never the worker
-                for _, future in items:
+                for *_, future in items:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), row in zip(items, probabilities):
+            for (*_, future), answer in zip(items, answers):
                 if not future.done():
-                    future.set_result(row)
+                    future.set_result(answer)

@@ -21,7 +21,7 @@ from ..config import HorsesHumansError, TrainConfig, resolve_data_dir
 from ..core.progress import ProgressBar, draws
 from ..data.datasets import CLASS_FOLDERS, DataSet, Split, find_dataset, joined, load_extra, load_files
 from ..inference.calibration import calibrate_run
-from ..inference.predictor import refit_unsure
+from ..inference.predictor import refit_unsure, score_checkpoints
 from ..inference.unsure import NEITHER
 from ..models.outputs import SIGMOID, SOFTMAX, ClassOutput
 from ..models.recipes import build_model, get_recipe, resolve
@@ -656,7 +656,7 @@ def finish_run(
     metrics.update(
         trainable_parameters=trainable,
         train_seconds=round(seconds, 2),
-        checkpoints=checkpoints_record(recorder.history, best_epoch),
+        checkpoints=score_checkpoints(run_dir, checkpoints_record(recorder.history, best_epoch), lambda line: None),
     )
     save_json(run_dir, METRICS_FILE, metrics)
     calibrate_run(run_dir, log=lambda line: None)  # the saved model's validation probabilities -> calibration.json

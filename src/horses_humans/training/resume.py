@@ -25,9 +25,10 @@ import numpy as np
 from ..config import HorsesHumansError, TrainConfig
 from ..core.atomic import atomic_path, write_json_atomic
 from ..runs import schema as runschema
+from ..runs.layout import RESUME_STATE_FILE
 from ..runs.store import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, RESUME_DIR, TEMP_GLOB, read_json
 
-STATE_FILE = "state.json"  # in RESUME_DIR: {stage, stage_start, epochs, done, weights, best, counters}; written last
+STATE_FILE = RESUME_STATE_FILE  # written last
 # What EarlyStopping and ReduceLROnPlateau count between epochs: backed up, so their patience runs on across a resume.
 COUNTED = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
 COUNTERS = ("wait", "best", "best_epoch", "cooldown_counter")

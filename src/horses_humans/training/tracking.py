@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import HorsesHumansError, TrainConfig
+from ..runs.layout import TENSORBOARD_DIR
 
-TENSORBOARD_DIR = "tensorboard"  # RUN/tensorboard/{train,validation}: `tensorboard --logdir RUNS_DIR`
 MLFLOW_DIR = "mlflow"  # RUNS_DIR/mlflow/mlflow.db and artifacts/, when MLFLOW_TRACKING_URI is not set
 EXPERIMENT = "horses-humans"  # the MLflow experiment, unless MLFLOW_EXPERIMENT_NAME says another
 
