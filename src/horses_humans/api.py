@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+from .config import HorsesHumansError, TrainConfig, check_positive, resolve_data_dir, resolve_runs_dir
 from .data.images import ImageError, array_pixels
 from .inference.predictor import Prediction, Predictor
 from .runs import store
@@ -104,13 +104,14 @@ class Run:
 
     def predict(
         self,
-        images: Iterable[str | Path | np.ndarray] | str | Path | np.ndarray,
+        paths_or_arrays: Iterable[str | Path | np.ndarray] | str | Path | np.ndarray,
         runtime: str = "auto",
         batch_size: int = 32,
     ) -> list[Prediction]:
         """One Prediction per image file (or per file under a folder) and per HxWx3 uint8 array, in order."""
+        check_positive("batch_size", batch_size)
         predictor = self.predictor(runtime)
-        names, decoded = decode_inputs(as_list(images), predictor)
+        names, decoded = decode_inputs(as_list(paths_or_arrays), predictor)
         rows = []
         for start in range(0, len(names), batch_size):
             rows += predictor.predict_decoded(names[start : start + batch_size], decoded[start : start + batch_size])
