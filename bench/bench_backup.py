@@ -19,7 +19,7 @@ from timing import best_of  # noqa: E402
 from horses_humans.config import TrainConfig  # noqa: E402
 from horses_humans.models.outputs import ClassOutput  # noqa: E402
 from horses_humans.models.recipes import build_model, resolve  # noqa: E402
-from horses_humans.training.loop import compile_model  # noqa: E402
+from horses_humans.training.optimizer import compile_model  # noqa: E402
 from horses_humans.training.resume import save_arrays, snapshot  # noqa: E402
 
 

@@ -18,7 +18,8 @@ from timing import best_of  # noqa: E402
 
 from horses_humans.config import resolve_data_dir
 from horses_humans.core.arraycache import checksum, load_cached_array, save_cached_array
-from horses_humans.data.datasets import decode_all, find_dataset
+from horses_humans.data.layouts import find_dataset
+from horses_humans.data.pixels import decode_all
 
 
 def main() -> None:

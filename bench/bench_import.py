@@ -16,7 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from horses_humans.data.datasets import import_path
+from horses_humans.data.importing import import_path
 
 
 def blocks(folder: Path) -> int:

@@ -33,9 +33,9 @@ backend.configure()
 from horses_humans.config import resolve_data_dir  # noqa: E402
 from horses_humans.core.batching import chunks  # noqa: E402
 from horses_humans.core.tables import markdown_table  # noqa: E402
-from horses_humans.data.datasets import VALIDATION  # noqa: E402
+from horses_humans.data.files import walk_inputs  # noqa: E402
 from horses_humans.data.images import load_pixels  # noqa: E402
-from horses_humans.data.inputfiles import walk_inputs  # noqa: E402
+from horses_humans.data.layouts import VALIDATION  # noqa: E402
 from horses_humans.inference.predictor import Predictor, default_workers  # noqa: E402
 from horses_humans.inference.resultfiles import model_stamp, open_results  # noqa: E402
 from horses_humans.runs.store import load_run  # noqa: E402

@@ -26,7 +26,7 @@ DATA = REPO.parent / "shared" / "data" / "validation-horse-or-human"
 
 def make_files(source: Path, n: int, folder: Path) -> Path:
     """n files under folder: the source folder's images repeated, as symlinks."""
-    from horses_humans.data.datasets import visible_files
+    from horses_humans.data.files import visible_files
 
     images = visible_files(source)
     folder.mkdir(parents=True)

@@ -30,9 +30,10 @@ from keras import layers  # noqa: E402
 
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
 from horses_humans.core.tables import markdown_table  # noqa: E402
-from horses_humans.data.datasets import TRAIN, VALIDATION, load_dataset  # noqa: E402
+from horses_humans.data.layouts import TRAIN, VALIDATION  # noqa: E402
+from horses_humans.data.pixels import load_dataset  # noqa: E402
 from horses_humans.models.recipes import build_model, resolve  # noqa: E402
-from horses_humans.training import loop as training  # noqa: E402
+from horses_humans.training import optimizer, stages  # noqa: E402
 
 
 def reference_model() -> keras.Model:
@@ -74,15 +75,15 @@ def our_trainer(data_dir: Path, cache_dir: Path, seed: int, precision: str, fuse
     config = resolve(TrainConfig(recipe="baseline", seed=seed, precision=precision))
     train_split, val_split = load_dataset(data_dir, config.image_size, cache_dir, warn=lambda s: None)
     keras.utils.set_random_seed(seed)
-    model = build_model(config, training.resolve_precision(precision))
+    model = build_model(config, optimizer.resolve_precision(precision))
     if fused:
-        training.compile_model(model, config.learning_rate, training.class_output(train_split))
+        optimizer.compile_model(model, config.learning_rate, stages.class_output(train_split))
     else:
         model.compile(
             optimizer=keras.optimizers.RMSprop(config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"]
         )
-    train_xy, val_xy = training.arrays(train_split), training.arrays(val_split)
-    return lambda epoch: training.fit_arrays(model, config, train_xy, val_xy, [], epoch, epoch + 1)
+    train_xy, val_xy = stages.arrays(train_split), stages.arrays(val_split)
+    return lambda epoch: stages.fit_arrays(model, config, train_xy, val_xy, [], range(epoch, epoch + 1))
 
 
 def steady(seconds: list[float]) -> float:
@@ -99,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir)
     cache_dir = Path(tempfile.mkdtemp(prefix="hh-bench-cache-"))
-    bf16 = training.resolve_precision("auto")
+    bf16 = optimizer.resolve_precision("auto")
     variants = {
         "reference: tf.data from PNGs, float32, Keras RMSprop": reference_trainer(data_dir, args.seed),
         "decoded-pixel cache, float32, Keras RMSprop": our_trainer(data_dir, cache_dir, args.seed, "float32", False),

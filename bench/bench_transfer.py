@@ -5,8 +5,8 @@ Three ways to train the same `mobilenet_v2` head (same seed, epochs, learning ra
     (what `model.fit` on pixels does, and what the Keras transfer-learning guide does);
   - feature cache, cold: backbone features computed once (included in the time), then the head alone;
   - feature cache, warm: a later run of the same data and backbone reads the features from the cache.
-Each variant builds the same model and calls the package's own fitting function for it (training.fit_pixels or
-training.fit_head, as `training.train` would), so nothing in the package is patched. Prints seconds of training
+Each variant builds the same model and calls the package's own fitting function for it (stages.fit_pixels or
+stages.fit_head, as `training.loop.train` would), so nothing in the package is patched. Prints seconds of training
 (the fit, as `train` records it in train_seconds), validation accuracy per epoch, and the ratios. The target is
 100% validation accuracy within 30 s of training on the 2-core CPU.
 
@@ -31,9 +31,11 @@ import keras  # noqa: E402
 
 from horses_humans.config import TrainConfig, resolve_data_dir  # noqa: E402
 from horses_humans.core.tables import markdown_table  # noqa: E402
-from horses_humans.data.datasets import load_dataset  # noqa: E402
+from horses_humans.core.workspace import Workspace, quiet  # noqa: E402
+from horses_humans.data.pixels import load_dataset  # noqa: E402
 from horses_humans.models.recipes import build_model, resolve  # noqa: E402
-from horses_humans.training import loop as training  # noqa: E402
+from horses_humans.training import callbacks, optimizer, stages  # noqa: E402
+from horses_humans.training.plan import plan_stages  # noqa: E402
 
 
 def timed_fit(config: TrainConfig, data_dir: Path, cache_dir: Path, per_batch: bool) -> dict:
@@ -41,14 +43,15 @@ def timed_fit(config: TrainConfig, data_dir: Path, cache_dir: Path, per_batch: b
     every batch; else the head alone on cached features) -> seconds of fitting and validation accuracy per epoch."""
     train, val = load_dataset(data_dir, config.image_size, cache_dir, warn=lambda s: None)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, training.training_precision(config, transfer=True))
+    model = build_model(config, optimizer.training_precision(config, transfer=True))
     with tempfile.TemporaryDirectory() as run_dir:  # the recorder saves history.json there
-        recorder = training.EpochRecorder(Path(run_dir), config.epochs, log=lambda s: None)
+        recorder = callbacks.EpochRecorder(Path(run_dir), config.epochs, log=quiet)
+        fitting, head = stages.Fitting(model, config, recorder), plan_stages(config, transfer=True)[0]
         start = time.perf_counter()
         if per_batch:
-            training.fit_pixels(model, config, config.learning_rate, train, val, recorder, config.epochs)
+            stages.fit_pixels(fitting, head, train, val)
         else:
-            training.fit_head(model, config, train, val, recorder, cache_dir, log=lambda s: None)
+            stages.fit_head(fitting, head, train, val, Workspace(data_dir, Path(run_dir), cache_dir, quiet))
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "val": [h["val_accuracy"] for h in recorder.history]}
 

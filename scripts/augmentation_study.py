@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 from horses_humans.config import resolve_data_dir  # noqa: E402
 from horses_humans.core.batching import batched  # noqa: E402
 from horses_humans.core.tables import markdown_table  # noqa: E402
-from horses_humans.data.datasets import VALIDATION, load_split  # noqa: E402
+from horses_humans.data.layouts import VALIDATION  # noqa: E402
+from horses_humans.data.pixels import load_split  # noqa: E402
 from horses_humans.runs.store import Run, load_run  # noqa: E402
 
 HEADER = [

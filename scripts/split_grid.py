@@ -10,8 +10,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from horses_humans.config import resolve_data_dir
-from horses_humans.data.datasets import SPLITS, list_files
 from horses_humans.data.images import load_pixels
+from horses_humans.data.layouts import SPLITS, list_files
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from horses_humans.data.datasets import TRAIN, VALIDATION  # noqa: E402
+from horses_humans.data.layouts import TRAIN, VALIDATION  # noqa: E402
 
 from .tiers import is_slow, slow_fixture  # noqa: E402
 
@@ -74,6 +74,15 @@ def data_dir(tmp_path, make_dataset) -> Path:
     return make_dataset(tmp_path / "data")
 
 
+@pytest.fixture
+def imported_data_dir(tmp_path, data_dir) -> Path:
+    """The healthy synthetic data set as `data import` left it (marked): a folder a later import may replace."""
+    from horses_humans.data.importing import import_path
+
+    import_path(data_dir, tmp_path / "imported", log=lambda line: None)
+    return tmp_path / "imported"
+
+
 @pytest.fixture(scope="session")
 def views_data(tmp_path_factory) -> tuple[Path, Path]:
     """(data dir, cache dir): the learnable synthetic data set shared by the explain/plots/report tests."""
@@ -87,10 +96,11 @@ def views_data(tmp_path_factory) -> tuple[Path, Path]:
 def baseline_run(views_data, tmp_path_factory) -> Path:
     """A one-epoch baseline run at 32 px on the synthetic data."""
     from horses_humans.config import TrainConfig
+    from horses_humans.core.workspace import Workspace, quiet
     from horses_humans.training.loop import train
 
     config = TrainConfig(recipe="baseline", epochs=1, image_size=32, batch_size=8, precision="float32")
-    return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)
+    return train(config, Workspace(views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], quiet))
 
 
 @pytest.fixture(scope="session")
@@ -98,10 +108,11 @@ def baseline_run(views_data, tmp_path_factory) -> Path:
 def mobilenet_run(views_data, tmp_path_factory) -> Path:
     """A one-epoch MobileNetV2 run (random backbone weights, nested and frozen) at 64 px."""
     from horses_humans.config import TrainConfig
+    from horses_humans.core.workspace import Workspace, quiet
     from horses_humans.training.loop import train
 
     config = TrainConfig(recipe="mobilenet_v2", weights="none", image_size=64, epochs=1, batch_size=8)
-    return train(config, views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], log=lambda s: None)
+    return train(config, Workspace(views_data[0], tmp_path_factory.mktemp("views-runs"), views_data[1], quiet))
 
 
 def pytest_collection_modifyitems(config, items):

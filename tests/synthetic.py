@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from horses_humans.data.datasets import TRAIN, VALIDATION
+from horses_humans.data.layouts import TRAIN, VALIDATION
 
 # Class i's colour cast: 2 classes are red/blue as they always were; more classes add green, yellow, magenta, ...
 CASTS = [(150, 0, 0), (0, 0, 150), (0, 150, 0), (150, 150, 0), (150, 0, 150), (0, 150, 150), (150, 75, 0), (75, 0, 150)]

@@ -11,6 +11,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 import horses_humans
 
 PACKAGE = "horses_humans"
@@ -139,6 +141,7 @@ def test_imports_inside_functions_are_only_for_start_up_time():
     assert cycle is None, "cycle once inner imports are moved to the top: " + " -> ".join(cycle)
 
 
+@pytest.mark.slow
 def test_every_module_imports_first_in_a_fresh_interpreter():
     """Each module first in its own process: an import that only works after another module was loaded fails here."""
     names = sorted(package_modules())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import HorsesHumansError, TrainConfig, check_positive, resolve_data_dir, resolve_runs_dir
+from .config import HorsesHumansError, TrainConfig, check_positive
 from .data.images import ImageError, array_pixels
 from .inference.predictor import Prediction, Predictor
 from .runs import store
@@ -36,12 +36,11 @@ def train(
     **options,
 ) -> Run:
     """Train `recipe` on the data set in `data_dir` (options: TrainConfig fields) and return the finished Run."""
+    from .core.workspace import Workspace
     from .training.loop import train as train_config
 
     config = train_config_of(recipe, options)
-    data_dir, runs_dir = resolve_data_dir(data_dir), resolve_runs_dir(runs_dir)
-    cache = Path(cache_dir).expanduser() if cache_dir else None
-    return load_run(train_config(config, data_dir, runs_dir, cache, log=logger.info))
+    return load_run(train_config(config, Workspace.from_env(data_dir, runs_dir, cache_dir, logger.info)))
 
 
 def train_config_of(recipe: str, options: dict) -> TrainConfig:
@@ -176,7 +175,7 @@ def as_list(images) -> list:
 
 def decode_inputs(images: Sequence, predictor: Predictor) -> tuple[list[str], list[np.ndarray | str]]:
     """(names, pixels or error text) for paths (folders walked) and arrays (named "<array N>", N their place)."""
-    from .data.inputfiles import walk_inputs
+    from .data.files import walk_inputs
 
     names, decoded = [], []
     for i, item in enumerate(images):

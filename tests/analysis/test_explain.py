@@ -8,7 +8,8 @@ from keras import layers
 
 from horses_humans.analysis import explain
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data.datasets import VALIDATION, load_split
+from horses_humans.data.layouts import VALIDATION
+from horses_humans.data.pixels import load_split
 from horses_humans.models.outputs import ClassOutput
 from horses_humans.models.recipes import RECIPES, build_model, last_conv_layer
 from horses_humans.runs.store import load_run

@@ -7,7 +7,9 @@ import zipfile
 import pytest
 
 from horses_humans.cli.main import main
-from horses_humans.data.datasets import TRAIN, VALIDATION, ImportLimits, file_stats
+from horses_humans.data.importplan import ImportLimits
+from horses_humans.data.layouts import TRAIN, VALIDATION
+from horses_humans.data.pixels import file_stats
 
 from ..synthetic import zip_folder
 

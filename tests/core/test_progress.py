@@ -9,6 +9,7 @@ from rich.console import Console
 from horses_humans.config import TrainConfig
 from horses_humans.core import progress
 from horses_humans.core.progress import ProgressBar
+from horses_humans.core.workspace import Workspace
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +65,7 @@ def test_a_with_block_stops_the_bar_on_an_error():
     assert bar.progress is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("on_terminal", [False, True], ids=["pipe", "terminal"])
 def test_training_shows_batches_on_a_terminal_and_one_line_per_epoch(on_terminal, data_dir, tmp_path, monkeypatch):
     from horses_humans.training.loop import train
@@ -72,7 +74,7 @@ def test_training_shows_batches_on_a_terminal_and_one_line_per_epoch(on_terminal
     monkeypatch.setattr(progress, "stderr_console", lambda: console)
     lines = []
     config = TrainConfig(epochs=2, image_size=32, batch_size=2, precision="float32")
-    train(config, data_dir, tmp_path / "runs", tmp_path / "cache", log=lines.append)
+    train(config, Workspace(data_dir, tmp_path / "runs", tmp_path / "cache", lines.append))
     assert [line.split()[:2] for line in lines if line.startswith("epoch")] == [["epoch", "1/2"], ["epoch", "2/2"]]
     drawn = console.file.getvalue()
     assert ("epoch 1/2" in drawn and "3/3" in drawn) if on_terminal else drawn == ""  # 6 images / batch 2 = 3 steps

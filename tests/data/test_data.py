@@ -1,4 +1,4 @@
-"""data.py: finding class folders, decoding splits through the pixel cache, download and import."""
+"""The data package: finding class folders, decoding splits through the pixel cache, download and import."""
 
 import functools
 import hashlib
@@ -14,21 +14,23 @@ import numpy as np
 import pytest
 
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import datasets as data
-from horses_humans.data.datasets import SPLITS, TRAIN, VALIDATION, OfficialZip
+from horses_humans.data import download, importing, layouts, pixels
+from horses_humans.data.download import OfficialZip
 from horses_humans.data.images import load_pixels
+from horses_humans.data.importing import MARKER
+from horses_humans.data.layouts import SPLITS, TRAIN, VALIDATION
 
 from ..synthetic import zip_folder
 
 
 def split_files(split_dir: Path) -> list[str]:
-    """Files under a split folder, relative, sorted."""
-    return sorted(p.relative_to(split_dir).as_posix() for p in split_dir.rglob("*") if p.is_file())
+    """Files under a split folder (not an import's marker), relative, sorted."""
+    return sorted(p.relative_to(split_dir).as_posix() for p in split_dir.rglob("*") if p.is_file() and p.name != MARKER)
 
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary unpack folders (".<split>-xxxx") that an import or download must not leave behind."""
-    return [p.name for p in folder.iterdir() if p.name.startswith(".")] if folder.exists() else []
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != MARKER] if folder.exists() else []
 
 
 class Recorder:
@@ -48,7 +50,7 @@ def test_class_names_are_sorted_sub_folders_without_hidden_ones(tmp_path):
     for name in ["zebras", "apples", "mangos", ".hidden", "__MACOSX"]:
         (tmp_path / name).mkdir()
     (tmp_path / "README.txt").write_text("not a class")
-    assert data.class_names(tmp_path) == ["apples", "mangos", "zebras"]
+    assert layouts.class_names(tmp_path) == ["apples", "mangos", "zebras"]
 
 
 def test_list_files_labels_follow_sorted_class_order(tmp_path, make_split):
@@ -58,7 +60,7 @@ def test_list_files_labels_follow_sorted_class_order(tmp_path, make_split):
     (split_dir / "horses" / ".thumbnails" / "t.png").write_bytes(b"junk")
     (split_dir / "humans" / "nested").mkdir()
     (split_dir / "humans" / "nested" / "deep.png").write_bytes((split_dir / "humans" / "humans-00.png").read_bytes())
-    names, files, labels = data.list_files(split_dir)
+    names, files, labels = layouts.list_files(split_dir)
     assert names == ["horses", "humans"]
     assert files == [
         "horses/horses-00.png",
@@ -74,14 +76,14 @@ def test_list_files_labels_follow_sorted_class_order(tmp_path, make_split):
 def test_list_files_works_when_the_data_set_lives_under_a_hidden_folder(tmp_path, make_split):
     # the default data folder is ~/.cache/horses-humans/data: a hidden *ancestor* must not hide the files
     split_dir = make_split(tmp_path / ".cache" / "horses-humans" / "data" / TRAIN, counts=(1, 2))
-    names, files, labels = data.list_files(split_dir)
+    names, files, labels = layouts.list_files(split_dir)
     assert files == ["horses/horses-00.png", "humans/humans-00.png", "humans/humans-01.png"]
     assert labels == [0, 1, 1]
 
 
 def test_missing_split_names_the_folder_and_the_fix(tmp_path):
     with pytest.raises(HorsesHumansError, match=re.escape(str(tmp_path / TRAIN)) + ".*not found.*data download"):
-        data.list_files(tmp_path / TRAIN)
+        layouts.list_files(tmp_path / TRAIN)
 
 
 def test_empty_class_folder_is_an_error_naming_it(tmp_path, make_split):
@@ -89,7 +91,7 @@ def test_empty_class_folder_is_an_error_naming_it(tmp_path, make_split):
     (split_dir / "humans").mkdir()
     (split_dir / "humans" / ".DS_Store").write_bytes(b"hidden files do not count")
     with pytest.raises(HorsesHumansError, match=re.escape(str(split_dir / "humans")) + ": class folder is empty"):
-        data.list_files(split_dir)
+        layouts.list_files(split_dir)
 
 
 @pytest.mark.parametrize("classes", [(), ("horses",)])
@@ -99,7 +101,7 @@ def test_fewer_than_two_classes_is_an_error(tmp_path, classes):
     for name in classes:
         (split_dir / name).mkdir()
     with pytest.raises(HorsesHumansError, match=re.escape(str(split_dir)) + ": needs at least two class folders"):
-        data.list_files(split_dir)
+        layouts.list_files(split_dir)
 
 
 # ---------------------------------------------------------------- load_split and the pixel cache
@@ -107,20 +109,20 @@ def test_fewer_than_two_classes_is_an_error(tmp_path, classes):
 
 @pytest.fixture
 def decodes(monkeypatch):
-    """Counts calls to data.decode_all (a cache miss decodes; a cache hit does not)."""
+    """Counts calls to pixels.decode_all (a cache miss decodes; a cache hit does not)."""
     calls = []
-    real = data.decode_all
+    real = pixels.decode_all
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "decode_all", counting)
+    monkeypatch.setattr(pixels, "decode_all", counting)
     return calls
 
 
 def test_load_split_returns_pixels_labels_and_files(data_dir):
-    split = data.load_split(data_dir, TRAIN, 12, warn=Recorder())
+    split = pixels.load_split(data_dir, TRAIN, 12, warn=Recorder())
     assert split.name == TRAIN and len(split) == 6
     assert split.x.shape == (6, 12, 12, 3) and split.x.dtype == np.uint8
     assert split.y.tolist() == [0, 0, 0, 1, 1, 1]
@@ -136,7 +138,7 @@ def test_corrupt_file_is_skipped_with_a_warning_naming_it(data_dir):
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     for attempt in ("decoded", "cached"):
         warn = Recorder()
-        split = data.load_split(data_dir, TRAIN, 8, warn=warn)
+        split = pixels.load_split(data_dir, TRAIN, 8, warn=warn)
         assert len(split) == 6, attempt
         assert "humans/broken.png" not in split.files
         assert [s["file"] for s in split.skipped] == [str(bad)]
@@ -144,52 +146,52 @@ def test_corrupt_file_is_skipped_with_a_warning_naming_it(data_dir):
 
 
 def test_second_load_reads_the_cache(data_dir, monkeypatch, isolated_cache):
-    first = data.load_split(data_dir, TRAIN, 8)
+    first = pixels.load_split(data_dir, TRAIN, 8)
     assert list((isolated_cache / "pixels").glob(f"{TRAIN}-8-*.npy")), "cache not under $HORSES_HUMANS_CACHE/pixels"
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although nothing changed")
 
-    monkeypatch.setattr(data, "decode_all", no_decoding)
-    second = data.load_split(data_dir, TRAIN, 8)
+    monkeypatch.setattr(pixels, "decode_all", no_decoding)
+    second = pixels.load_split(data_dir, TRAIN, 8)
     np.testing.assert_array_equal(first.x, second.x)
     assert first.y.tolist() == second.y.tolist() and first.files == second.files
 
 
 def test_explicit_cache_dir_is_used(data_dir, tmp_path, isolated_cache):
-    data.load_split(data_dir, VALIDATION, 8, cache_dir=tmp_path / "elsewhere")
+    pixels.load_split(data_dir, VALIDATION, 8, cache_dir=tmp_path / "elsewhere")
     assert len(list((tmp_path / "elsewhere" / "pixels").glob(f"{VALIDATION}-8-*"))) == 2  # .npy + .json
     assert not (isolated_cache / "pixels").exists()
 
 
 def test_cache_is_keyed_by_image_size(data_dir, decodes):
-    assert data.load_split(data_dir, TRAIN, 8).x.shape[1:] == (8, 8, 3)
-    assert data.load_split(data_dir, TRAIN, 12).x.shape[1:] == (12, 12, 3)
-    assert data.load_split(data_dir, TRAIN, 8).x.shape[1:] == (8, 8, 3)
+    assert pixels.load_split(data_dir, TRAIN, 8).x.shape[1:] == (8, 8, 3)
+    assert pixels.load_split(data_dir, TRAIN, 12).x.shape[1:] == (12, 12, 3)
+    assert pixels.load_split(data_dir, TRAIN, 8).x.shape[1:] == (8, 8, 3)
     assert len(decodes) == 2
 
 
 def test_adding_a_file_invalidates_the_cache(data_dir, make_image, decodes):
-    data.load_split(data_dir, TRAIN, 8)
+    pixels.load_split(data_dir, TRAIN, 8)
     make_image(data_dir / TRAIN / "horses" / "new.png")
-    split = data.load_split(data_dir, TRAIN, 8)
+    split = pixels.load_split(data_dir, TRAIN, 8)
     assert len(decodes) == 2
     assert len(split) == 7 and "horses/new.png" in split.files
 
 
 def test_removing_a_file_invalidates_the_cache(data_dir, decodes):
-    data.load_split(data_dir, TRAIN, 8)
+    pixels.load_split(data_dir, TRAIN, 8)
     (data_dir / TRAIN / "humans" / "humans-01.png").unlink()
-    split = data.load_split(data_dir, TRAIN, 8)
+    split = pixels.load_split(data_dir, TRAIN, 8)
     assert len(decodes) == 2
     assert len(split) == 5 and "humans/humans-01.png" not in split.files
 
 
 def test_replacing_a_file_with_another_size_invalidates_the_cache(data_dir, make_image, decodes):
     path = data_dir / TRAIN / "horses" / "horses-00.png"
-    data.load_split(data_dir, TRAIN, 8)
+    pixels.load_split(data_dir, TRAIN, 8)
     make_image(path, size=(30, 20))
-    split = data.load_split(data_dir, TRAIN, 8)
+    split = pixels.load_split(data_dir, TRAIN, 8)
     assert len(decodes) == 2
     np.testing.assert_array_equal(split.x[0], load_pixels(path, 8))
 
@@ -197,10 +199,10 @@ def test_replacing_a_file_with_another_size_invalidates_the_cache(data_dir, make
 def test_a_new_mtime_invalidates_the_cache(data_dir, decodes):
     # same name and size, later mtime: what saving an edited file in place looks like
     path = data_dir / TRAIN / "horses" / "horses-00.png"
-    data.load_split(data_dir, TRAIN, 8)
+    pixels.load_split(data_dir, TRAIN, 8)
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    data.load_split(data_dir, TRAIN, 8)
+    pixels.load_split(data_dir, TRAIN, 8)
     assert len(decodes) == 2
 
 
@@ -212,12 +214,12 @@ def test_class_whose_only_file_is_corrupt_is_a_clear_error(data_dir, make_split)
     warn = Recorder()
     for _ in range(2):  # decoded, then cached: the same error both times
         with pytest.raises(HorsesHumansError, match=re.escape(str(split_dir / "horses")) + ": no readable image"):
-            data.load_split(data_dir, VALIDATION, 8, warn=warn)
+            pixels.load_split(data_dir, VALIDATION, 8, warn=warn)
     assert any("only.png" in w for w in warn.calls)
 
 
 def test_load_dataset_returns_both_splits(data_dir):
-    train, val = data.load_dataset(data_dir, 8)
+    train, val = pixels.load_dataset(data_dir, 8)
     assert (train.name, len(train), val.name, len(val)) == (TRAIN, 6, VALIDATION, 4)
 
 
@@ -225,7 +227,7 @@ def test_load_dataset_refuses_different_class_names(data_dir, make_split):
     shutil.rmtree(data_dir / VALIDATION)
     make_split(data_dir / VALIDATION, counts=(1, 1), classes=("cats", "dogs"))
     with pytest.raises(HorsesHumansError, match="class folders differ"):
-        data.load_dataset(data_dir, 8)
+        pixels.load_dataset(data_dir, 8)
 
 
 # ---------------------------------------------------------------- download
@@ -266,7 +268,7 @@ def served_zips(http_server, tmp_path, make_split):
 def test_download_unpacks_both_splits_in_the_official_layout(tmp_path, served_zips):
     data_dir = tmp_path / "data"
     log = Recorder()
-    data.download(data_dir, zips=served_zips, log=log)
+    download.download(data_dir, zips=served_zips, log=log)
     assert split_files(data_dir / TRAIN) == [
         "horses/horses-00.png",
         "horses/horses-01.png",
@@ -274,12 +276,12 @@ def test_download_unpacks_both_splits_in_the_official_layout(tmp_path, served_zi
         "humans/humans-01.png",
     ]
     assert split_files(data_dir / VALIDATION) == ["horses/horses-00.png", "humans/humans-00.png"]
-    assert data.list_files(data_dir / TRAIN)[2] == [0, 0, 1, 1]
+    assert layouts.list_files(data_dir / TRAIN)[2] == [0, 0, 1, 1]
     assert leftovers(data_dir) == []
     assert any(served_zips[TRAIN].url in m for m in log.calls)
 
     log = Recorder()
-    data.download(data_dir, zips=served_zips, log=log)  # second time: nothing to do
+    download.download(data_dir, zips=served_zips, log=log)  # second time: nothing to do
     assert [m for m in log.calls if "already present" in m] and not [m for m in log.calls if "downloading" in m]
 
 
@@ -288,7 +290,7 @@ def test_download_with_a_wrong_checksum_fails_and_unpacks_nothing(tmp_path, serv
     good = served_zips[TRAIN]
     bad = OfficialZip(good.url, good.size, "0" * 64)
     with pytest.raises(HorsesHumansError, match=re.escape(good.url)):
-        data.download(data_dir, zips={TRAIN: bad}, log=Recorder())
+        download.download(data_dir, zips={TRAIN: bad}, log=Recorder())
     assert not (data_dir / TRAIN).exists()
     assert leftovers(data_dir) == []
 
@@ -296,8 +298,61 @@ def test_download_with_a_wrong_checksum_fails_and_unpacks_nothing(tmp_path, serv
 def test_download_from_an_unreachable_url_is_a_clear_error(tmp_path, http_server):
     _, url = http_server
     with pytest.raises(HorsesHumansError, match="download of .*missing.zip failed.*data import"):
-        data.download(tmp_path / "data", zips={TRAIN: OfficialZip(f"{url}/missing.zip", 1, "0" * 64)}, log=Recorder())
+        download.download(
+            tmp_path / "data", zips={TRAIN: OfficialZip(f"{url}/missing.zip", 1, "0" * 64)}, log=Recorder()
+        )
     assert not (tmp_path / "data" / TRAIN).exists()
+
+
+def test_download_from_a_closed_port_is_one_offline_error_and_leaves_no_partial_file(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: the connection is refused, as offline
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data_dir = tmp_path / "data"
+    with pytest.raises(HorsesHumansError, match=r"download of .*failed \(.*refused.*\)\. Offline\?"):
+        download.download(
+            data_dir, zips={TRAIN: OfficialZip(f"http://127.0.0.1:{port}/t.zip", 1, "0" * 64)}, log=Recorder()
+        )
+    assert list((data_dir / "downloads").iterdir()) == []
+
+
+def test_a_zip_with_a_wrong_checksum_is_never_kept(tmp_path, served_zips):
+    good = served_zips[TRAIN]
+    with pytest.raises(HorsesHumansError, match="has sha256 .*, not 0{64}"):
+        download.download(tmp_path / "data", zips={TRAIN: OfficialZip(good.url, good.size, "0" * 64)}, log=Recorder())
+    assert list((tmp_path / "data" / "downloads").iterdir()) == []  # neither the zip nor a partial file
+
+
+def test_a_verified_zip_is_reused_without_the_network(tmp_path, served_zips, http_server):
+    data_dir = tmp_path / "data"
+    download.download(data_dir, zips=served_zips, log=Recorder())
+    shutil.rmtree(data_dir / TRAIN)
+    shutil.rmtree(http_server[0])  # the server has nothing left to serve
+    log = Recorder()
+    download.download(data_dir, zips=served_zips, log=log)
+    assert split_files(data_dir / TRAIN) and not [m for m in log.calls if "downloading" in m]
+
+
+def test_download_reads_a_file_url_and_never_imports_keras(tmp_path, make_split):
+    import subprocess
+    import sys
+
+    archive = zip_folder(make_split(tmp_path / "src", (1, 1)), tmp_path / "t.zip")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    code = (
+        "import sys; from pathlib import Path; from horses_humans.data.download import OfficialZip, download; "
+        f"download(Path({str(tmp_path / 'data')!r}), {{'{TRAIN}': OfficialZip({archive.as_uri()!r}, 1, {digest!r})}}); "
+        "print('keras' in sys.modules)"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": src}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False"
+    assert split_files(tmp_path / "data" / TRAIN) == ["horses/horses-00.png", "humans/humans-00.png"]
 
 
 # ---------------------------------------------------------------- import
@@ -307,7 +362,7 @@ def test_import_official_layout_folder(tmp_path, make_dataset):
     source = make_dataset(tmp_path / "download", train=(2, 1), validation=(1, 1))
     (source / TRAIN / "horses" / ".DS_Store").write_bytes(b"junk")
     data_dir = tmp_path / "data"
-    assert data.import_path(source, data_dir, log=Recorder()) == list(SPLITS)
+    assert importing.import_path(source, data_dir, log=Recorder()) == list(SPLITS)
     assert split_files(data_dir / TRAIN) == ["horses/horses-00.png", "horses/horses-01.png", "humans/humans-00.png"]
     assert split_files(data_dir / VALIDATION) == ["horses/horses-00.png", "humans/humans-00.png"]
     assert leftovers(data_dir) == []
@@ -320,7 +375,7 @@ def test_import_official_layout_folder(tmp_path, make_dataset):
 def test_import_official_split_zip_is_known_by_its_name(tmp_path, make_split, prefix, zip_name, split):
     archive = zip_folder(make_split(tmp_path / "src", (1, 2)), tmp_path / zip_name, prefix)
     data_dir = tmp_path / "data"
-    assert data.import_path(archive, data_dir, log=Recorder()) == [split]
+    assert importing.import_path(archive, data_dir, log=Recorder()) == [split]
     assert split_files(data_dir / split) == ["horses/horses-00.png", "humans/humans-00.png", "humans/humans-01.png"]
     assert not (data_dir / [s for s in SPLITS if s != split][0]).exists()
     assert leftovers(data_dir) == []
@@ -330,7 +385,7 @@ def test_import_ignores_macos_resource_forks(tmp_path, make_split):
     archive = zip_folder(make_split(tmp_path / "src", (2, 2)), tmp_path / "set.zip", "set/")
     with zipfile.ZipFile(archive, "a") as zf:
         zf.writestr("__MACOSX/set/horses/._horses-00.png", b"resource fork")
-    assert data.import_path(archive, tmp_path / "data", log=Recorder()) == ["horses", "humans"]
+    assert importing.import_path(archive, tmp_path / "data", log=Recorder()) == ["horses", "humans"]
     assert split_files(tmp_path / "data") == [
         "horses/horses-00.png",
         "horses/horses-01.png",
@@ -341,13 +396,14 @@ def test_import_ignores_macos_resource_forks(tmp_path, make_split):
 
 def test_import_single_split_folder_with_explicit_split(tmp_path, make_split):
     source = make_split(tmp_path / "validation-pictures", (1, 1))
-    assert data.import_path(source, tmp_path / "data", split=TRAIN, log=Recorder()) == [TRAIN]
+    assert importing.import_path(source, tmp_path / "data", split=TRAIN, log=Recorder()) == [TRAIN]
     assert split_files(tmp_path / "data" / TRAIN) == ["horses/horses-00.png", "humans/humans-00.png"]
 
 
-def test_import_replaces_an_existing_split(tmp_path, data_dir, make_split):
+def test_import_replaces_an_existing_split(tmp_path, imported_data_dir, make_split):
+    data_dir = imported_data_dir
     source = make_split(tmp_path / "new", (1, 1))
-    data.import_path(source, data_dir, split=VALIDATION, log=Recorder())
+    importing.import_path(source, data_dir, split=VALIDATION, log=Recorder())
     assert split_files(data_dir / VALIDATION) == ["horses/horses-00.png", "humans/humans-00.png"]
     assert len(split_files(data_dir / TRAIN)) == 6  # the other split is untouched
 
@@ -355,19 +411,19 @@ def test_import_replaces_an_existing_split(tmp_path, data_dir, make_split):
 def test_import_unknown_split_is_an_error(tmp_path, make_split):
     source = make_split(tmp_path / "src", (1, 1))
     with pytest.raises(HorsesHumansError, match="--split 'test'"):
-        data.import_path(source, tmp_path / "data", split="test", log=Recorder())
+        importing.import_path(source, tmp_path / "data", split="test", log=Recorder())
 
 
 def test_import_missing_path_is_an_error(tmp_path):
     with pytest.raises(HorsesHumansError, match=re.escape(str(tmp_path / "nope.zip")) + ": no such file"):
-        data.import_path(tmp_path / "nope.zip", tmp_path / "data", log=Recorder())
+        importing.import_path(tmp_path / "nope.zip", tmp_path / "data", log=Recorder())
 
 
 def test_import_non_zip_file_is_an_error(tmp_path):
     path = tmp_path / "horse-or-human.zip"
     path.write_text("not a zip at all")
     with pytest.raises(HorsesHumansError, match=re.escape(str(path)) + ": neither a folder nor a zip"):
-        data.import_path(path, tmp_path / "data", log=Recorder())
+        importing.import_path(path, tmp_path / "data", log=Recorder())
     assert not (tmp_path / "data" / TRAIN).exists()
 
 
@@ -375,7 +431,7 @@ def test_import_zip_with_one_class_is_an_error_and_leaves_nothing(tmp_path, make
     archive = zip_folder(make_split(tmp_path / "src", (2,), classes=("horses",)), tmp_path / "one.zip")
     data_dir = tmp_path / "data"
     with pytest.raises(HorsesHumansError, match="needs at least two class folders"):
-        data.import_path(archive, data_dir, log=Recorder())
+        importing.import_path(archive, data_dir, log=Recorder())
     assert not (data_dir / TRAIN).exists() and leftovers(data_dir) == []
 
 
@@ -386,7 +442,7 @@ def test_import_refuses_zip_slip(tmp_path, make_split):
         zf.writestr("../../evil2.png", b"outside")
     data_dir = tmp_path / "data"
     with pytest.raises(HorsesHumansError, match=r"member '\.\./evil\.png' points outside the archive; refused"):
-        data.import_path(archive, data_dir, log=Recorder())
+        importing.import_path(archive, data_dir, log=Recorder())
     assert not list(tmp_path.rglob("evil*.png"))
     assert not (data_dir / TRAIN).exists() and leftovers(data_dir) == []
 
@@ -397,7 +453,7 @@ def test_import_zip_of_both_splits_as_one_split_is_refused_not_mixed_into_one(tm
     archive = zip_folder(make_dataset(tmp_path / "src", (1, 1), (1, 1)), tmp_path / "all.zip", prefix)
     data_dir = tmp_path / "data"
     with pytest.raises(HorsesHumansError, match="holds the split folders.*import the folder"):
-        data.import_path(archive, data_dir, split=TRAIN, log=Recorder())
+        importing.import_path(archive, data_dir, split=TRAIN, log=Recorder())
     assert not (data_dir / TRAIN).exists() and leftovers(data_dir) == []
 
 
@@ -405,7 +461,7 @@ def test_import_zip_of_both_splits_as_one_split_is_refused_not_mixed_into_one(tm
 def test_import_zip_of_both_splits_imports_the_official_layout(tmp_path, make_dataset, prefix):
     archive = zip_folder(make_dataset(tmp_path / "src", (1, 2), (1, 1)), tmp_path / "all.zip", prefix)
     data_dir = tmp_path / "data"
-    assert data.import_path(archive, data_dir, log=Recorder()) == list(SPLITS)
+    assert importing.import_path(archive, data_dir, log=Recorder()) == list(SPLITS)
     assert split_files(data_dir / TRAIN) == ["horses/horses-00.png", "humans/humans-00.png", "humans/humans-01.png"]
     assert split_files(data_dir / VALIDATION) == ["horses/horses-00.png", "humans/humans-00.png"]
     assert leftovers(data_dir) == [] and leftovers(tmp_path) == []

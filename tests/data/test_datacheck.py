@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from horses_humans.data.check import check_dataset, format_report
-from horses_humans.data.datasets import TRAIN, VALIDATION
+from horses_humans.data.layouts import TRAIN, VALIDATION
 
 
 def test_healthy_data_set_has_counts_and_no_problems(data_dir):

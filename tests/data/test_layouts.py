@@ -7,9 +7,10 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import datasets as data
+from horses_humans.data import layouts
 from horses_humans.data.check import check_dataset, format_report
-from horses_humans.data.datasets import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, TRAIN, VALIDATION
+from horses_humans.data.importing import MARKER
+from horses_humans.data.layouts import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, TRAIN, VALIDATION
 
 from ..synthetic import LAYOUTS, class_names, make_own_dataset, zip_folder
 
@@ -51,8 +52,8 @@ def assert_one_line_error(err: str, *fragments: str) -> None:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_each_layout_is_found_with_its_classes_and_sides(tmp_path, layout, n):
     root = own_dataset(tmp_path / "mine", n, layout)
-    assert data.detect_layout(root) == EXPECTED_LAYOUT[layout]
-    dataset = data.find_dataset(root)
+    assert layouts.detect_layout(root) == EXPECTED_LAYOUT[layout]
+    dataset = layouts.find_dataset(root)
     assert dataset.class_names == class_names(n)
     assert side_counts(dataset) == {side: [count] * n for side, count in SIDE_COUNTS[layout].items()}
     for found in dataset.sides.values():  # every file exists where the side says, under its own class folder
@@ -72,7 +73,7 @@ def test_import_copies_the_whole_data_set_in_its_layout(tmp_path, layout, n, as_
     data_dir = tmp_path / "data"
     assert main(["data", "import", str(source), "--data-dir", str(data_dir)]) == 0
     assert f"imported the {EXPECTED_LAYOUT[layout]} data set" in capsys.readouterr().err
-    assert side_counts(data.find_dataset(data_dir)) == side_counts(data.find_dataset(tmp_path / "mydata"))
+    assert side_counts(layouts.find_dataset(data_dir)) == side_counts(layouts.find_dataset(tmp_path / "mydata"))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left behind
 
 
@@ -121,22 +122,22 @@ def test_check_finds_the_same_image_labelled_as_two_classes(tmp_path, layout):
 
 def test_stratified_split_is_deterministic_for_the_seed_and_keeps_each_side(tmp_path):
     root = make_own_dataset(tmp_path / "mine", 3, "class-folders", per_class=10)
-    first, again = data.find_dataset(root, 0.3, seed=1), data.find_dataset(root, 0.3, seed=1)
+    first, again = layouts.find_dataset(root, 0.3, seed=1), layouts.find_dataset(root, 0.3, seed=1)
     assert first.sides == again.sides
     assert side_counts(first) == {"train": [7, 7, 7], "validation": [3, 3, 3]}
     assert set(first.sides["train"].files).isdisjoint(first.sides["validation"].files)
-    other = data.find_dataset(root, 0.3, seed=2)
+    other = layouts.find_dataset(root, 0.3, seed=2)
     assert other.sides["validation"].files != first.sides["validation"].files
     tiny = make_own_dataset(tmp_path / "tiny", 2, "class-folders", per_class=2)
-    assert side_counts(data.find_dataset(tiny, 0.9)) == {"train": [1, 1], "validation": [1, 1]}  # one each at least
+    assert side_counts(layouts.find_dataset(tiny, 0.9)) == {"train": [1, 1], "validation": [1, 1]}  # one each at least
 
 
-def test_importing_class_folders_replaces_the_official_data_set_and_says_so(tmp_path, make_dataset, capsys):
-    data_dir = make_dataset(tmp_path / "data")
+def test_importing_class_folders_replaces_the_official_data_set_and_says_so(tmp_path, imported_data_dir, capsys):
+    data_dir = imported_data_dir
     source = make_own_dataset(tmp_path / "mydata", 3, "class-folders", per_class=4)
     assert main(["data", "import", str(source), "--data-dir", str(data_dir)]) == 0
     assert f"it replaced the official data set ({TRAIN}, {VALIDATION})" in capsys.readouterr().err
-    assert sorted(p.name for p in data_dir.iterdir()) == class_names(3)
+    assert sorted(p.name for p in data_dir.iterdir() if p.name != MARKER) == class_names(3)
     assert main(["data", "check", "--data-dir", str(data_dir)]) == 0
 
 
@@ -235,4 +236,4 @@ def test_bad_layout_is_one_error_line_for_train_import_and_check(tmp_path, layou
 def test_a_class_the_run_does_not_know_is_named(tmp_path):
     with pytest.raises(HorsesHumansError, match="'zebras' is not one of the run's classes"):
         (tmp_path / "zebras").mkdir()
-        data.labelled_folder(tmp_path, ["horses", "humans"])
+        layouts.labelled_folder(tmp_path, ["horses", "humans"])

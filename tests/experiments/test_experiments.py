@@ -31,7 +31,7 @@ def fake_train(monkeypatch):
     """Replace training.train with an instant one that writes a finished run; records the configs it trained."""
     trained = ResumeLog()
 
-    def train(config, data_dir, runs_dir, cache_dir=None, log=print, resume=None):
+    def train(config, workspace, resume=None):
         trained.append(config)
         if resume:  # an interrupted run is continued in its own folder
             trained.resumed = resume
@@ -50,7 +50,7 @@ def fake_train(monkeypatch):
             (resume / MODEL_FILE).write_bytes(b"")
             return resume
         return write_run(
-            runs_dir,
+            workspace.runs_dir,
             config,
             {
                 "train_accuracy": 1.0,
@@ -170,6 +170,7 @@ def test_an_interrupted_session_still_writes_the_document(tmp_path, fake_train, 
     assert "| baseline | 1 | missing | - | - |" in text
 
 
+@pytest.mark.slow
 def test_reproduce_end_to_end_through_the_cli(tmp_path, capsys):
     data = make_dataset(tmp_path / "data", train_per_class=8, val_per_class=4)
     argv = [

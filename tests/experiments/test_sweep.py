@@ -27,6 +27,7 @@ def data(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data"), train_per_class=8, val_per_class=4)
 
 
+@pytest.mark.slow
 def test_sweep_trains_resumes_and_documents(data, tmp_path, capsys):
     args = [
         "experiment",

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from horses_humans.data.datasets import VALIDATION
 from horses_humans.data.images import load_pixels
+from horses_humans.data.layouts import VALIDATION
 from horses_humans.export import pipeline as ex
 from horses_humans.inference.predictor import Predictor
 from horses_humans.runs.store import load_run

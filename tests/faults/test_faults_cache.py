@@ -2,6 +2,7 @@
 then the next load must say so in one line and return what a fresh build returns. Two processes building the same
 cache build it once."""
 
+import errno
 import json
 import os
 import signal
@@ -14,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from horses_humans.config import TrainConfig
-from horses_humans.data.datasets import find_dataset, load_side
+from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.core import arraycache
+from horses_humans.data.layouts import find_dataset
+from horses_humans.data.pixels import load_side
 from horses_humans.models.recipes import build_model, get_recipe
 from horses_humans.training.features import cached_features
 
@@ -205,3 +208,51 @@ def test_a_builder_killed_while_holding_the_lock_does_not_block_the_next(tmp_pat
                     process.kill()
     assert (tmp_path / "builds.txt").read_text() == "stuck\nsecond\n"
     assert f"result second {float(np.arange(1000).sum())}" in (tmp_path / "second.out").read_text()
+
+
+# ---------------------------------------------------------------- a full disk (issue 19, item 4)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs: too small for the pixel cache of the synthetic set at 64 px (6 x 64 x 64 x 3 = 72 KiB)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def assert_one_line_naming(exc: pytest.ExceptionInfo, folder: Path) -> None:
+    message = str(exc.value)
+    assert "\n" not in message and str(folder / "pixels") in message and ".npy" in message
+    assert "cannot write the pixel cache" in message and "free some space" in message
+
+
+def test_a_full_disk_while_the_pixel_cache_is_written_is_one_error_naming_it(data_dir, full_disk):
+    dataset = find_dataset(data_dir)
+    with pytest.raises(HorsesHumansError) as exc:
+        load_side(dataset, "train", 64, full_disk, warn=lambda line: None)
+    assert_one_line_naming(exc, full_disk)
+    assert [p.name for p in (full_disk / "pixels").iterdir() if p.suffix in (".npy", ".json", ".tmp")] == []
+
+
+def test_a_writer_that_finds_the_disk_full_is_one_error_naming_the_cache(data_dir, tmp_path, monkeypatch):
+    def full(path, array):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(arraycache, "save_npy_atomic", full)
+    with pytest.raises(HorsesHumansError) as exc:
+        load_side(find_dataset(data_dir), "train", 32, tmp_path / "cache", warn=lambda line: None)
+    assert_one_line_naming(exc, tmp_path / "cache")
+
+
+def test_a_full_disk_in_train_is_one_error_line_not_a_traceback(data_dir, full_disk, capsys):
+    from horses_humans.cli.main import main
+
+    args = ["train", "--recipe", "baseline", "--epochs", "1", "--image-size", "64", "--data-dir", str(data_dir)]
+    assert main([*args, "--cache-dir", str(full_disk), "--runs-dir", str(full_disk.parent / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and "cannot write the pixel cache" in err

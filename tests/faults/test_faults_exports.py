@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from horses_humans.cli.main import main
-from horses_humans.data.datasets import VALIDATION
+from horses_humans.data.layouts import VALIDATION
 from horses_humans.runs.layout import EXPORT_DIR, EXPORT_LABELS_FILE, EXPORT_RECORD_FILE
 
 from ..centroid_runs import centroid_weights

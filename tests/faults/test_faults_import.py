@@ -2,11 +2,14 @@
 Each one is done for real and ends in a clear error or a report line, no traceback, no hang, the old data intact."""
 
 import os
+import shutil
 import stat
 import struct
 import subprocess
 import sys
 import time
+import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,8 +18,9 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
-from horses_humans.data import datasets as data
-from horses_humans.data.datasets import TRAIN, VALIDATION
+from horses_humans.data import files, importing, importplan
+from horses_humans.data.importing import MARKER
+from horses_humans.data.layouts import TRAIN, VALIDATION
 
 from ..cli.test_cli_data import assert_one_line_error
 from ..synthetic import zip_folder
@@ -27,12 +31,13 @@ DEADLINE = 120  # seconds: an import of a handful of files that takes longer is 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under folder, relative path -> bytes: what 'the old data intact' compares."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER)
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
 
 
 def staging_left(folder: Path) -> list[str]:
-    """Temporary import folders (".data-import-xxxx") left beside the data folder."""
-    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    """Temporary import folders (".data-import-xxxx") left beside the data folder (not an import's marker)."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != MARKER]
 
 
 def import_cli(source: Path, data_dir: Path, *options: str) -> int:
@@ -52,9 +57,9 @@ def import_subprocess(source: Path, data_dir: Path) -> subprocess.CompletedProce
 
 
 @pytest.fixture
-def held(data_dir) -> tuple[Path, dict[str, bytes]]:
-    """(the data folder, what it holds) before a hostile import into it."""
-    return data_dir, snapshot(data_dir)
+def held(imported_data_dir) -> tuple[Path, dict[str, bytes]]:
+    """(the data folder an earlier import made, what it holds) before a hostile import into it."""
+    return imported_data_dir, snapshot(imported_data_dir)
 
 
 def assert_refused(capsys, held, *fragments: str) -> None:
@@ -109,13 +114,13 @@ def test_zip_whose_header_lies_about_its_size_stops_and_leaves_the_old_data(tmp_
 
 def test_a_file_that_grows_after_it_was_measured_is_cut_off_at_the_limit(tmp_path, make_split):
     source = make_split(tmp_path / "src", (2, 2))
-    limits = data.ImportLimits(max_bytes=2**20)
-    plan = data.folder_plan(source, limits)
-    data.check_plan(plan, tmp_path, limits)  # as measured, it fits
+    limits = importplan.ImportLimits(max_bytes=2**20)
+    plan = importplan.folder_plan(source, limits)
+    importplan.check_plan(plan, tmp_path, limits)  # as measured, it fits
     with open(source / "horses" / "horses-00.png", "ab") as fh:
         fh.write(bytes(2 * 2**20))  # it grows between the check and the copy
     with pytest.raises(HorsesHumansError, match="horses/horses-00.png.*more bytes than announced.*--max-bytes"):
-        data.write_plan(plan, tmp_path / "dest", data.open_regular, limits)
+        importing.write_plan(plan, tmp_path / "dest", files.open_regular, limits)
     written = sum(p.stat().st_size for p in (tmp_path / "dest").rglob("*") if p.is_file())
     assert written <= limits.max_bytes  # the counting stopped it, not the end of the file
 
@@ -146,10 +151,57 @@ def test_100k_members_are_refused_before_the_zip_directory_is_loaded(
     def load(*args, **kwargs):  # a million members would take gigabytes of ZipInfo objects
         raise AssertionError("the whole zip directory was loaded")
 
-    monkeypatch.setattr(data.zipfile, "ZipFile", load)
-    assert data.announced_members(hundred_thousand_members) == 100_000  # from the Zip64 end record
+    monkeypatch.setattr(importing.zipfile, "ZipFile", load)
+    assert importplan.announced_members(hundred_thousand_members) == 100_000  # from the Zip64 end record
     assert import_cli(hundred_thousand_members, held[0]) == 2
     assert_refused(capsys, held, "holds 100000 files and folders", "--max-files")
+
+
+def lie_about_count(archive: Path, count: int) -> Path:
+    """Make a zip's end records (the classic one, and the Zip64 one when there is one) announce `count` members."""
+    blob = bytearray(archive.read_bytes())
+    at = blob.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", blob, at + 8, min(count, 0xFFFE), min(count, 0xFFFE))
+    if blob[at - 20 : at - 16] == b"PK\x06\x07":  # Zip64: its end record sits just before the locator
+        struct.pack_into("<QQ", blob, at - 20 - 56 + 24, count, count)
+    archive.write_bytes(bytes(blob))
+    return archive
+
+
+@pytest.fixture
+def lying_zip(hundred_thousand_members, tmp_path) -> Path:
+    """The 100,000-member zip, whose end records announce 10 members."""
+    return lie_about_count(Path(shutil.copy(hundred_thousand_members, tmp_path / "lies.zip")), 10)
+
+
+def test_a_zip_whose_end_record_lies_about_its_count_is_refused_by_counting(lying_zip, held, capsys, monkeypatch):
+    def load(*args, **kwargs):
+        raise AssertionError("the whole zip directory was loaded: the lie was believed")
+
+    monkeypatch.setattr(importing.zipfile, "ZipFile", load)
+    assert importplan.announced_members(lying_zip) == 10
+    assert import_cli(lying_zip, held[0]) == 2
+    assert_refused(capsys, held, str(lying_zip), "holds more than 50000 files and folders", "--max-files")
+
+
+def test_counting_a_lying_zip_costs_memory_for_one_chunk_not_the_directory(lying_zip, held, capsys):
+    tracemalloc.start()
+    try:
+        assert import_cli(lying_zip, held[0]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB at the peak"  # the directory alone is ~6 MiB, its ZipInfos ~60
+    assert_refused(capsys, held, "holds more than 50000 files and folders")
+
+
+def test_a_member_named_twice_is_refused_naming_the_zip_and_the_member(tmp_path, held, make_split, capsys):
+    archive = class_zip(make_split, tmp_path)
+    with warnings.catch_warnings(), zipfile.ZipFile(archive, "a") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it is asked to write
+        zf.writestr("horses/horses-00.png", b"a second horses-00.png that would replace the first")
+    assert import_cli(archive, held[0]) == 2
+    assert_refused(capsys, held, str(archive), "'horses/horses-00.png' appears twice", "re-create the zip")
 
 
 def test_a_folder_with_too_many_entries_is_refused_without_walking_it_all(tmp_path, held, make_split, capsys):
@@ -171,7 +223,7 @@ def test_a_folder_over_the_byte_limit_is_refused_before_anything_is_written(tmp_
 def test_too_little_free_disk_is_refused_before_anything_is_written(tmp_path, held, make_split, capsys, monkeypatch):
     archive = class_zip(make_split, tmp_path)
     monkeypatch.setattr(
-        data.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**12, used=10**12 - 1000, free=1000)
+        importing.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**12, used=10**12 - 1000, free=1000)
     )
     assert import_cli(archive, held[0]) == 2
     assert_refused(capsys, held, str(held[0].parent), "1000 bytes free", "--data-dir")
@@ -196,7 +248,10 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
             zf.writestr(name, b"not an image")
     assert import_cli(archive, tmp_path / "data") == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
-    assert lines == [f"{archive}: skipped 5 entries: 5 not images (horses/notes.txt, humans/a.csv, humans/b.csv, ...)"]
+    assert lines == [
+        f"{archive}: skipped 5 entries: 5 not images (horses/notes.txt, humans/a.csv, humans/b.csv, ...) "
+        "(left in place, not imported)"
+    ]
     assert sorted(snapshot(tmp_path / "data")) == [
         "horses/horses-00.png",
         "horses/horses-01.png",
@@ -205,7 +260,7 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
     ]
 
 
-@pytest.mark.parametrize("suffix", sorted(data.IMAGE_SUFFIXES))
+@pytest.mark.parametrize("suffix", sorted(importplan.IMAGE_SUFFIXES))
 def test_every_suffix_an_import_keeps_is_one_the_loader_decodes(tmp_path, suffix):
     from PIL import Image
 
@@ -263,7 +318,8 @@ def test_folder_with_loops_broken_links_and_a_fifo_imports_the_rest_and_says_wha
     skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
     assert skipped == [
         f"{source}: skipped 4 entries: 2 broken links ({TRAIN}/horses/gone.png, {TRAIN}/horses/self.png); "
-        f"1 symlink loops ({TRAIN}/horses/loop); 1 not regular files ({VALIDATION}/humans/pipe.png)"
+        f"1 symlink loops ({TRAIN}/horses/loop); 1 not regular files ({VALIDATION}/humans/pipe.png) "
+        "(left in place, not imported)"
     ]
     got = snapshot(tmp_path / "data")
     assert got[f"{TRAIN}/horses/linked.png"] == (source / TRAIN / "humans" / "humans-00.png").read_bytes()
@@ -286,10 +342,10 @@ def test_a_fifo_named_as_the_source_is_one_error_line_not_a_hang(tmp_path, data_
 KILLABLE = """
 import os, sys, time
 from pathlib import Path
-from horses_humans.data import datasets as data
+from horses_humans.data import importing
 
 source, data_dir, marker, when = sys.argv[1:]
-real_replace, real_write = os.replace, data.write_entry
+real_replace, real_write = os.replace, importing.write_entry
 
 def wait_here(point):  # tell the test where we are, then wait for its kill -9
     if point == when:
@@ -306,8 +362,8 @@ def write_entry(*args):
     wait_here("write")  # one entry written, the others not
     return written
 
-os.replace, data.write_entry = replace, write_entry
-data.import_path(Path(source), Path(data_dir), log=lambda line: None)
+os.replace, importing.write_entry = replace, write_entry
+importing.import_path(Path(source), Path(data_dir), log=lambda line: None)
 """
 
 
@@ -366,3 +422,52 @@ def test_the_official_training_zip_imports_every_image_within_the_default_limits
 
     assert sizes(imported) == sizes(source) and len(sizes(imported)) == 1027
     assert staging_left(tmp_path / "data") == []
+
+
+# ---------------------------------------------------------------- where an import may write (issue 19, item 1)
+
+
+def test_a_folder_of_sub_folders_no_import_made_is_never_replaced(tmp_path, make_split, capsys):
+    home = tmp_path / "home"
+    (home / "projects").mkdir(parents=True)
+    (home / "projects" / "plan.png").write_bytes(b"a picture of the plan")
+    (home / "thesis" / "chapters").mkdir(parents=True)
+    (home / "thesis" / "chapters" / "one.txt").write_text("words")
+    before = snapshot(home)
+    assert import_cli(class_zip(make_split, tmp_path), home) == 2
+    assert_one_line_error(capsys.readouterr().err, str(home), "projects", "thesis", "empty or new folder")
+    assert snapshot(home) == before and staging_left(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["same", "inside the source", "source inside"])
+def test_an_import_into_or_out_of_itself_is_refused(tmp_path, imported_data_dir, capsys, where):
+    source = imported_data_dir
+    data_dir = {
+        "same": source,
+        "inside the source": source / "imported-again",
+        "source inside": source.parent,  # the source is the data set inside the folder it would replace
+    }[where]
+    if where == "source inside":
+        (data_dir / MARKER).write_text("")  # an earlier import made this folder: still refused, it holds the source
+    before = snapshot(source)
+    assert import_cli(source, data_dir) == 2
+    assert_one_line_error(capsys.readouterr().err, str(data_dir), str(source), "new, empty folder")
+    assert snapshot(source) == before and not (source / "imported-again").exists()
+
+
+def test_files_an_import_never_writes_are_never_replaced(tmp_path, imported_data_dir, make_split, capsys):
+    notes = imported_data_dir / TRAIN / "horses" / "notes.txt"
+    notes.write_text("where each photo came from")
+    before = snapshot(imported_data_dir)
+    assert import_cli(class_zip(make_split, tmp_path), imported_data_dir) == 2
+    assert_one_line_error(capsys.readouterr().err, str(imported_data_dir), "notes.txt", "move them out")
+    assert snapshot(imported_data_dir) == before
+
+
+def test_an_import_marks_the_folder_it_made_and_a_second_import_replaces_it(tmp_path, make_split, capsys):
+    data_dir = tmp_path / "data"
+    assert import_cli(class_zip(make_split, tmp_path), data_dir) == 0
+    assert (data_dir / MARKER).is_file()
+    other = make_split(tmp_path / "other", (2, 2), classes=("cats", "dogs"))
+    assert import_cli(other, data_dir) == 0
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted([MARKER, "cats", "dogs"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from horses_humans.data.datasets import VALIDATION
+from horses_humans.data.layouts import VALIDATION
 
 from ..exported_runs import exported_centroid_run
 from ..tiers import slow_fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from horses_humans.data.datasets import VALIDATION
+from horses_humans.data.layouts import VALIDATION
 
 from ..exported_runs import exported_centroid_run
 from .test_faults_predict import SRC, TIMEOUT, predict

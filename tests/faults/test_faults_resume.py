@@ -16,6 +16,7 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.runs.store import HISTORY_FILE, METRICS_FILE, RESUME_DIR, load_run
 from horses_humans.training.loop import train
 from horses_humans.training.resume import STATE_FILE
@@ -87,7 +88,7 @@ def references(dataset, tmp_path_factory):
     def reference(name: str, settings: dict) -> Path:
         if name not in made:
             made[name] = train(
-                TrainConfig(**settings), dataset, tmp_path_factory.mktemp("runs"), cache, log=lambda s: None
+                TrainConfig(**settings), Workspace(dataset, tmp_path_factory.mktemp("runs"), cache, quiet)
             )
         return made[name]
 
@@ -135,22 +136,42 @@ def kill_while_training(settings: dict, stall: int, dataset: Path, runs: Path, c
     return run
 
 
+def as_an_older_version_wrote(run: Path) -> None:
+    """Rewrite the run's state.json as versions before named stages did: the stage by its number (no index), the
+    weights file named after the number."""
+    folder = run / RESUME_DIR
+    state = json.loads((folder / STATE_FILE).read_text())
+    number = state.pop("index")
+    older = f"stage{number}-epoch{state['epochs']}.npz"
+    (folder / state["weights"]).rename(folder / older)
+    (folder / STATE_FILE).write_text(json.dumps({**state, "stage": number, "weights": older}))
+
+
 @pytest.mark.parametrize(
-    "name, settings, stall",
+    "name, settings, stall, older",
     [
-        ("baseline", BASELINE, 3),
-        ("early-stopped", EARLY_STOPPED, 3),
-        ("fine-tuned", FINE_TUNED, 2),
-        ("fine-tuned", FINE_TUNED, 4),
+        ("baseline", BASELINE, 3, False),
+        ("early-stopped", EARLY_STOPPED, 3, False),
+        ("fine-tuned", FINE_TUNED, 2, False),
+        ("fine-tuned", FINE_TUNED, 4, False),
+        ("fine-tuned", FINE_TUNED, 4, True),
     ],
-    ids=["baseline-epoch-3", "early-stopping-epoch-3", "head-stage-epoch-2", "fine-tuning-stage-epoch-4"],
+    ids=[
+        "baseline-epoch-3",
+        "early-stopping-epoch-3",
+        "head-stage-epoch-2",
+        "fine-tuning-stage-epoch-4",
+        "fine-tuning-stage-epoch-4-older-state",
+    ],
 )
 def test_a_killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_one(
-    name, settings, stall, dataset, references, tmp_path, capsys
+    name, settings, stall, older, dataset, references, tmp_path, capsys
 ):
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     run = kill_while_training(settings, stall, dataset, runs, cache, tmp_path)
     assert not (run / METRICS_FILE).exists()
+    if older:
+        as_an_older_version_wrote(run)
     before = json.loads((run / HISTORY_FILE).read_text())
     assert [row["epoch"] for row in before] == list(range(1, stall))
 
@@ -202,7 +223,7 @@ def test_resume_on_changed_images_is_one_error_naming_the_run(tmp_path, capsys, 
     data = make_dataset(tmp_path / "data", train_per_class=4, val_per_class=2)
     monkeypatch.setattr(training, "observers", lambda run_dir, epochs, tensorboard: [Interrupt()])
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**BASELINE), data, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+        train(TrainConfig(**BASELINE), Workspace(data, tmp_path / "runs", tmp_path / "cache", quiet))
     monkeypatch.undo()
     (run,) = (tmp_path / "runs").iterdir()
     extra = data / "horse-or-human" / "horses" / "horse00.png"

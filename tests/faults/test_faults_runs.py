@@ -13,7 +13,7 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.data.datasets import VALIDATION
+from horses_humans.data.layouts import VALIDATION
 from horses_humans.runs.store import (
     BEST_MODEL_FILE,
     CALIBRATION_FILE,
@@ -175,6 +175,7 @@ def test_the_intact_copy_works(run_copy, capsys):
     assert "error:" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_serve_with_a_bad_model_exits_2_before_listening(run_copy):
     run, _ = run_copy
     damage_model(run, MODEL_FILE, "outputs")
@@ -189,6 +190,7 @@ def test_serve_with_a_bad_model_exits_2_before_listening(run_copy):
     assert f"error: {run / MODEL_FILE}: the model's output is 1 wide" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [LABELS_FILE, MODEL_FILE])
 def test_a_fifo_in_place_of_a_run_file_fails_without_hanging(run_copy, name):
     run, _ = run_copy

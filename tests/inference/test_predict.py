@@ -127,8 +127,7 @@ def test_predicted_probability_is_that_of_the_label(tmp_path, make_image, names,
 
 
 def test_the_lazy_walk_gives_the_folder_order_of_the_data_sets_rule(tmp_path, make_image):
-    from horses_humans.data.datasets import visible_files
-    from horses_humans.data.inputfiles import walk_inputs
+    from horses_humans.data.files import visible_files, walk_inputs
 
     folder = tmp_path / "photos"
     for name in ("b.png", "a/z.png", "a/b/c.png", "a.png", "A.png", "a-b/x.png", ".hidden/y.png", "c/.d.png"):

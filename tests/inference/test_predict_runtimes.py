@@ -12,7 +12,7 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data.datasets import VALIDATION
+from horses_humans.data.layouts import VALIDATION
 from horses_humans.inference.predictor import Predictor
 from horses_humans.inference.runtimes import choose_export, scan_exports
 from horses_humans.inference.unsure import UnsureRule, save_rule

@@ -225,6 +225,7 @@ def wait_for_port(port: int, process: subprocess.Popen, deadline: float) -> None
     raise AssertionError(f"no Ray head listening on port {port} in time")
 
 
+@pytest.mark.slow
 def test_an_existing_cluster_at_address(centroid, tmp_path):
     """`ray start --head` in its own process group, then the CLI in another process with --address; the head is
     stopped by signalling its group (never `ray stop`: that ends every Ray on the machine)."""
@@ -304,6 +305,7 @@ def test_a_model_the_workers_cannot_load_is_one_line(local_ray, centroid, tmp_pa
     assert not (tmp_path / "x.csv").exists()  # atomic: no half-written output
 
 
+@pytest.mark.slow
 def test_a_one_cpu_instance_finishes(centroid, tmp_path):
     """The job's own local Ray with one CPU (in a fresh process: this module's Ray has two) must not wait forever
     for a CPU held by the model actor; the deadline turns a hang into a failure."""

@@ -71,6 +71,7 @@ def test_the_plot_marks_the_calibrated_tau():
     assert ax.get_xlabel().startswith("neither images answered unsure")
 
 
+@pytest.mark.slow
 def test_report_draws_the_curve_on_the_folder_the_run_was_evaluated_on(tmp_path):
     from horses_humans.analysis import report
     from horses_humans.analysis.evaluation import evaluate_run

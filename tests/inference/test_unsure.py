@@ -11,6 +11,7 @@ from PIL import Image
 
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.inference.predictor import Predictor, refit_unsure
 from horses_humans.inference.unsure import (
     LIKE_NEITHER,
@@ -135,7 +136,7 @@ def neither_run(tmp_path_factory) -> Path:
             Image.fromarray(image[y : y + h // 2, x : x + w // 2]).save(root / "neither" / f"{name}-{j}.png")
     config = TrainConfig(recipe="baseline", epochs=5, image_size=32, batch_size=8, precision="float32")
     return train(
-        config, root, tmp_path_factory.mktemp("neither-runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None
+        config, Workspace(root, tmp_path_factory.mktemp("neither-runs"), tmp_path_factory.mktemp("cache"), quiet)
     )
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from horses_humans.analysis.evaluation import evaluate_run
 from horses_humans.config import TrainConfig
+from horses_humans.core.workspace import Workspace
 from horses_humans.data.check import check_dataset
 from horses_humans.export.pipeline import export_all, open_source
 from horses_humans.training.loop import train
@@ -43,10 +44,7 @@ def baseline_run(data_dir, cache_dir, tmp_path_factory):
     """The reference CNN, 3 epochs, seed 0."""
     return train(
         TrainConfig(recipe="baseline", epochs=3, seed=0),
-        data_dir,
-        tmp_path_factory.mktemp("runs"),
-        cache_dir,
-        log=print,
+        Workspace(data_dir, tmp_path_factory.mktemp("runs"), cache_dir, print),
     )
 
 
@@ -56,7 +54,7 @@ def mobilenet_run(data_dir, cache_dir, tmp_path_factory):
     weights = REPO.parent / "shared" / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
     assert weights.is_file(), f"needs ../shared/weights ({weights})"
     config = TrainConfig(recipe="mobilenet_v2", weights=str(weights), seed=0)
-    return train(config, data_dir, tmp_path_factory.mktemp("runs"), cache_dir, log=print)
+    return train(config, Workspace(data_dir, tmp_path_factory.mktemp("runs"), cache_dir, print))
 
 
 def test_short_baseline_run_learns(data_dir, cache_dir, baseline_run):

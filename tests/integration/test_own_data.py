@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from horses_humans.cli.main import main
-from horses_humans.data.datasets import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS, visible_files
+from horses_humans.data.files import visible_files
+from horses_humans.data.layouts import CLASS_FOLDERS, OFFICIAL, SPLIT_FOLDERS
 from horses_humans.export.pipeline import ALL
 from horses_humans.inference.predictor import collect_files
 from horses_humans.serve.app import create_app

@@ -9,7 +9,8 @@ import pytest
 
 from horses_humans.analysis.answers import score_folder
 from horses_humans.config import TrainConfig
-from horses_humans.data.datasets import load_extra
+from horses_humans.core.workspace import Workspace, quiet
+from horses_humans.data.pixels import load_extra
 from horses_humans.training.loop import train
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ def test_three_quarters_of_the_dev_photos_teach_the_rest_unsure(halves, tmp_path
     """Official data alone catches 4 of 40 neither photos (README); three quarters of the dev photos as extra data
     make the held-out quarter's neither photos unsure while the real ones stay right."""
     config = TrainConfig(recipe="mobilenet_v2", weights=str(W035), tta=True, extra_data=(str(halves[0]),))
-    run = train(config, DATA, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+    run = train(config, Workspace(DATA, tmp_path / "runs", tmp_path / "cache", quiet))
     found = score_folder(run, halves[1], tmp_path / "cache", log=lambda s: None)
     counts = found["counts"]
     assert counts["horses"]["right"] + counts["humans"]["right"] >= 18  # of 20 held-out real photos

@@ -7,6 +7,7 @@ import pytest
 
 from horses_humans.cli.main import build_parser
 from horses_humans.config import TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.inference.predictor import Predictor
 from horses_humans.models.recipes import RECIPES, alias, get_recipe, resolve
 from horses_humans.runs.store import load_run
@@ -62,7 +63,7 @@ def test_plain_recipes_resolve_to_themselves(name):
 def test_a_recommended_run_records_what_it_resolved_to(views_data, tmp_path):
     # random backbone weights at 64 px keep it fast and offline; the alias's other settings still apply
     config = TrainConfig(recipe="recommended", weights="none", image_size=64, epochs=1, batch_size=8, tta=True)
-    run_dir = train(config, views_data[0], tmp_path, views_data[1], log=lambda s: None)
+    run_dir = train(config, Workspace(views_data[0], tmp_path, views_data[1], quiet))
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["recipe"] == get_recipe("recommended").alias_of and saved["recipe_alias"] == "recommended"
     for field, value in recommended_settings().items():

@@ -9,12 +9,14 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.inference.predictor import Predictor
 from horses_humans.models import weights as weights_mod
 from horses_humans.models.backbones import BACKBONES, build_inception_base, get_backbone
 from horses_humans.models.recipes import RECIPES, build_model, get_recipe
 from horses_humans.runs.store import load_run
-from horses_humans.training.loop import train, unfreeze
+from horses_humans.training.loop import train
+from horses_humans.training.stages import unfreeze
 
 from ..synthetic import make_dataset
 
@@ -114,6 +116,7 @@ def test_a_cnn_recipe_has_no_backbone_and_says_so():
         recipe.backbone_layer(build_model(TrainConfig(recipe="baseline", image_size=48)))
 
 
+@pytest.mark.slow
 def test_inception_trains_from_a_local_weights_file(tmp_path):
     """InceptionV3's ImageNet file is not available here: its loading path runs on a saved file of the same
     architecture."""
@@ -145,12 +148,13 @@ def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data"), train_per_class=16, val_per_class=8)
 
 
+@pytest.mark.slow
 def test_head_trains_on_cached_features_and_saves_the_full_model(dataset, tmp_path):
     config = TrainConfig(
         recipe="mobilenet_v2", weights="none", image_size=64, epochs=3, batch_size=8, learning_rate=1e-2
     )
     lines = []
-    run = train(config, dataset, tmp_path / "runs", tmp_path / "cache", log=lines.append)
+    run = train(config, Workspace(dataset, tmp_path / "runs", tmp_path / "cache", lines.append))
     assert sum("computing mobilenet_v2 features" in line for line in lines) == 2  # train + validation, once
     assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 2
     model = load_run(run).load_model()
@@ -163,10 +167,11 @@ def test_head_trains_on_cached_features_and_saves_the_full_model(dataset, tmp_pa
     assert accuracy == pytest.approx(json.loads((run / "metrics.json").read_text())["val_accuracy"], abs=1e-6)
 
     lines.clear()
-    train(config, dataset, tmp_path / "runs", tmp_path / "cache", log=lines.append)
+    train(config, Workspace(dataset, tmp_path / "runs", tmp_path / "cache", lines.append))
     assert not any("computing" in line for line in lines)  # second run reads the feature cache
 
 
+@pytest.mark.slow
 def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
     config = TrainConfig(
         recipe="mobilenet_v2",
@@ -177,7 +182,7 @@ def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
         fine_tune_from="10",
         fine_tune_epochs=1,
     )
-    run = train(config, dataset, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+    run = train(config, Workspace(dataset, tmp_path / "runs", tmp_path / "cache", quiet))
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert history[1]["learning_rate"] == pytest.approx(history[0]["learning_rate"] / 10)
@@ -197,6 +202,7 @@ def test_fine_tuning_unfreezes_top_layers_but_not_batchnorm(dataset, tmp_path):
         unfreeze(backbone, "nope")
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_alpha_1_loads_the_approximate_shared_file():
     path = SHARED_WEIGHTS / "mobilenet_v2_1.0_224_no_top.dequantized.weights.h5"
     assert path.is_file(), f"needs ../shared/weights beside the checkout ({path})"

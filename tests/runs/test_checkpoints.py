@@ -12,13 +12,17 @@ from horses_humans.analysis.evaluation import evaluate_run
 from horses_humans.analysis.report import checkpoint_row
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.export.pipeline import export, open_source
 from horses_humans.inference.predictor import Predictor
 from horses_humans.runs.store import BEST_MODEL_FILE, MODEL_FILE, best_run, load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
+from horses_humans.training import callbacks
 from horses_humans.training import loop as training
-from horses_humans.training.loop import BestWeights, checkpoints_record, train
+from horses_humans.training.callbacks import BestWeights
+from horses_humans.training.loop import train
+from horses_humans.training.records import checkpoints_record
 
 from ..fake_runs import write_run
 from ..synthetic import make_dataset
@@ -52,7 +56,7 @@ def run_dir(dataset, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "observers", lambda run_dir, epochs, tensorboard: [ZeroLastEpoch(epochs)])
         return train(
-            config, dataset, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None
+            config, Workspace(dataset, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), quiet)
         )
 
 
@@ -220,12 +224,12 @@ def test_best_weights_keep_the_earlier_epoch_on_ties():
 def test_early_stopping_restores_only_before_fine_tuning(tmp_path):
     """model.keras is the last epoch; the head stage of a fine-tuned run still hands its best epoch to fine-tuning."""
     stopper = lambda callbacks: next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))  # noqa: E731
-    recorder = training.EpochRecorder(tmp_path, 4, lambda s: None)
+    recorder = callbacks.EpochRecorder(tmp_path, 4, lambda s: None)
     tuned = TrainConfig(recipe="mobilenet_v2", early_stopping=True, fine_tune_from="10")
-    assert stopper(training.build_callbacks(tuned, recorder)).restore_best_weights
+    assert stopper(callbacks.build_callbacks(tuned, recorder)).restore_best_weights
     recorder.history.append({"epoch": 1})  # the fine-tuning stage starts after the head's epochs
-    assert not stopper(training.build_callbacks(tuned, recorder)).restore_best_weights
-    plain = training.build_callbacks(
-        TrainConfig(early_stopping=True), training.EpochRecorder(tmp_path, 4, lambda s: None)
+    assert not stopper(callbacks.build_callbacks(tuned, recorder)).restore_best_weights
+    plain = callbacks.build_callbacks(
+        TrainConfig(early_stopping=True), callbacks.EpochRecorder(tmp_path, 4, lambda s: None)
     )
     assert not stopper(plain).restore_best_weights

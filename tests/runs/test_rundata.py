@@ -13,10 +13,12 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
-from horses_humans.data.datasets import find_dataset
+from horses_humans.core.workspace import Workspace, quiet
+from horses_humans.data.layouts import find_dataset
 from horses_humans.runs.record import load_run_split
 from horses_humans.runs.store import load_run
-from horses_humans.training.loop import class_weights, fit_arrays, train
+from horses_humans.training.loop import train
+from horses_humans.training.stages import class_weights, fit_arrays
 
 from ..synthetic import make_own_dataset, write_image
 from ..tiers import slow_fixture
@@ -41,7 +43,7 @@ def own_run(tmp_path_factory):
         path.unlink()
     cache, lines = tmp_path_factory.mktemp("cache"), []
     config = TrainConfig(val_split=0.25, seed=3, class_weight="balanced", **QUIET)
-    run = train(config, root, tmp_path_factory.mktemp("runs"), cache, log=lines.append)
+    run = train(config, Workspace(root, tmp_path_factory.mktemp("runs"), cache, lines.append))
     return root, run, cache, lines
 
 
@@ -100,7 +102,7 @@ def test_fit_gets_the_class_weights(mode, expected):
             self.kwargs = kwargs
 
     model, y = Model(), np.array([0, 0, 0, 1], "float32")
-    fit_arrays(model, TrainConfig(class_weight=mode), (np.zeros((4, 2)), y), (np.zeros((1, 2)), y[:1]), [], 0, 1)
+    fit_arrays(model, TrainConfig(class_weight=mode), (np.zeros((4, 2)), y), (np.zeros((1, 2)), y[:1]), [], range(0, 1))
     assert model.kwargs["class_weight"] == expected
 
 
@@ -164,9 +166,10 @@ def test_split_test_needs_a_test_folder(own_run, capsys):
     )
 
 
+@pytest.mark.slow
 def test_split_test_evaluates_the_held_out_test_folder(tmp_path, capsys):
     root = make_own_dataset(tmp_path / "mine", 2, "split-folders", per_class=6, test=True)
-    run = train(TrainConfig(**QUIET), root, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+    run = train(TrainConfig(**QUIET), Workspace(root, tmp_path / "runs", tmp_path / "cache", quiet))
     assert list(json.loads((run / "data.json").read_text())["sides"]) == ["train", "validation", "test"]
     metrics, _, rows = evaluate(capsys, run, "--split", "test", "--cache-dir", tmp_path / "cache")
     assert metrics["split"] == "test" and metrics["folder"] == str(root / "test") and metrics["images"] == 4
@@ -181,10 +184,11 @@ def test_exports_check_parity_on_the_runs_own_validation_and_calibrate_on_its_tr
     assert len(source.validation) == 4 and source.representative.shape == (10, 32, 32, 3)
 
 
+@pytest.mark.slow
 def test_three_classes_keep_their_recorded_split(tmp_path):
     """Data behaviour only: until N-class models land, a 3-class run still has one sigmoid unit."""
     root = make_own_dataset(tmp_path / "mine", 3, "class-folders", per_class=5)
-    run = load_run(train(TrainConfig(**QUIET), root, tmp_path / "runs", tmp_path / "cache", log=lambda s: None))
+    run = load_run(train(TrainConfig(**QUIET), Workspace(root, tmp_path / "runs", tmp_path / "cache", quiet)))
     assert run.data["class_names"] == ["class0", "class1", "class2"]
     for name in ("class0", "class1", "class2"):
         write_image(root / name / "zz-late.png", 0, np.random.default_rng(1))  # last in hash order or not: unused

@@ -17,6 +17,7 @@ import horses_humans
 from horses_humans.analysis.explain import gradcam
 from horses_humans.cli import main as cli
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.training.devices import (
     DeviceSet,
     auto_precision,
@@ -27,7 +28,8 @@ from horses_humans.training.devices import (
     select_devices,
     visible_devices,
 )
-from horses_humans.training.loop import FusedRMSprop, make_optimizer, train
+from horses_humans.training.loop import train
+from horses_humans.training.optimizer import FusedRMSprop, make_optimizer
 
 from ..synthetic import make_dataset
 from ..test_setup_scripts import fake_checkout
@@ -143,11 +145,12 @@ def test_off_tensorflow_the_optimizer_is_keras_rmsprop(monkeypatch):
     assert type(optimizer) is keras.optimizers.RMSprop and not isinstance(optimizer, FusedRMSprop)
 
 
+@pytest.mark.slow
 def test_mixed_float16_the_gpu_default_before_ampere_trains_with_loss_scaling_and_saves_float32(tmp_path):
     config = TrainConfig(
         recipe="baseline", epochs=2, image_size=32, batch_size=8, conv_filters=(8,), seed=1, precision="mixed_float16"
     )
-    run = train(config, make_dataset(tmp_path / "data"), tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+    run = train(config, Workspace(make_dataset(tmp_path / "data"), tmp_path / "runs", tmp_path / "cache", quiet))
     model = keras.saving.load_model(run / "model.keras")
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
     env = json.loads((run / "environment.json").read_text())
@@ -187,6 +190,7 @@ def only_run(runs: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_two_devices_train_under_mirrored_strategy_as_one_does(tmp_path):
     done = train_on_two_cpus(make_dataset(tmp_path / "data"), tmp_path / "runs")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -9,7 +9,8 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data.datasets import joined, load_extra
+from horses_humans.core.workspace import Workspace, quiet
+from horses_humans.data.pixels import joined, load_extra
 from horses_humans.runs.record import load_run_extra
 from horses_humans.runs.store import load_run
 from horses_humans.training.loop import train
@@ -42,7 +43,7 @@ def extras(tmp_path_factory) -> tuple[Path, Path]:
 @slow_fixture
 def extra_run(data, extras, tmp_path_factory) -> Path:
     config = TrainConfig(**TINY, extra_data=tuple(map(str, extras)))
-    return train(config, data, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), log=lambda s: None)
+    return train(config, Workspace(data, tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache"), quiet))
 
 
 def test_repeatable_option_builds_the_config():
@@ -125,8 +126,9 @@ def test_neither_is_added_only_when_a_folder_has_it(extras, tmp_path):
     assert both.files[:3] == splits[0].files and both.files[3].startswith(str(extras[1].resolve()))
 
 
+@pytest.mark.slow
 def test_backbone_features_of_a_joined_split_are_cached_part_by_part(data, extras, tmp_path):
-    from horses_humans.data.datasets import load_dataset
+    from horses_humans.data.pixels import load_dataset
     from horses_humans.models.recipes import build_model, get_recipe
     from horses_humans.training.features import cached_features
 

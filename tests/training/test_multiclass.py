@@ -12,7 +12,9 @@ from horses_humans.analysis.evaluation import evaluate_run, format_metrics
 from horses_humans.analysis.explain import write_explanation
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
-from horses_humans.data.datasets import VALIDATION, visible_files
+from horses_humans.core.workspace import Workspace, quiet
+from horses_humans.data.files import visible_files
+from horses_humans.data.layouts import VALIDATION
 from horses_humans.inference.predictor import Predictor
 from horses_humans.models.recipes import RECIPES
 from horses_humans.runs.store import load_run
@@ -36,7 +38,7 @@ def runs(datasets, tmp_path_factory) -> dict[int, object]:
     """{classes: run dir} of a baseline trained a few epochs on each set."""
     config = TrainConfig(recipe="baseline", epochs=4, image_size=32, batch_size=8, seed=1, precision="float32")
     return {
-        n: train(config, data, tmp_path_factory.mktemp(f"runs{n}"), tmp_path_factory.mktemp("cache"), **QUIET)
+        n: train(config, Workspace(data, tmp_path_factory.mktemp(f"runs{n}"), tmp_path_factory.mktemp("cache"), quiet))
         for n, data in datasets.items()
     }
 
@@ -123,22 +125,25 @@ def recipe_config(name: str, **options) -> TrainConfig:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_recipe_trains_on_three_classes(name, datasets, tmp_path):
-    run = load_run(train(recipe_config(name), datasets[3], tmp_path / "runs", tmp_path / "cache", **QUIET))
+    run = load_run(train(recipe_config(name), Workspace(datasets[3], tmp_path / "runs", tmp_path / "cache", quiet)))
     assert run.labels["output_kind"] == "softmax" and run.load_model().outputs[0].shape[-1] == 3
     assert run.history[0]["loss"] > 0 and 0 <= run.metrics["val_accuracy"] <= 1
     probabilities = Predictor.from_run(run).predict_proba(np.zeros((2, run.image_size, run.image_size, 3), np.uint8))
     assert probabilities.shape == (2, 3)
 
 
+@pytest.mark.slow
 def test_fine_tuning_a_five_class_transfer_model(datasets, tmp_path):
     config = recipe_config("mobilenet_v2", fine_tune_from="10", fine_tune_epochs=1)
-    run = load_run(train(config, datasets[5], tmp_path / "runs", tmp_path / "cache", **QUIET))
+    run = load_run(train(config, Workspace(datasets[5], tmp_path / "runs", tmp_path / "cache", quiet)))
     assert [h["epoch"] for h in run.history] == [1, 2] and all(h["loss"] > 0 for h in run.history)
     assert run.load_model().outputs[0].shape[-1] == 5
 
 
+@pytest.mark.slow
 def test_the_sweeps_cnns_take_three_classes(datasets, tmp_path):
     args = [
         "experiment",

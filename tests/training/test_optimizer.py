@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from horses_humans.training.loop import FUSED_RMSPROP_NEEDS, FusedRMSprop, make_optimizer
+from horses_humans.training.optimizer import FUSED_RMSPROP_NEEDS, FusedRMSprop, make_optimizer
 
 SHAPES = [(50, 7), (7,), (3, 3, 2, 4)]  # a dense kernel, a bias, a conv kernel
 STEPS = 6
@@ -65,7 +65,7 @@ def lacking(name: str) -> type:
 @pytest.mark.parametrize("name", FUSED_RMSPROP_NEEDS)
 def test_make_optimizer_falls_back_to_keras_rmsprop_once_warned(name, caplog):
     fake = lacking(name)
-    with caplog.at_level(logging.WARNING, logger="horses_humans.training.loop"):
+    with caplog.at_level(logging.WARNING, logger="horses_humans.training"):
         optimizers = [make_optimizer(1e-2, fused=fake) for _ in range(2)]
     assert [type(o) for o in optimizers] == [keras.optimizers.RMSprop] * 2
     assert [name in r.getMessage() for r in caplog.records] == [True]  # one warning, naming what is missing

@@ -8,6 +8,7 @@ import pytest
 
 from horses_humans.analysis.evaluation import evaluate_run
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.inference.predictor import Predictor
 from horses_humans.runs.store import list_runs, load_run
 from horses_humans.training.loop import train
@@ -26,7 +27,7 @@ def dataset(tmp_path_factory):
 def run_dir(dataset, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     config = TrainConfig(recipe="baseline", epochs=4, image_size=32, batch_size=8, seed=1, precision="float32")
-    return train(config, dataset, tmp_path_factory.mktemp("runs"), cache, log=lambda s: None)
+    return train(config, Workspace(dataset, tmp_path_factory.mktemp("runs"), cache, quiet))
 
 
 def test_run_directory_holds_the_contract(run_dir):
@@ -70,14 +71,16 @@ def test_predict_files_reports_bad_files_without_stopping(run_dir, tmp_path):
     assert "no such file" in results[1].error
 
 
+@pytest.mark.slow
 def test_saved_model_is_float32_even_when_trained_in_bfloat16(dataset, tmp_path):
     config = TrainConfig(recipe="augmented", epochs=1, image_size=32, batch_size=8, precision="mixed_bfloat16")
-    run = train(config, dataset, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+    run = train(config, Workspace(dataset, tmp_path / "runs", tmp_path / "cache", quiet))
     model = keras.saving.load_model(run / "model.keras")  # plain Keras, compile included: nothing custom saved
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
     assert json.loads((run / "environment.json").read_text())["precision"] == "mixed_bfloat16"
 
 
+@pytest.mark.slow
 def test_unreadable_training_file_is_skipped_and_counted(dataset, tmp_path):
     import shutil
 
@@ -86,11 +89,12 @@ def test_unreadable_training_file_is_skipped_and_counted(dataset, tmp_path):
     (data / "horse-or-human" / "horses" / "broken.png").write_bytes(b"not an image")
     lines = []
     config = TrainConfig(epochs=1, image_size=32, batch_size=8, precision="float32")
-    run = train(config, data, tmp_path / "runs", tmp_path / "cache", log=lines.append)
+    run = train(config, Workspace(data, tmp_path / "runs", tmp_path / "cache", lines.append))
     assert load_run(run).metrics["skipped_files"] == 1
     assert any("broken.png" in line and "skipped" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_callback_options_run(dataset, tmp_path):
     config = TrainConfig(
         epochs=2,
@@ -102,10 +106,10 @@ def test_callback_options_run(dataset, tmp_path):
         l2=1e-4,
         precision="float32",
     )
-    run = train(config, dataset, tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+    run = train(config, Workspace(dataset, tmp_path / "runs", tmp_path / "cache", quiet))
     assert [r.path for r in list_runs(tmp_path / "runs")] == [run]
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
     with pytest.raises(HorsesHumansError, match="nothing: no data set here \\(no such folder\\).*data download"):
-        train(TrainConfig(epochs=1), tmp_path / "nothing", tmp_path / "runs", tmp_path / "cache", log=lambda s: None)
+        train(TrainConfig(epochs=1), Workspace(tmp_path / "nothing", tmp_path / "runs", tmp_path / "cache", quiet))

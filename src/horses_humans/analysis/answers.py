@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets import Split, labelled_folder, load_files
+from ..data.layouts import labelled_folder
+from ..data.pixels import Split, load_files
 from ..inference.predictor import Predictor
 from ..inference.unsure import NEITHER, answer_counts, tradeoff_curve
 from ..runs.record import load_run_split

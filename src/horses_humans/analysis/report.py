@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.metrics import auc, roc_curve
 
 from ..core.atomic import write_text_atomic
-from ..data.datasets import Split
+from ..data.pixels import Split
 from ..inference.calibration import reliability_bins
 from ..inference.predictor import Predictor
 from ..inference.unsure import NEITHER, tradeoff_curve

@@ -70,14 +70,14 @@ def add_weights(sub) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from ..data import datasets as data
+    from ..data import download, importing, importplan
 
     data_dir = resolve_data_dir(args.data_dir)
     if args.data_command == "download":
-        data.download(data_dir, log=log)
+        download.download(data_dir, log=log)
     elif args.data_command == "import":
-        limits = data.ImportLimits.given(args.max_bytes, args.max_files)
-        data.import_path(args.path, data_dir, args.split, log=log, limits=limits)
+        limits = importplan.ImportLimits.given(args.max_bytes, args.max_files)
+        importing.import_path(args.path, data_dir, args.split, log=log, limits=limits)
     else:
         from ..data.check import check_dataset, format_report
 

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ..config import PRECISIONS, HorsesHumansError, TrainConfig, resolve_data_dir, resolve_runs_dir
+from ..config import PRECISIONS, HorsesHumansError, TrainConfig, resolve_data_dir
 from .common import add_cache_dir, add_data_dir, log
 from .options import add_config_options, config_from_args
 
@@ -100,6 +100,7 @@ def add_sweep(actions) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..core.workspace import Workspace
     from ..training.loop import resume_run, train
 
     if args.resume:
@@ -108,8 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume_run(args.resume, data_dir, args.cache_dir, log=log, tensorboard=args.tensorboard, mlflow=args.mlflow)
         return 0
     config = config_from_args(TrainConfig, args)
-    data_dir, runs_dir = resolve_data_dir(args.data_dir), resolve_runs_dir(args.runs_dir)
-    train(config, data_dir, runs_dir, args.cache_dir, log=log, tensorboard=args.tensorboard, mlflow=args.mlflow)
+    workspace = Workspace.from_env(args.data_dir, args.runs_dir, args.cache_dir, log)
+    train(config, workspace, tensorboard=args.tensorboard, mlflow=args.mlflow)
     return 0
 
 

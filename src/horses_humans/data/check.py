@@ -9,17 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import HorsesHumansError
-from .datasets import (
+from .files import shown
+from .images import ImageError, open_image
+from .layouts import (
     CLASS_FOLDERS,
     LAYOUTS,
     VAL_FOLDERS,
     VALIDATION,
     detect_layout,
     find_dataset,
-    list_files,
+    read_class_folders,
     split_folders,
 )
-from .images import ImageError, open_image
 
 ALL = "all"  # the report's name for class folders alone: one "split" holding every image
 IMBALANCE = 1.5  # largest / smallest class above this is worth a warning
@@ -40,9 +41,10 @@ def inspect_file(path: Path) -> dict:
 def check_split(split_dir: Path) -> dict:
     """Per-split facts; a split that cannot be listed records its problem instead."""
     try:
-        names, files, labels = list_files(split_dir)
+        found = read_class_folders(split_dir)
     except HorsesHumansError as exc:
         return {"problem": str(exc)}
+    names, files, labels = found.names, found.files, found.labels(found.names)
     with ThreadPoolExecutor() as pool:
         infos = list(pool.map(lambda f: inspect_file(split_dir / f), files))
     counts = Counter(names[label] for label in labels)
@@ -53,7 +55,7 @@ def check_split(split_dir: Path) -> dict:
         "readable": dict(readable),
         "sizes": dict(Counter(i["size"] for i in infos if "size" in i)),
         "modes": dict(Counter(i["mode"] for i in infos if "mode" in i)),
-        "unreadable": [i["error"] for i in infos if "error" in i],
+        "unreadable": [i["error"] for i in infos if "error" in i] + [item["reason"] for item in found.skipped],
         "hashes": {f: (names[label], i["sha256"]) for f, label, i in zip(files, labels, infos)},
     }
 
@@ -208,7 +210,7 @@ def format_report(report: dict) -> str:
     for p in report["problems"]:
         lines.append(f"problem: {p}")
     lines.append("\nresult: " + ("NOT usable for training" if report["problems"] else "usable for training"))
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in "\n".join(lines).split("\n"))  # names may hold escapes or non-UTF-8
 
 
 def fmt_counter(counter: dict, most: int = 8) -> str:

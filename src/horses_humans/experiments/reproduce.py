@@ -22,6 +22,7 @@ from pathlib import Path
 from ..config import HorsesHumansError, TrainConfig, check_positive, resolve_runs_dir
 from ..core.atomic import write_text_atomic
 from ..core.tables import fmt_mean_std, markdown_table, metric_cells, options_text
+from ..core.workspace import Workspace
 from ..models.recipes import get_recipe, resolve
 from ..models.weights import resolve_weights
 from ..runs import schema as runschema
@@ -324,9 +325,8 @@ def train_missing(
         if progress:
             progress(i - 1, len(planned))
         if not run.run_dir and not run.skipped:
-            trained[run.config] = training.train(
-                run.config, data_dir, runs_dir, cache_dir, log=log, resume=run.interrupted
-            )
+            workspace = Workspace.from_env(data_dir, runs_dir, cache_dir, log)
+            trained[run.config] = training.train(run.config, workspace, resume=run.interrupted)
     if progress:
         progress(len(planned), len(planned))
 

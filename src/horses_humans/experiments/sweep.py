@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import HorsesHumansError, TrainConfig
 from ..core.atomic import write_text_atomic
 from ..core.tables import markdown_table
+from ..core.workspace import Workspace
 from ..runs.store import load_run
 
 SEARCH_SPACE = {"layers": [2, 3, 4], "first_filters": [16, 32, 64], "kernel_size": [3, 5]}
@@ -78,7 +79,7 @@ def run_sweep(
     def objective(trial):
         config = trial_config(trial, base)
         log(f"[trial {trial.number + 1}] conv {'-'.join(map(str, config.conv_filters))}, kernel {config.kernel_size}")
-        run = train(config, data_dir, runs_dir, cache_dir, log=log)
+        run = train(config, Workspace.from_env(data_dir, runs_dir, cache_dir, log))
         trial.set_user_attr("run", str(run))
         return load_run(run).metrics["val_accuracy"]
 

@@ -32,7 +32,7 @@ from ..config import HorsesHumansError, describe_error
 from ..core.atomic import current_umask, write_json_atomic, write_text_atomic
 from ..core.backend import quiet_native_stderr
 from ..core.tables import megabytes
-from ..data.datasets import Split
+from ..data.pixels import Split
 from ..inference.runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, file_sha256, load_keras
 from ..inference.unsure import load_rule
 from ..models.outputs import ClassOutput

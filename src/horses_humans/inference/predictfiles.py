@@ -70,7 +70,8 @@ def predict_locally(request: PredictRequest, progress, log: Callable[[str], None
 
     fmt = choose_format(request.fmt, request.output)
     run = load_run(request.run, request.checkpoint)
-    model = model_stamp(run, request.checkpoint, request.runtime)  # what answers: resume continues only its own file
+    # what answers (resume continues only its own file); Predictor.from_run below says auto's warnings, once
+    model = model_stamp(run, request.checkpoint, request.runtime, warn=lambda line: None)
     check_output(request.output, fmt, request.resume, run.class_names, model)  # before the model loads
     predictor = Predictor.from_run(run, request.checkpoint, request.runtime)  # imports TensorFlow only for Keras
     log(f"answering with {predictor.source}")

@@ -24,8 +24,8 @@ import numpy as np
 from ..config import DEFAULT_THRESHOLD, HorsesHumansError
 from ..core.backend import import_backend
 from ..core.batching import batched
+from ..data.files import UnreadableFile, WalkedInput, open_regular, walk_inputs
 from ..data.images import ImageError, load_pixels
-from ..data.inputfiles import Entry, open_regular, walk_inputs
 from ..models.outputs import ClassOutput
 from ..runs.store import Run, load_run
 from .runtimes import KerasRuntime, Runtime, open_export, stderr
@@ -174,7 +174,11 @@ class Predictor:
         return results
 
     def predict_batches(
-        self, entries: Iterable[Entry], batch_size: int = 32, workers: int | None = None, max_pixels: int | None = None
+        self,
+        entries: Iterable[WalkedInput],
+        batch_size: int = 32,
+        workers: int | None = None,
+        max_pixels: int | None = None,
     ) -> Iterator[list[Prediction]]:
         """The rows of each batch of (path, reason to skip or None) entries, in order, as soon as it is predicted:
         `workers` threads decode the next batches while the model runs this one; at most PREFETCH batches wait."""
@@ -195,7 +199,7 @@ class Predictor:
             while pending:
                 yield self.finish(*pending.popleft())
 
-    def finish(self, batch: list[Entry], decoding: list[Future | str]) -> list[Prediction]:
+    def finish(self, batch: list[WalkedInput], decoding: list[Future | str]) -> list[Prediction]:
         """One batch's rows once its decoding is done (a skip reason stands for its decoded pixels)."""
         decoded = [item.result() if isinstance(item, Future) else item for item in decoding]
         return self.predict_decoded([path for path, _ in batch], decoded)
@@ -205,7 +209,7 @@ class Predictor:
         try:
             with open_regular(path) as stream:
                 return load_pixels(stream, self.image_size, name=str(path), max_pixels=max_pixels)
-        except ImageError as exc:
+        except (ImageError, UnreadableFile) as exc:
             return str(exc)
 
     def predict_chunk(self, files: list[str | Path], max_pixels: int | None = None) -> list[Prediction]:
@@ -300,14 +304,14 @@ def keras_model(run: Run, checkpoint: str | None = None):
     return run.load_model(checkpoint)
 
 
-def score_checkpoints(run_dir: str | Path, checkpoints: dict, log=logger.info) -> dict:
+def score_checkpoints(run_dir: str | Path, checkpoints: dict, cache_dir: Path | None = None, log=logger.info) -> dict:
     """metrics.json's "checkpoints" with each saved float32 file's own validation accuracy (saved_val_accuracy)
     beside training's figure, which may come from bfloat16 arithmetic; called before metrics.json is written, so
     each checkpoint is loaded by its file name. A file holding the same epoch as another is scored once."""
     from ..runs.record import load_run_split
 
     run = load_run(run_dir)
-    val = load_run_split(run, "validation", None, None, log)
+    val = load_run_split(run, "validation", None, cache_dir, log)
     if not len(val):
         return checkpoints
     scored, y = {}, np.asarray(val.y)
@@ -339,7 +343,7 @@ def refit_unsure(
 
 def collect_files(paths: list[Path]) -> list[Path]:
     """Files named directly, plus every file under named folders (recursively, sorted) that is not hidden
-    (dot files, __MACOSX: the rule the data set's folders follow); see inputfiles.walk_inputs, its lazy form."""
+    (dot files, __MACOSX: the rule the data set's folders follow); see files.walk_inputs, its lazy form."""
     return [path for path, _ in walk_inputs(paths)]  # a missing or special file becomes a per-file error, not a crash
 
 

@@ -51,10 +51,11 @@ class ModelStamp:
         return f"run {self.run}, checkpoint {self.checkpoint}, runtime {self.runtime}"
 
 
-def model_stamp(run: Run, checkpoint: str | None = None, runtime: str = "auto") -> ModelStamp:
-    """The stamp of what Predictor.from_run(run, checkpoint, runtime) loads (the same choice of export)."""
+def model_stamp(run: Run, checkpoint: str | None = None, runtime: str = "auto", warn=None) -> ModelStamp:
+    """The stamp of what Predictor.from_run(run, checkpoint, runtime) loads (the same choice of export); `warn`
+    gets auto's warnings (None: the runtimes' default, stderr; pass a no-op when the Predictor will say them)."""
     checkpoint_file = run.checkpoint_path(checkpoint).name
-    export = choose_export(run.path, checkpoint_file, runtime)
+    export = choose_export(run.path, checkpoint_file, runtime, *([warn] if warn else []))
     return ModelStamp(run.path.name, checkpoint_file, f"{export.runtime}:{export.name}" if export else "keras")
 
 

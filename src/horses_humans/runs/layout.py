@@ -32,7 +32,7 @@ EVALUATIONS_DIR = "evaluations"  # one JSON per evaluated split or --data folder
 # A run is finished when METRICS_FILE exists. Until then RESUME_DIR holds Keras' BackupAndRestore state, so a killed
 # `train` continues with `train --resume RUN`; atomic.py's temporary files are named ".NAME.*.tmp*".
 RESUME_DIR = "resume"
-RESUME_STATE_FILE = "state.json"  # in RESUME_DIR: {stage, stage_start, epochs, done, weights, best, counters}
+RESUME_STATE_FILE = "state.json"  # in RESUME_DIR: {stage, index, stage_start, epochs, done, weights, best, counters}
 TEMP_GLOB = ".*.tmp*"
 EXPORT_DIR = "export"  # RUN/export/NAME/: where export publishes each export that passed its parity check
 EXPORT_RECORD_FILE = "export.json"  # in RUN/export/NAME/: where it came from, its parity, its files' sha256

@@ -12,18 +12,9 @@ import logging
 from pathlib import Path
 
 from ..config import HorsesHumansError, TrainConfig, resolve_data_dir
-from ..data.datasets import (
-    CLASS_FOLDERS,
-    DataSet,
-    FileList,
-    Split,
-    detect_layout,
-    file_digests,
-    find_dataset,
-    labelled_folder,
-    load_files,
-    visible_files,
-)
+from ..data.files import visible_files
+from ..data.layouts import CLASS_FOLDERS, DataSet, FileList, detect_layout, find_dataset, labelled_folder
+from ..data.pixels import Split, file_digests, load_files
 from .store import Run
 
 logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr

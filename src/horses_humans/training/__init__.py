@@ -1,2 +1,2 @@
-"""Fitting a run: the training loop, resume, devices, cached features and tracking. Imports inference
-and below."""
+"""Fitting a run: the loop (loop), its named stages (plan, stages), callbacks, optimizer and precision, what a run
+records (records), resume, devices, cached features and tracking. Imports inference and below."""

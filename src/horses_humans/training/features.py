@@ -15,7 +15,7 @@ from ..config import user_cache_dir
 from ..core.arraycache import cached_array
 from ..core.batching import batched
 from ..core.progress import ProgressBar
-from ..data.datasets import Split
+from ..data.pixels import Split
 from ..models.recipes import Recipe
 
 

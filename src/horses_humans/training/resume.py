@@ -27,8 +27,11 @@ from ..core.atomic import atomic_path, write_json_atomic
 from ..runs import schema as runschema
 from ..runs.layout import RESUME_STATE_FILE
 from ..runs.store import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, RESUME_DIR, TEMP_GLOB, read_json
+from .plan import Stage
 
-STATE_FILE = RESUME_STATE_FILE  # written last
+STATE_FILE = (
+    RESUME_STATE_FILE  # in RESUME_DIR: {stage, index, stage_start, epochs, done, weights, best, counters}; last
+)
 # What EarlyStopping and ReduceLROnPlateau count between epochs: backed up, so their patience runs on across a resume.
 COUNTED = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
 COUNTERS = ("wait", "best", "best_epoch", "cooldown_counter")
@@ -49,21 +52,31 @@ class Backup:
         """Epochs completed before the interruption (0 for a fresh run)."""
         return self.state.get("epochs", 0)
 
-    def superseded(self, stage: int) -> bool:
+    @property
+    def index(self) -> int:
+        """The place of the stage the backup is of, 0 for none (older versions recorded only the place, as stage)."""
+        legacy = self.state.get("stage")
+        return self.state.get("index", legacy if isinstance(legacy, int) else 0)
+
+    def holds(self, stage: Stage) -> bool:
+        """True when the backup is of this stage: by its name, or by its place in a backup an older version wrote."""
+        return self.state.get("stage") in (stage.name, stage.index)
+
+    def superseded(self, stage: Stage) -> bool:
         """True when a later stage had started: this one needs neither fitting nor restoring."""
-        return self.state.get("stage", 0) > stage
+        return self.index > stage.index
 
-    def stage_start(self, stage: int, default: int) -> int:
-        """The epoch count at which the stage began (default: it begins now)."""
-        return self.state["stage_start"] if self.state.get("stage") == stage else default
+    def begin(self, stage: Stage) -> Stage:
+        """The stage as it resumes: beginning at the epoch count the backup recorded, if the backup is of it."""
+        return stage.starting_at(self.state["stage_start"]) if self.holds(stage) else stage
 
-    def end(self, stage: int, start: int, epochs: int, done_epochs: int) -> int:
-        """The epoch a stage's fit runs to: start + epochs, or where it stopped if it finished (early stopping)."""
-        return done_epochs if self.state.get("stage") == stage and self.state.get("done") else start + epochs
+    def end(self, stage: Stage, done_epochs: int) -> int:
+        """The epoch a stage's fit runs to: its last epoch, or where it stopped if it finished (early stopping)."""
+        return done_epochs if self.holds(stage) and self.state.get("done") else stage.last_epoch
 
-    def callback(self, stage: int, start: int, done_epochs: int) -> EpochBackup:
+    def callback(self, stage: Stage, done_epochs: int) -> EpochBackup:
         """The callback that restores this stage (if the backup is of it) and backs it up after each epoch."""
-        return EpochBackup(self, stage, start, done_epochs)
+        return EpochBackup(self, stage, done_epochs)
 
     def restore(self, recorder, best) -> None:
         """Put the backed-up history rows and best epoch back into the recorder and BestWeights."""
@@ -80,10 +93,10 @@ class Backup:
                 best.best, best.epoch = record["value"], record["epoch"]
                 best.weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
-    def restore_fit(self, model, stage: int) -> None:
+    def restore_fit(self, model, stage: Stage) -> None:
         """Load the backed-up weights and optimizer state into the model being fitted, if the backup is of this
         stage."""
-        if self.state.get("stage") != stage:
+        if not self.holds(stage):
             return
         path = self.folder / self.state["weights"]
         with np.load(path) as saved:
@@ -94,23 +107,24 @@ class Backup:
                 "resume from the first epoch."
             )
 
-    def restore_counters(self, callbacks: list, stage: int) -> None:
+    def restore_counters(self, callbacks: list, stage: Stage) -> None:
         """Put back the backed-up counters of these callbacks (EarlyStopping, ...), if the backup is of this stage."""
-        if self.state.get("stage") == stage:
+        if self.holds(stage):
             for callback, saved in zip(callbacks, self.state.get("counters", [])):
                 for name, value in saved.items():
                     setattr(callback, name, value)
 
-    def save(self, model, stage: int, start: int, epochs: int, done: bool, counters: list | None = None) -> None:
+    def save(self, model, stage: Stage, epochs: int, done: bool, counters: list | None = None) -> None:
         """Copy the fitted model's state and start writing it, the best epoch, then state.json naming them (a thread:
         training goes on meanwhile; the last save of a stage is waited for)."""
         self.wait()
-        arrays, weights = snapshot(model), f"stage{stage}-epoch{epochs}.npz"
+        arrays, weights = snapshot(model), f"{stage.name}-epoch{epochs}.npz"
         best = self.best if self.best is not None and self.best.weights is not None else None
         best_record = best and {"value": best.best, "epoch": best.epoch, "file": f"best-epoch{best.epoch}.npz"}
         state = {
-            "stage": stage,
-            "stage_start": start,
+            "stage": stage.name,
+            "index": stage.index,
+            "stage_start": stage.first_epoch,
             "epochs": epochs,
             "done": done,
             "weights": weights,
@@ -161,9 +175,9 @@ class EpochBackup(keras.callbacks.Callback):
     """Restores a stage's backup when its fit begins, backs it up after each epoch and marks it done when the fit
     ends (so a finished stage, early-stopped or not, is skipped on resume). It runs after every other callback."""
 
-    def __init__(self, backup: Backup, stage: int, start: int, done_epochs: int):
+    def __init__(self, backup: Backup, stage: Stage, done_epochs: int):
         super().__init__()
-        self.backup, self.stage, self.start, self.epochs = backup, stage, start, done_epochs
+        self.backup, self.stage, self.epochs = backup, stage, done_epochs
         self.watched: list = []
 
     def watch(self, callbacks) -> EpochBackup:
@@ -181,10 +195,10 @@ class EpochBackup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs = epoch + 1
-        self.backup.save(self.model, self.stage, self.start, self.epochs, False, self.counters())
+        self.backup.save(self.model, self.stage, self.epochs, False, self.counters())
 
     def on_train_end(self, logs=None):  # after EarlyStopping's restore of its best weights
-        self.backup.save(self.model, self.stage, self.start, self.epochs, True, self.counters())
+        self.backup.save(self.model, self.stage, self.epochs, True, self.counters())
 
 
 def to_json(value):
