@@ -47,8 +47,9 @@ def download_weights(official: WeightsFile) -> str:
         raise HorsesHumansError(
             f"{official.backbone} ImageNet weights not found and could not be downloaded ({str(exc).splitlines()[0]}). "
             f"Expected file: {official.file} ({official.size or 'size unknown'}, {hash_text}) from {official.url}. "
-            f"Put it in {keras_cache_dir()}/ (or run `horses-humans weights install FILE`), or pass --weights PATH; "
-            f"--weights none trains from random weights."
+            f"Install a copy with `horses-humans weights install FILE --backbone {official.backbone}` (it goes to "
+            f"{keras_cache_dir()}/) or pass --weights PATH; or train the from-scratch CNN, which needs no weights, "
+            "with --recipe baseline (--weights none: a backbone with random weights)."
         ) from None
 
 
