@@ -75,7 +75,7 @@ def test_every_class_is_answered_with_its_probability_and_all_others(served):
 def test_server_answers_match_the_predictor(served):
     n, run, data, client = served
     path = validation_files(data, n)[-1][1]
-    expected = Predictor.from_run(run).predict_proba(load_pixels(path, 32)[None])[0]
+    expected = Predictor.from_run(run, runtime="keras").predict_proba(load_pixels(path, 32)[None])[0]
     result = client.post("/v1/predict", files=[("files", (path.name, path.read_bytes(), "image/png"))]).json()[
         "results"
     ][0]
@@ -192,7 +192,7 @@ def test_every_export_read_with_its_labels_answers_like_keras(exported, name):
     pixels = np.stack([load_pixels(path, 32) for _, path in validation_files(data, n)])
     raw = standard_predictions(result.path, result.format, pixels)
     assert raw.shape == (n, output.units)
-    got, expected = output.probabilities(raw), Predictor.from_run(run).predict_proba(pixels)
+    got, expected = output.probabilities(raw), Predictor.from_run(run, runtime="keras").predict_proba(pixels)
     assert list(output.predicted(got)) == list(range(n))
     bound = {"none": 1e-4, "float16": 1e-2}.get(result.quantize, 0.05)
     assert np.abs(got - expected).max() <= bound

@@ -114,7 +114,7 @@ def predict_split(run, side: str = "validation", data_dir=None, data=None, cache
         if data is not None
         else load_run_split(run, side, data_dir, cache_dir, log)
     )
-    predictor = Predictor.from_run(run)
+    predictor = Predictor.from_run(run, runtime="keras")  # the model itself: exports are checked against it
     return predictor, split, predictor.predict_proba(np.asarray(split.x))
 
 
