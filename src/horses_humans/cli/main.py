@@ -477,12 +477,11 @@ def check_resume_options(args) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from ..analysis.evaluation import evaluate_run, format_metrics, metrics_json
+    from ..analysis.evaluation import EvalSplit, evaluate_run, format_metrics, metrics_json
 
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731  (stdout stays pure JSON with --json)
-    metrics = evaluate_run(
-        args.run, run_data_dir(args), args.cache_dir, log, side=args.split, data=args.data, checkpoint=args.checkpoint
-    )
+    split = EvalSplit(args.split, run_data_dir(args), args.data)
+    metrics = evaluate_run(args.run, split, args.checkpoint, args.cache_dir, log)
     print(metrics_json(metrics) if args.json else format_metrics(metrics))
     return 0
 
@@ -646,6 +645,7 @@ def cmd_compare(args) -> int:
 
 def cmd_experiment(args) -> int:
     from ..core.progress import ProgressBar
+    from ..core.workspace import Workspace
 
     if args.experiment_command == "sweep":
         from ..experiments.sweep import run_sweep
@@ -661,11 +661,10 @@ def cmd_experiment(args) -> int:
                 precision=args.precision,
             )
         )
-        run_sweep(
-            args.trials, base, resolve_data_dir(args.data_dir), Path(args.runs_dir), args.cache_dir, args.out, train
-        )
+        workspace = Workspace.from_env(args.data_dir, args.runs_dir, args.cache_dir)
+        run_sweep(args.trials, base, workspace, args.out, train)
         return 0
-    from ..experiments.reproduce import load_experiments, reproduce, reproduce_runs_dir
+    from ..experiments.reproduce import Selection, load_experiments, reproduce, reproduce_runs_dir
 
     given = {
         "epochs": args.epochs,
@@ -674,18 +673,10 @@ def cmd_experiment(args) -> int:
         "precision": args.precision,
     }
     with ProgressBar("experiment runs", transient=True) as progress:  # erased at the end: the lines tell the story
-        reproduce(
-            load_experiments(args.experiments),
-            args.seeds,
-            {k: v for k, v in given.items() if v is not None},
-            reproduce_runs_dir(args.runs_dir),
-            resolve_data_dir(args.data_dir),
-            args.cache_dir,
-            args.out,
-            args.only,
-            args.dry_run,
-            log=progress_from_log(progress),
-        )
+        selection = Selection(args.seeds, {k: v for k, v in given.items() if v is not None}, args.only)
+        runs_dir, log = reproduce_runs_dir(args.runs_dir), progress_from_log(progress)
+        workspace = Workspace.from_env(args.data_dir, runs_dir, args.cache_dir, log)
+        reproduce(load_experiments(args.experiments), selection, workspace, args.out, args.dry_run)
     return 0
 
 
