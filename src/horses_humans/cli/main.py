@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for the PNGs (default: RUN/explain)")
     add_checkpoint(p)
 
-    from ..export.pipeline import FORMATS, QUANTIZE
+    from ..export.formats import FORMATS, QUANTIZE
 
     p = sub.add_parser(
         "export", help="export a run's model (keras, savedmodel, tflite, web), each checked against the Keras model"
@@ -696,7 +696,8 @@ def cmd_export(args) -> int:
     from ..config import check_positive
     from ..core.progress import ProgressBar
     from ..core.tables import exports_markdown, write_exports_markdown
-    from ..export.pipeline import ALL, check_request, export_all, open_source
+    from ..export.formats import ALL, check_request
+    from ..export.pipeline import export_all, open_source
 
     check_positive("latency_runs", args.latency_runs)
     if args.all and args.quantize != "none":
