@@ -9,6 +9,7 @@ class 1 for two classes, the largest probability for more).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from ..runs.layout import EVALUATION_FILE, EVALUATIONS_DIR, PREDICTIONS_FILE
 from ..runs.modelcard import write_model_card
 from ..runs.record import load_labelled, load_run_split
 from ..runs.store import load_run
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, output: ClassOutput) -> dict:
@@ -118,7 +121,7 @@ class EvalSplit:
         return "data" if self.folder is not None else self.side
 
 
-def predict_split(run, split: EvalSplit = EvalSplit(), cache_dir=None, log=print):
+def predict_split(run, split: EvalSplit = EvalSplit(), cache_dir=None, log=logger.info):
     """(predictor, the decoded images, class probabilities (N, C)) of a loaded run on the images `split` names."""
     images = (
         load_labelled(run, split.folder, cache_dir, log)
@@ -130,7 +133,7 @@ def predict_split(run, split: EvalSplit = EvalSplit(), cache_dir=None, log=print
 
 
 def evaluate_run(
-    run_dir, split: EvalSplit = EvalSplit(), checkpoint: str | None = None, cache_dir=None, log=print
+    run_dir, split: EvalSplit = EvalSplit(), checkpoint: str | None = None, cache_dir=None, log=logger.info
 ) -> dict:
     """Evaluate a run's saved model (`checkpoint`, default the run's) on the images `split` names (default its
     validation split); writes evaluation.json (saying which images and checkpoint), evaluations/NAME.json (one per

@@ -15,7 +15,7 @@ import platform
 import tomllib
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,11 +281,17 @@ class Selection:
 
 
 def reproduce(
-    file: ExperimentFile, selection: Selection, workspace: Workspace, out: Path = DEFAULT_OUT, dry_run: bool = False
+    file: ExperimentFile,
+    selection: Selection,
+    workspace: Workspace,
+    out: Path = DEFAULT_OUT,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path | None:
     """Train every run the selection plans from the file's experiments that is not finished yet (into the workspace's
     runs folder), then (re)write the results document from the finished ones, also when interrupted. With dry_run,
-    only print the plan. Returns the document's path (None on a dry run)."""
+    only print the plan. `progress(done, total)` is told of each planned run before it starts, and at the end.
+    Returns the document's path (None on a dry run)."""
     runs_dir, log = workspace.runs_dir, workspace.log
     planned = plan(file.select(selection.only), selection.seeds, selection.defaults, runs_dir)
     if dry_run:
@@ -294,7 +300,7 @@ def reproduce(
         log(f"dry run, nothing trained: {plan_summary(planned)}.")
         return None
     try:
-        train_missing(planned, workspace)
+        train_missing(planned, workspace, progress)
     finally:
         command = command_text(planned, file, selection, runs_dir)
         write_text_atomic(out, render_document(locate_runs(planned, runs_dir), command, file.title))
@@ -311,17 +317,21 @@ def plan_summary(planned: list[PlannedRun]) -> str:
     return f"{len(planned)} runs: {finished} finished, {todo} to train ({retries} interrupted), {skipped} skipped"
 
 
-def train_missing(planned: list[PlannedRun], workspace: Workspace) -> None:
+def train_missing(planned: list[PlannedRun], workspace: Workspace, progress=None) -> None:
     """Train the planned runs that are neither finished nor skipped, each through training.train in the workspace (an
-    interrupted one resumed from its last completed epoch)."""
+    interrupted one resumed from its last completed epoch); progress(done, total) before each and at the end."""
     from ..training import loop as training
 
     trained: dict[TrainConfig, Path] = {}  # two experiments may resolve to the same config: train it once
     for i, run in enumerate(planned, 1):
         run.run_dir = run.run_dir or trained.get(run.config)
         workspace.log(progress_line(i, len(planned), run))
+        if progress:
+            progress(i - 1, len(planned))
         if not run.run_dir and not run.skipped:
             trained[run.config] = training.train(run.config, workspace, resume=run.interrupted)
+    if progress:
+        progress(len(planned), len(planned))
 
 
 # ---------------------------------------------------------------- the document

@@ -36,6 +36,8 @@ from .formats import ALL, FORMATS, Format, check_request, export_name
 from .parity import Parity, check_parity, p50_latency_ms
 from .source import ExportSource
 
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
+
 
 @dataclass
 class ExportResult:
@@ -81,7 +83,7 @@ def open_source(
     run_dir: str | Path,
     data_dir: Path | None = None,
     cache_dir: Path | None = None,
-    log=print,
+    log=logger.info,
     checkpoint: str | None = None,
 ) -> ExportSource:
     """Load a run's model (`checkpoint`, default the run's) and its uncalibrated probabilities on the validation

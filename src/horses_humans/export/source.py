@@ -4,6 +4,7 @@ stripped), its validation images and the Keras model's own class probabilities o
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from ..runs.layout import EXPORT_DIR, EXPORTS_FILE
 from ..runs.record import load_run_split
 from ..runs.store import Run
 
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
+
 REPRESENTATIVE_IMAGES = 128  # training images that calibrate int8 activation ranges
 
 
@@ -31,7 +34,7 @@ class ExportSource:
     reference: np.ndarray  # the Keras model's own class probabilities (N, C) on validation.x (uncalibrated)
     data_dir: Path | None  # None: the run's own data folder
     cache_dir: Path | None = None
-    log: Callable = print
+    log: Callable = logger.info
     _scratch: object = field(default=None, repr=False)  # TemporaryDirectory for `saved_model` and `onnx`
 
     @cached_property
