@@ -6,7 +6,7 @@ import json
 from horses_humans.cli.main import main
 from horses_humans.config import TrainConfig
 from horses_humans.runs.modelcard import model_card, write_model_card
-from horses_humans.runs.store import BEST_MODEL_FILE, MODEL_FILE, load_run, save_json
+from horses_humans.runs.store import BEST_MODEL_FILE, MODEL_FILE, labels_record, load_run, save_json
 
 from ..fake_runs import write_run
 
@@ -70,7 +70,7 @@ def checkpointed_run(tmp_path):
             "temperature": 2.5,
             "ece_before": 0.21,
             "ece_after": 0.02,
-            "unsure": {"rule": "max probability", "threshold": 0.8},
+            "unsure": {"min_confidence": 0.8, "neither_class": None},
         },
     )
     return path
@@ -84,17 +84,21 @@ def test_card_has_the_hub_sections_in_order(tmp_path):
 
 
 def test_card_shows_checkpoints_data_evaluations_calibration_and_limits(tmp_path):
-    card = model_card(load_run(checkpointed_run(tmp_path)))
+    path = checkpointed_run(tmp_path)
+    card = model_card(load_run(path))
     assert "| best | `model-best.keras` | 3 | 81.5 | 0.4000 | yes |" in card
     assert "| last | `model.keras` | 15 | 59.2 | 2.1000 |  |" in card
     assert "optimistic" in card and "9,494,561" in card
     assert "| train | 3 | 1 | 2 |" in card and "| validation | 1 | 1 | 0 |" in card  # images per side and class
-    assert "| test | `/data/hh/test` | best | 40 | 77.5 | horses 90.0, humans 65.0 |" in card
     assert (
-        "temperature: 2.5000" in card
-        and "after: 0.0200" in card
-        and "threshold = 0.8" in card
-        and "photos of horses or humans" in card
+        "| test | `/data/hh/test` | best | 40 | 77.5 | horses 90.0, humans 65.0 | "
+        f"`horses-humans evaluate {path.name} --split test --checkpoint best` |" in card
+    )  # each number with the command that made it
+    assert (
+        "temperature: 2.50" in card
+        and "after: 0.020" in card
+        and "answers unsure when the top probability is under 80%" in card
+        and "images of horses or humans" in card
     )
     assert "white-background shortcut" in card and "CGI-to-real gap" in card and "none of horses, humans" in card
 
@@ -114,3 +118,31 @@ def test_card_command_writes_and_prints_the_card(tmp_path, capsys):
     assert (
         json.loads((path / "metrics.json").read_text())["checkpoints"]["default"] == "best"
     )  # the card changes no run file
+
+
+def test_card_of_a_run_on_ones_own_photos_says_nothing_of_renders_and_words_its_rule(tmp_path):
+    path = write_run(tmp_path, TrainConfig(recipe="mobilenet_v2"))
+    save_json(path, "labels.json", labels_record(["cats", "dogs", "neither"], 224))
+    save_json(
+        path,
+        "data.json",
+        {
+            "data_dir": "/photos/pets",
+            "layout": "class-folders",
+            "class_names": ["cats", "dogs", "neither"],
+            "val_split": 0.2,
+            "seed": 0,
+            "sides": {"train": {"folder": ".", "files": {"cats/a.jpg": "x"}}},
+        },
+    )
+    save_json(
+        path,
+        "calibration.json",
+        {"temperature": 0.9, "unsure": {"min_confidence": 0.47207215428352356, "neither_class": "neither"}},
+    )
+    card = model_card(load_run(path))
+    for claim in ("CGI", "render", "Horses or Humans", "60%", "97%"):
+        assert claim not in card, claim
+    assert "when the top probability is under 47%, or when the 'neither' class" in card
+    assert "0.4720" not in card  # the rule in words, not as a raw number
+    assert "images of cats or dogs" in card and 'no "none of these" answer' not in card

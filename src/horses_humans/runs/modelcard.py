@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..core.atomic import write_text_atomic
 from ..core.tables import markdown_table
+from ..data.layouts import OFFICIAL
 from . import schema as runschema
 from .layout import EVALUATIONS_DIR
 from .store import CHECKPOINT_FILES, MODEL_CARD_FILE, OPTIMISM_NOTE, Run, load_run, read_calibration
@@ -72,22 +73,50 @@ def details(run: Run) -> str:
 
 
 def uses(run: Run) -> str:
-    """## Intended uses & out-of-scope uses."""
-    names = ", ".join(run.class_names)
+    """## Intended uses & out-of-scope uses: what the run's classes and its unsure rule allow."""
+    rule = unsure_rule(run)
+    names = ", ".join(real_classes(run, rule))
+    if rule.get("neither_class") or rule.get("min_confidence"):
+        strangers = f"it answers unsure {unsure_words(rule)}, but that catches only some strangers; measure it"
+    else:
+        strangers = 'the model has no "none of these" answer and will name one of its classes'
     return "\n".join(
         [
             "## Intended uses & out-of-scope uses",
             "",
-            f"Intended: telling apart photos of {either(run.class_names)}, one subject per image, for "
-            "demonstration and "
-            "teaching.",
+            f"Intended: telling apart images of {either(real_classes(run, rule))}, one subject per image, like the "
+            "training images.",
             "",
-            f"Out of scope: any image that shows none of {names} (another animal, an object, food, a scene): the model "
-            'has no "none of these" answer of its own and will name one of its classes, often with high confidence. '
-            "Not for decisions about people (identity, age, any attribute): it was trained to find a person, "
-            "nothing more.",
+            f"Out of scope: any image that shows none of {names}: {strangers} "
+            "(`horses-humans evaluate RUN --data DIR` on a folder of such images). "
+            "Not for decisions about people (identity, age, any attribute).",
         ]
     )
+
+
+def unsure_rule(run: Run) -> dict:
+    """The run's unsure rule as recorded in calibration.json ({} when it has none)."""
+    return read_calibration(run.path).get("unsure") or {}
+
+
+def real_classes(run: Run, rule: dict) -> list[str]:
+    """The classes the model answers with: all but the one that stands for "none of these"."""
+    return [name for name in run.class_names if name != rule.get("neither_class")] or run.class_names
+
+
+def unsure_words(rule: dict) -> str:
+    """'when the top probability is under 47%, or when the neither class wins', in plain words."""
+    parts = []
+    if rule.get("min_confidence"):
+        parts.append(f"when the top probability is under {100 * rule['min_confidence']:.0f}%")
+    if rule.get("neither_class"):
+        parts.append(f'when the {rule["neither_class"]!r} class ("none of these") wins')
+    return ", or ".join(parts)
+
+
+def official_data(run: Run) -> bool:
+    """Was the run trained on the official Horses or Humans renders (the official layout)?"""
+    return (run.data or {}).get("layout") == OFFICIAL
 
 
 def training_data(run: Run) -> str:
@@ -113,8 +142,12 @@ def training_data(run: Run) -> str:
             "## Training data",
             "",
             f"Folder `{data.get('data_dir')}`, layout `{data.get('layout')}`.{made} The exact files and their "
-            "sha256 are in "
-            "`data.json`. The official Horses or Humans images are computer-generated renders (CGI), not photos.",
+            "sha256 are in `data.json`."
+            + (
+                " These are the official Horses or Humans images: computer-generated renders (CGI), not photos."
+                if official_data(run)
+                else ""
+            ),
             "",
             markdown_table(["side", "images", *run.class_names], rows),
         ]
@@ -137,7 +170,7 @@ def evaluation_results(run: Run) -> str:
     lines = [
         "## Evaluation results",
         "",
-        "Validation accuracy per checkpoint (recorded during training):",
+        "Validation accuracy per checkpoint (measured by `horses-humans train` on the validation split):",
         "",
         checkpoints_table(run),
         "",
@@ -145,7 +178,7 @@ def evaluation_results(run: Run) -> str:
     ]
     evaluations = load_evaluations(run.path)
     if evaluations:
-        lines += ["", "Recorded evaluations (`horses-humans evaluate`):", "", evaluations_table(evaluations)]
+        lines += ["", "Recorded evaluations:", "", evaluations_table(evaluations, run.path)]
     else:
         lines += [
             "",
@@ -183,8 +216,9 @@ def load_evaluations(run_dir: Path) -> list[dict]:
     return [read_evaluation(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def evaluations_table(evaluations: list[dict]) -> str:
-    """One row per evaluation: what was scored, with which checkpoint, images, accuracy, per-class recall."""
+def evaluations_table(evaluations: list[dict], run_dir: Path) -> str:
+    """One row per evaluation: what was scored, with which checkpoint, images, accuracy, per-class recall, and the
+    command that made it."""
     rows = [
         [
             e.get("split", "?"),
@@ -193,49 +227,58 @@ def evaluations_table(evaluations: list[dict]) -> str:
             e.get("images", "-"),
             percent(e.get("accuracy")),
             ", ".join(f"{n} {percent(s.get('recall'))}" for n, s in e.get("per_class", {}).items()),
+            f"`{evaluation_command(e, run_dir)}`",
         ]
         for e in evaluations
     ]
-    return markdown_table(["split", "folder", "checkpoint", "images", "accuracy %", "recall % per class"], rows)
+    header = ["split", "folder", "checkpoint", "images", "accuracy %", "recall % per class", "made by"]
+    return markdown_table(header, rows)
+
+
+def evaluation_command(evaluation: dict, run_dir: Path) -> str:
+    """The `horses-humans evaluate` command that made a recorded evaluation."""
+    split = evaluation.get("split", "validation")
+    where = f"--data {evaluation.get('folder')}" if split == "data" else f"--split {split}"
+    return f"horses-humans evaluate {Path(run_dir).name} {where} --checkpoint {evaluation.get('checkpoint', 'best')}"
 
 
 def calibration_lines(calibration: dict) -> list[str]:
-    """What calibration.json holds: temperature, expected calibration error before and after, the unsure rule."""
-    lines = ["Calibration (`calibration.json`, fitted on validation data):", ""]
-    for key, label in (
-        ("temperature", "temperature"),
-        ("ece_before", "expected calibration error before"),
-        ("ece_after", "expected calibration error after"),
-    ):
+    """What calibration.json holds, in words: the temperature, the calibration error before and after, the rule."""
+    lines = ["Calibration (`calibration.json`, fitted on the validation split by `horses-humans train`):", ""]
+    if calibration.get("temperature") is not None:
+        lines.append(f"- temperature: {calibration['temperature']:.2f} (probabilities are softened or sharpened by it)")
+    for key, label in (("ece_before", "before"), ("ece_after", "after")):
         if calibration.get(key) is not None:
-            lines.append(f"- {label}: {calibration[key]:.4f}")
-    unsure = calibration.get("unsure")
-    if unsure:
-        lines.append(
-            "- unsure: " + ", ".join(f"{k} = {v}" for k, v in unsure.items() if not isinstance(v, (dict, list)))
-        )
+            lines.append(f"- expected calibration error {label}: {calibration[key]:.3f}")
+    words = unsure_words(calibration.get("unsure") or {})
+    if words:
+        lines.append(f"- unsure: the model answers unsure {words} (`horses-humans unsure RUN` fits it again)")
     return lines
 
 
 def limitations(run: Run) -> str:
-    """## Limitations, bias and risks: what this project found (docs/findings.md)."""
-    return "\n".join(
-        [
-            "## Limitations, bias and risks",
-            "",
-            "- The white-background shortcut: Grad-CAM shows the baseline CNN calling horses on a plain white studio "
-            'background "humans" because of the background, not the horse (section 2 of ' + FINDINGS + "). Expect "
-            "answers to follow backgrounds and framing as much as the subject.",
-            "- The CGI-to-real gap: the official images are renders; real photos are a different domain. Measured "
-            "on real photos, the baseline CNN gets about 60% right (humans about 17%) and the best transfer model "
-            "about "
-            "97%. Measure this model with `horses-humans evaluate RUN --data DIR` on a folder of real photos.",
-            f"- Out of scope inputs: an image of none of {', '.join(run.class_names)} still gets one of those labels "
-            "unless the run has an unsure rule.",
-            "- Validation accuracy is optimistic for the best checkpoint (it chose it) and the validation set is "
-            "small.",
+    """## Limitations, bias and risks: what follows from this run's data, and nothing it does not show."""
+    lines = ["## Limitations, bias and risks", ""]
+    if official_data(run):
+        lines += [
+            "- The white-background shortcut: on the official renders, Grad-CAM shows models answering from the "
+            "background as much as the subject (" + FINDINGS + "). Expect answers to follow backgrounds and framing.",
+            "- The CGI-to-real gap: the official images are renders; real photos are a different domain, where "
+            "accuracy is lower. Measure this model with `horses-humans evaluate RUN --data DIR` on real photos.",
         ]
-    )
+    else:
+        lines.append(
+            "- The model knows only what its training folders show: photos unlike them (other cameras, light, "
+            "framing) may be answered worse. Measure with `horses-humans evaluate RUN --data DIR`."
+        )
+    rule = unsure_rule(run)
+    strangers = "the unsure rule above" if unsure_words(rule) else "no unsure rule"
+    lines += [
+        f"- Out of scope inputs: an image of none of {', '.join(real_classes(run, rule))} gets one of those labels "
+        f"unless {strangers} catches it.",
+        "- Validation accuracy is optimistic for the best checkpoint (it chose it) and the validation set is small.",
+    ]
+    return "\n".join(lines)
 
 
 def how_to_use(run: Run) -> str:
