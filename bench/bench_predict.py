@@ -90,9 +90,10 @@ def naive_loop(predictor: Predictor, files: list[Path]) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
-def model_alone(predictor: Predictor, count: int, batch_size: int) -> float:
-    """Images per second of the model on pixels already in memory, in batches: what the decoding shares CPUs with."""
-    pixels = np.zeros((min(count, 1024), predictor.image_size, predictor.image_size, 3), np.uint8)
+def model_alone(predictor: Predictor, batch_size: int) -> float:
+    """Images per second of the model on 512 images already in memory, in batches: what decoding shares CPUs with."""
+    pixels = np.zeros((512, predictor.image_size, predictor.image_size, 3), np.uint8)
+    predictor.predict_proba(pixels[:batch_size], batch_size)  # a batch of this size traced once, not timed
     start = time.perf_counter()
     predictor.predict_proba(pixels, batch_size)
     return len(pixels) / (time.perf_counter() - start)
@@ -108,15 +109,24 @@ def predict_cli_path(predictor: Predictor, folder: Path, output: Path, args, mod
     return tally.predicted / (time.perf_counter() - start)
 
 
-def target_lines(predict: float, naive: float, limit: float) -> list[str]:
-    """One line per target: met or missed, with the ratio it was judged on."""
-    speedup, of_limit = predict / naive, predict / limit
-    return [
-        f"target >= {TARGET_NAIVE:g}x the naive loop: {'met' if speedup >= TARGET_NAIVE else 'MISSED'} "
-        f"({speedup:.2f}x)",
-        f"target within {TARGET_LIMIT:g}x of the decode limit: {'met' if of_limit * TARGET_LIMIT >= 1 else 'MISSED'} "
-        f"(limit / predict = {1 / of_limit:.2f}x)",
-    ]
+def target_lines(predict: float, naive: float, limit: float, model: float) -> list[str]:
+    """One line per target, met or missed with the ratio it was judged on; a miss adds its measured bound."""
+    speedup, behind = predict / naive, limit / predict
+    shared = 1 / (1 / limit + 1 / model)  # decoding and the model on the same CPUs, one after the other's CPU time
+    met = "met" if speedup >= TARGET_NAIVE else "MISSED"
+    lines = [f"target >= {TARGET_NAIVE:g}x the naive loop: {met} ({speedup:.2f}x)"]
+    if speedup < TARGET_NAIVE and limit / naive < TARGET_NAIVE:
+        lines.append(f"  bound: the decode limit itself is {limit / naive:.2f}x the naive loop on these CPUs")
+    lines.append(
+        f"target within {TARGET_LIMIT:g}x of the decode limit: {'met' if behind <= TARGET_LIMIT else 'MISSED'} "
+        f"(limit / predict = {behind:.2f}x)"
+    )
+    if behind > TARGET_LIMIT:
+        lines.append(
+            f"  bound: decoding and the model share the CPUs: at most 1 / (1/limit + 1/model) = {shared:.0f} "
+            f"images/s, limit / that = {limit / shared:.2f}x; predict reached {predict / shared:.2f} of it"
+        )
+    return lines
 
 
 def todays_path(predictor: Predictor, files: list[Path]) -> float:
@@ -196,7 +206,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="data set folder (default: $HORSES_HUMANS_DATA, else the cache)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=default_workers())
-    parser.add_argument("--repeat", type=int, default=1, help="times the limit and predict are measured (best kept)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of limit, model, predict (best kept)")
     parser.add_argument("--rounds", type=int, default=3, help="cold one-image runs per runtime (median)")
     args = parser.parse_args()
     args.files = args.files or (PHONE_FILES if args.corpus == "phone" else 20_000)
@@ -217,17 +227,14 @@ def print_cold_and_memory(args, images: list[Path], folder: Path, tmp: Path) -> 
 def throughput_rows(args, files: list[Path], tmp: Path) -> tuple[list[list[str]], list[str]]:
     """The decode limit, the naive loop and predict's CLI path (the official corpus adds today's path and the
     streaming lines), each with its ratios; and the target lines."""
-    run, folder = load_run(args.run), files[0].parent
+    run = load_run(args.run)
     auto = Predictor.from_run(args.run, runtime="auto").warm_up()
-    best = lambda measure: max(measure() for _ in range(args.repeat))  # noqa: E731
-    limit = best(lambda: decode_limit(files, auto.image_size, args.workers))
-    predict = best(lambda: predict_cli_path(auto, folder, tmp / "p.csv", args, model_stamp(run)))
+    rounds = [interleaved(args, auto, files, tmp, model_stamp(run)) for _ in range(args.repeat)]
+    limit, model, predict = (max(measured) for measured in zip(*rounds))  # the best of each: the least disturbed
     naive = naive_loop(auto, files[: args.naive_files])
     measured = {
         "decode limit (no model)": limit,
-        f"model alone ({auto.source.split(' (')[0]}, no decoding)": best(
-            lambda: model_alone(auto, len(files), args.batch_size)
-        ),
+        f"model alone ({auto.source.split(' (')[0]}, no decoding)": model,
         f"naive loop ({auto.source.split(' (')[0]}, one image at a time, full decode)": naive,
         f"predict (CLI path, --runtime auto: {auto.source.split(' (')[0]})": predict,
     }
@@ -238,7 +245,15 @@ def throughput_rows(args, files: list[Path], tmp: Path) -> tuple[list[list[str]]
     rows = [[name, f"{rate:.0f}", f"{rate / limit:.2f}", f"{rate / naive:.2f}"] for name, rate in measured.items()]
     if today:
         rows = [[*row, f"{rate / today:.2f}"] for row, rate in zip(rows, measured.values())]
-    return rows, target_lines(predict, naive, limit)
+    return rows, target_lines(predict, naive, limit, model)
+
+
+def interleaved(args, predictor: Predictor, files: list[Path], tmp: Path, model) -> tuple[float, float, float]:
+    """(decode limit, model alone, predict's CLI path) images/s, measured one after another, so that a change in
+    the machine's load falls on all three alike."""
+    limit = decode_limit(files, predictor.image_size, args.workers)
+    alone = model_alone(predictor, args.batch_size)
+    return limit, alone, predict_cli_path(predictor, files[0].parent, tmp / "p.csv", args, model)
 
 
 def official_rows(args, run, auto: Predictor, files: list[Path], tmp: Path) -> dict[str, float]:
