@@ -59,9 +59,11 @@ def baseline_report(baseline_run, views_data, mobilenet_run):
 def test_report_has_every_section_with_its_images_embedded(baseline_report):
     html = (baseline_report / "report.html").read_text()
     for key in SECTIONS:
-        assert f'<section id="{key}">' in html and f'href="#{key}"' in html
+        if key != "augmentation":  # the baseline trains without augmentation: its report shows none
+            assert f'<section id="{key}">' in html and f'href="#{key}"' in html
+    assert '<section id="augmentation">' not in html and not (baseline_report / "augmentation.png").exists()
     pngs = sorted(baseline_report.glob("*.png"))
-    assert {p.stem for p in pngs} >= set(SECTIONS) - {"misclassified"}
+    assert {p.stem for p in pngs} >= set(SECTIONS) - {"misclassified", "augmentation"}
     images = embedded_images(html)
     assert sorted(images) == sorted(p.read_bytes() for p in pngs)  # each PNG embedded once, byte for byte
     assert "http://" not in html and "https://" not in html  # opens offline
@@ -72,7 +74,7 @@ def test_report_has_every_section_with_its_images_embedded(baseline_report):
 
 def test_report_captions_say_what_they_show(baseline_report):
     html = (baseline_report / "report.html").read_text()
-    assert "no augmentation layers of its own" in html  # the baseline borrows the augmented recipe's layers
+    assert "augmentation layers" not in html  # the baseline has none, and borrows no other recipe's
     assert "2 runs overlaid" in html  # --compare
     assert "Grad-CAM of the predicted class at layer conv3" in html
     assert "ECE (15 bins), before -&gt; after temperature" in html and "validation images; temperature" in html
@@ -81,7 +83,7 @@ def test_report_captions_say_what_they_show(baseline_report):
 def test_report_of_a_transfer_model_reaches_into_its_backbone(mobilenet_run, views_data):
     path = report.write_report(mobilenet_run, *views_data, log=lambda s: None)
     html = path.read_text()
-    assert all(f'<section id="{key}">' in html for key in SECTIONS)
+    assert all(f'<section id="{key}">' in html for key in SECTIONS if key != "augmentation")  # trained without
     assert "backbone/out_relu" in html
     assert len(embedded_images(html)) == len(list(path.parent.glob("*.png")))
 
@@ -182,8 +184,8 @@ def test_report_of_n_classes_has_every_section(centroid_report):
     from ..synthetic import class_names
 
     n, run, _, html = centroid_report
-    for key in SECTIONS:
-        assert f'<section id="{key}">' in html
+    for key in SECTIONS:  # the centroid model has no augmentation layers: no augmentation section
+        assert (f'<section id="{key}">' in html) == (key != "augmentation"), key
     assert len(embedded_images(html)) == len(list((run / "report").glob("*.png")))
     assert "<h2>Per class</h2>" in html and all(f"<td>{name}</td>" in html for name in class_names(n))
     assert "<th>macro f1</th>" in html and "roc_auc (one-vs-rest, macro)" in html and "positive class" not in html
@@ -231,3 +233,22 @@ def test_misclassified_gallery_of_n_classes_ranks_by_the_true_class_probability(
     assert ev.describe(order[0]).endswith(f"-> {ev.run.class_names[wrong[-1]]}  p={1 - p_true[-1]:.3f}")
     view = report.misclassified_view(ev, tmp_path)
     assert view.png.exists() and view.caption.startswith(f"{len(y)} of {len(y)} validation images are misclassified")
+
+
+def test_the_augmentation_view_shows_the_runs_own_layers_and_only_those(tmp_path):
+    from types import SimpleNamespace
+
+    from horses_humans.config import TrainConfig
+    from horses_humans.models.recipes import build_model
+
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    split = SimpleNamespace(x=x, y=np.array([0, 1, 0, 1]))
+    views = {}
+    for recipe in ("augmented", "baseline"):
+        model = build_model(TrainConfig(recipe=recipe, image_size=32), output=2)
+        views[recipe] = report.augmentation_view(
+            SimpleNamespace(predictor=SimpleNamespace(model=model), split=split), tmp_path
+        )
+    assert views["baseline"] is None  # no augmentation layers: no view, and no other recipe's layers borrowed
+    assert "this model's own augmentation layers (" in views["augmented"].caption
+    assert (tmp_path / "augmentation.png").is_file()

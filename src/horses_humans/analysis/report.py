@@ -7,6 +7,7 @@ two classes (one sigmoid unit, labels at the threshold) and for more (softmax, l
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from .answers import folder_names, load_measuring_folder
 from .compare import runs_curves_view
 from .evaluation import classification_metrics, predict_split
 from .htmlpage import View, page_html, sections_html, table_html
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 GALLERY_SIZE = 12  # misclassified images shown, worst first
 
@@ -77,7 +80,7 @@ def write_report(
     data_dir: Path | None = None,
     cache_dir: Path | None = None,
     compare: Sequence[Path] = (),
-    log=print,
+    log=logger.info,
     checkpoint: str | None = None,
 ) -> Path:
     """Compute and draw every view of a run (its `checkpoint`, default the run's) into RUN/report/, then report.html
@@ -97,12 +100,13 @@ def write_report(
         tradeoff_view(ev, cache_dir, out, log),
         misclassified_view(ev, out),
     ]
+    views = [view for view in views if view is not None]
     path = out / "report.html"
     write_text_atomic(path, render_html(ev.run, metrics, views))
     return path
 
 
-def evaluate(run: Run, data_dir: Path | None, cache_dir: Path | None, log=print) -> Evaluated:
+def evaluate(run: Run, data_dir: Path | None, cache_dir: Path | None, log=logger.info) -> Evaluated:
     """Load the run's model and predict its validation split (in its own data folder unless data_dir is given)."""
     return Evaluated(run, *predict_split(run, "validation", data_dir, None, cache_dir, log))
 
@@ -133,16 +137,13 @@ def samples_view(ev: Evaluated, out: Path) -> View:
     )
 
 
-def augmentation_view(ev: Evaluated, out: Path) -> View:
-    """One image through the model's augmentation layers (or the `augmented` recipe's), many draws."""
+def augmentation_view(ev: Evaluated, out: Path) -> View | None:
+    """One image through the model's own augmentation layers, many draws; None for a run trained without any (the
+    report shows only the augmentation the run used)."""
     layers = explain.augmentation_layers(ev.predictor.model)
-    if layers:
-        note = f"this model's own augmentation layers ({', '.join(layer.name for layer in layers)})"
-    else:
-        from ..models.cnn import build_augmentation
-
-        layers = build_augmentation()
-        note = "the `augmented` recipe's layers (this model has no augmentation layers of its own)"
+    if not layers:
+        return None
+    note = f"this model's own augmentation layers ({', '.join(layer.name for layer in layers)})"
     image = ev.split.x[spread(ev.split.y, 1, 1)[0]]
     fig = plots.augmentation_grid(image, explain.augment(layers, image, 11), f"Draws through {note}")
     caption = (
@@ -252,7 +253,7 @@ def reliability_view(ev: Evaluated, out: Path) -> View:
     return View("reliability", "Reliability diagram", caption, plots.save_png(fig, out / "reliability.png"))
 
 
-def tradeoff_view(ev: Evaluated, cache_dir: Path | None, out: Path, log=print) -> View:
+def tradeoff_view(ev: Evaluated, cache_dir: Path | None, out: Path, log=logger.info) -> View:
     """The unsure trade-off curve on the labelled folder the run was last evaluated on (evaluate --data DIR), else on
     its validation split."""
     folder = evaluated_folder(ev.run)
