@@ -8,7 +8,7 @@ from .common import add_cache_dir, add_checkpoint, add_run, add_run_data_dir, lo
 
 
 def add_export(sub) -> None:
-    from ..export.pipeline import FORMATS, QUANTIZE
+    from ..export.formats import FORMATS, QUANTIZE
 
     p = sub.add_parser(
         "export", help="export a run's model (keras, savedmodel, tflite, web), each checked against the Keras model"

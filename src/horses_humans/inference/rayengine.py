@@ -25,10 +25,9 @@ import numpy as np
 from ..config import HorsesHumansError
 from ..core.atomic import atomic_path
 from ..data.files import PassedOver
-from ..data.images import ImageError, load_pixels
 from ..runs.store import load_run
 from . import resultfiles
-from .predictor import Prediction
+from .predictor import Prediction, decode_file
 from .resultfiles import (
     ModelStamp,
     csv_columns,
@@ -108,11 +107,12 @@ def decode_batch(batch: dict, image_size: int, max_pixels: int | None = None) ->
     pixels = np.zeros((len(files), image_size, image_size, 3), np.uint8)
     errors = []
     for i, (name, path) in enumerate(zip(files, batch["path"])):
-        try:
-            pixels[i] = load_pixels(str(path), image_size, name=name, max_pixels=max_pixels)
+        decoded = decode_file(str(path), image_size, max_pixels, name=name)  # the local path's decode
+        if isinstance(decoded, str):
+            errors.append(decoded)
+        else:
+            pixels[i] = decoded
             errors.append("")
-        except ImageError as exc:
-            errors.append(str(exc))
     return {"file": np.array(files, object), "pixels": pixels, "error": np.array(errors, object)}
 
 
@@ -204,18 +204,16 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def build_dataset(
-    ray,
-    files: list[Path],
-    run: Path,
-    checkpoint: str | None,
-    runtime: str | None,
-    workers: int,
-    batch_size: int,
-    max_pixels: int | None = None,
-):
-    """The pipeline: file names -> decode tasks (images over `max_pixels` refused) -> a pool of `workers` model
-    actors -> pyarrow rows."""
+def actor_count(request: RayPredict) -> int:
+    """How many model actors (and local Ray CPUs) the request asks for: --workers, default 2."""
+    return max(1, request.workers or 2)
+
+
+def build_dataset(ray, files: list[Path], request: RayPredict):
+    """The pipeline: file names -> decode tasks (images over the request's max_pixels refused) -> a pool of model
+    actors (the request's run, checkpoint and runtime) -> pyarrow rows."""
+    run, checkpoint, max_pixels = Path(request.run).resolve(), request.checkpoint, request.max_pixels
+    workers, batch_size = actor_count(request), request.batch_size or DEFAULT_BATCH
     image_size = load_run(run, checkpoint).image_size
     blocks = max(1, min(len(files), workers * 4))  # a few blocks per worker: decode and predict overlap
     ds = ray.data.from_items(
@@ -234,7 +232,7 @@ def build_dataset(
     )
     return ds.map_batches(
         RunModel,
-        fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": runtime},
+        fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": request.runtime},
         batch_size=batch_size,
         batch_format="numpy",
         num_cpus=0.5,
@@ -306,21 +304,12 @@ def predict_with_ray(request: RayPredict, passed: PassedOver | None = None) -> t
 
     fmt, run_record = output_format(request.output, request.fmt), load_run(request.run, request.checkpoint)
     model = model_stamp(run_record, request.checkpoint, request.runtime)  # bad options fail before Ray starts
-    files, workers = collect_files(request.paths, passed), max(1, request.workers or 2)
+    files, workers = collect_files(request.paths, passed), actor_count(request)
     names, output = run_record.class_names, request.output
     with ray_session(request.address, workers) as ray:
         if not files:
             return 0, write_rows(iter(()), names, model, output, fmt)
-        ds = build_dataset(
-            ray,
-            files,
-            Path(request.run).resolve(),
-            request.checkpoint,
-            request.runtime,
-            workers,
-            request.batch_size or DEFAULT_BATCH,
-            request.max_pixels,
-        )
+        ds = build_dataset(ray, files, request)
         try:
             return len(files), write_rows(stream_predictions(ds, names), names, model, output, fmt)
         except ray.exceptions.RayError as exc:
