@@ -19,6 +19,9 @@ from horses_humans.runs.store import load_run
 from ..synthetic import write_image
 from ..tiers import slow_fixture
 
+RAW = [(f, q) for f, q in ex.ALL if not ex.FORMATS[f].served]  # raw output layer out; labels.json says how to read it
+SERVED = [(f, q) for f, q in ex.ALL if ex.FORMATS[f].served]  # predict's probabilities out (test_served_exports.py)
+
 
 @pytest.fixture(scope="module")
 def baseline_source(baseline_run, views_data):
@@ -132,7 +135,7 @@ def fresh_images(tmp_path, size=40, count=4) -> list:
     return paths
 
 
-@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in ex.ALL])
+@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in RAW])
 def test_every_export_ships_with_its_labels(baseline_exports, baseline_run, name):
     result = baseline_exports[name]
     assert result.shipped, result.error
@@ -198,7 +201,7 @@ def standard_predictions(folder, fmt, pixels):
     return np.array(outputs)
 
 
-@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in ex.ALL])
+@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in RAW])
 def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, baseline_run, tmp_path, name):
     result = baseline_exports[name]
     pixels = np.stack([load_pixels(path, 32) for path in fresh_images(tmp_path)])
@@ -209,6 +212,25 @@ def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, basel
         assert np.abs(got - expected).max() <= bound
     else:
         assert np.array_equal(got >= 0.5, expected >= 0.5) and np.abs(got - expected).max() < 0.05
+
+
+@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in SERVED])
+def test_served_export_run_alone_answers_like_predict_on_new_images(baseline_exports, baseline_run, tmp_path, name):
+    from .test_served_exports import plain_litert, plain_onnx
+
+    result, images = baseline_exports[name], fresh_images(tmp_path)
+    assert result.shipped, result.error
+    expected = Predictor.from_run(baseline_run).predict_proba(np.stack([load_pixels(path, 32) for path in images]))
+    got = (
+        plain_onnx(result.path / "model.onnx", images)[1]
+        if result.format == "onnx"
+        else plain_litert(result.path, images)[1]
+    )
+    metric, bound = RULES[result.quantize]
+    if metric == "max_abs_diff":
+        assert np.abs(got - expected).max() <= bound
+    else:
+        assert np.array_equal(got[:, 1] >= 0.5, expected[:, 1] >= 0.5) and np.abs(got - expected).max() < 0.05
 
 
 def test_augmentation_is_stripped_for_export_and_answers_the_same():
@@ -295,7 +317,8 @@ def test_export_replaces_an_earlier_one_of_the_same_name(baseline_source):
     [
         ("keras", "int8", "--format keras does not take --quantize int8"),
         ("web", "float16", "--format web does not take --quantize float16"),
-        ("onnx", "none", "unknown export format 'onnx'"),
+        ("coreml", "none", "unknown export format 'coreml': choose one of keras, savedmodel, tflite, web, onnx"),
+        ("onnx", "dynamic", "--format onnx does not take --quantize dynamic"),
     ],
 )
 def test_bad_format_requests_are_clear_errors(fmt, quantize, words):

@@ -40,7 +40,11 @@ from ..runs.layout import EXPORT_DIR, EXPORT_LABELS_FILE, EXPORT_RECORD_FILE, EX
 from ..runs.modelcard import model_card
 from ..runs.record import load_run_split
 from ..runs.store import MODEL_CARD_FILE, Run, load_run
+from .clients import write_readme
+from .onnx_file import write_onnx_file
 from .parity import Parity, check_parity, p50_latency_ms
+from .served import save_served_model, served_model
+from .tflite_labels import write_labels_txt
 from .webbuild import write_site
 
 QUANTIZE = ("none", "float16", "dynamic", "int8")
@@ -57,6 +61,7 @@ class Format:
     runtime: Callable[[Path], Runtime]
     quantize: tuple[str, ...] = ("none",)
     needs: tuple[str, ...] = ()  # Python modules (from the `export` extra) that write or run it
+    served: bool = False  # uint8 in, the served probabilities (N, C) out (served.py): checked against predict's
 
 
 @dataclass
@@ -109,6 +114,16 @@ class ExportSource:
             )
         return self.output.probabilities(raw)
 
+    def served_probabilities(self, answered: np.ndarray) -> np.ndarray:
+        """A served export's outputs, already class probabilities (N, C); any other width is an error."""
+        answered = np.asarray(answered, np.float32)
+        if answered.ndim != 2 or answered.shape[1] != len(self.run.class_names):
+            raise ValueError(
+                f"the export outputs {answered.shape[1:]} per image, not one probability for each of the "
+                f"{len(self.run.class_names)} classes; the served model lost its output's shape"
+            )
+        return answered
+
     def scratch(self, name: str) -> Path:
         """A path in this source's scratch folder (removed with the object): intermediate files made once."""
         if self._scratch is None:
@@ -131,6 +146,29 @@ class ExportSource:
         path = self.scratch("model.onnx")
         self.inference_model.export(str(path), format="onnx", verbose=False)
         return path
+
+    @cached_property
+    def served_model(self):
+        """The inference model wrapped to answer as `predict` does (served.py): uint8 in, served probabilities out."""
+        run = self.run
+        return served_model(self.inference_model, run.output, run.image_size, run.config.tta)
+
+    @cached_property
+    def served_saved_model(self) -> Path:
+        """The served model as a SavedModel (uint8 input), written once: the tflite_labels conversions start from it."""
+        path = self.scratch("served_saved_model")
+        save_served_model(self.served_model, self.run.image_size, path)
+        return path
+
+    @cached_property
+    def served_reference(self) -> np.ndarray:
+        """What `predict` answers on validation.x with this model (N, C): calibrated, flips averaged when the run has
+        them; what the served formats are checked against."""
+        from ..inference.predictor import Predictor
+
+        predictor = Predictor(self.model, self.run.class_names, self.run.image_size, output=self.run.output)
+        predictor.tta = self.run.config.tta
+        return predictor.predict_proba(np.asarray(self.validation.x))
 
     @cached_property
     def representative(self) -> np.ndarray:
@@ -269,6 +307,23 @@ def write_onnx(source: ExportSource, target: Path, quantize: str) -> None:
     quantize_dynamic(source.onnx, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
 
 
+def write_onnx_served(source: ExportSource, target: Path, quantize: str) -> None:
+    """The self-describing ONNX file (onnx_file.py): uint8 `image` in, calibrated `probabilities` out, metadata."""
+    rule = load_rule(source.run.path, source.run.output)
+    write_onnx_file(source.served_model, source.run, rule, target, source.scratch("served.onnx"))
+
+
+def write_tflite_labels(source: ExportSource, target: Path, quantize: str) -> None:
+    """model.tflite of the served model (uint8 in, calibrated probabilities out), quantized as asked, and
+    labels.txt beside it (tflite_labels.py says why not TFLite metadata)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.served_saved_model))
+    configure_quantization(converter, quantize, source)
+    target.write_bytes(converter.convert())
+    write_labels_txt(target.parent, source.run.class_names)
+
+
 def write_web(source: ExportSource, target: Path, quantize: str) -> None:
     """model.onnx plus a static page that runs it in ONNX Runtime Web (no server needed beyond static files)."""
     write_onnx(source, target, quantize)
@@ -282,6 +337,18 @@ FORMATS = {
         Format("savedmodel", "saved_model", write_savedmodel, SavedModelRuntime),
         Format("tflite", "model.tflite", write_tflite, LiteRTRuntime, QUANTIZE, needs=("ai_edge_litert",)),
         Format("web", "model.onnx", write_web, OnnxRuntime, ("none", "dynamic"), needs=("tf2onnx", "onnxruntime")),
+        Format(
+            "onnx", "model.onnx", write_onnx_served, OnnxRuntime, needs=("tf2onnx", "onnx", "onnxruntime"), served=True
+        ),
+        Format(
+            "tflite_labels",
+            "model.tflite",
+            write_tflite_labels,
+            LiteRTRuntime,
+            ("none", "float16", "dynamic"),  # int8 would calibrate on float images; this model takes uint8
+            needs=("ai_edge_litert",),
+            served=True,
+        ),
     )
 }
 
@@ -359,14 +426,18 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     with quiet_converters():
         spec.write(source, target, result.quantize)
         runtime = spec.runtime(target)
-    probabilities = source.probabilities(runtime.predict(source.validation.x))
+    raw = runtime.predict(source.validation.x)
+    probabilities = source.served_probabilities(raw) if spec.served else source.probabilities(raw)
+    reference = source.served_reference if spec.served else source.reference
+    output = source.run.output if spec.served else source.output  # same classes and threshold; labels read alike
     result.runtime = runtime.name
-    result.parity = check_parity(source.reference, probabilities, result.quantize, source.output)
+    result.parity = check_parity(reference, probabilities, result.quantize, output)
     result.accuracy = source.accuracy(probabilities)
     result.latency_ms = p50_latency_ms(runtime.predict, source.validation.x[0], runs=latency_runs)
     result.model_bytes = size_of(target)
     write_json_atomic(staging / EXPORT_LABELS_FILE, export_labels(source, result))
     copy_model_card(source.run, staging)
+    write_readme(staging, spec.name, spec.file, source.run)
     checksums = file_records(staging)  # every file but export.json, which holds them
     write_json_atomic(staging / EXPORT_RECORD_FILE, {**export_record(source, result), "files": checksums})
     result.files = {
@@ -418,6 +489,30 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
         "temperature": source.run.output.temperature,
         "validation_accuracy": result.accuracy,
         "unsure": load_rule(source.run.path, output).record(),  # answer "unsure" as unsure.py's rule does
+        **(served_labels(source) if FORMATS[result.format].served else {}),
+    }
+
+
+def served_labels(source: ExportSource) -> dict:
+    """labels.json entries of a served export: uint8 in, and probabilities that need no temperature or flips after."""
+    size, output = source.run.image_size, source.run.output
+    return {
+        "input": {
+            "name": "image",
+            "dtype": "uint8",
+            "shape": [None, size, size, 3],
+            "layout": "NHWC",
+            "note": "raw 0-255 RGB pixels, resized (squashed, bilinear) to the size; scaling is inside the model",
+        },
+        "output": (
+            f"probabilities (N, {len(output.class_names)}), one per class in class_names order, calibrated"
+            + (" and averaged with the mirrored image's" if source.run.config.tta else "")
+            + " inside the model: read them as they are"
+        ),
+        "output_shape": [None, len(output.class_names)],
+        "temperature": 1.0,  # applied inside: a reader must not apply it again
+        "temperature_applied": output.temperature,
+        "flip_average_applied": source.run.config.tta,
     }
 
 
