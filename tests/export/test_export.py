@@ -1,6 +1,8 @@
 """export: every format and quantization ships only after its parity check; what ships opens in standard tooling."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -231,6 +233,23 @@ def test_served_export_run_alone_answers_like_predict_on_new_images(baseline_exp
         assert np.abs(got - expected).max() <= bound
     else:
         assert np.array_equal(got[:, 1] >= 0.5, expected[:, 1] >= 0.5) and np.abs(got - expected).max() < 0.05
+
+
+@pytest.mark.parametrize("fmt", [f for f, q in RAW if q == "none"])
+def test_the_readmes_python_client_of_every_raw_format_runs(baseline_exports, baseline_run, tmp_path, fmt):
+    """The README's client (the model's own, uncalibrated probabilities: labels.json says how to go on from them)."""
+    from horses_humans.export.clients import README_FILE, python_client
+
+    folder = baseline_exports[fmt].path
+    assert {README_FILE, "MODEL_CARD.md"} <= set(json.loads((folder / "export.json").read_text())["files"])
+    image = fresh_images(tmp_path, count=1)[0]
+    client = python_client((folder / README_FILE).read_text())
+    done = subprocess.run([sys.executable, "-c", client, str(image)], cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    expected = Predictor.uncalibrated(load_run(baseline_run)).predict_proba(load_pixels(image, 32)[None])[0]
+    np.testing.assert_allclose(
+        list(json.loads(done.stdout.splitlines()[-1])["probabilities"].values()), expected, atol=1e-4
+    )
 
 
 def test_augmentation_is_stripped_for_export_and_answers_the_same():

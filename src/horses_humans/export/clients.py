@@ -40,7 +40,8 @@ ONNX_JS = """import * as ort from "https://cdn.jsdelivr.net/npm/onnxruntime-web@
 const labels = await (await fetch("labels.json")).json();  // the class names and size (also in the file's metadata)
 const session = await ort.InferenceSession.create("model.onnx");
 const size = labels.input_size, ctx = new OffscreenCanvas(size, size).getContext("2d");
-ctx.drawImage(await createImageBitmap(await (await fetch("photo.jpg")).blob()), 0, 0, size, size);  // squash
+const photo = await createImageBitmap(await (await fetch("photo.jpg")).blob());
+ctx.drawImage(photo, 0, 0, size, size);  // squash, with the browser's resampling (close to, not exactly, Pillow's)
 const rgba = ctx.getImageData(0, 0, size, size).data, rgb = new Uint8Array(size * size * 3);
 for (let i = 0; i < size * size; i++) rgb.set(rgba.subarray(4 * i, 4 * i + 3), 3 * i);
 const { probabilities } = await session.run({ image: new ort.Tensor("uint8", rgb, [1, size, size, 3]) });

@@ -3,10 +3,13 @@
 Formats: the Keras file; a TensorFlow SavedModel (keras.export.ExportArchive, a `serve` endpoint taking raw pixels);
 TFLite
 converted from that SavedModel (float, float16, dynamic-range or int8, run with LiteRT); and `web`, an ONNX model
-(`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web. Every export is
+(`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web. Two `served`
+formats answer as `predict` does, for programs that know nothing of this package (served.py): `onnx`, one
+self-describing file (onnx_file.py), and `tflite_labels`, model.tflite + labels.txt (tflite_labels.py). Every export is
 written into a staging folder, run by its own runtime on the validation images and compared with the Keras model
 (parity.RULES, on the class probabilities (N, C) read through the run's ClassOutput: one sigmoid unit for two classes,
-a softmax for more); only one that passes is moved to RUN/export/NAME/, with a labels.json and an export.json.
+a softmax for more; a served format against the Predictor's calibrated, flip-averaged ones); only one that passes is
+moved to RUN/export/NAME/, with a labels.json, an export.json, the MODEL_CARD.md and a README.md (clients.py).
 The web page around the ONNX model is webbuild.py's; the trade-off table of all exports is tables.exports_markdown.
 """
 
