@@ -164,8 +164,9 @@ def test_recipes_weights_and_backbones_import_without_keras_or_tensorflow():
     assert heavy == "[]", f"importing the recipe registry loaded {heavy}"
 
 
-# The layer contract: a subpackage imports only those in layers below its own (and config, the package's root for
-# __version__); packages of one layer do not import each other; nothing but cli imports serve, nothing imports cli.
+# The layer contract: a subpackage (or top-level module: api) imports only those in layers below its own (and config,
+# the package's root for __version__); packages of one layer do not import each other; nothing but cli imports serve,
+# nothing imports cli.
 LAYERS = [
     {"core"},
     {"data", "models"},
@@ -173,6 +174,7 @@ LAYERS = [
     {"inference"},
     {"training", "analysis", "export"},
     {"experiments"},
+    {"api"},  # the public Python API (horses_humans.api): train, load_run, Run; the CLI's commands call it
     {"serve"},
     {"cli"},  # the command starts the server; no library layer imports either
 ]
@@ -184,7 +186,8 @@ def layer_of(package: str) -> int:
 
 
 def subpackage(module: str) -> str | None:
-    """'data' for horses_humans.data.images; None for the package itself, config and __main__."""
+    """The layer unit of a module: 'data' for horses_humans.data.images, 'api' for the top-level module
+    horses_humans.api; None for the package itself, config and __main__ (free)."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] not in FREE | {"__main__"} else None
 
@@ -203,10 +206,10 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
     return found
 
 
-def test_every_subpackage_is_in_one_layer_and_says_what_it_holds():
-    packages = {name.split(".")[1] for name, (_, is_package) in package_modules().items() if name.count(".") == 1}
+def test_every_subpackage_and_top_level_module_is_in_one_layer_and_says_what_it_holds():
+    packages = {name.split(".")[1] for name in package_modules() if name.count(".") == 1}
     packages = {p for p in packages if p not in FREE | {"__main__"}}
-    assert packages == set().union(*LAYERS), "a subpackage without a layer: add it to LAYERS"
+    assert packages == set().union(*LAYERS), "a subpackage or top-level module without a layer: add it to LAYERS"
     for name in packages:
         module = __import__(f"{PACKAGE}.{name}", fromlist=["_"])
         assert (module.__doc__ or "").strip(), f"{PACKAGE}.{name} has no docstring saying what it holds"
@@ -219,6 +222,10 @@ def test_the_layer_checker_finds_an_upward_import():
     ]
     assert layer_violations({"horses_humans.training.a": {"horses_humans.export.b"}})  # one layer: no
     assert not layer_violations({"horses_humans.serve.a": {"horses_humans.inference.b"}})
+    assert layer_violations({"horses_humans.training.a": {"horses_humans.api"}})  # a top-level module is a layer
+    assert not layer_violations(
+        {"horses_humans.cli.a": {"horses_humans.api"}, "horses_humans.api": {"horses_humans.config"}}
+    )
 
 
 def test_imports_point_down_the_layers():

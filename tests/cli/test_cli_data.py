@@ -69,7 +69,7 @@ def test_import_zip_with_split_option(tmp_path, make_split, capsys):
     assert main(["data", "import", str(archive), "--split", VALIDATION, "--data-dir", str(data_dir)]) == 0
     assert sorted(p.name for p in (data_dir / VALIDATION).iterdir()) == ["horses", "humans"]
     assert not (data_dir / TRAIN).exists()
-    assert VALIDATION in capsys.readouterr().out
+    assert VALIDATION in capsys.readouterr().err  # a progress line: stderr
 
 
 def test_default_data_dir_under_a_hidden_cache_folder(tmp_path, make_dataset, monkeypatch, capsys):

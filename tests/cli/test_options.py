@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 
 from horses_humans.cli import main as cli
+from horses_humans.cli import train as cli_train
 from horses_humans.cli.options import add_config_options, config_from_args, option_name
 from horses_humans.config import TrainConfig, option
 from horses_humans.core.tables import options_text
@@ -102,7 +103,7 @@ def test_a_new_trainconfig_field_reaches_train_with_no_other_edit(monkeypatch, t
     """What adding a field to TrainConfig does: `train --warmup-epochs 5` builds a config holding it."""
     derived = derived_config()
     trained = []
-    monkeypatch.setattr(cli, "TrainConfig", derived)
+    monkeypatch.setattr(cli_train, "TrainConfig", derived)
     monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
     assert cli.main(["train", "--warmup-epochs", "5", "--runs-dir", str(tmp_path)]) == 0
     (config,) = trained

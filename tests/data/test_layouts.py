@@ -72,7 +72,7 @@ def test_import_copies_the_whole_data_set_in_its_layout(tmp_path, layout, n, as_
         source = zip_folder(source, tmp_path / "mydata.zip", prefix="mydata/")  # one folder inside, as zips often are
     data_dir = tmp_path / "data"
     assert main(["data", "import", str(source), "--data-dir", str(data_dir)]) == 0
-    assert f"imported the {EXPECTED_LAYOUT[layout]} data set" in capsys.readouterr().out
+    assert f"imported the {EXPECTED_LAYOUT[layout]} data set" in capsys.readouterr().err
     assert side_counts(layouts.find_dataset(data_dir)) == side_counts(layouts.find_dataset(tmp_path / "mydata"))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left behind
 
@@ -136,7 +136,7 @@ def test_importing_class_folders_replaces_the_official_data_set_and_says_so(tmp_
     data_dir = imported_data_dir
     source = make_own_dataset(tmp_path / "mydata", 3, "class-folders", per_class=4)
     assert main(["data", "import", str(source), "--data-dir", str(data_dir)]) == 0
-    assert f"it replaced the official data set ({TRAIN}, {VALIDATION})" in capsys.readouterr().out
+    assert f"it replaced the official data set ({TRAIN}, {VALIDATION})" in capsys.readouterr().err
     assert sorted(p.name for p in data_dir.iterdir() if p.name != MARKER) == class_names(3)
     assert main(["data", "check", "--data-dir", str(data_dir)]) == 0
 

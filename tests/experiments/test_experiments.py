@@ -198,12 +198,12 @@ def test_reproduce_end_to_end_through_the_cli(tmp_path, capsys):
         str(tmp_path / "doc.md"),
     ]
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # the progress lines
     assert "[1/2] baseline seed 0: train" in out and "[2/2] baseline_early_stopping seed 0: train" in out
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2 and all((r / "model.keras").stat().st_size > 0 for r in runs)
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # the progress lines
     assert "[1/2] baseline seed 0: finished" in out and "epoch" not in out  # nothing trained again
     text = (tmp_path / "doc.md").read_text()
     assert "horses-humans experiment reproduce --seeds 1 --only baseline,baseline_early_stopping --epochs 1" in text

@@ -59,7 +59,7 @@ def test_sweep_trains_resumes_and_documents(data, tmp_path, capsys):
     capsys.readouterr()
 
     assert main(args) == 0  # resumed: both trials finished, nothing trained
-    assert "2 of 2 trials already finished, 0 to train" in capsys.readouterr().out
+    assert "2 of 2 trials already finished, 0 to train" in capsys.readouterr().err
     assert len([p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]) == 2
 
     assert main(args[:2] + ["--trials", "3"] + args[4:]) == 0  # one more trial on top

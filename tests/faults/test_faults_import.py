@@ -247,7 +247,7 @@ def test_non_image_members_are_skipped_and_reported_in_one_line(tmp_path, make_s
         for name in ("horses/notes.txt", "humans/a.csv", "humans/b.csv", "humans/c.exe", "readme.md"):
             zf.writestr(name, b"not an image")
     assert import_cli(archive, tmp_path / "data") == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if "skipped" in line]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
     assert lines == [
         f"{archive}: skipped 5 entries: 5 not images (horses/notes.txt, humans/a.csv, humans/b.csv, ...) "
         "(left in place, not imported)"
@@ -284,7 +284,7 @@ def test_symlink_member_is_skipped_never_followed(tmp_path, make_split, capsys):
     with zipfile.ZipFile(archive, "a") as zf:
         zf.writestr(link, str(secret))
     assert import_cli(archive, tmp_path / "data") == 0
-    assert f"{archive}: skipped 1 entry: 1 symlinks (horses/link.png)" in capsys.readouterr().out
+    assert f"{archive}: skipped 1 entry: 1 symlinks (horses/link.png)" in capsys.readouterr().err
     assert not (tmp_path / "data" / "horses" / "link.png").exists()
     assert not any(p.is_symlink() for p in (tmp_path / "data").rglob("*"))
 
@@ -315,7 +315,7 @@ def test_folder_with_loops_broken_links_and_a_fifo_imports_the_rest_and_says_wha
     os.symlink(source / TRAIN / "humans" / "humans-00.png", horses / "linked.png")  # a good link: followed
     result = import_subprocess(source, tmp_path / "data")
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    skipped = [line for line in result.stdout.splitlines() if "skipped" in line]
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
     assert skipped == [
         f"{source}: skipped 4 entries: 2 broken links ({TRAIN}/horses/gone.png, {TRAIN}/horses/self.png); "
         f"1 symlink loops ({TRAIN}/horses/loop); 1 not regular files ({VALIDATION}/humans/pipe.png) "
@@ -392,7 +392,7 @@ def test_an_import_killed_mid_copy_leaves_the_data_and_the_next_import_cleans_up
     kill_import_at("write", archive, held[0], tmp_path)
     assert snapshot(held[0]) == held[1] and len(staging_left(held[0].parent)) == 1
     assert import_cli(archive, held[0]) == 0
-    assert "removed, left by an import that was killed" in capsys.readouterr().out
+    assert "removed, left by an import that was killed" in capsys.readouterr().err
     assert staging_left(held[0].parent) == [] and sorted(snapshot(held[0])) == sorted(snapshot(tmp_path / "src"))
 
 
@@ -401,7 +401,7 @@ def test_an_import_killed_while_it_replaced_the_data_gives_the_old_data_back(tmp
     kill_import_at("swap", archive, held[0], tmp_path)
     assert not held[0].exists()  # the old data is aside, in the staging folder: the next import puts it back
     assert import_cli(archive, held[0], "--max-bytes", "10") == 2  # even one that is then refused
-    assert "put back" in capsys.readouterr().out
+    assert "put back" in capsys.readouterr().err
     assert snapshot(held[0]) == held[1] and staging_left(held[0].parent) == []
 
 
@@ -414,7 +414,7 @@ def test_the_official_training_zip_imports_every_image_within_the_default_limits
     assert source.is_dir(), f"needs the real data set at {source.parent} (or HORSES_HUMANS_DATA)"
     archive = zip_folder(source, tmp_path / "horse-or-human.zip")  # laid out as the official download
     assert import_cli(archive, tmp_path / "data") == 0
-    assert "skipped" not in capsys.readouterr().out
+    assert "skipped" not in capsys.readouterr().err
     imported = tmp_path / "data" / TRAIN
 
     def sizes(folder: Path) -> dict[str, int]:

@@ -61,7 +61,7 @@ def test_train_skips_the_names_it_cannot_record_and_finishes_its_run(odd_names, 
         "--data-dir", str(odd_names), "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache"),
     )  # fmt: skip
     assert_no_crash(done)
-    assert "warning: skipped" in done.stdout.decode() and "caf\\xe9.png" in done.stdout.decode()
+    assert "warning: skipped" in done.stderr.decode() and "caf\\xe9.png" in done.stderr.decode()  # a log line
     (run,) = runs.iterdir()
     assert (run / "MODEL_CARD.md").is_file()  # the run was finished, not left half-made
 
@@ -73,4 +73,5 @@ def test_import_copies_every_name_as_it_is_and_reports_what_it_leaves_escaped(od
     horses = tmp_path / "imported" / TRAIN / "horses"
     assert {b"caf\xe9.png", ESCAPE.encode()} <= set(os.listdir(os.fsencode(horses)))
     assert (horses / CAFE).read_bytes() == (odd_names / TRAIN / "horses" / CAFE).read_bytes()
-    assert "1 not images (horse-or-human/horses/notes\\xe9.txt) (left in place, not imported)" in done.stdout.decode()
+    report = done.stderr.decode()  # import's report is a log line, on stderr
+    assert "1 not images (horse-or-human/horses/notes\\xe9.txt) (left in place, not imported)" in report

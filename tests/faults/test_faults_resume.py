@@ -176,7 +176,7 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_matches_an_uninterrupted_o
     assert [row["epoch"] for row in before] == list(range(1, stall))
 
     assert main(["train", "--resume", str(run), "--cache-dir", str(cache)]) == 0
-    out, total = capsys.readouterr().out, settings["epochs"] + settings.get("fine_tune_epochs", 0)
+    out, total = capsys.readouterr().err, settings["epochs"] + settings.get("fine_tune_epochs", 0)
     assert f"resuming after epoch {stall - 1} of {total}" in out and f"epoch   {stall - 1}/" not in out  # none redone
 
     resumed, reference = load_run(run), load_run(references(name, settings))

@@ -199,7 +199,7 @@ def test_two_devices_train_under_mirrored_strategy_as_one_does(tmp_path):
     assert env["distribution"] == "MirroredStrategy" and env["replicas"] == 2
     assert env["devices"] == ["/device:CPU:0", "/device:CPU:1"] and env["device_kind"] == "CPU"
     assert json.loads((one / "environment.json").read_text())["distribution"] is None
-    assert "devices CPU: 2 x" in done.stdout and "MirroredStrategy" in done.stdout
+    assert "devices CPU: 2 x" in done.stderr and "MirroredStrategy" in done.stderr  # log lines: stderr
     losses = [[row["loss"] for row in json.loads((run / "history.json").read_text())] for run in (one, two)]
     assert losses[1][-1] < losses[1][0]  # it learns
     # the global batch is split in two and the gradients all-reduced: the same steps as on one device

@@ -5,6 +5,7 @@ class: they are right only when answered unsure.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +17,21 @@ from ..inference.unsure import NEITHER, answer_counts, tradeoff_curve
 from ..runs.record import load_run_split
 from ..runs.store import Run, load_run
 
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
+
 
 def folder_names(run: Run) -> list[str]:
     """The class names a measuring folder may use: the run's, plus `neither`."""
     return run.class_names + ([NEITHER] if NEITHER not in run.class_names else [])
 
 
-def load_measuring_folder(run: Run, folder: Path, cache_dir: Path | None = None, log=print) -> Split:
+def load_measuring_folder(run: Run, folder: Path, cache_dir: Path | None = None, log=logger.info) -> Split:
     """Decoded pixels of a folder of class folders named after the run's classes or `neither`."""
     names = folder_names(run)
     return load_files(labelled_folder(Path(folder), names), names, run.image_size, cache_dir, log)
 
 
-def score_folder(run_dir, folder: Path, cache_dir: Path | None = None, log=print) -> dict:
+def score_folder(run_dir, folder: Path, cache_dir: Path | None = None, log=logger.info) -> dict:
     """answer_counts of a folder under the run's rule, the same without the rule ("plain": {class: right}), the
     share of the run's validation images answered unsure, and the trade-off curve on the folder."""
     run = load_run(run_dir)

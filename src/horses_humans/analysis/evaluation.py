@@ -9,6 +9,7 @@ class 1 for two classes, the largest probability for more).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from pathlib import Path
@@ -24,6 +25,8 @@ from ..runs.layout import EVALUATION_FILE, EVALUATIONS_DIR, PREDICTIONS_FILE
 from ..runs.modelcard import write_model_card
 from ..runs.record import load_labelled, load_run_split
 from ..runs.store import load_run
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, output: ClassOutput) -> dict:
@@ -103,7 +106,7 @@ def per_image_rows(files: list[str], y_true: np.ndarray, probabilities: np.ndarr
     return rows
 
 
-def predict_split(run, side: str = "validation", data_dir=None, data=None, cache_dir=None, log=print):
+def predict_split(run, side: str = "validation", data_dir=None, data=None, cache_dir=None, log=logger.info):
     """(predictor, split, class probabilities (N, C)) of a loaded run on its own validation or test files (in its own
     data folder unless data_dir is given), or on `data`, any folder of class folders named after its classes."""
     split = (
@@ -119,7 +122,7 @@ def evaluate_run(
     run_dir,
     data_dir=None,
     cache_dir=None,
-    log=print,
+    log=logger.info,
     side: str = "validation",
     data=None,
     checkpoint: str | None = None,

@@ -7,6 +7,7 @@ two classes (one sigmoid unit, labels at the threshold) and for more (softmax, l
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from .answers import folder_names, load_measuring_folder
 from .compare import runs_curves_view
 from .evaluation import classification_metrics, predict_split
 from .htmlpage import View, page_html, sections_html, table_html
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 GALLERY_SIZE = 12  # misclassified images shown, worst first
 
@@ -77,7 +80,7 @@ def write_report(
     data_dir: Path | None = None,
     cache_dir: Path | None = None,
     compare: Sequence[Path] = (),
-    log=print,
+    log=logger.info,
     checkpoint: str | None = None,
 ) -> Path:
     """Compute and draw every view of a run (its `checkpoint`, default the run's) into RUN/report/, then report.html
@@ -103,7 +106,7 @@ def write_report(
     return path
 
 
-def evaluate(run: Run, data_dir: Path | None, cache_dir: Path | None, log=print) -> Evaluated:
+def evaluate(run: Run, data_dir: Path | None, cache_dir: Path | None, log=logger.info) -> Evaluated:
     """Load the run's model and predict its validation split (in its own data folder unless data_dir is given)."""
     return Evaluated(run, *predict_split(run, "validation", data_dir, None, cache_dir, log))
 
@@ -250,7 +253,7 @@ def reliability_view(ev: Evaluated, out: Path) -> View:
     return View("reliability", "Reliability diagram", caption, plots.save_png(fig, out / "reliability.png"))
 
 
-def tradeoff_view(ev: Evaluated, cache_dir: Path | None, out: Path, log=print) -> View:
+def tradeoff_view(ev: Evaluated, cache_dir: Path | None, out: Path, log=logger.info) -> View:
     """The unsure trade-off curve on the labelled folder the run was last evaluated on (evaluate --data DIR), else on
     its validation split."""
     folder = evaluated_folder(ev.run)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from .atomic import save_npy_atomic, write_json_atomic
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 CHECKSUM = "blake2b"  # the metadata key; hashlib's blake2b is in the standard library and fast on 64-bit CPUs
 CHUNK_BYTES = 1 << 24  # hash a memory-mapped array 16 MiB at a time: it is never read into memory whole
@@ -90,7 +93,7 @@ def save_cached_array(folder: Path, name: str, array: np.ndarray, meta: dict) ->
 
 
 def cached_array(
-    folder: Path, name: str, build: Callable[[], tuple[np.ndarray, dict]], log: Callable[[str], None] = print
+    folder: Path, name: str, build: Callable[[], tuple[np.ndarray, dict]], log: Callable[[str], None] = logger.info
 ) -> tuple[np.ndarray, dict]:
     """(array, metadata) from the cache when it is intact, else from build() -> (array, metadata), saved for next
     time. A damaged cache logs one line and is rebuilt; while one process builds, the others wait for its result."""

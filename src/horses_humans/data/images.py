@@ -143,3 +143,15 @@ def load_pixels(
         return np.asarray(rgb, dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise ImageError(f"{label}: cannot convert {im.mode} image to RGB ({exc})") from None
+
+
+def array_pixels(array, size: int, name: str = "<array>") -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array resized (bilinear) to size x size, as load_pixels resizes a decoded file."""
+    array = np.asarray(array)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
+        raise ImageError(
+            f"{name}: an array of shape {array.shape} and dtype {array.dtype}; give (height, width, 3) uint8 RGB pixels"
+        )
+    if array.shape[:2] == (size, size):
+        return np.ascontiguousarray(array)
+    return np.asarray(Image.fromarray(array, "RGB").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)

@@ -281,10 +281,12 @@ def reproduce(
     only: str | None = None,
     dry_run: bool = False,
     log: Callable[[str], None] = print,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path | None:
     """Train every planned run of the file's experiments (or those named in `only`) that is not finished yet, then
     (re)write the results document from the finished ones, also when interrupted. With dry_run, only print the
-    plan. Returns the document's path."""
+    plan. `progress(done, total)` is told of each planned run before it starts, and at the end. Returns the
+    document's path."""
     planned = plan(file.select(only), seeds, defaults, runs_dir)
     if dry_run:
         for i, run in enumerate(planned, 1):
@@ -292,7 +294,7 @@ def reproduce(
         log(f"dry run, nothing trained: {plan_summary(planned)}.")
         return None
     try:
-        train_missing(planned, runs_dir, data_dir, cache_dir, log)
+        train_missing(planned, runs_dir, data_dir, cache_dir, log, progress)
     finally:
         command = command_text(planned, file, seeds, defaults, runs_dir)
         write_text_atomic(out, render_document(locate_runs(planned, runs_dir), command, file.title))
@@ -309,18 +311,24 @@ def plan_summary(planned: list[PlannedRun]) -> str:
     return f"{len(planned)} runs: {finished} finished, {todo} to train ({retries} interrupted), {skipped} skipped"
 
 
-def train_missing(planned: list[PlannedRun], runs_dir: Path, data_dir: Path, cache_dir: Path | None, log) -> None:
+def train_missing(
+    planned: list[PlannedRun], runs_dir: Path, data_dir: Path, cache_dir: Path | None, log, progress=None
+) -> None:
     """Train the planned runs that are neither finished nor skipped, each through training.train (an interrupted one
-    resumed from its last completed epoch)."""
+    resumed from its last completed epoch); progress(done, total) before each and at the end."""
     from ..training import loop as training
 
     trained: dict[TrainConfig, Path] = {}  # two experiments may resolve to the same config: train it once
     for i, run in enumerate(planned, 1):
         run.run_dir = run.run_dir or trained.get(run.config)
         log(progress_line(i, len(planned), run))
+        if progress:
+            progress(i - 1, len(planned))
         if not run.run_dir and not run.skipped:
             workspace = Workspace.from_env(data_dir, runs_dir, cache_dir, log)
             trained[run.config] = training.train(run.config, workspace, resume=run.interrupted)
+    if progress:
+        progress(len(planned), len(planned))
 
 
 # ---------------------------------------------------------------- the document

@@ -50,6 +50,8 @@ from .served import save_served_model, served_model
 from .tflite_labels import write_labels_txt
 from .webbuild import write_site
 
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
+
 QUANTIZE = ("none", "float16", "dynamic", "int8")
 REPRESENTATIVE_IMAGES = 128  # training images that calibrate int8 activation ranges
 
@@ -77,7 +79,7 @@ class ExportSource:
     reference: np.ndarray  # the Keras model's own class probabilities (N, C) on validation.x (uncalibrated)
     data_dir: Path | None  # None: the run's own data folder
     cache_dir: Path | None = None
-    log: Callable = print
+    log: Callable = logger.info
     _scratch: object = field(default=None, repr=False)  # TemporaryDirectory for `saved_model` and `onnx`
 
     @cached_property
@@ -383,7 +385,7 @@ def open_source(
     run_dir: str | Path,
     data_dir: Path | None = None,
     cache_dir: Path | None = None,
-    log=print,
+    log=logger.info,
     checkpoint: str | None = None,
 ) -> ExportSource:
     """Load a run's model (`checkpoint`, default the run's) and its uncalibrated probabilities on the validation

@@ -4,11 +4,14 @@ WebAssembly files, copied from a local install, or else loaded from the pinned C
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 
 from ..config import HorsesHumansError
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 STATIC = Path(__file__).parent.parent / "static"
 PAGE_FILES = ("page.css", "cards.js", "pixels.js")  # shared with the server's upload page (see static/)
@@ -18,7 +21,7 @@ ORT_WEB_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd
 ORT_WEB_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
 
 
-def write_site(folder: Path, log=print) -> None:
+def write_site(folder: Path, log=logger.info) -> None:
     """index.html, its scripts and style, and ONNX Runtime Web, beside the model.onnx in folder."""
     base = copy_ort_web(folder, log)
     (folder / "index.html").write_text((STATIC / "web.html").read_text().replace("{{ORT_BASE}}", base))
@@ -36,7 +39,7 @@ def find_ort_web() -> Path | None:
     return checkout if checkout.is_dir() else None
 
 
-def copy_ort_web(folder: Path, log=print) -> str:
+def copy_ort_web(folder: Path, log=logger.info) -> str:
     """Copy ONNX Runtime Web's WebAssembly build beside the page; returns the base URL the page loads it from."""
     dist = find_ort_web()
     if dist is None:

@@ -11,12 +11,16 @@ fitted on exactly that: the fit takes a stack of views (V, N, C) and scores thei
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..models.outputs import PROBABILITY_FLOOR, tempered
 from ..runs.record import load_run_split
 from ..runs.store import load_run, update_calibration
 from .predictor import Predictor
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 ECE_BINS = 15
 # T from 1 to 148: calibration only softens. Validation renders are easier than the photos users send, so a T below 1
@@ -119,7 +123,7 @@ def calibration_record(y_true, raw_views, bins: int = ECE_BINS) -> dict:
     }
 
 
-def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=print) -> dict:
+def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=logger.info) -> dict:
     """Fit the run's temperature on its validation images and record it in RUN/calibration.json; returns the record.
 
     The fit always starts from the model's own probabilities (T = 1), so calibrating twice gives the same T."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +30,8 @@ from ..models.outputs import ClassOutput
 from ..runs.store import Run, load_run
 from .runtimes import KerasRuntime, Runtime, open_export, stderr
 from .unsure import UnsureRule, calibrate, default_rule, describe, load_rule, save_rule, unsure_share
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 
 @dataclass
@@ -275,7 +278,7 @@ def predict_paths(
     batch_size: int = 32,
     workers: int | None = None,
     progress: Callable | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     max_pixels: int | None = None,
 ) -> Tally:
     """Walk `paths`, predict every file `writer` (a resultfiles.ResultWriter) does not hold yet, and hand it each
@@ -301,7 +304,7 @@ def keras_model(run: Run, checkpoint: str | None = None):
     return run.load_model(checkpoint)
 
 
-def score_checkpoints(run_dir: str | Path, checkpoints: dict, cache_dir: Path | None = None, log=print) -> dict:
+def score_checkpoints(run_dir: str | Path, checkpoints: dict, cache_dir: Path | None = None, log=logger.info) -> dict:
     """metrics.json's "checkpoints" with each saved float32 file's own validation accuracy (saved_val_accuracy)
     beside training's figure, which may come from bfloat16 arithmetic; called before metrics.json is written, so
     each checkpoint is loaded by its file name. A file holding the same epoch as another is scored once."""
@@ -322,7 +325,9 @@ def score_checkpoints(run_dir: str | Path, checkpoints: dict, cache_dir: Path | 
     return checkpoints
 
 
-def refit_unsure(run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=print) -> str:
+def refit_unsure(
+    run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=logger.info
+) -> str:
     """Fit a run's unsure rule again on its validation split (through its served probabilities), store it in
     calibration.json, and return the line that describes it."""
     from ..runs.record import load_run_split

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +34,6 @@ from .resultfiles import (
     file_sink,
     from_csv_row,
     model_stamp,
-    printable,
     text_cells,
     write_sidecar,
 )
@@ -333,12 +331,3 @@ def user_error(exc: BaseException) -> HorsesHumansError | None:
     prefix = f"{HorsesHumansError.__module__}.{HorsesHumansError.__name__}: "
     lines = [line for line in str(exc).splitlines() if prefix in line]
     return HorsesHumansError(lines[-1].split(prefix, 1)[1].strip()) if lines else None
-
-
-def cmd_predict_ray(request: RayPredict) -> int:
-    """The CLI's `predict --engine ray`: the rows, then the summary and exit code of the single-machine path."""
-    total, failed = predict_with_ray(request)
-    for row in failed:
-        print(f"skipped: {printable(row.error)}", file=sys.stderr)
-    print(f"predicted {total - len(failed)} of {total} files ({len(failed)} skipped)", file=sys.stderr)
-    return 1 if len(failed) == total or (request.strict and failed) else 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from ..config import HorsesHumansError, TrainConfig, resolve_data_dir
@@ -15,6 +16,8 @@ from ..data.files import visible_files
 from ..data.layouts import CLASS_FOLDERS, DataSet, FileList, detect_layout, find_dataset, labelled_folder
 from ..data.pixels import Split, file_digests, load_files
 from .store import Run
+
+logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 # ---------------------------------------------------------------- writing the record
 
@@ -61,7 +64,7 @@ def sides_hash(sides: dict) -> str:
 # ---------------------------------------------------------------- reading it back
 
 
-def run_data_dir(run: Run, data_dir: Path | str | None = None, log=print) -> Path:
+def run_data_dir(run: Run, data_dir: Path | str | None = None, log=logger.info) -> Path:
     """The data folder for a run: data_dir if given, else the one the run recorded (data.json, or environment.json
     for older runs), else $HORSES_HUMANS_DATA or the default."""
     if data_dir:
@@ -76,7 +79,11 @@ def run_data_dir(run: Run, data_dir: Path | str | None = None, log=print) -> Pat
 
 
 def load_run_split(
-    run: Run, side: str = "validation", data_dir: Path | str | None = None, cache_dir: Path | None = None, log=print
+    run: Run,
+    side: str = "validation",
+    data_dir: Path | str | None = None,
+    cache_dir: Path | None = None,
+    log=logger.info,
 ) -> Split:
     """Decoded pixels of the run's own train, validation or test files: the ones it recorded (one warning line when
     they changed since), or, for a run without a record, that side of the data set as found now."""
@@ -85,12 +92,12 @@ def load_run_split(
     return load_files(found, run.class_names, run.image_size, cache_dir, log)
 
 
-def load_labelled(run: Run, folder: Path | str, cache_dir: Path | None = None, log=print) -> Split:
+def load_labelled(run: Run, folder: Path | str, cache_dir: Path | None = None, log=logger.info) -> Split:
     """Decoded pixels of any folder of class folders named after (some of) the run's classes."""
     return load_files(labelled_folder(Path(folder), run.class_names), run.class_names, run.image_size, cache_dir, log)
 
 
-def load_run_extra(run: Run, cache_dir: Path | None = None, log=print) -> list[Split]:
+def load_run_extra(run: Run, cache_dir: Path | None = None, log=logger.info) -> list[Split]:
     """Decoded pixels of the run's --extra-data folders: the files it recorded that are still there (one warning
     line per folder that changed), [] for a run without any."""
     splits = []

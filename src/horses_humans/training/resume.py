@@ -14,7 +14,6 @@ success RESUME_DIR and leftover temporary files are removed, and metrics.json ma
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import threading
@@ -282,14 +281,11 @@ def option_conflicts(given: dict, recorded: TrainConfig) -> list[str]:
     ]
 
 
-def given_options(args) -> dict:
-    """The TrainConfig options of parsed arguments that differ from their defaults (the ones the user gave)."""
+def given_options(values: dict) -> dict:
+    """The TrainConfig options among `values` ({field name: value, None for one not given}) that differ from their
+    defaults: the ones the user gave."""
     defaults = TrainConfig()  # None: an option not given (a repeatable one's absence, whose field default is ())
-    return {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if getattr(args, f.name) is not None and getattr(args, f.name) != getattr(defaults, f.name)
-    }
+    return {name: value for name, value in values.items() if value is not None and value != getattr(defaults, name)}
 
 
 def clean_run_dir(run_dir: Path) -> None:
