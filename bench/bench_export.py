@@ -24,9 +24,10 @@ import numpy as np  # noqa: E402
 
 from horses_humans.core.backend import quiet_native_stderr  # noqa: E402
 from horses_humans.core.tables import markdown_table  # noqa: E402
+from horses_humans.export.formats import FORMATS  # noqa: E402
 from horses_humans.export.parity import p50_latency_ms  # noqa: E402
-from horses_humans.export.pipeline import EXPORT_DIR, FORMATS  # noqa: E402
 from horses_humans.inference.runtimes import KerasRuntime  # noqa: E402
+from horses_humans.runs.layout import EXPORT_DIR  # noqa: E402
 from horses_humans.runs.store import load_run  # noqa: E402
 
 TARGET_MS = {"tflite-int8": 5.0}

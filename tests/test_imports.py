@@ -232,3 +232,62 @@ def test_imports_point_down_the_layers():
     """Everywhere, functions included: serve never imports training, nothing imports cli or serve."""
     violations = layer_violations(import_graph(everywhere=True))
     assert not violations, "\n".join(violations)
+
+
+# Issue 18's targets for the shape of the code: few functions with long parameter lists (a context object or a small
+# frozen dataclass travels instead), and no module too long to read in one sitting.
+MAX_PARAMETERS = 6  # self and cls not counted
+MAX_WIDE_FUNCTIONS = 3
+MAX_LINES = 500
+
+
+def parameter_count(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Positional, keyword-only, *args and **kwargs parameters, not counting self or cls."""
+    a = function.args
+    names = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs] + [p.arg for p in (a.vararg, a.kwarg) if p]
+    return sum(1 for name in names if name not in ("self", "cls"))
+
+
+def wide_functions(tree: ast.Module, where: str) -> list[str]:
+    """'where:line name (n parameters)' for every function or method in tree with more than MAX_PARAMETERS, in
+    line order."""
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return [
+        f"{where}:{node.lineno} {node.name} ({parameter_count(node)} parameters)"
+        for node in sorted(functions, key=lambda node: node.lineno)
+        if parameter_count(node) > MAX_PARAMETERS
+    ]
+
+
+def source_files() -> dict[str, Path]:
+    """{path under the package, e.g. 'analysis/plots.py': file} for every module of the package."""
+    root = Path(horses_humans.__file__).parent
+    return {path.relative_to(root).as_posix(): path for path, _ in package_modules().values()}
+
+
+def test_the_parameter_counter_skips_self_and_counts_every_kind():
+    tree = ast.parse(
+        "class A:\n    def m(self, a, b, c, d, e, f): ...\n    def n(self, a, b, c, d, e, f, g): ...\n"
+        "def f(a, /, b, *args, c, **kwargs): ...\nasync def g(a, b, c, d, e, f, *, h=1): ...\n"
+    )
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    assert {name: parameter_count(f) for name, f in functions.items()} == {"m": 6, "n": 7, "f": 5, "g": 7}
+    assert wide_functions(tree, "x.py") == ["x.py:3 n (7 parameters)", "x.py:5 g (7 parameters)"]
+
+
+def test_few_functions_take_more_than_six_parameters():
+    wide = [
+        found for name, path in source_files().items() for found in wide_functions(ast.parse(path.read_text()), name)
+    ]
+    assert len(wide) <= MAX_WIDE_FUNCTIONS, (
+        f"{len(wide)} functions take more than {MAX_PARAMETERS} parameters (at most {MAX_WIDE_FUNCTIONS}): "
+        + "; ".join(wide)
+        + ". Pass a Workspace (core/workspace.py) or a small frozen dataclass of what belongs together instead."
+    )
+
+
+def test_no_module_is_over_500_lines():
+    lengths = {name: len(path.read_text().splitlines()) for name, path in source_files().items()}
+    assert len(lengths) > 60, sorted(lengths)  # the walk found the subpackages' modules, not only the top level
+    long = {name: n for name, n in lengths.items() if n > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}; split each along a seam into modules of one job."

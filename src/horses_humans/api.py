@@ -126,17 +126,13 @@ class Run:
     ) -> dict:
         """Evaluate on the run's validation (or test) split, in `data_dir` if given, or on `folder` (class folders
         named after the run's classes); writes RUN/evaluation.json and returns its metrics."""
-        from .analysis.evaluation import evaluate_run
+        from .analysis.evaluation import EvalSplit, evaluate_run
 
-        return evaluate_run(
-            self.path,
-            Path(data_dir).expanduser() if data_dir else None,
-            Path(cache_dir).expanduser() if cache_dir else None,
-            logger.info,
-            side=split,
-            data=Path(folder).expanduser() if folder else None,
-            checkpoint=self.checkpoint,
+        images = EvalSplit(
+            split, Path(data_dir).expanduser() if data_dir else None, Path(folder).expanduser() if folder else None
         )
+        cache = Path(cache_dir).expanduser() if cache_dir else None
+        return evaluate_run(self.path, images, self.checkpoint, cache, logger.info)
 
     def export(
         self,

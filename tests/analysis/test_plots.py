@@ -101,9 +101,8 @@ def test_activation_grids_one_panel_per_layer(tmp_path):
 
 def test_gradcam_grid_pairs_image_and_overlay(tmp_path):
     heat = RNG.random((3, 24, 24))
-    fig = plots.gradcam_grid(
-        IMAGES[:3], heat, ["a", "b", "c"], "Grad-CAM", pairs_per_row=3, colours=["black", plots.WRONG_COLOUR, "black"]
-    )
+    colours = ["black", plots.WRONG_COLOUR, "black"]
+    fig = plots.gradcam_grid(IMAGES[:3], heat, ["a", "b", "c"], colours, plots.PairLayout("Grad-CAM", pairs_per_row=3))
     shown = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
     assert len(shown) == 6
     np.testing.assert_array_equal(shown[0], IMAGES[0])

@@ -7,8 +7,16 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
+from horses_humans.core.workspace import Workspace
 from horses_humans.experiments import reproduce as experiments
-from horses_humans.experiments.reproduce import EXPERIMENTS_FILE, experiment_config, load_experiments, plan, reproduce
+from horses_humans.experiments.reproduce import (
+    EXPERIMENTS_FILE,
+    Selection,
+    experiment_config,
+    load_experiments,
+    plan,
+    reproduce,
+)
 from horses_humans.runs.store import HISTORY_FILE, METRICS_FILE, MODEL_FILE, save_json
 from horses_humans.training import loop as training
 
@@ -79,17 +87,8 @@ def no_inception_weights(monkeypatch):
 
 def run_all(tmp_path, seeds=2, only=None, dry_run=False, file=SHIPPED):
     lines = []
-    doc = reproduce(
-        file,
-        seeds,
-        TINY,
-        tmp_path / "runs",
-        tmp_path / "data",
-        out=tmp_path / "reproduce.md",
-        only=only,
-        dry_run=dry_run,
-        log=lines.append,
-    )
+    workspace = Workspace.from_env(tmp_path / "data", tmp_path / "runs", log=lines.append)
+    doc = reproduce(file, Selection(seeds, TINY, only), workspace, tmp_path / "reproduce.md", dry_run)
     return doc, [line for line in lines if line.startswith("[")], lines
 
 

@@ -9,8 +9,10 @@ from fastapi.testclient import TestClient
 
 from horses_humans.data.images import load_pixels
 from horses_humans.data.layouts import VALIDATION
+from horses_humans.export import formats
 from horses_humans.export import pipeline as ex
 from horses_humans.inference.predictor import Predictor
+from horses_humans.inference.runtimes import Runtime
 from horses_humans.runs.store import load_run
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
@@ -166,7 +168,7 @@ def test_source_reference_is_the_class_probability_matrix(exported):
     assert source.accuracy(source.reference) == 1.0  # the centroid model labels the synthetic images right
 
 
-@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in RAW])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in RAW])
 def test_every_export_ships_with_labels_that_say_how_to_read_it(exported, name):
     n, run, _, source, results = exported
     result = results[name]
@@ -182,7 +184,7 @@ def test_every_export_ships_with_labels_that_say_how_to_read_it(exported, name):
     assert ("threshold" in labels) == (n == 2)  # a softmax has no threshold to state
 
 
-@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in RAW])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in RAW])
 def test_every_export_read_with_its_labels_answers_like_keras(exported, name):
     """What a user of the export does: run it with the format's own library, read it as labels.json says."""
     from horses_humans.models.outputs import ClassOutput
@@ -199,7 +201,7 @@ def test_every_export_read_with_its_labels_answers_like_keras(exported, name):
     assert np.abs(got - expected).max() <= bound
 
 
-@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in SERVED])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in SERVED])
 def test_every_served_export_run_alone_answers_like_predict(exported, name):
     """The onnx file by its metadata alone, the tflite_labels folder by labels.txt: predict's probabilities."""
     n, run, data, _, results = exported
@@ -219,7 +221,7 @@ def test_every_served_export_run_alone_answers_like_predict(exported, name):
 def test_runtimes_return_the_raw_output_layer(exported):
     n, _, _, source, results = exported
     for name in ("keras", "savedmodel", "tflite", "web"):
-        spec = ex.FORMATS[results[name].format]
+        spec = formats.FORMATS[results[name].format]
         raw = spec.runtime(results[name].path / spec.file).predict(source.validation.x[:3])
         assert raw.shape == (3, 1 if n == 2 else n) and raw.dtype == np.float32
 
@@ -227,7 +229,7 @@ def test_runtimes_return_the_raw_output_layer(exported):
 def test_an_export_with_the_wrong_output_width_is_not_shipped(exported, monkeypatch):
     n, run, _, source, _ = exported
 
-    class Wider(ex.Runtime):
+    class Wider(Runtime):
         """A runtime whose model grew a unit in conversion."""
 
         def __init__(self, path):
@@ -236,7 +238,7 @@ def test_an_export_with_the_wrong_output_width_is_not_shipped(exported, monkeypa
         def predict_batch(self, pixels):
             return np.full((len(pixels), n + 1), 1 / (n + 1))
 
-    monkeypatch.setitem(ex.FORMATS, "keras", ex.Format("keras", "model.keras", ex.write_keras, Wider))
+    monkeypatch.setitem(formats.FORMATS, "keras", formats.Format("keras", "model.keras", formats.write_keras, Wider))
     before = (run / "export" / "keras" / "export.json").read_text()
     result = ex.export(source, "keras", latency_runs=1)
     assert not result.shipped and "the conversion lost the output layer's shape" in result.error
@@ -249,4 +251,4 @@ def test_exports_table_rows_read_the_labels_as_the_model_does(exported):
     n, run, _, source, results = exported
     table = exports_markdown(source, list(results.values()))
     assert f"Keras validation accuracy 100.0% on {len(source.validation)} images" in table
-    assert table.count("| passed |") == len(ex.ALL)
+    assert table.count("| passed |") == len(formats.ALL)

@@ -11,18 +11,20 @@ from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError
 from horses_humans.core.tables import exports_table, write_exports_markdown
 from horses_humans.data.images import load_pixels
+from horses_humans.export import formats, webbuild
 from horses_humans.export import pipeline as ex
-from horses_humans.export import webbuild
 from horses_humans.export.parity import RULES, check_parity, p50_latency_ms
+from horses_humans.export.source import strip_augmentation
 from horses_humans.inference.predictor import Predictor
+from horses_humans.inference.runtimes import SavedModelRuntime
 from horses_humans.models.outputs import ClassOutput
 from horses_humans.runs.store import load_run
 
 from ..synthetic import write_image
 from ..tiers import slow_fixture
 
-RAW = [(f, q) for f, q in ex.ALL if not ex.FORMATS[f].served]  # raw output layer out; labels.json says how to read it
-SERVED = [(f, q) for f, q in ex.ALL if ex.FORMATS[f].served]  # predict's probabilities out (test_served_exports.py)
+RAW = [(f, q) for f, q in formats.ALL if not formats.FORMATS[f].served]  # raw output out; labels.json says how to read
+SERVED = [(f, q) for f, q in formats.ALL if formats.FORMATS[f].served]  # predict's probabilities (test_served_exports)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,7 @@ def test_parity_needs_matching_probabilities():
 
 
 def test_every_quantization_has_a_rule():
-    assert set(RULES) == set(ex.QUANTIZE)
+    assert set(RULES) == set(formats.QUANTIZE)
 
 
 def test_p50_latency_times_single_image_calls():
@@ -137,12 +139,12 @@ def fresh_images(tmp_path, size=40, count=4) -> list:
     return paths
 
 
-@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in RAW])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in RAW])
 def test_every_export_ships_with_its_labels(baseline_exports, baseline_run, name):
     result = baseline_exports[name]
     assert result.shipped, result.error
     folder = baseline_run / "export" / name
-    assert result.path == folder and (folder / ex.FORMATS[result.format].file).exists()
+    assert result.path == folder and (folder / formats.FORMATS[result.format].file).exists()
     labels = json.loads((folder / "labels.json").read_text())
     assert labels["class_names"] == ["horses", "humans"] and labels["threshold"] == 0.5 and labels["input_size"] == 32
     assert labels["output_kind"] == "sigmoid" and labels["output_shape"] == [None, 1] and "'humans'" in labels["output"]
@@ -203,7 +205,7 @@ def standard_predictions(folder, fmt, pixels):
     return np.array(outputs)
 
 
-@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in RAW])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in RAW])
 def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, baseline_run, tmp_path, name):
     result = baseline_exports[name]
     pixels = np.stack([load_pixels(path, 32) for path in fresh_images(tmp_path)])
@@ -216,7 +218,7 @@ def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, basel
         assert np.array_equal(got >= 0.5, expected >= 0.5) and np.abs(got - expected).max() < 0.05
 
 
-@pytest.mark.parametrize("name", [ex.export_name(f, q) for f, q in SERVED])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in SERVED])
 def test_served_export_run_alone_answers_like_predict_on_new_images(baseline_exports, baseline_run, tmp_path, name):
     from .test_served_exports import plain_litert, plain_onnx
 
@@ -247,9 +249,8 @@ def test_the_readmes_python_client_of_every_raw_format_runs(baseline_exports, ba
     done = subprocess.run([sys.executable, "-c", client, str(image)], cwd=folder, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     expected = Predictor.uncalibrated(load_run(baseline_run)).predict_proba(load_pixels(image, 32)[None])[0]
-    np.testing.assert_allclose(
-        list(json.loads(done.stdout.splitlines()[-1])["probabilities"].values()), expected, atol=1e-4
-    )
+    answer = json.loads(done.stdout.splitlines()[-1])
+    np.testing.assert_allclose(list(answer["probabilities"].values()), expected, atol=1e-4)
 
 
 def test_augmentation_is_stripped_for_export_and_answers_the_same():
@@ -257,13 +258,13 @@ def test_augmentation_is_stripped_for_export_and_answers_the_same():
     from horses_humans.models.recipes import build_model
 
     model = build_model(TrainConfig(recipe="augmented", image_size=32))
-    stripped = ex.strip_augmentation(model)
+    stripped = strip_augmentation(model)
     assert not any(type(layer).__name__.startswith("Random") for layer in stripped.layers)
     assert [layer.name for layer in stripped.layers] == [layer.name for layer in model.layers]
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
     assert np.array_equal(np.asarray(stripped(x)), np.asarray(model(x, training=False)))
     plain = build_model(TrainConfig(recipe="baseline", image_size=32))
-    assert ex.strip_augmentation(plain) is plain
+    assert strip_augmentation(plain) is plain
 
 
 def test_web_build_is_a_self_contained_static_site(baseline_exports):
@@ -294,7 +295,7 @@ def test_exports_table_has_every_export(baseline_source, baseline_exports):
     table, path = write_exports_markdown(baseline_source, list(baseline_exports.values()))
     assert path.read_text() == table
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| export")]
-    assert [row.split(" | ")[0][2:] for row in rows] == [ex.export_name(f, q) for f, q in ex.ALL]
+    assert [row.split(" | ")[0][2:] for row in rows] == [formats.export_name(f, q) for f, q in formats.ALL]
     assert "| tflite | LiteRT | model.tflite |" in table and "| 1.0000 |" in table  # float TFLite is the size reference
 
 
@@ -315,7 +316,9 @@ def test_converter_failure_is_reported_and_the_rest_still_export(baseline_source
     def broken(source, target, quantize):
         raise RuntimeError("converter exploded\nsecond line")
 
-    monkeypatch.setitem(ex.FORMATS, "savedmodel", ex.Format("savedmodel", "saved_model", broken, ex.SavedModelRuntime))
+    monkeypatch.setitem(
+        formats.FORMATS, "savedmodel", formats.Format("savedmodel", "saved_model", broken, SavedModelRuntime)
+    )
     results = ex.export_all(baseline_source, [("savedmodel", "none"), ("keras", "none")], latency_runs=1)
     assert [r.shipped for r in results] == [False, True]
     assert results[0].error == "RuntimeError: converter exploded"
@@ -342,14 +345,16 @@ def test_export_replaces_an_earlier_one_of_the_same_name(baseline_source):
 )
 def test_bad_format_requests_are_clear_errors(fmt, quantize, words):
     with pytest.raises(HorsesHumansError, match=words.replace("-", r"\-")):
-        ex.check_request(fmt, quantize)
+        formats.check_request(fmt, quantize)
 
 
 def test_a_missing_export_dependency_names_the_extra(monkeypatch):
-    real = ex.importlib.util.find_spec
-    monkeypatch.setattr(ex.importlib.util, "find_spec", lambda name: None if name == "ai_edge_litert" else real(name))
+    real = formats.importlib.util.find_spec
+    monkeypatch.setattr(
+        formats.importlib.util, "find_spec", lambda name: None if name == "ai_edge_litert" else real(name)
+    )
     with pytest.raises(HorsesHumansError, match=r"needs ai_edge_litert: pip install 'horses-humans\[export\]'"):
-        ex.check_request("tflite", "int8")
+        formats.check_request("tflite", "int8")
 
 
 # ---------------------------------------------------------------- the command

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from horses_humans.cli.main import main
 from horses_humans.data.layouts import VALIDATION
-from horses_humans.export import clients
+from horses_humans.export import clients, formats, served
 from horses_humans.export import pipeline as ex
 from horses_humans.export.onnx_file import metadata, read_metadata
 from horses_humans.export.tflite_labels import LABELS_TXT, labels_text, write_labels_txt
@@ -242,19 +242,19 @@ def test_every_served_folder_carries_its_model_card_readme_and_checksums(sigmoid
     for name, extra in (("onnx", []), ("tflite_labels", [LABELS_TXT])):
         folder = run / EXPORT_DIR / name
         record = json.loads((folder / "export.json").read_text())
-        expected = {MODEL_CARD_FILE, clients.README_FILE, "labels.json", ex.FORMATS[name].file, *extra}
+        expected = {MODEL_CARD_FILE, clients.README_FILE, "labels.json", formats.FORMATS[name].file, *extra}
         assert set(record["files"]) == expected
         labels = json.loads((folder / "labels.json").read_text())
         assert labels["input"]["dtype"] == "uint8" and labels["temperature"] == 1.0  # nothing to apply after it
         assert labels["temperature_applied"] == 2.0
 
 
-@pytest.mark.parametrize("fmt", list(ex.FORMATS))
+@pytest.mark.parametrize("fmt", list(formats.FORMATS))
 def test_every_formats_readme_has_a_python_client_and_a_javascript_section(tmp_path, fmt):
     run = load_run(write_centroid_run(tmp_path, 2))
-    text = clients.readme(fmt, ex.FORMATS[fmt].file, run)
+    text = clients.readme(fmt, formats.FORMATS[fmt].file, run)
     compile(clients.python_client(text), f"{fmt}-client.py", "exec")  # it parses
-    assert "## JavaScript" in text and ex.FORMATS[fmt].file in text
+    assert "## JavaScript" in text and formats.FORMATS[fmt].file in text
     assert len(clients.python_client(text).strip().splitlines()) <= 16
 
 
@@ -273,8 +273,8 @@ def test_a_served_model_that_forgot_its_flips_is_never_published(softmax_tta_run
     run, _ = softmax_tta_run
     data = run.parent.parent / "data"
     source = ex.open_source(run, data, log=lambda line: None)
-    real = ex.served_model
-    monkeypatch.setattr(ex, "served_model", lambda model, output, size, tta: real(model, output, size, False))
+    real = served.served_model
+    monkeypatch.setattr(served, "served_model", lambda model, output, size, tta: real(model, output, size, False))
     before = (run / EXPORT_DIR / "onnx" / "model.onnx").read_bytes()
     result = ex.export(source, "onnx", latency_runs=1)
     assert not result.shipped and result.error.startswith("parity failed: max |dp| <= 0.0001")

@@ -104,10 +104,10 @@ def test_decoding_runs_in_tasks_and_the_model_on_actors(local_ray, centroid):
     """Two operators, not one: Ray fuses a task stage into the next actor stage when their resources match, and
     then every image would be decoded inside the model actors, one at a time."""
     from horses_humans.inference.predictor import collect_files
-    from horses_humans.inference.rayengine import build_dataset, stream_rows
+    from horses_humans.inference.rayengine import RayPredict, build_dataset, stream_rows
 
     run, data = centroid
-    ds = build_dataset(local_ray, collect_files([data]), run, None, None, 2, 4)
+    ds = build_dataset(local_ray, collect_files([data]), RayPredict(run, [data], workers=2, batch_size=4))
     assert len(list(stream_rows(ds))) == 16
     stats = ds.stats()
     assert "Operator 1 MapBatches(decode_batch):" in stats and "Operator 2 MapBatches(RunModel):" in stats, stats

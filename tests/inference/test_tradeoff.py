@@ -74,7 +74,7 @@ def test_the_plot_marks_the_calibrated_tau():
 @pytest.mark.slow
 def test_report_draws_the_curve_on_the_folder_the_run_was_evaluated_on(tmp_path):
     from horses_humans.analysis import report
-    from horses_humans.analysis.evaluation import evaluate_run
+    from horses_humans.analysis.evaluation import EvalSplit, evaluate_run
 
     from ..centroid_runs import centroid_setup
     from ..synthetic import make_classes
@@ -83,7 +83,7 @@ def test_report_draws_the_curve_on_the_folder_the_run_was_evaluated_on(tmp_path)
     html = report.write_report(run, data, log=lambda s: None).read_text()
     assert '<section id="tradeoff">' in html and "On the validation split" in html
     folder = make_classes(tmp_path / "photos", ["horses", "humans"], 3, np.random.default_rng(0))
-    evaluate_run(run, data, data=folder, log=lambda s: None)
+    evaluate_run(run, EvalSplit(data_dir=data, folder=folder), log=lambda s: None)
     html = report.write_report(run, data, log=lambda s: None).read_text()
     assert f"On the labelled folder {folder}: as the minimum confidence" in html and "real classes images" in html
     assert (run / "report" / "tradeoff.png").stat().st_size > 0

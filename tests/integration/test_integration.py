@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from horses_humans.analysis.evaluation import evaluate_run
+from horses_humans.analysis.evaluation import EvalSplit, evaluate_run
 from horses_humans.config import TrainConfig
 from horses_humans.core.workspace import Workspace
 from horses_humans.data.check import check_dataset
@@ -58,14 +58,14 @@ def mobilenet_run(data_dir, cache_dir, tmp_path_factory):
 
 
 def test_short_baseline_run_learns(data_dir, cache_dir, baseline_run):
-    metrics = evaluate_run(baseline_run, data_dir, cache_dir, log=print)
+    metrics = evaluate_run(baseline_run, EvalSplit(data_dir=data_dir), cache_dir=cache_dir, log=print)
     assert metrics["images"] == 256
     assert metrics["accuracy"] >= 0.70, metrics  # chance is 0.5
     assert metrics["roc_auc"] >= 0.80, metrics
 
 
 def test_mobilenet_v2_from_shared_weights_reaches_97_percent(data_dir, cache_dir, mobilenet_run):
-    metrics = evaluate_run(mobilenet_run, data_dir, cache_dir, log=print)
+    metrics = evaluate_run(mobilenet_run, EvalSplit(data_dir=data_dir), cache_dir=cache_dir, log=print)
     assert metrics["accuracy"] >= 0.97, metrics
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from horses_humans.analysis.evaluation import evaluate_run
+from horses_humans.analysis.evaluation import EvalSplit, evaluate_run
 from horses_humans.analysis.report import checkpoint_row
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
@@ -90,10 +90,10 @@ def test_metrics_say_which_epoch_each_file_holds(run_dir):
 
 
 def test_evaluate_scores_the_served_file_and_matches_metrics(run_dir, dataset):
-    best = evaluate_run(run_dir, dataset, log=lambda s: None)
+    best = evaluate_run(run_dir, EvalSplit(data_dir=dataset), log=lambda s: None)
     assert best["checkpoint"] == "best" and best["checkpoint_file"] == BEST_MODEL_FILE
     assert best["accuracy"] == pytest.approx(load_run(run_dir).checkpoint_record()["val_accuracy"])
-    last = evaluate_run(run_dir, dataset, log=lambda s: None, checkpoint="last")
+    last = evaluate_run(run_dir, EvalSplit(data_dir=dataset), "last", log=lambda s: None)
     assert last["checkpoint_file"] == MODEL_FILE and last["accuracy"] == 0.5
     kept = sorted(p.name for p in (run_dir / "evaluations").glob("*.json"))
     assert kept == ["validation-best.json", "validation-last.json"]
@@ -172,7 +172,10 @@ def test_metrics_record_each_saved_files_own_validation_score(run_dir, dataset):
     """Training may run in bfloat16: metrics.json keeps its figure and adds what the saved float32 file scores."""
     run = load_run(run_dir)
     best, last = run.metrics["checkpoints"]["best"], run.metrics["checkpoints"]["last"]
-    scored = {c: evaluate_run(run_dir, dataset, log=lambda s: None, checkpoint=c)["accuracy"] for c in ("best", "last")}
+    scored = {
+        c: evaluate_run(run_dir, EvalSplit(data_dir=dataset), c, log=lambda s: None)["accuracy"]
+        for c in ("best", "last")
+    }
     assert best["saved_val_accuracy"] == pytest.approx(scored["best"]) and last["saved_val_accuracy"] == 0.5
     assert run.served_accuracy == best["saved_val_accuracy"]
 

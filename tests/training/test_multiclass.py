@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from horses_humans.analysis.evaluation import evaluate_run, format_metrics
+from horses_humans.analysis.evaluation import EvalSplit, evaluate_run, format_metrics
 from horses_humans.analysis.explain import write_explanation
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
@@ -55,7 +55,7 @@ def test_a_softmax_run_learns_and_says_how_to_read_it(runs, n):
 
 @pytest.mark.parametrize("n", [3, 5])
 def test_evaluate_gives_every_class_and_agrees_with_kerass_accuracy(runs, datasets, n):
-    metrics = evaluate_run(runs[n], datasets[n], **QUIET)
+    metrics = evaluate_run(runs[n], EvalSplit(data_dir=datasets[n]), **QUIET)
     # Keras' "accuracy" resolved to sparse categorical accuracy (argmax), the label evaluate gives
     assert metrics["accuracy"] == pytest.approx(load_run(runs[n]).metrics["val_accuracy"])
     assert np.array(metrics["confusion_matrix"]).shape == (n, n) and metrics["images"] == 4 * n

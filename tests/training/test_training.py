@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from horses_humans.analysis.evaluation import evaluate_run
+from horses_humans.analysis.evaluation import EvalSplit, evaluate_run
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.inference.predictor import Predictor
@@ -55,7 +55,7 @@ def test_predictor_and_evaluate_agree(run_dir, dataset):
     files = sorted((dataset / "validation-horse-or-human").rglob("*.png"))
     results = predictor.predict_files(files)
     assert all(r.error is None for r in results)
-    metrics = evaluate_run(run_dir, dataset, log=lambda s: None)
+    metrics = evaluate_run(run_dir, EvalSplit(data_dir=dataset), log=lambda s: None)
     truth = ["horses" if "/horses/" in str(f) else "humans" for f in files]
     accuracy = np.mean([r.label == t for r, t in zip(results, truth)])
     assert metrics["accuracy"] == pytest.approx(accuracy)

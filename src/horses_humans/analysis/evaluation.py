@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -106,43 +107,50 @@ def per_image_rows(files: list[str], y_true: np.ndarray, probabilities: np.ndarr
     return rows
 
 
-def predict_split(run, side: str = "validation", data_dir=None, data=None, cache_dir=None, log=logger.info):
-    """(predictor, split, class probabilities (N, C)) of a loaded run on its own validation or test files (in its own
-    data folder unless data_dir is given), or on `data`, any folder of class folders named after its classes."""
-    split = (
-        load_labelled(run, data, cache_dir, log)
-        if data is not None
-        else load_run_split(run, side, data_dir, cache_dir, log)
+@dataclass(frozen=True)
+class EvalSplit:
+    """The images a run is evaluated on: its own validation or test split (`side`), found in `data_dir` (None: the
+    folder it was trained on), or `folder`, any folder of class folders named after its classes (wins when given)."""
+
+    side: str = "validation"
+    data_dir: Path | str | None = None
+    folder: Path | str | None = None
+
+    def name(self) -> str:
+        """What evaluation.json calls it: the side, or "data" for a labelled folder."""
+        return "data" if self.folder is not None else self.side
+
+
+def predict_split(run, split: EvalSplit = EvalSplit(), cache_dir=None, log=logger.info):
+    """(predictor, the decoded images, class probabilities (N, C)) of a loaded run on the images `split` names."""
+    images = (
+        load_labelled(run, split.folder, cache_dir, log)
+        if split.folder is not None
+        else load_run_split(run, split.side, split.data_dir, cache_dir, log)
     )
     predictor = Predictor.from_run(run)
-    return predictor, split, predictor.predict_proba(np.asarray(split.x))
+    return predictor, images, predictor.predict_proba(np.asarray(images.x))
 
 
 def evaluate_run(
-    run_dir,
-    data_dir=None,
-    cache_dir=None,
-    log=logger.info,
-    side: str = "validation",
-    data=None,
-    checkpoint: str | None = None,
+    run_dir, split: EvalSplit = EvalSplit(), checkpoint: str | None = None, cache_dir=None, log=logger.info
 ) -> dict:
-    """Evaluate a run's saved model (`checkpoint`, default the run's) on its validation or test split (or on `data`,
-    a labelled folder); writes evaluation.json (saying which images and checkpoint), evaluations/NAME.json (one per
+    """Evaluate a run's saved model (`checkpoint`, default the run's) on the images `split` names (default its
+    validation split); writes evaluation.json (saying which images and checkpoint), evaluations/NAME.json (one per
     split or folder, kept) and predictions.csv, then rewrites the model card."""
     run = load_run(run_dir, checkpoint)
-    predictor, split, probabilities = predict_split(run, side, data_dir, data, cache_dir, log)
-    metrics = classification_metrics(split.y, probabilities, predictor.output)
+    predictor, images, probabilities = predict_split(run, split, cache_dir, log)
+    metrics = classification_metrics(images.y, probabilities, predictor.output)
     metrics.update(
         run=str(run.path),
         class_names=run.class_names,
-        skipped_files=len(split.skipped),
-        split="data" if data is not None else side,
-        folder=str(split.root),
+        skipped_files=len(images.skipped),
+        split=split.name(),
+        folder=str(images.root),
         checkpoint=run.checkpoint,
         checkpoint_file=run.checkpoint_path().name,
     )
-    rows = per_image_rows(split.files, split.y, probabilities, predictor.output)
+    rows = per_image_rows(images.files, images.y, probabilities, predictor.output)
     write_text_atomic(run.path / EVALUATION_FILE, metrics_json(metrics) + "\n")
     write_text_atomic(run.path / EVALUATIONS_DIR / f"{evaluation_name(metrics)}.json", metrics_json(metrics) + "\n")
     write_text_atomic(run.path / PREDICTIONS_FILE, rows_to_csv(rows))

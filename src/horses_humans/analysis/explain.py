@@ -280,7 +280,8 @@ def write_explanation(
     heatmap = gradcam(predictor.model, pixels, layer, class_index(predictor.output, explained))
     out, stem = Path(out_dir or run.path / EXPLAIN_DIR), Path(image).stem
     panel = f"Grad-CAM of {explained} at {layer}" + ("" if heatmap.max() > 0 else " (no positive evidence)")
-    figure = plots.gradcam_grid([pixels], [heatmap], [panel], f"{Path(image).name}: {label}, p = {p:.4f}", 1, cell=4.0)
+    layout = plots.PairLayout(f"{Path(image).name}: {label}, p = {p:.4f}", pairs_per_row=1, cell=4.0)
+    figure = plots.gradcam_grid([pixels], [heatmap], [panel], layout=layout)
     suffix = "" if class_name is None else f"-{class_name}"  # a chosen class does not overwrite the predicted one's
     paths = [
         plots.save_png(activation_figure(predictor.model, pixels), out / f"{stem}-activations.png"),

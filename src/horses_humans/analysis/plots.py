@@ -8,6 +8,7 @@ display needed), so they can be drawn from any process or thread.
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -171,22 +172,26 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.nd
     return np.clip((1 - alpha) * np.asarray(image, np.float64) + alpha * jet, 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class PairLayout:
+    """How a figure of image pairs is laid out: its heading, pairs per row, and each cell's side (inches)."""
+
+    title: str = ""
+    pairs_per_row: int = 4
+    cell: float = 2.0
+
+
 def gradcam_grid(
-    images,
-    heatmaps,
-    titles: list[str],
-    title: str = "",
-    pairs_per_row: int = 4,
-    colours: list[str] | None = None,
-    cell: float = 2.0,
+    images, heatmaps, titles: list[str], colours: list[str] | None = None, layout: PairLayout = PairLayout()
 ) -> Figure:
-    """Each image beside its Grad-CAM overlay; the pair's title goes over the overlay."""
+    """Each image beside its Grad-CAM overlay; the pair's title (in its colour, default black) goes over the
+    overlay."""
     pictures, names, tints = [], [], []
     for image, heatmap, text, colour in zip(images, heatmaps, titles, colours or ["black"] * len(titles)):
         pictures += [image, overlay(image, heatmap)]
         names += ["", text]
         tints += ["black", colour]
-    return image_grid(pictures, names, 2 * pairs_per_row, title, tints, cell=cell)
+    return image_grid(pictures, names, 2 * layout.pairs_per_row, layout.title, tints, cell=layout.cell)
 
 
 # ---------------------------------------------------------------- metrics

@@ -28,7 +28,7 @@ from ..runs.store import OPTIMISM_NOTE, Run, load_run, read_calibration
 from . import explain, plots
 from .answers import folder_names, load_measuring_folder
 from .compare import runs_curves_view
-from .evaluation import classification_metrics, predict_split
+from .evaluation import EvalSplit, classification_metrics, predict_split
 from .htmlpage import View, page_html, sections_html, table_html
 
 logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
@@ -108,7 +108,7 @@ def write_report(
 
 def evaluate(run: Run, data_dir: Path | None, cache_dir: Path | None, log=logger.info) -> Evaluated:
     """Load the run's model and predict its validation split (in its own data folder unless data_dir is given)."""
-    return Evaluated(run, *predict_split(run, "validation", data_dir, None, cache_dir, log))
+    return Evaluated(run, *predict_split(run, EvalSplit(data_dir=data_dir), cache_dir, log))
 
 
 def per_class(classes: int, most: int, total: int) -> int:
@@ -188,9 +188,8 @@ def gradcam_figure(ev: Evaluated, idx: np.ndarray, title: str):
     heatmaps = explain.gradcam(ev.predictor.model, np.asarray(ev.split.x[idx]), ev.layer, predicted)
     titles = [ev.describe(i) + ("" if h.max() > 0 else "\n(no positive evidence)") for i, h in zip(idx, heatmaps)]
     wrong = predicted != np.asarray(ev.split.y)[idx]
-    return plots.gradcam_grid(
-        ev.split.x[idx], heatmaps, titles, title, colours=[plots.WRONG_COLOUR if w else "black" for w in wrong]
-    )
+    colours = [plots.WRONG_COLOUR if w else "black" for w in wrong]
+    return plots.gradcam_grid(ev.split.x[idx], heatmaps, titles, colours, plots.PairLayout(title))
 
 
 def confusion_view(ev: Evaluated, metrics: dict, out: Path) -> View:

@@ -9,7 +9,7 @@ from .common import add_cache_dir, add_checkpoint, add_run_data_dir, log, run_da
 
 
 def add_export(sub) -> None:
-    from ..export.pipeline import FORMATS, QUANTIZE
+    from ..export.formats import FORMATS, QUANTIZE
 
     p = sub.add_parser(
         "export",

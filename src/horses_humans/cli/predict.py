@@ -130,11 +130,10 @@ def add_explain(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..analysis.evaluation import evaluate_run, format_metrics, metrics_json
+    from ..analysis.evaluation import EvalSplit, evaluate_run, format_metrics, metrics_json
 
-    metrics = evaluate_run(
-        args.run, run_data_dir(args), args.cache_dir, log, side=args.split, data=args.data, checkpoint=args.checkpoint
-    )
+    split = EvalSplit(args.split, run_data_dir(args), args.data)
+    metrics = evaluate_run(args.run, split, args.checkpoint, args.cache_dir, log)
     print(metrics_json(metrics) if args.json else format_metrics(metrics))
     return 0
 

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ..config import PRECISIONS, HorsesHumansError, TrainConfig, resolve_data_dir
+from ..config import PRECISIONS, HorsesHumansError, TrainConfig
 from .common import add_cache_dir, add_data_dir, log
 from .options import add_config_options, config_from_args
 
@@ -134,6 +134,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from ..core.workspace import Workspace
     from ..experiments.sweep import run_sweep
     from ..models.recipes import resolve
     from ..training.loop import train
@@ -143,29 +144,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             recipe="baseline", epochs=args.epochs, seed=args.seed, image_size=args.image_size, precision=args.precision
         )
     )
-    data_dir, runs_dir = resolve_data_dir(args.data_dir), Path(args.runs_dir)
-    run_sweep(args.trials, base, data_dir, runs_dir, args.cache_dir, args.out, train, log=log)
+    workspace = Workspace.from_env(args.data_dir, args.runs_dir, args.cache_dir, log)
+    run_sweep(args.trials, base, workspace, args.out, train)
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from ..core.progress import ProgressBar
-    from ..experiments.reproduce import load_experiments, reproduce, reproduce_runs_dir
+    from ..core.workspace import Workspace
+    from ..experiments.reproduce import Selection, load_experiments, reproduce, reproduce_runs_dir
 
     given = {"epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size}
     given["precision"] = args.precision
     with ProgressBar("experiment runs", transient=True) as progress:  # erased at the end: the lines tell the story
-        reproduce(
-            load_experiments(args.experiments),
-            args.seeds,
-            {k: v for k, v in given.items() if v is not None},
-            reproduce_runs_dir(args.runs_dir),
-            resolve_data_dir(args.data_dir),
-            args.cache_dir,
-            args.out,
-            args.only,
-            args.dry_run,
-            log=log,
-            progress=progress,
-        )
+        selection = Selection(args.seeds, {k: v for k, v in given.items() if v is not None}, args.only)
+        workspace = Workspace.from_env(args.data_dir, reproduce_runs_dir(args.runs_dir), args.cache_dir, log)
+        reproduce(load_experiments(args.experiments), selection, workspace, args.out, args.dry_run, progress)
     return 0

@@ -270,33 +270,39 @@ def progress_line(i: int, n: int, run: PlannedRun) -> str:
     return f"[{i}/{n}] {run.experiment.name} seed {run.seed}: {run.status()}"
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which runs to plan: the experiments named in `only` (comma-separated; None: all), each over `seeds` seeds
+    (unless it sets its own), with `defaults` (TrainConfig fields from the command line) under its settings."""
+
+    seeds: int
+    defaults: dict = field(default_factory=dict)
+    only: str | None = None
+
+
 def reproduce(
     file: ExperimentFile,
-    seeds: int,
-    defaults: dict,
-    runs_dir: Path,
-    data_dir: Path,
-    cache_dir: Path | None = None,
+    selection: Selection,
+    workspace: Workspace,
     out: Path = DEFAULT_OUT,
-    only: str | None = None,
     dry_run: bool = False,
-    log: Callable[[str], None] = print,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path | None:
-    """Train every planned run of the file's experiments (or those named in `only`) that is not finished yet, then
-    (re)write the results document from the finished ones, also when interrupted. With dry_run, only print the
-    plan. `progress(done, total)` is told of each planned run before it starts, and at the end. Returns the
-    document's path."""
-    planned = plan(file.select(only), seeds, defaults, runs_dir)
+    """Train every run the selection plans from the file's experiments that is not finished yet (into the workspace's
+    runs folder), then (re)write the results document from the finished ones, also when interrupted. With dry_run,
+    only print the plan. `progress(done, total)` is told of each planned run before it starts, and at the end.
+    Returns the document's path (None on a dry run)."""
+    runs_dir, log = workspace.runs_dir, workspace.log
+    planned = plan(file.select(selection.only), selection.seeds, selection.defaults, runs_dir)
     if dry_run:
         for i, run in enumerate(planned, 1):
             log(progress_line(i, len(planned), run))
         log(f"dry run, nothing trained: {plan_summary(planned)}.")
         return None
     try:
-        train_missing(planned, runs_dir, data_dir, cache_dir, log, progress)
+        train_missing(planned, workspace, progress)
     finally:
-        command = command_text(planned, file, seeds, defaults, runs_dir)
+        command = command_text(planned, file, selection, runs_dir)
         write_text_atomic(out, render_document(locate_runs(planned, runs_dir), command, file.title))
         log(f"wrote {out}")
     return Path(out)
@@ -311,21 +317,18 @@ def plan_summary(planned: list[PlannedRun]) -> str:
     return f"{len(planned)} runs: {finished} finished, {todo} to train ({retries} interrupted), {skipped} skipped"
 
 
-def train_missing(
-    planned: list[PlannedRun], runs_dir: Path, data_dir: Path, cache_dir: Path | None, log, progress=None
-) -> None:
-    """Train the planned runs that are neither finished nor skipped, each through training.train (an interrupted one
-    resumed from its last completed epoch); progress(done, total) before each and at the end."""
+def train_missing(planned: list[PlannedRun], workspace: Workspace, progress=None) -> None:
+    """Train the planned runs that are neither finished nor skipped, each through training.train in the workspace (an
+    interrupted one resumed from its last completed epoch); progress(done, total) before each and at the end."""
     from ..training import loop as training
 
     trained: dict[TrainConfig, Path] = {}  # two experiments may resolve to the same config: train it once
     for i, run in enumerate(planned, 1):
         run.run_dir = run.run_dir or trained.get(run.config)
-        log(progress_line(i, len(planned), run))
+        workspace.log(progress_line(i, len(planned), run))
         if progress:
             progress(i - 1, len(planned))
         if not run.run_dir and not run.skipped:
-            workspace = Workspace.from_env(data_dir, runs_dir, cache_dir, log)
             trained[run.config] = training.train(run.config, workspace, resume=run.interrupted)
     if progress:
         progress(len(planned), len(planned))
@@ -428,13 +431,13 @@ def epochs_text(run: Run | None) -> str:
     return " ".join(f"{100 * h['val_accuracy']:.0f}" for h in history if "val_accuracy" in h) or "-"
 
 
-def command_text(planned: list[PlannedRun], file: ExperimentFile, seeds: int, defaults: dict, runs_dir: Path) -> str:
+def command_text(planned: list[PlannedRun], file: ExperimentFile, selection: Selection, runs_dir: Path) -> str:
     """The command line that regenerates the document with these settings."""
     names = list(dict.fromkeys(r.experiment.name for r in planned))
     only = "" if names == [e.name for e in file.experiments] else f" --only {','.join(names)}"
-    flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in defaults.items())
+    flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in selection.defaults.items())
     source = "" if file.path == EXPERIMENTS_FILE else f" --experiments {file.path}"
-    return f"horses-humans experiment reproduce --seeds {seeds}{only}{flags}{source} --runs-dir {runs_dir}"
+    return f"horses-humans experiment reproduce --seeds {selection.seeds}{only}{flags}{source} --runs-dir {runs_dir}"
 
 
 def render_document(planned: list[PlannedRun], command: str, title: str = DEFAULT_TITLE) -> str:

@@ -61,25 +61,17 @@ def finished_trials(study) -> list:
     return sorted(done, key=lambda t: -t.value)
 
 
-def run_sweep(
-    trials: int,
-    base: TrainConfig,
-    data_dir: Path,
-    runs_dir: Path,
-    cache_dir: Path | None,
-    out: Path,
-    train: Callable,
-    log: Callable[[str], None] = print,
-) -> Path:
-    """Train until `trials` trials have completed (resuming a stopped sweep), then write the document."""
-    study = open_study(runs_dir, base.seed)
+def run_sweep(trials: int, base: TrainConfig, workspace: Workspace, out: Path, train: Callable) -> Path:
+    """Train until `trials` trials have completed (resuming a stopped sweep), each a run in the workspace's runs
+    folder beside the study, then write the document."""
+    study, log = open_study(workspace.runs_dir, base.seed), workspace.log
     todo = trials - len(finished_trials(study))
     log(f"sweep: {len(finished_trials(study))} of {trials} trials already finished, {max(todo, 0)} to train")
 
     def objective(trial):
         config = trial_config(trial, base)
         log(f"[trial {trial.number + 1}] conv {'-'.join(map(str, config.conv_filters))}, kernel {config.kernel_size}")
-        run = train(config, Workspace.from_env(data_dir, runs_dir, cache_dir, log))
+        run = train(config, workspace)
         trial.set_user_attr("run", str(run))
         return load_run(run).metrics["val_accuracy"]
 

@@ -1,21 +1,15 @@
 """`horses-humans export`: a run's model for phones, servers and web pages, each export checked before it ships.
 
-Formats: the Keras file; a TensorFlow SavedModel (keras.export.ExportArchive, a `serve` endpoint taking raw pixels);
-TFLite
-converted from that SavedModel (float, float16, dynamic-range or int8, run with LiteRT); and `web`, an ONNX model
-(`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web. Two `served`
-formats answer as `predict` does, for programs that know nothing of this package (served.py): `onnx`, one
-self-describing file (onnx_file.py), and `tflite_labels`, model.tflite + labels.txt (tflite_labels.py). Every export is
-written into a staging folder, run by its own runtime on the validation images and compared with the Keras model
-(parity.RULES, on the class probabilities (N, C) read through the run's ClassOutput: one sigmoid unit for two classes,
-a softmax for more; a served format against the Predictor's calibrated, flip-averaged ones); only one that passes is
-moved to RUN/export/NAME/, with a labels.json, an export.json, the MODEL_CARD.md and a README.md (clients.py).
-The web page around the ONNX model is webbuild.py's; the trade-off table of all exports is tables.exports_markdown.
+Every export (formats.py: the registry and the writers) is made from an ExportSource (source.py) into a staging
+folder, run by its own runtime on the validation images and compared with the Keras model (parity.RULES, on the class
+probabilities (N, C) read through the run's ClassOutput: one sigmoid unit for two classes, a softmax for more); only
+one that passes is moved to RUN/export/NAME/, with a labels.json, an export.json, the MODEL_CARD.md and a README.md
+with clients (clients.py). A served format (formats.py) is compared with the Predictor's calibrated, flip-averaged
+probabilities instead. The trade-off table of all exports is tables.exports_markdown.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -23,10 +17,8 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -35,152 +27,19 @@ from ..config import HorsesHumansError, describe_error
 from ..core.atomic import current_umask, write_json_atomic, write_text_atomic
 from ..core.backend import quiet_native_stderr
 from ..core.tables import megabytes
-from ..data.pixels import Split
-from ..inference.runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, file_sha256, load_keras
+from ..inference.runtimes import file_sha256
 from ..inference.unsure import load_rule
-from ..models.outputs import ClassOutput
-from ..runs.layout import EXPORT_DIR, EXPORT_LABELS_FILE, EXPORT_RECORD_FILE, EXPORTS_FILE
+from ..runs.layout import EXPORT_LABELS_FILE, EXPORT_RECORD_FILE
 from ..runs.modelcard import model_card
 from ..runs.record import load_run_split
 from ..runs.store import MODEL_CARD_FILE, Run, load_run
 from .clients import write_readme
-from .onnx_file import write_onnx_file
+from .formats import ALL, FORMATS, Format, check_request, export_name
 from .parity import Parity, check_parity, p50_latency_ms
-from .served import save_served_model, served_model
-from .tflite_labels import write_labels_txt
-from .webbuild import write_site
+from .served import served_labels
+from .source import ExportSource
 
 logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
-
-QUANTIZE = ("none", "float16", "dynamic", "int8")
-REPRESENTATIVE_IMAGES = 128  # training images that calibrate int8 activation ranges
-
-
-@dataclass(frozen=True)
-class Format:
-    """One export format: the file it makes, how it is written, and the runtime that checks it."""
-
-    name: str
-    file: str  # the model file (or folder) inside RUN/export/NAME/
-    write: Callable  # (source, target path, quantize) -> None
-    runtime: Callable[[Path], Runtime]
-    quantize: tuple[str, ...] = ("none",)
-    needs: tuple[str, ...] = ()  # Python modules (from the `export` extra) that write or run it
-    served: bool = False  # uint8 in, the served probabilities (N, C) out (served.py): checked against predict's
-
-
-@dataclass
-class ExportSource:
-    """What every export is made from and checked against: the run, its Keras model and its validation answers."""
-
-    run: Run
-    model: object  # the run's Keras model, as saved
-    validation: Split
-    reference: np.ndarray  # the Keras model's own class probabilities (N, C) on validation.x (uncalibrated)
-    data_dir: Path | None  # None: the run's own data folder
-    cache_dir: Path | None = None
-    log: Callable = logger.info
-    _scratch: object = field(default=None, repr=False)  # TemporaryDirectory for `saved_model` and `onnx`
-
-    @cached_property
-    def inference_model(self):
-        """The model as it runs at inference, called once (exporters need a built, called model)."""
-        model = strip_augmentation(self.model)
-        model(np.zeros((1, self.run.image_size, self.run.image_size, 3), np.float32))
-        return model
-
-    @property
-    def output(self) -> ClassOutput:
-        """How the run's model output reads: its classes, sigmoid or softmax, threshold; uncalibrated (T = 1), so
-        parity compares the model's own probabilities: the temperature is applied after any model, the same on all."""
-        return self.run.raw_output
-
-    @property
-    def export_root(self) -> Path:
-        """RUN/export/: every published export, and exports.md."""
-        return self.run.path / EXPORT_DIR
-
-    @property
-    def exports_table_path(self) -> Path:
-        """RUN/export/exports.md: the trade-off table of every export."""
-        return self.export_root / EXPORTS_FILE
-
-    def accuracy(self, probabilities: np.ndarray) -> float:
-        """Fraction of validation images whose label (from probabilities (N, C), as the model is read) is right."""
-        return float(np.mean(self.output.predicted(probabilities) == np.asarray(self.validation.y)))
-
-    def probabilities(self, raw: np.ndarray) -> np.ndarray:
-        """An export's raw outputs (N, K) -> class probabilities (N, C); a width other than the model's is an error."""
-        raw = np.asarray(raw, np.float32)
-        if raw.ndim != 2 or raw.shape[1] != self.output.units:
-            raise ValueError(
-                f"the export outputs {raw.shape[1:]} per image, the model {self.output.units} "
-                f"({self.output.kind}); the conversion lost the output layer's shape"
-            )
-        return self.output.probabilities(raw)
-
-    def served_probabilities(self, answered: np.ndarray) -> np.ndarray:
-        """A served export's outputs, already class probabilities (N, C); any other width is an error."""
-        answered = np.asarray(answered, np.float32)
-        if answered.ndim != 2 or answered.shape[1] != len(self.run.class_names):
-            raise ValueError(
-                f"the export outputs {answered.shape[1:]} per image, not one probability for each of the "
-                f"{len(self.run.class_names)} classes; the served model lost its output's shape"
-            )
-        return answered
-
-    def scratch(self, name: str) -> Path:
-        """A path in this source's scratch folder (removed with the object): intermediate files made once."""
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="horses-humans-export-")
-        return Path(self._scratch.name) / name
-
-    @cached_property
-    def saved_model(self) -> Path:
-        """The inference model as a SavedModel, written once: the savedmodel export copies it and every TFLite
-        conversion starts from it."""
-        path = self.scratch("saved_model")
-        save_inference_model(self.inference_model, self.run.image_size, path)
-        return path
-
-    @cached_property
-    def onnx(self) -> Path:
-        """The inference model as float ONNX (Keras' exporter, i.e. tf2onnx), written once: both web builds start from
-        it.
-        """
-        path = self.scratch("model.onnx")
-        self.inference_model.export(str(path), format="onnx", verbose=False)
-        return path
-
-    @cached_property
-    def served_model(self):
-        """The inference model wrapped to answer as `predict` does (served.py): uint8 in, served probabilities out."""
-        run = self.run
-        return served_model(self.inference_model, run.output, run.image_size, run.config.tta)
-
-    @cached_property
-    def served_saved_model(self) -> Path:
-        """The served model as a SavedModel (uint8 input), written once: the tflite_labels conversions start from it."""
-        path = self.scratch("served_saved_model")
-        save_served_model(self.served_model, self.run.image_size, path)
-        return path
-
-    @cached_property
-    def served_reference(self) -> np.ndarray:
-        """What `predict` answers on validation.x with this model (N, C): calibrated, flips averaged when the run has
-        them; what the served formats are checked against."""
-        from ..inference.predictor import Predictor
-
-        predictor = Predictor(self.model, self.run.class_names, self.run.image_size, output=self.run.output)
-        predictor.tta = self.run.config.tta
-        return predictor.predict_proba(np.asarray(self.validation.x))
-
-    @cached_property
-    def representative(self) -> np.ndarray:
-        """A fixed random sample of training images (seed 0) that calibrates int8 quantization."""
-        split = load_run_split(self.run, "train", self.data_dir, self.cache_dir, self.log)
-        pick = np.random.default_rng(0).permutation(len(split))[:REPRESENTATIVE_IMAGES]
-        return np.asarray(split.x[np.sort(pick)], np.float32)
 
 
 @dataclass
@@ -221,164 +80,6 @@ class ExportResult:
             "latency": f"{self.latency_ms:.2f}" if self.latency_ms is not None else dash,
             "parity": "passed" if self.shipped else f"**not shipped**: {self.error}",
         }
-
-
-def strip_augmentation(model):
-    """A copy of the model without augmentation layers, which are identity at inference but trace random ops
-    (StatelessRandomUniform, ImageProjectiveTransform) that TFLite and ONNX cannot take; other layers are shared."""
-    import keras
-
-    augmentation = (
-        keras.layers.RandomFlip,
-        keras.layers.RandomRotation,
-        keras.layers.RandomZoom,
-        keras.layers.RandomTranslation,
-        keras.layers.RandomContrast,
-        keras.layers.RandomBrightness,
-    )
-    if not any(isinstance(layer, augmentation) for layer in model.layers):
-        return model
-    return keras.models.clone_model(
-        model,
-        clone_function=lambda layer: (
-            keras.layers.Identity(name=layer.name) if isinstance(layer, augmentation) else layer
-        ),
-    )
-
-
-# ---------------------------------------------------------------- writers
-
-
-def write_keras(source: ExportSource, target: Path, quantize: str) -> None:
-    """The run's served checkpoint file as it is (float32; opens with keras.saving.load_model)."""
-    shutil.copyfile(source.run.checkpoint_path(), target)
-
-
-def write_savedmodel(source: ExportSource, target: Path, quantize: str) -> None:
-    """A SavedModel whose `serve` endpoint (also `serving_default`) takes raw 0-255 pixels (N, S, S, 3) float32."""
-    shutil.copytree(source.saved_model, target)
-
-
-def save_inference_model(model, image_size: int, target: Path) -> None:
-    """Write a SavedModel with keras.export.ExportArchive, without `track(model)`: `model.export()` tracks the
-    model and so stores every weight twice, once per wrapper object (keras-team/keras#23553, open), doubling the
-    file. The traced endpoint captures the variables itself, which is all a SavedModel needs."""
-    import keras
-    import tensorflow as tf
-
-    archive = keras.export.ExportArchive()
-    archive.add_endpoint(
-        "serve",
-        lambda pixels: model(pixels, training=False),
-        input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32, name="pixels")],
-    )
-    archive.write_out(str(target), verbose=False)
-
-
-def write_tflite(source: ExportSource, target: Path, quantize: str) -> None:
-    """TFLite from the SavedModel (the documented Keras 3 route), quantized as asked."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model))
-    configure_quantization(converter, quantize, source)
-    target.write_bytes(converter.convert())
-
-
-def configure_quantization(converter, quantize: str, source: ExportSource) -> None:
-    """float16: weights in half precision; dynamic: int8 weights, float activations; int8: weights and
-    activations in int8, ranges calibrated on training images, float32 input and output kept."""
-    import tensorflow as tf
-
-    if quantize == "none":
-        return
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-        images = source.representative
-        converter.representative_dataset = lambda: ([image[None]] for image in images)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-
-
-def write_onnx(source: ExportSource, target: Path, quantize: str) -> None:
-    """ONNX via Keras' exporter (tf2onnx). `dynamic` stores the dense layers' weights as int8 (ONNX Runtime's tool);
-    convolutions stay float: ONNX Runtime's ConvInteger kernels are many times slower than its float convolutions
-    on CPU (its docs advise static quantization for CNNs), and the baseline's weights are 99.8% dense anyway."""
-    if quantize == "none":
-        shutil.copyfile(source.onnx, target)
-        return
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(source.onnx, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
-
-
-def write_onnx_served(source: ExportSource, target: Path, quantize: str) -> None:
-    """The self-describing ONNX file (onnx_file.py): uint8 `image` in, calibrated `probabilities` out, metadata."""
-    rule = load_rule(source.run.path, source.run.output)
-    write_onnx_file(source.served_model, source.run, rule, target, source.scratch("served.onnx"))
-
-
-def write_tflite_labels(source: ExportSource, target: Path, quantize: str) -> None:
-    """model.tflite of the served model (uint8 in, calibrated probabilities out), quantized as asked, and
-    labels.txt beside it (tflite_labels.py says why not TFLite metadata)."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.served_saved_model))
-    configure_quantization(converter, quantize, source)
-    target.write_bytes(converter.convert())
-    write_labels_txt(target.parent, source.run.class_names)
-
-
-def write_web(source: ExportSource, target: Path, quantize: str) -> None:
-    """model.onnx plus a static page that runs it in ONNX Runtime Web (no server needed beyond static files)."""
-    write_onnx(source, target, quantize)
-    write_site(target.parent, source.log)
-
-
-FORMATS = {
-    f.name: f
-    for f in (
-        Format("keras", "model.keras", write_keras, load_keras),
-        Format("savedmodel", "saved_model", write_savedmodel, SavedModelRuntime),
-        Format("tflite", "model.tflite", write_tflite, LiteRTRuntime, QUANTIZE, needs=("ai_edge_litert",)),
-        Format("web", "model.onnx", write_web, OnnxRuntime, ("none", "dynamic"), needs=("tf2onnx", "onnxruntime")),
-        Format(
-            "onnx", "model.onnx", write_onnx_served, OnnxRuntime, needs=("tf2onnx", "onnx", "onnxruntime"), served=True
-        ),
-        Format(
-            "tflite_labels",
-            "model.tflite",
-            write_tflite_labels,
-            LiteRTRuntime,
-            ("none", "float16", "dynamic"),  # int8 would calibrate on float images; this model takes uint8
-            needs=("ai_edge_litert",),
-            served=True,
-        ),
-    )
-}
-
-
-# ---------------------------------------------------------------- the export itself
-
-
-def export_name(fmt: str, quantize: str) -> str:
-    """The export's folder name: tflite, tflite-int8, web-dynamic, ..."""
-    return fmt if quantize == "none" else f"{fmt}-{quantize}"
-
-
-def check_request(fmt: str, quantize: str) -> Format:
-    """The format, or a clear error for an unknown format or a quantization it does not offer."""
-    if fmt not in FORMATS:
-        raise HorsesHumansError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
-    if quantize not in FORMATS[fmt].quantize:
-        offered = ", ".join(f"{f.name} ({'/'.join(f.quantize)})" for f in FORMATS.values() if len(f.quantize) > 1)
-        raise HorsesHumansError(
-            f"--format {fmt} does not take --quantize {quantize}: quantization is offered by {offered}."
-        )
-    missing = [module for module in FORMATS[fmt].needs if importlib.util.find_spec(module) is None]
-    if missing:
-        raise HorsesHumansError(f"--format {fmt} needs {', '.join(missing)}: pip install 'horses-humans[export]'.")
-    return FORMATS[fmt]
 
 
 def open_source(
@@ -494,30 +195,7 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
         "temperature": source.run.output.temperature,
         "validation_accuracy": result.accuracy,
         "unsure": load_rule(source.run.path, output).record(),  # answer "unsure" as unsure.py's rule does
-        **(served_labels(source) if FORMATS[result.format].served else {}),
-    }
-
-
-def served_labels(source: ExportSource) -> dict:
-    """labels.json entries of a served export: uint8 in, and probabilities that need no temperature or flips after."""
-    size, output = source.run.image_size, source.run.output
-    return {
-        "input": {
-            "name": "image",
-            "dtype": "uint8",
-            "shape": [None, size, size, 3],
-            "layout": "NHWC",
-            "note": "raw 0-255 RGB pixels, resized (squashed, bilinear) to the size; scaling is inside the model",
-        },
-        "output": (
-            f"probabilities (N, {len(output.class_names)}), one per class in class_names order, calibrated"
-            + (" and averaged with the mirrored image's" if source.run.config.tta else "")
-            + " inside the model: read them as they are"
-        ),
-        "output_shape": [None, len(output.class_names)],
-        "temperature": 1.0,  # applied inside: a reader must not apply it again
-        "temperature_applied": output.temperature,
-        "flip_average_applied": source.run.config.tta,
+        **(served_labels(source.run) if FORMATS[result.format].served else {}),
     }
 
 
@@ -586,9 +264,6 @@ def parity_summary(parity: Parity) -> str:
         f"{parity.rule}; max |dp| {parity.max_abs_diff:.2e}, mean |dp| {parity.mean_abs_diff:.2e}, "
         f"same label on {100 * parity.label_agreement:.1f}% of {parity.images} images"
     )
-
-
-ALL = [(f.name, q) for f in FORMATS.values() for q in f.quantize]
 
 
 def export_all(

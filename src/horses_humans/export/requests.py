@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..config import HorsesHumansError, check_positive
 from ..core.tables import exports_markdown, write_exports_markdown
-from .pipeline import ALL, FORMATS, ExportResult, check_request, export_all, open_source
+from .formats import ALL, FORMATS, check_request
+from .pipeline import ExportResult, export_all, open_source
 
 logger = logging.getLogger(__name__)
 

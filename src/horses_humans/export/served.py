@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..models.outputs import PROBABILITY_FLOOR, SIGMOID, ClassOutput
+from ..runs.store import Run
 
 INPUT_NAME = "image"  # the served model's input, in every file made from it
 OUTPUT_NAME = "probabilities"
@@ -60,3 +61,26 @@ def save_served_model(model, image_size: int, target: Path) -> None:
         input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.uint8, name=INPUT_NAME)],
     )
     archive.write_out(str(target), verbose=False)
+
+
+def served_labels(run: Run) -> dict:
+    """labels.json entries of a served export: uint8 in, and probabilities that need no temperature or flips after."""
+    size, output = run.image_size, run.output
+    return {
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "uint8",
+            "shape": [None, size, size, 3],
+            "layout": "NHWC",
+            "note": "raw 0-255 RGB pixels, resized (squashed, bilinear) to the size; scaling is inside the model",
+        },
+        "output": (
+            f"{OUTPUT_NAME} (N, {len(output.class_names)}), one per class in class_names order, calibrated"
+            + (" and averaged with the mirrored image's" if run.config.tta else "")
+            + " inside the model: read them as they are"
+        ),
+        "output_shape": [None, len(output.class_names)],
+        "temperature": 1.0,  # applied inside: a reader must not apply it again
+        "temperature_applied": output.temperature,
+        "flip_average_applied": run.config.tta,
+    }

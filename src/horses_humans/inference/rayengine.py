@@ -203,18 +203,16 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def build_dataset(
-    ray,
-    files: list[Path],
-    run: Path,
-    checkpoint: str | None,
-    runtime: str | None,
-    workers: int,
-    batch_size: int,
-    max_pixels: int | None = None,
-):
-    """The pipeline: file names -> decode tasks (images over `max_pixels` refused) -> a pool of `workers` model
-    actors -> pyarrow rows."""
+def actor_count(request: RayPredict) -> int:
+    """How many model actors (and local Ray CPUs) the request asks for: --workers, default 2."""
+    return max(1, request.workers or 2)
+
+
+def build_dataset(ray, files: list[Path], request: RayPredict):
+    """The pipeline: file names -> decode tasks (images over the request's max_pixels refused) -> a pool of model
+    actors (the request's run, checkpoint and runtime) -> pyarrow rows."""
+    run, checkpoint, max_pixels = Path(request.run).resolve(), request.checkpoint, request.max_pixels
+    workers, batch_size = actor_count(request), request.batch_size or DEFAULT_BATCH
     image_size = load_run(run, checkpoint).image_size
     blocks = max(1, min(len(files), workers * 4))  # a few blocks per worker: decode and predict overlap
     ds = ray.data.from_items(
@@ -233,7 +231,7 @@ def build_dataset(
     )
     return ds.map_batches(
         RunModel,
-        fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": runtime},
+        fn_constructor_kwargs={"run": str(run), "checkpoint": checkpoint, "runtime": request.runtime},
         batch_size=batch_size,
         batch_format="numpy",
         num_cpus=0.5,
@@ -304,21 +302,12 @@ def predict_with_ray(request: RayPredict) -> tuple[int, list[Prediction]]:
 
     fmt, run_record = output_format(request.output, request.fmt), load_run(request.run, request.checkpoint)
     model = model_stamp(run_record, request.checkpoint, request.runtime)  # bad options fail before Ray starts
-    files, workers = collect_files(request.paths), max(1, request.workers or 2)
+    files, workers = collect_files(request.paths), actor_count(request)
     names, output = run_record.class_names, request.output
     with ray_session(request.address, workers) as ray:
         if not files:
             return 0, write_rows(iter(()), names, model, output, fmt)
-        ds = build_dataset(
-            ray,
-            files,
-            Path(request.run).resolve(),
-            request.checkpoint,
-            request.runtime,
-            workers,
-            request.batch_size or DEFAULT_BATCH,
-            request.max_pixels,
-        )
+        ds = build_dataset(ray, files, request)
         try:
             return len(files), write_rows(stream_predictions(ds, names), names, model, output, fmt)
         except ray.exceptions.RayError as exc:
