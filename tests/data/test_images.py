@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from horses_humans.data.images import ImageError, load_pixels, open_image, to_rgb
+from horses_humans.data.images import ImageError, ImageTooLarge, load_pixels, open_image, to_rgb
 
 WHITE = (255, 255, 255)
 
@@ -194,3 +194,87 @@ def test_directory_is_an_image_error(tmp_path):
 
 def test_image_error_is_a_value_error():
     assert issubclass(ImageError, ValueError)
+
+
+# ---------------------------------------------------------------- JPEG decoded at a reduced DCT scale (draft)
+
+
+def photo_like(width: int, height: int) -> np.ndarray:
+    """uint8 (height, width, 3): smooth gradients plus mid-frequency stripes and a bright square at the top left, so
+    a wrong rotation, a missing draft or a poor one shows in the pixels."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    stripes = 40 * np.sin(x / 9.0) * np.cos(y / 13.0)
+    pixels = np.stack([255 * x / width, 255 * y / height, 128 + stripes], axis=-1)
+    pixels[: height // 4, : width // 4] = (250, 250, 30)
+    return pixels.clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def big_jpeg(tmp_path_factory):
+    """A 1600x1200 quality-90 JPEG of photo_like pixels."""
+    return saved(tmp_path_factory.mktemp("jpeg"), Image.fromarray(photo_like(1600, 1200)), "big.jpg", quality=90)
+
+
+# 2x the target, then the largest of 1/1, 1/2, 1/4, 1/8 that keeps both sides at least that: 1600x1200 ->
+@pytest.mark.parametrize(
+    "size, decoded",
+    [(75, (200, 150)), (100, (400, 300)), (150, (400, 300)), (300, (800, 600)), (600, (1600, 1200))],
+)
+def test_jpeg_is_decoded_at_the_smallest_scale_at_least_twice_the_target(big_jpeg, size, decoded):
+    assert open_image(big_jpeg, draft_for=size).size == decoded
+    assert open_image(big_jpeg).size == (1600, 1200)  # no target: the whole image
+
+
+@pytest.mark.parametrize("size", [75, 150, 224])
+def test_draft_decode_is_close_to_the_full_decode(big_jpeg, size):
+    draft = load_pixels(big_jpeg, size).astype(int)
+    full = load_pixels(big_jpeg, size, draft=False).astype(int)
+    assert draft.shape == full.shape == (size, size, 3)
+    assert np.abs(draft - full).mean() < 1.0
+    assert np.abs(draft - full).max() < 40
+
+
+def test_exif_rotation_is_applied_to_a_drafted_jpeg(tmp_path):
+    # stored 1600 wide x 800 tall; Orientation=6: shown rotated 90 degrees clockwise, 800 wide x 1600 tall
+    original = photo_like(1600, 800)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = saved(tmp_path, Image.fromarray(original), "phone.jpg", exif=exif.tobytes(), quality=95)
+    assert open_image(path, draft_for=100).size == (200, 400)  # drafted to 1/4, then turned upright
+
+    upright = Image.fromarray(original).transpose(Image.Transpose.ROTATE_270)  # ROTATE_270: 90 degrees clockwise
+    expected = np.asarray(upright.resize((100, 100), Image.Resampling.BILINEAR)).astype(int)
+    out = load_pixels(path, 100).astype(int)
+    assert np.abs(out - expected).mean() < 2.0
+    unrotated = np.asarray(Image.fromarray(original).resize((100, 100), Image.Resampling.BILINEAR)).astype(int)
+    assert np.abs(out - unrotated).mean() > 20  # the comparison above can tell a rotation from none
+
+
+def test_phone_mpo_is_drafted_like_a_jpeg(tmp_path):
+    # phones write MPO: a JPEG with extra frames (a preview, a depth map) that Pillow opens as format "MPO"
+    first = Image.fromarray(photo_like(1600, 1200))
+    path = saved(tmp_path, first, "phone.jpg", format="MPO", save_all=True, append_images=[first.resize((160, 120))])
+    assert open_image(path).format == "MPO"
+    assert open_image(path, draft_for=100).size == (400, 300)
+    assert np.abs(load_pixels(path, 100).astype(int) - load_pixels(path, 100, draft=False)).mean() < 1.0
+
+
+@pytest.mark.parametrize("name, save_args", [("big.png", {}), ("big.webp", {"lossless": True}), ("big.tif", {})])
+def test_other_formats_are_not_drafted(tmp_path, name, save_args):
+    path = saved(tmp_path, Image.fromarray(photo_like(800, 600)), name, **save_args)
+    assert open_image(path, draft_for=50).size == (800, 600)
+    assert np.array_equal(load_pixels(path, 50), load_pixels(path, 50, draft=False))
+
+
+def test_small_jpeg_is_decoded_whole(tmp_path):
+    # 300x200 at 150: no DCT scale keeps 2x the target, so the pixels are those of the full decode
+    path = saved(tmp_path, Image.fromarray(photo_like(300, 200)), "small.jpg", quality=90)
+    assert open_image(path, draft_for=150).size == (300, 200)
+    assert np.array_equal(load_pixels(path, 150), load_pixels(path, 150, draft=False))
+
+
+def test_pixel_limit_counts_the_jpeg_header_not_the_draft(big_jpeg):
+    # the draft would decode 400x300 = 120,000 pixels; the limit is on the file's 1600x1200
+    with pytest.raises(ImageTooLarge, match=r"big.jpg: 1600x1200 is 1,920,000 pixels, over the limit of 1,000,000"):
+        load_pixels(big_jpeg, 100, max_pixels=1_000_000)
+    assert load_pixels(big_jpeg, 100, max_pixels=2_000_000).shape == (100, 100, 3)

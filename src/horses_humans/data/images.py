@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pillow's decompression-bomb guard stays on (Image.MAX_IMAGE_PIXELS is never raised); its warning
 # zone (between 1x and 2x the limit) is treated as an error too, so a bomb is refused, not decoded.
 _16BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+JPEG_FORMATS = {"JPEG", "MPO"}  # Pillow's names for the files its JPEG decoder reads (draft_jpeg)
 STRIP_PIXELS = 1 << 20  # pixels per strip when converting 16-bit/float grey to 8 bits: 8 MB of float64 at a time
 
 
@@ -27,10 +28,13 @@ class ImageTooLarge(ImageError):
     """An image over a configured size limit (bytes or pixels), refused before it is decoded."""
 
 
-def open_image(source: str | Path | bytes, name: str | None = None, max_pixels: int | None = None) -> Image.Image:
+def open_image(
+    source: str | Path | bytes, name: str | None = None, max_pixels: int | None = None, draft_for: int | None = None
+) -> Image.Image:
     """Open and fully decode an image from a path or bytes, with EXIF orientation applied.
 
-    max_pixels (width x height), if given, is checked from the header before any pixel is decoded.
+    max_pixels (width x height), if given, is checked from the header before any pixel is decoded. draft_for, if
+    given, is the square side the caller will resize to: a JPEG is then decoded at a reduced DCT scale (draft_jpeg).
     """
     label = name or str(source if not isinstance(source, bytes) else "<upload>")
     try:
@@ -38,7 +42,9 @@ def open_image(source: str | Path | bytes, name: str | None = None, max_pixels: 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             fp = io.BytesIO(source) if isinstance(source, bytes) else source
             with Image.open(fp) as im:
-                check_pixels(im, label, max_pixels)
+                check_pixels(im, label, max_pixels)  # the header's full size: a draft does not dodge the limit
+                if draft_for:
+                    draft_jpeg(im, draft_for)
                 im.load()
                 ImageOps.exif_transpose(im, in_place=True)  # in place: a copy would double a giant's memory
                 return im
@@ -66,6 +72,14 @@ def check_pixels(im: Image.Image, label: str, max_pixels: int | None) -> None:
             f"{label}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} "
             "(predict --max-pixels, serve HORSES_HUMANS_SERVE_MAX_PIXELS); send a smaller image or raise the limit"
         )
+
+
+def draft_jpeg(im: Image.Image, size: int) -> None:
+    """Have a JPEG (or MPO, a phone's JPEG with extra frames) decode at the smallest DCT scale (1/2, 1/4, 1/8) that
+    keeps both sides at least 2x `size`: libjpeg then makes up to 64x fewer pixels, and the bilinear resize that
+    follows still averages two or more of them into each output pixel, so quality holds. Other formats: untouched."""
+    if im.format in JPEG_FORMATS:
+        im.draft("RGB", (2 * size, 2 * size))  # no mode change: "RGB" only names the colour space libjpeg keeps
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -124,15 +138,17 @@ def grey_strips(im: Image.Image, scale) -> Image.Image:
 
 
 def load_pixels(
-    source: str | Path | bytes, size: int, name: str | None = None, max_pixels: int | None = None
+    source: str | Path | bytes, size: int, name: str | None = None, max_pixels: int | None = None, draft: bool = True
 ) -> np.ndarray:
-    """Decode, convert to RGB and resize (bilinear) to size x size -> uint8 array (size, size, 3).
+    """Decode, convert to RGB and resize (bilinear) to size x size -> uint8 array (size, size, 3): the one decode of
+    every path (pixel cache, predict, serve, evaluate, explain, the Ray engine).
 
-    Grey and RGB images are resized before the RGB conversion (the same pixels: bilinear works per channel), so a
-    decode holds the decoded image plus at most an 8-bit copy of it, never a full-size RGB conversion.
+    A JPEG is decoded at the smallest DCT scale still at least 2x size (draft_jpeg; draft=False decodes it whole, for
+    comparisons). Grey and RGB images are resized before the RGB conversion (the same pixels: bilinear works per
+    channel), so a decode holds the decoded image plus at most an 8-bit copy of it, never a full-size RGB conversion.
     """
     label = name or str(source if not isinstance(source, bytes) else "<upload>")
-    im = open_image(source, label, max_pixels)
+    im = open_image(source, label, max_pixels, draft_for=size if draft else None)
     try:
         im = without_opaque_alpha(to_8bit(im))
         if im.mode in ("L", "RGB") and "transparency" not in im.info and im.size != (size, size):

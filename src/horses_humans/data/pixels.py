@@ -19,7 +19,7 @@ from .files import shown
 from .images import ImageError, load_pixels
 from .layouts import ClassFiles, DataSet, FileList, extra_rule, find_dataset, read_class_folders
 
-CACHE_VERSION = 1  # bump when decoding changes, so old pixel caches are not reused
+CACHE_VERSION = 2  # bump when decoding changes, so old pixel caches are not reused (2: JPEGs decoded by DCT draft)
 
 
 @dataclass

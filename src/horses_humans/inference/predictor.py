@@ -24,7 +24,7 @@ import numpy as np
 from ..config import DEFAULT_THRESHOLD, HorsesHumansError
 from ..core.backend import import_backend
 from ..core.batching import batched
-from ..data.files import UnreadableFile, WalkedInput, open_regular, walk_inputs
+from ..data.files import UnreadableFile, WalkedInput, open_regular, skip_reason, walk_inputs
 from ..data.images import ImageError, load_pixels
 from ..models.outputs import ClassOutput
 from ..runs.store import Run, load_run
@@ -205,12 +205,8 @@ class Predictor:
         return self.predict_decoded([path for path, _ in batch], decoded)
 
     def decode(self, path: str | Path, max_pixels: int | None = None) -> np.ndarray | str:
-        """A regular file's pixels (S, S, 3) uint8, or why it has none (nothing but a regular file is opened)."""
-        try:
-            with open_regular(path) as stream:
-                return load_pixels(stream, self.image_size, name=str(path), max_pixels=max_pixels)
-        except (ImageError, UnreadableFile) as exc:
-            return str(exc)
+        """A regular file's pixels (S, S, 3) uint8, or why it has none (decode_file)."""
+        return decode_file(path, self.image_size, max_pixels)
 
     def predict_chunk(self, files: list[str | Path], max_pixels: int | None = None) -> list[Prediction]:
         """Predictions for a few files decoded together (one model call): the unit a distributed engine maps over
@@ -239,6 +235,18 @@ class Predictor:
 
 NOT_FINITE = "the model file is damaged; rebuild the export or use --runtime keras (no label given)"
 PREFETCH = 2  # batches decoded ahead of the one the model runs: enough to keep both busy, memory still flat
+
+
+def decode_file(path: str | Path, image_size: int, max_pixels: int | None = None, name: str | None = None):
+    """A regular file's pixels (S, S, 3) uint8, or why it has none, worded as the walk words a file it cannot read:
+    the one decode of predict's local and Ray paths (nothing but a regular file is opened)."""
+    try:
+        with open_regular(path) as stream:
+            return load_pixels(stream, image_size, name=name or str(path), max_pixels=max_pixels)
+    except UnreadableFile as exc:
+        return skip_reason(str(exc))
+    except ImageError as exc:
+        return str(exc)
 
 
 def default_workers() -> int:

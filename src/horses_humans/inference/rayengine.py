@@ -24,10 +24,9 @@ import numpy as np
 
 from ..config import HorsesHumansError
 from ..core.atomic import atomic_path
-from ..data.images import ImageError, load_pixels
 from ..runs.store import load_run
 from . import resultfiles
-from .predictor import Prediction
+from .predictor import Prediction, decode_file
 from .resultfiles import (
     ModelStamp,
     csv_columns,
@@ -107,11 +106,12 @@ def decode_batch(batch: dict, image_size: int, max_pixels: int | None = None) ->
     pixels = np.zeros((len(files), image_size, image_size, 3), np.uint8)
     errors = []
     for i, (name, path) in enumerate(zip(files, batch["path"])):
-        try:
-            pixels[i] = load_pixels(str(path), image_size, name=name, max_pixels=max_pixels)
+        decoded = decode_file(str(path), image_size, max_pixels, name=name)  # the local path's decode
+        if isinstance(decoded, str):
+            errors.append(decoded)
+        else:
+            pixels[i] = decoded
             errors.append("")
-        except ImageError as exc:
-            errors.append(str(exc))
     return {"file": np.array(files, object), "pixels": pixels, "error": np.array(errors, object)}
 
 
