@@ -47,31 +47,42 @@ def centroid_weights(n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return kernel.astype(np.float32), bias.astype(np.float32)
 
 
-def centroid_model(n_classes: int, image_size: int = 32):
-    """The tiny classifier, its output layer as ClassOutput.for_classes wants it."""
+def centroid_model(n_classes: int, image_size: int = 32, lopsided: bool = False):
+    """The tiny classifier, its output layer as ClassOutput.for_classes wants it. lopsided: the mean colour is
+    weighted from 0.2 at the left edge to 1.8 at the right (Flatten + Dense), so a mirrored image answers otherwise
+    (what test-time flips need to be seen)."""
     import keras
 
     output = ClassOutput.for_classes(class_names(n_classes))
+    pooling = keras.layers.Flatten() if lopsided else keras.layers.GlobalAveragePooling2D()
     model = keras.Sequential(
         [
             keras.Input((image_size, image_size, 3)),
             keras.layers.Rescaling(1 / 255),
             keras.layers.Conv2D(3, 1, name="conv3"),
-            keras.layers.GlobalAveragePooling2D(),
+            pooling,
             keras.layers.Dense(output.units, activation=output.kind, name="output"),
         ],
         name=f"centroids{n_classes}",
     )
     model.get_layer("conv3").set_weights([np.eye(3, dtype=np.float32)[None, None], np.zeros(3, np.float32)])
-    model.get_layer("output").set_weights(list(centroid_weights(n_classes)))
+    kernel, bias = centroid_weights(n_classes)
+    if lopsided:  # (S, S, 3, units) flattened: column j of the image weighs ramp[j] / S^2
+        ramp = np.linspace(0.2, 1.8, image_size, dtype=np.float32)[None, :, None, None]
+        weighted = np.broadcast_to(ramp * kernel[None, None], (image_size, image_size, 3, output.units))
+        kernel = (weighted / image_size**2).reshape(-1, output.units)
+    model.get_layer("output").set_weights([kernel, bias])
     return model
 
 
-def write_centroid_run(runs_dir: Path, n_classes: int, image_size: int = 32) -> Path:
-    """A finished run directory of the tiny model (a baseline config, so Grad-CAM's layer is conv3)."""
-    config = resolve(TrainConfig(recipe="baseline", image_size=image_size, epochs=1))
+def write_centroid_run(
+    runs_dir: Path, n_classes: int, image_size: int = 32, lopsided: bool = False, tta: bool = False
+) -> Path:
+    """A finished run directory of the tiny model (a baseline config, so Grad-CAM's layer is conv3); tta: the run
+    answers with test-time flips."""
+    config = resolve(TrainConfig(recipe="baseline", image_size=image_size, epochs=1, tta=tta))
     path = new_run_dir(Path(runs_dir), config)
-    save_model(path, centroid_model(n_classes, image_size))
+    save_model(path, centroid_model(n_classes, image_size, lopsided))
     save_json(path, CONFIG_FILE, config.to_dict())
     save_json(path, LABELS_FILE, labels_record(class_names(n_classes), image_size))
     save_json(path, ENVIRONMENT_FILE, {"precision": "float32", "platform": "test-platform"})
@@ -80,7 +91,8 @@ def write_centroid_run(runs_dir: Path, n_classes: int, image_size: int = 32) -> 
     return path
 
 
-def centroid_setup(root: Path, n_classes: int) -> tuple[Path, Path]:
-    """(run dir, data dir): the tiny run and an official-layout synthetic set of its classes under root."""
+def centroid_setup(root: Path, n_classes: int, **run_options) -> tuple[Path, Path]:
+    """(run dir, data dir): the tiny run (write_centroid_run's options) and an official-layout synthetic set of its
+    classes under root."""
     data = make_own_dataset(Path(root) / "data", n_classes, "official", per_class=6)
-    return write_centroid_run(Path(root) / "runs", n_classes), data
+    return write_centroid_run(Path(root) / "runs", n_classes, **run_options), data

@@ -20,7 +20,8 @@ from horses_humans.serve.settings import ServeSettings
 from ..centroid_runs import centroid_setup
 from ..synthetic import class_names
 from ..tiers import slow_fixture
-from .test_export import standard_predictions
+from .test_export import RAW, SERVED, standard_predictions
+from .test_served_exports import plain_litert, plain_onnx
 
 COUNTS = (2, 3, 5)
 
@@ -167,7 +168,7 @@ def test_source_reference_is_the_class_probability_matrix(exported):
     assert source.accuracy(source.reference) == 1.0  # the centroid model labels the synthetic images right
 
 
-@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in formats.ALL])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in RAW])
 def test_every_export_ships_with_labels_that_say_how_to_read_it(exported, name):
     n, run, _, source, results = exported
     result = results[name]
@@ -183,7 +184,7 @@ def test_every_export_ships_with_labels_that_say_how_to_read_it(exported, name):
     assert ("threshold" in labels) == (n == 2)  # a softmax has no threshold to state
 
 
-@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in formats.ALL])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in RAW])
 def test_every_export_read_with_its_labels_answers_like_keras(exported, name):
     """What a user of the export does: run it with the format's own library, read it as labels.json says."""
     from horses_humans.models.outputs import ClassOutput
@@ -198,6 +199,23 @@ def test_every_export_read_with_its_labels_answers_like_keras(exported, name):
     assert list(output.predicted(got)) == list(range(n))
     bound = {"none": 1e-4, "float16": 1e-2}.get(result.quantize, 0.05)
     assert np.abs(got - expected).max() <= bound
+
+
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in SERVED])
+def test_every_served_export_run_alone_answers_like_predict(exported, name):
+    """The onnx file by its metadata alone, the tflite_labels folder by labels.txt: predict's probabilities."""
+    n, run, data, _, results = exported
+    result = results[name]
+    assert result.shipped, result.error
+    images = [path for _, path in validation_files(data, n)]
+    if result.format == "onnx":
+        names, got, _ = plain_onnx(result.path / "model.onnx", images)
+    else:
+        names, got = plain_litert(result.path, images)
+    expected = Predictor.from_run(run).predict_proba(np.stack([load_pixels(path, 32) for path in images]))
+    assert names == class_names(n) and got.shape == (n, n)
+    assert np.abs(got - expected).max() <= {"none": 1e-4, "float16": 1e-2}.get(result.quantize, 0.05)
+    assert list(np.argmax(got, axis=1)) == list(range(n))
 
 
 def test_runtimes_return_the_raw_output_layer(exported):

@@ -1,6 +1,8 @@
 """export: every format and quantization ships only after its parity check; what ships opens in standard tooling."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +22,9 @@ from horses_humans.runs.store import load_run
 
 from ..synthetic import write_image
 from ..tiers import slow_fixture
+
+RAW = [(f, q) for f, q in formats.ALL if not formats.FORMATS[f].served]  # raw output out; labels.json says how to read
+SERVED = [(f, q) for f, q in formats.ALL if formats.FORMATS[f].served]  # predict's probabilities (test_served_exports)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +139,7 @@ def fresh_images(tmp_path, size=40, count=4) -> list:
     return paths
 
 
-@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in formats.ALL])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in RAW])
 def test_every_export_ships_with_its_labels(baseline_exports, baseline_run, name):
     result = baseline_exports[name]
     assert result.shipped, result.error
@@ -200,7 +205,7 @@ def standard_predictions(folder, fmt, pixels):
     return np.array(outputs)
 
 
-@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in formats.ALL])
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in RAW])
 def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, baseline_run, tmp_path, name):
     result = baseline_exports[name]
     pixels = np.stack([load_pixels(path, 32) for path in fresh_images(tmp_path)])
@@ -211,6 +216,41 @@ def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, basel
         assert np.abs(got - expected).max() <= bound
     else:
         assert np.array_equal(got >= 0.5, expected >= 0.5) and np.abs(got - expected).max() < 0.05
+
+
+@pytest.mark.parametrize("name", [formats.export_name(f, q) for f, q in SERVED])
+def test_served_export_run_alone_answers_like_predict_on_new_images(baseline_exports, baseline_run, tmp_path, name):
+    from .test_served_exports import plain_litert, plain_onnx
+
+    result, images = baseline_exports[name], fresh_images(tmp_path)
+    assert result.shipped, result.error
+    expected = Predictor.from_run(baseline_run).predict_proba(np.stack([load_pixels(path, 32) for path in images]))
+    got = (
+        plain_onnx(result.path / "model.onnx", images)[1]
+        if result.format == "onnx"
+        else plain_litert(result.path, images)[1]
+    )
+    metric, bound = RULES[result.quantize]
+    if metric == "max_abs_diff":
+        assert np.abs(got - expected).max() <= bound
+    else:
+        assert np.array_equal(got[:, 1] >= 0.5, expected[:, 1] >= 0.5) and np.abs(got - expected).max() < 0.05
+
+
+@pytest.mark.parametrize("fmt", [f for f, q in RAW if q == "none"])
+def test_the_readmes_python_client_of_every_raw_format_runs(baseline_exports, baseline_run, tmp_path, fmt):
+    """The README's client (the model's own, uncalibrated probabilities: labels.json says how to go on from them)."""
+    from horses_humans.export.clients import README_FILE, python_client
+
+    folder = baseline_exports[fmt].path
+    assert {README_FILE, "MODEL_CARD.md"} <= set(json.loads((folder / "export.json").read_text())["files"])
+    image = fresh_images(tmp_path, count=1)[0]
+    client = python_client((folder / README_FILE).read_text())
+    done = subprocess.run([sys.executable, "-c", client, str(image)], cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    expected = Predictor.uncalibrated(load_run(baseline_run)).predict_proba(load_pixels(image, 32)[None])[0]
+    answer = json.loads(done.stdout.splitlines()[-1])
+    np.testing.assert_allclose(list(answer["probabilities"].values()), expected, atol=1e-4)
 
 
 def test_augmentation_is_stripped_for_export_and_answers_the_same():
@@ -299,7 +339,8 @@ def test_export_replaces_an_earlier_one_of_the_same_name(baseline_source):
     [
         ("keras", "int8", "--format keras does not take --quantize int8"),
         ("web", "float16", "--format web does not take --quantize float16"),
-        ("onnx", "none", "unknown export format 'onnx'"),
+        ("coreml", "none", "unknown export format 'coreml': choose one of keras, savedmodel, tflite, web, onnx"),
+        ("onnx", "dynamic", "--format onnx does not take --quantize dynamic"),
     ],
 )
 def test_bad_format_requests_are_clear_errors(fmt, quantize, words):

@@ -11,13 +11,17 @@ def add_export(sub) -> None:
     from ..export.formats import FORMATS, QUANTIZE
 
     p = sub.add_parser(
-        "export", help="export a run's model (keras, savedmodel, tflite, web), each checked against the Keras model"
+        "export",
+        help=f"export a run's model ({', '.join(FORMATS)}), each checked against the Keras model",
     )
     p.set_defaults(handler=cmd_export)
     add_run(p)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument(
-        "--format", choices=list(FORMATS), help="keras | savedmodel | tflite | web (ONNX + a static page)"
+    which.add_argument(  # no argparse choices: check_request answers an unknown format in one error line
+        "--format",
+        metavar="FORMAT",
+        help=f"{' | '.join(FORMATS)}: web is ONNX + a static page; onnx one self-describing file (uint8 in, calibrated "
+        "probabilities out, classes in its metadata); tflite_labels model.tflite + labels.txt of that same model",
     )
     which.add_argument(
         "--all",
@@ -28,8 +32,8 @@ def add_export(sub) -> None:
         "--quantize",
         default="none",
         choices=QUANTIZE,
-        help="tflite: none, float16, dynamic (int8 weights) or int8 (calibrated on training images); web: none or "
-        "dynamic",
+        help="tflite: none, float16, dynamic (int8 weights) or int8 (calibrated on training images); tflite_labels: "
+        "none, float16 or dynamic; web: none or dynamic",
     )
     p.add_argument("--latency-runs", type=int, default=50, help="single-image calls timed per export (default 50)")
     add_checkpoint(p)

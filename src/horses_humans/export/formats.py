@@ -4,6 +4,8 @@ checks it, the quantizations it offers, the modules it needs) and the writers th
 keras: the run's checkpoint file as it is; savedmodel: keras.export.ExportArchive, a `serve` endpoint taking raw
 pixels; tflite: converted from that SavedModel (float, float16, dynamic-range or int8, run with LiteRT); web: an ONNX
 model (`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web (webbuild.py).
+Two `served` formats answer as `predict` does, for programs that know nothing of this package (served.py): onnx, one
+self-describing file (onnx_file.py), and tflite_labels, model.tflite + labels.txt (tflite_labels.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 
 from ..config import HorsesHumansError
 from ..inference.runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
+from ..inference.unsure import load_rule
+from .onnx_file import write_onnx_file
 from .source import ExportSource
+from .tflite_labels import write_labels_txt
 from .webbuild import write_site
 
 QUANTIZE = ("none", "float16", "dynamic", "int8")
@@ -32,6 +37,7 @@ class Format:
     runtime: Callable[[Path], Runtime]
     quantize: tuple[str, ...] = ("none",)
     needs: tuple[str, ...] = ()  # Python modules (from the `export` extra) that write or run it
+    served: bool = False  # uint8 in, the served probabilities (N, C) out (served.py): checked against predict's
 
 
 # ---------------------------------------------------------------- writers
@@ -84,6 +90,23 @@ def write_onnx(source: ExportSource, target: Path, quantize: str) -> None:
     quantize_dynamic(source.onnx, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
 
 
+def write_onnx_served(source: ExportSource, target: Path, quantize: str) -> None:
+    """The self-describing ONNX file (onnx_file.py): uint8 `image` in, calibrated `probabilities` out, metadata."""
+    rule = load_rule(source.run.path, source.run.output)
+    write_onnx_file(source.served_model, source.run, rule, target, source.scratch("served.onnx"))
+
+
+def write_tflite_labels(source: ExportSource, target: Path, quantize: str) -> None:
+    """model.tflite of the served model (uint8 in, calibrated probabilities out), quantized as asked, and
+    labels.txt beside it (tflite_labels.py says why not TFLite metadata)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.served_saved_model))
+    configure_quantization(converter, quantize, source)
+    target.write_bytes(converter.convert())
+    write_labels_txt(target.parent, source.run.class_names)
+
+
 def write_web(source: ExportSource, target: Path, quantize: str) -> None:
     """model.onnx plus a static page that runs it in ONNX Runtime Web (no server needed beyond static files)."""
     write_onnx(source, target, quantize)
@@ -97,6 +120,18 @@ FORMATS = {
         Format("savedmodel", "saved_model", write_savedmodel, SavedModelRuntime),
         Format("tflite", "model.tflite", write_tflite, LiteRTRuntime, QUANTIZE, needs=("ai_edge_litert",)),
         Format("web", "model.onnx", write_web, OnnxRuntime, ("none", "dynamic"), needs=("tf2onnx", "onnxruntime")),
+        Format(
+            "onnx", "model.onnx", write_onnx_served, OnnxRuntime, needs=("tf2onnx", "onnx", "onnxruntime"), served=True
+        ),
+        Format(
+            "tflite_labels",
+            "model.tflite",
+            write_tflite_labels,
+            LiteRTRuntime,
+            ("none", "float16", "dynamic"),  # int8 would calibrate on float images; this model takes uint8
+            needs=("ai_edge_litert",),
+            served=True,
+        ),
     )
 }
 

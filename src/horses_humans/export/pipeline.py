@@ -3,8 +3,9 @@
 Every export (formats.py: the registry and the writers) is made from an ExportSource (source.py) into a staging
 folder, run by its own runtime on the validation images and compared with the Keras model (parity.RULES, on the class
 probabilities (N, C) read through the run's ClassOutput: one sigmoid unit for two classes, a softmax for more); only
-one that passes is moved to RUN/export/NAME/, with a labels.json and an export.json. The trade-off table of all
-exports is tables.exports_markdown.
+one that passes is moved to RUN/export/NAME/, with a labels.json, an export.json, the MODEL_CARD.md and a README.md
+with clients (clients.py). A served format (formats.py) is compared with the Predictor's calibrated, flip-averaged
+probabilities instead. The trade-off table of all exports is tables.exports_markdown.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from ..runs.layout import EXPORT_LABELS_FILE, EXPORT_RECORD_FILE
 from ..runs.modelcard import model_card
 from ..runs.record import load_run_split
 from ..runs.store import MODEL_CARD_FILE, Run, load_run
+from .clients import write_readme
 from .formats import ALL, FORMATS, Format, check_request, export_name
 from .parity import Parity, check_parity, p50_latency_ms
+from .served import served_labels
 from .source import ExportSource
 
 logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
@@ -129,14 +132,18 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     with quiet_converters():
         spec.write(source, target, result.quantize)
         runtime = spec.runtime(target)
-    probabilities = source.probabilities(runtime.predict(source.validation.x))
+    raw = runtime.predict(source.validation.x)
+    probabilities = source.served_probabilities(raw) if spec.served else source.probabilities(raw)
+    reference = source.served_reference if spec.served else source.reference
+    output = source.run.output if spec.served else source.output  # same classes and threshold; labels read alike
     result.runtime = runtime.name
-    result.parity = check_parity(source.reference, probabilities, result.quantize, source.output)
+    result.parity = check_parity(reference, probabilities, result.quantize, output)
     result.accuracy = source.accuracy(probabilities)
     result.latency_ms = p50_latency_ms(runtime.predict, source.validation.x[0], runs=latency_runs)
     result.model_bytes = size_of(target)
     write_json_atomic(staging / EXPORT_LABELS_FILE, export_labels(source, result))
     copy_model_card(source.run, staging)
+    write_readme(staging, spec.name, spec.file, source.run)
     checksums = file_records(staging)  # every file but export.json, which holds them
     write_json_atomic(staging / EXPORT_RECORD_FILE, {**export_record(source, result), "files": checksums})
     result.files = {
@@ -188,6 +195,7 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
         "temperature": source.run.output.temperature,
         "validation_accuracy": result.accuracy,
         "unsure": load_rule(source.run.path, output).record(),  # answer "unsure" as unsure.py's rule does
+        **(served_labels(source.run) if FORMATS[result.format].served else {}),
     }
 
 

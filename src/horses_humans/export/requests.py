@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config import HorsesHumansError, check_positive
 from ..core.tables import exports_markdown, write_exports_markdown
-from .formats import ALL, check_request
+from .formats import ALL, FORMATS, check_request
 from .pipeline import ExportResult, export_all, open_source
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def export_requests(fmt: str | None, quantize: str = "none", every: bool = False
     if every and quantize != "none":
         raise HorsesHumansError("--all exports every quantization already; leave out --quantize.")
     if not every and fmt is None:
-        raise HorsesHumansError("export: name a --format (keras, savedmodel, tflite, web), or ask for --all.")
+        raise HorsesHumansError(f"export: name a --format ({', '.join(FORMATS)}), or ask for --all.")
     requests = list(ALL) if every else [(fmt, quantize)]
     for request in requests:
         check_request(*request)  # a bad combination fails here, before the model is loaded

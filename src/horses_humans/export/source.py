@@ -18,6 +18,7 @@ from ..models.outputs import ClassOutput
 from ..runs.layout import EXPORT_DIR, EXPORTS_FILE
 from ..runs.record import load_run_split
 from ..runs.store import Run
+from . import served
 
 logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
@@ -74,6 +75,16 @@ class ExportSource:
             )
         return self.output.probabilities(raw)
 
+    def served_probabilities(self, answered: np.ndarray) -> np.ndarray:
+        """A served export's outputs, already class probabilities (N, C); any other width is an error."""
+        answered = np.asarray(answered, np.float32)
+        if answered.ndim != 2 or answered.shape[1] != len(self.run.class_names):
+            raise ValueError(
+                f"the export outputs {answered.shape[1:]} per image, not one probability for each of the "
+                f"{len(self.run.class_names)} classes; the served model lost its output's shape"
+            )
+        return answered
+
     def scratch(self, name: str) -> Path:
         """A path in this source's scratch folder (removed with the object): intermediate files made once."""
         if self._scratch is None:
@@ -96,6 +107,29 @@ class ExportSource:
         path = self.scratch("model.onnx")
         self.inference_model.export(str(path), format="onnx", verbose=False)
         return path
+
+    @cached_property
+    def served_model(self):
+        """The inference model wrapped to answer as `predict` does (served.py): uint8 in, served probabilities out."""
+        run = self.run
+        return served.served_model(self.inference_model, run.output, run.image_size, run.config.tta)
+
+    @cached_property
+    def served_saved_model(self) -> Path:
+        """The served model as a SavedModel (uint8 input), written once: the tflite_labels conversions start from it."""
+        path = self.scratch("served_saved_model")
+        served.save_served_model(self.served_model, self.run.image_size, path)
+        return path
+
+    @cached_property
+    def served_reference(self) -> np.ndarray:
+        """What `predict` answers on validation.x with this model (N, C): calibrated, flips averaged when the run has
+        them; what the served formats are checked against."""
+        from ..inference.predictor import Predictor
+
+        predictor = Predictor(self.model, self.run.class_names, self.run.image_size, output=self.run.output)
+        predictor.tta = self.run.config.tta
+        return predictor.predict_proba(np.asarray(self.validation.x))
 
     @cached_property
     def representative(self) -> np.ndarray:

@@ -127,9 +127,11 @@ class OnnxRuntime(Runtime):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        # the served `onnx` export takes uint8 pixels, the `web` one float32: feed each what it declares
+        self.input_dtype = np.uint8 if self.session.get_inputs()[0].type == "tensor(uint8)" else np.float32
 
     def predict_batch(self, pixels: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run(None, {self.input_name: pixels})[0])
+        return np.asarray(self.session.run(None, {self.input_name: pixels.astype(self.input_dtype)})[0])
 
 
 class ExportDamaged(HorsesHumansError):

@@ -9,7 +9,8 @@ RUN/
   MODEL_CARD.md, evaluation.json, predictions.csv       evaluate's latest answers and the card they feed
   evaluations/NAME.json                                 one per evaluated split or --data folder, kept
   resume/state.json (+ weights)                         an unfinished run's backup (train --resume)
-  export/NAME/{export.json, labels.json, MODEL FILE}    each published export; export/exports.md their table
+  export/NAME/{export.json, labels.json, MODEL FILE,    each published export, its model card and a README with
+               MODEL_CARD.md, README.md}                clients; export/exports.md their table
   report/report.html, explain/, tensorboard/            what report, explain and --tensorboard write
 """
 
