@@ -212,7 +212,9 @@ def test_every_served_export_run_alone_answers_like_predict(exported, name):
         names, got, _ = plain_onnx(result.path / "model.onnx", images)
     else:
         names, got = plain_litert(result.path, images)
-    expected = Predictor.from_run(run).predict_proba(np.stack([load_pixels(path, 32) for path in images]))
+    expected = Predictor.from_run(run, runtime="keras").predict_proba(
+        np.stack([load_pixels(path, 32) for path in images])
+    )
     assert names == class_names(n) and got.shape == (n, n)
     assert np.abs(got - expected).max() <= {"none": 1e-4, "float16": 1e-2}.get(result.quantize, 0.05)
     assert list(np.argmax(got, axis=1)) == list(range(n))
