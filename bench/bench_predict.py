@@ -258,7 +258,7 @@ def interleaved(args, predictor: Predictor, files: list[Path], tmp: Path, model)
 
 def official_rows(args, run, auto: Predictor, files: list[Path], tmp: Path) -> dict[str, float]:
     """Today's path (serial decoding per batch) and the streaming path, Keras and the runtime auto picks."""
-    keras, folder = Predictor.from_run(args.run).warm_up(), files[0].parent
+    keras, folder = Predictor.from_run(args.run, runtime="keras").warm_up(), files[0].parent
     measured = {
         TODAY: todays_path(keras, files),
         "streaming, Keras": streaming(

@@ -44,7 +44,7 @@ def local_seconds(run: Path, folder: Path, out: Path) -> float:
 
     start = time.perf_counter()
     loaded = load_run(run)
-    predictor = Predictor.from_run(loaded)  # Keras, as the Ray side below
+    predictor = Predictor.from_run(loaded, runtime="keras")  # Keras, as the Ray side below
     results = predictor.predict_files(collect_files([folder]))
     with open_results(out, "csv", predictor.class_names, model_stamp(loaded, runtime="keras")) as writer:
         writer.write(results)

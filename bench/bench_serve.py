@@ -232,7 +232,7 @@ def direct(run: str, requests: list[tuple[str, bytes, str]], count: int, seconds
     from horses_humans.data.images import ImageError, load_pixels
     from horses_humans.inference.predictor import Predictor
 
-    predictor = Predictor.from_run(run).warm_up()
+    predictor = Predictor.from_run(run, runtime="keras").warm_up()  # as before auto became the default
     latencies, start = [], time.perf_counter()
     for i in range(count):
         if time.perf_counter() - start > seconds:

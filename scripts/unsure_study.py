@@ -40,7 +40,7 @@ def latest(folder: Path) -> Path:
 
 def pooled(run, split) -> np.ndarray:
     """L2-normalised, spatially averaged backbone features (N, D) of a split."""
-    model = Predictor.from_run(run).model
+    model = Predictor.from_run(run, runtime="keras").model
     maps = cached_features(get_recipe(run.config.recipe), model, split, log=QUIET)
     vectors = maps.reshape(len(maps), -1, maps.shape[-1]).mean(axis=1)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -32,7 +32,7 @@ def test_the_public_names_are_listed_and_unknown_ones_are_attribute_errors():
         "HorsesHumansError",
     }
     assert set(hh.__all__) <= set(dir(hh))
-    assert hh.TrainConfig().recipe == "baseline" and issubclass(hh.HorsesHumansError, Exception)
+    assert hh.TrainConfig().recipe == "recommended" and issubclass(hh.HorsesHumansError, Exception)
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
         hh.trian  # noqa: B018
 
@@ -64,7 +64,7 @@ def test_a_bad_option_value_is_the_config_error(tmp_path):
 
 
 def test_loading_a_missing_or_unfinished_run_names_the_folder(tmp_path):
-    with pytest.raises(hh.HorsesHumansError, match=re.escape(f"{tmp_path / 'gone'}: no such run folder")):
+    with pytest.raises(hh.HorsesHumansError, match=re.escape(f"{tmp_path / 'gone'}: no such run directory")):
         hh.load_run(tmp_path / "gone")
     (tmp_path / "empty").mkdir()
     with pytest.raises(hh.HorsesHumansError, match=re.escape(str(tmp_path / "empty"))):

@@ -55,6 +55,12 @@ def test_main_job_installs_no_browser_apt_or_npm_package():
     assert "playwright" not in base and "pytest" not in base
 
 
+def test_main_job_trains_the_reference_baseline_explicitly():
+    """`train` defaults to recommended; the main job reproduces the reference, so it names the baseline itself."""
+    (line,) = [line for line in code_lines(ROOT / "scripts/main.sh") if re.search(r"\btrain\b", line)]
+    assert '--recipe "${RECIPE:-baseline}"' in line
+
+
 def test_the_tests_set_up_chromium_onnx_runtime_web_and_the_test_extra():
     scripts = reached("scripts/test.sh")
     code = "\n".join(line for lines in scripts.values() for line in lines)

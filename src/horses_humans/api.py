@@ -1,7 +1,7 @@
 """The public Python API: train a run or load one, then predict, evaluate and export with it.
 
     import horses_humans as hh
-    run = hh.train("data/", recipe="baseline", epochs=2)
+    run = hh.train("data/", epochs=2)  # recipe "recommended" unless told (recipe="baseline": no weights needed)
     run.predict(["horse.png", pixels])  # -> [Prediction, ...]
 
 Every call is the same library code the `horses-humans` command runs; progress lines go to the `logging` module
@@ -21,6 +21,7 @@ from .config import HorsesHumansError, TrainConfig, check_positive
 from .data.images import ImageError, array_pixels
 from .inference.predictor import Prediction, Predictor
 from .runs import store
+from .runs.names import find_run
 
 logger = logging.getLogger(__name__)
 
@@ -29,18 +30,20 @@ TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name 
 
 def train(
     data_dir: str | Path | None = None,
-    recipe: str = "baseline",
+    recipe: str = TrainConfig.recipe,  # the train command's default: recommended
     *,
+    name: str | None = None,
     runs_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     **options,
 ) -> Run:
-    """Train `recipe` on the data set in `data_dir` (options: TrainConfig fields) and return the finished Run."""
+    """Train `recipe` on the data set in `data_dir` (options: TrainConfig fields) into RUNS_DIR/`name` (NAME-2, ...
+    when taken; default RECIPE-SIZE-sSEED-TIMESTAMP) and return the finished Run."""
     from .core.workspace import Workspace
     from .training.loop import train as train_config
 
     config = train_config_of(recipe, options)
-    return load_run(train_config(config, Workspace.from_env(data_dir, runs_dir, cache_dir, logger.info)))
+    return load_run(train_config(config, Workspace.from_env(data_dir, runs_dir, cache_dir, logger.info), name=name))
 
 
 def train_config_of(recipe: str, options: dict) -> TrainConfig:
@@ -54,11 +57,11 @@ def train_config_of(recipe: str, options: dict) -> TrainConfig:
     return TrainConfig(recipe=recipe, **options)
 
 
-def load_run(path: str | Path, checkpoint: str | None = None) -> Run:
-    """The finished run in folder `path`; `checkpoint` ("best" or "last", default best) is the model it answers with."""
-    if not Path(path).expanduser().is_dir():
-        raise HorsesHumansError(f"{path}: no such run folder; give the folder `train` wrote (e.g. runs/baseline-...).")
-    return Run(store.load_run(Path(path).expanduser(), checkpoint))
+def load_run(path: str | Path, checkpoint: str | None = None, *, runs_dir: str | Path | None = None) -> Run:
+    """The finished run `path` names: its folder, its name in `runs_dir` (default: $HORSES_HUMANS_RUNS, else ./runs),
+    or "latest" (the newest finished run there); `checkpoint` ("best" or "last", default best) is the model it answers
+    with."""
+    return Run(store.load_run(find_run(path, runs_dir), checkpoint))
 
 
 class Run:

@@ -30,8 +30,8 @@ def runs(tmp_path):
     """Two baseline seeds, one augmented run, and an old transfer run whose metrics lack most keys."""
     d = tmp_path / "runs"
     return [
-        write_run(d, TrainConfig(seed=0), metrics(1.0, 0.80, 0.85)),
-        write_run(d, TrainConfig(seed=1), metrics(0.9, 0.80, 0.95)),
+        write_run(d, TrainConfig(recipe="baseline", seed=0), metrics(1.0, 0.80, 0.85)),
+        write_run(d, TrainConfig(recipe="baseline", seed=1), metrics(0.9, 0.80, 0.95)),
         write_run(d, TrainConfig(recipe="augmented", dropout=0.5), metrics(0.95, 0.60, 0.81, 1000, 1000)),
         write_run(d, TrainConfig(recipe="mobilenet_v2"), {"val_accuracy": 0.99}),
     ]
@@ -83,7 +83,7 @@ def test_compare_command_prints_markdown(runs, tmp_path, capsys):
 
 
 def test_compare_refuses_an_unfinished_run(tmp_path, capsys):
-    unfinished = write_run(tmp_path, TrainConfig(), finished=False)
+    unfinished = write_run(tmp_path, TrainConfig(recipe="baseline"), finished=False)
     assert main(["compare", str(unfinished), "--out", str(tmp_path / "c")]) == 2
     assert "not a finished run" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
@@ -93,7 +93,7 @@ def test_runs_on_different_classes_are_flagged(runs, tmp_path):
 
     from horses_humans.runs.store import labels_record
 
-    three = write_run(tmp_path / "runs", TrainConfig(seed=5), metrics(1.0, 0.7, 0.75))
+    three = write_run(tmp_path / "runs", TrainConfig(recipe="baseline", seed=5), metrics(1.0, 0.7, 0.75))
     (three / "labels.json").write_text(json.dumps(labels_record(["cats", "dogs", "other"], 150)))
     markdown, _ = write_comparison([runs[0], three], tmp_path / "mixed")
     assert (

@@ -154,13 +154,14 @@ def test_browser_build_decodes_like_pillow_and_answers_like_python(web_site, bas
     assert np.array_equal(got_pixels, expected_pixels)  # the page's resize is Pillow's bilinear, exactly
     session = onnxruntime.InferenceSession(str(site / build / "model.onnx"), providers=["CPUExecutionProvider"])
     native = session.run(None, {session.get_inputs()[0].name: expected_pixels.astype(np.float32)})[0]
-    output = Predictor.from_run(baseline_run).output  # the page serves calibrated probabilities, as Python does
+    # the page serves calibrated probabilities, as Python does
+    output = Predictor.from_run(baseline_run, runtime="keras").output
     native = output.probabilities(native)[:, 1]
     in_browser = np.array([a["p"] for a in answers])
     # ONNX Runtime Web (wasm) against native ONNX Runtime: float kernels agree to rounding; with int8 dense weights
     # the activations are quantized on the fly and the two builds round a few of them differently (3e-4 seen)
     assert np.abs(in_browser - native).max() <= (1e-4 if build == "web" else 1e-2)
-    predictor = Predictor.from_run(baseline_run)
+    predictor = Predictor.from_run(baseline_run, runtime="keras")
     probabilities = predictor.predict_proba(expected_pixels)
     keras = probabilities[:, 1]
     # the page answers as Python does, "unsure" included (labels.json carries the run's unsure rule)
@@ -194,7 +195,7 @@ def test_browser_build_page_labels_photos_and_reports_bad_files(web_site, views_
     photos = [sorted((validation / "horses").iterdir())[0], sorted((validation / "humans").iterdir())[0]]
     bad = tmp_path / "notes.txt"
     bad.write_text("not a photo")
-    expected = [r.label for r in Predictor.from_run(baseline_run).predict_files(photos)]
+    expected = [r.label for r in Predictor.from_run(baseline_run, runtime="keras").predict_files(photos)]
     with sync_playwright() as pw:
         browser, page = open_page(pw, f"{url}/web/")
         expect(page.locator("#model")).to_contain_text(f"model {baseline_run.name} (baseline, web, 32 px")
@@ -284,7 +285,7 @@ def test_browser_build_reads_its_labels_json_for_n_classes(n, tmp_path):
     assert result.shipped, result.error
     assert json.loads((result.path / "labels.json").read_text())["output_kind"] == ("sigmoid" if n == 2 else "softmax")
     photos = photos_of_each_class(data, n)
-    keras = Predictor.from_run(run).predict_proba(np.stack([load_pixels(p, 32) for p in photos]))
+    keras = Predictor.from_run(run, runtime="keras").predict_proba(np.stack([load_pixels(p, 32) for p in photos]))
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(result.path)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from horses_humans.cli.main import main
+from horses_humans.data.files import is_image_name
 from horses_humans.data.samples import awkward_files, hostile_files
 
 from ..synthetic import make_dataset
@@ -28,6 +29,8 @@ def trained(tmp_path_factory):
         main(
             [
                 "train",
+                "--recipe",
+                "baseline",
                 "--epochs",
                 "2",
                 "--image-size",
@@ -80,15 +83,23 @@ def test_predict_folder_csv_and_bad_file_exit_code(trained, tmp_path, capsys):
     assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["red.jpg", "grey.png"]
     assert all(r["label"] in ("horses", "humans", "unsure") and not r["error"] for r in rows)  # 1 epoch: may be unsure
 
-    (folder / "notes.txt").write_text("not an image")
+    (folder / "notes.txt").write_text("not an image")  # inside a walked folder: passed over, counted
+    (folder / "sub" / ".DS_Store").write_bytes(b"junk")
+    (folder / "broken.png").write_bytes(b"not a PNG")  # an image by name: read, and its error is a row
     assert main(["predict", str(run), str(folder), "--json"]) == 0  # some files predicted: success
     captured = capsys.readouterr()
     results = json.loads(captured.out)
-    assert [r["error"] is not None for r in results] == [True, False, False]  # notes.txt sorts first
-    assert "skipped: " in captured.err and "notes.txt" in captured.err and "Traceback" not in captured.err
-    assert "predicted 2 of 3 files (1 skipped)" in captured.err
+    assert [(r["file"].rsplit("/", 1)[-1], r["error"] is not None) for r in results] == [
+        ("broken.png", True),
+        ("red.jpg", False),
+        ("grey.png", False),
+    ]
+    assert "notes.txt" not in captured.out + captured.err and "Traceback" not in captured.err
+    assert "predicted 2 of 3 files (1 skipped); 2 files skipped: not images" in captured.err
     assert main(["predict", str(run), str(folder), "--json", "--strict"]) == 1
-    assert main(["predict", str(run), str(folder / "notes.txt")]) == 1  # nothing could be predicted
+    assert main(["predict", str(run), str(folder / "notes.txt")]) == 1  # named directly: its error row, nothing else
+    captured = capsys.readouterr()
+    assert "notes.txt" in captured.out and "predicted 0 of 1 files (1 skipped)\n" in captured.err
 
 
 def test_predict_hostile_and_awkward_files(trained, tmp_path, capsys):
@@ -102,7 +113,17 @@ def test_predict_hostile_and_awkward_files(trained, tmp_path, capsys):
     assert main(["predict", str(run), str(folder), "--csv"]) == 0
     captured = capsys.readouterr()
     rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(io.StringIO(captured.out))}
-    assert set(rows) == set(hostile_files()) | set(awkward_files())
+    named = {
+        **{n: str(folder / n) for n in hostile_files()},
+        **{n: str(folder / "deep" / "er" / n) for n in awkward_files()},
+    }
+    not_images = sorted(n for n in named if not is_image_name(n))  # notes.txt, drawing.svg, ...: passed over, counted
+    assert set(rows) == set(named) - set(not_images) and len(not_images) == 4
+    assert f"; {len(not_images)} files skipped: not images" in captured.err
+    # named on the command line, a file is read whatever its name says: content decides
+    assert main(["predict", str(run), *(named[n] for n in not_images), "--csv"]) == 0
+    captured_named = capsys.readouterr()
+    rows.update({r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(io.StringIO(captured_named.out))})
     for name in hostile_files():
         assert rows[name]["error"].startswith(str(folder / name)) and not rows[name]["label"], name
     for name in awkward_files():
@@ -173,6 +194,18 @@ def test_help_for_every_command(capsys):
             main(argv)
         assert exc.value.code == 0
     assert "IMAGE_OR_DIR" in capsys.readouterr().out
+
+
+def test_train_defaults_to_recommended_and_keeps_internal_options_out_of_help(capsys):
+    from horses_humans.cli.main import build_parser
+    from horses_humans.config import TrainConfig
+
+    assert build_parser().parse_args(["train"]).recipe == "recommended" == TrainConfig().recipe
+    assert build_parser().parse_args(["train", "--recipe-alias", "x"]).recipe_alias == "x"  # hidden, still parses
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--recipe-alias" not in out and "--recipe " in out and "--recipe baseline" not in out
 
 
 def test_version(capsys):

@@ -12,7 +12,7 @@ from ..fake_runs import write_run
 @pytest.fixture
 def run(tmp_path):
     """A finished run (written, not trained) whose card `card` writes."""
-    return write_run(tmp_path / "runs", TrainConfig())
+    return write_run(tmp_path / "runs", TrainConfig(recipe="baseline"))
 
 
 def test_results_go_to_stdout_and_info_lines_to_stderr(run, capsys):
@@ -42,6 +42,6 @@ def test_quiet_and_verbose_together_are_refused(capsys):
 
 
 def test_a_runs_warning_still_shows_when_quiet(tmp_path, capsys):
-    write_run(tmp_path, TrainConfig(), finished=False)
+    write_run(tmp_path, TrainConfig(recipe="baseline"), finished=False)
     assert main(["-q", "runs", "--runs-dir", str(tmp_path)]) == 0
     assert "1 unfinished run(s) not listed" in capsys.readouterr().err

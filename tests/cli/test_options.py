@@ -104,10 +104,10 @@ def test_a_new_trainconfig_field_reaches_train_with_no_other_edit(monkeypatch, t
     derived = derived_config()
     trained = []
     monkeypatch.setattr(cli_train, "TrainConfig", derived)
-    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config))
+    monkeypatch.setattr(training, "train", lambda config, *args, **kwargs: trained.append(config) or tmp_path / "run")
     assert cli.main(["train", "--warmup-epochs", "5", "--runs-dir", str(tmp_path)]) == 0
     (config,) = trained
-    assert isinstance(config, derived) and config.warmup_epochs == 5 and config.recipe == "baseline"
+    assert isinstance(config, derived) and config.warmup_epochs == 5 and config.recipe == "recommended"
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     assert "--warmup-epochs" in capsys.readouterr().out
@@ -122,7 +122,7 @@ def test_unsupported_field_type_is_named():
 def test_options_text_compares_with_the_config_defaults():
     assert options_text(TrainConfig()) == "-"
     assert (
-        options_text(TrainConfig(dropout=0.5, conv_filters=(8, 16), early_stopping=True))
+        options_text(TrainConfig(recipe="baseline", dropout=0.5, conv_filters=(8, 16), early_stopping=True))
         == "dropout 0.5, early stop, conv 8-16 k3"
     )
     shifted = dataclasses.make_dataclass("Shifted", [("dropout", float, 0.5)], bases=(TrainConfig,), frozen=True)

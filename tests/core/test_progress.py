@@ -73,7 +73,7 @@ def test_training_shows_batches_on_a_terminal_and_one_line_per_epoch(on_terminal
     console = terminal() if on_terminal else Console(file=io.StringIO())
     monkeypatch.setattr(progress, "stderr_console", lambda: console)
     lines = []
-    config = TrainConfig(epochs=2, image_size=32, batch_size=2, precision="float32")
+    config = TrainConfig(recipe="baseline", epochs=2, image_size=32, batch_size=2, precision="float32")
     train(config, Workspace(data_dir, tmp_path / "runs", tmp_path / "cache", lines.append))
     assert [line.split()[:2] for line in lines if line.startswith("epoch")] == [["epoch", "1/2"], ["epoch", "2/2"]]
     drawn = console.file.getvalue()

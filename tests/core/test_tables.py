@@ -43,7 +43,7 @@ def test_runs_differing_only_by_seed_share_a_row():
         "| mixed_bfloat16 |"
     )
     assert "| float32 |" in rows[1] and "| 70.0 |" in rows[1]
-    assert rows[2].endswith("| 99.0 | 101.0 | 99.0 | 2.00 | 3.0 | mixed_bfloat16 |")
+    assert rows[2].endswith("| 99.0 | 101.0 | 99.0 | 2.00 | 3.0 | mixed_bfloat16 | /runs/mobilenet_v2-0 |")
 
 
 def table_rows(markdown: str) -> list[str]:
@@ -76,7 +76,7 @@ def test_runs_on_other_classes_get_their_own_row_that_names_them():
     rows = [row.split(" | ")[3:5] for row in table_rows(results_table(runs))]
     assert rows == [["-", "0,1"], ["cats vs dogs", "2"], ["3 classes", "3,4"], ["5 classes", "5"]]
     ten = fake_run(6, 0.3, classes=[f"c{i}" for i in range(10)])
-    ten.config = TrainConfig(dropout=0.2)
+    ten.config = TrainConfig(recipe="baseline", dropout=0.2)
     assert "| 10 classes, dropout 0.2 |" in results_table([ten])  # the classes first, then the options
 
 

@@ -223,7 +223,22 @@ BAD_LAYOUTS = [  # (layout, how it is broken, what the error line says)
 def test_bad_layout_is_one_error_line_for_train_import_and_check(tmp_path, layout, breaks, fragments, capsys):
     root = make_own_dataset(tmp_path / "mine", 3, layout, per_class=3)
     breaks(root)
-    assert main(["train", "--data-dir", str(root), "--runs-dir", str(tmp_path / "runs"), "--epochs", "1"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--recipe",
+                "baseline",
+                "--data-dir",
+                str(root),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--epochs",
+                "1",
+            ]
+        )
+        == 2
+    )
     assert_one_line_error(capsys.readouterr().err, *fragments)
     assert not (tmp_path / "runs").exists()  # it failed before a run directory was made
     if breaks is not one_folder_too_deep:  # an import looks one folder down: there that set is fine

@@ -14,7 +14,7 @@ def test_too_deep_for_the_image_is_a_clear_error():
     from horses_humans.models.recipes import build_model
 
     with pytest.raises(HorsesHumansError, match="4 conv blocks with kernel 5 shrink a 64px image to nothing"):
-        build_model(TrainConfig(image_size=64, conv_filters=(8, 8, 8, 8), kernel_size=5))
+        build_model(TrainConfig(recipe="baseline", image_size=64, conv_filters=(8, 8, 8, 8), kernel_size=5))
 
 
 def test_filters_double_up_to_128():
@@ -73,6 +73,8 @@ def test_train_cli_architecture_options(data, tmp_path, capsys):
         main(
             [
                 "train",
+                "--recipe",
+                "baseline",
                 "--conv-filters",
                 "8,16",
                 "--kernel-size",

@@ -78,7 +78,7 @@ def test_every_class_is_answered_with_its_probability_and_all_others(served):
 def test_server_answers_match_the_predictor(served):
     n, run, data, client = served
     path = validation_files(data, n)[-1][1]
-    expected = Predictor.from_run(run).predict_proba(load_pixels(path, 32)[None])[0]
+    expected = Predictor.from_run(run, runtime="keras").predict_proba(load_pixels(path, 32)[None])[0]
     result = client.post("/v1/predict", files=[("files", (path.name, path.read_bytes(), "image/png"))]).json()[
         "results"
     ][0]
@@ -195,7 +195,7 @@ def test_every_export_read_with_its_labels_answers_like_keras(exported, name):
     pixels = np.stack([load_pixels(path, 32) for _, path in validation_files(data, n)])
     raw = standard_predictions(result.path, result.format, pixels)
     assert raw.shape == (n, output.units)
-    got, expected = output.probabilities(raw), Predictor.from_run(run).predict_proba(pixels)
+    got, expected = output.probabilities(raw), Predictor.from_run(run, runtime="keras").predict_proba(pixels)
     assert list(output.predicted(got)) == list(range(n))
     bound = {"none": 1e-4, "float16": 1e-2}.get(result.quantize, 0.05)
     assert np.abs(got - expected).max() <= bound
@@ -212,7 +212,9 @@ def test_every_served_export_run_alone_answers_like_predict(exported, name):
         names, got, _ = plain_onnx(result.path / "model.onnx", images)
     else:
         names, got = plain_litert(result.path, images)
-    expected = Predictor.from_run(run).predict_proba(np.stack([load_pixels(path, 32) for path in images]))
+    expected = Predictor.from_run(run, runtime="keras").predict_proba(
+        np.stack([load_pixels(path, 32) for path in images])
+    )
     assert names == class_names(n) and got.shape == (n, n)
     assert np.abs(got - expected).max() <= {"none": 1e-4, "float16": 1e-2}.get(result.quantize, 0.05)
     assert list(np.argmax(got, axis=1)) == list(range(n))

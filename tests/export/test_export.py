@@ -209,7 +209,7 @@ def standard_predictions(folder, fmt, pixels):
 def test_shipped_export_answers_like_keras_on_new_images(baseline_exports, baseline_run, tmp_path, name):
     result = baseline_exports[name]
     pixels = np.stack([load_pixels(path, 32) for path in fresh_images(tmp_path)])
-    expected = Predictor.from_run(baseline_run).predict_proba(pixels)[:, 1]
+    expected = Predictor.from_run(baseline_run, runtime="keras").predict_proba(pixels)[:, 1]
     got = standard_predictions(result.path, result.format, pixels).ravel()
     metric, bound = RULES[result.quantize]
     if metric == "max_abs_diff":
@@ -224,7 +224,9 @@ def test_served_export_run_alone_answers_like_predict_on_new_images(baseline_exp
 
     result, images = baseline_exports[name], fresh_images(tmp_path)
     assert result.shipped, result.error
-    expected = Predictor.from_run(baseline_run).predict_proba(np.stack([load_pixels(path, 32) for path in images]))
+    expected = Predictor.from_run(baseline_run, runtime="keras").predict_proba(
+        np.stack([load_pixels(path, 32) for path in images])
+    )
     got = (
         plain_onnx(result.path / "model.onnx", images)[1]
         if result.format == "onnx"

@@ -47,7 +47,7 @@ def sigmoid_run(tmp_path_factory):
     run, data = centroid_setup(tmp_path_factory.mktemp("sigmoid"), 2)
     update_calibration(run, temperature=2.0)
     images = sorted((data / VALIDATION).rglob("*.png"))
-    confidence = [r.probability for r in Predictor.from_run(run).predict_files(images)]
+    confidence = [r.probability for r in Predictor.from_run(run, runtime="keras").predict_files(images)]
     save_rule(run, UnsureRule(min_confidence=float(np.median(confidence))))
     export_served(run, data)
     return run, images

@@ -1,11 +1,13 @@
 """predict.py without a trained model: which files a folder contributes, what a prediction says, its CSV and JSON."""
 
+import csv
 import io
 import json
 
 import numpy as np
 import pytest
 
+from horses_humans.data.files import PassedOver
 from horses_humans.inference.predictor import Prediction, Predictor, collect_files
 from horses_humans.inference.resultfiles import WRITERS, ModelStamp
 
@@ -34,8 +36,11 @@ def test_collect_files_skips_hidden_files_and_macos_resource_forks_like_the_data
     make_image(folder / "__MACOSX" / "sub" / "b.png")  # macOS zips carry a resource-fork copy of each folder
     make_image(folder / ".cache" / "c.png")
     (folder / "sub" / ".DS_Store").write_bytes(b"junk")
+    (folder / "notes.txt").write_text("not an image")
     named = tmp_path / ".named-directly.png"
-    assert collect_files([folder, named]) == keep + [named]  # a file named directly is taken as given
+    passed = PassedOver()
+    assert collect_files([folder, named], passed) == keep + [named]  # a file named directly is taken as given
+    assert passed.not_images == 3  # .hidden.png, .DS_Store, notes.txt; a hidden folder's files are not counted
 
 
 def test_collect_files_of_a_folder_under_a_hidden_folder_keeps_its_files(tmp_path, make_image):
@@ -51,13 +56,29 @@ def test_csv_of_predictions_has_one_column_per_class_and_a_header_even_when_empt
     ]
     assert format_predictions(rows, "csv").splitlines() == [  # one writer for every path: resultfiles
         "file,label,probability,p_horses,p_humans,unsure_reason,unsure_score,error",
-        "a.png,humans,0.75,0.25,0.75,,,",
+        "a.png,humans,0.7500,0.2500,0.7500,,,",
         "b.png,,,,,,,not an image",
     ]
     assert (
         format_predictions([], "csv", ["cats", "dogs", "owls"])
         == "file,label,probability,p_cats,p_dogs,p_owls,unsure_reason,unsure_score,error\r\n"
     )
+
+
+def test_table_and_csv_give_four_decimals_while_json_keeps_every_digit():
+    p = np.float32(0.123456789)  # what a float32 model gives: 17 digits of noise once it is a Python float
+    rows = [Prediction("a.png", "unsure", float(p), {"horses": 1 - float(p), "humans": float(p)}, None, "close", 0.3)]
+    (row,) = csv.DictReader(io.StringIO(rendered(rows, "csv")))
+    assert (row["probability"], row["p_horses"], row["p_humans"], row["unsure_score"]) == (
+        "0.1235",
+        "0.8765",
+        "0.1235",
+        "0.3000",
+    )
+    assert "0.1235" in rendered(rows, "table").splitlines()[1]
+    for fmt in ("json", "jsonl"):
+        (record,) = json.loads(rendered(rows, fmt)) if fmt == "json" else [json.loads(rendered(rows, fmt))]
+        assert record["probability"] == float(p) and record["probabilities"]["horses"] == 1 - float(p)
 
 
 def test_json_of_predictions_gives_every_class_in_a_dict_and_the_table_the_label_and_its_probability():

@@ -35,7 +35,7 @@ def exported(tmp_path_factory):
     )
     update_calibration(run, temperature=2.0)
     images = sorted((data / VALIDATION).rglob("*.png"))
-    confidence = [r.probability for r in Predictor.from_run(run).predict_files(images)]
+    confidence = [r.probability for r in Predictor.from_run(run, runtime="keras").predict_files(images)]
     save_rule(run, UnsureRule(min_confidence=float(np.median(confidence))))  # about half the images unsure
     return run, images
 
@@ -49,7 +49,7 @@ def set_latency(run: Path, name: str, ms: float) -> None:
 @pytest.mark.parametrize("runtime", ["onnx", "tflite", "auto"])
 def test_every_runtime_answers_like_keras_with_calibration_and_the_unsure_rule(exported, runtime):
     run, images = exported
-    keras = Predictor.from_run(run).predict_files(images)
+    keras = Predictor.from_run(run, runtime="keras").predict_files(images)
     other = Predictor.from_run(run, runtime=runtime)
     assert "Keras" not in other.source
     rows = other.predict_files(images)
@@ -134,3 +134,36 @@ def test_serve_answers_with_the_export_like_keras(exported, runtime):
     for keras_row, other_row in zip(answers["keras"], answers[runtime]):
         assert other_row["label"] == keras_row["label"]
         assert other_row["probabilities"] == pytest.approx(keras_row["probabilities"], abs=1e-4)
+
+
+def test_from_run_and_the_python_api_default_to_auto_like_the_cli(exported):
+    """Predictor.from_run and hh's Run answer with the run's fastest export unless told, as `predict` does."""
+    import horses_humans as hh
+
+    run, images = exported
+    set_latency(run, "web", 0.1)
+    set_latency(run, "tflite", 0.2)
+    default = Predictor.from_run(run)
+    assert default.source == Predictor.from_run(run, runtime="auto").source and "Keras" not in default.source
+    assert hh.load_run(run).predictor().source == default.source
+    assert hh.load_run(run).predict(images[0])[0].label == default.predict_files(images[:1])[0].label
+
+
+@pytest.mark.parametrize("runtime", ["auto", "keras"])
+def test_serve_says_which_run_checkpoint_and_runtime_answer(exported, runtime, caplog):
+    """At start-up in the log, and on /v1/model."""
+    from fastapi.testclient import TestClient
+
+    from horses_humans.serve.app import create_app
+    from horses_humans.serve.settings import ServeSettings
+
+    run, _ = exported
+    set_latency(run, "web", 0.1)
+    set_latency(run, "tflite", 0.2)
+    expected = "keras" if runtime == "keras" else "onnx:web"
+    with caplog.at_level("INFO", logger="horses_humans.serve"):
+        with TestClient(create_app(ServeSettings(run=run, runtime=runtime))) as client:
+            info = client.get("/v1/model").json()
+    assert info["runtime"] == expected and info["checkpoint"]["file"] == "model.keras"
+    assert info["answered_by"] == f"run {run.name}, checkpoint model.keras, runtime {expected}"
+    assert any(f"serving {run}: {info['answered_by']}" in message for message in caplog.messages), caplog.messages

@@ -64,6 +64,8 @@ def train_run(data_dir: Path, runs_dir: Path, cache: Path, *extra: str) -> Path:
         main(
             [
                 "train",
+                "--recipe",
+                "baseline",
                 "--data-dir",
                 str(data_dir),
                 "--runs-dir",
@@ -168,7 +170,7 @@ def test_predict_csv_gives_every_class_and_the_labels_own_probability(own, capsy
         answered = max(probs, key=probs.get)  # a one-epoch model may be unsure: then it names no class
         assert row["label"] == answered or (row["label"] == "unsure" and row["unsure_reason"])
         assert float(row["probability"]) == pytest.approx(probs[answered], abs=1e-6)
-        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+        assert sum(probs.values()) == pytest.approx(1.0, abs=5e-4)  # each rounded to 4 decimals in the CSV
 
 
 def test_the_server_answers_every_class_and_serves_the_page(own):

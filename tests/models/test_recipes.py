@@ -52,7 +52,9 @@ def test_reference_parameter_counts(name, size):
 @pytest.mark.parametrize("classes", [3, 5])
 def test_more_classes_only_widen_the_output_layer(classes):
     # Dense(512 -> 1) becomes Dense(512 -> N): 513 * (N - 1) more weights
-    assert build_model(TrainConfig(image_size=150), output=classes).count_params() == 9_494_561 + 513 * (classes - 1)
+    assert build_model(
+        TrainConfig(recipe="baseline", image_size=150), output=classes
+    ).count_params() == 9_494_561 + 513 * (classes - 1)
 
 
 def test_augmentation_is_identity_at_inference_and_random_in_training():
@@ -117,7 +119,7 @@ def test_architecture_options_change_the_cnn_and_its_gradcam_layer():
     model = build_model(config)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [32, 64, 128, 128] and convs[0].kernel_size == (5, 5)
-    assert last_conv_layer(config) == "conv4" and last_conv_layer(TrainConfig()) == "conv3"
+    assert last_conv_layer(config) == "conv4" and last_conv_layer(TrainConfig(recipe="baseline")) == "conv3"
     # 150 -5+1 =146 /2 =73 -4 =69 /2 =34 -4 =30 /2 =15 -4 =11 /2 =5: 5*5*128 flattened into Dense 512
     assert model.get_layer("dense").kernel.shape == (5 * 5 * 128, 512)
     assert TrainConfig.from_dict(config.to_dict()) == config  # JSON turns the tuple into a list and back

@@ -60,6 +60,23 @@ def test_offline_without_weights_is_a_clear_error_naming_file_hash_and_place():
     assert "keras_home/models" in message and "--weights" in message
 
 
+def test_train_offline_without_weights_is_one_line_naming_install_and_baseline(tmp_path, capsys, monkeypatch):
+    """`train` with no --recipe takes recommended, which needs the ImageNet weights: offline without them it says, in
+    one line and before looking for data (there is none here), how to install them or train the baseline."""
+    runs = tmp_path / "runs"
+
+    def chatty_no_network(*args, **kwargs):  # as Keras' get_file does offline: a line on stdout, then the failure
+        print("Downloading data from https://storage.googleapis.com/...")
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- network unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", chatty_no_network)
+    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--runs-dir", str(runs)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: mobilenet_v2 ImageNet weights not found") and err.count("\n") == 1
+    assert "`horses-humans weights install FILE --backbone mobilenet_v2`" in err and "--recipe baseline" in err
+    assert not runs.exists()  # no run folder was started
+
+
 def test_resolution_order_path_then_keras_cache_then_download(tmp_path, monkeypatch):
     official = get_backbone("mobilenet_v2").weights_file(0.35)
     explicit = tmp_path / "mine.h5"

@@ -158,12 +158,12 @@ def test_best_run_picks_by_the_served_checkpoint(tmp_path):
 
     new = write_run(
         tmp_path,
-        TrainConfig(seed=0),
+        TrainConfig(recipe="baseline", seed=0),
         {"val_accuracy": 0.6, "best_val_accuracy": 0.9, "checkpoints": checkpoints(0.9, 0.6)},
     )
     (new / BEST_MODEL_FILE).write_bytes(b"")  # the file metrics.json names (fake runs' model files are empty)
     # made before checkpoints: model.keras is the last epoch, whatever its best epoch scored
-    old = write_run(tmp_path, TrainConfig(seed=1), {"val_accuracy": 0.8, "best_val_accuracy": 0.95})
+    old = write_run(tmp_path, TrainConfig(recipe="baseline", seed=1), {"val_accuracy": 0.8, "best_val_accuracy": 0.95})
     assert best_run(tmp_path).path == new
     assert best_run(tmp_path, "last").path == old
 
@@ -186,7 +186,9 @@ def test_runs_shows_the_served_files_own_score_beside_trainings(tmp_path, capsys
         "last": {"file": MODEL_FILE, "epoch": 5, "val_accuracy": 0.8, "saved_val_accuracy": 0.8},
     }
     run = write_run(
-        tmp_path, TrainConfig(), {"val_accuracy": 0.8, "best_val_accuracy": 0.871, "checkpoints": checkpoints}
+        tmp_path,
+        TrainConfig(recipe="baseline"),
+        {"val_accuracy": 0.8, "best_val_accuracy": 0.871, "checkpoints": checkpoints},
     )
     (run / BEST_MODEL_FILE).write_bytes(b"")
     assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
@@ -200,7 +202,9 @@ def test_the_report_says_which_checkpoint_and_that_it_is_optimistic(run_dir):
 
 
 def test_runs_made_before_checkpoints_load_model_keras_as_both(tmp_path):
-    old = load_run(write_run(tmp_path, TrainConfig(), {"val_accuracy": 0.8, "best_val_accuracy": 0.95}))
+    old = load_run(
+        write_run(tmp_path, TrainConfig(recipe="baseline"), {"val_accuracy": 0.8, "best_val_accuracy": 0.95})
+    )
     assert old.checkpoint_path("best") == old.checkpoint_path("last") == old.path / MODEL_FILE
     assert old.checkpoint_record("best")["val_accuracy"] == old.served_accuracy == 0.8
     with pytest.raises(HorsesHumansError, match="best, last"):
@@ -233,6 +237,6 @@ def test_early_stopping_restores_only_before_fine_tuning(tmp_path):
     recorder.history.append({"epoch": 1})  # the fine-tuning stage starts after the head's epochs
     assert not stopper(callbacks.build_callbacks(tuned, recorder)).restore_best_weights
     plain = callbacks.build_callbacks(
-        TrainConfig(early_stopping=True), callbacks.EpochRecorder(tmp_path, 4, lambda s: None)
+        TrainConfig(recipe="baseline", early_stopping=True), callbacks.EpochRecorder(tmp_path, 4, lambda s: None)
     )
     assert not stopper(plain).restore_best_weights

@@ -104,7 +104,7 @@ def test_card_shows_checkpoints_data_evaluations_calibration_and_limits(tmp_path
 
 
 def test_card_of_a_run_made_before_checkpoints_and_data_records(tmp_path):
-    card = model_card(load_run(write_run(tmp_path, TrainConfig())))
+    card = model_card(load_run(write_run(tmp_path, TrainConfig(recipe="baseline"))))
     assert "| best | `model.keras` | 3 | 85.0 |" in card and "| last | `model.keras` | 3 | 85.0 |" in card
     assert "Not recorded" in card and "evaluate" in card
 

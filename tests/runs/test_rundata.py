@@ -23,7 +23,7 @@ from horses_humans.training.stages import class_weights, fit_arrays
 from ..synthetic import make_own_dataset, write_image
 from ..tiers import slow_fixture
 
-QUIET = dict(epochs=1, image_size=32, batch_size=8, precision="float32")
+QUIET = dict(recipe="baseline", epochs=1, image_size=32, batch_size=8, precision="float32")
 
 
 def assert_one_line_error(err: str, *fragments: str) -> None:
@@ -102,7 +102,14 @@ def test_fit_gets_the_class_weights(mode, expected):
             self.kwargs = kwargs
 
     model, y = Model(), np.array([0, 0, 0, 1], "float32")
-    fit_arrays(model, TrainConfig(class_weight=mode), (np.zeros((4, 2)), y), (np.zeros((1, 2)), y[:1]), [], range(0, 1))
+    fit_arrays(
+        model,
+        TrainConfig(recipe="baseline", class_weight=mode),
+        (np.zeros((4, 2)), y),
+        (np.zeros((1, 2)), y[:1]),
+        [],
+        range(0, 1),
+    )
     assert model.kwargs["class_weight"] == expected
 
 

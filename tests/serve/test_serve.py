@@ -135,8 +135,8 @@ def test_settings_from_environment(monkeypatch, tmp_path):
 def test_best_run_and_no_run_message(tmp_path, capsys):
     # runs made before checkpoints serve model.keras, their last epoch: its number (val_accuracy) picks, not the best
     # epoch's
-    high = write_run(tmp_path, TrainConfig(seed=0), {"val_accuracy": 0.9, "best_val_accuracy": 0.9})
-    low = write_run(tmp_path, TrainConfig(seed=1), {"val_accuracy": 0.7, "best_val_accuracy": 0.95})
+    high = write_run(tmp_path, TrainConfig(recipe="baseline", seed=0), {"val_accuracy": 0.9, "best_val_accuracy": 0.9})
+    low = write_run(tmp_path, TrainConfig(recipe="baseline", seed=1), {"val_accuracy": 0.7, "best_val_accuracy": 0.95})
     assert best_run(tmp_path).path == high != low
     with pytest.raises(HorsesHumansError, match="no finished runs"):
         best_run(tmp_path / "empty")

@@ -106,7 +106,19 @@ def test_the_record_and_log_line_name_the_gpus_and_the_strategy():
 
 
 def test_train_with_more_devices_than_exist_fails_in_one_line_before_loading_data(tmp_path, capsys):
-    code = cli.main(["train", "--devices", "2", "--data-dir", str(tmp_path / "nowhere"), "--runs-dir", str(tmp_path)])
+    code = cli.main(
+        [
+            "train",
+            "--recipe",
+            "baseline",
+            "--devices",
+            "2",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--runs-dir",
+            str(tmp_path),
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2 and error.startswith("error: --devices 2: the CPU devices found are") and error.count("\n") == 1
     assert not list(tmp_path.iterdir())  # no run directory was started
@@ -168,8 +180,8 @@ TWO_CPUS = textwrap.dedent("""
     tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                                [tf.config.LogicalDeviceConfiguration()] * 2)
     from horses_humans.cli import main as cli
-    common = ["train", "--data-dir", sys.argv[1], "--epochs", "3", "--image-size", "32", "--batch-size", "8",
-              "--conv-filters", "8", "--seed", "3", "--precision", "float32"]
+    common = ["train", "--recipe", "baseline", "--data-dir", sys.argv[1], "--epochs", "3", "--image-size", "32",
+              "--batch-size", "8", "--conv-filters", "8", "--seed", "3", "--precision", "float32"]
     for devices in ("1", "2"):
         code = cli.main(common + ["--devices", devices, "--runs-dir", f"{sys.argv[2]}/{devices}"])
         if code:

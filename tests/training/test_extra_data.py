@@ -96,6 +96,8 @@ def test_missing_folder_and_unknown_class_are_one_line_errors(data, tmp_path, ca
         main(
             [
                 "train",
+                "--recipe",
+                "baseline",
                 "--data-dir",
                 str(data),
                 "--runs-dir",

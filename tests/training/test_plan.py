@@ -38,7 +38,9 @@ def backup_of(tmp_path, state: dict) -> Backup:
 )
 def test_a_backup_of_fine_tuning_supersedes_the_head_and_resumes_fine_tuning(recorded, tmp_path):
     backup = backup_of(tmp_path, {**recorded, "stage_start": 2, "epochs": 3, "done": False, "best": None})
-    head, tune = plan_stages(TrainConfig(epochs=3, fine_tune_from="10", fine_tune_epochs=2), transfer=True)
+    head, tune = plan_stages(
+        TrainConfig(recipe="baseline", epochs=3, fine_tune_from="10", fine_tune_epochs=2), transfer=True
+    )
     assert backup.superseded(head) and not backup.holds(head)
     assert backup.holds(tune) and not backup.superseded(tune)
     resumed = backup.begin(tune.starting_at(3))
@@ -46,7 +48,7 @@ def test_a_backup_of_fine_tuning_supersedes_the_head_and_resumes_fine_tuning(rec
 
 
 def test_a_finished_stage_ends_where_it_stopped_and_a_fresh_run_holds_nothing(tmp_path):
-    (stage,) = plan_stages(TrainConfig(epochs=8), transfer=False)
+    (stage,) = plan_stages(TrainConfig(recipe="baseline", epochs=8), transfer=False)
     assert not Backup(tmp_path / "fresh").holds(stage) and Backup(tmp_path / "fresh").end(stage, 0) == 8
     state = {"stage": "fit", "index": 1, "stage_start": 0, "epochs": 4, "done": True, "weights": "fit-epoch4.npz"}
     assert backup_of(tmp_path, state).end(stage, 4) == 4  # early-stopped at 4 of 8: nothing more to fit

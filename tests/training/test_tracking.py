@@ -28,6 +28,8 @@ def tracked_run(tmp_path_factory):
             main(
                 [
                     "train",
+                    "--recipe",
+                    "baseline",
                     "--epochs",
                     "2",
                     "--image-size",
@@ -102,7 +104,10 @@ def test_mlflow_run_fails_with_training_and_honours_the_tracking_uri(tracked_run
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
     tracker = tracking.MlflowTracker(tmp_path / "runs")
-    with pytest.raises(RuntimeError), tracker.run(tmp_path / "runs" / "r1", TrainConfig()) as log_epoch:
+    with (
+        pytest.raises(RuntimeError),
+        tracker.run(tmp_path / "runs" / "r1", TrainConfig(recipe="baseline")) as log_epoch,
+    ):
         log_epoch({"epoch": 1, "loss": 0.5})
         raise RuntimeError("out of memory")
     assert not (tmp_path / "runs" / "mlflow").exists()  # the URI given wins over the default store
@@ -115,6 +120,20 @@ def test_mlflow_run_fails_with_training_and_honours_the_tracking_uri(tracked_run
 def test_missing_extra_is_one_error_line_naming_it(option, module, tmp_path, monkeypatch, capsys):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else find_spec(name, *a))
-    assert main(["train", option, "--data-dir", str(tmp_path / "no-data"), "--runs-dir", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--recipe",
+                "baseline",
+                option,
+                "--data-dir",
+                str(tmp_path / "no-data"),
+                "--runs-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err == f"error: {option} needs {module}: pip install 'horses-humans[{module}]'.\n"

@@ -88,7 +88,7 @@ def test_unreadable_training_file_is_skipped_and_counted(dataset, tmp_path):
     shutil.copytree(dataset, data)
     (data / "horse-or-human" / "horses" / "broken.png").write_bytes(b"not an image")
     lines = []
-    config = TrainConfig(epochs=1, image_size=32, batch_size=8, precision="float32")
+    config = TrainConfig(recipe="baseline", epochs=1, image_size=32, batch_size=8, precision="float32")
     run = train(config, Workspace(data, tmp_path / "runs", tmp_path / "cache", lines.append))
     assert load_run(run).metrics["skipped_files"] == 1
     assert any("broken.png" in line and "skipped" in line for line in lines)
@@ -97,6 +97,7 @@ def test_unreadable_training_file_is_skipped_and_counted(dataset, tmp_path):
 @pytest.mark.slow
 def test_callback_options_run(dataset, tmp_path):
     config = TrainConfig(
+        recipe="baseline",
         epochs=2,
         image_size=32,
         batch_size=8,
@@ -112,4 +113,7 @@ def test_callback_options_run(dataset, tmp_path):
 
 def test_missing_data_is_a_clear_error(tmp_path):
     with pytest.raises(HorsesHumansError, match="nothing: no data set here \\(no such folder\\).*data download"):
-        train(TrainConfig(epochs=1), Workspace(tmp_path / "nothing", tmp_path / "runs", tmp_path / "cache", quiet))
+        train(
+            TrainConfig(recipe="baseline", epochs=1),
+            Workspace(tmp_path / "nothing", tmp_path / "runs", tmp_path / "cache", quiet),
+        )

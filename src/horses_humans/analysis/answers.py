@@ -35,7 +35,7 @@ def score_folder(run_dir, folder: Path, cache_dir: Path | None = None, log=logge
     """answer_counts of a folder under the run's rule, the same without the rule ("plain": {class: right}), the
     share of the run's validation images answered unsure, and the trade-off curve on the folder."""
     run = load_run(run_dir)
-    predictor = Predictor.from_run(run)
+    predictor = Predictor.from_run(run, runtime="keras")  # the model itself: exports are checked against it
     split = load_measuring_folder(run, folder, cache_dir, log)
     probabilities = predictor.predict_proba(split.x)
     names = folder_names(run)

@@ -128,7 +128,7 @@ def predict_split(run, split: EvalSplit = EvalSplit(), cache_dir=None, log=logge
         if split.folder is not None
         else load_run_split(run, split.side, split.data_dir, cache_dir, log)
     )
-    predictor = Predictor.from_run(run)
+    predictor = Predictor.from_run(run, runtime="keras")  # the model itself: exports are checked against it
     return predictor, images, predictor.predict_proba(np.asarray(images.x))
 
 

@@ -270,7 +270,7 @@ def write_explanation(
         pixels = load_pixels(image, run.image_size, name=str(image))
     except ImageError as exc:
         raise HorsesHumansError(str(exc)) from None
-    predictor = Predictor.from_run(run)
+    predictor = Predictor.from_run(run, runtime="keras")  # Grad-CAM needs the Keras graph, not an export
     layer = layer or last_conv_layer(run.config)
     check_paths(predictor.model, [layer])
     row = predictor.predict_proba(pixels[None])[0]

@@ -1,4 +1,4 @@
-"""Options several commands share (data, cache and runs folders, checkpoint), and where their lines go."""
+"""Options several commands share (RUN, data, cache and runs folders, checkpoint), and where their lines go."""
 
 from __future__ import annotations
 
@@ -7,6 +7,31 @@ import logging
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+
+RUN_HELP = "a run folder, its name in the runs folder (--runs-dir), or latest (the newest finished run)"
+RUNS_DIR_HELP = "the runs folder RUN names and latest are looked up in (default: $HORSES_HUMANS_RUNS, else ./runs)"
+
+
+def add_run(p: argparse.ArgumentParser, *more: str) -> None:
+    """The RUN argument and --runs-dir; `more`: other arguments of the command that name runs too (e.g. --compare)."""
+    p.add_argument("run", type=Path, help=RUN_HELP)
+    p.add_argument("--runs-dir", help=RUNS_DIR_HELP)
+    p.set_defaults(run_args=("run", *more))
+
+
+def find_runs(args: argparse.Namespace) -> None:
+    """Replace each RUN argument the command declared (args.run_args) by the run folder it names: a path, a name in
+    --runs-dir, or latest (runs.names.find_run); one that names nothing is one error line saying what was tried."""
+    from ..runs.names import find_run
+
+    runs_dir = getattr(args, "runs_dir", None)
+    for name in getattr(args, "run_args", ()):
+        value = getattr(args, name)
+        if isinstance(value, list):
+            setattr(args, name, [find_run(run, runs_dir) for run in value])
+        elif value is not None:
+            setattr(args, name, find_run(value, runs_dir))
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from .common import add_cache_dir, add_checkpoint, add_run_data_dir, log, run_data_dir
+from .common import add_cache_dir, add_checkpoint, add_run, add_run_data_dir, log, run_data_dir
 
 
 def add_export(sub) -> None:
@@ -16,7 +15,7 @@ def add_export(sub) -> None:
         help=f"export a run's model ({', '.join(FORMATS)}), each checked against the Keras model",
     )
     p.set_defaults(handler=cmd_export)
-    p.add_argument("run", type=Path)
+    add_run(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument(  # no argparse choices: check_request answers an unknown format in one error line
         "--format",

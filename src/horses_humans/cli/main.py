@@ -11,6 +11,7 @@ from .. import __version__
 from ..config import HorsesHumansError
 from ..core.backend import configure, import_backend, quiet_native_stderr
 from . import data, export, predict, runs, serve, train
+from .common import find_runs
 
 # The commands in the order --help lists them, each added by its module with its handler (args.handler).
 ADD_COMMANDS = (
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)  # a comma-separated option's bad value raises HorsesHumansError here
         configure_logging(args.verbosity)
+        find_runs(args)  # RUN as a path, a name in the runs folder, or latest: the run folder it names
         if needs_backend(args):
             import_backend()
         return args.handler(args)

@@ -1,7 +1,8 @@
 """Command-line options derived from a config dataclass: one --field-name option per field, its type from the
 annotation and its default, help, choices, group and metavar from the field (as nanoGPT's configurator does).
 A `tuple[T, ...]` field is comma-separated (--conv-filters 16,32), or repeatable with metadata repeatable=True
-(--extra-data A --extra-data B); the dataclass turns the None of an absent repeatable option into ()."""
+(--extra-data A --extra-data B); the dataclass turns the None of an absent repeatable option into (). A field with
+metadata hidden=True (internal, e.g. recipe_alias) still parses but stays out of --help."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def option_kwargs(field: dataclasses.Field, hint, choices: Sequence | None = Non
     kind = without_none(hint)
     default = field_default(field)
     kwargs = {"default": default, "help": help_text(field.metadata.get("help", ""), default)}
+    if field.metadata.get("hidden"):  # internal: it still parses, but --help does not list it
+        kwargs["help"] = argparse.SUPPRESS
     if field.metadata.get("metavar"):
         kwargs["metavar"] = field.metadata["metavar"]
     if choices or field.metadata.get("choices"):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import DEFAULT_MAX_PIXELS
-from .common import add_cache_dir, add_checkpoint, add_run_data_dir, log, run_data_dir
+from .common import add_cache_dir, add_checkpoint, add_run, add_run_data_dir, log, run_data_dir
 
 RUNTIMES = ["auto", "keras", "onnx", "tflite"]
 
@@ -16,7 +16,7 @@ def add_evaluate(sub) -> None:
         "evaluate", help="metrics, confusion matrix and a per-image CSV on the run's validation (or test) split"
     )
     p.set_defaults(handler=cmd_evaluate)
-    p.add_argument("run", type=Path)
+    add_run(p)
     images = p.add_mutually_exclusive_group()
     images.add_argument(
         "--split",
@@ -40,7 +40,7 @@ def add_calibrate(sub) -> None:
         "into RUN/calibration.json: every served probability is then calibrated",
     )
     p.set_defaults(handler=cmd_calibrate)
-    p.add_argument("run", type=Path)
+    add_run(p)
     add_run_data_dir(p)
     add_cache_dir(p)
 
@@ -50,7 +50,7 @@ def add_predict(sub) -> None:
         "predict", help="label and probability for images or folders (walked recursively), written as they come"
     )
     p.set_defaults(handler=cmd_predict)
-    p.add_argument("run", type=Path)
+    add_run(p)
     p.add_argument("paths", type=Path, nargs="+", metavar="IMAGE_OR_DIR")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="a JSON array (same as --format json)")
@@ -111,7 +111,7 @@ def add_unsure(sub) -> None:
         "store it in RUN/calibration.json and print it",
     )
     p.set_defaults(handler=cmd_unsure)
-    p.add_argument("run", type=Path)
+    add_run(p)
     add_run_data_dir(p)
     add_cache_dir(p)
 
@@ -119,7 +119,7 @@ def add_unsure(sub) -> None:
 def add_explain(sub) -> None:
     p = sub.add_parser("explain", help="activation tiles and a Grad-CAM overlay (PNG) for one image")
     p.set_defaults(handler=cmd_explain)
-    p.add_argument("run", type=Path)
+    add_run(p)
     p.add_argument("image", type=Path)
     p.add_argument(
         "--layer", help="layer for Grad-CAM, nested as backbone/NAME (default: the recipe's last conv layer)"

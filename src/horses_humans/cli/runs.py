@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import resolve_runs_dir
-from .common import add_cache_dir, add_checkpoint, add_run_data_dir, log, run_data_dir
+from .common import RUN_HELP, RUNS_DIR_HELP, add_cache_dir, add_checkpoint, add_run, add_run_data_dir, log, run_data_dir
 
 
 def add_report(sub) -> None:
@@ -14,7 +14,7 @@ def add_report(sub) -> None:
         "report", help="RUN/report/report.html: samples, augmentation, curves, activations, Grad-CAM, metrics, mistakes"
     )
     p.set_defaults(handler=cmd_report)
-    p.add_argument("run", type=Path)
+    add_run(p, "compare")
     add_run_data_dir(p)
     add_cache_dir(p)
     p.add_argument(
@@ -33,7 +33,7 @@ def add_card(sub) -> None:
         "card", help="write RUN/MODEL_CARD.md (model details, uses, data, results, limitations) and print it"
     )
     p.set_defaults(handler=cmd_card)
-    p.add_argument("run", type=Path)
+    add_run(p)
 
 
 def add_runs(sub) -> None:
@@ -52,7 +52,9 @@ def add_runs(sub) -> None:
 def add_compare(sub) -> None:
     p = sub.add_parser("compare", help="several runs side by side: Markdown/HTML table and overlaid training curves")
     p.set_defaults(handler=cmd_compare)
-    p.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help=RUN_HELP)
+    p.add_argument("--runs-dir", help=RUNS_DIR_HELP)
+    p.set_defaults(run_args=("runs",))
     p.add_argument(
         "--out",
         type=Path,

@@ -18,7 +18,8 @@ def add_serve(sub) -> None:
         "run",
         type=Path,
         nargs="?",
-        help="run directory (default: $HORSES_HUMANS_SERVE_RUN, else the best run in the runs directory)",
+        help="a run folder, its name in the runs folder, or latest (default: $HORSES_HUMANS_SERVE_RUN, else the best "
+        "run in the runs folder)",
     )
     p.add_argument("--host", help="address to listen on (default: $HORSES_HUMANS_SERVE_HOST, else 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: $HORSES_HUMANS_SERVE_PORT, else 8000)")
@@ -46,12 +47,14 @@ def add_serve(sub) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..inference.runtimes import open_export
+    from ..runs.names import find_run
     from ..runs.store import servable_run
     from ..serve.server import serve
 
     settings = serve_settings(args)
+    chosen = settings.run and find_run(settings.run, settings.runs_dir)  # a path, a name or latest
     # the model is loaded and checked here: a bad run is one error line (exit 2) before the server starts
-    run = servable_run(settings.run, resolve_runs_dir(settings.runs_dir), settings.checkpoint)
+    run = servable_run(chosen, resolve_runs_dir(settings.runs_dir), settings.checkpoint)
     open_export(run.path, run.checkpoint_path().name, settings.runtime, warn=lambda line: None)  # the app warns
     settings = settings.model_copy(update={"run": run.path})
     log(f"serving {run.path} on http://{settings.host}:{settings.port}/ (API docs: /docs)")

@@ -22,11 +22,18 @@ def add_train(sub) -> None:
     add_cache_dir(p)
     p.add_argument("--runs-dir", help="where run directories go (default: $HORSES_HUMANS_RUNS, else ./runs)")
     p.add_argument(
+        "--name",
+        help="the run folder's name: RUNS_DIR/NAME (NAME-2, NAME-3, ... when taken; default "
+        "RECIPE-SIZE-sSEED-TIMESTAMP); later commands take the name as RUN",
+    )
+    p.add_argument(
         "--resume",
         type=Path,
         metavar="RUN",
-        help="continue an interrupted run from its last completed epoch, with its recorded options and data folder",
+        help="continue an interrupted run from its last completed epoch, with its recorded options and data folder "
+        "(RUN: its folder, or its name in --runs-dir)",
     )
+    p.set_defaults(run_args=("resume",))
     t = p.add_argument_group("tracking (optional extras)")
     t.add_argument(
         "--tensorboard", action="store_true", help="TensorBoard logs in RUN/tensorboard (extra: tensorboard)"
@@ -106,12 +113,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         check_resume_options(args)
         data_dir = args.data_dir and Path(args.data_dir).expanduser()
-        resume_run(args.resume, data_dir, args.cache_dir, log=log, tensorboard=args.tensorboard, mlflow=args.mlflow)
-        return 0
-    config = config_from_args(TrainConfig, args)
-    workspace = Workspace.from_env(args.data_dir, args.runs_dir, args.cache_dir, log)
-    train(config, workspace, tensorboard=args.tensorboard, mlflow=args.mlflow)
+        run = resume_run(
+            args.resume, data_dir, args.cache_dir, log=log, tensorboard=args.tensorboard, mlflow=args.mlflow
+        )
+    else:
+        config = config_from_args(TrainConfig, args)
+        workspace = Workspace.from_env(args.data_dir, args.runs_dir, args.cache_dir, log)
+        run = train(config, workspace, tensorboard=args.tensorboard, mlflow=args.mlflow, name=args.name)
+    print(run)  # the result: where the run is (RUN=$(horses-humans train ...) works)
+    log(next_commands(run))
     return 0
+
+
+def next_commands(run: Path) -> str:
+    """What to do with a finished run, each command with its path (a line each, for the user to copy)."""
+    return "\n".join(
+        [
+            f"next, with the run {run}:",
+            f"  horses-humans evaluate {run}",
+            f"  horses-humans predict {run} IMAGE_OR_DIR",
+            f"  horses-humans report {run}",
+            f"  horses-humans export {run} --format tflite",
+        ]
+    )
 
 
 def check_resume_options(args: argparse.Namespace) -> None:
@@ -122,6 +146,8 @@ def check_resume_options(args: argparse.Namespace) -> None:
     conflicts = option_conflicts(given_options(values), resumable_config(args.resume))
     if args.runs_dir and Path(args.runs_dir).expanduser().resolve() != args.resume.resolve().parent:
         conflicts.append(f"--runs-dir {args.runs_dir} (the run is in {args.resume.resolve().parent})")
+    if args.name:
+        conflicts.append(f"--name {args.name} (the run is {args.resume.name})")
     if conflicts:
         raise HorsesHumansError(
             f"--resume {args.resume}: {'; '.join(conflicts)}: a resumed run keeps its recorded "

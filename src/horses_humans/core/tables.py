@@ -26,6 +26,7 @@ RESULTS_HEADER = [
     "s/epoch",
     "training s",
     "precision",
+    "path",  # each run's folder, as RUN takes it (one per seed of the row)
 ]
 SERVED_NOTE = (
     "\\* served: the checkpoint every command uses unless given `--checkpoint` (best: the epoch with the "
@@ -169,6 +170,7 @@ def results_table(runs: list) -> str:
                 cells["epoch_seconds"],
                 cells["train_seconds"],
                 precision_text(members),
+                ", ".join(str(run.path) for run in members),
             ]
         )
     table = markdown_table(RESULTS_HEADER, rows or [["(no finished runs)"] + [""] * (len(RESULTS_HEADER) - 1)])

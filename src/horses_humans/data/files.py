@@ -4,7 +4,8 @@ What is hidden (dot files, __MACOSX, Thumbs.db) is never data, wherever it is me
 FIFO, a device or a socket is refused before anything opens it (a FIFO with no writer would block open() forever),
 and again on the open file (it may have been swapped in since). The walk of `predict`'s inputs is a generator in a
 fixed order (each folder's entries sorted by name), so a million files are never held in a list, and the same inputs
-always come out in the same order (what --resume relies on).
+always come out in the same order (what --resume relies on). Inside a walked folder, a file whose name says it is not
+an image (notes.txt, .DS_Store) is passed over and counted, not answered; a file named directly is always read.
 """
 
 from __future__ import annotations
@@ -13,9 +14,31 @@ import errno
 import os
 import stat
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+IMAGE_SUFFIXES = frozenset(
+    {  # what an import keeps and a walked folder offers: the photo formats Pillow decodes (not all it registers)
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".webp",
+        ".avif",
+        ".tif",
+        ".tiff",
+        ".tga",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+    }
+)
 OS_JUNK = {"__macosx", "thumbs.db", "ehthumbs.db", "desktop.ini"}  # what macOS and Windows leave in photo folders
 FOLDER = "<folder>"  # what `problem` says of a folder: walked, not opened (every real reason starts with the path)
 
@@ -133,34 +156,56 @@ def inode(info: os.stat_result) -> tuple[int, int]:
 # ---------------------------------------------------------------- walking predict's inputs
 
 
-def walk_inputs(paths: Iterable[str | Path]) -> Iterator[WalkedInput]:
+@dataclass
+class PassedOver:
+    """How many files of walked folders the walk passed over because their names say they are not images."""
+
+    not_images: int = 0
+
+    def summary(self) -> str:
+        """'; 3 files skipped: not images' for predict's closing line ('' when there were none)."""
+        if not self.not_images:
+            return ""
+        return f"; {self.not_images} file{'s' if self.not_images > 1 else ''} skipped: not images"
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file's name offers an image: an image extension, and not hidden (.DS_Store, ._photo.jpg)."""
+    return not is_hidden(name) and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def walk_inputs(paths: Iterable[str | Path], passed: PassedOver | None = None) -> Iterator[WalkedInput]:
     """(path, None) for every file to predict, or (path, reason) for one that is skipped: files named directly as
-    given, folders walked recursively in sorted order without hidden entries (dot files, __MACOSX), linked folders
-    followed unless they loop back."""
+    given, folders walked recursively in sorted order without hidden folders (.git, __MACOSX), linked folders followed
+    unless they loop back; a walked folder's files that are not images by name are passed over (counted in `passed`)."""
     for path in map(Path, paths):
         reason = problem(path)
         if reason == FOLDER:
-            yield from walk_folder(path, frozenset({folder_key(path)}))
+            yield from walk_folder(path, frozenset({folder_key(path)}), passed or PassedOver())
         else:
             yield path, skip_reason(reason)
 
 
-def walk_folder(folder: Path, ancestors: frozenset) -> Iterator[WalkedInput]:
+def walk_folder(folder: Path, ancestors: frozenset, passed: PassedOver) -> Iterator[WalkedInput]:
     """The entries below one folder; `ancestors` are the (device, inode) of the folders above, to catch loops."""
     try:
         with os.scandir(folder) as listing:
-            names = sorted(entry.name for entry in listing if not is_hidden(entry.name))
+            names = sorted(entry.name for entry in listing)
     except OSError as exc:
         yield folder, f"{folder}: cannot list this folder ({exc.strerror})"
         return
     for path in (folder / name for name in names):
         reason = problem(path)
-        if reason != FOLDER:
+        if reason == FOLDER and is_hidden(path.name):
+            continue  # never data: a hidden folder's files are not counted either
+        if reason != FOLDER and not is_image_name(path.name):
+            passed.not_images += 1
+        elif reason != FOLDER:
             yield path, skip_reason(reason)
         elif folder_key(path) in ancestors:
             yield path, f"{path}: a link back to a folder above it (directory loop); not followed"
         else:
-            yield from walk_folder(path, ancestors | {folder_key(path)})
+            yield from walk_folder(path, ancestors | {folder_key(path)}, passed)
 
 
 def skip_reason(reason: str | None) -> str | None:

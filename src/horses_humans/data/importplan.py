@@ -15,29 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..config import HorsesHumansError, check_positive
-from .files import inode, is_hidden, open_regular, shown
+from .files import IMAGE_SUFFIXES, inode, is_hidden, open_regular, shown  # noqa: F401  (IMAGE_SUFFIXES: re-exported)
 
-IMAGE_SUFFIXES = frozenset(
-    {  # what an import keeps: the photo formats Pillow decodes (not all it registers: .mpg, .h5)
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".jpe",
-        ".jfif",
-        ".gif",
-        ".bmp",
-        ".dib",
-        ".webp",
-        ".avif",
-        ".tif",
-        ".tiff",
-        ".tga",
-        ".ppm",
-        ".pgm",
-        ".pbm",
-        ".pnm",
-    }
-)
 SHOWN = 3  # names shown per reason in the skipped-entries line
 CHUNK = 1 << 20  # central directory bytes read at a time
 HEADER_MAX = 46 + 3 * 0xFFFF  # a member header: 46 bytes, then a name, extra field and comment of 64 KiB each at most

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DEFAULT_MAX_PIXELS, HorsesHumansError, check_positive
+from ..data.files import PassedOver
 from .predictor import Predictor, Tally, predict_paths
 from .resultfiles import check_output, choose_format, model_stamp, open_results, printable
 
@@ -85,6 +86,7 @@ def predict_on_ray(request: PredictRequest, log: Callable[[str], None]) -> int:
     """The same rows from a Ray Data pipeline (the [ray] extra), written whole at the end."""
     from .rayengine import RayPredict, predict_with_ray
 
+    passed = PassedOver()
     total, failed = predict_with_ray(
         RayPredict(
             request.run,
@@ -98,9 +100,10 @@ def predict_on_ray(request: PredictRequest, log: Callable[[str], None]) -> int:
             request.batch_size,
             request.max_pixels,
             request.strict,
-        )
+        ),
+        passed,
     )
     for row in failed:
         log(f"skipped: {printable(row.error)}")
-    log(f"predicted {total - len(failed)} of {total} files ({len(failed)} skipped)")
+    log(f"predicted {total - len(failed)} of {total} files ({len(failed)} skipped){passed.summary()}")
     return 1 if len(failed) == total or (request.strict and failed) else 0

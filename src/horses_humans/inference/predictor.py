@@ -16,7 +16,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from ..config import DEFAULT_THRESHOLD, HorsesHumansError
 from ..core.backend import import_backend
 from ..core.batching import batched
-from ..data.files import UnreadableFile, WalkedInput, open_regular, skip_reason, walk_inputs
+from ..data.files import PassedOver, UnreadableFile, WalkedInput, open_regular, skip_reason, walk_inputs
 from ..data.images import ImageError, load_pixels
 from ..models.outputs import ClassOutput
 from ..runs.store import Run, load_run
@@ -115,11 +115,11 @@ class Predictor:
 
     @classmethod
     def from_run(
-        cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "keras", warn=stderr
+        cls, run: str | Path | Run, checkpoint: str | None = None, runtime: str = "auto", warn=stderr
     ) -> Predictor:
         """Load a run's saved model (`checkpoint`: best or last, default the run's), labels and unsure rule;
-        test-time flips when the run was trained with --tta. runtime: keras, or onnx / tflite / auto to run the
-        run's parity-checked export of that checkpoint instead (auto: the fastest, else Keras); see runtimes.py.
+        test-time flips when the run was trained with --tta. runtime: auto (default, as the CLI's: the run's fastest
+        parity-checked full-precision export of that checkpoint, else Keras), keras, onnx or tflite; see runtimes.py.
         `warn` gets auto's one-line warnings (a damaged export) and notes (an unverified one)."""
         run = run if isinstance(run, Run) else load_run(run, checkpoint)
         checkpoint_file = run.checkpoint_path(checkpoint).name
@@ -268,11 +268,13 @@ class Tally:
     predicted: int = 0
     skipped: int = 0
     earlier: int = 0
+    passed: PassedOver = field(default_factory=PassedOver)  # walked folders' files that are not images by name
 
     def summary(self, output: Path | None = None) -> str:
         """The closing line on stderr."""
         before = f"; {self.earlier} already in {output}" if self.earlier else ""
-        return f"predicted {self.predicted} of {self.predicted + self.skipped} files ({self.skipped} skipped){before}"
+        total = self.predicted + self.skipped
+        return f"predicted {self.predicted} of {total} files ({self.skipped} skipped){before}{self.passed.summary()}"
 
     def exit_status(self, strict: bool = False) -> int:
         """1 if no file could be predicted (or, strict, if any failed), else 0."""
@@ -293,7 +295,7 @@ def predict_paths(
     batch's rows as they come; `log` gets one `skipped: REASON` line per file that has no answer; an image over
     `max_pixels` (width x height) is such a file, refused before it is decoded."""
     tally = Tally(earlier=len(writer.done))
-    entries = (entry for entry in walk_inputs(paths) if not writer.holds(entry[0]))
+    entries = (entry for entry in walk_inputs(paths, tally.passed) if not writer.holds(entry[0]))
     for batch in predictor.predict_batches(entries, batch_size, workers, max_pixels):
         writer.write(batch)
         for row in batch:
@@ -341,7 +343,7 @@ def refit_unsure(
     from ..runs.record import load_run_split
 
     run = load_run(run_dir)
-    predictor = Predictor.from_run(run)
+    predictor = Predictor.from_run(run, runtime="keras")  # the rule is fitted on the model itself, not an export
     val = load_run_split(run, "validation", data_dir, cache_dir, log)
     probabilities = predictor.predict_proba(val.x)
     rule = calibrate(probabilities, val.y, predictor.output)
@@ -349,10 +351,11 @@ def refit_unsure(
     return describe(rule, unsure_share(rule, probabilities, val.y, predictor.output))
 
 
-def collect_files(paths: list[Path]) -> list[Path]:
-    """Files named directly, plus every file under named folders (recursively, sorted) that is not hidden
-    (dot files, __MACOSX: the rule the data set's folders follow); see files.walk_inputs, its lazy form."""
-    return [path for path, _ in walk_inputs(paths)]  # a missing or special file becomes a per-file error, not a crash
+def collect_files(paths: list[Path], passed: PassedOver | None = None) -> list[Path]:
+    """Files named directly, plus every image file under named folders (recursively, sorted) that is not hidden
+    (dot files, __MACOSX: the rule the data set's folders follow; the others counted in `passed`); see
+    files.walk_inputs, its lazy form. A missing or special file is kept: it becomes a per-file error, not a crash."""
+    return [path for path, _ in walk_inputs(paths, passed)]
 
 
 def rows_to_csv(rows: list[dict]) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..config import HorsesHumansError
 from ..core.atomic import atomic_path
+from ..data.files import PassedOver
 from ..runs.store import load_run
 from . import resultfiles
 from .predictor import Prediction, decode_file
@@ -296,13 +297,14 @@ def write_parquet(
         writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
 
 
-def predict_with_ray(request: RayPredict) -> tuple[int, list[Prediction]]:
-    """Predict every file under the request's paths on Ray and write the rows; return (rows written, error rows)."""
+def predict_with_ray(request: RayPredict, passed: PassedOver | None = None) -> tuple[int, list[Prediction]]:
+    """Predict every file under the request's paths on Ray and write the rows; return (rows written, error rows);
+    `passed` counts the walked folders' files that are not images by name, as the local walk does."""
     from .predictor import collect_files
 
     fmt, run_record = output_format(request.output, request.fmt), load_run(request.run, request.checkpoint)
     model = model_stamp(run_record, request.checkpoint, request.runtime)  # bad options fail before Ray starts
-    files, workers = collect_files(request.paths), actor_count(request)
+    files, workers = collect_files(request.paths, passed), actor_count(request)
     names, output = run_record.class_names, request.output
     with ray_session(request.address, workers) as ray:
         if not files:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import numbers
 import os
 import re
 import sys
@@ -33,6 +34,7 @@ from .runtimes import choose_export
 FORMATS = ("table", "csv", "jsonl", "json")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 RESUMABLE = ("csv", "jsonl", "json")
+DECIMALS = 4  # places of a probability in the table and the CSV
 SIDECAR = ".meta.json"  # out.csv -> out.csv.meta.json
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # what a terminal would act on (ESC starts colours, cursor moves)
 
@@ -94,6 +96,17 @@ def text_cells(row: dict) -> dict:
     """A csv_row whose texts (file names, errors that quote them) hold no raw bytes: what a CSV or an Arrow string
     column (UTF-8 only) can take."""
     return {name: without_raw_bytes(value) if isinstance(value, str) else value for name, value in row.items()}
+
+
+def rounded_cells(row: dict) -> dict:
+    """A csv_row with its numbers (probabilities, unsure score) to DECIMALS places, as the table shows them: a
+    float32 model's 17 digits are noise; JSON, JSON Lines and Parquet keep them whole."""
+    return {name: f"{value:.{DECIMALS}f}" if is_fraction(value) else value for name, value in row.items()}
+
+
+def is_fraction(value) -> bool:
+    """A float of any kind (Python's, NumPy's float32), not an int or a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
 
 
 def printable(text: str) -> str:
@@ -167,7 +180,8 @@ class ResultWriter:
 
 
 class CsvWriter(ResultWriter):
-    """A header, then Prediction.csv_row per file; names' non-UTF-8 bytes as \\xNN (a CSV is text)."""
+    """A header, then Prediction.csv_row per file, numbers to DECIMALS places; names' non-UTF-8 bytes as \\xNN (a
+    CSV is text)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -182,7 +196,7 @@ class CsvWriter(ResultWriter):
         if not self.headed:
             writer.writeheader()
             self.headed = True
-        writer.writerows(text_cells(r.csv_row(self.class_names)) for r in batch)
+        writer.writerows(text_cells(rounded_cells(r.csv_row(self.class_names))) for r in batch)
         return buf.getvalue()
 
     def close(self) -> None:
@@ -238,7 +252,7 @@ def table_line(r: Prediction, width: int, label_width: int) -> str:
     if r.error is not None:
         return f"{printable(r.file):<{width}}  error: {printable(r.error)}"
     why = f"  ({r.unsure_reason}, score {r.unsure_score:.2f})" if r.unsure_reason else ""
-    return f"{printable(r.file):<{width}}  {r.label:<{label_width}}  {r.probability:.4f}{why}"
+    return f"{printable(r.file):<{width}}  {r.label:<{label_width}}  {r.probability:.{DECIMALS}f}{why}"
 
 
 WRITERS = {"table": TableWriter, "csv": CsvWriter, "jsonl": JsonlWriter, "json": JsonWriter}

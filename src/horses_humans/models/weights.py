@@ -7,12 +7,17 @@ Which file a backbone needs is a fact of its registration (backbones.py).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import shutil
 from pathlib import Path
 
 from ..config import HorsesHumansError
 from .backbones import WeightsFile, get_backbone
+
+logger = logging.getLogger(__name__)
 
 
 def keras_cache_dir() -> Path:
@@ -40,15 +45,22 @@ def download_weights(official: WeightsFile) -> str:
     """The standard Keras download (official URL and hash); offline, an error saying what to do."""
     import keras  # only when a download is needed: `weights install` and the CLI start without it
 
+    chatter = io.StringIO()  # get_file prints "Downloading data from ..." and a bar on stdout, which holds results
     try:
-        return keras.utils.get_file(official.file, official.url, file_hash=official.file_hash, cache_subdir="models")
+        with contextlib.redirect_stdout(chatter):
+            path = keras.utils.get_file(
+                official.file, official.url, file_hash=official.file_hash, cache_subdir="models"
+            )
+        logger.info(f"downloaded {official.file} into {keras_cache_dir()}/")
+        return path
     except Exception as exc:  # get_file raises Exception("URL fetch failure ...") offline
         hash_text = f"md5 {official.file_hash}" if official.file_hash else "no published hash"
         raise HorsesHumansError(
             f"{official.backbone} ImageNet weights not found and could not be downloaded ({str(exc).splitlines()[0]}). "
             f"Expected file: {official.file} ({official.size or 'size unknown'}, {hash_text}) from {official.url}. "
-            f"Put it in {keras_cache_dir()}/ (or run `horses-humans weights install FILE`), or pass --weights PATH; "
-            f"--weights none trains from random weights."
+            f"Install a copy with `horses-humans weights install FILE --backbone {official.backbone}` (it goes to "
+            f"{keras_cache_dir()}/) or pass --weights PATH; or train the from-scratch CNN, which needs no weights, "
+            "with --recipe baseline (--weights none: a backbone with random weights)."
         ) from None
 
 

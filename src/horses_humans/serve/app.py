@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from ..config import resolve_runs_dir
 from ..inference.predictor import Predictor
+from ..inference.resultfiles import ModelStamp, model_stamp
 from ..runs.store import Run, best_run, load_run
 from .card import add_card_route
 from .errors import validation_problems
@@ -40,6 +41,7 @@ class Served:
     worker: ModelWorker
     layer: str | None
     decode_slots: asyncio.Semaphore
+    stamp: ModelStamp  # which run, checkpoint file and runtime answer: logged at start-up, shown on /v1/model
 
     def explaining_model(self):
         """The Keras model Grad-CAM needs (called in the model thread; loaded once when an export answers)."""
@@ -73,11 +75,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         run = resolve_run(settings)
         predictor = Predictor.from_run(run, runtime=settings.runtime, warn=log.warning)
+        stamp = model_stamp(run, runtime=settings.runtime, warn=lambda line: None)  # from_run said the warnings
         worker = await ModelWorker(predictor, settings.max_batch).start()
         app.state.served = Served(
-            settings, run, predictor, worker, gradcam_layer(run), asyncio.Semaphore(settings.max_decodes)
+            settings, run, predictor, worker, gradcam_layer(run), asyncio.Semaphore(settings.max_decodes), stamp
         )
-        log.info("serving %s with %s", run.path, predictor.source)
+        log.info("serving %s: %s (%s)", run.path, stamp.describe(), predictor.source)
         try:
             yield
         finally:

@@ -57,6 +57,8 @@ async def model_info(request: Request) -> ModelInfo:
         metrics=run.metrics,
         config=run.config.to_dict(),
         checkpoint={"name": run.checkpoint, **run.checkpoint_record()},
+        runtime=served.stamp.runtime,
+        answered_by=served.stamp.describe(),
     )
 
 

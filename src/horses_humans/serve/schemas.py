@@ -48,6 +48,8 @@ class ModelInfo(BaseModel):
     metrics: dict  # the run's metrics.json (validation accuracy, best epoch, timings, ...)
     config: dict  # the run's config.json
     checkpoint: dict | None = None  # the served checkpoint: {name, file, epoch, val_accuracy, val_loss}
+    runtime: str  # what runs the model: "keras", or RUNTIME:EXPORT (e.g. "onnx:web", "tflite:tflite")
+    answered_by: str  # in words: "run NAME, checkpoint model-best.keras, runtime onnx:web"
     model_card: str = "/v1/model/card"  # the run's MODEL_CARD.md (Markdown): uses, data, results, limitations
 
 

@@ -19,7 +19,9 @@ from ..inference.predictor import refit_unsure, score_checkpoints
 from ..inference.unsure import NEITHER
 from ..models.outputs import ClassOutput
 from ..models.recipes import Recipe, build_model, get_recipe, resolve
+from ..models.weights import resolve_weights
 from ..runs import schema as runschema
+from ..runs.names import check_run_name, named_run_dir
 from ..runs.record import data_record
 from ..runs.store import (
     BEST_MODEL_FILE,
@@ -67,11 +69,15 @@ def train(
     tensorboard: bool = False,
     mlflow: bool = False,
     resume: Path | None = None,
+    name: str | None = None,
 ) -> Path:
     """Train one recipe on the workspace's data and return its run directory under the workspace's runs folder (with
     TensorBoard logs in it, and an MLflow run, if asked); resume: an interrupted run directory of this config to
-    continue from its last completed epoch."""
+    continue from its last completed epoch; name: the run folder's name (NAME-2, ... when taken; default
+    RECIPE-SIZE-sSEED-TIMESTAMP)."""
     config, log = resolve(config), workspace.log
+    if name is not None:
+        check_run_name(name)  # a bad name fails before the data loads
     recipe = checked_recipe(config, tensorboard)
     tracker = MlflowTracker(workspace.runs_dir) if mlflow else None
     devices = select_devices(config.devices)  # a bad --devices fails before the data loads
@@ -82,7 +88,7 @@ def train(
     run_dir = (
         reopen_run_dir(Path(resume), config, data, precision, devices)
         if resume
-        else start_run_dir(config, workspace.runs_dir, data, precision, devices)
+        else start_run_dir(config, workspace.runs_dir, data, precision, devices, name)
     )
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # before fine-tuning unfreezes any
     log(
@@ -138,6 +144,8 @@ def checked_recipe(config: TrainConfig, tensorboard: bool) -> Recipe:
         raise HorsesHumansError(f"--fine-tune-from applies to transfer recipes, not {config.recipe!r}.")
     if tensorboard:
         require("tensorboard", "tensorboard", "--tensorboard")  # a missing extra fails before the data loads
+    if recipe.transfer:  # missing ImageNet weights (offline, not installed) fail before the data loads too
+        resolve_weights(recipe.backbone.name, config.weights, config.alpha)
     return recipe
 
 
@@ -198,10 +206,16 @@ def write_card(run_dir: Path, log) -> None:
 
 
 def start_run_dir(
-    config: TrainConfig, runs_dir: Path, data: RunData, precision: str, devices: DeviceSet | None = None
+    config: TrainConfig,
+    runs_dir: Path,
+    data: RunData,
+    precision: str,
+    devices: DeviceSet | None = None,
+    name: str | None = None,
 ) -> Path:
-    """A new run directory with what is known before training: config, labels, environment and the data it uses."""
-    run_dir = new_run_dir(runs_dir, config)
+    """A new run directory (named `name`, else after the config) with what is known before training: config, labels,
+    environment and the data it uses."""
+    run_dir = named_run_dir(runs_dir, name) if name else new_run_dir(runs_dir, config)
     save_json(run_dir, CONFIG_FILE, config.to_dict())
     for name, record in run_records(config, data, precision, devices).items():
         save_json(run_dir, name, record())
