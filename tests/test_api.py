@@ -122,8 +122,8 @@ def test_evaluate_returns_what_it_writes(centroid_run):
 
 
 def test_exporting_an_unknown_format_says_which_exist(centroid_run):
-    with pytest.raises(hh.HorsesHumansError, match="onnx"):
-        hh.load_run(centroid_run[0]).export("onnx")
+    with pytest.raises(hh.HorsesHumansError, match="coreml.*onnx"):
+        hh.load_run(centroid_run[0]).export("coreml")
 
 
 def example_code() -> str:
