@@ -174,3 +174,12 @@ def test_the_cat_is_unsure_through_the_api_and_model_says_the_rule(neither_run, 
         and result["unsure_score"] > 0
     )
     assert result["gradcam"] is None or result["gradcam"].startswith("data:image/png")
+
+
+def test_describe_words_only_the_parts_of_the_rule_that_act():
+    from horses_humans.inference.unsure import UnsureRule, describe
+
+    assert describe(UnsureRule(0.0, "neither"), 0.125) == "unsure when 'neither' wins (12.5% of validation unsure)"
+    assert describe(UnsureRule(0.47, None)) == "unsure below confidence 0.4700"
+    assert describe(UnsureRule(0.5, "neither")) == "unsure below confidence 0.5000, or when 'neither' wins"
+    assert describe(UnsureRule(0.0, None)).startswith("never unsure")

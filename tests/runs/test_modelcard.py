@@ -146,3 +146,11 @@ def test_card_of_a_run_on_ones_own_photos_says_nothing_of_renders_and_words_its_
     assert "when the top probability is under 47%, or when the 'neither' class" in card
     assert "0.4720" not in card  # the rule in words, not as a raw number
     assert "images of cats or dogs" in card and 'no "none of these" answer' not in card
+
+
+def test_card_names_the_recipe_asked_for_and_what_it_stands_for(tmp_path):
+    alias = TrainConfig(recipe="mobilenet_v2", recipe_alias="recommended", tta=True)
+    card = model_card(load_run(write_run(tmp_path, alias)))
+    assert "- Recipe: `recommended` (`mobilenet_v2`, test-time flips)" in card
+    plain = model_card(load_run(write_run(tmp_path / "plain", TrainConfig(recipe="baseline"))))
+    assert "- Recipe: `baseline` (the full" in plain

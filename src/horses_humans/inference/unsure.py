@@ -145,9 +145,9 @@ def save_rule(run_dir: Path, rule: UnsureRule) -> None:
 
 def describe(rule: UnsureRule, share: float | None = None) -> str:
     """One line for logs and the `unsure` command."""
-    text = f"unsure below confidence {rule.min_confidence:.4f}"
-    if rule.neither_class:
-        text += f", or when {rule.neither_class!r} wins"
+    parts = [f"below confidence {rule.min_confidence:.4f}"] if rule.min_confidence > 0 else []
+    parts += [f"when {rule.neither_class!r} wins"] if rule.neither_class else []
+    text = "unsure " + ", or ".join(parts) if parts else "never unsure (no threshold, no neither class)"
     return text + (f" ({share:.1%} of validation unsure)" if share is not None else "")
 
 

@@ -60,7 +60,7 @@ def details(run: Run) -> str:
         [
             "## Model details",
             "",
-            f"- Recipe: `{run.config.recipe}` (the full training configuration is in `config.json`)",
+            f"- Recipe: {recipe_words(run)} (the full training configuration is in `config.json`)",
             f"- Classes ({len(run.class_names)}): {', '.join(run.class_names)}",
             f"- Input: RGB images resized to {run.image_size}x{run.image_size}, raw 0-255 pixels (preprocessing is "
             "inside the model)",
@@ -70,6 +70,15 @@ def details(run: Run) -> str:
             f"the other is chosen with `--checkpoint {other(run.checkpoint)}`",
         ]
     )
+
+
+def recipe_words(run: Run) -> str:
+    """`recommended` (`mobilenet_v2`, test-time flips) for an alias; `baseline` for a recipe asked for by its name."""
+    config = run.config
+    if not config.recipe_alias or config.recipe_alias == config.recipe:
+        return f"`{config.recipe}`"
+    flips = ", test-time flips" if config.tta else ""
+    return f"`{config.recipe_alias}` (`{config.recipe}`{flips})"
 
 
 def uses(run: Run) -> str:
