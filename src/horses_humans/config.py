@@ -160,7 +160,7 @@ class TrainConfig:
     reject_class: str = option(
         DEFAULT_REJECT_CLASS,
         "the class folder whose images teach the unsure answer ('none of these', never a label), e.g. background; "
-        "a folder of the data or of --extra-data (default neither: none when the data has no such folder)",
+        "a folder of the data or of --extra-data; with the default and no such folder the run has none",
         metavar="NAME",
     )
     devices: str | None = option(
