@@ -152,7 +152,7 @@ def checked_recipe(config: TrainConfig, tensorboard: bool) -> Recipe:
 def load_data(config: TrainConfig, workspace: Workspace) -> RunData:
     """The workspace's data set, split and decoded (through its cache) at the config's image size, with the
     --extra-data folders; a --reject-class folder among them adds that class (the unsure answer). A --reject-class
-    that names no class folder fails here, before the data set is decoded."""
+    that names no class folder fails here, before the data set's own images are decoded."""
     dataset = find_dataset(Path(workspace.data_dir), config.val_split, config.seed)
     size, cache, log = config.image_size, workspace.cache_dir, workspace.log
     names, extra = load_extra(config.extra_data, dataset.class_names, size, cache, log, (config.reject_class,))
