@@ -63,6 +63,15 @@ def test_a_bad_option_value_is_the_config_error(tmp_path):
         hh.train(tmp_path / "nowhere", runs_dir=tmp_path / "runs", image_size=8)
 
 
+def test_a_reject_class_the_data_lacks_is_one_error_before_training(tmp_path):
+    data = make_dataset(tmp_path / "data", train_per_class=2, val_per_class=2)
+    with pytest.raises(hh.HorsesHumansError) as caught:
+        hh.train(data, "baseline", runs_dir=tmp_path / "runs", reject_class="background")
+    message = str(caught.value)
+    assert message.startswith("--reject-class background: ") and "(found: horses, humans)" in message
+    assert "\n" not in message and not list((tmp_path / "runs").rglob("*.keras"))
+
+
 def test_loading_a_missing_or_unfinished_run_names_the_folder(tmp_path):
     with pytest.raises(hh.HorsesHumansError, match=re.escape(f"{tmp_path / 'gone'}: no such run directory")):
         hh.load_run(tmp_path / "gone")

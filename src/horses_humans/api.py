@@ -37,8 +37,9 @@ def train(
     cache_dir: str | Path | None = None,
     **options,
 ) -> Run:
-    """Train `recipe` on the data set in `data_dir` (options: TrainConfig fields) into RUNS_DIR/`name` (NAME-2, ...
-    when taken; default RECIPE-SIZE-sSEED-TIMESTAMP) and return the finished Run."""
+    """Train `recipe` on the data set in `data_dir` (options: TrainConfig fields, e.g. epochs=3,
+    reject_class="background") into RUNS_DIR/`name` (NAME-2, ... when taken; default RECIPE-SIZE-sSEED-TIMESTAMP) and
+    return the finished Run."""
     from .core.workspace import Workspace
     from .training.loop import train as train_config
 

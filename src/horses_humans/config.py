@@ -20,6 +20,9 @@ DEFAULT_THRESHOLD = 0.5
 # width x height of one image, checked from its header before decoding, by `predict` (--max-pixels) and the server
 # (max_pixels): a decode holds up to ~9 bytes per pixel (bench/bench_decode_memory.py), ~360 MB at 40M pixels
 DEFAULT_MAX_PIXELS = 40_000_000
+# the class folder whose images teach the unsure answer ("none of these"; never a label) unless --reject-class names
+# another; a data set without a folder of this name simply has no such class
+DEFAULT_REJECT_CLASS = "neither"
 
 
 class HorsesHumansError(Exception):
@@ -149,10 +152,16 @@ class TrainConfig:
     extra_data: tuple[str, ...] = option(
         (),
         "a folder of class folders added to the training side (repeatable): "
-        "folders named after the data set's classes, or neither (images of "
+        "folders named after the data set's classes, or the --reject-class one (images of "
         "none of them: they teach the unsure answer)",
         metavar="DIR",
         repeatable=True,
+    )
+    reject_class: str = option(
+        DEFAULT_REJECT_CLASS,
+        "the class folder whose images teach the unsure answer ('none of these', never a label), e.g. background; "
+        "a folder of the data or of --extra-data; with the default and no such folder the run has none",
+        metavar="NAME",
     )
     devices: str | None = option(
         None,
@@ -175,6 +184,8 @@ class TrainConfig:
             raise HorsesHumansError(f"--val-split {self.val_split} must be between 0 and 1, e.g. 0.2.")
         if self.class_weight not in CLASS_WEIGHTS:
             raise HorsesHumansError(f"--class-weight {self.class_weight!r}: choose one of {', '.join(CLASS_WEIGHTS)}.")
+        if not self.reject_class.strip():
+            raise HorsesHumansError("--reject-class is empty: name a class folder, e.g. --reject-class background.")
         if self.l2 < 0:
             raise HorsesHumansError(f"--l2 {self.l2} must be >= 0.")
         object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))  # JSON gives a list

@@ -185,6 +185,26 @@ def test_browser_temperature_matches_python(web_site):
         assert np.allclose(scaled, tempered(np.array([row]), 2.5)[0], atol=1e-6) and same == row
 
 
+def test_browser_answers_unsure_by_the_runs_reject_class(web_site):
+    """The page's answer() takes the reject class's name from labels.json's rule, as unsure.UnsureRule does."""
+    from playwright.sync_api import sync_playwright
+
+    from horses_humans.inference.unsure import UnsureRule
+    from horses_humans.models.outputs import ClassOutput
+
+    names, rule = ["background", "horses", "humans"], UnsureRule(0.6, "background")
+    rows = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.36, 0.34]]
+    labels = {"class_names": names, "output_kind": "softmax", "input_size": 32, "unsure": rule.record()}
+    url, _ = web_site
+    with sync_playwright() as pw:
+        browser, page = open_page(pw, f"{url}/web/")
+        got = page.evaluate("([labels, rows]) => rows.map((row) => answer(labels, row))", [labels, rows])
+        browser.close()
+    expected = rule.apply(np.array(rows), ClassOutput.for_classes(names))
+    assert [(a["label"], a["unsure_reason"]) for a in got] == [(v.label, v.reason) for v in expected]
+    assert [a["unsure_reason"] for a in got] == ["like the 'background' examples", None, "no class confident enough"]
+
+
 def test_browser_build_page_labels_photos_and_reports_bad_files(web_site, views_data, baseline_run, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 

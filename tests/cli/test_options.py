@@ -21,7 +21,7 @@ def sample_value(field: dataclasses.Field, hint: str) -> tuple[list[str], object
     if field.metadata.get("choices"):
         value = next(c for c in field.metadata["choices"] if c != field.default)
         return [flag, str(value)], value
-    samples = {"int": 64, "int | None": 64, "float": 0.5, "float | None": 0.5, "str | None": "x"}
+    samples = {"int": 64, "int | None": 64, "float": 0.5, "float | None": 0.5, "str": "x", "str | None": "x"}
     if hint == "tuple[int, ...]":
         return [flag, "8,16"], (8, 16)
     if hint == "tuple[str, ...]":  # repeatable

@@ -134,3 +134,42 @@ def test_many_image_sizes_are_summarised_not_listed():
     assert text.startswith("100x100: 10, 101x100: 9") and text.count(":") == 8
     assert text.endswith("and 22 more (23 files)")  # 2 + 1 + 20 x 1
     assert fmt_counter({}) == "none" and fmt_counter({"300x300": 3}) == "300x300: 3"
+
+
+def add_class(data_dir, name: str) -> None:
+    """A class folder `name` in both official splits (copies of horses: what it holds does not matter here)."""
+    for split in (TRAIN, VALIDATION):
+        shutil.copytree(data_dir / split / "horses", data_dir / split / name)
+
+
+@pytest.mark.parametrize("name", ["Other", "Background", "unknown", "NONE"])
+def test_a_folder_named_like_none_of_these_gets_the_reject_class_suggestion(data_dir, name):
+    add_class(data_dir, name)
+    report = check_dataset(data_dir)
+    assert report["reject_class"] is None and report["problems"] == []
+    [line] = report["suggestions"]
+    assert f"the folder {name!r} looks like 'none of these' images: train with --reject-class {name} " in line
+    assert f"\nsuggestion: {line}\n" in format_report(report)
+
+
+def test_a_neither_folder_is_named_as_none_of_these_and_nothing_is_suggested(data_dir):
+    add_class(data_dir, "other")
+    add_class(data_dir, "neither")
+    report = check_dataset(data_dir)
+    assert report["reject_class"] == "neither" and "suggestions" not in report
+    assert "\nnone of these: neither/ (its images teach the unsure answer; never a label)\n" in format_report(report)
+
+
+def test_check_names_the_reject_class_it_is_given_or_says_it_is_missing(data_dir, capsys):
+    from horses_humans.cli.main import main
+
+    add_class(data_dir, "Other")
+    assert main(["data", "check", "--data-dir", str(data_dir), "--reject-class", "Other"]) == 0
+    out = capsys.readouterr().out
+    assert "none of these: Other/" in out and "suggestion:" not in out
+    assert main(["data", "check", "--data-dir", str(data_dir), "--reject-class", "bg"]) == 1
+    [problem] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("problem:")]
+    assert problem == (
+        f"problem: --reject-class bg: {data_dir} has no class folder of that name (found: Other, horses, humans): "
+        "pass --reject-class Other, or name one of those folders."
+    )

@@ -19,7 +19,7 @@ from ..core.atomic import write_text_atomic
 from ..data.pixels import Split
 from ..inference.calibration import reliability_bins
 from ..inference.predictor import Predictor
-from ..inference.unsure import NEITHER, tradeoff_curve
+from ..inference.unsure import tradeoff_curve
 from ..models.outputs import ClassOutput
 from ..models.recipes import get_recipe, last_conv_layer
 from ..runs.layout import EVALUATIONS_DIR, REPORT_DIR
@@ -261,14 +261,15 @@ def tradeoff_view(ev: Evaluated, cache_dir: Path | None, out: Path, log=logger.i
         probabilities, source = ev.predictor.predict_proba(split.x), f"the labelled folder {folder}"
     else:
         split, probabilities, source = ev.split, ev.probabilities, "the validation split"
-    names = folder_names(ev.run)
-    curve = tradeoff_curve(probabilities, split.y, ev.output, names.index(NEITHER), ev.predictor.unsure.min_confidence)
+    names, reject = folder_names(ev.run), ev.run.config.reject_class
+    tau = ev.predictor.unsure.min_confidence
+    curve = tradeoff_curve(probabilities, split.y, ev.output, names.index(reject), tau, reject)
     fig = plots.plot_tradeoff({ev.run.path.name: curve}, f"unsure trade-off on {len(split)} images")
     caption = (
         f"On {source}: as the minimum confidence tau rises from 0, the share of the real-class images "
         f"answered right (unsure is not right) against the share of the {curve['unsure_of']} images answered "
         f"unsure; the dot is the run's calibrated tau {curve['chosen']:.3f}. `evaluate RUN --data DIR` on "
-        "real photos (with a neither/ folder where the run has that class) draws it there."
+        f"real photos (with a {reject}/ folder where the run has that class) draws it there."
     )
     return View("tradeoff", "Unsure trade-off", caption, plots.save_png(fig, out / "tradeoff.png"))
 

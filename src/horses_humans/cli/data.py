@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import resolve_data_dir
+from ..config import DEFAULT_REJECT_CLASS, resolve_data_dir
 from .common import add_data_dir, log
 
 
@@ -24,6 +24,12 @@ def add_data(sub) -> None:
         "(also across classes), leakage, balance",
     )
     add_data_dir(p)
+    p.add_argument(
+        "--reject-class",
+        default=DEFAULT_REJECT_CLASS,
+        metavar="NAME",
+        help="the class folder `train --reject-class` will be given (default neither): checked to be there",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -81,7 +87,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     else:
         from ..data.check import check_dataset, format_report
 
-        report = check_dataset(data_dir)
+        report = check_dataset(data_dir, reject_class=args.reject_class)
         print(json.dumps(report, indent=2) if args.json else format_report(report))
         return 1 if report["problems"] else 0
     return 0

@@ -1,5 +1,5 @@
 """`data check`: layout, per-class counts per split, sizes, colour modes, unreadable files, duplicates (also across
-classes) and leakage, class balance."""
+classes) and leakage, class balance, and the folder train will treat as "none of these" (the reject class)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..config import HorsesHumansError
+from ..config import DEFAULT_REJECT_CLASS, HorsesHumansError
 from .files import shown
 from .images import ImageError, open_image
 from .layouts import (
@@ -21,6 +21,7 @@ from .layouts import (
     read_class_folders,
     split_folders,
 )
+from .reject import reject_class_of, suggested_reject_class, suggestion_line
 
 ALL = "all"  # the report's name for class folders alone: one "split" holding every image
 IMBALANCE = 1.5  # largest / smallest class above this is worth a warning
@@ -68,8 +69,11 @@ def duplicate_groups(entries: list[tuple[str, str]]) -> list[list[str]]:
     return [sorted(g) for g in by_hash.values() if len(g) > 1]
 
 
-def check_dataset(data_dir: Path, val_split: float = 0.2, seed: int = 0) -> dict:
-    """The whole report; `problems` lists what makes training impossible, `warnings` the rest."""
+def check_dataset(
+    data_dir: Path, val_split: float = 0.2, seed: int = 0, reject_class: str = DEFAULT_REJECT_CLASS
+) -> dict:
+    """The whole report; `problems` lists what makes training impossible, `warnings` the rest (reject_class: the
+    --reject-class train will be given)."""
     report = {"data_dir": str(data_dir), "layout": None, "splits": {}, "problems": [], "warnings": []}
     try:
         report["layout"] = detect_layout(Path(data_dir))
@@ -82,7 +86,25 @@ def check_dataset(data_dir: Path, val_split: float = 0.2, seed: int = 0) -> dict
     add_dataset_problems(report, Path(data_dir), val_split, seed)
     add_cross_split(report, folders)
     add_cross_class(report)
+    add_reject_class(report, Path(data_dir), reject_class)
     return report
+
+
+def add_reject_class(report: dict, data_dir: Path, reject_class: str) -> None:
+    """report["reject_class"]: the class folder train will treat as "none of these" (None when there is none); a
+    missing --reject-class folder is a problem, a folder named like one (Other, Background ...) a suggestion."""
+    names = sorted({name for info in report["splits"].values() for name in info.get("classes", [])})
+    if not names:
+        return
+    try:
+        report["reject_class"] = reject_class_of(reject_class, names, data_dir)
+    except HorsesHumansError as exc:
+        report["reject_class"] = None
+        report["problems"].append(str(exc))
+        return
+    hint = suggested_reject_class(names) if report["reject_class"] is None else None
+    if hint:
+        report["suggestions"] = [suggestion_line(hint)]
 
 
 def check_folders(data_dir: Path, layout: str) -> dict[str, Path]:
@@ -205,6 +227,10 @@ def format_report(report: dict) -> str:
         lines.append(f"\nidentical files in training and held-out splits (leakage): {len(report['leakage'])}")
     if report.get("cross_class_duplicates") is not None:
         lines.append(f"identical files in two classes: {len(report['cross_class_duplicates'])}")
+    if report.get("reject_class"):
+        lines.append(f"none of these: {report['reject_class']}/ (its images teach the unsure answer; never a label)")
+    for s in report.get("suggestions", []):
+        lines.append(f"suggestion: {s}")
     for w in report["warnings"]:
         lines.append(f"warning: {w}")
     for p in report["problems"]:

@@ -92,7 +92,7 @@ def write_onnx(source: ExportSource, target: Path, quantize: str) -> None:
 
 def write_onnx_served(source: ExportSource, target: Path, quantize: str) -> None:
     """The self-describing ONNX file (onnx_file.py): uint8 `image` in, calibrated `probabilities` out, metadata."""
-    rule = load_rule(source.run.path, source.run.output)
+    rule = load_rule(source.run.path, source.run.output, source.run.config.reject_class)
     write_onnx_file(source.served_model, source.run, rule, target, source.scratch("served.onnx"))
 
 

@@ -194,7 +194,8 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
         # calibration: probabilities are softmax(log p / T) of the outputs
         "temperature": source.run.output.temperature,
         "validation_accuracy": result.accuracy,
-        "unsure": load_rule(source.run.path, output).record(),  # answer "unsure" as unsure.py's rule does
+        # answer "unsure" as unsure.py's rule does
+        "unsure": load_rule(source.run.path, output, source.run.config.reject_class).record(),
         **(served_labels(source.run) if FORMATS[result.format].served else {}),
     }
 

@@ -130,7 +130,7 @@ class Predictor:
             run.class_names,
             run.image_size,
             output=run.output,
-            unsure=load_rule(run.path, run.output),
+            unsure=load_rule(run.path, run.output, run.config.reject_class),
             load_keras=load_keras,
         )
         predictor.tta = run.config.tta
@@ -346,7 +346,7 @@ def refit_unsure(
     predictor = Predictor.from_run(run, runtime="keras")  # the rule is fitted on the model itself, not an export
     val = load_run_split(run, "validation", data_dir, cache_dir, log)
     probabilities = predictor.predict_proba(val.x)
-    rule = calibrate(probabilities, val.y, predictor.output)
+    rule = calibrate(probabilities, val.y, predictor.output, reject_class=run.config.reject_class)
     save_rule(run.path, rule)
     return describe(rule, unsure_share(rule, probabilities, val.y, predictor.output))
 

@@ -4,8 +4,9 @@ An UnsureRule is fitted at the end of training and stored in RUN/calibration.jso
 (predict, the server) goes through UnsureRule.apply, so they all say `unsure` for the same images.
 
 Rules, checked in this order:
-- "like the 'neither' examples": the run was trained with a class folder named `neither` (outlier exposure) and
-  that class wins. `neither` is never a label.
+- "like the 'neither' examples": the run was trained with a reject class folder (outlier exposure: `neither`, or
+  the one `train --reject-class NAME` named, and then "like the 'NAME' examples") and that class wins. It is never
+  a label.
 - "no class confident enough": the probability of the class the model would answer is below min_confidence (tau).
 
 tau is calibrated on the validation split: the largest tau that leaves at most MAX_UNSURE_SHARE (2%) of the
@@ -13,7 +14,7 @@ validation images of the real classes unsure, i.e. the k-th smallest confidence 
 The probabilities it thresholds are the run's served ones (calibrated ones where the run has a temperature).
 
 score (in [0, 1], how sure the rule is that the answer should be unsure; 0 when an image is answered):
-- neither wins: the probability of `neither`;
+- the reject class wins: its probability;
 - not confident enough: (tau - confidence) / (tau - 1/C), i.e. 0 at the threshold, 1 at the uniform guess.
 
 Measuring it: tradeoff_curve says how the answers move as tau does (the report's plot), answer_counts how a
@@ -28,15 +29,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import DEFAULT_REJECT_CLASS
 from ..models.outputs import ClassOutput
 from ..runs.store import read_calibration, update_calibration
 
 UNSURE = "unsure"
-NEITHER = "neither"  # a class folder with this name teaches the unsure answer; it is never a label
+NEITHER = DEFAULT_REJECT_CLASS  # a class folder with this name teaches the unsure answer unless a run names another
 MAX_UNSURE_SHARE = 0.02  # of validation images answered unsure by the calibrated tau
-LIKE_NEITHER = "like the 'neither' examples"
 NOT_CONFIDENT = "no class confident enough"
 SURE = 0.999  # a wrong answer above this probability is a broken promise (issue 12's target: none on real photos)
+
+
+def like_examples(reject_class: str) -> str:
+    """The reason of an image its reject class wins: "like the 'background' examples" (web.html builds the same)."""
+    return f"like the '{reject_class}' examples"
+
+
+LIKE_NEITHER = like_examples(NEITHER)
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class UnsureRule:
     def verdict(self, row, k: int, confidence: float, neither: int | None, output: ClassOutput) -> Verdict:
         """One row's Verdict (k: the real class the model would answer, confidence: its probability)."""
         if neither is not None and row[neither] >= row.max():
-            return Verdict(UNSURE, LIKE_NEITHER, float(row[neither]))
+            return Verdict(UNSURE, like_examples(self.neither_class), float(row[neither]))
         if confidence < self.min_confidence:
             floor = 1.0 / len(output.class_names)
             score = (self.min_confidence - confidence) / max(self.min_confidence - floor, 1e-12)
@@ -83,8 +92,9 @@ class UnsureRule:
         return {
             **asdict(self),
             "max_unsure_share": MAX_UNSURE_SHARE,
-            "reasons": [LIKE_NEITHER, NOT_CONFIDENT],
-            "score": "neither wins: P(neither); not confident: (tau - confidence) / (tau - 1/C); 0 when answered",
+            "reasons": [like_examples(self.neither_class or NEITHER), NOT_CONFIDENT],
+            "score": "reject class wins: its probability; not confident: (tau - confidence) / (tau - 1/C); 0 when "
+            "answered",
         }
 
     @classmethod
@@ -103,18 +113,20 @@ def answered(probabilities: np.ndarray, output: ClassOutput, neither_class: str 
     return output.predicted(probabilities)
 
 
-def calibrate(probabilities, labels, output: ClassOutput, max_share: float = MAX_UNSURE_SHARE) -> UnsureRule:
-    """The rule for a run: neither_class if its classes hold one; tau the largest leaving <= max_share of the
-    validation images of real classes (labels: (N,) class indices) unsure."""
-    neither_class = NEITHER if NEITHER in output.class_names else None
+def calibrate(
+    probabilities, labels, output: ClassOutput, max_share: float = MAX_UNSURE_SHARE, reject_class: str = NEITHER
+) -> UnsureRule:
+    """The rule for a run: neither_class the run's reject class if its classes hold it; tau the largest leaving
+    <= max_share of the validation images of real classes (labels: (N,) class indices) unsure."""
+    neither_class = present(reject_class, output)
     probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
-    real = np.asarray(labels) != (list(output.class_names).index(NEITHER) if neither_class else -1)
+    real = np.asarray(labels) != (list(output.class_names).index(neither_class) if neither_class else -1)
     probabilities = probabilities[real]
     if not len(probabilities):
         return UnsureRule(0.0, neither_class)
     confidence = probabilities[np.arange(len(probabilities)), answered(probabilities, output, neither_class)]
-    if neither_class:  # a real image that `neither` wins is unsure already, whatever tau is
-        confidence[probabilities.argmax(axis=1) == list(output.class_names).index(NEITHER)] = -1.0
+    if neither_class:  # a real image that the reject class wins is unsure already, whatever tau is
+        confidence[probabilities.argmax(axis=1) == list(output.class_names).index(neither_class)] = -1.0
     allowed = int(np.floor(max_share * len(confidence)))  # images strictly below sorted[allowed]: at most this many
     return UnsureRule(max(float(np.sort(confidence)[allowed]), 0.0), neither_class)
 
@@ -127,15 +139,21 @@ def unsure_share(rule: UnsureRule, probabilities, labels, output: ClassOutput) -
     return sum(v.label == UNSURE for v in verdicts) / max(len(verdicts), 1)
 
 
-def default_rule(output: ClassOutput) -> UnsureRule:
-    """The rule of a run that has none stored: only the neither class, if it has one."""
-    return UnsureRule(0.0, NEITHER if NEITHER in output.class_names else None)
+def present(reject_class: str | None, output: ClassOutput) -> str | None:
+    """reject_class when the model has that class, else None (a run without a reject class)."""
+    return reject_class if reject_class in output.class_names else None
 
 
-def load_rule(run_dir: Path, output: ClassOutput) -> UnsureRule:
-    """A run's stored rule (calibration.json "unsure"), or default_rule for runs made before it."""
+def default_rule(output: ClassOutput, reject_class: str = NEITHER) -> UnsureRule:
+    """The rule of a run that has none stored: only its reject class, if it has one."""
+    return UnsureRule(0.0, present(reject_class, output))
+
+
+def load_rule(run_dir: Path, output: ClassOutput, reject_class: str = NEITHER) -> UnsureRule:
+    """A run's stored rule (calibration.json "unsure"), or default_rule for runs made before it (reject_class: the
+    run's recorded --reject-class)."""
     record = read_calibration(run_dir).get("unsure")
-    return UnsureRule.from_record(record) if record else default_rule(output)
+    return UnsureRule.from_record(record) if record else default_rule(output, reject_class)
 
 
 def save_rule(run_dir: Path, rule: UnsureRule) -> None:
@@ -152,23 +170,28 @@ def describe(rule: UnsureRule, share: float | None = None) -> str:
 
 
 def tradeoff_curve(
-    probabilities, labels, output: ClassOutput, neither_label: int | None = None, chosen: float | None = None
+    probabilities,
+    labels,
+    output: ClassOutput,
+    neither_label: int | None = None,
+    chosen: float | None = None,
+    reject_class: str | None = NEITHER,
 ) -> dict:
-    """How the answers move as tau does (the run's neither class kept): for each candidate tau (0, then every
+    """How the answers move as tau does (the run's reject class kept): for each candidate tau (0, then every
     distinct confidence of a real-class image, rising), the share of real-class images answered right (unsure is not
-    right) and the share of the `neither` images (label neither_label) answered unsure; without such images, the
+    right) and the share of the reject images (label neither_label) answered unsure; without such images, the
     share of the real-class images answered unsure; `chosen` (a run's tau) is one of the candidates. Returns
     {"tau", "right", "unsure" (arrays), "unsure_of", "chosen"}."""
     probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
     labels = np.asarray(labels)
-    neither_class = NEITHER if NEITHER in output.class_names else None
+    neither_class = present(reject_class, output)
     picked = answered(probabilities, output, neither_class)
     confidence = probabilities[np.arange(len(picked)), picked]
-    if neither_class:  # the neither unit's wins are unsure whatever tau is
-        confidence[probabilities.argmax(axis=1) == list(output.class_names).index(NEITHER)] = -1.0
+    if neither_class:  # the reject unit's wins are unsure whatever tau is
+        confidence[probabilities.argmax(axis=1) == list(output.class_names).index(neither_class)] = -1.0
     real = labels != (-1 if neither_label is None else neither_label)
     if neither_class:
-        real &= labels != list(output.class_names).index(NEITHER)
+        real &= labels != list(output.class_names).index(neither_class)
     others = ~real if (~real).any() else real
     taus = np.unique(np.concatenate([[0.0], confidence[real & (confidence >= 0)], [] if chosen is None else [chosen]]))
     kept = confidence[None, :] >= taus[:, None]  # (T, N): answered, not unsure
@@ -177,14 +200,15 @@ def tradeoff_curve(
         "tau": taus,
         "right": right,
         "unsure": (~kept[:, others]).mean(axis=1),
-        "unsure_of": "neither" if (~real).any() else "real classes",
+        "unsure_of": (reject_class or NEITHER) if (~real).any() else "real classes",
         "chosen": chosen,
     }
 
 
 def answer_counts(rule: UnsureRule, probabilities, labels, output: ClassOutput, names: list[str]) -> dict:
     """{class name: {"images", "right", "unsure", "wrong", "sure_wrong"}} of labelled images under the rule (names:
-    the labels' class names; a `neither` image is right only when answered unsure; sure_wrong: wrong at p > 0.999)."""
+    the labels' class names; a reject-class image is right only when answered unsure; sure_wrong: wrong at
+    p > 0.999)."""
     verdicts = rule.apply(probabilities, output)
     counts = {name: dict.fromkeys(("images", "right", "unsure", "wrong", "sure_wrong"), 0) for name in names}
     rows = np.asarray(probabilities).reshape(len(verdicts), -1)

@@ -61,7 +61,7 @@ def details(run: Run) -> str:
             "## Model details",
             "",
             f"- Recipe: {recipe_words(run)} (the full training configuration is in `config.json`)",
-            f"- Classes ({len(run.class_names)}): {', '.join(run.class_names)}",
+            f"- Classes ({len(run.class_names)}): {', '.join(run.class_names)}{reject_note(run)}",
             f"- Input: RGB images resized to {run.image_size}x{run.image_size}, raw 0-255 pixels (preprocessing is "
             "inside the model)",
             f"- Output: {run.output.record()['output']}",
@@ -100,6 +100,17 @@ def uses(run: Run) -> str:
             "(`horses-humans evaluate RUN --data DIR` on a folder of such images). "
             "Not for decisions about people (identity, age, any attribute).",
         ]
+    )
+
+
+def reject_note(run: Run) -> str:
+    """'; `background` stands for "none of these" ...' when the run has a reject class, else ''."""
+    name = unsure_rule(run).get("neither_class")
+    if name not in run.class_names:
+        return ""
+    return (
+        f'; `{name}` stands for "none of these" (`--reject-class {name}`: its images teach the unsure answer, it is '
+        "never an answer)"
     )
 
 

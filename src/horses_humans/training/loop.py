@@ -14,9 +14,9 @@ from ..config import HorsesHumansError, TrainConfig
 from ..core.workspace import Workspace, quiet
 from ..data.layouts import CLASS_FOLDERS, DataSet, find_dataset
 from ..data.pixels import Split, joined, load_extra, load_files
+from ..data.reject import reject_class_of
 from ..inference.calibration import calibrate_run
 from ..inference.predictor import refit_unsure, score_checkpoints
-from ..inference.unsure import NEITHER
 from ..models.outputs import ClassOutput
 from ..models.recipes import Recipe, build_model, get_recipe, resolve
 from ..models.weights import resolve_weights
@@ -151,10 +151,12 @@ def checked_recipe(config: TrainConfig, tensorboard: bool) -> Recipe:
 
 def load_data(config: TrainConfig, workspace: Workspace) -> RunData:
     """The workspace's data set, split and decoded (through its cache) at the config's image size, with the
-    --extra-data folders; a `neither` folder among them adds that class (the unsure answer)."""
+    --extra-data folders; a --reject-class folder among them adds that class (the unsure answer). A --reject-class
+    that names no class folder fails here, before the data set's own images are decoded."""
     dataset = find_dataset(Path(workspace.data_dir), config.val_split, config.seed)
     size, cache, log = config.image_size, workspace.cache_dir, workspace.log
-    names, extra = load_extra(config.extra_data, dataset.class_names, size, cache, log, (NEITHER,))
+    names, extra = load_extra(config.extra_data, dataset.class_names, size, cache, log, (config.reject_class,))
+    reject_class_of(config.reject_class, names, dataset.root)
     train, val = (load_files(dataset.sides[side], names, size, cache, log) for side in ("train", "validation"))
     return RunData(dataset, train, val, tuple(extra), joined("train", [train, *extra]))
 
@@ -193,6 +195,8 @@ def log_data(data: RunData, config: TrainConfig, log) -> None:
     )
     for folder in config.extra_data:
         log(f"extra training data: {folder}")
+    if config.reject_class in train.class_names:
+        log(f"none of these: the {config.reject_class!r} images teach the unsure answer (never a label)")
     weights = class_weights(config.class_weight, train.y)
     if weights:
         log("class weights: " + ", ".join(f"{train.class_names[c]} {w:.3f}" for c, w in weights.items()))
