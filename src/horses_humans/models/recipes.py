@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import TrainConfig
+from ..config import DEFAULT_RESIZE, TrainConfig
 from . import cnn, transfer  # noqa: F401  (each registers its recipes)
 from .outputs import ClassOutput
 from .registry import RECIPES, Recipe, alias, get_recipe, register  # noqa: F401  (the public names)
@@ -28,7 +28,8 @@ def last_conv_layer(config: TrainConfig) -> str | None:
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
-    """Fill the recipe's defaults into a config (epochs, image size, learning rate), an alias resolved first."""
+    """Fill the recipe's defaults into a config (epochs, image size, learning rate, resize), an alias resolved
+    first."""
     config = resolve_alias(config)
     recipe = get_recipe(config.recipe)
     return TrainConfig.from_dict(
@@ -37,6 +38,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
             "epochs": config.epochs or recipe.epochs,
             "image_size": config.image_size or recipe.image_size,
             "learning_rate": config.learning_rate or recipe.learning_rate,
+            "resize": config.resize or DEFAULT_RESIZE,  # an alias (recommended) may set its own
         }
     )
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..config import HorsesHumansError, TrainConfig
 from ..core.workspace import Workspace, quiet
 from ..data.layouts import CLASS_FOLDERS, DataSet, find_dataset
-from ..data.pixels import Split, joined, load_extra, load_files
+from ..data.pixels import Split, find_extra, joined, load_files
 from ..inference.calibration import calibrate_run
 from ..inference.predictor import refit_unsure, score_checkpoints
 from ..inference.unsure import NEITHER
@@ -149,13 +149,17 @@ def checked_recipe(config: TrainConfig, tensorboard: bool) -> Recipe:
     return recipe
 
 
+SIDES = ("train", "validation")
+
+
 def load_data(config: TrainConfig, workspace: Workspace) -> RunData:
-    """The workspace's data set, split and decoded (through its cache) at the config's image size, with the
+    """The workspace's data set, split and decoded (through its cache) at the config's image size and resize, with the
     --extra-data folders; a `neither` folder among them adds that class (the unsure answer)."""
     dataset = find_dataset(Path(workspace.data_dir), config.val_split, config.seed)
     size, cache, log = config.image_size, workspace.cache_dir, workspace.log
-    names, extra = load_extra(config.extra_data, dataset.class_names, size, cache, log, (NEITHER,))
-    train, val = (load_files(dataset.sides[side], names, size, cache, log) for side in ("train", "validation"))
+    names, extra_files = find_extra(config.extra_data, dataset.class_names, (NEITHER,))
+    extra = [load_files(files, names, size, cache, log, config.resize) for files in extra_files]
+    train, val = (load_files(dataset.sides[side], names, size, cache, log, config.resize) for side in SIDES)
     return RunData(dataset, train, val, tuple(extra), joined("train", [train, *extra]))
 
 
@@ -226,7 +230,7 @@ def run_records(config: TrainConfig, data: RunData, precision: str, devices: Dev
     """{file name: a function that makes its record} for what a run writes before training beside its config."""
     splits = {"train": data.train, "validation": data.val}
     return {
-        LABELS_FILE: lambda: labels_record(data.train.class_names, config.image_size),
+        LABELS_FILE: lambda: labels_record(data.train.class_names, config.image_size, config.resize),
         ENVIRONMENT_FILE: lambda: environment_record(data.train, data.val, precision, data.dataset.root, devices),
         DATA_FILE: lambda: data_record(data.dataset, splits, config, list(data.extra)),
     }
