@@ -76,15 +76,15 @@ def centroid_model(n_classes: int, image_size: int = 32, lopsided: bool = False)
 
 
 def write_centroid_run(
-    runs_dir: Path, n_classes: int, image_size: int = 32, lopsided: bool = False, tta: bool = False
+    runs_dir: Path, n_classes: int, image_size: int = 32, lopsided: bool = False, tta: bool = False, resize=None
 ) -> Path:
     """A finished run directory of the tiny model (a baseline config, so Grad-CAM's layer is conv3); tta: the run
-    answers with test-time flips."""
-    config = resolve(TrainConfig(recipe="baseline", image_size=image_size, epochs=1, tta=tta))
+    answers with test-time flips; resize: its --resize (default squash)."""
+    config = resolve(TrainConfig(recipe="baseline", image_size=image_size, epochs=1, tta=tta, resize=resize))
     path = new_run_dir(Path(runs_dir), config)
     save_model(path, centroid_model(n_classes, image_size, lopsided))
     save_json(path, CONFIG_FILE, config.to_dict())
-    save_json(path, LABELS_FILE, labels_record(class_names(n_classes), image_size))
+    save_json(path, LABELS_FILE, labels_record(class_names(n_classes), image_size, config.resize))
     save_json(path, ENVIRONMENT_FILE, {"precision": "float32", "platform": "test-platform"})
     save_json(path, METRICS_FILE, {"train_accuracy": 1.0, "val_accuracy": 1.0, "best_val_accuracy": 1.0})
     save_json(path, HISTORY_FILE, history_of(1.0, 1.0, epochs=1))
