@@ -348,3 +348,40 @@ def test_the_browser_builds_pixels_match_pillows_for_every_resize_mode(tmp_path)
             expected = load_pixels(path, 32, resize=mode)
             np.testing.assert_array_equal(np.array(got[f"{name} {mode}"]).reshape(expected.shape), expected)
     assert got["wide crop"] != got["wide squash"] and got["wide pad"] != got["wide squash"]
+
+
+def test_a_crop_runs_browser_build_crops_as_predict_does(tmp_path):
+    """web.html reads labels.json's resize: the page's answer for a wide photo is predict's for the cropped image,
+    not the squashed one's (the lopsided model tells them apart)."""
+    from playwright.sync_api import sync_playwright
+
+    from horses_humans.data.images import load_pixels
+    from horses_humans.export.pipeline import export, open_source
+    from horses_humans.inference.predictor import Predictor
+
+    from ..data.test_resize import edged, save_png
+
+    run, data = centroid_setup(tmp_path, 2, lopsided=True, resize="crop")
+    result = export(open_source(run, data, log=lambda s: None), "web", latency_runs=1)
+    assert result.shipped, result.error
+    site = tmp_path / "site"
+    shutil.copytree(result.path, site / "web")
+    photo = save_png(edged(), site / "wide.png")
+    predictor = Predictor.from_run(run, runtime="keras")
+    (expected,) = predictor.predict_files([photo])
+    squashed = predictor.predict_proba(load_pixels(photo, 32)[None])[0, 1]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as pw:
+            browser, page = open_page(pw, f"http://127.0.0.1:{server.server_address[1]}/web/")
+            (answer,) = page.evaluate(
+                PAGE_PREDICT.replace("model.labels.input_size", "model.labels.input_size, model.labels.resize"),
+                ["wide.png"],
+            )
+            browser.close()
+    finally:
+        server.shutdown()
+    assert abs(answer["p"] - expected.probabilities["humans"]) <= 1e-4
+    assert abs(answer["p"] - squashed) > 1e-3
+    np.testing.assert_array_equal(np.array(answer["pixels"]).reshape(32, 32, 3), load_pixels(photo, 32, resize="crop"))
