@@ -92,7 +92,7 @@ class TrainConfig:
         None,
         "how an image of any shape becomes the square input, recorded in the run and used wherever it reads an image: "
         "squash (the whole image, stretched), crop (the centred square), pad (the whole image on black bars) "
-        "(default: the recipe's, squash)",
+        "(default: the recipe's: crop for recommended, squash for the others)",
         choices=RESIZE_MODES,
     )
     batch_size: int = option(32, "images per training step")

@@ -7,16 +7,18 @@ from . import cnn, transfer  # noqa: F401  (each registers its recipes)
 from .outputs import ClassOutput
 from .registry import RECIPES, Recipe, alias, get_recipe, register  # noqa: F401  (the public names)
 
-# The recipe README recommends for real photos, measured by scripts/real_photos.py (docs/real-photos.md). The alias's
-# settings fill the fields a command line leaves at their defaults; the run's config.json records the result.
+# The recipe README recommends for real photos, measured by scripts/real_photos.py (docs/real-photos.md); its center
+# crop by scripts/resize_real_photos.py (crop answered as many or more real photos right as squash on seeds 0-2). The
+# alias's settings fill the fields a command line leaves at their defaults; the run's config.json records the result.
 register(
     alias(
         "recommended",
         get_recipe("mobilenet_v2"),
         "the best measured on real photos (docs/real-photos.md): "
-        "MobileNetV2 alpha 0.35, ImageNet weights, a linear head, test-time flips",
+        "MobileNetV2 alpha 0.35, ImageNet weights, a linear head, test-time flips, a center crop of non-square photos",
         alpha=0.35,
         tta=True,
+        resize="crop",
     )
 )
 
