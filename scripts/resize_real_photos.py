@@ -3,8 +3,8 @@ renders (seed 0 unless SEEDS says more) for each mode and scores the real dev ph
 ../shared/real-photos-dev: horses/, humans/, neither/) through each run's own decode and unsure rule, as
 scripts/real_photos.py does; prints one markdown row per mode and seed.
 
-    python scripts/resize_real_photos.py                     squash and crop, seed 0: a few minutes on 2 CPU cores
-    MODES=squash,crop,pad SEEDS=0,1,2 RUNS=DIR python scripts/resize_real_photos.py
+    python scripts/resize_real_photos.py                     squash and crop, seed 0: about 6 minutes on 2 CPU cores
+    MODES=squash,crop,pad SEEDS=0,1,2 RUNS=DIR python scripts/resize_real_photos.py     about 20 minutes
 """
 
 from __future__ import annotations

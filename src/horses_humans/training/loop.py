@@ -93,8 +93,8 @@ def train(
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # before fine-tuning unfreezes any
     log(
         f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
-        f"{len(data.fit)} train / {len(data.val)} validation images at {config.image_size}px, {precision}, seed "
-        f"{config.seed}"
+        f"{len(data.fit)} train / {len(data.val)} validation images at {config.image_size}px ({config.resize}), "
+        f"{precision}, seed {config.seed}"
     )
     log_data(data, config, log)
     log_devices(devices, log)
