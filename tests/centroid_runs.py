@@ -86,12 +86,12 @@ def write_centroid_run(
 ) -> Path:
     """A finished run directory of the tiny model (a baseline config, so Grad-CAM's layer is conv3); tta: the run
     answers with test-time flips; names: its classes (default synthetic.class_names, class i has cast i);
-    config_options: more TrainConfig fields (e.g. reject_class)."""
+    config_options: more TrainConfig fields (e.g. reject_class, resize: default squash)."""
     config = resolve(TrainConfig(recipe="baseline", image_size=image_size, epochs=1, tta=tta, **config_options))
     path = new_run_dir(Path(runs_dir), config)
     save_model(path, centroid_model(n_classes, image_size, lopsided))
     save_json(path, CONFIG_FILE, config.to_dict())
-    save_json(path, LABELS_FILE, labels_record(names or class_names(n_classes), image_size))
+    save_json(path, LABELS_FILE, labels_record(names or class_names(n_classes), image_size, config.resize))
     save_json(path, ENVIRONMENT_FILE, {"precision": "float32", "platform": "test-platform"})
     save_json(path, METRICS_FILE, {"train_accuracy": 1.0, "val_accuracy": 1.0, "best_val_accuracy": 1.0})
     save_json(path, HISTORY_FILE, history_of(1.0, 1.0, epochs=1))

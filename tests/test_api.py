@@ -170,3 +170,18 @@ def test_the_api_is_what_the_cli_runs(centroid_run, tmp_path, capsys):
     (row,) = json.loads(capsys.readouterr().out)
     (prediction,) = hh.load_run(run_dir).predict(image, runtime="keras")
     assert {k: v for k, v in row.items() if k != "model"} == prediction.to_dict()
+
+
+def test_hh_train_takes_resize_and_the_run_decodes_by_it(tmp_path):
+    from .data.test_resize import edged, save_png
+
+    make_dataset(tmp_path / "data", train_per_class=4, val_per_class=2)
+    with pytest.raises(hh.HorsesHumansError, match="--resize 'stretch': choose one of squash, crop, pad"):
+        hh.train(tmp_path / "data", recipe="baseline", runs_dir=tmp_path / "runs", resize="stretch")
+    run = hh.train(
+        tmp_path / "data", recipe="baseline", runs_dir=tmp_path / "runs", epochs=1, image_size=32, resize="crop"
+    )
+    assert run.config.resize == "crop" and json.loads((run.path / "labels.json").read_text())["resize"] == "crop"
+    photo = save_png(edged(), tmp_path / "wide.png")
+    from_file, from_pixels = run.predict([photo, np.asarray(Image.open(photo))], runtime="keras")
+    assert from_file.probabilities == from_pixels.probabilities

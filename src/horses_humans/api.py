@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import HorsesHumansError, TrainConfig, check_positive
+from .config import DEFAULT_RESIZE, HorsesHumansError, TrainConfig, check_positive
 from .data.images import ImageError, array_pixels
 from .inference.predictor import Prediction, Predictor
 from .runs import store
@@ -181,7 +181,7 @@ def decode_inputs(images: Sequence, predictor: Predictor) -> tuple[list[str], li
     for i, item in enumerate(images):
         if isinstance(item, np.ndarray):
             names.append(f"<array {i}>")
-            decoded.append(decode_array(item, predictor.image_size, names[-1]))
+            decoded.append(decode_array(item, predictor.image_size, names[-1], predictor.resize))
             continue
         for path, reason in walk_inputs([Path(item)]):
             names.append(str(path))
@@ -189,9 +189,10 @@ def decode_inputs(images: Sequence, predictor: Predictor) -> tuple[list[str], li
     return names, decoded
 
 
-def decode_array(array: np.ndarray, size: int, name: str) -> np.ndarray:
-    """An HxWx3 uint8 array resized as a file's pixels are; anything else is a HorsesHumansError naming it."""
+def decode_array(array: np.ndarray, size: int, name: str, resize: str = DEFAULT_RESIZE) -> np.ndarray:
+    """An HxWx3 uint8 array resized as a file's pixels are (by the run's resize); anything else is a HorsesHumansError
+    naming it."""
     try:
-        return array_pixels(array, size, name)
+        return array_pixels(array, size, name, resize)
     except ImageError as exc:
         raise HorsesHumansError(str(exc)) from None

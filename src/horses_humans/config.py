@@ -13,6 +13,9 @@ ENV_RUNS = "HORSES_HUMANS_RUNS"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 AUGMENTATIONS = ("reference", "mild", "flip")  # presets of recipes.cnn.build_augmentation
 CLASS_WEIGHTS = ("none", "balanced")
+# How an image of any shape becomes the model's square (data/images.py fit_square); runs made before --resize squash
+RESIZE_MODES = ("squash", "crop", "pad")
+DEFAULT_RESIZE = "squash"
 # A two-class model's output is the probability of class 1 (one sigmoid unit); at or above this it predicts class 1.
 # Runs record their own
 # threshold in labels.json; this is the default for new runs and for runs saved without one.
@@ -88,6 +91,13 @@ class TrainConfig:
     )
     epochs: int | None = option(None, "training epochs (default: the recipe's, 15 for the reference CNNs)")
     image_size: int | None = option(None, "square input size in pixels (default: the recipe's, 150)")
+    resize: str | None = option(
+        None,
+        "how an image of any shape becomes the square input, recorded in the run and used wherever it reads an image: "
+        "squash (the whole image, stretched), crop (the centred square), pad (the whole image on black bars) "
+        "(default: the recipe's: crop for recommended, squash for the others)",
+        choices=RESIZE_MODES,
+    )
     batch_size: int = option(32, "images per training step")
     seed: int = option(0, "seeds weight initialisation, shuffling, augmentation and the --val-split split")
     val_split: float = option(
@@ -198,6 +208,8 @@ class TrainConfig:
             raise HorsesHumansError(f"--kernel-size {self.kernel_size}: choose 1, 3, 5 or 7.")
         if self.augmentation not in AUGMENTATIONS:
             raise HorsesHumansError(f"--augmentation {self.augmentation!r}: choose one of {', '.join(AUGMENTATIONS)}.")
+        if self.resize is not None and self.resize not in RESIZE_MODES:
+            raise HorsesHumansError(f"--resize {self.resize!r}: choose one of {', '.join(RESIZE_MODES)}.")
         if self.precision not in PRECISIONS:
             raise HorsesHumansError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
 

@@ -326,3 +326,82 @@ def test_browser_build_reads_its_labels_json_for_n_classes(n, tmp_path):
             browser.close()
     finally:
         server.shutdown()
+
+
+PIXELS_JS = Path(__file__).resolve().parents[2] / "src" / "horses_humans" / "static" / "pixels.js"
+DECODE_IN_PAGE = """async ({ images, size, modes }) => {
+  const out = {};
+  for (const [name, b64] of Object.entries(images)) {
+    const blob = new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: "image/png" });
+    for (const mode of modes) out[`${name} ${mode}`] = Array.from(await imagePixels(blob, size, mode));
+  }
+  return out;
+}"""
+
+
+def test_the_browser_builds_pixels_match_pillows_for_every_resize_mode(tmp_path):
+    """pixels.js (what web.html feeds the model) against images.load_pixels: a wide, a tall and an odd-sized image,
+    squashed, cropped and padded, to the same uint8 values."""
+    import base64
+
+    from playwright.sync_api import sync_playwright
+
+    from horses_humans.config import RESIZE_MODES
+    from horses_humans.data.images import load_pixels
+
+    from ..data.test_resize import edged, save_png
+
+    photos = {
+        "wide": save_png(edged(301, 180), tmp_path / "wide.png"),
+        "tall": save_png(np.ascontiguousarray(edged(300, 181).transpose(1, 0, 2)), tmp_path / "tall.png"),
+        "odd": save_png(edged(97, 61, band=5), tmp_path / "odd.png"),
+    }
+    images = {name: base64.b64encode(path.read_bytes()).decode() for name, path in photos.items()}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_content(f"<script>{PIXELS_JS.read_text()}</script>")
+        got = page.evaluate(DECODE_IN_PAGE, {"images": images, "size": 32, "modes": list(RESIZE_MODES)})
+        browser.close()
+    for name, path in photos.items():
+        for mode in RESIZE_MODES:
+            expected = load_pixels(path, 32, resize=mode)
+            np.testing.assert_array_equal(np.array(got[f"{name} {mode}"]).reshape(expected.shape), expected)
+    assert got["wide crop"] != got["wide squash"] and got["wide pad"] != got["wide squash"]
+
+
+def test_a_crop_runs_browser_build_crops_as_predict_does(tmp_path):
+    """web.html reads labels.json's resize: the page's answer for a wide photo is predict's for the cropped image,
+    not the squashed one's (the lopsided model tells them apart)."""
+    from playwright.sync_api import sync_playwright
+
+    from horses_humans.data.images import load_pixels
+    from horses_humans.export.pipeline import export, open_source
+    from horses_humans.inference.predictor import Predictor
+
+    from ..data.test_resize import edged, save_png
+
+    run, data = centroid_setup(tmp_path, 2, lopsided=True, resize="crop")
+    result = export(open_source(run, data, log=lambda s: None), "web", latency_runs=1)
+    assert result.shipped, result.error
+    site = tmp_path / "site"
+    shutil.copytree(result.path, site / "web")
+    photo = save_png(edged(), site / "wide.png")
+    predictor = Predictor.from_run(run, runtime="keras")
+    (expected,) = predictor.predict_files([photo])
+    squashed = predictor.predict_proba(load_pixels(photo, 32)[None])[0, 1]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as pw:
+            browser, page = open_page(pw, f"http://127.0.0.1:{server.server_address[1]}/web/")
+            (answer,) = page.evaluate(
+                PAGE_PREDICT.replace("model.labels.input_size", "model.labels.input_size, model.labels.resize"),
+                ["wide.png"],
+            )
+            browser.close()
+    finally:
+        server.shutdown()
+    assert abs(answer["p"] - expected.probabilities["humans"]) <= 1e-4
+    assert abs(answer["p"] - squashed) > 1e-3
+    np.testing.assert_array_equal(np.array(answer["pixels"]).reshape(32, 32, 3), load_pixels(photo, 32, resize="crop"))

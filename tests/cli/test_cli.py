@@ -265,3 +265,20 @@ def test_commands_without_tensorflow_skip_the_backend():
 def test_bad_comma_separated_option_is_one_error_naming_it(capsys):
     assert main(["train", "--conv-filters", "16,x"]) == 2
     assert capsys.readouterr().err == "error: --conv-filters '16,x': give comma-separated integers, e.g. 16,32,64.\n"
+
+
+def test_an_unknown_resize_is_one_argparse_error_naming_the_modes(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resize", "stretch"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]  # argparse's usage text, then one error line
+    assert errors == [err.splitlines()[-1]] and "argument --resize: invalid choice: 'stretch'" in errors[0]
+    assert "'squash', 'crop', 'pad'" in errors[0] and "Traceback" not in err
+
+
+def test_train_help_names_the_resize_modes(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--resize {squash,crop,pad}" in out and "crop (the centred square)" in out

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from horses_humans.cli.main import main
+from horses_humans.data.images import load_pixels
 from horses_humans.data.layouts import VALIDATION
 from horses_humans.export import clients, formats, served
 from horses_humans.export import pipeline as ex
@@ -27,6 +28,7 @@ from horses_humans.runs.layout import EXPORT_DIR
 from horses_humans.runs.store import MODEL_CARD_FILE, load_run, update_calibration
 
 from ..centroid_runs import centroid_setup, write_centroid_run
+from ..data.test_resize import edged, save_png
 from ..tiers import slow_fixture
 
 SERVED = [("onnx", "none"), ("tflite_labels", "none")]
@@ -280,3 +282,49 @@ def test_a_served_model_that_forgot_its_flips_is_never_published(softmax_tta_run
     assert not result.shipped and result.error.startswith("parity failed: max |dp| <= 0.0001")
     assert (run / EXPORT_DIR / "onnx" / "model.onnx").read_bytes() == before  # the earlier, right one stays
     assert not [p for p in (run / EXPORT_DIR).iterdir() if p.name.startswith(".")], "staging left behind"
+
+
+# ---------------------------------------------------------------- a run that crops (--resize crop)
+
+
+@pytest.fixture(scope="module")
+@slow_fixture
+def crop_run(tmp_path_factory):
+    """(run, a 301 x 180 photo): the lopsided two-class run trained --resize crop, with its onnx export."""
+    root = tmp_path_factory.mktemp("crop")
+    run, data = centroid_setup(root, 2, lopsided=True, resize="crop")
+    result = ex.export(ex.open_source(run, data, log=lambda line: None), "onnx", latency_runs=1)
+    assert result.shipped, result.error
+    return run, save_png(edged(), root / "wide.png")
+
+
+def test_a_crop_runs_onnx_file_says_crop_and_its_readme_client_crops_as_predict(crop_run):
+    run, photo = crop_run
+    folder = run / EXPORT_DIR / "onnx"
+    assert read_metadata(folder / "model.onnx")["resize"] == "crop"
+    assert json.loads((folder / "labels.json").read_text())["resize"] == "crop"  # what web.html's pixels.js reads
+    readme = (folder / clients.README_FILE).read_text()
+    assert "center-cropped to the largest square, then resized to 32x32" in readme and "(w - s) >> 1" in readme
+    done = subprocess.run(
+        [sys.executable, "-c", clients.python_client(readme), str(photo)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = list(json.loads(done.stdout)["probabilities"].values())
+    predictor = Predictor.from_run(run, runtime="keras")
+    (row,) = predictor.predict_files([photo])
+    np.testing.assert_allclose(answer, list(row.probabilities.values()), atol=1e-4)
+    squashed = predictor.predict_proba(load_pixels(photo, 32)[None])[0]  # what the old squashing client computed
+    assert np.abs(np.array(answer) - squashed).max() > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad"])
+def test_the_tflite_labels_readme_names_the_mode_and_its_client_applies_it(tmp_path, mode):
+    run = load_run(write_centroid_run(tmp_path, 2, resize=mode))
+    text = clients.readme("tflite_labels", "model.tflite", run)
+    assert f"this run's resize: `{mode}`" in text
+    assert ("im.crop(" if mode == "crop" else "pixels.paste(") in clients.python_client(text)
+    compile(clients.python_client(text), "client.py", "exec")

@@ -127,3 +127,12 @@ def test_architecture_options_change_the_cnn_and_its_gradcam_layer():
         TrainConfig(kernel_size=4)
     with pytest.raises(HorsesHumansError, match="--conv-filters"):
         TrainConfig(conv_filters=())
+
+
+def test_resize_defaults_to_squash_for_the_reference_recipes_and_an_explicit_one_wins():
+    for name in ("baseline", "augmented", "inception_v3", "mobilenet_v2"):
+        assert resolve(TrainConfig(recipe=name)).resize == "squash"
+    assert resolve(TrainConfig(recipe="recommended")).resize == "crop"  # measured: scripts/resize_real_photos.py
+    for mode in ("squash", "crop", "pad"):
+        assert resolve(TrainConfig(recipe="recommended", resize=mode)).resize == mode
+        assert resolve(TrainConfig(recipe="baseline", resize=mode)).resize == mode

@@ -45,3 +45,19 @@ def test_inconsistent_values_name_the_file_and_key(tmp_path, name, changes, prob
         load_run(run_dir)
     message = str(error.value)
     assert message.startswith(f"{run_dir / name}: ") and problem in message and "\n" not in message
+
+
+def test_a_run_from_before_resize_reads_as_squash_and_a_bad_mode_is_named(tmp_path):
+    from ..centroid_runs import write_centroid_run
+
+    run = write_centroid_run(tmp_path, 2, resize="pad")
+    assert load_run(run).resize == "pad"
+    for name in ("config.json", "labels.json"):  # as a run made before --resize wrote them
+        record = json.loads((run / name).read_text())
+        del record["resize"]
+        (run / name).write_text(json.dumps(record))
+    assert load_run(run).resize == "squash"
+    labels = json.loads((run / "labels.json").read_text())
+    (run / "labels.json").write_text(json.dumps({**labels, "resize": "stretch"}))
+    with pytest.raises(HorsesHumansError, match=r"labels.json: resize: Input should be 'squash', 'crop' or 'pad'"):
+        load_run(run)

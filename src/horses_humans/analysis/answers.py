@@ -29,7 +29,7 @@ def folder_names(run: Run) -> list[str]:
 def load_measuring_folder(run: Run, folder: Path, cache_dir: Path | None = None, log=logger.info) -> Split:
     """Decoded pixels of a folder of class folders named after the run's classes or its reject class."""
     names = folder_names(run)
-    return load_files(labelled_folder(Path(folder), names), names, run.image_size, cache_dir, log)
+    return load_files(labelled_folder(Path(folder), names), names, run.image_size, cache_dir, log, run.resize)
 
 
 def score_folder(run_dir, folder: Path, cache_dir: Path | None = None, log=logger.info) -> dict:

@@ -267,7 +267,7 @@ def write_explanation(
 
     run = load_run(run_dir, checkpoint)  # the model of `checkpoint`, default the run's
     try:
-        pixels = load_pixels(image, run.image_size, name=str(image))
+        pixels = load_pixels(image, run.image_size, name=str(image), resize=run.resize)
     except ImageError as exc:
         raise HorsesHumansError(str(exc)) from None
     predictor = Predictor.from_run(run, runtime="keras")  # Grad-CAM needs the Keras graph, not an export

@@ -9,11 +9,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..config import DEFAULT_RESIZE, RESIZE_MODES
+
 # Pillow's decompression-bomb guard stays on (Image.MAX_IMAGE_PIXELS is never raised); its warning
 # zone (between 1x and 2x the limit) is treated as an error too, so a bomb is refused, not decoded.
 _16BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 JPEG_FORMATS = {"JPEG", "MPO"}  # Pillow's names for the files its JPEG decoder reads (draft_jpeg)
 STRIP_PIXELS = 1 << 20  # pixels per strip when converting 16-bit/float grey to 8 bits: 8 MB of float64 at a time
+# How an image of any shape becomes size x size (RESIZE_MODES; a run records its own, TrainConfig.resize): squash, the
+# whole image with its aspect ratio lost; crop, the centred square (Keras' smart_resize); pad, the whole image with its
+# aspect ratio kept, letterboxed on PAD_COLOUR.
+PAD_COLOUR = (0, 0, 0)  # black, as tf.image.resize_with_pad and keras.ops.image.resize(pad_to_aspect_ratio=True)
+RESIZE_WORDS = {  # each mode in words, for READMEs and model cards (describe_resize)
+    "squash": "squashed to {size}x{size} (the whole image; its aspect ratio is not kept)",
+    "crop": "center-cropped to the largest square, then resized to {size}x{size}",
+    "pad": "resized so the long side is {size} and centred on a black {size}x{size} square (aspect ratio kept)",
+}
 
 
 class ImageError(ValueError):
@@ -29,12 +40,17 @@ class ImageTooLarge(ImageError):
 
 
 def open_image(
-    source: str | Path | bytes, name: str | None = None, max_pixels: int | None = None, draft_for: int | None = None
+    source: str | Path | bytes,
+    name: str | None = None,
+    max_pixels: int | None = None,
+    draft_for: int | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> Image.Image:
     """Open and fully decode an image from a path or bytes, with EXIF orientation applied.
 
     max_pixels (width x height), if given, is checked from the header before any pixel is decoded. draft_for, if
-    given, is the square side the caller will resize to: a JPEG is then decoded at a reduced DCT scale (draft_jpeg).
+    given, is the square side the caller will resize to (by `resize`): a JPEG is then decoded at a reduced DCT scale
+    (draft_jpeg).
     """
     label = name or str(source if not isinstance(source, bytes) else "<upload>")
     try:
@@ -44,7 +60,7 @@ def open_image(
             with Image.open(fp) as im:
                 check_pixels(im, label, max_pixels)  # the header's full size: a draft does not dodge the limit
                 if draft_for:
-                    draft_jpeg(im, draft_for)
+                    draft_jpeg(im, draft_for, resize)
                 im.load()
                 ImageOps.exif_transpose(im, in_place=True)  # in place: a copy would double a giant's memory
                 return im
@@ -74,12 +90,25 @@ def check_pixels(im: Image.Image, label: str, max_pixels: int | None) -> None:
         )
 
 
-def draft_jpeg(im: Image.Image, size: int) -> None:
+def draft_jpeg(im: Image.Image, size: int, resize: str = DEFAULT_RESIZE) -> None:
     """Have a JPEG (or MPO, a phone's JPEG with extra frames) decode at the smallest DCT scale (1/2, 1/4, 1/8) that
-    keeps both sides at least 2x `size`: libjpeg then makes up to 64x fewer pixels, and the bilinear resize that
-    follows still averages two or more of them into each output pixel, so quality holds. Other formats: untouched."""
+    keeps what becomes the size x size square at least 2x `size` (draft_target): libjpeg then makes up to 64x fewer
+    pixels, and the bilinear resize that follows still averages two or more of them into each output pixel, so
+    quality holds. Other formats: untouched."""
     if im.format in JPEG_FORMATS:
-        im.draft("RGB", (2 * size, 2 * size))  # no mode change: "RGB" only names the colour space libjpeg keeps
+        # no mode change: "RGB" only names the colour space libjpeg keeps
+        im.draft("RGB", draft_target(im.size, size, resize))
+
+
+def draft_target(image_size: tuple[int, int], size: int, resize: str) -> tuple[int, int]:
+    """The smallest (width, height) a draft may decode to (Pillow keeps both sides at least this): squash and crop
+    need both sides (each axis of the squash, the short side that is the crop's square) at 2x size; pad needs only
+    the long side, the one that spans the square, at 2x size."""
+    if resize != "pad":
+        return 2 * size, 2 * size
+    width, height = image_size
+    longest = max(width, height, 1)
+    return max(1, -(-2 * size * width // longest)), max(1, -(-2 * size * height // longest))  # ceil: never under 2x
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -138,31 +167,75 @@ def grey_strips(im: Image.Image, scale) -> Image.Image:
 
 
 def load_pixels(
-    source: str | Path | bytes, size: int, name: str | None = None, max_pixels: int | None = None, draft: bool = True
+    source: str | Path | bytes,
+    size: int,
+    name: str | None = None,
+    max_pixels: int | None = None,
+    draft: bool = True,
+    resize: str = DEFAULT_RESIZE,
 ) -> np.ndarray:
-    """Decode, convert to RGB and resize (bilinear) to size x size -> uint8 array (size, size, 3): the one decode of
-    every path (pixel cache, predict, serve, evaluate, explain, the Ray engine).
+    """Decode, convert to RGB and bring to size x size (fit_square: squash, crop or pad, bilinear) -> uint8 array
+    (size, size, 3): the one decode of every path (pixel cache, predict, serve, evaluate, explain, the Ray engine).
 
     A JPEG is decoded at the smallest DCT scale still at least 2x size (draft_jpeg; draft=False decodes it whole, for
     comparisons). Grey and RGB images are resized before the RGB conversion (the same pixels: bilinear works per
     channel), so a decode holds the decoded image plus at most an 8-bit copy of it, never a full-size RGB conversion.
     """
+    check_resize(resize)
     label = name or str(source if not isinstance(source, bytes) else "<upload>")
-    im = open_image(source, label, max_pixels, draft_for=size if draft else None)
+    im = open_image(source, label, max_pixels, draft_for=size if draft else None, resize=resize)
     try:
         im = without_opaque_alpha(to_8bit(im))
-        if im.mode in ("L", "RGB") and "transparency" not in im.info and im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BILINEAR)
-        rgb = to_rgb(im)
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
+        if im.mode in ("L", "RGB") and "transparency" not in im.info:
+            im = fit_square(im, size, resize)
+        return np.asarray(fit_square(to_rgb(im), size, resize), dtype=np.uint8)  # already square: as it is
     except (OSError, ValueError) as exc:
         raise ImageError(f"{label}: cannot convert {im.mode} image to RGB ({exc})") from None
 
 
-def array_pixels(array, size: int, name: str = "<array>") -> np.ndarray:
-    """An (H, W, 3) uint8 RGB array resized (bilinear) to size x size, as load_pixels resizes a decoded file."""
+def describe_resize(resize: str, size: int) -> str:
+    """How `resize` brings an image to size x size, in words (README of an export, model card)."""
+    return RESIZE_WORDS[resize].format(size=size)
+
+
+def check_resize(resize: str) -> str:
+    """The resize mode, or an error naming the choices."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize {resize!r}: choose one of {', '.join(RESIZE_MODES)}")
+    return resize
+
+
+def fit_square(im: Image.Image, size: int, resize: str = DEFAULT_RESIZE) -> Image.Image:
+    """An L or RGB image -> size x size by `resize`, with Pillow's bilinear filter (an image already size x size is
+    returned as it is): squash resizes the whole image; crop cuts the centred square (the odd pixel goes right and
+    down, as Keras' smart_resize) and resizes it; pad resizes the whole image so its long side is size and centres it
+    on PAD_COLOUR. pixels.js and the export READMEs' clients repeat these steps exactly."""
+    if im.size == (size, size):
+        return im
+    width, height = im.size
+    if resize == "crop" and width != height:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        im = im.crop((left, top, left + side, top + side))
+    if resize == "pad" and width != height:
+        return letterbox(im, size)
+    return im.resize((size, size), Image.Resampling.BILINEAR)
+
+
+def letterbox(im: Image.Image, size: int) -> Image.Image:
+    """im resized (bilinear) so its long side is size, centred on a size x size PAD_COLOUR square: resizing before
+    padding keeps the memory of a panorama's pad at size x size, not its long side squared."""
+    width, height = im.size
+    longest = max(width, height)
+    # integer rounding (half up) of side * size / longest, written the same way in pixels.js and the clients
+    fitted = (max(1, (width * size + longest // 2) // longest), max(1, (height * size + longest // 2) // longest))
+    canvas = Image.new(im.mode, (size, size), PAD_COLOUR if im.mode == "RGB" else PAD_COLOUR[0])
+    canvas.paste(im.resize(fitted, Image.Resampling.BILINEAR), ((size - fitted[0]) // 2, (size - fitted[1]) // 2))
+    return canvas
+
+
+def array_pixels(array, size: int, name: str = "<array>", resize: str = DEFAULT_RESIZE) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array brought to size x size (fit_square), as load_pixels does a decoded file."""
     array = np.asarray(array)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
         raise ImageError(
@@ -170,4 +243,4 @@ def array_pixels(array, size: int, name: str = "<array>") -> np.ndarray:
         )
     if array.shape[:2] == (size, size):
         return np.ascontiguousarray(array)
-    return np.asarray(Image.fromarray(array, "RGB").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return np.asarray(fit_square(Image.fromarray(array, "RGB"), size, check_resize(resize)), dtype=np.uint8)

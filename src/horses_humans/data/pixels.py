@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import HorsesHumansError, user_cache_dir
+from ..config import DEFAULT_RESIZE, HorsesHumansError, user_cache_dir
 from ..core.arraycache import cached_array
 from .files import shown
 from .images import ImageError, load_pixels
@@ -62,13 +62,17 @@ def file_stats(split_dir: Path, files: list[str]) -> list[list]:
     return rows
 
 
-def split_key(rows: list[list], image_size: int) -> str:
-    """Stable hash of a split's file list, sizes, mtimes and the decode settings."""
-    blob = json.dumps({"v": CACHE_VERSION, "size": image_size, "files": rows}, sort_keys=True)
+def split_key(rows: list[list], image_size: int, resize: str = DEFAULT_RESIZE) -> str:
+    """Stable hash of a split's file list, sizes, mtimes and the decode settings (size and resize mode)."""
+    # squash, the only mode before --resize, stays out of the key: the caches made before it keep their names
+    mode = {} if resize == DEFAULT_RESIZE else {"resize": resize}
+    blob = json.dumps({"v": CACHE_VERSION, "size": image_size, "files": rows, **mode}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def decode_all(split_dir: Path, files: list[str], image_size: int, workers: int | None = None):
+def decode_all(
+    split_dir: Path, files: list[str], image_size: int, workers: int | None = None, resize: str = DEFAULT_RESIZE
+):
     """Decode every file (threads: Pillow releases the GIL); returns (pixels, ok mask, skipped)."""
     x = np.zeros((len(files), image_size, image_size, 3), np.uint8)
     ok = np.zeros(len(files), bool)
@@ -76,7 +80,7 @@ def decode_all(split_dir: Path, files: list[str], image_size: int, workers: int 
 
     def one(i: int) -> None:
         try:
-            x[i] = load_pixels(split_dir / files[i], image_size, name=str(split_dir / files[i]))
+            x[i] = load_pixels(split_dir / files[i], image_size, name=str(split_dir / files[i]), resize=resize)
             ok[i] = True
         except ImageError as exc:
             skipped.append({"file": str(split_dir / files[i]), "reason": str(exc)})
@@ -86,9 +90,16 @@ def decode_all(split_dir: Path, files: list[str], image_size: int, workers: int 
     return x, ok, sorted(skipped, key=lambda s: s["file"])
 
 
-def decode_split(split_dir: Path, names: list[str], files: list[str], labels: list[int], image_size: int):
+def decode_split(
+    split_dir: Path,
+    names: list[str],
+    files: list[str],
+    labels: list[int],
+    image_size: int,
+    resize: str = DEFAULT_RESIZE,
+):
     """(pixels of the readable files, metadata: their files and labels, skipped files, class names)."""
-    x, ok, skipped = decode_all(split_dir, files, image_size)
+    x, ok, skipped = decode_all(split_dir, files, image_size, resize=resize)
     meta = {
         "files": [f for f, good in zip(files, ok) if good],
         "labels": [label for label, good in zip(labels, ok) if good],
@@ -104,13 +115,16 @@ def load_files(
     image_size: int,
     cache_dir: Path | None = None,
     warn: Callable[[str], None] = print,
+    resize: str = DEFAULT_RESIZE,
 ) -> Split:
-    """Decoded pixels of a list of files, from the cache when the files are unchanged, else decoded once and cached."""
-    key = split_key(file_stats(found.root, found.files), image_size)
-    cache, name = Path(cache_dir or user_cache_dir()) / "pixels", f"{found.name}-{image_size}-{key[:20]}"
+    """Decoded pixels of a list of files (brought to the square by `resize`), from the cache when the files are
+    unchanged, else decoded once and cached."""
+    key = split_key(file_stats(found.root, found.files), image_size, resize)
+    mode = "" if resize == DEFAULT_RESIZE else f"-{resize}"
+    cache, name = Path(cache_dir or user_cache_dir()) / "pixels", f"{found.name}-{image_size}{mode}-{key[:20]}"
 
     def decode() -> tuple[np.ndarray, dict]:
-        x, meta = decode_split(found.root, class_names, found.files, found.labels, image_size)
+        x, meta = decode_split(found.root, class_names, found.files, found.labels, image_size, resize)
         return x, {**meta, "key": key}
 
     x, meta = cached_pixels(cache, name, decode, warn)
@@ -145,23 +159,26 @@ def load_split(
     image_size: int,
     cache_dir: Path | None = None,
     warn: Callable[[str], None] = print,
+    resize: str = DEFAULT_RESIZE,
 ) -> Split:
     """Decoded pixels of one split folder (DATA_DIR/SPLIT/<class>/), through the pixel cache."""
     split_dir = Path(data_dir) / split
     found = read_class_folders(split_dir)
     files = FileList(split, split_dir, found.files, found.labels(found.names), found.skipped)
-    return load_files(files, found.names, image_size, cache_dir, warn)
+    return load_files(files, found.names, image_size, cache_dir, warn, resize)
 
 
-def load_side(dataset: DataSet, side: str, image_size: int, cache_dir: Path | None = None, warn=print) -> Split:
+def load_side(
+    dataset: DataSet, side: str, image_size: int, cache_dir: Path | None = None, warn=print, resize=DEFAULT_RESIZE
+) -> Split:
     """Decoded pixels of one side (train, validation, test) of a data set."""
-    return load_files(dataset.sides[side], dataset.class_names, image_size, cache_dir, warn)
+    return load_files(dataset.sides[side], dataset.class_names, image_size, cache_dir, warn, resize)
 
 
 def load_dataset(
     data_dir: Path, image_size: int, cache_dir: Path | None = None, warn=print, val_split: float = 0.2, seed: int = 0
 ) -> tuple[Split, Split]:
-    """(train, validation) splits of the data set in data_dir, in any layout."""
+    """(train, validation) splits of the data set in data_dir, in any layout, squashed (the benchmarks' reading)."""
     dataset = find_dataset(Path(data_dir), val_split, seed)
     return tuple(load_side(dataset, side, image_size, cache_dir, warn) for side in ("train", "validation"))
 
@@ -177,12 +194,19 @@ def load_extra(
     warn=print,
     allowed: tuple[str, ...] = (),
 ) -> tuple[list[str], list[Split]]:
-    """Decoded pixels of each extra folder of class folders, for the training side: (the class names with any
-    `allowed` name that a folder adds appended, one Split per folder labelled by them)."""
+    """Decoded (squashed) pixels of each extra folder of class folders, for the training side: (the class names with
+    any `allowed` name that a folder adds appended, one Split per folder labelled by them)."""
+    names, found = find_extra(folders, class_names, allowed)
+    return names, [load_files(files, names, image_size, cache_dir, warn) for files in found]
+
+
+def find_extra(folders, class_names: list[str], allowed: tuple[str, ...] = ()) -> tuple[list[str], list[FileList]]:
+    """The images of each extra folder of class folders: (the class names with any `allowed` name that a folder adds
+    appended, one FileList per folder labelled by them), for load_files to decode."""
     rule = extra_rule(class_names, allowed)
     found = [read_class_folders(Path(folder), rule) for folder in folders]
     names = list(class_names) + [n for n in allowed if n not in class_names and any(n in f.names for f in found)]
-    return names, [load_files(extra_file_list(extra, names), names, image_size, cache_dir, warn) for extra in found]
+    return names, [extra_file_list(extra, names) for extra in found]
 
 
 def extra_file_list(found: ClassFiles, class_names: list[str]) -> FileList:

@@ -2,7 +2,8 @@
 
 The Python clients are runnable as they stand (`python client.py photo.jpg` in the export folder) and print one JSON
 line, {"label", "probabilities"}; tests run the served formats' ones against the exported file. Every client loads an
-image as load_pixels does (EXIF orientation, RGB, squashed to S x S with bilinear resampling).
+image as load_pixels does (EXIF orientation, RGB, then squashed, cropped or padded to S x S as the run's `resize` says,
+with bilinear resampling: images.fit_square's steps, written out).
 """
 
 from __future__ import annotations
@@ -11,24 +12,36 @@ import re
 from pathlib import Path
 
 from ..core.atomic import write_text_atomic
+from ..data.images import describe_resize
 from ..runs.store import Run
 
 README_FILE = "README.md"
 
-LOAD_IMAGE = (
-    'pixels = np.asarray(ImageOps.exif_transpose(Image.open(sys.argv[1])).convert("RGB")'
-    ".resize((size, size), Image.BILINEAR), np.uint8)  # squash"
-)
+OPEN_IMAGE = 'im = ImageOps.exif_transpose(Image.open(sys.argv[1])).convert("RGB")\n'
+LOAD_IMAGE = {  # the run's resize (images.fit_square), written out: each README's client carries its run's
+    "squash": "pixels = np.asarray(im.resize((size, size), Image.BILINEAR), np.uint8)  # squash: the whole image\n",
+    "crop": (
+        "s = min(im.size)  # crop: the centred square (the odd pixel right and down), then resized\n"
+        "x, y = (im.width - s) // 2, (im.height - s) // 2\n"
+        "im = im.crop((x, y, x + s, y + s))\n"
+        "pixels = np.asarray(im.resize((size, size), Image.BILINEAR), np.uint8)\n"
+    ),
+    "pad": (
+        'm, pixels = max(im.size), Image.new("RGB", (size, size))  # pad: the long side to size, centred on black\n'
+        "im = im.resize(tuple(max(1, (side * size + m // 2) // m) for side in im.size), Image.BILINEAR)\n"
+        "pixels.paste(im, ((size - im.width) // 2, (size - im.height) // 2))\n"
+        "pixels = np.asarray(pixels, np.uint8)\n"
+    ),
+}
 
-ONNX_PYTHON = f"""import json, sys
+ONNX_PYTHON = """import json, sys
 import numpy as np, onnxruntime as ort
 from PIL import Image, ImageOps
 
 session = ort.InferenceSession("model.onnx")
 meta = session.get_modelmeta().custom_metadata_map  # everything a client needs travels in the file
 names, size = json.loads(meta["class_names"]), int(meta["image_size"])
-{LOAD_IMAGE}
-p = session.run(["probabilities"], {{"image": pixels[None]}})[0][0]  # calibrated, flips averaged inside
+{load}p = session.run(["probabilities"], {{"image": pixels[None]}})[0][0]  # calibrated, flips averaged inside
 real = [i for i, name in enumerate(names) if name != meta.get("reject_class")]
 k = int(p[1] >= float(meta["threshold"])) if meta["output_kind"] == "sigmoid" else max(real, key=lambda i: p[i])
 rejected = "reject_class" in meta and p[names.index(meta["reject_class"])] >= p.max()
@@ -36,19 +49,33 @@ unsure = rejected or p[k] < float(meta.get("unsure_threshold", 0))
 print(json.dumps({{"label": "unsure" if unsure else names[k], "probabilities": dict(zip(names, p.tolist()))}}))
 """
 
+# the run's resize in the browser: the canvas resamples close to, not exactly as, Pillow (web.html's pixels.js does it
+# exactly)
+JS_RESIZE = {
+    "squash": "ctx.drawImage(photo, 0, 0, size, size);  // squash: the whole image\n",
+    "crop": (
+        "const s = Math.min(w, h);  // crop: the centred square, then resized\n"
+        "ctx.drawImage(photo, (w - s) >> 1, (h - s) >> 1, s, s, 0, 0, size, size);\n"
+    ),
+    "pad": (
+        "const m = Math.max(w, h), fit = (side) => Math.max(1, Math.floor((side * size + Math.floor(m / 2)) / m));\n"
+        'ctx.fillStyle = "#000"; ctx.fillRect(0, 0, size, size);  // pad: the long side to size, centred on black\n'
+        "ctx.drawImage(photo, (size - fit(w)) >> 1, (size - fit(h)) >> 1, fit(w), fit(h));\n"
+    ),
+}
+
 ONNX_JS = """import * as ort from "https://cdn.jsdelivr.net/npm/onnxruntime-web@1.30.0/dist/ort.min.mjs";
 const labels = await (await fetch("labels.json")).json();  // the class names and size (also in the file's metadata)
 const session = await ort.InferenceSession.create("model.onnx");
 const size = labels.input_size, ctx = new OffscreenCanvas(size, size).getContext("2d");
-const photo = await createImageBitmap(await (await fetch("photo.jpg")).blob());
-ctx.drawImage(photo, 0, 0, size, size);  // squash, with the browser's resampling (close to, not exactly, Pillow's)
-const rgba = ctx.getImageData(0, 0, size, size).data, rgb = new Uint8Array(size * size * 3);
+const photo = await createImageBitmap(await (await fetch("photo.jpg")).blob()), w = photo.width, h = photo.height;
+RESIZE_STEPconst rgba = ctx.getImageData(0, 0, size, size).data, rgb = new Uint8Array(size * size * 3);
 for (let i = 0; i < size * size; i++) rgb.set(rgba.subarray(4 * i, 4 * i + 3), 3 * i);
 const { probabilities } = await session.run({ image: new ort.Tensor("uint8", rgb, [1, size, size, 3]) });
 console.log(Object.fromEntries(labels.class_names.map((name, i) => [name, probabilities.data[i]])));
 """
 
-TFLITE_LABELS_PYTHON = f"""import json, sys
+TFLITE_LABELS_PYTHON = """import json, sys
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image, ImageOps
@@ -58,8 +85,7 @@ interpreter = Interpreter(model_path="model.tflite")
 interpreter.allocate_tensors()
 image, output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 size = int(image["shape"][1])
-{LOAD_IMAGE}
-interpreter.set_tensor(image["index"], pixels[None])
+{load}interpreter.set_tensor(image["index"], pixels[None])
 interpreter.invoke()
 p = interpreter.get_tensor(output["index"])[0]  # calibrated, flips averaged inside
 print(json.dumps({{"label": names[int(p.argmax())], "probabilities": dict(zip(names, p.tolist()))}}))
@@ -79,8 +105,7 @@ from PIL import Image, ImageOps
 labels = json.load(open("labels.json"))
 size, names = labels["input_size"], labels["class_names"]
 session = ort.InferenceSession("model.onnx")
-{load}
-raw = session.run(None, {{session.get_inputs()[0].name: pixels[None].astype(np.float32)}})[0][0]
+{load}raw = session.run(None, {{session.get_inputs()[0].name: pixels[None].astype(np.float32)}})[0][0]
 p = np.array([1 - raw[0], raw[0]]) if labels["output_kind"] == "sigmoid" else raw  # uncalibrated
 print(json.dumps({{"label": names[int(p.argmax())], "probabilities": dict(zip(names, p.tolist()))}}))
 """,
@@ -93,8 +118,7 @@ labels = json.load(open("labels.json"))
 size, names = labels["input_size"], labels["class_names"]
 interpreter = Interpreter(model_path="model.tflite")
 interpreter.allocate_tensors()
-{load}
-interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels[None].astype(np.float32))
+{load}interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels[None].astype(np.float32))
 interpreter.invoke()
 raw = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
 p = np.array([1 - raw[0], raw[0]]) if labels["output_kind"] == "sigmoid" else raw  # uncalibrated
@@ -107,8 +131,7 @@ from PIL import Image, ImageOps
 labels = json.load(open("labels.json"))
 size, names = labels["input_size"], labels["class_names"]
 model = keras.saving.load_model("model.keras", compile=False)
-{load}
-raw = model.predict(pixels[None].astype(np.float32), verbose=0)[0]
+{load}raw = model.predict(pixels[None].astype(np.float32), verbose=0)[0]
 p = np.array([1 - raw[0], raw[0]]) if labels["output_kind"] == "sigmoid" else raw  # uncalibrated
 print(json.dumps({{"label": names[int(p.argmax())], "probabilities": dict(zip(names, p.tolist()))}}))
 """,
@@ -119,8 +142,7 @@ from PIL import Image, ImageOps
 labels = json.load(open("labels.json"))
 size, names = labels["input_size"], labels["class_names"]
 model = tf.saved_model.load("saved_model")
-{load}
-raw = model.serve(pixels[None].astype(np.float32)).numpy()[0]
+{load}raw = model.serve(pixels[None].astype(np.float32)).numpy()[0]
 p = np.array([1 - raw[0], raw[0]]) if labels["output_kind"] == "sigmoid" else raw  # uncalibrated
 print(json.dumps({{"label": names[int(p.argmax())], "probabilities": dict(zip(names, p.tolist()))}}))
 """,
@@ -147,31 +169,34 @@ SERVED_NOTE = {
 
 
 def readme(fmt: str, model_file: str, run: Run) -> str:
-    """The README.md text of an export of `fmt` (a pipeline.FORMATS name)."""
-    python, js = client_python(fmt), ONNX_JS if fmt == "onnx" else NO_JS
+    """The README.md text of an export of `fmt` (a pipeline.FORMATS name), its clients resizing as the run does."""
+    python = client_python(fmt, run.resize)
     about = SERVED_NOTE.get(fmt, f"`{model_file}`. {RAW_NOTE}")
-    js_block = f"```js\n{js}```\n" if js is ONNX_JS else f"{js}\n"
+    js_block = f"```js\n{client_js(run.resize)}```\n" if fmt == "onnx" else f"{NO_JS}\n"
     return (
         f"# {run.path.name}: the {fmt} export\n\n"
         f"{run.config.recipe}, {run.image_size} px, classes {', '.join(run.class_names)}. "
         "MODEL_CARD.md says what it was trained on and how well it does; export.json how closely this file follows "
         "the Keras model, and the sha256 of every file.\n\n"
         f"{about}\n\n"
-        "Images are read as `horses-humans predict` reads them: EXIF orientation applied, RGB, squashed to S x S "
-        "with bilinear resampling.\n\n"
+        "Images are read as `horses-humans predict` reads them: EXIF orientation applied, RGB, "
+        f"{describe_resize(run.resize, run.image_size)} with bilinear resampling (this run's resize: "
+        f"`{run.resize}`, also in labels.json; the clients below do it).\n\n"
         "## Python\n\nSave as client.py in this folder and run `python client.py photo.jpg`:\n\n"
         f"```python\n{python}```\n\n"
         f"## JavaScript\n\n{js_block}"
     )
 
 
-def client_python(fmt: str) -> str:
-    """The Python client of a format's README."""
-    if fmt == "onnx":
-        return ONNX_PYTHON
-    if fmt == "tflite_labels":
-        return TFLITE_LABELS_PYTHON
-    return RAW_PYTHON[fmt].format(load=LOAD_IMAGE)
+def client_python(fmt: str, resize: str = "squash") -> str:
+    """The Python client of a format's README, bringing an image to the input size by `resize` as the run does."""
+    template = {"onnx": ONNX_PYTHON, "tflite_labels": TFLITE_LABELS_PYTHON}.get(fmt) or RAW_PYTHON[fmt]
+    return template.format(load=OPEN_IMAGE + LOAD_IMAGE[resize])
+
+
+def client_js(resize: str = "squash") -> str:
+    """The JavaScript (ONNX Runtime Web) client of the onnx README, resizing by `resize` on a canvas."""
+    return ONNX_JS.replace("RESIZE_STEP", JS_RESIZE[resize])
 
 
 def write_readme(folder: Path, fmt: str, model_file: str, run: Run) -> None:

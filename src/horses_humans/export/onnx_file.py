@@ -14,7 +14,7 @@ from pathlib import Path
 from ..inference.unsure import UnsureRule
 from ..models.outputs import SIGMOID, ClassOutput
 from ..runs.store import Run
-from .served import INPUT_NAME, OUTPUT_NAME, RESIZE
+from .served import INPUT_NAME, OUTPUT_NAME
 
 PACKAGE = "horses-humans"
 
@@ -54,7 +54,7 @@ def metadata(run: Run, output: ClassOutput, rule: UnsureRule, tta: bool) -> dict
     entries = {
         "class_names": json.dumps(list(output.class_names)),
         "image_size": str(run.image_size),
-        "resize": RESIZE,
+        "resize": run.resize,  # squash, crop or pad: how a client brings an image to image_size (images.fit_square)
         "output_kind": output.kind,  # sigmoid: the label is class_names[1] when its probability >= threshold
         "threshold": str(output.threshold) if output.kind == SIGMOID else None,
         "unsure_threshold": str(rule.min_confidence) if rule.min_confidence > 0 else None,

@@ -179,6 +179,7 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
     return {
         **source.run.labels,
         **output.record(),  # record(): a run from before output_kind gets it too
+        "resize": source.run.resize,  # a run from before --resize gets it too: squash
         "model": source.run.path.name,
         "recipe": source.run.config.recipe,
         "format": result.format,

@@ -1,6 +1,7 @@
 """The served model: a run's inference model wrapped so that it answers as `predict` does, with nothing around it.
 
-In: uint8 RGB pixels (N, S, S, 3), already resized (squashed, bilinear) to the run's size. Out: class probabilities
+In: uint8 RGB pixels (N, S, S, 3), already resized (bilinear; squashed, cropped or padded as the run's resize says) to
+the run's size. Out: class probabilities
 (N, C) in class_names order, calibrated (softmax(log p / T), the run's temperature) and, for a run trained with
 --tta, averaged with the mirrored image's, in that order, as predictor.Predictor.predict_proba does.
 
@@ -18,7 +19,6 @@ from ..runs.store import Run
 
 INPUT_NAME = "image"  # the served model's input, in every file made from it
 OUTPUT_NAME = "probabilities"
-RESIZE = "squash"  # how an image is brought to S x S: the whole image, bilinear, aspect ratio not kept (load_pixels)
 
 
 def class_probabilities(raw, output: ClassOutput):
@@ -72,7 +72,7 @@ def served_labels(run: Run) -> dict:
             "dtype": "uint8",
             "shape": [None, size, size, 3],
             "layout": "NHWC",
-            "note": "raw 0-255 RGB pixels, resized (squashed, bilinear) to the size; scaling is inside the model",
+            "note": f"raw 0-255 RGB pixels, resized ({run.resize}, bilinear) to the size; scaling is inside the model",
         },
         "output": (
             f"{OUTPUT_NAME} (N, {len(output.class_names)}), one per class in class_names order, calibrated"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DEFAULT_THRESHOLD, HorsesHumansError
+from ..config import DEFAULT_RESIZE, DEFAULT_THRESHOLD, HorsesHumansError
 from ..core.backend import import_backend
 from ..core.batching import batched
 from ..data.files import PassedOver, UnreadableFile, WalkedInput, open_regular, skip_reason, walk_inputs
@@ -75,6 +75,7 @@ class Predictor:
     """A Runtime (the Keras model or an export) with its class names and input size, and how to read its output."""
 
     tta = False  # test-time flips: average each image's probabilities with its mirror's (a run's --tta)
+    resize = DEFAULT_RESIZE  # how decode brings an image to the square (a run's --resize: squash, crop, pad)
     source = "a model"  # what answers, in words (from_run: the checkpoint file, or the export and its runtime)
 
     def __init__(
@@ -133,7 +134,7 @@ class Predictor:
             unsure=load_rule(run.path, run.output, run.config.reject_class),
             load_keras=load_keras,
         )
-        predictor.tta = run.config.tta
+        predictor.tta, predictor.resize = run.config.tta, run.resize
         predictor.source = opened[0].describe() if opened else f"Keras ({checkpoint_file})"
         return predictor
 
@@ -206,7 +207,7 @@ class Predictor:
 
     def decode(self, path: str | Path, max_pixels: int | None = None) -> np.ndarray | str:
         """A regular file's pixels (S, S, 3) uint8, or why it has none (decode_file)."""
-        return decode_file(path, self.image_size, max_pixels)
+        return decode_file(path, self.image_size, max_pixels, resize=self.resize)
 
     def predict_chunk(self, files: list[str | Path], max_pixels: int | None = None) -> list[Prediction]:
         """Predictions for a few files decoded together (one model call): the unit a distributed engine maps over
@@ -237,12 +238,19 @@ NOT_FINITE = "the model file is damaged; rebuild the export or use --runtime ker
 PREFETCH = 2  # batches decoded ahead of the one the model runs: enough to keep both busy, memory still flat
 
 
-def decode_file(path: str | Path, image_size: int, max_pixels: int | None = None, name: str | None = None):
-    """A regular file's pixels (S, S, 3) uint8, or why it has none, worded as the walk words a file it cannot read:
-    the one decode of predict's local and Ray paths (nothing but a regular file is opened)."""
+def decode_file(
+    path: str | Path,
+    image_size: int,
+    max_pixels: int | None = None,
+    name: str | None = None,
+    resize: str = DEFAULT_RESIZE,
+):
+    """A regular file's pixels (S, S, 3) uint8 (brought to the square by `resize`), or why it has none, worded as the
+    walk words a file it cannot read: the one decode of predict's local and Ray paths (nothing but a regular file is
+    opened)."""
     try:
         with open_regular(path) as stream:
-            return load_pixels(stream, image_size, name=name or str(path), max_pixels=max_pixels)
+            return load_pixels(stream, image_size, name=name or str(path), max_pixels=max_pixels, resize=resize)
     except UnreadableFile as exc:
         return skip_reason(str(exc))
     except ImageError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import HorsesHumansError
+from ..config import DEFAULT_RESIZE, HorsesHumansError
 from ..core.atomic import atomic_path
 from ..data.files import PassedOver
 from ..runs.store import load_run
@@ -100,14 +100,14 @@ def arrow_schema(class_names: list[str], model: ModelStamp | None = None):
     return pa.schema([(name, pa.string() if name in strings else pa.float64()) for name in columns], metadata=metadata)
 
 
-def decode_batch(batch: dict, image_size: int, max_pixels: int | None = None) -> dict:
+def decode_batch(batch: dict, image_size: int, max_pixels: int | None = None, resize: str = DEFAULT_RESIZE) -> dict:
     """Ray task: {"file", "path"} -> {"file", "pixels" (N, S, S, 3) uint8, "error" ("" when decoded)}; "file" is the
     name as given (what rows and errors show), "path" its absolute form (a worker's folder is not the driver's)."""
     files = [str(f) for f in batch["file"]]
     pixels = np.zeros((len(files), image_size, image_size, 3), np.uint8)
     errors = []
     for i, (name, path) in enumerate(zip(files, batch["path"])):
-        decoded = decode_file(str(path), image_size, max_pixels, name=name)  # the local path's decode
+        decoded = decode_file(str(path), image_size, max_pixels, name=name, resize=resize)  # the local path's decode
         if isinstance(decoded, str):
             errors.append(decoded)
         else:
@@ -214,7 +214,8 @@ def build_dataset(ray, files: list[Path], request: RayPredict):
     actors (the request's run, checkpoint and runtime) -> pyarrow rows."""
     run, checkpoint, max_pixels = Path(request.run).resolve(), request.checkpoint, request.max_pixels
     workers, batch_size = actor_count(request), request.batch_size or DEFAULT_BATCH
-    image_size = load_run(run, checkpoint).image_size
+    recorded = load_run(run, checkpoint)
+    image_size, resize = recorded.image_size, recorded.resize
     blocks = max(1, min(len(files), workers * 4))  # a few blocks per worker: decode and predict overlap
     ds = ray.data.from_items(
         [{"file": str(f), "path": str(Path(f).absolute())} for f in files], override_num_blocks=blocks
@@ -225,7 +226,7 @@ def build_dataset(ray, files: list[Path], request: RayPredict):
     # few files do not pay for loading the model `workers` times
     ds = ds.map_batches(
         decode_batch,
-        fn_kwargs={"image_size": image_size, "max_pixels": max_pixels},
+        fn_kwargs={"image_size": image_size, "max_pixels": max_pixels, "resize": resize},
         batch_size=batch_size,
         batch_format="numpy",
         num_cpus=0.25,

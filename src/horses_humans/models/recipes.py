@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from ..config import TrainConfig
+from ..config import DEFAULT_RESIZE, TrainConfig
 from . import cnn, transfer  # noqa: F401  (each registers its recipes)
 from .outputs import ClassOutput
 from .registry import RECIPES, Recipe, alias, get_recipe, register  # noqa: F401  (the public names)
 
-# The recipe README recommends for real photos, measured by scripts/real_photos.py (docs/real-photos.md). The alias's
-# settings fill the fields a command line leaves at their defaults; the run's config.json records the result.
+# The recipe README recommends for real photos, measured by scripts/real_photos.py (docs/real-photos.md); its center
+# crop by scripts/resize_real_photos.py (crop answered as many or more real photos right as squash on seeds 0-2). The
+# alias's settings fill the fields a command line leaves at their defaults; the run's config.json records the result.
 register(
     alias(
         "recommended",
         get_recipe("mobilenet_v2"),
         "the best measured on real photos (docs/real-photos.md): "
-        "MobileNetV2 alpha 0.35, ImageNet weights, a linear head, test-time flips",
+        "MobileNetV2 alpha 0.35, ImageNet weights, a linear head, test-time flips, a center crop of non-square photos",
         alpha=0.35,
         tta=True,
+        resize="crop",
     )
 )
 
@@ -28,7 +30,8 @@ def last_conv_layer(config: TrainConfig) -> str | None:
 
 
 def resolve(config: TrainConfig) -> TrainConfig:
-    """Fill the recipe's defaults into a config (epochs, image size, learning rate), an alias resolved first."""
+    """Fill the recipe's defaults into a config (epochs, image size, learning rate, resize), an alias resolved
+    first."""
     config = resolve_alias(config)
     recipe = get_recipe(config.recipe)
     return TrainConfig.from_dict(
@@ -37,6 +40,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
             "epochs": config.epochs or recipe.epochs,
             "image_size": config.image_size or recipe.image_size,
             "learning_rate": config.learning_rate or recipe.learning_rate,
+            "resize": config.resize or DEFAULT_RESIZE,  # an alias (recommended) may set its own
         }
     )
 

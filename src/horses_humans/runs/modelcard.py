@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..core.atomic import write_text_atomic
 from ..core.tables import markdown_table
+from ..data.images import describe_resize
 from ..data.layouts import OFFICIAL
 from . import schema as runschema
 from .layout import EVALUATIONS_DIR
@@ -62,8 +63,8 @@ def details(run: Run) -> str:
             "",
             f"- Recipe: {recipe_words(run)} (the full training configuration is in `config.json`)",
             f"- Classes ({len(run.class_names)}): {', '.join(run.class_names)}{reject_note(run)}",
-            f"- Input: RGB images resized to {run.image_size}x{run.image_size}, raw 0-255 pixels (preprocessing is "
-            "inside the model)",
+            f"- Input: RGB images {describe_resize(run.resize, run.image_size)} with bilinear resampling "
+            f"(`--resize {run.resize}`), raw 0-255 pixels (preprocessing is inside the model)",
             f"- Output: {run.output.record()['output']}",
             f"- Parameters: {params}",
             f"- Served checkpoint: `{run.checkpoint}` (`{served['file']}`, epoch {served.get('epoch', '?')}); "

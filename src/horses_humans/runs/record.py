@@ -89,12 +89,13 @@ def load_run_split(
     they changed since), or, for a run without a record, that side of the data set as found now."""
     root = run_data_dir(run, data_dir, log)
     found = recorded_side(run, side, root, log) if uses_record(run, root, log) else found_side(run, side, root)
-    return load_files(found, run.class_names, run.image_size, cache_dir, log)
+    return load_files(found, run.class_names, run.image_size, cache_dir, log, run.resize)
 
 
 def load_labelled(run: Run, folder: Path | str, cache_dir: Path | None = None, log=logger.info) -> Split:
     """Decoded pixels of any folder of class folders named after (some of) the run's classes."""
-    return load_files(labelled_folder(Path(folder), run.class_names), run.class_names, run.image_size, cache_dir, log)
+    found = labelled_folder(Path(folder), run.class_names)
+    return load_files(found, run.class_names, run.image_size, cache_dir, log, run.resize)
 
 
 def load_run_extra(run: Run, cache_dir: Path | None = None, log=logger.info) -> list[Split]:
@@ -123,6 +124,7 @@ def load_run_extra(run: Run, cache_dir: Path | None = None, log=logger.info) -> 
                 run.image_size,
                 cache_dir,
                 log,
+                run.resize,
             )
         )
     return splits

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ..config import HorsesHumansError, TrainConfig
+from ..config import RESIZE_MODES, HorsesHumansError, TrainConfig
 from .layout import CHECKPOINT_FILES
 
 RETRAIN = "the run is damaged: train it again (or restore the file from a copy)"
@@ -34,6 +34,7 @@ class Labels(Record):
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     input_size: int = Field(ge=1)
     input_shape: list[int] | None = None  # [size, size, 3]
+    resize: Literal[RESIZE_MODES] | None = None  # runs made before --resize have none: squash
 
     @model_validator(mode="after")
     def consistent(self) -> Labels:

@@ -10,7 +10,7 @@ import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import HorsesHumansError, TrainConfig, describe_error
+from ..config import DEFAULT_RESIZE, HorsesHumansError, TrainConfig, describe_error
 from ..core.atomic import atomic_path, write_json_atomic
 from ..models.outputs import ClassOutput
 from . import schema as runschema
@@ -75,6 +75,12 @@ class Run:
     @property
     def image_size(self) -> int:
         return self.labels["input_size"]
+
+    @property
+    def resize(self) -> str:
+        """How an image becomes the model's square (squash, crop, pad): labels.json's, else config.json's; runs made
+        before --resize have neither and squash."""
+        return self.labels.get("resize") or self.config.resize or DEFAULT_RESIZE
 
     def checkpoint_path(self, checkpoint: str | None = None) -> Path:
         """The file of a checkpoint (default: the run's), as metrics.json names it: when that file is missing, a clear
@@ -190,12 +196,14 @@ def new_run_dir(runs_dir: Path, config: TrainConfig) -> Path:
     raise HorsesHumansError(f"{runs_dir}: cannot create a new run directory named {base}.")
 
 
-def labels_record(class_names: list[str], image_size: int) -> dict:
-    """What travels with every model: class order, output kind and how to read it, input size, pixel range."""
+def labels_record(class_names: list[str], image_size: int, resize: str = DEFAULT_RESIZE) -> dict:
+    """What travels with every model: class order, output kind and how to read it, input size and how an image is
+    brought to it, pixel range."""
     return {
         **ClassOutput.for_classes(class_names).record(),
         "input_size": image_size,
         "input_shape": [image_size, image_size, 3],
+        "resize": resize,
         "pixel_range": [0, 255],
         "color": "RGB",
     }

@@ -50,6 +50,7 @@ async def model_info(request: Request) -> ModelInfo:
         recipe=run.config.recipe,
         class_names=list(output.class_names),
         input_size=run.image_size,
+        resize=run.resize,
         output_kind=output.kind,
         threshold=record.get("threshold"),
         output=record["output"],
@@ -89,7 +90,12 @@ async def predict_upload(served, upload: UploadFile, gradcam: bool) -> FileResul
         data = await read_limited(upload, served.settings.max_file_bytes, name)
         async with served.decode_slots:
             pixels = await run_in_threadpool(
-                load_pixels, data, served.predictor.image_size, name, served.settings.max_pixels
+                load_pixels,
+                data,
+                served.predictor.image_size,
+                name,
+                served.settings.max_pixels,
+                resize=served.predictor.resize,
             )
     except ImageTooLarge as exc:
         return FileResult(file=name, error=str(exc), status=413)

@@ -41,6 +41,7 @@ class ModelInfo(BaseModel):
     recipe: str
     class_names: list[str]
     input_size: int
+    resize: str  # how an upload is brought to input_size x input_size: squash, crop (centred square) or pad
     output_kind: str  # "sigmoid" (two classes: one unit, P(class_names[1])) or "softmax" (one unit per class)
     threshold: float | None  # sigmoid only: P(class_names[1]) at or above it means class_names[1]; None for softmax
     output: str  # how to read the output, in words

@@ -1,6 +1,7 @@
 // A photo -> the model's input, exactly as the Python side makes it (images.load_pixels): EXIF orientation applied,
-// transparency composited on white, then Pillow's bilinear resize (a triangle filter widened when shrinking, 22-bit
-// fixed-point weights, horizontal pass then vertical, each rounded to 8 bits), so the page and the CLI agree.
+// transparency composited on white, brought to the square as the run's resize says (images.fit_square: squash, crop
+// or pad), with Pillow's bilinear resize (a triangle filter widened when shrinking, 22-bit fixed-point weights,
+// horizontal pass then vertical, each rounded to 8 bits), so the page and the CLI agree.
 "use strict";
 
 const PRECISION_BITS = 22;  // Pillow's Resample.c: 32 - 8 - 2
@@ -42,16 +43,44 @@ function resamplePass(src, width, height, outSize, horizontal) {
   return out;
 }
 
-// RGB uint8 (width x height) -> size x size, as PIL's Image.resize(..., BILINEAR).
-function resizeBilinear(rgb, width, height, size) {
+// RGB uint8 (width x height) -> outWidth x outHeight (default: size x size), as PIL's Image.resize(..., BILINEAR).
+function resizeBilinear(rgb, width, height, size, outHeight = size) {
   let out = rgb;
   if (width !== size) out = resamplePass(out, width, height, size, true);
-  if (height !== size) out = resamplePass(out, width !== size ? size : width, height, size, false);
+  if (height !== outHeight) out = resamplePass(out, size, height, outHeight, false);
   return out;
 }
 
-// A File or Blob -> Float32Array (size * size * 3), raw 0-255 RGB; rejects when the browser cannot decode it.
-async function imagePixels(file, size) {
+// The rows and columns of an RGB uint8 image (width wide) from (left, top), width x height of them.
+function cropRGB(rgb, width, left, top, cropWidth, cropHeight) {
+  const out = new Uint8ClampedArray(cropWidth * cropHeight * 3);
+  for (let y = 0; y < cropHeight; y++) {
+    const start = ((top + y) * width + left) * 3;
+    out.set(rgb.subarray(start, start + cropWidth * 3), y * cropWidth * 3);
+  }
+  return out;
+}
+
+// RGB uint8 (width x height) -> size x size by the run's resize, as images.fit_square: squash stretches the whole
+// image; crop takes the centred square (the odd pixel right and down); pad resizes the long side to size (rounded half
+// up, in integers as in Python) and centres it on black.
+function fitSquare(rgb, width, height, size, resize = "squash") {
+  if (width === height || resize === "squash") return resizeBilinear(rgb, width, height, size);
+  if (resize === "crop") {
+    const side = Math.min(width, height), left = (width - side) >> 1, top = (height - side) >> 1;
+    return resizeBilinear(cropRGB(rgb, width, left, top, side, side), side, side, size);
+  }
+  if (resize !== "pad") throw new Error(`unknown resize ${resize}: squash, crop or pad`);
+  const longest = Math.max(width, height), fit = (side) => Math.max(1, Math.floor((side * size + Math.floor(longest / 2)) / longest));
+  const fw = fit(width), fh = fit(height), left = (size - fw) >> 1, top = (size - fh) >> 1;
+  const fitted = resizeBilinear(rgb, width, height, fw, fh), out = new Uint8ClampedArray(size * size * 3);  // black
+  for (let y = 0; y < fh; y++) out.set(fitted.subarray(y * fw * 3, (y + 1) * fw * 3), ((top + y) * size + left) * 3);
+  return out;
+}
+
+// A File or Blob -> Float32Array (size * size * 3), raw 0-255 RGB, brought to the square by `resize` (labels.json's
+// resize: squash, crop or pad); rejects when the browser cannot decode it.
+async function imagePixels(file, size, resize = "squash") {
   let bitmap;
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image", colorSpaceConversion: "none", premultiplyAlpha: "none" });
@@ -66,5 +95,5 @@ async function imagePixels(file, size) {
   const rgba = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
   const rgb = new Uint8ClampedArray(canvas.width * canvas.height * 3);
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) { rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2]; }
-  return Float32Array.from(resizeBilinear(rgb, canvas.width, canvas.height, size));
+  return Float32Array.from(fitSquare(rgb, canvas.width, canvas.height, size, resize));
 }

@@ -13,7 +13,7 @@ import numpy as np
 from ..config import HorsesHumansError, TrainConfig
 from ..core.workspace import Workspace, quiet
 from ..data.layouts import CLASS_FOLDERS, DataSet, find_dataset
-from ..data.pixels import Split, joined, load_extra, load_files
+from ..data.pixels import Split, find_extra, joined, load_files
 from ..data.reject import reject_class_of
 from ..inference.calibration import calibrate_run
 from ..inference.predictor import refit_unsure, score_checkpoints
@@ -93,8 +93,8 @@ def train(
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # before fine-tuning unfreezes any
     log(
         f"run {run_dir}: {config.recipe}, {model.count_params():,} parameters ({trainable:,} trainable), "
-        f"{len(data.fit)} train / {len(data.val)} validation images at {config.image_size}px, {precision}, seed "
-        f"{config.seed}"
+        f"{len(data.fit)} train / {len(data.val)} validation images at {config.image_size}px ({config.resize}), "
+        f"{precision}, seed {config.seed}"
     )
     log_data(data, config, log)
     log_devices(devices, log)
@@ -149,15 +149,19 @@ def checked_recipe(config: TrainConfig, tensorboard: bool) -> Recipe:
     return recipe
 
 
+SIDES = ("train", "validation")
+
+
 def load_data(config: TrainConfig, workspace: Workspace) -> RunData:
-    """The workspace's data set, split and decoded (through its cache) at the config's image size, with the
+    """The workspace's data set, split and decoded (through its cache) at the config's image size and resize, with the
     --extra-data folders; a --reject-class folder among them adds that class (the unsure answer). A --reject-class
-    that names no class folder fails here, before the data set's own images are decoded."""
+    that names no class folder fails here, before any image is decoded."""
     dataset = find_dataset(Path(workspace.data_dir), config.val_split, config.seed)
     size, cache, log = config.image_size, workspace.cache_dir, workspace.log
-    names, extra = load_extra(config.extra_data, dataset.class_names, size, cache, log, (config.reject_class,))
+    names, extra_files = find_extra(config.extra_data, dataset.class_names, (config.reject_class,))
     reject_class_of(config.reject_class, names, dataset.root)
-    train, val = (load_files(dataset.sides[side], names, size, cache, log) for side in ("train", "validation"))
+    extra = [load_files(files, names, size, cache, log, config.resize) for files in extra_files]
+    train, val = (load_files(dataset.sides[side], names, size, cache, log, config.resize) for side in SIDES)
     return RunData(dataset, train, val, tuple(extra), joined("train", [train, *extra]))
 
 
@@ -230,7 +234,7 @@ def run_records(config: TrainConfig, data: RunData, precision: str, devices: Dev
     """{file name: a function that makes its record} for what a run writes before training beside its config."""
     splits = {"train": data.train, "validation": data.val}
     return {
-        LABELS_FILE: lambda: labels_record(data.train.class_names, config.image_size),
+        LABELS_FILE: lambda: labels_record(data.train.class_names, config.image_size, config.resize),
         ENVIRONMENT_FILE: lambda: environment_record(data.train, data.val, precision, data.dataset.root, devices),
         DATA_FILE: lambda: data_record(data.dataset, splits, config, list(data.extra)),
     }
