@@ -49,7 +49,7 @@ console.log(Object.fromEntries(labels.class_names.map((name, i) => [name, probab
 """
 
 TFJS_JS = """import * as tf from "https://cdn.jsdelivr.net/npm/@tensorflow/tfjs@4.22.0/dist/tf.fesm.min.js";
-const model = await tf.loadGraphModel("model.json");
+const model = await tf.loadGraphModel("./model.json");  // "./": TF.js fetches the shards beside what it names
 const meta = model.metadata.horses_humans, names = meta.class_names, size = meta.image_size;
 const ctx = new OffscreenCanvas(size, size).getContext("2d");
 ctx.drawImage(await createImageBitmap(await (await fetch("photo.jpg")).blob()), 0, 0, size, size);  // squash
