@@ -88,6 +88,7 @@ def plain_tfjs(folder: Path, images: list[Path]) -> tuple[dict, np.ndarray, list
 # ---------------------------------------------------------------- the real converter and TF.js in Node
 
 
+@pytest.mark.slow  # tfjs_run reaches its slow fixtures by getfixturevalue, which tiers.py cannot see
 def test_tfjs_in_node_reading_only_the_folder_answers_like_predict(tfjs_run):
     run, images = tfjs_run
     labels, probabilities = predicted(run, images)
