@@ -255,3 +255,12 @@ def test_web_package_pins_tfjs_at_the_version_the_readme_names():
     )
     lock = json.loads((root / "web" / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/@tensorflow/tfjs"]["version"] == tfjs.TFJS_VERSION
+
+
+def test_the_parity_check_spreads_a_limited_sample_over_the_whole_split():
+    assert ex.checked_images(16, formats.TFJS_CHECK_IMAGES) == slice(None)  # a small split: every image
+    pick = ex.checked_images(256, formats.TFJS_CHECK_IMAGES)
+    assert len(pick) == formats.TFJS_CHECK_IMAGES and pick[0] == 0 and pick[-1] == 255
+    labels = np.repeat([0, 1], 128)  # the split as it is stored: one class, then the next
+    assert np.bincount(labels[pick]).tolist() == [16, 16]
+    assert formats.FORMATS["tfjs"].check_images == formats.TFJS_CHECK_IMAGES
