@@ -16,7 +16,7 @@ import horses_humans
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(horses_humans.__file__).resolve().parent
-DATA_SUFFIXES = {".html", ".js", ".css", ".toml"}
+DATA_SUFFIXES = {".html", ".js", ".cjs", ".css", ".toml", ".txt"}
 
 pytestmark = pytest.mark.slow  # builds a wheel and starts fresh interpreters
 

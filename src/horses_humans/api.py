@@ -147,8 +147,8 @@ class Run:
         cache_dir: str | Path | None = None,
         latency_runs: int = 50,
     ) -> Path:
-        """Export the model as `format` (keras, savedmodel, tflite, web, onnx, tflite_labels), check it against the
-        Keras model on the validation images and return its published folder RUN/export/NAME/."""
+        """Export the model as `format` (keras, savedmodel, tflite, web, onnx, tflite_labels, tfjs), check it against
+        the Keras model on the validation images and return its published folder RUN/export/NAME/."""
         from .export.requests import export_run
 
         (result,) = export_run(

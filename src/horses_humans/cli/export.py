@@ -21,19 +21,20 @@ def add_export(sub) -> None:
         "--format",
         metavar="FORMAT",
         help=f"{' | '.join(FORMATS)}: web is ONNX + a static page; onnx one self-describing file (uint8 in, calibrated "
-        "probabilities out, classes in its metadata); tflite_labels model.tflite + labels.txt of that same model",
+        "probabilities out, classes in its metadata); tflite_labels model.tflite + labels.txt of that same model; tfjs "
+        "a TF.js graph model of it (the official converter, in a venv of its own built on first use: ~1 min, 3 GB)",
     )
     which.add_argument(
         "--all",
         action="store_true",
-        help="every format and quantization; prints the trade-off table and writes RUN/export/exports.md",
+        help="every format and quantization but tfjs; prints the trade-off table and writes RUN/export/exports.md",
     )
     p.add_argument(
         "--quantize",
         default="none",
         choices=QUANTIZE,
         help="tflite: none, float16, dynamic (int8 weights) or int8 (calibrated on training images); tflite_labels: "
-        "none, float16 or dynamic; web: none or dynamic",
+        "none, float16 or dynamic; web: none or dynamic; tfjs: none or float16",
     )
     p.add_argument("--latency-runs", type=int, default=50, help="single-image calls timed per export (default 50)")
     add_checkpoint(p)

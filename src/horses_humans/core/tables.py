@@ -261,7 +261,8 @@ def exports_markdown(source, results: list) -> str:
         f"**{run.path.name}** ({run.config.recipe}, {run.image_size} px; Keras validation accuracy "
         f"{keras_accuracy:.1f}% "
         f"on {n} images). Differences are against the Keras model's probabilities on the same {n} validation images "
-        "(onnx and tflite_labels: against predict's, calibrated and flip-averaged as the run answers); 'x float' is "
+        "(onnx, tflite_labels and tfjs: against predict's, calibrated and flip-averaged as the run answers; tfjs, run "
+        "in Node, on at most 32 of them); 'x float' is "
         "the size relative to the float TFLite file; latency is the median of single-image calls on this CPU.\n\n"
     )
     return head + exports_table([r.row(float_bytes) for r in results])

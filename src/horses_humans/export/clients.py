@@ -75,6 +75,21 @@ const { probabilities } = await session.run({ image: new ort.Tensor("uint8", rgb
 console.log(Object.fromEntries(labels.class_names.map((name, i) => [name, probabilities.data[i]])));
 """
 
+TFJS_JS = """import * as tf from "https://cdn.jsdelivr.net/npm/@tensorflow/tfjs@4.22.0/dist/tf.fesm.min.js";
+const model = await tf.loadGraphModel("./model.json");  // "./": TF.js fetches the shards beside what it names
+const meta = model.metadata.horses_humans, names = meta.class_names, size = meta.image_size;
+const ctx = new OffscreenCanvas(size, size).getContext("2d");
+const photo = await createImageBitmap(await (await fetch("photo.jpg")).blob()), w = photo.width, h = photo.height;
+RESIZE_STEPconst rgb = tf.tidy(() => tf.browser.fromPixels(ctx.getImageData(0, 0, size, size)).expandDims(0));
+const p = await model.predict(rgb).data();  // calibrated, flips averaged in the model
+const real = names.map((_, i) => i).filter((i) => names[i] !== meta.reject_class);
+const best = real.reduce((a, i) => (p[i] > p[a] ? i : a));
+const k = meta.output_kind === "sigmoid" ? Number(p[1] >= meta.threshold) : best;
+const rejected = meta.reject_class !== undefined && p[names.indexOf(meta.reject_class)] >= Math.max(...p);
+const unsure = rejected || p[k] < (meta.unsure_threshold ?? 0);
+console.log(unsure ? "unsure" : names[k], Object.fromEntries(names.map((name, i) => [name, p[i]])));
+"""
+
 TFLITE_LABELS_PYTHON = """import json, sys
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -153,12 +168,26 @@ NO_JS = (
     "`--format onnx` and use that folder's README client (ONNX Runtime Web)."
 )
 
+NO_PYTHON = (
+    "No Python runtime reads TF.js graph models: in Python, use the onnx export of the same run (`horses-humans "
+    "export RUN --format onnx`), the same model and metadata in one file."
+)
+
+JS_CLIENTS = {"onnx": ONNX_JS, "tfjs": TFJS_JS}
+
 SERVED_NOTE = {
     "onnx": (
         "`model.onnx` describes itself: input `image`, uint8 RGB (N, S, S, 3); output `probabilities`, float32 (N, C), "
         "calibrated and (for runs with test-time flips) averaged with the mirrored image's inside the graph. Its "
         "metadata_props hold `class_names` (a JSON list), `image_size`, `resize`, `output_kind`, `threshold` (sigmoid "
         "runs), `unsure_threshold` and `reject_class` (when the run has them), `recipe`, `run` and `created_by`."
+    ),
+    "tfjs": (
+        "`model.json` and its `group1-shard*.bin` weights are a TF.js graph model (the official converter, "
+        "tensorflowjs): input `image`, RGB (N, S, S, 3) integers 0-255; output `probabilities` (N, C), calibrated and "
+        "flip-averaged inside. model.json's `userDefinedMetadata.horses_humans` holds the same keys as the onnx "
+        "export's metadata (`class_names`, `image_size`, `resize`, `output_kind`, `threshold`, `unsure_threshold`, "
+        "`reject_class`, ...). Serve the folder over HTTP: a page opened as a file cannot fetch the shards."
     ),
     "tflite_labels": (
         "`model.tflite` takes uint8 RGB (1, S, S, 3) and answers class probabilities (1, C), calibrated and flip-"
@@ -170,9 +199,14 @@ SERVED_NOTE = {
 
 def readme(fmt: str, model_file: str, run: Run) -> str:
     """The README.md text of an export of `fmt` (a pipeline.FORMATS name), its clients resizing as the run does."""
-    python = client_python(fmt, run.resize)
+    python, js = client_python(fmt, run.resize), client_js(fmt, run.resize)
     about = SERVED_NOTE.get(fmt, f"`{model_file}`. {RAW_NOTE}")
-    js_block = f"```js\n{client_js(run.resize)}```\n" if fmt == "onnx" else f"{NO_JS}\n"
+    js_block = f"```js\n{js}```\n" if js else f"{NO_JS}\n"
+    python_block = (
+        f"Save as client.py in this folder and run `python client.py photo.jpg`:\n\n```python\n{python}```\n"
+        if python
+        else f"{NO_PYTHON}\n"
+    )
     return (
         f"# {run.path.name}: the {fmt} export\n\n"
         f"{run.config.recipe}, {run.image_size} px, classes {', '.join(run.class_names)}. "
@@ -182,21 +216,25 @@ def readme(fmt: str, model_file: str, run: Run) -> str:
         "Images are read as `horses-humans predict` reads them: EXIF orientation applied, RGB, "
         f"{describe_resize(run.resize, run.image_size)} with bilinear resampling (this run's resize: "
         f"`{run.resize}`, also in labels.json; the clients below do it).\n\n"
-        "## Python\n\nSave as client.py in this folder and run `python client.py photo.jpg`:\n\n"
-        f"```python\n{python}```\n\n"
+        f"## Python\n\n{python_block}\n"
         f"## JavaScript\n\n{js_block}"
     )
 
 
 def client_python(fmt: str, resize: str = "squash") -> str:
-    """The Python client of a format's README, bringing an image to the input size by `resize` as the run does."""
+    """The Python client of a format's README, bringing an image to the input size by `resize` as the run does ("" for
+    tfjs: no Python runtime reads TF.js graph models)."""
+    if fmt == "tfjs":
+        return ""
     template = {"onnx": ONNX_PYTHON, "tflite_labels": TFLITE_LABELS_PYTHON}.get(fmt) or RAW_PYTHON[fmt]
     return template.format(load=OPEN_IMAGE + LOAD_IMAGE[resize])
 
 
-def client_js(resize: str = "squash") -> str:
-    """The JavaScript (ONNX Runtime Web) client of the onnx README, resizing by `resize` on a canvas."""
-    return ONNX_JS.replace("RESIZE_STEP", JS_RESIZE[resize])
+def client_js(fmt: str, resize: str = "squash") -> str:
+    """The JavaScript client of a format's README (ONNX Runtime Web or TF.js; "" for the others), resizing by `resize`
+    on a canvas."""
+    template = JS_CLIENTS.get(fmt)
+    return template.replace("RESIZE_STEP", JS_RESIZE[resize]) if template else ""
 
 
 def write_readme(folder: Path, fmt: str, model_file: str, run: Run) -> None:

@@ -5,7 +5,8 @@ keras: the run's checkpoint file as it is; savedmodel: keras.export.ExportArchiv
 pixels; tflite: converted from that SavedModel (float, float16, dynamic-range or int8, run with LiteRT); web: an ONNX
 model (`model.export(format="onnx")`, i.e. tf2onnx) with a static page that runs it in ONNX Runtime Web (webbuild.py).
 Two `served` formats answer as `predict` does, for programs that know nothing of this package (served.py): onnx, one
-self-describing file (onnx_file.py), and tflite_labels, model.tflite + labels.txt (tflite_labels.py).
+self-describing file (onnx_file.py), tflite_labels, model.tflite + labels.txt (tflite_labels.py), and tfjs, a TF.js
+graph model by the official converter in its own venv (tfjs.py, tfjs_env.py), which `export --all` leaves out.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from pathlib import Path
 from ..config import HorsesHumansError
 from ..inference.runtimes import LiteRTRuntime, OnnxRuntime, Runtime, SavedModelRuntime, load_keras
 from ..inference.unsure import load_rule
+from . import served, tfjs
 from .onnx_file import write_onnx_file
 from .source import ExportSource
+from .tfjs_env import converter_python
 from .tflite_labels import write_labels_txt
 from .webbuild import write_site
 
 QUANTIZE = ("none", "float16", "dynamic", "int8")
+# TF.js's parity check runs in Node on the CPU backend (plain JavaScript, no native kernels): a few images, not all
+TFJS_CHECK_IMAGES = 32
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class Format:
     quantize: tuple[str, ...] = ("none",)
     needs: tuple[str, ...] = ()  # Python modules (from the `export` extra) that write or run it
     served: bool = False  # uint8 in, the served probabilities (N, C) out (served.py): checked against predict's
+    check: Callable[[], object] | None = None  # a one-line HorsesHumansError when a tool outside Python is missing
+    measure: Callable[[Path], int] | None = None  # the model's bytes, when more than the one file (default: its size)
+    in_all: bool = True  # made by `export --all`
+    check_images: int | None = None  # validation images the parity check runs, spread evenly (None: every one)
 
 
 # ---------------------------------------------------------------- writers
@@ -107,6 +116,16 @@ def write_tflite_labels(source: ExportSource, target: Path, quantize: str) -> No
     write_labels_txt(target.parent, source.run.class_names)
 
 
+def write_tfjs(source: ExportSource, target: Path, quantize: str) -> None:
+    """model.json and its weight shards (beside it) of the served model, by the official converter in its own venv
+    (tfjs.py, tfjs_env.py); float16 stores the weights in half precision."""
+    python = converter_python(source.log)
+    saved = source.scratch(f"tfjs_saved_model_{quantize}")
+    served.save_served_model(source.served_model, source.run.image_size, saved, named=True)
+    rule = load_rule(source.run.path, source.run.output)
+    tfjs.convert(python, saved, target.parent, tfjs.tfjs_metadata(source.run, rule), quantize)
+
+
 def write_web(source: ExportSource, target: Path, quantize: str) -> None:
     """model.onnx plus a static page that runs it in ONNX Runtime Web (no server needed beyond static files)."""
     write_onnx(source, target, quantize)
@@ -132,11 +151,23 @@ FORMATS = {
             needs=("ai_edge_litert",),
             served=True,
         ),
+        Format(
+            "tfjs",
+            tfjs.MODEL_JSON,
+            write_tfjs,
+            tfjs.TfjsRuntime,
+            tuple(tfjs.QUANTIZATION),
+            served=True,
+            check=tfjs.find_tfjs,
+            measure=tfjs.graph_model_bytes,
+            in_all=False,  # its first use builds a 3 GB venv, each use a second TensorFlow: asked for by name only
+            check_images=TFJS_CHECK_IMAGES,
+        ),
     )
 }
 
 
-ALL = [(f.name, q) for f in FORMATS.values() for q in f.quantize]  # every export `export --all` makes, in order
+ALL = [(f.name, q) for f in FORMATS.values() if f.in_all for q in f.quantize]  # what `export --all` makes, in order
 
 
 def export_name(fmt: str, quantize: str) -> str:
@@ -156,4 +187,6 @@ def check_request(fmt: str, quantize: str) -> Format:
     missing = [module for module in FORMATS[fmt].needs if importlib.util.find_spec(module) is None]
     if missing:
         raise HorsesHumansError(f"--format {fmt} needs {', '.join(missing)}: pip install 'horses-humans[export]'.")
+    if FORMATS[fmt].check is not None:
+        FORMATS[fmt].check()
     return FORMATS[fmt]

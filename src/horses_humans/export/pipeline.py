@@ -132,15 +132,16 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     with quiet_converters():
         spec.write(source, target, result.quantize)
         runtime = spec.runtime(target)
-    raw = runtime.predict(source.validation.x)
+    pick = checked_images(len(source.validation.x), spec.check_images)
+    raw = runtime.predict(source.validation.x[pick])
     probabilities = source.served_probabilities(raw) if spec.served else source.probabilities(raw)
-    reference = source.served_reference if spec.served else source.reference
+    reference = (source.served_reference if spec.served else source.reference)[pick]
     output = source.run.output if spec.served else source.output  # same classes and threshold; labels read alike
     result.runtime = runtime.name
     result.parity = check_parity(reference, probabilities, result.quantize, output)
-    result.accuracy = source.accuracy(probabilities)
-    result.latency_ms = p50_latency_ms(runtime.predict, source.validation.x[0], runs=latency_runs)
-    result.model_bytes = size_of(target)
+    result.accuracy = source.accuracy(probabilities, pick)
+    result.latency_ms = measure_latency(runtime, source.validation.x[0], latency_runs)
+    result.model_bytes = spec.measure(target) if spec.measure else size_of(target)
     write_json_atomic(staging / EXPORT_LABELS_FILE, export_labels(source, result))
     copy_model_card(source.run, staging)
     write_readme(staging, spec.name, spec.file, source.run)
@@ -149,6 +150,20 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     result.files = {
         p.relative_to(staging).as_posix(): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()
     }
+
+
+def checked_images(count: int, limit: int | None):
+    """Which validation images the parity check runs: all (a slice, no copy), or `limit` spread evenly over them
+    (the split lists classes in turn, so every class is in)."""
+    if limit is None or count <= limit:
+        return slice(None)
+    return np.unique(np.linspace(0, count - 1, limit).round().astype(np.int64))
+
+
+def measure_latency(runtime, image: np.ndarray, runs: int) -> float:
+    """p50 ms of one image; a runtime in another process (TF.js in Node) times itself, start-up not counted."""
+    timed = getattr(runtime, "p50_latency_ms", None)
+    return timed(image, runs) if timed else p50_latency_ms(runtime.predict, image, runs=runs)
 
 
 def file_records(folder: Path) -> dict:

@@ -48,16 +48,21 @@ def served_model(model, output: ClassOutput, image_size: int, tta: bool):
     return keras.Model(image, probabilities, name="served")
 
 
-def save_served_model(model, image_size: int, target: Path) -> None:
+def save_served_model(model, image_size: int, target: Path, named: bool = False) -> None:
     """A SavedModel of the served model whose `serve` endpoint takes uint8 `image` (N, S, S, 3): what the TFLite
-    converter starts from (the variables are captured by the traced endpoint, as pipeline.save_inference_model)."""
+    and TF.js converters start from (the variables are captured by the traced endpoint, as
+    pipeline.save_inference_model). named: the endpoint answers {"probabilities": ...}, so its signature names it."""
     import keras
     import tensorflow as tf
+
+    def serve(image):
+        probabilities = model(image, training=False)
+        return {OUTPUT_NAME: probabilities} if named else probabilities
 
     archive = keras.export.ExportArchive()
     archive.add_endpoint(
         "serve",
-        lambda image: model(image, training=False),
+        serve,
         input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.uint8, name=INPUT_NAME)],
     )
     archive.write_out(str(target), verbose=False)

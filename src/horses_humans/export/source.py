@@ -61,9 +61,10 @@ class ExportSource:
         """RUN/export/exports.md: the trade-off table of every export."""
         return self.export_root / EXPORTS_FILE
 
-    def accuracy(self, probabilities: np.ndarray) -> float:
-        """Fraction of validation images whose label (from probabilities (N, C), as the model is read) is right."""
-        return float(np.mean(self.output.predicted(probabilities) == np.asarray(self.validation.y)))
+    def accuracy(self, probabilities: np.ndarray, pick=slice(None)) -> float:
+        """Fraction of validation images (those `pick` selects) whose label (from probabilities (N, C), as the model
+        is read) is right."""
+        return float(np.mean(self.output.predicted(probabilities) == np.asarray(self.validation.y)[pick]))
 
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         """An export's raw outputs (N, K) -> class probabilities (N, C); a width other than the model's is an error."""
