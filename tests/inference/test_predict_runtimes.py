@@ -28,12 +28,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 @pytest.fixture(scope="module")
 @slow_fixture
 def exported(tmp_path_factory):
-    """(run, validation images): a 3-class run with float ONNX, float TFLite and int8-weight ONNX exports, a
-    temperature and an unsure rule that answers some images unsure."""
+    """(run, validation images): a 3-class run with float ONNX, float TFLite and int8-weight ONNX exports, vector
+    scaling (a scale and a bias per class, applied after the raw exports as after Keras) and an unsure rule that
+    answers some images unsure."""
     run, data = exported_centroid_run(
         tmp_path_factory.mktemp("runtimes"), 3, [("web", "none"), ("tflite", "none"), ("web", "dynamic")]
     )
-    update_calibration(run, temperature=2.0)
+    update_calibration(run, method="vector", class_scale=[0.5, 0.35, 0.6], class_bias=[0.2, -0.3, 0.1])
     images = sorted((data / VALIDATION).rglob("*.png"))
     confidence = [r.probability for r in Predictor.from_run(run, runtime="keras").predict_files(images)]
     save_rule(run, UnsureRule(min_confidence=float(np.median(confidence))))  # about half the images unsure
