@@ -13,12 +13,13 @@ unrelated images any Debian machine has; it is split 75/25 by --val-split. Real 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from horses_humans.analysis.answers import load_measuring_folder
+from horses_humans.analysis.answers import load_measuring_folder, score_folder
 from horses_humans.cli.main import main as main_cli
 from horses_humans.core.tables import markdown_table
 from horses_humans.inference.calibration import (
@@ -30,7 +31,7 @@ from horses_humans.inference.calibration import (
 )
 from horses_humans.inference.predictor import Predictor
 from horses_humans.runs.record import load_run_split
-from horses_humans.runs.store import load_run, read_calibration
+from horses_humans.runs.store import load_run, read_calibration, update_calibration
 
 ROOT = Path(__file__).resolve().parent.parent
 W035 = ROOT.parent / "shared" / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
@@ -111,6 +112,36 @@ def row(name: str, run_dir: Path, photos: Path | None) -> list:
     return cells + [ece(yp, served(vp)), ece(yp, served(vp, t_old)), ece(yp, now(vp)), accuracy]
 
 
+def former_copy(run_dir: Path) -> Path:
+    """A copy of the run (model, records) under the former calibration, T = 1 for `recommended`, with its unsure rule
+    fitted again on those probabilities."""
+    former = run_dir.with_name(run_dir.name + "-former")
+    if not former.exists():
+        shutil.copytree(run_dir, former, ignore=shutil.ignore_patterns("export", "evaluations"))
+        run = load_run(run_dir)
+        val = load_run_split(run, "validation", None, None, lambda line: None)
+        t = former_temperature(np.asarray(val.y), raw_views(run_dir, np.asarray(val.x)))
+        update_calibration(former, method="temperature", temperature=t, class_scale=None, class_bias=None)
+        assert main_cli(["unsure", str(former)]) == 0
+    return former
+
+
+def unsure_rows(run_dir: Path) -> list[list]:
+    """The real dev photos under the run's unsure rule, now and under the former calibration (score_folder, as
+    scripts/real_photos.py counts them): right, unsure, and wrong answers above p 0.999, per folder."""
+    rows = []
+    for name, run in (("now", run_dir), ("former T >= 1", former_copy(run_dir))):
+        found = score_folder(run, PHOTOS, log=lambda line: None)
+        counts = found["counts"]
+        cells = [
+            f"{c}: {counts[c]['right']} right, {counts[c]['unsure']} unsure, {counts[c]['sure_wrong']} wrong "
+            f"above p 0.999 of {counts[c]['images']}"
+            for c in ("horses", "humans", "neither")
+        ]
+        rows.append([name, f"{found['min_confidence']:.3f}", *cells])
+    return rows
+
+
 def describe_terms(record: dict) -> str:
     """T, and the class scales and biases where the method has them."""
     text = f"T {record['temperature']:.3f}"
@@ -171,6 +202,10 @@ def main() -> None:
         "real-photo accuracy: raw -> now",
     ]
     print(markdown_table(header, [row(name, run, where) for name, run, where in table]))
+    if photos is not None:
+        print()
+        header = ["recommended's calibration", "unsure below", "real horses", "real humans", "neither photos"]
+        print(markdown_table(header, unsure_rows(runs / "recommended")))
 
 
 if __name__ == "__main__":

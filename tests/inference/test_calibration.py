@@ -278,6 +278,19 @@ def test_calibrate_command_prints_the_fit(tmp_path, capsys):
     assert main(["calibrate", str(tmp_path / "nowhere")]) == 2
 
 
+def test_calibrate_fits_the_method_asked_for_and_refuses_one_that_does_not_fit(tmp_path, capsys):
+    from horses_humans.cli.main import main
+
+    run_dir, data = centroid_setup(tmp_path, 2)
+    update_calibration(run_dir, method="temperature", temperature=3.0)
+    assert main(["calibrate", str(run_dir), "--data-dir", str(data), "--method", "none"]) == 0
+    saved = json.loads((run_dir / CALIBRATION_FILE).read_text())
+    assert saved["method"] == "none" and saved["temperature"] == 1.0 and saved["chosen_by"].startswith("asked")
+    assert not load_run(run_dir).output.is_calibrated
+    assert main(["calibrate", str(run_dir), "--data-dir", str(data), "--method", "vector"]) == 2  # two classes
+    assert "does not serve 2 classes: choose one of none, temperature, temperature+bias" in capsys.readouterr().err
+
+
 def test_flipped_runs_fit_t_on_the_mean_they_serve():
     """With test-time flips the served probability is the mean of the tempered image and mirror: T is fitted on it."""
     from horses_humans.inference.calibration import calibration_record, served

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import HorsesHumansError
 from ..models.outputs import NONE, PROBABILITY_FLOOR, TEMPERATURE, TEMPERATURE_BIAS, VECTOR, calibrated
 from ..runs.record import load_run_split
 from ..runs.store import load_run, update_calibration
@@ -273,16 +274,18 @@ def bins_record(table: dict) -> dict:
     }
 
 
-def calibration_record(y_true, raw_views, bins: int = ECE_BINS) -> dict:
-    """Choose and fit the map on (y_true, uncalibrated probabilities (N, C) or views (V, N, C)) and describe it and
-    the before and after, for calibration.json (`mistakes` 0 means there was nothing to fit: the identity)."""
+def calibration_record(y_true, raw_views, bins: int = ECE_BINS, method: str | None = None) -> dict:
+    """Choose (or take `method`) and fit the map on (y_true, uncalibrated probabilities (N, C) or views (V, N, C))
+    and describe it and the before and after, for calibration.json (`mistakes` 0 means there was nothing to fit: the
+    identity). The held-out NLL of every method is recorded either way."""
     y_true, views = np.asarray(y_true, int), views_of(raw_views)
     raw_probabilities = served(views)
-    method, scores, folds = choose_method(y_true, views) if mistakes(y_true, raw_probabilities) else (NONE, {}, 0)
-    fit = fit_method(y_true, views, method)
+    chosen, scores, folds = choose_method(y_true, views) if mistakes(y_true, raw_probabilities) else (NONE, {}, 0)
+    fit = fit_method(y_true, views, method or chosen)
     after = fit.apply(views)
     return {
         **fit.record(),
+        "chosen_by": "asked (calibrate --method)" if method else "held-out NLL",
         "fitted_on": "validation",
         "images": int(len(y_true)),
         "views": VIEWS[len(views)],
@@ -300,22 +303,34 @@ def calibration_record(y_true, raw_views, bins: int = ECE_BINS) -> dict:
     }
 
 
-def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=logger.info) -> dict:
-    """Fit the run's temperature on its validation images and record it in RUN/calibration.json; returns the record.
+def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=logger.info, method: str | None = None) -> dict:
+    """Choose (or, given `method`, fit that one) and fit the run's calibration on its validation images and record it
+    in RUN/calibration.json; returns the record.
 
-    The fit always starts from the model's own probabilities (T = 1), so calibrating twice gives the same T."""
+    The fit always starts from the model's own probabilities, so calibrating twice gives the same map."""
     run = load_run(run_dir)
+    check_method(method, len(run.class_names))
     split = load_run_split(run, "validation", data_dir, cache_dir, log)
     predictor, x = Predictor.uncalibrated(run), np.asarray(split.x)
     views = [predictor.predict_proba(x)] + ([predictor.predict_proba(x[:, :, ::-1])] if run.config.tta else [])
-    record = calibration_record(split.y, np.stack(views))
+    record = calibration_record(split.y, np.stack(views), method=method)
     return update_calibration(run.path, **record)
+
+
+def check_method(method: str | None, classes: int) -> None:
+    """A method asked for by name must exist and serve this many classes, else a clear error."""
+    if method is not None and method not in candidate_methods(classes):
+        raise HorsesHumansError(
+            f"calibration method {method!r} does not serve {classes} classes: choose one of "
+            f"{', '.join(candidate_methods(classes))} (or leave it out: cross-validation chooses)."
+        )
 
 
 def format_calibration(record: dict) -> str:
     """One line: the map, how it was chosen, and ECE and NLL before and after, on how many validation images."""
     scores = ", ".join(f"{name} {score:.4f}" for name, score in (record.get("heldout_nll") or {}).items())
-    chosen = f"chosen by held-out NLL over {record['folds']} folds: {scores}; " if scores else ""
+    how = "asked for; " if record.get("chosen_by", "").startswith("asked") else "chosen by "
+    chosen = f"{how}held-out NLL over {record['folds']} folds: {scores}; " if scores else ""
     return (
         f"{describe_map(record)} ({chosen}fitted on {record['images']} {record['fitted_on']} images): "
         f"ECE {record['ece_before']:.4f} -> {record['ece_after']:.4f}, "
@@ -328,6 +343,8 @@ def describe_map(record: dict) -> str:
     method, temperature = record.get("method", TEMPERATURE), record.get("temperature", 1.0)
     if record.get("mistakes") == 0:
         return "no calibration (no mistakes to fit on: the model's own probabilities)"
+    if method == NONE and record.get("chosen_by", "").startswith("asked"):
+        return "no calibration (asked for)"
     if method == NONE:
         return "no calibration (no method beat the model's own probabilities on held-out folds)"
     if method == VECTOR:
