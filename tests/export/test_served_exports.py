@@ -22,7 +22,7 @@ from horses_humans.export.onnx_file import metadata, read_metadata
 from horses_humans.export.tflite_labels import LABELS_TXT, labels_text, write_labels_txt
 from horses_humans.inference.predictor import Predictor
 from horses_humans.inference.unsure import UNSURE, UnsureRule, save_rule
-from horses_humans.models.outputs import ClassOutput
+from horses_humans.models.outputs import ClassOutput, calibrated
 from horses_humans.runs.layout import EXPORT_DIR
 from horses_humans.runs.store import MODEL_CARD_FILE, load_run, update_calibration
 
@@ -152,6 +152,11 @@ def test_calibration_and_flips_are_inside_the_graph(softmax_tta_run):
     flips_only = Predictor.uncalibrated(load_run(run))
     flips_only.tta = True
     assert np.abs(got - flips_only.predict_proba(pixels)).max() > 1e-3
+    # the whole map, per view then averaged: softmax(log p * scale / T + bias) of the image and of its mirror
+    views = [plain.predict_proba(pixels), plain.predict_proba(pixels[:, :, ::-1])]
+    expected = np.mean([calibrated(view, 0.7, VECTOR_SCALE, VECTOR_BIAS) for view in views], axis=0)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert np.abs(got - np.mean([calibrated(view, 0.7) for view in views], axis=0)).max() > 1e-3  # not T alone
 
 
 def test_the_onnx_file_describes_itself_and_passes_the_checker(softmax_tta_run):
