@@ -161,6 +161,15 @@ def test_an_old_temperature_only_record_still_loads(tmp_path):
     assert output.calibration_method == "temperature" and describe_map(old) == "temperature 1.500"
 
 
+def test_a_calibration_json_whose_scale_does_not_fit_the_run_is_refused_when_loaded(tmp_path):
+    run_dir = write_run(tmp_path, TrainConfig(recipe="baseline"))  # two classes
+    (run_dir / CALIBRATION_FILE).write_text(json.dumps({"method": "vector", "class_scale": [1.0, 2.0, 0.5]}))
+    with pytest.raises(
+        HorsesHumansError, match=r"calibration\.json: calibration class_scale .*horses-humans calibrate"
+    ):
+        load_run(run_dir)
+
+
 def test_a_scale_or_bias_that_does_not_fit_the_classes_is_a_clear_error(tmp_path):
     with pytest.raises(HorsesHumansError, match="class_scale .* one finite number per class"):
         ClassOutput(("a", "b", "c"), "softmax", scale=(1.0, 2.0))

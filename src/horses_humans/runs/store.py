@@ -67,7 +67,12 @@ class Run:
         temperature, class scale and bias; records with only a temperature read as before)."""
         calibration = read_calibration(self.path)
         fitted = {key: calibration.get(key) for key in ("class_scale", "class_bias")}
-        return ClassOutput.from_labels({**self.labels, "temperature": calibration.get("temperature", 1.0), **fitted})
+        try:
+            return ClassOutput.from_labels(
+                {**self.labels, "temperature": calibration.get("temperature", 1.0), **fitted}
+            )
+        except HorsesHumansError as exc:  # a scale or bias that does not fit the classes: name the file
+            raise HorsesHumansError(f"{self.path / CALIBRATION_FILE}: {exc}") from exc
 
     @property
     def raw_output(self) -> ClassOutput:
@@ -246,7 +251,7 @@ def load_run(path: str | Path, checkpoint: str | None = None) -> Run:
         read_data_record(path),
         checkpoint,
     )
-    read_calibration(path)  # read lazily by Run.output: a damaged one is reported now, before any work is done
+    run.output  # calibration.json is read lazily by it: a damaged one is reported now, before any work is done
     return run
 
 
