@@ -2,6 +2,7 @@
 
 import base64
 import re
+from html import escape as html_escape
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from PIL import Image
 from horses_humans.analysis import report
 from horses_humans.analysis.evaluation import classification_metrics
 from horses_humans.cli.main import main
-from horses_humans.runs.store import load_run
+from horses_humans.inference.calibration import describe_map
+from horses_humans.runs.store import load_run, read_calibration
 
 from ..tiers import slow_fixture
 
@@ -72,12 +74,13 @@ def test_report_has_every_section_with_its_images_embedded(baseline_report):
         assert key in html
 
 
-def test_report_captions_say_what_they_show(baseline_report):
+def test_report_captions_say_what_they_show(baseline_report, baseline_run):
     html = (baseline_report / "report.html").read_text()
     assert "augmentation layers" not in html  # the baseline has none, and borrows no other recipe's
     assert "2 runs overlaid" in html  # --compare
     assert "Grad-CAM of the predicted class at layer conv3" in html
-    assert "ECE (15 bins), before -&gt; after temperature" in html and "validation images; temperature" in html
+    fitted = html_escape(describe_map(read_calibration(baseline_run)))  # the method and its terms, in words
+    assert f"ECE (15 bins), before -&gt; after {fitted}" in html and f"validation images; {fitted}" in html
 
 
 def test_report_of_a_transfer_model_reaches_into_its_backbone(mobilenet_run, views_data):

@@ -170,19 +170,28 @@ def test_browser_build_decodes_like_pillow_and_answers_like_python(web_site, bas
         assert np.abs(in_browser - keras).max() <= 1e-4
 
 
-def test_browser_temperature_matches_python(web_site):
+def test_browser_calibration_matches_python(web_site):
+    """The page's calibrated() is outputs.calibrated for every method: temperature, temperature + bias, vector."""
     from playwright.sync_api import sync_playwright
 
-    from horses_humans.models.outputs import tempered
+    from horses_humans.models.outputs import calibrated
 
-    probs = [[0.2, 0.8], [1.0, 0.0], [0.1, 0.3, 0.6]]
+    cases = [
+        ([0.2, 0.8], {"temperature": 2.5}),
+        ([1.0, 0.0], {"temperature": 0.4, "class_bias": [0.0, 1.5]}),
+        ([0.1, 0.3, 0.6], {"class_scale": [1.4, 0.6, 0.9], "class_bias": [0.3, -0.2, 0.0]}),
+        ([0.1, 0.3, 0.6], {"temperature": 0.7, "class_scale": [1.4, 0.6, 0.9]}),
+    ]
     url, _ = web_site
     with sync_playwright() as pw:
         browser, page = open_page(pw, f"{url}/web/")
-        got = page.evaluate("(rows) => rows.map((row) => [tempered(row, 2.5), tempered(row, 1)])", probs)
+        got = page.evaluate(
+            "(cases) => cases.map(([row, labels]) => [calibrated(row, labels), calibrated(row, {})])", cases
+        )
         browser.close()
-    for row, (scaled, same) in zip(probs, got):
-        assert np.allclose(scaled, tempered(np.array([row]), 2.5)[0], atol=1e-6) and same == row
+    for (row, labels), (mapped, same) in zip(cases, got):
+        terms = (labels.get("temperature", 1.0), labels.get("class_scale"), labels.get("class_bias"))
+        assert np.allclose(mapped, calibrated(np.array([row]), *terms)[0], atol=1e-6) and same == row
 
 
 def test_browser_answers_unsure_by_the_runs_reject_class(web_site):

@@ -2,8 +2,8 @@
 
 Each is run here by its plain runtime (onnxruntime, ai-edge-litert's Interpreter) reading nothing but the export,
 and must give predict's labels (the unsure rule included) and probabilities within 1e-4: a two-class sigmoid run
-with a temperature and an unsure rule, and a three-class softmax run with test-time flips on a model that answers a
-mirrored image otherwise."""
+with a temperature plus a bias and an unsure rule, and a three-class softmax run with vector scaling and test-time
+flips on a model that answers a mirrored image otherwise."""
 
 import json
 import subprocess
@@ -23,7 +23,7 @@ from horses_humans.export.onnx_file import metadata, read_metadata
 from horses_humans.export.tflite_labels import LABELS_TXT, labels_text, write_labels_txt
 from horses_humans.inference.predictor import Predictor
 from horses_humans.inference.unsure import UNSURE, UnsureRule, save_rule
-from horses_humans.models.outputs import ClassOutput
+from horses_humans.models.outputs import ClassOutput, calibrated
 from horses_humans.runs.layout import EXPORT_DIR
 from horses_humans.runs.store import MODEL_CARD_FILE, load_run, update_calibration
 
@@ -32,6 +32,7 @@ from ..data.test_resize import edged, save_png
 from ..tiers import slow_fixture
 
 SERVED = [("onnx", "none"), ("tflite_labels", "none")]
+VECTOR_SCALE, VECTOR_BIAS = [1.4, 0.8, 1.1], [0.3, -0.2, 0.0]  # large enough to move probabilities well past 1e-4
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
@@ -45,9 +46,10 @@ def export_served(run: Path, data: Path) -> None:
 @pytest.fixture(scope="module")
 @slow_fixture
 def sigmoid_run(tmp_path_factory):
-    """(run, validation images): two classes, temperature 2.0, an unsure rule answering about half unsure."""
+    """(run, validation images): two classes, temperature 2.0 plus a bias, an unsure rule answering about half
+    unsure."""
     run, data = centroid_setup(tmp_path_factory.mktemp("sigmoid"), 2)
-    update_calibration(run, temperature=2.0)
+    update_calibration(run, method="temperature+bias", temperature=2.0, class_bias=[0.0, 0.4])
     images = sorted((data / VALIDATION).rglob("*.png"))
     confidence = [r.probability for r in Predictor.from_run(run, runtime="keras").predict_files(images)]
     save_rule(run, UnsureRule(min_confidence=float(np.median(confidence))))
@@ -58,9 +60,10 @@ def sigmoid_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 @slow_fixture
 def softmax_tta_run(tmp_path_factory):
-    """(run, validation images): three classes, a model that tells left from right, --tta, temperature 0.7."""
+    """(run, validation images): three classes, a model that tells left from right, --tta, vector scaling (with a
+    temperature 0.7 on top: the map's general form)."""
     run, data = centroid_setup(tmp_path_factory.mktemp("softmax"), 3, lopsided=True, tta=True)
-    update_calibration(run, temperature=0.7)
+    update_calibration(run, method="vector", temperature=0.7, class_scale=VECTOR_SCALE, class_bias=VECTOR_BIAS)
     export_served(run, data)
     return run, sorted((data / VALIDATION).rglob("*.png"))
 
@@ -151,6 +154,11 @@ def test_calibration_and_flips_are_inside_the_graph(softmax_tta_run):
     flips_only = Predictor.uncalibrated(load_run(run))
     flips_only.tta = True
     assert np.abs(got - flips_only.predict_proba(pixels)).max() > 1e-3
+    # the whole map, per view then averaged: softmax(log p * scale / T + bias) of the image and of its mirror
+    views = [plain.predict_proba(pixels), plain.predict_proba(pixels[:, :, ::-1])]
+    expected = np.mean([calibrated(view, 0.7, VECTOR_SCALE, VECTOR_BIAS) for view in views], axis=0)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert np.abs(got - np.mean([calibrated(view, 0.7) for view in views], axis=0)).max() > 1e-3  # not T alone
 
 
 def test_the_onnx_file_describes_itself_and_passes_the_checker(softmax_tta_run):
@@ -171,6 +179,9 @@ def test_the_onnx_file_describes_itself_and_passes_the_checker(softmax_tta_run):
         "resize": "squash",
         "output_kind": "softmax",
         "temperature_applied": "0.7",
+        "calibration_applied": json.dumps(
+            {"method": "vector", "temperature": 0.7, "class_scale": VECTOR_SCALE, "class_bias": VECTOR_BIAS}
+        ),
         "flip_average_applied": "true",
         "recipe": "baseline",
         "run": run.name,
@@ -248,7 +259,12 @@ def test_every_served_folder_carries_its_model_card_readme_and_checksums(sigmoid
         assert set(record["files"]) == expected
         labels = json.loads((folder / "labels.json").read_text())
         assert labels["input"]["dtype"] == "uint8" and labels["temperature"] == 1.0  # nothing to apply after it
-        assert labels["temperature_applied"] == 2.0
+        assert labels["temperature_applied"] == 2.0 and "class_bias" not in labels
+        assert labels["calibration_applied"] == {
+            "method": "temperature+bias",
+            "temperature": 2.0,
+            "class_bias": [0, 0.4],
+        }
 
 
 # tfjs has no Python runtime: its README sends Python users to the onnx export (tests/export/test_tfjs.py)

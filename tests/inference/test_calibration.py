@@ -1,4 +1,5 @@
-"""Temperature scaling, ECE and reliability bins; calibration.json written, merged and served through Run.output."""
+"""Calibration (temperature, temperature + bias, vector scaling, chosen by cross-validation), ECE and reliability
+bins; calibration.json written, merged and served through Run.output."""
 
 import json
 
@@ -9,25 +10,44 @@ from horses_humans.analysis.evaluation import classification_metrics, sure_mista
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.inference.calibration import (
     calibrate_run,
+    calibration_record,
+    describe_map,
     expected_calibration_error,
+    fit_method,
     fit_temperature,
+    format_calibration,
     negative_log_likelihood,
     reliability_bins,
+    served,
 )
 from horses_humans.models.outputs import ClassOutput, tempered
 from horses_humans.runs.store import CALIBRATION_FILE, load_run, update_calibration
 
-from ..centroid_runs import centroid_setup
+from ..centroid_runs import centroid_setup, write_centroid_run
 from ..fake_runs import write_run
 
 
-def overconfident(n: int = 4000, sharpen: float = 3.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(y (N,), probabilities (N, 2)): labels drawn from sigmoid(z), the model answering sigmoid(sharpen * z)."""
+def overconfident(
+    n: int = 4000, sharpen: float = 3.0, seed: int = 0, lean: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(y (N,), probabilities (N, 2)): labels drawn from sigmoid(z), the model answering sigmoid(sharpen * z + lean)
+    (sharpen < 1: underconfident; lean: it favours class 1)."""
     rng = np.random.default_rng(seed)
     z = rng.normal(0, 2, n)
     y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
-    p1 = 1 / (1 + np.exp(-sharpen * z))
+    p1 = 1 / (1 + np.exp(-(sharpen * z + lean)))
     return y, np.stack([1 - p1, p1], axis=1).astype(np.float32)
+
+
+def class_biased(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(y (N,), probabilities (N, 3)): labels drawn from softmax(z), the model answering softmax(z * scale + bias)
+    with its own scale and bias per class (over- and underconfident on different classes, leaning to class 1)."""
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 2, (n, 3))
+    y = np.array([rng.choice(3, p=row) for row in softmax(z, axis=1)])
+    return y, softmax(z * np.array([1.0, 2.0, 0.5]) + np.array([0.0, 1.0, -1.0]), axis=1).astype(np.float32)
 
 
 def test_temperature_one_is_the_model_itself():
@@ -78,9 +98,87 @@ def test_fit_recovers_the_overconfidence_and_lowers_nll_and_ece():
     assert expected_calibration_error(y, after) < 0.03 < expected_calibration_error(y, p)
 
 
-def test_calibration_never_sharpens():
-    y, p = overconfident(sharpen=0.5)  # an underconfident model: the NLL alone would want T = 0.5
-    assert fit_temperature(y, p) == pytest.approx(1.0, abs=1e-3)
+def test_an_underconfident_model_is_sharpened_and_its_ece_falls():
+    y, p = overconfident(sharpen=0.5)  # too soft: the true T is 0.5
+    record = calibration_record(y, p)
+    assert record["method"] == "temperature" and 0.45 < record["temperature"] < 0.55
+    assert record["ece_after"] < 0.03 < record["ece_before"] and record["nll_after"] < record["nll_before"]
+    assert set(record["heldout_nll"]) == {"none", "temperature", "temperature+bias"} and record["folds"] == 5
+
+
+def test_an_overconfident_model_is_softened():
+    y, p = overconfident(sharpen=3.0)
+    record = calibration_record(y, p)
+    assert record["method"] == "temperature" and 2.6 < record["temperature"] < 3.4
+    assert record["class_scale"] is None and record["class_bias"] is None  # written out: a stale one is cleared
+    assert record["ece_after"] < 0.03 < record["ece_before"]
+
+
+def test_a_tiny_split_with_one_mistake_gets_no_extreme_temperature():
+    # 9 of 10 right at p 0.6, one wrong by a hair: the likelihood alone sharpens to the bound (every right answer at
+    # p 0.9997 from ten images); the guard (prior, cross-validated choice) keeps the promise near the 90% it saw
+    p = np.array([[0.4, 0.6]] * 5 + [[0.6, 0.4]] * 4 + [[0.501, 0.499]], np.float32)
+    y = np.array([1] * 5 + [0] * 4 + [1])
+    assert fit_method(y, p, "temperature", prior_sd=None).temperature < 0.06
+    record = calibration_record(y, p)
+    after = served(p, record["temperature"], record["class_scale"], record["class_bias"])
+    assert record["temperature"] > 0.1 and after.max() < 0.95
+    assert record["ece_after"] < record["ece_before"]
+
+
+def test_temperature_plus_bias_wins_on_a_model_that_leans_to_one_class():
+    y, p = overconfident(sharpen=1.0, lean=2.0)
+    record = calibration_record(y, p)
+    assert record["method"] == "temperature+bias" and record["class_bias"][1] == pytest.approx(-2.0, abs=0.2)
+    scores = record["heldout_nll"]
+    assert scores["temperature+bias"] < scores["temperature"] < scores["none"]
+    assert record["ece_after"] < 0.03 < record["ece_before"]
+
+
+def test_vector_scaling_wins_on_a_per_class_biased_model_and_is_recorded(tmp_path):
+    y, p = class_biased()
+    record = calibration_record(y, p)
+    assert record["method"] == "vector" and set(record["heldout_nll"]) == {"none", "temperature", "vector"}
+    assert record["heldout_nll"]["vector"] < record["heldout_nll"]["temperature"] - 0.05
+    assert len(record["class_scale"]) == len(record["class_bias"]) == 3 and record["temperature"] == 1.0
+    assert record["ece_after"] < 0.03 < record["ece_before"]
+    run_dir = write_centroid_run(tmp_path, 3)
+    update_calibration(run_dir, **{k: v for k, v in record.items() if not k.startswith("reliability")})
+    output = load_run(run_dir).output
+    assert output.calibration_method == "vector" and list(output.scale) == record["class_scale"]
+    after = served(p, 1.0, record["class_scale"], record["class_bias"])
+    np.testing.assert_allclose(output.probabilities(p), after, atol=1e-6)  # what the run serves is what was scored
+    assert expected_calibration_error(y, output.probabilities(p)) == pytest.approx(record["ece_after"], abs=1e-6)
+    assert format_calibration(record).startswith("vector scaling (class scales ")
+
+
+def test_an_old_temperature_only_record_still_loads(tmp_path):
+    run_dir = write_run(tmp_path, TrainConfig(recipe="baseline"))
+    old = {"temperature": 1.5, "method": "temperature scaling", "ece_before": 0.1, "ece_after": 0.05, "mistakes": 3}
+    (run_dir / CALIBRATION_FILE).write_text(json.dumps(old))
+    output = load_run(run_dir).output
+    assert output.temperature == 1.5 and output.scale is None and output.bias is None
+    assert output.calibration_method == "temperature" and describe_map(old) == "temperature 1.500"
+
+
+def test_a_calibration_json_whose_scale_does_not_fit_the_run_is_refused_when_loaded(tmp_path):
+    run_dir = write_run(tmp_path, TrainConfig(recipe="baseline"))  # two classes
+    (run_dir / CALIBRATION_FILE).write_text(json.dumps({"method": "vector", "class_scale": [1.0, 2.0, 0.5]}))
+    with pytest.raises(
+        HorsesHumansError, match=r"calibration\.json: calibration class_scale .*horses-humans calibrate"
+    ):
+        load_run(run_dir)
+
+
+def test_a_scale_or_bias_that_does_not_fit_the_classes_is_a_clear_error(tmp_path):
+    with pytest.raises(HorsesHumansError, match="class_scale .* one finite number per class"):
+        ClassOutput(("a", "b", "c"), "softmax", scale=(1.0, 2.0))
+    with pytest.raises(HorsesHumansError, match="class_bias"):
+        ClassOutput(("a", "b"), "sigmoid", bias=(0.0, float("nan")))
+    with pytest.raises(HorsesHumansError, match="each above 0"):
+        ClassOutput(("a", "b", "c"), "softmax", scale=(1.0, 0.0, 1.0))
+    output = ClassOutput(("a", "b", "c"), "softmax", 0.5, 0.8, (1.0, 2.0, 0.5), (0.1, 0.0, -0.1))
+    assert ClassOutput.from_labels(output.record()) == output  # labels.json carries all of it
 
 
 def test_no_mistakes_keeps_temperature_one():
@@ -136,7 +234,8 @@ def test_calibrate_run_writes_the_record_and_keeps_other_keys(tmp_path):
     record = calibrate_run(run_dir, data, log=lambda line: None)
     saved = json.loads((run_dir / CALIBRATION_FILE).read_text())
     assert saved == record and saved["unsure"] == {"rule": "kept"}
-    assert saved["fitted_on"] == "validation" and saved["method"] == "temperature scaling" and saved["bins"] == 15
+    assert saved["fitted_on"] == "validation" and saved["bins"] == 15
+    assert saved["method"] in ("none", "temperature", "vector") and saved["prior_sd"] == 1.0
     assert saved["images"] == 6 and len(saved["reliability_after"]["count"]) == 15
     assert saved["nll_after"] <= saved["nll_before"] + 1e-9
     assert saved["temperature"] == calibrate_run(run_dir, data, log=lambda line: None)["temperature"]
@@ -182,9 +281,23 @@ def test_calibrate_command_prints_the_fit(tmp_path, capsys):
     run_dir, data = centroid_setup(tmp_path, 3)
     assert main(["calibrate", str(run_dir), "--data-dir", str(data)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("temperature ") and "validation images" in line and "ECE" in line
+    assert line.startswith(("temperature ", "no calibration", "vector scaling")) and "validation images" in line
+    assert "ECE" in line
     assert (run_dir / CALIBRATION_FILE).exists()
     assert main(["calibrate", str(tmp_path / "nowhere")]) == 2
+
+
+def test_calibrate_fits_the_method_asked_for_and_refuses_one_that_does_not_fit(tmp_path, capsys):
+    from horses_humans.cli.main import main
+
+    run_dir, data = centroid_setup(tmp_path, 2)
+    update_calibration(run_dir, method="temperature", temperature=3.0)
+    assert main(["calibrate", str(run_dir), "--data-dir", str(data), "--method", "none"]) == 0
+    saved = json.loads((run_dir / CALIBRATION_FILE).read_text())
+    assert saved["method"] == "none" and saved["temperature"] == 1.0 and saved["chosen_by"].startswith("asked")
+    assert not load_run(run_dir).output.is_calibrated
+    assert main(["calibrate", str(run_dir), "--data-dir", str(data), "--method", "vector"]) == 2  # two classes
+    assert "does not serve 2 classes: choose one of none, temperature, temperature+bias" in capsys.readouterr().err
 
 
 def test_flipped_runs_fit_t_on_the_mean_they_serve():

@@ -12,11 +12,13 @@ import pytest
 
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
+from horses_humans.data.images import load_pixels
 from horses_humans.data.layouts import VALIDATION
 from horses_humans.inference.predictor import Predictor
 from horses_humans.inference.runtimes import choose_export, scan_exports
 from horses_humans.inference.unsure import UnsureRule, save_rule
-from horses_humans.runs.store import update_calibration
+from horses_humans.models.outputs import calibrated
+from horses_humans.runs.store import load_run, update_calibration
 
 from ..exported_runs import exported_centroid_run
 from ..fake_runs import write_run
@@ -28,12 +30,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 @pytest.fixture(scope="module")
 @slow_fixture
 def exported(tmp_path_factory):
-    """(run, validation images): a 3-class run with float ONNX, float TFLite and int8-weight ONNX exports, a
-    temperature and an unsure rule that answers some images unsure."""
+    """(run, validation images): a 3-class run with float ONNX, float TFLite and int8-weight ONNX exports, vector
+    scaling (a scale and a bias per class, applied after the raw exports as after Keras) and an unsure rule that
+    answers some images unsure."""
     run, data = exported_centroid_run(
         tmp_path_factory.mktemp("runtimes"), 3, [("web", "none"), ("tflite", "none"), ("web", "dynamic")]
     )
-    update_calibration(run, temperature=2.0)
+    update_calibration(run, method="vector", class_scale=[0.5, 0.35, 0.6], class_bias=[0.2, -0.3, 0.1])
     images = sorted((data / VALIDATION).rglob("*.png"))
     confidence = [r.probability for r in Predictor.from_run(run, runtime="keras").predict_files(images)]
     save_rule(run, UnsureRule(min_confidence=float(np.median(confidence))))  # about half the images unsure
@@ -57,6 +60,12 @@ def test_every_runtime_answers_like_keras_with_calibration_and_the_unsure_rule(e
     assert [r.unsure_reason for r in rows] == [r.unsure_reason for r in keras]
     got = np.array([list(r.probabilities.values()) for r in rows])
     np.testing.assert_allclose(got, [list(r.probabilities.values()) for r in keras], atol=1e-4)
+    loaded = load_run(run)  # and what they all answer is the model's own probabilities under the run's vector scaling
+    own = Predictor.uncalibrated(loaded).predict_proba(
+        np.stack([load_pixels(path, loaded.image_size) for path in images])
+    )
+    np.testing.assert_allclose(got, calibrated(own, 1.0, loaded.output.scale, loaded.output.bias), atol=1e-4)
+    assert loaded.output.scale is not None and np.abs(got - own).max() > 1e-2
 
 
 def test_auto_picks_the_fastest_full_precision_export_and_the_runtime_its_best_export(exported):

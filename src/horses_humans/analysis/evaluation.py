@@ -54,6 +54,7 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, output
         "ece": expected_calibration_error(y_true, probabilities),
         "ece_bins": ECE_BINS,
         "temperature": output.temperature,
+        "calibration": output.calibration_method,  # none, temperature, temperature+bias or vector (calibration.json)
         "sure_mistakes": sure_mistakes(y_true, probabilities, output),
     }
     if len(names) == 2:  # the binary headline numbers, with class 1 (humans in the reference) as positive
@@ -175,6 +176,15 @@ def metrics_json(metrics: dict) -> str:
     return json.dumps({**metrics, "roc_auc": None if math.isnan(auc) else auc}, indent=2)
 
 
+def calibration_words(metrics: dict) -> str:
+    """How the scored probabilities were calibrated, in a few words (evaluation.json files from before the richer
+    methods name only the temperature)."""
+    method = metrics.get("calibration", "temperature")
+    if method in ("temperature", "none"):
+        return f"temperature {metrics['temperature']:.3f}"
+    return f"{method} calibration" + (f", temperature {metrics['temperature']:.3f}" if method != "vector" else "")
+
+
 def format_metrics(metrics: dict) -> str:
     """Readable metrics: the headline numbers, a per-class table and the confusion matrix laid out by class name."""
     names = metrics["class_names"]
@@ -183,8 +193,8 @@ def format_metrics(metrics: dict) -> str:
     lines += [f"{k:<10}{metrics[k]:.4f}" for k in headline]
     if "ece" in metrics:  # evaluation.json files written before calibration lack it
         lines.append(
-            f"{'ece':<10}{metrics['ece']:.4f}  ({metrics['ece_bins']} bins, temperature "
-            f"{metrics['temperature']:.3f}; {metrics['sure_mistakes']} wrong answers above p {SURE})"
+            f"{'ece':<10}{metrics['ece']:.4f}  ({metrics['ece_bins']} bins, {calibration_words(metrics)}; "
+            f"{metrics['sure_mistakes']} wrong answers above p {SURE})"
         )
     return "\n".join(
         lines

@@ -17,7 +17,7 @@ from sklearn.metrics import auc, roc_curve
 
 from ..core.atomic import write_text_atomic
 from ..data.pixels import Split
-from ..inference.calibration import reliability_bins
+from ..inference.calibration import describe_map, reliability_bins
 from ..inference.predictor import Predictor
 from ..inference.unsure import tradeoff_curve
 from ..models.outputs import ClassOutput
@@ -237,17 +237,17 @@ def roc_view(ev: Evaluated, metrics: dict, out: Path) -> View:
 
 
 def reliability_view(ev: Evaluated, out: Path) -> View:
-    """Reliability diagrams before and after temperature scaling (as calibration.json recorded them on validation)."""
+    """Reliability diagrams before and after calibration (as calibration.json recorded them on validation)."""
     record = read_calibration(ev.run.path)
     if "reliability_before" not in record:  # a run made before calibration: what it serves now, uncalibrated
         fig = plots.plot_reliability(reliability_bins(ev.split.y, ev.probabilities))
-        caption = "Not calibrated: `horses-humans calibrate RUN` fits a temperature and draws the after panel."
+        caption = "Not calibrated: `horses-humans calibrate RUN` fits the calibration and draws the after panel."
     else:
         fig = plots.plot_reliability(record["reliability_before"], record["reliability_after"])
         caption = (
             f"Accuracy against confidence in {record['bins']} equal-width bins on {record['images']} validation "
-            f"images; temperature {record['temperature']:.3f} (fitted on these images, so the after panel is "
-            "optimistic); served probabilities are the calibrated ones."
+            f"images; {describe_map(record)} (fitted on these images, so the after panel is optimistic); served "
+            "probabilities are the calibrated ones."
         )
     return View("reliability", "Reliability diagram", caption, plots.save_png(fig, out / "reliability.png"))
 
@@ -339,7 +339,7 @@ def calibration_row(run: Run, metrics: dict) -> tuple[str, str]:
     if "ece_before" not in record:
         return f"ECE ({metrics['ece_bins']} bins, not calibrated)", served
     return (
-        f"ECE ({metrics['ece_bins']} bins), before -> after temperature {record['temperature']:.3f}",
+        f"ECE ({metrics['ece_bins']} bins), before -> after {describe_map(record)}",
         f"{record['ece_before']:.4f} -> {served}",
     )
 

@@ -36,11 +36,18 @@ def add_evaluate(sub) -> None:
 def add_calibrate(sub) -> None:
     p = sub.add_parser(
         "calibrate",
-        help="fit the run's temperature on its validation images (training does it too) "
+        help="choose and fit the run's calibration on its validation images (training does it too) "
         "into RUN/calibration.json: every served probability is then calibrated",
     )
     p.set_defaults(handler=cmd_calibrate)
     add_run(p)
+    p.add_argument(
+        "--method",
+        choices=("auto", "none", "temperature", "temperature+bias", "vector"),
+        default="auto",
+        help="auto: the method with the lowest held-out log-loss over 5 folds of validation; or fit this one "
+        "(temperature+bias: two classes; vector: three or more; none: the model's own probabilities)",
+    )
     add_run_data_dir(p)
     add_cache_dir(p)
 
@@ -141,7 +148,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..inference.calibration import calibrate_run, format_calibration
 
-    print(format_calibration(calibrate_run(args.run, run_data_dir(args), args.cache_dir, log=log)))
+    method = None if args.method == "auto" else args.method
+    print(format_calibration(calibrate_run(args.run, run_data_dir(args), args.cache_dir, log=log, method=method)))
+    log("the unsure rule is fitted on calibrated probabilities: `horses-humans unsure RUN` fits it again")
     return 0
 
 

@@ -108,8 +108,9 @@ print(json.dumps({{"label": names[int(p.argmax())], "probabilities": dict(zip(na
 
 RAW_NOTE = (
     "It answers the model's raw output layer for float32 pixels: turn it into class probabilities as labels.json "
-    "says (`output`, `temperature`: softmax(log p / T), and mirror the image and average when the run has test-time "
-    "flips). The `onnx` and `tflite_labels` exports do all of that inside the model."
+    "says (`output`; `temperature`, `class_scale` and `class_bias`: softmax(log p * class_scale / temperature + "
+    "class_bias), absent ones 1 and 0; and mirror the image and average when the run has test-time flips). The `onnx` "
+    "and `tflite_labels` exports do all of that inside the model."
 )
 
 RAW_PYTHON = {

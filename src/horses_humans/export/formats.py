@@ -122,7 +122,7 @@ def write_tfjs(source: ExportSource, target: Path, quantize: str) -> None:
     python = converter_python(source.log)
     saved = source.scratch(f"tfjs_saved_model_{quantize}")
     served.save_served_model(source.served_model, source.run.image_size, saved, named=True)
-    rule = load_rule(source.run.path, source.run.output)
+    rule = load_rule(source.run.path, source.run.output, source.run.config.reject_class)
     tfjs.convert(python, saved, target.parent, tfjs.tfjs_metadata(source.run, rule), quantize)
 
 

@@ -60,12 +60,20 @@ def metadata(run: Run, output: ClassOutput, rule: UnsureRule, tta: bool) -> dict
         "unsure_threshold": str(rule.min_confidence) if rule.min_confidence > 0 else None,
         "reject_class": rule.neither_class if rule.neither_index(output) is not None else None,
         "temperature_applied": str(output.temperature) if output.temperature != 1.0 else None,
+        "calibration_applied": calibration_applied(output),
         "flip_average_applied": "true" if tta else None,
         "recipe": run.config.recipe,
         "run": run.path.name,
         "created_by": f"{PACKAGE} {package_version()}",
     }
     return {key: value for key, value in entries.items() if value is not None}
+
+
+def calibration_applied(output: ClassOutput) -> str | None:
+    """The calibration inside the graph beyond a temperature (method, class_scale, class_bias) as JSON, else None."""
+    if output.scale is None and output.bias is None:
+        return None
+    return json.dumps({"method": output.calibration_method, **output.calibration_record()})
 
 
 def set_metadata(model, entries: dict[str, str]) -> None:

@@ -207,13 +207,17 @@ def export_labels(source: ExportSource, result: ExportResult) -> dict:
             "note": "raw 0-255 RGB pixels; rescaling is inside the model",
         },
         "output_shape": [None, output.units],
-        # calibration: probabilities are softmax(log p / T) of the outputs
-        "temperature": source.run.output.temperature,
         "validation_accuracy": result.accuracy,
         # answer "unsure" as unsure.py's rule does
         "unsure": load_rule(source.run.path, output, source.run.config.reject_class).record(),
-        **(served_labels(source.run) if FORMATS[result.format].served else {}),
+        **(served_labels(source.run) if FORMATS[result.format].served else calibration_labels(source.run)),
     }
+
+
+def calibration_labels(run: Run) -> dict:
+    """How to calibrate a raw export's outputs: softmax(log p * class_scale / temperature + class_bias), the
+    temperature always (1.0 uncalibrated), class_scale and class_bias only where the run's calibration has them."""
+    return {"temperature": run.output.temperature, **run.output.calibration_record()}
 
 
 def copy_model_card(run: Run, staging: Path) -> None:

@@ -1,8 +1,8 @@
 """The served model: a run's inference model wrapped so that it answers as `predict` does, with nothing around it.
 
 In: uint8 RGB pixels (N, S, S, 3), already resized (bilinear; squashed, cropped or padded as the run's resize says) to
-the run's size. Out: class probabilities
-(N, C) in class_names order, calibrated (softmax(log p / T), the run's temperature) and, for a run trained with
+the run's size. Out: class probabilities (N, C) in class_names order, calibrated (softmax(log p * scale / T + bias),
+the run's calibration) and, for a run trained with
 --tta, averaged with the mirrored image's, in that order, as predictor.Predictor.predict_proba does.
 
 It is built in Keras, before conversion, rather than by editing the converted ONNX graph: one wrapper feeds both the
@@ -23,15 +23,20 @@ OUTPUT_NAME = "probabilities"
 
 def class_probabilities(raw, output: ClassOutput):
     """The model's raw outputs (N, K) -> calibrated class probabilities (N, C), in Keras ops: outputs.ClassOutput's
-    `probabilities` (two columns for one sigmoid unit, then softmax(log p / T)) for symbolic tensors."""
+    `probabilities` (two columns for one sigmoid unit, then softmax(log p * scale / T + bias)) for symbolic tensors."""
     import keras
+    import numpy as np
 
     ops = keras.ops
     probabilities = ops.concatenate([1.0 - raw[:, :1], raw[:, :1]], axis=1) if output.kind == SIGMOID else raw
-    if output.temperature == 1.0:  # as outputs.tempered: an uncalibrated run's probabilities are the model's own
+    if not output.is_calibrated:  # as outputs.calibrated: an uncalibrated run's probabilities are the model's own
         return probabilities
     log_p = ops.log(ops.clip(probabilities, PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR))
-    return ops.softmax(log_p / output.temperature, axis=1)
+    weight = np.ones(len(output.class_names)) if output.scale is None else np.asarray(output.scale)
+    logits = log_p * (weight / output.temperature).astype(np.float32)[None]  # (1, C) constants in the graph
+    if output.bias is not None:
+        logits = logits + np.asarray(output.bias, np.float32)[None]
+    return ops.softmax(logits, axis=1)
 
 
 def served_model(model, output: ClassOutput, image_size: int, tta: bool):
@@ -69,7 +74,7 @@ def save_served_model(model, image_size: int, target: Path, named: bool = False)
 
 
 def served_labels(run: Run) -> dict:
-    """labels.json entries of a served export: uint8 in, and probabilities that need no temperature or flips after."""
+    """labels.json entries of a served export: uint8 in, and probabilities that need no calibration or flips after."""
     size, output = run.image_size, run.output
     return {
         "input": {
@@ -87,5 +92,6 @@ def served_labels(run: Run) -> dict:
         "output_shape": [None, len(output.class_names)],
         "temperature": 1.0,  # applied inside: a reader must not apply it again
         "temperature_applied": output.temperature,
+        "calibration_applied": {"method": output.calibration_method, **output.calibration_record()},
         "flip_average_applied": run.config.tta,
     }

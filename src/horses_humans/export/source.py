@@ -48,7 +48,7 @@ class ExportSource:
     @property
     def output(self) -> ClassOutput:
         """How the run's model output reads: its classes, sigmoid or softmax, threshold; uncalibrated (T = 1), so
-        parity compares the model's own probabilities: the temperature is applied after any model, the same on all."""
+        parity compares the model's own probabilities: calibration is applied after any model, the same on all."""
         return self.run.raw_output
 
     @property

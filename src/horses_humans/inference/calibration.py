@@ -1,21 +1,43 @@
-"""Honest probabilities: temperature scaling fitted on validation, expected calibration error, reliability bins.
+"""Honest probabilities: a calibration map fitted on validation and chosen by cross-validation, expected
+calibration error, reliability bins.
 
-A model trained to zero loss answers 99.99% even where it is often wrong. One number, the temperature T, fitted to
-minimise the validation negative log-likelihood of log(p) / T, softens its probabilities without changing a single
-label (outputs.tempered). RUN/calibration.json keeps T and the before/after numbers; Run.output applies it, so
-predict, the server, evaluate, the report and exports all serve calibrated probabilities.
+A model trained to zero loss answers 99.99% even where it is often wrong; a frozen backbone with a small head can
+answer 70% where it is right 95% of the time. The map, outputs.calibrated, is softmax(log p * scale / T + bias), one
+of (METHODS, simplest first):
+- "none": the model's own probabilities;
+- "temperature": one T; T > 1 softens an overconfident model, T < 1 sharpens an underconfident one; labels never move;
+- "temperature+bias" (two classes): T and a bias on class 1's logit, sigmoid(logit(p) / T + b) (Platt scaling on
+  the logit), for a model that leans toward one class: saturated sigmoids that one T cannot spread;
+- "vector" (three or more classes): a scale and a bias per class (vector scaling on log p).
+RUN/calibration.json keeps the map, the held-out NLL of every method and the before/after numbers; Run.output applies
+it, so predict, the server, evaluate, the report and every export serve calibrated probabilities.
 
-A run with test-time flips serves the mean of the tempered probabilities of an image and its mirror, so its T is
-fitted on exactly that: the fit takes a stack of views (V, N, C) and scores their tempered mean.
+The guard against a small validation split (a T fitted on a handful of mistakes could promise far more than the model
+keeps) is two things, because each covers what the other cannot:
+- Cross-validation chooses the method: the validation split is cut into FOLDS stratified folds, each method is fitted
+  on all but one and scored by the NLL of the one left out; the method with the lowest held-out NLL wins, a richer
+  one only when it beats the simpler ones by MIN_GAIN nats per image, so a T < 1 or a per-class bias is used only
+  when it predicted images it had not seen. The chosen method is then fitted on the whole split.
+- Shrinkage by evidence: every parameter (log T, each bias, each log scale) has a normal prior at 0 (the identity)
+  with sd PRIOR_SD, added to the summed NLL: on a few images the fit stays near the model's own probabilities, on
+  many the data decide. A side without a single mistake is not fitted at all (its NLL only falls toward certainty).
+Cross-validation alone would still refit the winner on the whole split with nothing to hold it back; the prior alone
+cannot say whether 2C parameters earn their keep.
+
+A run with test-time flips serves the mean of the calibrated probabilities of an image and its mirror, so the map is
+fitted and scored on exactly that: the fit takes a stack of views (V, N, C) and scores their calibrated mean.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.outputs import PROBABILITY_FLOOR, tempered
+from ..config import HorsesHumansError
+from ..models.outputs import NONE, PROBABILITY_FLOOR, TEMPERATURE, TEMPERATURE_BIAS, VECTOR, calibrated
 from ..runs.record import load_run_split
 from ..runs.store import load_run, update_calibration
 from .predictor import Predictor
@@ -23,10 +45,70 @@ from .predictor import Predictor
 logger = logging.getLogger(__name__)  # progress lines; the CLI sends them to stderr
 
 ECE_BINS = 15
-# T from 1 to 148: calibration only softens. Validation renders are easier than the photos users send, so a T below 1
-# (sharper) fitted on a handful of validation mistakes would promise more than the model keeps on real photos.
-LOG_T_RANGE = (0.0, 5.0)
-VIEWS = {1: "each image", 2: "each image and its mirror (test-time flips): T fitted on their mean, as served"}
+FOLDS = 5  # stratified folds of the validation split that choose the method
+PRIOR_SD = 1.0  # sd of the normal prior on log T, each bias and each log scale (in nats of summed NLL: 1/2 per sd^2)
+MIN_GAIN = 1e-3  # held-out NLL (nats per image) a richer method must win by
+LOG_T_RANGE = (-3.0, 5.0)  # T from 0.05 (sharpens) to 148 (softens)
+BIAS_RANGE = (-10.0, 10.0)
+VIEWS = {1: "each image", 2: "each image and its mirror (test-time flips): fitted on their calibrated mean, as served"}
+
+
+@dataclass(frozen=True)
+class CalibrationMap:
+    """A fitted map, softmax(log p * scale / T + bias) (outputs.calibrated): what calibration.json records."""
+
+    method: str = NONE
+    temperature: float = 1.0
+    scale: tuple[float, ...] | None = None  # per class; None: 1
+    bias: tuple[float, ...] | None = None  # per class; None: 0
+
+    def apply(self, probabilities) -> np.ndarray:
+        """Uncalibrated probabilities (N, C) or views (V, N, C) -> the served (N, C), float32, as Predictor gives."""
+        return served(probabilities, self.temperature, self.scale, self.bias)
+
+    def record(self) -> dict:
+        """calibration.json's method, temperature, class_scale and class_bias (None clears a stale one)."""
+        as_list = lambda values: None if values is None else list(values)  # noqa: E731
+        return {
+            "method": self.method,
+            "temperature": self.temperature,
+            "class_scale": as_list(self.scale),
+            "class_bias": as_list(self.bias),
+        }
+
+
+@dataclass(frozen=True)
+class Method:
+    """A calibration method: which class counts it serves, its parameters' bounds, and the map they make."""
+
+    name: str
+    serves: Callable[[int], bool]  # classes -> whether the method applies
+    bounds: Callable[[int], list[tuple[float, float]]]  # classes -> one (low, high) per parameter
+    terms: Callable[[np.ndarray, int], tuple]  # (parameters, classes) -> (temperature, scale, bias)
+
+    def map_of(self, theta, classes: int) -> CalibrationMap:
+        """The CalibrationMap of parameters theta, rounded to 6 decimals as calibration.json stores them."""
+        temperature, scale, bias = self.terms(np.round(np.asarray(theta, np.float64), 6), classes)
+        rounded = lambda values: None if values is None else tuple(round(float(v), 6) for v in values)  # noqa: E731
+        return CalibrationMap(self.name, round(float(temperature), 6), rounded(scale), rounded(bias))
+
+
+METHODS = {  # simplest first: a later method must beat every earlier one by MIN_GAIN
+    NONE: Method(NONE, lambda c: True, lambda c: [], lambda theta, c: (1.0, None, None)),
+    TEMPERATURE: Method(TEMPERATURE, lambda c: True, lambda c: [LOG_T_RANGE], lambda t, c: (np.exp(t[0]), None, None)),
+    TEMPERATURE_BIAS: Method(
+        TEMPERATURE_BIAS,
+        lambda c: c == 2,
+        lambda c: [LOG_T_RANGE, BIAS_RANGE],
+        lambda t, c: (np.exp(t[0]), None, (0.0, t[1])),
+    ),
+    VECTOR: Method(
+        VECTOR,
+        lambda c: c >= 3,
+        lambda c: [LOG_T_RANGE] * c + [BIAS_RANGE] * c,
+        lambda t, c: (1.0, np.exp(t[:c]), t[c:]),
+    ),
+}
 
 
 def negative_log_likelihood(y_true, probabilities) -> float:
@@ -42,24 +124,115 @@ def views_of(probabilities) -> np.ndarray:
     return probabilities[None] if probabilities.ndim == 2 else probabilities
 
 
-def served(probabilities, temperature: float = 1.0) -> np.ndarray:
-    """(N, C) probabilities as a run serves them: the mean of each view's tempered probabilities (what
-    Predictor.predict_proba gives with the run's temperature and flips)."""
-    return np.mean([tempered(view, temperature) for view in views_of(probabilities)], axis=0)
+def served(probabilities, temperature: float = 1.0, scale=None, bias=None) -> np.ndarray:
+    """(N, C) probabilities as a run serves them: the mean of each view's calibrated probabilities (what
+    Predictor.predict_proba gives with the run's calibration and flips)."""
+    return np.mean([calibrated(view, temperature, scale, bias) for view in views_of(probabilities)], axis=0)
 
 
-def fit_temperature(y_true, probabilities) -> float:
-    """The T in [1, 148] that minimises the NLL of the served softmax(log p / T) on (y_true (N,), uncalibrated
-    probabilities (N, C) or views (V, N, C)); exactly 1.0 when every image is answered right (the NLL then only
-    falls as T -> 0)."""
-    from scipy.optimize import minimize_scalar
+def mapped_nll(y_true, log_views, weight, bias) -> tuple[float, np.ndarray, np.ndarray]:
+    """Summed -log p(true class) of the views' mean of softmax(log p * weight + bias), in float64, with its gradient
+    by weight (C,) and by bias (C,). log_views: clipped log p (V, N, C); weight is scale / T."""
+    from scipy.special import log_softmax, logsumexp
 
+    rows = np.arange(log_views.shape[1])
+    log_q = log_softmax(log_views * weight + bias, axis=2)  # (V, N, C)
+    log_mean = logsumexp(log_q[:, rows, y_true], axis=0) - np.log(len(log_q))  # log of the served p(true), (N,)
+    share = np.exp(log_q[:, rows, y_true] - log_mean - np.log(len(log_q)))  # each view's part of it, (V, N)
+    onehot = np.eye(log_views.shape[2])[y_true]
+    by_logit = -share[:, :, None] * (onehot - np.exp(log_q))  # d NLL / d logit, (V, N, C)
+    return float(-log_mean.sum()), (by_logit * log_views).sum(axis=(0, 1)), by_logit.sum(axis=(0, 1))
+
+
+def weight_and_bias(spec: Method, theta, classes: int) -> np.ndarray:
+    """The map's per-class weight (scale / T) and bias of parameters theta, as one (2C,) vector."""
+    temperature, scale, bias = spec.terms(theta, classes)
+    weight = (np.ones(classes) if scale is None else np.asarray(scale, np.float64)) / temperature
+    return np.concatenate([weight, np.zeros(classes) if bias is None else np.asarray(bias, np.float64)])
+
+
+def penalized_loss(spec: Method, y_true, log_views, penalty: float) -> Callable:
+    """theta -> (summed NLL + penalty * |theta|^2, its gradient): what L-BFGS-B minimises. The map's own derivative
+    by theta is taken by central differences (it holds no data: exact to ~1e-10), the data's analytically."""
+    classes = log_views.shape[2]
+
+    def loss(theta):
+        nll, by_weight, by_bias = mapped_nll(y_true, log_views, *np.split(weight_and_bias(spec, theta, classes), 2))
+        steps = np.eye(len(theta)) * 1e-6
+        jacobian = np.stack(
+            [
+                (weight_and_bias(spec, theta + h, classes) - weight_and_bias(spec, theta - h, classes)) / 2e-6
+                for h in steps
+            ],
+            axis=1,
+        )  # (2C, parameters)
+        gradient = jacobian.T @ np.concatenate([by_weight, by_bias]) + 2 * penalty * theta
+        return nll + penalty * float(theta @ theta), gradient
+
+    return loss
+
+
+def fit_method(
+    y_true, probabilities, method: str = TEMPERATURE, prior_sd: float | None = PRIOR_SD, perfect_is_identity=True
+) -> CalibrationMap:
+    """The map of `method` that maximises the likelihood of (y_true (N,), uncalibrated probabilities (N, C) or views
+    (V, N, C)) plus a normal prior (sd prior_sd, None: none) on its parameters; the identity when every image is
+    answered right and perfect_is_identity (the NLL then only falls toward certainty; cross-validation fits such a
+    side anyway, with its prior, so that a fold holding the only mistakes is scored by what the others teach)."""
+    from scipy.optimize import minimize
+
+    y_true, views = np.asarray(y_true, int), views_of(probabilities)
+    spec, classes = METHODS[method], views.shape[2]
+    bounds = spec.bounds(classes)
+    if not bounds or (perfect_is_identity and not mistakes(y_true, served(views))):
+        return CalibrationMap()
+    log_views = np.log(np.clip(views.astype(np.float64), PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR))
+    penalty = 0.0 if prior_sd is None else 0.5 / prior_sd**2
+    loss = penalized_loss(spec, y_true, log_views, penalty)
+    result = minimize(loss, np.zeros(len(bounds)), jac=True, method="L-BFGS-B", bounds=bounds)
+    return spec.map_of(result.x, classes)
+
+
+def fit_temperature(y_true, probabilities, prior_sd: float | None = PRIOR_SD) -> float:
+    """The fitted T alone (fit_method's "temperature"): 1.0 when every image is answered right."""
+    return fit_method(y_true, probabilities, TEMPERATURE, prior_sd).temperature
+
+
+def fold_ids(y_true, folds: int) -> np.ndarray:
+    """A fold index (0 .. folds - 1) per image, stratified by class, shuffled with seed 0 (the same every time)."""
     y_true = np.asarray(y_true, int)
-    if not mistakes(y_true, served(probabilities)):
-        return 1.0
-    loss = lambda log_t: negative_log_likelihood(y_true, served(probabilities, float(np.exp(log_t))))  # noqa: E731
-    result = minimize_scalar(loss, bounds=LOG_T_RANGE, method="bounded", options={"xatol": 1e-4})
-    return float(np.exp(result.x))
+    rng = np.random.default_rng(0)
+    order = np.concatenate([rng.permutation(np.flatnonzero(y_true == c)) for c in np.unique(y_true)])
+    ids = np.empty(len(y_true), int)
+    ids[order] = np.arange(len(y_true)) % folds
+    return ids
+
+
+def heldout_nll(y_true, views, method: str, folds: int) -> float:
+    """Mean NLL of every image under `method` fitted on the other folds (cross-validation)."""
+    y_true, ids, total = np.asarray(y_true, int), fold_ids(y_true, folds), 0.0
+    for k in range(folds):
+        fit = fit_method(y_true[ids != k], views[:, ids != k], method, perfect_is_identity=False)
+        total += negative_log_likelihood(y_true[ids == k], fit.apply(views[:, ids == k])) * int(np.sum(ids == k))
+    return total / len(y_true)
+
+
+def candidate_methods(classes: int) -> list[str]:
+    """The methods that serve this many classes, simplest first."""
+    return [name for name, spec in METHODS.items() if spec.serves(classes)]
+
+
+def choose_method(y_true, views, folds: int = FOLDS) -> tuple[str, dict, int]:
+    """(method, {method: held-out NLL}, folds used): the simplest method no richer one beats by MIN_GAIN."""
+    folds = min(folds, len(y_true))
+    if folds < 2:
+        return NONE, {}, 0
+    scores = {name: heldout_nll(y_true, views, name, folds) for name in candidate_methods(views.shape[2])}
+    best = NONE
+    for name, score in scores.items():
+        if score < scores[best] - MIN_GAIN:
+            best = name
+    return best, scores, folds
 
 
 def mistakes(y_true, probabilities) -> int:
@@ -101,17 +274,24 @@ def bins_record(table: dict) -> dict:
     }
 
 
-def calibration_record(y_true, raw_views, bins: int = ECE_BINS) -> dict:
-    """Fit T on (y_true, uncalibrated probabilities (N, C) or views (V, N, C)) and describe the before and after,
-    for calibration.json (`mistakes` 0 means there was nothing to fit: T stays 1.0)."""
-    temperature = fit_temperature(y_true, raw_views)
-    raw_probabilities, after = served(raw_views), served(raw_views, temperature)
+def calibration_record(y_true, raw_views, bins: int = ECE_BINS, method: str | None = None) -> dict:
+    """Choose (or take `method`) and fit the map on (y_true, uncalibrated probabilities (N, C) or views (V, N, C))
+    and describe it and the before and after, for calibration.json (`mistakes` 0 means there was nothing to fit: the
+    identity). The held-out NLL of every method is recorded either way."""
+    y_true, views = np.asarray(y_true, int), views_of(raw_views)
+    raw_probabilities = served(views)
+    chosen, scores, folds = choose_method(y_true, views) if mistakes(y_true, raw_probabilities) else (NONE, {}, 0)
+    fit = fit_method(y_true, views, method or chosen)
+    after = fit.apply(views)
     return {
-        "temperature": round(temperature, 6),
+        **fit.record(),
+        "chosen_by": "asked (calibrate --method)" if method else "held-out NLL",
         "fitted_on": "validation",
         "images": int(len(y_true)),
-        "method": "temperature scaling",
-        "views": VIEWS[len(views_of(raw_views))],
+        "views": VIEWS[len(views)],
+        "folds": folds,
+        "heldout_nll": {name: round(score, 6) for name, score in scores.items()},
+        "prior_sd": PRIOR_SD,
         "bins": bins,
         "mistakes": mistakes(y_true, raw_probabilities),
         "ece_before": expected_calibration_error(y_true, raw_probabilities, bins),
@@ -123,23 +303,52 @@ def calibration_record(y_true, raw_views, bins: int = ECE_BINS) -> dict:
     }
 
 
-def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=logger.info) -> dict:
-    """Fit the run's temperature on its validation images and record it in RUN/calibration.json; returns the record.
+def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=logger.info, method: str | None = None) -> dict:
+    """Choose (or, given `method`, fit that one) and fit the run's calibration on its validation images and record it
+    in RUN/calibration.json; returns the record.
 
-    The fit always starts from the model's own probabilities (T = 1), so calibrating twice gives the same T."""
+    The fit always starts from the model's own probabilities, so calibrating twice gives the same map."""
     run = load_run(run_dir)
+    check_method(method, len(run.class_names))
     split = load_run_split(run, "validation", data_dir, cache_dir, log)
     predictor, x = Predictor.uncalibrated(run), np.asarray(split.x)
     views = [predictor.predict_proba(x)] + ([predictor.predict_proba(x[:, :, ::-1])] if run.config.tta else [])
-    record = calibration_record(split.y, np.stack(views))
+    record = calibration_record(split.y, np.stack(views), method=method)
     return update_calibration(run.path, **record)
 
 
+def check_method(method: str | None, classes: int) -> None:
+    """A method asked for by name must exist and serve this many classes, else a clear error."""
+    if method is not None and method not in candidate_methods(classes):
+        raise HorsesHumansError(
+            f"calibration method {method!r} does not serve {classes} classes: choose one of "
+            f"{', '.join(candidate_methods(classes))} (or leave it out: cross-validation chooses)."
+        )
+
+
 def format_calibration(record: dict) -> str:
-    """One line: T, and ECE and NLL before and after, on how many validation images."""
-    unfit = " (no mistakes to fit on: kept)" if record.get("mistakes") == 0 else ""
+    """One line: the map, how it was chosen, and ECE and NLL before and after, on how many validation images."""
+    scores = ", ".join(f"{name} {score:.4f}" for name, score in (record.get("heldout_nll") or {}).items())
+    how = "asked for; " if record.get("chosen_by", "").startswith("asked") else "chosen by "
+    chosen = f"{how}held-out NLL over {record['folds']} folds: {scores}; " if scores else ""
     return (
-        f"temperature {record['temperature']:.3f}{unfit} (fitted on {record['images']} {record['fitted_on']} images): "
+        f"{describe_map(record)} ({chosen}fitted on {record['images']} {record['fitted_on']} images): "
         f"ECE {record['ece_before']:.4f} -> {record['ece_after']:.4f}, "
         f"NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}"
     )
+
+
+def describe_map(record: dict) -> str:
+    """The calibration of a calibration.json record in words (records with only a temperature too)."""
+    method, temperature = record.get("method", TEMPERATURE), record.get("temperature", 1.0)
+    if record.get("mistakes") == 0:
+        return "no calibration (no mistakes to fit on: the model's own probabilities)"
+    if method == NONE and record.get("chosen_by", "").startswith("asked"):
+        return "no calibration (asked for)"
+    if method == NONE:
+        return "no calibration (no method beat the model's own probabilities on held-out folds)"
+    if method == VECTOR:
+        numbers = lambda key: ", ".join(f"{v:.3f}" for v in record[key])  # noqa: E731
+        return f"vector scaling (class scales {numbers('class_scale')}; biases {numbers('class_bias')})"
+    bias = record.get("class_bias")
+    return f"temperature {temperature:.3f}" + (f" + bias {bias[1]:+.3f} on class 1's logit" if bias else "")

@@ -111,7 +111,7 @@ class Predictor:
     @classmethod
     def uncalibrated(cls, run: Run) -> Predictor:
         """The run's model (its default checkpoint) answering with its own, uncalibrated probabilities and no unsure
-        rule or flips: what temperature scaling is fitted on and what exports are checked against."""
+        rule or flips: what calibration is fitted on and what exports are checked against."""
         return cls(run.load_model(), run.class_names, run.image_size, output=run.raw_output)
 
     @classmethod

@@ -11,7 +11,7 @@ Rules, checked in this order:
 
 tau is calibrated on the validation split: the largest tau that leaves at most MAX_UNSURE_SHARE (2%) of the
 validation images of the real classes unsure, i.e. the k-th smallest confidence with k = floor(2% of them).
-The probabilities it thresholds are the run's served ones (calibrated ones where the run has a temperature).
+The probabilities it thresholds are the run's served ones (calibrated where the run has a calibration map).
 
 score (in [0, 1], how sure the rule is that the answer should be unsure; 0 when an image is answered):
 - the reject class wins: its probability;

@@ -266,8 +266,18 @@ def evaluation_command(evaluation: dict, run_dir: Path) -> str:
 def calibration_lines(calibration: dict) -> list[str]:
     """What calibration.json holds, in words: the temperature, the calibration error before and after, the rule."""
     lines = ["Calibration (`calibration.json`, fitted on the validation split by `horses-humans train`):", ""]
+    if calibration.get("method") not in (
+        None,
+        "temperature",
+        "temperature scaling",
+        "none",
+    ):  # records from before methods: a temperature
+        lines.append(f"- method: {calibration['method']} (chosen by held-out log-loss on folds of validation)")
     if calibration.get("temperature") is not None:
         lines.append(f"- temperature: {calibration['temperature']:.2f} (probabilities are softened or sharpened by it)")
+    for key, label in (("class_scale", "scale"), ("class_bias", "bias")):
+        if calibration.get(key) is not None:
+            lines.append(f"- per-class {label} of log p: {', '.join(f'{v:.3f}' for v in calibration[key])}")
     for key, label in (("ece_before", "before"), ("ece_after", "after")):
         if calibration.get(key) is not None:
             lines.append(f"- expected calibration error {label}: {calibration[key]:.3f}")

@@ -106,9 +106,13 @@ class Unsure(Record):
 
 
 class Calibration(Record):
-    """calibration.json: the fitted temperature and the unsure rule, each optional."""
+    """calibration.json: the fitted calibration (temperature, and per-class scale and bias for the richer methods)
+    and the unsure rule, each optional; records from before the richer methods hold only a temperature."""
 
+    method: str | None = None
     temperature: float | None = Field(None, gt=0.0)
+    class_scale: list[float] | None = None
+    class_bias: list[float] | None = None
     unsure: Unsure | None = None
 
 
@@ -154,6 +158,8 @@ class ExportLabels(Labels):
 
     model_file: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")  # a name inside the export folder, never a path
     temperature: float = Field(1.0, gt=0.0)
+    class_scale: list[float] | None = None  # the web export's calibration after the model (served exports: inside)
+    class_bias: list[float] | None = None
 
 
 def resolved(config: TrainConfig) -> TrainConfig:

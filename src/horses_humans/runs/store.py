@@ -7,7 +7,7 @@ import os
 import sys
 import time
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import DEFAULT_RESIZE, HorsesHumansError, TrainConfig, describe_error
@@ -63,14 +63,21 @@ class Run:
 
     @property
     def output(self) -> ClassOutput:
-        """How to read this run's model output (classes, sigmoid or softmax, threshold, calibrated temperature)."""
+        """How to read this run's model output (classes, sigmoid or softmax, threshold, and the calibration:
+        temperature, class scale and bias; records with only a temperature read as before)."""
         calibration = read_calibration(self.path)
-        return ClassOutput.from_labels({**self.labels, "temperature": calibration.get("temperature", 1.0)})
+        fitted = {key: calibration.get(key) for key in ("class_scale", "class_bias")}
+        try:
+            return ClassOutput.from_labels(
+                {**self.labels, "temperature": calibration.get("temperature", 1.0), **fitted}
+            )
+        except HorsesHumansError as exc:  # a scale or bias that does not fit the classes: name the file
+            raise HorsesHumansError(f"{self.path / CALIBRATION_FILE}: {exc}") from exc
 
     @property
     def raw_output(self) -> ClassOutput:
-        """The output uncalibrated (T = 1): what the model itself says, which calibration fits and exports match."""
-        return replace(self.output, temperature=1.0)
+        """The output uncalibrated: what the model itself says, which calibration fits and exports match."""
+        return self.output.uncalibrated()
 
     @property
     def image_size(self) -> int:
@@ -252,7 +259,7 @@ def load_run(path: str | Path, checkpoint: str | None = None) -> Run:
         read_data_record(path),
         checkpoint,
     )
-    read_calibration(path)  # read lazily by Run.output: a damaged one is reported now, before any work is done
+    run.output  # calibration.json is read lazily by it: a damaged one is reported now, before any work is done
     return run
 
 
