@@ -10,7 +10,7 @@ docs/own-data.md's "What to expect on real photos" comes from here:
   by a run that saw no photo of its source; random folds put photos of one source on both sides, so they flatter).
   Fold folders are links, nothing is copied.
 
-    python scripts/real_photos.py                 about 20 minutes on the 2-core CPU the first time; then a minute
+    python scripts/real_photos.py                 about 55 minutes on 2 busy shared cores the first time; then minutes
     REAL_PHOTOS=DIR RUNS=DIR DATA=DIR FOLDS=4 python scripts/real_photos.py
     ALL=1 python scripts/real_photos.py           adds every candidate that chose the recommended recipe
 """
