@@ -49,3 +49,22 @@ def test_three_quarters_of_the_dev_photos_teach_the_rest_unsure(halves, tmp_path
     assert counts["horses"]["right"] + counts["humans"]["right"] >= 18  # of 20 held-out real photos
     assert counts["neither"]["unsure"] >= 8  # of 10 held-out neither photos
     assert found["validation_unsure"] <= 0.02 * found["validation_images"]
+
+
+def test_leaving_one_dev_source_out_trains_on_no_photo_of_it(tmp_path):
+    """scripts/real_photos.py's grouped folds over the real SOURCES.tsv: every dev photo has a source, and no fold
+    trains on a photo of the source it holds out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("real_photos", REPO / "scripts" / "real_photos.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    sources = script.photo_sources(PHOTOS)
+    assert len(sources) == sum(len(list((PHOTOS / c).iterdir())) for c in ("horses", "humans", "neither"))
+    triples = script.source_folders(PHOTOS, tmp_path)
+    assert len(triples) == len(set(sources.values()))
+    for source, trained_on, heldout in triples:
+        trained = {f"{p.parent.name}/{p.name}" for p in trained_on.rglob("*") if p.is_symlink()}
+        held = {f"{p.parent.name}/{p.name}" for p in heldout.rglob("*") if p.is_symlink()}
+        assert held and {sources[f] for f in held} == {source}
+        assert source not in {sources[f] for f in trained}
