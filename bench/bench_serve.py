@@ -16,6 +16,12 @@ Targets on the 2-core CPU, baseline model, valid photos (--hostile 0): >= 200 re
 150 ms at 32 connections, no 5xx but the 503s of a full queue (each with Retry-After, counted apart).
 
     python bench/bench_serve.py RUN [--requests 3000] [--seconds 20] [--concurrency 8,32,64] [--hostile 0.3]
+
+--runtimes keras,auto instead serves the run once per runtime (all servers up at once) and takes predict phases in
+turns at the first --concurrency for --rounds rounds: medians and spread of requests/s, p99 and the server's CPU per
+request, and the target of issue 22 (the last runtime >= 2x the first's requests/s with p99 < 100 ms):
+
+    python bench/bench_serve.py RUN --runtimes keras,auto --concurrency 16 --seconds 6 --rounds 5
 """
 
 from __future__ import annotations
@@ -49,9 +55,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run: str, port: int) -> subprocess.Popen:
-    """`horses-humans serve RUN` as a subprocess; returns once /healthz answers."""
+def start_server(run: str, port: int, runtime: str | None = None) -> subprocess.Popen:
+    """`horses-humans serve RUN [--runtime R]` as a subprocess; returns once /healthz answers."""
     env = dict(os.environ)  # the CLI sets up the backend itself (horses_humans.core.backend)
+    if runtime:
+        env["HORSES_HUMANS_SERVE_RUNTIME"] = runtime
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
     server = subprocess.Popen(
         [sys.executable, "-m", "horses_humans.cli.main", "serve", run, "--host", "127.0.0.1", "--port", str(port)],
@@ -258,6 +266,60 @@ def direct(run: str, requests: list[tuple[str, bytes, str]], count: int, seconds
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_runtimes(args, runtimes: list[str], concurrency: int) -> None:
+    """One server per runtime, all started at once; predict phases taken in turns, round after round, so that the
+    machine's other load hits every runtime alike -> medians of requests/s and p99, the server's CPU per request,
+    and each runtime's ratio to the first."""
+    servers = {r: (port := free_port(), start_server(args.run, port, r)) for r in runtimes}
+    mix, rows = request_mix(args.data_dir, args.hostile), {r: [] for r in runtimes}
+    try:
+        for port, _ in servers.values():
+            asyncio.run(phase(port, mix, 200, 10, concurrency))  # warm-up: decoders, threads, batch shapes
+        for round_ in range(args.rounds):
+            for runtime, (port, server) in servers.items():
+                cpu = cpu_seconds(server.pid)
+                r = asyncio.run(phase(port, mix, args.requests, args.seconds, concurrency, args.retry_after))
+                r["cpu_ms"] = 1000 * (cpu_seconds(server.pid) - cpu) / r["requests"]
+                rows[runtime].append(r)
+                line = f"{r['rps']:6.1f} requests/s, p99 {r['p99']:6.1f} ms, server CPU {r['cpu_ms']:.2f} ms/request"
+                print(f"  round {round_ + 1} {runtime:<6} {line}", flush=True)
+    finally:
+        for _, server in servers.values():
+            server.terminate()
+            server.wait(10)
+    show_comparison(rows, runtimes, concurrency, args.hostile)
+
+
+def show_comparison(rows: dict, runtimes: list[str], concurrency: int, hostile: float) -> None:
+    """Medians (and the spread) per runtime; the target: the last runtime >= 2x the first's requests/s, p99 < 100 ms."""
+    med = lambda runtime, key: float(np.median([r[key] for r in rows[runtime]]))  # noqa: E731
+    print(f"\n{concurrency} connections, {hostile:.0%} hostile uploads, {len(rows[runtimes[0]])} rounds (medians)")
+    print("| runtime | requests/s | spread | p99 ms | server CPU ms per request | 5xx | x " + runtimes[0] + " |")
+    print("|---|---|---|---|---|---|---|")
+    for runtime in runtimes:
+        rps = [r["rps"] for r in rows[runtime]]
+        print(
+            f"| {runtime} | {med(runtime, 'rps'):.0f} | {min(rps):.0f}-{max(rps):.0f} | {med(runtime, 'p99'):.0f} | "
+            f"{med(runtime, 'cpu_ms'):.2f} | {sum(r['5xx'] for r in rows[runtime])} | "
+            f"{med(runtime, 'rps') / med(runtimes[0], 'rps'):.2f}x |"
+        )
+    last = runtimes[-1]
+    ratio, p99 = med(last, "rps") / med(runtimes[0], "rps"), med(last, "p99")
+    cpu_ratio = med(runtimes[0], "cpu_ms") / med(last, "cpu_ms")
+    met = ratio >= 2 and p99 < 100
+    print(
+        f"target ({last} >= 2x {runtimes[0]}'s requests/s, p99 < 100 ms): {'met' if met else 'NOT met'} "
+        f"({ratio:.2f}x, p99 {p99:.0f} ms); by server CPU per request {last} can reach at most {cpu_ratio:.2f}x "
+        "(bench/profile_serve.py says where that CPU goes)"
+    )
+
+
 def show(name: str, r: dict, peak_mb: float | None = None) -> None:
     memory = f", server peak RSS {peak_mb:5.0f} MB" if peak_mb is not None else ""
     print(
@@ -302,8 +364,16 @@ def main() -> None:
         default=os.environ.get("HORSES_HUMANS_DATA"),
         help="real photos from here (default: $HORSES_HUMANS_DATA)",
     )
+    parser.add_argument(
+        "--runtimes",
+        help="compare these runtimes side by side instead, e.g. keras,auto: one server each, phases in turns at the "
+        "first --concurrency, --rounds rounds",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --runtimes (default 5)")
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",")]
+    if args.runtimes:
+        return compare_runtimes(args, args.runtimes.split(","), levels[0])
 
     port = free_port()
     server = start_server(args.run, port)

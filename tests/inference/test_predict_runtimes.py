@@ -176,3 +176,12 @@ def test_serve_says_which_run_checkpoint_and_runtime_answer(exported, runtime, c
     assert info["runtime"] == expected and info["checkpoint"]["file"] == "model.keras"
     assert info["answered_by"] == f"run {run.name}, checkpoint model.keras, runtime {expected}"
     assert any(f"serving {run}: {info['answered_by']}" in message for message in caplog.messages), caplog.messages
+
+
+@pytest.mark.parametrize("cores, threads", [(1, 1), (2, 1), (16, 8)])
+def test_onnx_runtime_leaves_half_the_cores_to_decoding(exported, monkeypatch, cores, threads):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    predictor = Predictor.from_run(exported[0], runtime="onnx")
+    assert predictor.runtime.session.get_session_options().intra_op_num_threads == threads
+    rows = predictor.predict_files(exported[1][:4])
+    assert all(r.error is None and r.label for r in rows)
