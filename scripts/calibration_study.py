@@ -3,6 +3,7 @@
 training now chooses (calibration.py) and under the former one (one temperature T >= 1, no prior).
 
     DATA=../shared/data python scripts/calibration_study.py [RUNS_DIR]     (about 5 minutes on 2 cores)
+    METHOD=best DATA=../shared/data python scripts/calibration_study.py [RUNS_DIR]   every method, labels may move
 
 The three-class data set is the official horses and humans (train and validation images, linked, not copied) plus
 a third class, `icons`: the 96 px Adwaita icons of /usr/share/icons (Debian's adwaita-icon-theme), a class of real,
@@ -39,6 +40,7 @@ PHOTOS = ROOT.parent / "shared" / "real-photos-dev"
 ICONS = Path("/usr/share/icons/Adwaita/96x96")
 ICON_FOLDERS = ("legacy", "status", "actions")
 SEED = 0
+METHOD = os.environ.get("METHOD", "auto")  # calibrate --method: auto (keeps labels, the default) or best, or a name
 
 
 def own_data(folder: Path) -> Path:
@@ -72,10 +74,14 @@ def photo_data(folder: Path) -> Path:
 
 
 def trained(runs: Path, name: str, options: list[str]) -> Path:
-    """runs/NAME, trained with options unless it exists."""
+    """runs/NAME, trained with options unless it exists, then calibrated by METHOD (`calibrate --method`) and its
+    unsure rule refitted on that calibration, as training does."""
     if not (runs / name / "metrics.json").exists():
         argv = ["train", *options, "--seed", str(SEED), "--runs-dir", str(runs), "--name", name]
         assert main_cli(argv) == 0, f"train {' '.join(argv)} failed"
+    data = ["--data-dir", options[options.index("--data-dir") + 1]] if "--data-dir" in options else []
+    assert main_cli(["calibrate", str(runs / name), "--method", METHOD, *data]) == 0, f"calibrate {name} failed"
+    assert main_cli(["unsure", str(runs / name), *data]) == 0, f"unsure {name} failed"
     return runs / name
 
 

@@ -103,7 +103,8 @@ def test_an_underconfident_model_is_sharpened_and_its_ece_falls():
     record = calibration_record(y, p)
     assert record["method"] == "temperature" and 0.45 < record["temperature"] < 0.55
     assert record["ece_after"] < 0.03 < record["ece_before"] and record["nll_after"] < record["nll_before"]
-    assert set(record["heldout_nll"]) == {"none", "temperature", "temperature+bias"} and record["folds"] == 5
+    assert set(record["heldout_nll"]) == {"none", "temperature"} and record["folds"] == 5  # auto keeps labels
+    assert record["chosen_by"].startswith("held-out NLL, among the methods that keep every label")
 
 
 def test_an_overconfident_model_is_softened():
@@ -128,7 +129,10 @@ def test_a_tiny_split_with_one_mistake_gets_no_extreme_temperature():
 
 def test_temperature_plus_bias_wins_on_a_model_that_leans_to_one_class():
     y, p = overconfident(sharpen=1.0, lean=2.0)
-    record = calibration_record(y, p)
+    kept = calibration_record(y, p)  # auto: the bias would move labels, so it is not among the candidates
+    assert kept["method"] == "temperature" and kept["class_bias"] is None
+    assert (served(p, kept["temperature"]).argmax(1) == p.argmax(1)).all()
+    record = calibration_record(y, p, method="best")
     assert record["method"] == "temperature+bias" and record["class_bias"][1] == pytest.approx(-2.0, abs=0.2)
     scores = record["heldout_nll"]
     assert scores["temperature+bias"] < scores["temperature"] < scores["none"]
@@ -137,7 +141,8 @@ def test_temperature_plus_bias_wins_on_a_model_that_leans_to_one_class():
 
 def test_vector_scaling_wins_on_a_per_class_biased_model_and_is_recorded(tmp_path):
     y, p = class_biased()
-    record = calibration_record(y, p)
+    assert calibration_record(y, p)["method"] == "temperature"  # auto keeps labels
+    record = calibration_record(y, p, method="best")
     assert record["method"] == "vector" and set(record["heldout_nll"]) == {"none", "temperature", "vector"}
     assert record["heldout_nll"]["vector"] < record["heldout_nll"]["temperature"] - 0.05
     assert len(record["class_scale"]) == len(record["class_bias"]) == 3 and record["temperature"] == 1.0
@@ -298,6 +303,10 @@ def test_calibrate_fits_the_method_asked_for_and_refuses_one_that_does_not_fit(t
     assert not load_run(run_dir).output.is_calibrated
     assert main(["calibrate", str(run_dir), "--data-dir", str(data), "--method", "vector"]) == 2  # two classes
     assert "does not serve 2 classes: choose one of none, temperature, temperature+bias" in capsys.readouterr().err
+    assert main(["calibrate", str(run_dir), "--data-dir", str(data), "--method", "best"]) == 0
+    saved = json.loads((run_dir / CALIBRATION_FILE).read_text())
+    assert saved["chosen_by"].startswith("held-out NLL, among every method")
+    assert set(saved["heldout_nll"]) <= {"none", "temperature", "temperature+bias"}
 
 
 def test_flipped_runs_fit_t_on_the_mean_they_serve():

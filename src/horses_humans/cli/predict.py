@@ -43,10 +43,11 @@ def add_calibrate(sub) -> None:
     add_run(p)
     p.add_argument(
         "--method",
-        choices=("auto", "none", "temperature", "temperature+bias", "vector"),
+        choices=("auto", "best", "none", "temperature", "temperature+bias", "vector"),
         default="auto",
-        help="auto: the method with the lowest held-out log-loss over 5 folds of validation; or fit this one "
-        "(temperature+bias: two classes; vector: three or more; none: the model's own probabilities)",
+        help="auto: none or temperature (they keep every label), whichever has the lower held-out log-loss over 5 "
+        "folds of validation; best: the same choice among every method (a bias or per-class scale can move labels); "
+        "or fit this one (temperature+bias: two classes; vector: three or more; none: the model's own probabilities)",
     )
     add_run_data_dir(p)
     add_cache_dir(p)
