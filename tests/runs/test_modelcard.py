@@ -154,3 +154,13 @@ def test_card_names_the_recipe_asked_for_and_what_it_stands_for(tmp_path):
     assert "- Recipe: `recommended` (`mobilenet_v2`, test-time flips)" in card
     plain = model_card(load_run(write_run(tmp_path / "plain", TrainConfig(recipe="baseline"))))
     assert "- Recipe: `baseline` (the full" in plain
+
+
+def test_card_words_the_calibration_method_it_serves(tmp_path):
+    path = write_run(tmp_path, TrainConfig(recipe="baseline"))
+    save_json(path, "calibration.json", {"method": "none", "temperature": 1.0, "mistakes": 0, "ece_before": 0.2})
+    card = model_card(load_run(path))
+    assert "- none: the model's own probabilities are served (no validation mistakes to fit on)" in card
+    assert "- temperature:" not in card
+    save_json(path, "calibration.json", {"method": "temperature", "temperature": 0.5})
+    assert "- temperature: 0.50 (sharpens the model's probabilities)" in model_card(load_run(path))

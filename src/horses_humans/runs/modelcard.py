@@ -273,8 +273,13 @@ def calibration_lines(calibration: dict) -> list[str]:
         "none",
     ):  # records from before methods: a temperature
         lines.append(f"- method: {calibration['method']} (chosen by held-out log-loss on folds of validation)")
-    if calibration.get("temperature") is not None:
-        lines.append(f"- temperature: {calibration['temperature']:.2f} (probabilities are softened or sharpened by it)")
+    if calibration.get("method") == "none":
+        unfit = "no validation mistakes to fit on" if calibration.get("mistakes") == 0 else "no method beat it"
+        lines.append(f"- none: the model's own probabilities are served ({unfit})")
+    elif calibration.get("temperature") is not None:
+        t = calibration["temperature"]
+        effect = "softens" if t > 1 else "sharpens" if t < 1 else "leaves"
+        lines.append(f"- temperature: {t:.2f} ({effect} the model's probabilities)")
     for key, label in (("class_scale", "scale"), ("class_bias", "bias")):
         if calibration.get(key) is not None:
             lines.append(f"- per-class {label} of log p: {', '.join(f'{v:.3f}' for v in calibration[key])}")
