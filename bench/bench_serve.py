@@ -67,6 +67,11 @@ def start_server(run: str, port: int, runtime: str | None = None) -> subprocess.
         stderr=log,
         text=True,
     )
+    return await_health(server, port, log)
+
+
+def await_health(server: subprocess.Popen, port: int, log) -> subprocess.Popen:
+    """The server once its /healthz answers (within 120 s); its stderr log, if it exits first, in the error."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:

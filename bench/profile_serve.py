@@ -198,18 +198,9 @@ def start_child(run: str, port: int, runtime: str, cprofile: bool) -> subprocess
     log = tempfile.TemporaryFile("w+")
     command = [sys.executable, __file__, "--child", run, "--port", str(port), "--runtime", runtime]
     server = subprocess.Popen(command + ["--cprofile"] * cprofile, stderr=log)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            log.seek(0)
-            raise SystemExit(f"the server exited with status {server.returncode}:\n{log.read()}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("the server did not answer /healthz within 120 s")
+    from bench_serve import await_health
+
+    return await_health(server, port, log)
 
 
 def fetch(port: int, path: str) -> dict:

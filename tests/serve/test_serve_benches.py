@@ -35,7 +35,9 @@ def test_profile_serve_times_every_stage_of_every_request(tmp_path):
             assert report["counts"][span] == 24, span
         ms = report["mean_ms"]
         assert ms["app"] >= ms["endpoint"] >= ms["worker"] and ms["decode+hop"] >= ms["decode"] > 0
-        assert report["cpu_seconds"]["event loop"] > 0 and report["cpu_seconds"]["decode"] > 0
+        # /proc counts CPU in 10 ms ticks: 24 tiny decodes may not fill one, so the threads' sum is what must show
+        cpu = report["cpu_seconds"]
+        assert cpu["event loop"] >= 0 and cpu["decode"] >= 0 and cpu["event loop"] + cpu["decode"] > 0
     assert one["counts"]["model"] == 24  # one connection: every request is its own batch
     assert re.search(r"^  total +\d+\.\d\d  -> at most \d+ requests/s on \d+ cores$", stdout, re.M)
 
