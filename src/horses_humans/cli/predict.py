@@ -149,8 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..inference.calibration import calibrate_run, format_calibration
 
-    method = None if args.method == "auto" else args.method
-    print(format_calibration(calibrate_run(args.run, run_data_dir(args), args.cache_dir, log=log, method=method)))
+    print(format_calibration(calibrate_run(args.run, run_data_dir(args), args.cache_dir, log=log, method=args.method)))
     log("the unsure rule is fitted on calibrated probabilities: `horses-humans unsure RUN` fits it again")
     return 0
 

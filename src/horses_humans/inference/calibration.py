@@ -288,21 +288,23 @@ def bins_record(table: dict) -> dict:
 
 
 def calibration_record(y_true, raw_views, bins: int = ECE_BINS, method: str | None = None) -> dict:
-    """Choose (or take `method`) and fit the map on (y_true, uncalibrated probabilities (N, C) or views (V, N, C))
-    and describe it and the before and after, for calibration.json (`mistakes` 0 means there was nothing to fit: the
-    identity). The held-out NLL of every method is recorded either way."""
+    """Choose and fit the map on (y_true, uncalibrated probabilities (N, C) or views (V, N, C)) and describe it and
+    the before and after, for calibration.json (`mistakes` 0 means there was nothing to fit: the identity). `method`:
+    None or "auto" chooses among the label-keeping methods, "best" among all, a method's name fits that one; the
+    held-out NLL of the candidates (all of them for a name) is recorded either way."""
     y_true, views = np.asarray(y_true, int), views_of(raw_views)
     raw_probabilities = served(views)
-    choice = method if method in (None, BEST) else None
+    asked = method not in (None, AUTO, BEST)  # a method named: fitted as asked, every method scored beside it
+    choice = AUTO if method in (None, AUTO) else BEST
     if mistakes(y_true, raw_probabilities):
-        chosen, scores, folds = choose_method(y_true, views, choice=choice or AUTO)
+        chosen, scores, folds = choose_method(y_true, views, choice=choice)
     else:
         chosen, scores, folds = NONE, {}, 0
-    fit = fit_method(y_true, views, chosen if choice or method is None else method)
+    fit = fit_method(y_true, views, method if asked else chosen)
     after = fit.apply(views)
     return {
         **fit.record(),
-        "chosen_by": CHOSEN_BY[choice or AUTO] if choice or method is None else "asked (calibrate --method)",
+        "chosen_by": "asked (calibrate --method)" if asked else CHOSEN_BY[choice],
         "fitted_on": "validation",
         "images": int(len(y_true)),
         "views": VIEWS[len(views)],
@@ -336,7 +338,7 @@ def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=logger.info, metho
 
 def check_method(method: str | None, classes: int) -> None:
     """A method asked for by name must exist and serve this many classes, else a clear error."""
-    if method not in (None, BEST) and method not in candidate_methods(classes):
+    if method not in (None, AUTO, BEST) and method not in candidate_methods(classes):
         raise HorsesHumansError(
             f"calibration method {method!r} does not serve {classes} classes: choose one of "
             f"{', '.join(candidate_methods(classes))} (or leave it out: cross-validation chooses)."
