@@ -1,7 +1,8 @@
 """An ONNX client that knows nothing of horses-humans: onnxruntime, numpy and Pillow, and the .onnx file alone.
 
 Everything it needs comes from the file's metadata_props, read as docs/export.md's contract says: `class_names` (a
-JSON list, output order), `image_size` (S), `resize` (squash: the whole image to S x S, bilinear), `output_kind`
+JSON list, output order), `image_size` (S), `resize` (squash: the whole image to S x S; crop: the centred square,
+the odd pixel right and down, to S x S; pad: the long side to S, centred on black; all bilinear), `output_kind`
 with `threshold` for sigmoid runs (label class 1 when its probability >= threshold, else argmax), and when present
 `unsure_threshold` (answer "unsure" below that confidence) and `reject_class` (answer "unsure" when that class wins).
 The graph takes uint8 RGB `image` (N, S, S, 3) and answers calibrated `probabilities` (N, C), flips averaged inside.
@@ -31,14 +32,27 @@ class OnnxClient:
         self.meta = self.session.get_modelmeta().custom_metadata_map
         self.class_names = json.loads(self.meta["class_names"])
         self.size = int(self.meta["image_size"])
-        if self.meta.get("resize", "squash") != "squash":
-            raise ValueError(f"{model_path}: resize {self.meta['resize']!r}; this client knows only 'squash'")
+        self.resize = self.meta.get("resize", "squash")
+        if self.resize not in ("squash", "crop", "pad"):
+            raise ValueError(f"{model_path}: resize {self.resize!r}; this client knows squash, crop and pad")
 
     def load(self, path: str | Path) -> np.ndarray:
-        """A photo as the contract says: EXIF orientation applied, RGB, squashed to S x S (bilinear), uint8."""
+        """A photo as the contract says: EXIF orientation applied, RGB, brought to S x S by `resize`, uint8."""
         with Image.open(path) as image:
             rgb = ImageOps.exif_transpose(image).convert("RGB")
-        return np.asarray(rgb.resize((self.size, self.size), Image.Resampling.BILINEAR), np.uint8)
+        size, (width, height) = self.size, rgb.size
+        if self.resize == "crop":
+            side = min(width, height)
+            left, top = (width - side) // 2, (height - side) // 2
+            rgb = rgb.crop((left, top, left + side, top + side))
+        elif self.resize == "pad":
+            longest = max(width, height)
+            fitted = tuple(max(1, (side * size + longest // 2) // longest) for side in (width, height))
+            canvas = Image.new("RGB", (size, size))  # black
+            corner = ((size - fitted[0]) // 2, (size - fitted[1]) // 2)
+            canvas.paste(rgb.resize(fitted, Image.Resampling.BILINEAR), corner)
+            return np.asarray(canvas, np.uint8)
+        return np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR), np.uint8)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 -> (N, C) calibrated probabilities, flips averaged in the graph."""

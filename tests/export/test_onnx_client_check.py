@@ -49,6 +49,25 @@ def test_the_client_imports_only_onnxruntime_numpy_and_pillow():
     assert imported <= ALLOWED, imported - ALLOWED
 
 
+@pytest.mark.parametrize("resize", ["squash", "crop", "pad"])
+@pytest.mark.parametrize("shape", [(45, 70), (70, 45), (33, 33)])
+def test_the_client_reads_a_photo_as_predict_does_in_every_resize_mode(tmp_path, resize, shape):
+    """Written from the contract alone, the client's pixels are predict's (load_pixels) for wide, tall and square."""
+    from PIL import Image
+
+    from horses_humans.data.images import load_pixels
+
+    sys.path.insert(0, str(SCRIPTS))
+    from onnx_client import OnnxClient
+
+    rng = np.random.default_rng(sum(shape))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8), "RGB").save(photo)
+    client = OnnxClient.__new__(OnnxClient)  # no model needed to read a photo
+    client.size, client.resize = 24, resize
+    np.testing.assert_array_equal(client.load(photo), load_pixels(photo, 24, resize=resize))
+
+
 @pytest.mark.slow
 def test_the_client_agrees_with_predict_on_every_image_unsure_included(ruled_run):
     run, photos = ruled_run
