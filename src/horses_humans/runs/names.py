@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import HorsesHumansError, resolve_runs_dir
 from .layout import METRICS_FILE
-from .store import is_finished, run_dirs
+from .store import is_finished, make_first_free, run_dirs
 
 LATEST = "latest"  # RUN: the finished run whose training ended last
 # A name is one folder: no slash, no leading dot or dash (hidden files, options), nothing a shell or a URL mangles.
@@ -30,13 +30,9 @@ def check_run_name(name: str) -> str:
 def named_run_dir(runs_dir: Path, name: str) -> Path:
     """A new folder RUNS_DIR/NAME, or NAME-2, NAME-3, ... when taken (made here, so two trainings never share one)."""
     check_run_name(name)
-    for n in range(1, MAX_CLASHES + 1):
-        path = Path(runs_dir) / (name if n == 1 else f"{name}-{n}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
+    path = make_first_free(Path(runs_dir) / (name if n == 1 else f"{name}-{n}") for n in range(1, MAX_CLASHES + 1))
+    if path is not None:
+        return path
     raise HorsesHumansError(
         f"{runs_dir}: {name} and {name}-2 to {name}-{MAX_CLASHES} all exist; choose another --name."
     )

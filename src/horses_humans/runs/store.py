@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,14 +194,22 @@ def new_run_dir(runs_dir: Path, config: TrainConfig) -> Path:
     """A fresh, uniquely named run directory: RECIPE-SIZE-sSEED-TIMESTAMP."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{config.recipe}-{config.image_size}-s{config.seed}-{stamp}"
-    for n in range(1000):
-        path = Path(runs_dir) / (base if n == 0 else f"{base}-{n}")
+    path = make_first_free(Path(runs_dir) / (base if n == 0 else f"{base}-{n}") for n in range(1000))
+    if path is None:
+        raise HorsesHumansError(f"{runs_dir}: cannot create a new run directory named {base}.")
+    return path
+
+
+def make_first_free(candidates: Iterable[Path]) -> Path | None:
+    """Make the first of candidates that does not exist yet (mkdir: two processes never get the same one) and return
+    it; None when every one exists."""
+    for path in candidates:
         try:
             path.mkdir(parents=True)
             return path
         except FileExistsError:
             continue
-    raise HorsesHumansError(f"{runs_dir}: cannot create a new run directory named {base}.")
+    return None
 
 
 def labels_record(class_names: list[str], image_size: int, resize: str = DEFAULT_RESIZE) -> dict:
