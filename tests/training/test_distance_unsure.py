@@ -14,7 +14,6 @@ from horses_humans.cli.main import main
 from horses_humans.inference.predictor import Predictor
 from horses_humans.inference.unsure import UNLIKE_TRAINING, UNSURE
 from horses_humans.models.distance import DISTANCE_FILE
-from horses_humans.runs.store import load_run
 
 from ..synthetic import make_classes
 from ..tiers import slow_fixture
