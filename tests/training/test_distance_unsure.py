@@ -88,3 +88,12 @@ def test_a_cnn_recipe_with_the_check_is_one_error_line(data, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "--distance-unsure" in err and "transfer recipe" in err and len(err.splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_explain_draws_the_heads_evidence_beside_the_check(run, tmp_path, capsys):
+    image = stranger(tmp_path / "stranger.png")
+    assert main(["explain", str(run), str(image), "--out", str(tmp_path / "explain")]) == 0
+    assert sorted(p.name for p in (tmp_path / "explain").iterdir()) == [
+        "stranger-activations.png",
+        "stranger-gradcam.png",
+    ]

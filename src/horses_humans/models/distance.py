@@ -33,6 +33,7 @@ DISTANCE_FILE = "distance.npz"
 K = 5  # neighbours: the study's choice (scripts/fewshot_study.py, STUDY=distance)
 QUANTILE = 0.98  # of cross-fitted training distances: about 2% of images like the training ones answered unsure
 FOLDS = 5
+GATE_LAYERS = ("distance_pool", "distance_gate")  # the layers `gated` adds: beside the model's chain of layers
 MAX_REFERENCES = 4000  # training images kept as references (a seeded sample of larger sets): 4000 x 1280 floats = 20 MB
 
 
@@ -141,7 +142,7 @@ def gate_layer(gate: DistanceGate, units: int):
             uniform = 0.5 if units == 1 else 1.0 / units
             return raw * (1.0 - far) + uniform * far
 
-    return DistanceGateLayer(name="distance_gate")
+    return DistanceGateLayer(name=GATE_LAYERS[1])
 
 
 def gated(model, gate: DistanceGate):
@@ -152,7 +153,7 @@ def gated(model, gate: DistanceGate):
     pixels = keras.Input(model.input.shape[1:], name="pixels")
     feature_map = model.get_layer(BACKBONE)(model.get_layer(PREPROCESS)(pixels), training=False)
     raw = model.get_layer(HEAD)(feature_map)
-    pooled = keras.layers.GlobalAveragePooling2D(name="distance_pool")(feature_map)
+    pooled = keras.layers.GlobalAveragePooling2D(name=GATE_LAYERS[0])(feature_map)
     return keras.Model(pixels, gate_layer(gate, raw.shape[-1])([pooled, raw]), name=model.name)
 
 
