@@ -97,3 +97,8 @@ def test_explain_draws_the_heads_evidence_beside_the_check(run, tmp_path, capsys
         "stranger-activations.png",
         "stranger-gradcam.png",
     ]
+
+
+def test_the_model_card_says_when_the_check_answers_unsure(run):
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "farther from every training image (backbone features) than 98% of them are" in card
