@@ -14,11 +14,13 @@ from ..runs.store import load_run
 from .features import extract
 
 
-def fit_distance_gate(run_dir: Path, recipe: Recipe, fit: Split, seed: int, log) -> DistanceGate:
-    """Pooled backbone features of the fit split through the run's saved checkpoint -> the gate, written to the run
-    (atomically)."""
+def fit_distance_gate(run_dir: Path, recipe: Recipe, splits: list[Split], seed: int, log) -> DistanceGate:
+    """Pooled backbone features of the run's images (the fit and validation splits: every image it was given is one
+    it knows) through its saved checkpoint -> the gate, written to the run (atomically). The threshold is cross-fitted,
+    so it does not lean on an image finding itself."""
     model = load_run(run_dir).load_model()  # no gate yet: the file is written below
-    features = extract(recipe.feature_extractor(model), np.asarray(fit.x))
+    extractor = recipe.feature_extractor(model)
+    features = np.concatenate([extract(extractor, np.asarray(split.x)) for split in splits if len(split)])
     gate = DistanceGate.fit(features.mean(axis=(1, 2)), seed=seed)
     gate.save(Path(run_dir) / DISTANCE_FILE)
     log(

@@ -279,6 +279,7 @@ def finish_run(fitting: Fitting, data: RunData, trainable: int, seconds: float, 
     )
     save_json(run_dir, METRICS_FILE, metrics)
     if fitting.config.distance_unsure:
-        fit_distance_gate(run_dir, get_recipe(fitting.config.recipe), data.fit, fitting.config.seed, workspace.log)
+        recipe = get_recipe(fitting.config.recipe)
+        fit_distance_gate(run_dir, recipe, [data.fit, data.val], fitting.config.seed, workspace.log)
     calibrate_run(run_dir, cache_dir=workspace.cache_dir, log=quiet)  # validation probabilities -> calibration.json
     return metrics
