@@ -266,8 +266,8 @@ def reopen_run_dir(
 
 
 def finish_run(fitting: Fitting, data: RunData, trainable: int, seconds: float, workspace: Workspace) -> dict:
-    """Save the float32 last and best checkpoints, then metrics.json, which makes the run directory a finished run,
-    then fit its distance check (--distance-unsure) on the fit split and calibrate it on its validation split (read
+    """Save the float32 last and best checkpoints, fit the distance check (--distance-unsure) on the run's images, then
+    write metrics.json, which makes the run directory a finished run, then calibrate it on its validation split (read
     through the workspace's cache); returns the metrics."""
     run_dir, history, model = fitting.recorder.run_dir, fitting.recorder.history, fitting.model
     best_epoch = save_checkpoints(run_dir, model, fitting.config, fitting.best, len(history))
@@ -277,9 +277,9 @@ def finish_run(fitting: Fitting, data: RunData, trainable: int, seconds: float, 
         train_seconds=round(seconds, 2),
         checkpoints=score_checkpoints(run_dir, checkpoints_record(history, best_epoch), workspace.cache_dir, quiet),
     )
-    save_json(run_dir, METRICS_FILE, metrics)
-    if fitting.config.distance_unsure:
+    if fitting.config.distance_unsure:  # before metrics.json: a run that looks finished has its check
         recipe = get_recipe(fitting.config.recipe)
         fit_distance_gate(run_dir, recipe, [data.fit, data.val], fitting.config.seed, workspace.log)
+    save_json(run_dir, METRICS_FILE, metrics)
     calibrate_run(run_dir, cache_dir=workspace.cache_dir, log=quiet)  # validation probabilities -> calibration.json
     return metrics
