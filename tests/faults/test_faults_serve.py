@@ -4,6 +4,7 @@ keys, foreign Host headers, overload) and every wait has a deadline, so no test 
 
 import asyncio
 import io
+import json
 import re
 import socket
 import threading
@@ -387,30 +388,6 @@ def test_overload_503s_reach_async_clients_whole_with_retry_after(baseline_run):
     assert all(r.headers["retry-after"] == "1" and "server busy" in r.json()["error"] for r in busy)
 
 
-def test_uploads_in_progress_are_held_to_a_byte_budget(baseline_run):
-    """Bodies no longer wait for a place, so together they are capped at max_queue x the body limit (what /tmp held
-    before): two 290 KB halves of uploads fill a 2 x 300 KB budget; a third upload is refused 503 with Retry-After;
-    once they are gone an upload is answered again."""
-    settings = ServeSettings(run=baseline_run, max_queue=2, max_body_bytes=300_000, body_timeout=30)
-    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": "300000"}
-    part = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'
-    with serving(settings) as port:
-        holders = [connect(port) for _ in range(2)]
-        try:
-            for sock in holders:
-                sock.sendall(head(port, "POST", "/v1/predict", headers) + part + b"x" * 290_000)
-            time.sleep(0.5)  # both halves have been read by the app
-            with connect(port) as sock:
-                sock.sendall(head(port, "POST", "/v1/predict", headers) + part + b"x" * 50_000)
-                status, response_headers, text = read_response(sock)
-            assert status == 503 and response_headers["retry-after"] == "1" and b"uploads in progress" in text, text
-        finally:
-            for sock in holders:
-                sock.close()
-        time.sleep(0.5)
-        assert post_files(port, [("a.png", encode(photo(seed=4), "PNG"))], key=None)[0] == 200
-
-
 def test_connections_over_the_cap_get_503(baseline_run):
     with serving(ServeSettings(run=baseline_run, max_connections=3)) as port:
         idle = [connect(port) for _ in range(3)]
@@ -421,6 +398,63 @@ def test_connections_over_the_cap_get_503(baseline_run):
         finally:
             for sock in idle:
                 sock.close()
+
+
+def send_slowly(sock: socket.socket, data: bytes, chunk: int = 10_000, pause: float = 0.02) -> None:
+    """Send `data` in `chunk`-byte writes `pause` s apart: a client on a slow link, still sending when refused."""
+    for start in range(0, len(data), chunk):
+        sock.sendall(data[start : start + chunk])
+        time.sleep(pause)
+
+
+def test_uploads_in_progress_are_held_to_a_byte_budget(baseline_run):
+    """Bodies no longer wait for a place, so together they are capped at max_queue x the body limit (what /tmp held
+    before): two 290 KB parts of uploads fill a 2 x 300 KB budget; a third upload, sent slowly, is read and discarded,
+    then answered 503 JSON with Retry-After (before the fix the 503 went out after its first chunk and the connection
+    was closed under the upload: the client's next write or read was a reset); once they are gone an upload is
+    answered again."""
+    settings = ServeSettings(run=baseline_run, max_queue=2, max_body_bytes=300_000, body_timeout=30)
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": "300000"}
+    part = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'
+    body = part + b"x" * (300_000 - len(part))
+    with serving(settings) as port:
+        holders = [connect(port) for _ in range(2)]
+        try:
+            for sock in holders:
+                sock.sendall(head(port, "POST", "/v1/predict", headers) + body[:290_000])
+            time.sleep(0.5)  # both have filled the budget
+            with connect(port) as sock:
+                sock.sendall(head(port, "POST", "/v1/predict", headers))
+                send_slowly(sock, body)
+                status, response_headers, text = read_response(sock)
+        finally:
+            for sock in holders:
+                sock.close()
+        assert status == 503 and response_headers["retry-after"] == "1", text
+        assert response_headers["content-type"] == "application/json"
+        assert "uploads in progress" in json.loads(text)["error"]
+        time.sleep(0.5)
+        assert post_files(port, [("a.png", encode(photo(seed=4), "PNG"))], key=None)[0] == 200
+
+
+def test_a_connection_over_the_cap_reads_a_json_503_while_sending_its_body(baseline_run):
+    """Over the connection cap (uvicorn's limit_concurrency answered plain text and closed without reading the body:
+    a client still sending saw a reset), an upload sent slowly is read and answered 503 JSON with Retry-After."""
+    body, kind = multipart([("big.png", b"x" * 290_000)])
+    headers = {"Content-Type": kind, "Content-Length": str(len(body))}
+    with serving(ServeSettings(run=baseline_run, max_connections=3)) as port:
+        idle = [connect(port) for _ in range(3)]
+        try:
+            with connect(port) as sock:
+                sock.sendall(head(port, "POST", "/v1/predict", headers))
+                send_slowly(sock, body)
+                status, response_headers, text = read_response(sock)
+                assert response_headers["connection"] == "close" and closed_within(sock, 5)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert status == 503 and response_headers["retry-after"] == "1", text
+    assert response_headers["content-type"] == "application/json" and "connections" in json.loads(text)["error"]
 
 
 def test_beyond_loopback_without_a_key_warns_loudly(baseline_run, monkeypatch, capsys):
