@@ -437,6 +437,30 @@ def test_uploads_in_progress_are_held_to_a_byte_budget(baseline_run):
         assert post_files(port, [("a.png", encode(photo(seed=4), "PNG"))], key=None)[0] == 200
 
 
+def test_a_budget_503_for_a_body_that_stops_comes_at_the_body_deadline_and_closes(baseline_run):
+    """The drain is bounded: an upload refused for the budget that stops sending half-way gets its 503 once the body
+    timeout has passed, with Connection: close (the rest of its body was never read)."""
+    settings = ServeSettings(run=baseline_run, max_queue=2, max_body_bytes=300_000, body_timeout=2)
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": "300000"}
+    part = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'
+    with serving(settings) as port:
+        holders = [connect(port) for _ in range(2)]
+        try:
+            for sock in holders:
+                sock.sendall(head(port, "POST", "/v1/predict", headers) + part + b"x" * 290_000)
+            time.sleep(0.3)
+            with connect(port) as sock:
+                start = time.monotonic()
+                sock.sendall(head(port, "POST", "/v1/predict", headers) + part + b"x" * 100_000)  # and no more
+                status, response_headers, text = read_response(sock)
+                waited = time.monotonic() - start
+                assert response_headers["connection"] == "close" and closed_within(sock, 5)
+        finally:
+            for sock in holders:
+                sock.close()
+    assert status == 503 and b"uploads in progress" in text and 1.5 < waited < 2 + 3, (status, waited, text)
+
+
 def test_a_connection_over_the_cap_reads_a_json_503_while_sending_its_body(baseline_run):
     """Over the connection cap (uvicorn's limit_concurrency answered plain text and closed without reading the body:
     a client still sending saw a reset), an upload sent slowly is read and answered 503 JSON with Retry-After."""
