@@ -22,7 +22,7 @@ from PIL import Image
 from horses_humans.cli.main import main
 from horses_humans.data.samples import encode, photo
 from horses_humans.serve.app import create_app
-from horses_humans.serve.limits import InFlightLimit
+from horses_humans.serve.limits import ConnectionsFull, InFlightLimit
 from horses_humans.serve.security import ApiKey, HostCheck
 from horses_humans.serve.server import exposure_warning
 from horses_humans.serve.settings import ServeSettings
@@ -550,3 +550,30 @@ def test_in_flight_bound_adapts_to_latency():
     small = InFlightLimit(app=None, max_requests=4)  # under MIN_LIMIT: max_requests is the floor too
     small.adapt(1.0, now=1.0)
     assert small.limit == 4
+
+
+def test_over_the_cap_a_body_is_read_only_while_few_are():
+    """ConnectionsFull reads a body before its 503 while fewer than the cap are being read; past that, for a body
+    declared over the limit, or for a client waiting for 100 Continue, it answers at once and reads nothing."""
+    reads, answers = [], []
+
+    async def receive():
+        reads.append(1)
+        return {"type": "http.request", "body": b"x" * 10, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answers.append((message["status"], dict(message["headers"])))
+
+    def request(*headers):
+        return {"type": "http", "headers": [(b"content-length", b"10"), *headers]}
+
+    busy = ConnectionsFull(max_connections=2, max_bytes=100, seconds=1)
+    asyncio.run(busy(request(), receive, send))
+    assert len(reads) == 1
+    for header in [(b"content-length", b"1000"), (b"expect", b"100-continue")]:
+        asyncio.run(busy({"type": "http", "headers": [header]}, receive, send))
+    busy.draining = 2  # two bodies being read already
+    asyncio.run(busy(request(), receive, send))
+    assert len(reads) == 1 and len(answers) == 4
+    assert all(status == 503 and headers[b"retry-after"] == b"1" for status, headers in answers)

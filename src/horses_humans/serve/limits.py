@@ -200,7 +200,9 @@ class ConnectionsFull:
     """ASGI app answering a request on a connection over the server's cap (uvicorn's limit_concurrency) in place of
     uvicorn's own answer, a plain-text 503 sent without reading the body, which a client still sending its body sees
     as a connection reset: this one reads and discards the body (at most max_bytes, within `seconds`), then answers
-    503 JSON with Retry-After and closes the connection, which frees its place."""
+    503 JSON with Retry-After and closes the connection, which frees its place. At most max_connections bodies are
+    drained at once (so at most twice the cap of connections are ever held); past that the answer goes out at once,
+    as uvicorn's did."""
 
     def __init__(self, max_connections: int, max_bytes: int, seconds: float, retry_after: int = 1):
         self.max_connections, self.max_bytes, self.seconds, self.retry_after = (
@@ -209,10 +211,17 @@ class ConnectionsFull:
             seconds,
             retry_after,
         )
+        self.draining = 0
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and body_worth_draining(scope, self.max_bytes):
-            await drain(receive, self.max_bytes, time.monotonic() + self.seconds)
+        if scope["type"] != "http":
+            return
+        if self.draining < self.max_connections and body_worth_draining(scope, self.max_bytes):
+            self.draining += 1
+            try:
+                await drain(receive, self.max_bytes, time.monotonic() + self.seconds)
+            finally:
+                self.draining -= 1
         message = (
             f"server busy: {self.max_connections} connections open, the most it takes "
             f"(HORSES_HUMANS_SERVE_MAX_CONNECTIONS); retry after {self.retry_after} s"

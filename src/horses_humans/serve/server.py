@@ -29,7 +29,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     (URL and each header) when a whole head arrives in one read, which the raw count cannot tell from its body."""
 
     header_timeout = 10.0
-    busy_app = ConnectionsFull(max_connections=256, max_bytes=32 * 2**20, seconds=30.0)  # protocol_class sets both
+    busy_app: ConnectionsFull | None = None  # set by protocol_class; None: uvicorn's own 503 over the cap
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -91,7 +91,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.awaiting_head = False
         self.cancel_head_timer()
-        if not self.over_connection_cap():
+        if self.busy_app is None or not self.over_connection_cap():
             return super().on_headers_complete()
         # uvicorn would pick its own 503 app by the same test: with the cap lifted for this call it runs busy_app
         self.logger.warning("Exceeded concurrency limit.")
