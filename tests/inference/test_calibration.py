@@ -234,7 +234,7 @@ def test_a_split_without_mistakes_already_surer_than_the_bound_is_kept():
     assert record["ece_after"] == record["ece_before"] == pytest.approx(expected_calibration_error(y, p))
     assert record["fit"].endswith("already at or above (N+1)/(N+2) = 0.962, N = 24: kept")
     assert format_calibration(record).startswith("no calibration (no mistakes: mean confidence 0.99")
-    assert fit_temperature(y, p) == 1.0
+    assert fit_temperature(y, p) == 1.0 and fit_temperature([], np.zeros((0, 3), np.float32)) == 1.0
 
 
 def test_a_split_with_mistakes_is_fitted_by_likelihood_as_before():

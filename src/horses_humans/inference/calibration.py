@@ -244,7 +244,7 @@ def succession_temperature(y_true, views) -> float:
     target, log_t = succession_bound(len(y_true)), LOG_T_RANGE[0]
     confidence = lambda log_t: mean_confidence(y_true, served(views, float(np.exp(log_t))))  # noqa: E731
     keeps_labels = lambda log_t: not mistakes(y_true, served(views, float(np.exp(log_t))))  # noqa: E731
-    if confidence(0.0) >= target:
+    if not len(y_true) or confidence(0.0) >= target:  # no image: nothing to claim
         return 1.0
     if confidence(log_t) > target:
         log_t = brentq(lambda log_t: confidence(log_t) - target, log_t, 0.0, xtol=1e-9)
