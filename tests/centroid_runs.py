@@ -37,20 +37,20 @@ def centroids(n_classes: int) -> np.ndarray:
     return (44.5 + np.array(CASTS[:n_classes], np.float64)) / 255
 
 
-def centroid_weights(n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dense kernel (3, units) and bias (units,): logit_i = k (2 c_i.x - |c_i|^2), the nearest centroid wins.
-    Two classes: one unit, logit_1 - logit_0, so the sigmoid is the softmax of the two."""
+def centroid_weights(n_classes: int, sharpness: float = SHARPNESS) -> tuple[np.ndarray, np.ndarray]:
+    """Dense kernel (3, units) and bias (units,): logit_i = k (2 c_i.x - |c_i|^2), the nearest centroid wins (k:
+    sharpness). Two classes: one unit, logit_1 - logit_0, so the sigmoid is the softmax of the two."""
     c = centroids(n_classes)
-    kernel, bias = SHARPNESS * 2 * c.T, -SHARPNESS * (c**2).sum(axis=1)
+    kernel, bias = sharpness * 2 * c.T, -sharpness * (c**2).sum(axis=1)
     if n_classes == 2:
         kernel, bias = kernel[:, 1:] - kernel[:, :1], bias[1:] - bias[:1]
     return kernel.astype(np.float32), bias.astype(np.float32)
 
 
-def centroid_model(n_classes: int, image_size: int = 32, lopsided: bool = False):
+def centroid_model(n_classes: int, image_size: int = 32, lopsided: bool = False, sharpness: float = SHARPNESS):
     """The tiny classifier, its output layer as ClassOutput.for_classes wants it. lopsided: the mean colour is
     weighted from 0.2 at the left edge to 1.8 at the right (Flatten + Dense), so a mirrored image answers otherwise
-    (what test-time flips need to be seen)."""
+    (what test-time flips need to be seen); sharpness: the logit scale (low: right but underconfident)."""
     import keras
 
     output = ClassOutput.for_classes(class_names(n_classes))
@@ -66,7 +66,7 @@ def centroid_model(n_classes: int, image_size: int = 32, lopsided: bool = False)
         name=f"centroids{n_classes}",
     )
     model.get_layer("conv3").set_weights([np.eye(3, dtype=np.float32)[None, None], np.zeros(3, np.float32)])
-    kernel, bias = centroid_weights(n_classes)
+    kernel, bias = centroid_weights(n_classes, sharpness)
     if lopsided:  # (S, S, 3, units) flattened: column j of the image weighs ramp[j] / S^2
         ramp = np.linspace(0.2, 1.8, image_size, dtype=np.float32)[None, :, None, None]
         weighted = np.broadcast_to(ramp * kernel[None, None], (image_size, image_size, 3, output.units))
@@ -82,14 +82,15 @@ def write_centroid_run(
     lopsided: bool = False,
     tta: bool = False,
     names: list[str] | None = None,
+    sharpness: float = SHARPNESS,
     **config_options,
 ) -> Path:
     """A finished run directory of the tiny model (a baseline config, so Grad-CAM's layer is conv3); tta: the run
-    answers with test-time flips; names: its classes (default synthetic.class_names, class i has cast i);
-    config_options: more TrainConfig fields (e.g. reject_class, resize: default squash)."""
+    answers with test-time flips; names: its classes (default synthetic.class_names, class i has cast i); sharpness:
+    centroid_model's; config_options: more TrainConfig fields (e.g. reject_class, resize: default squash)."""
     config = resolve(TrainConfig(recipe="baseline", image_size=image_size, epochs=1, tta=tta, **config_options))
     path = new_run_dir(Path(runs_dir), config)
-    save_model(path, centroid_model(n_classes, image_size, lopsided))
+    save_model(path, centroid_model(n_classes, image_size, lopsided, sharpness))
     save_json(path, CONFIG_FILE, config.to_dict())
     save_json(path, LABELS_FILE, labels_record(names or class_names(n_classes), image_size, config.resize))
     save_json(path, ENVIRONMENT_FILE, {"precision": "float32", "platform": "test-platform"})

@@ -4,6 +4,7 @@ keys, foreign Host headers, overload) and every wait has a deadline, so no test 
 
 import asyncio
 import io
+import json
 import re
 import socket
 import threading
@@ -21,7 +22,7 @@ from PIL import Image
 from horses_humans.cli.main import main
 from horses_humans.data.samples import encode, photo
 from horses_humans.serve.app import create_app
-from horses_humans.serve.limits import InFlightLimit
+from horses_humans.serve.limits import ConnectionsFull, InFlightLimit
 from horses_humans.serve.security import ApiKey, HostCheck
 from horses_humans.serve.server import exposure_warning
 from horses_humans.serve.settings import ServeSettings
@@ -387,30 +388,6 @@ def test_overload_503s_reach_async_clients_whole_with_retry_after(baseline_run):
     assert all(r.headers["retry-after"] == "1" and "server busy" in r.json()["error"] for r in busy)
 
 
-def test_uploads_in_progress_are_held_to_a_byte_budget(baseline_run):
-    """Bodies no longer wait for a place, so together they are capped at max_queue x the body limit (what /tmp held
-    before): two 290 KB halves of uploads fill a 2 x 300 KB budget; a third upload is refused 503 with Retry-After;
-    once they are gone an upload is answered again."""
-    settings = ServeSettings(run=baseline_run, max_queue=2, max_body_bytes=300_000, body_timeout=30)
-    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": "300000"}
-    part = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'
-    with serving(settings) as port:
-        holders = [connect(port) for _ in range(2)]
-        try:
-            for sock in holders:
-                sock.sendall(head(port, "POST", "/v1/predict", headers) + part + b"x" * 290_000)
-            time.sleep(0.5)  # both halves have been read by the app
-            with connect(port) as sock:
-                sock.sendall(head(port, "POST", "/v1/predict", headers) + part + b"x" * 50_000)
-                status, response_headers, text = read_response(sock)
-            assert status == 503 and response_headers["retry-after"] == "1" and b"uploads in progress" in text, text
-        finally:
-            for sock in holders:
-                sock.close()
-        time.sleep(0.5)
-        assert post_files(port, [("a.png", encode(photo(seed=4), "PNG"))], key=None)[0] == 200
-
-
 def test_connections_over_the_cap_get_503(baseline_run):
     with serving(ServeSettings(run=baseline_run, max_connections=3)) as port:
         idle = [connect(port) for _ in range(3)]
@@ -421,6 +398,87 @@ def test_connections_over_the_cap_get_503(baseline_run):
         finally:
             for sock in idle:
                 sock.close()
+
+
+def send_slowly(sock: socket.socket, data: bytes, chunk: int = 10_000, pause: float = 0.02) -> None:
+    """Send `data` in `chunk`-byte writes `pause` s apart: a client on a slow link, still sending when refused."""
+    for start in range(0, len(data), chunk):
+        sock.sendall(data[start : start + chunk])
+        time.sleep(pause)
+
+
+def test_uploads_in_progress_are_held_to_a_byte_budget(baseline_run):
+    """Bodies no longer wait for a place, so together they are capped at max_queue x the body limit (what /tmp held
+    before): two 290 KB parts of uploads fill a 2 x 300 KB budget; a third upload, sent slowly, is read and discarded,
+    then answered 503 JSON with Retry-After (before the fix the 503 went out after its first chunk and the connection
+    was closed under the upload: the client's next write or read was a reset); once they are gone an upload is
+    answered again."""
+    settings = ServeSettings(run=baseline_run, max_queue=2, max_body_bytes=300_000, body_timeout=30)
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": "300000"}
+    part = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'
+    body = part + b"x" * (300_000 - len(part))
+    with serving(settings) as port:
+        holders = [connect(port) for _ in range(2)]
+        try:
+            for sock in holders:
+                sock.sendall(head(port, "POST", "/v1/predict", headers) + body[:290_000])
+            time.sleep(0.5)  # both have filled the budget
+            with connect(port) as sock:
+                sock.sendall(head(port, "POST", "/v1/predict", headers))
+                send_slowly(sock, body)
+                status, response_headers, text = read_response(sock)
+        finally:
+            for sock in holders:
+                sock.close()
+        assert status == 503 and response_headers["retry-after"] == "1", text
+        assert response_headers["content-type"] == "application/json"
+        assert "uploads in progress" in json.loads(text)["error"]
+        time.sleep(0.5)
+        assert post_files(port, [("a.png", encode(photo(seed=4), "PNG"))], key=None)[0] == 200
+
+
+def test_a_budget_503_for_a_body_that_stops_comes_at_the_body_deadline_and_closes(baseline_run):
+    """The drain is bounded: an upload refused for the budget that stops sending half-way gets its 503 once the body
+    timeout has passed, with Connection: close (the rest of its body was never read)."""
+    settings = ServeSettings(run=baseline_run, max_queue=2, max_body_bytes=300_000, body_timeout=2)
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": "300000"}
+    part = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'
+    with serving(settings) as port:
+        holders = [connect(port) for _ in range(2)]
+        try:
+            for sock in holders:
+                sock.sendall(head(port, "POST", "/v1/predict", headers) + part + b"x" * 290_000)
+            time.sleep(0.3)
+            with connect(port) as sock:
+                start = time.monotonic()
+                sock.sendall(head(port, "POST", "/v1/predict", headers) + part + b"x" * 100_000)  # and no more
+                status, response_headers, text = read_response(sock)
+                waited = time.monotonic() - start
+                assert response_headers["connection"] == "close" and closed_within(sock, 5)
+        finally:
+            for sock in holders:
+                sock.close()
+    assert status == 503 and b"uploads in progress" in text and 1.5 < waited < 2 + 3, (status, waited, text)
+
+
+def test_a_connection_over_the_cap_reads_a_json_503_while_sending_its_body(baseline_run):
+    """Over the connection cap (uvicorn's limit_concurrency answered plain text and closed without reading the body:
+    a client still sending saw a reset), an upload sent slowly is read and answered 503 JSON with Retry-After."""
+    body, kind = multipart([("big.png", b"x" * 290_000)])
+    headers = {"Content-Type": kind, "Content-Length": str(len(body))}
+    with serving(ServeSettings(run=baseline_run, max_connections=3)) as port:
+        idle = [connect(port) for _ in range(3)]
+        try:
+            with connect(port) as sock:
+                sock.sendall(head(port, "POST", "/v1/predict", headers))
+                send_slowly(sock, body)
+                status, response_headers, text = read_response(sock)
+                assert response_headers["connection"] == "close" and closed_within(sock, 5)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert status == 503 and response_headers["retry-after"] == "1", text
+    assert response_headers["content-type"] == "application/json" and "connections" in json.loads(text)["error"]
 
 
 def test_beyond_loopback_without_a_key_warns_loudly(baseline_run, monkeypatch, capsys):
@@ -492,3 +550,30 @@ def test_in_flight_bound_adapts_to_latency():
     small = InFlightLimit(app=None, max_requests=4)  # under MIN_LIMIT: max_requests is the floor too
     small.adapt(1.0, now=1.0)
     assert small.limit == 4
+
+
+def test_over_the_cap_a_body_is_read_only_while_few_are():
+    """ConnectionsFull reads a body before its 503 while fewer than the cap are being read; past that, for a body
+    declared over the limit, or for a client waiting for 100 Continue, it answers at once and reads nothing."""
+    reads, answers = [], []
+
+    async def receive():
+        reads.append(1)
+        return {"type": "http.request", "body": b"x" * 10, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answers.append((message["status"], dict(message["headers"])))
+
+    def request(*headers):
+        return {"type": "http", "headers": [(b"content-length", b"10"), *headers]}
+
+    busy = ConnectionsFull(max_connections=2, max_bytes=100, seconds=1)
+    asyncio.run(busy(request(), receive, send))
+    assert len(reads) == 1
+    for header in [(b"content-length", b"1000"), (b"expect", b"100-continue")]:
+        asyncio.run(busy({"type": "http", "headers": [header]}, receive, send))
+    busy.draining = 2  # two bodies being read already
+    asyncio.run(busy(request(), receive, send))
+    assert len(reads) == 1 and len(answers) == 4
+    assert all(status == 503 and headers[b"retry-after"] == b"1" for status, headers in answers)

@@ -186,10 +186,87 @@ def test_a_scale_or_bias_that_does_not_fit_the_classes_is_a_clear_error(tmp_path
     assert ClassOutput.from_labels(output.record()) == output  # labels.json carries all of it
 
 
-def test_no_mistakes_keeps_temperature_one():
-    # every answer right: the NLL falls as T -> 0 and would make every answer certain; nothing to fit
-    p = np.array([[0.6, 0.4], [0.3, 0.7], [0.45, 0.55]], np.float32)
-    assert fit_temperature([0, 1, 1], p) == 1.0
+def all_right(n: int = 24, classes: int = 2, sure: tuple[float, float] = (0.55, 0.75), seed: int = 0):
+    """(y (N,), probabilities (N, C)): every row's top class is the true one, at a confidence drawn from `sure`
+    (below about 0.96: an underconfident model right on all of them), the rest spread over the other classes."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    top = rng.uniform(*sure, n)
+    rest = rng.dirichlet(np.ones(classes - 1), n) * (1 - top)[:, None]  # each below top (> 0.5): every row right
+    p = np.insert(rest, 0, top, axis=1)  # the top in column 0, then rolled to the true class
+    return y, np.stack([np.roll(row, label) for row, label in zip(p, y)]).astype(np.float32)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_an_underconfident_split_without_mistakes_is_sharpened_to_the_rule_of_succession(classes):
+    # every answer right: the NLL falls as T -> 0 and would make every answer certain; 24 right answers support a
+    # confidence of 25/26 (Laplace), so T is set to serve that on average, and no label moves
+    y, p = all_right(24, classes)
+    record = calibration_record(y, p)
+    after = served(p, record["temperature"])
+    assert record["mistakes"] == 0 and record["method"] == "temperature" and record["temperature"] < 1
+    assert after.max(axis=1).mean() == pytest.approx(25 / 26, abs=1e-3) and (after.argmax(1) == y).all()
+    ece_after = expected_calibration_error(y, after)
+    assert ece_after == pytest.approx(record["ece_after"]) and ece_after < expected_calibration_error(y, p) - 0.2
+    assert record["folds"] == 0 and record["heldout_nll"] == {}  # no mistake to score a held-out fold by
+    assert record["fit"] == f"no mistakes: mean confidence {p.max(1).mean():.3f} -> 0.962 = (N+1)/(N+2), N = 24"
+    assert fit_temperature(y, p) == record["temperature"]
+    line = format_calibration(record)
+    assert line.startswith(f"temperature {record['temperature']:.3f} (no mistakes: mean confidence ") and "ECE" in line
+    assert "no mistakes to fit on" not in describe_map(record)
+
+
+@pytest.mark.parametrize("method", ["best", "temperature", "vector", "temperature+bias"])
+def test_every_method_on_a_split_without_mistakes_is_the_rule_of_succession_temperature(method):
+    classes = 2 if method == "temperature+bias" else 3  # nothing to fit a bias or a per-class scale on
+    y, p = all_right(24, classes)
+    record = calibration_record(y, p, method=method)
+    assert record["method"] == "temperature" and record["class_scale"] is None and record["class_bias"] is None
+    assert record["temperature"] == calibration_record(y, p)["temperature"] < 1 and record["fit"].endswith("N = 24")
+    assert calibration_record(y, p, method="none")["method"] == "none"  # asked for none: none
+
+
+def test_a_split_without_mistakes_already_surer_than_the_bound_is_kept():
+    # 24 right at 0.99 > 25/26: no mistake says the model is overconfident, so it is not softened toward the bound
+    y, p = all_right(24, 3, sure=(0.985, 0.995))
+    record = calibration_record(y, p)
+    assert record["method"] == "none" and record["temperature"] == 1.0 and record["mistakes"] == 0
+    assert record["ece_after"] == record["ece_before"] == pytest.approx(expected_calibration_error(y, p))
+    assert record["fit"].endswith("already at or above (N+1)/(N+2) = 0.962, N = 24: kept")
+    assert format_calibration(record).startswith("no calibration (no mistakes: mean confidence 0.99")
+    assert fit_temperature(y, p) == 1.0 and fit_temperature([], np.zeros((0, 3), np.float32)) == 1.0
+
+
+def test_a_split_with_mistakes_is_fitted_by_likelihood_as_before():
+    y, p = overconfident(n=300, sharpen=0.5)  # underconfident, with mistakes
+    record = calibration_record(y, p)
+    assert record["mistakes"] > 0 and record["fit"] is None and record["folds"] == 5
+    assert record["chosen_by"] == "held-out NLL, among the methods that keep every label"
+    assert record["temperature"] == fit_method(y, p, "temperature").temperature  # the likelihood fit with its prior
+    for method in ("temperature", "temperature+bias"):  # the rule of succession never enters a split with mistakes
+        assert fit_method(y, p, method) == fit_method(y, p, method, perfect_by_succession=False)
+    assert format_calibration(record).startswith(f"temperature {record['temperature']:.3f} (chosen by held-out NLL")
+
+
+def test_a_mirror_that_disagrees_is_sharpened_no_further_than_every_label_keeps():
+    # three classes, an image and its mirror: the last image is right on their mean, but sharpened the mirror's
+    # class 1 wins; T stops where every label is still right, short of the bound
+    easy = np.array([[0.5, 0.3, 0.2], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]] * 2, np.float32)
+    views = np.stack([np.vstack([easy, [[0.40, 0.21, 0.39]]]), np.vstack([easy, [[0.30, 0.45, 0.25]]])])
+    y = np.array([0, 1, 2] * 2 + [0])
+    record = calibration_record(y, views)
+    after = served(views, record["temperature"])
+    assert record["method"] == "temperature" and record["temperature"] < 0.9 and (after.argmax(1) == y).all()
+    assert not (served(views, 0.1).argmax(1) == y).all()  # sharper, a label moves
+    assert after.max(1).mean() < 8 / 9 and "short of (N+1)/(N+2) = 0.889, N = 7" in record["fit"]
+
+
+def test_an_old_record_without_mistakes_still_reads(tmp_path):
+    run_dir = write_run(tmp_path, TrainConfig(recipe="baseline"))
+    old = {"method": "none", "temperature": 1.0, "mistakes": 0, "chosen_by": "held-out NLL, among the methods that "}
+    (run_dir / CALIBRATION_FILE).write_text(json.dumps({**old, "ece_before": 0.3, "ece_after": 0.3}))
+    assert not load_run(run_dir).output.is_calibrated
+    assert describe_map(old) == "no calibration (no mistakes to fit on: the model's own probabilities)"
 
 
 def test_ece_and_reliability_bins_by_hand():
@@ -323,6 +400,24 @@ def test_flipped_runs_fit_t_on_the_mean_they_serve():
     record = calibration_record(y, views)
     assert record["views"].startswith("each image and its mirror") and record["ece_after"] < record["ece_before"]
     assert calibration_record(y, p)["views"] == "each image"
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_calibrate_run_sharpens_an_underconfident_run_right_on_all_of_validation(tmp_path, tta):
+    from horses_humans.inference.predictor import Predictor
+    from horses_humans.runs.record import load_run_split
+
+    run_dir, data = centroid_setup(tmp_path, 3, sharpness=0.5, tta=tta)  # right on every image, at about 0.4
+    x = np.asarray(load_run_split(load_run(run_dir), "validation", data, None, lambda line: None).x)
+    before = Predictor.from_run(run_dir, runtime="keras").predict_proba(x)
+    record = calibrate_run(run_dir, data, log=lambda line: None)
+    saved = json.loads((run_dir / CALIBRATION_FILE).read_text())
+    assert saved == record and saved["mistakes"] == 0 and saved["method"] == "temperature"
+    assert saved["temperature"] < 1 and saved["fit"].endswith("-> 0.875 = (N+1)/(N+2), N = 6")
+    assert load_run(run_dir).output.temperature == saved["temperature"]
+    after = Predictor.from_run(run_dir, runtime="keras").predict_proba(x)  # what predict, serve and evaluate answer
+    assert before.max(1).mean() < 0.5 and after.max(1).mean() == pytest.approx(7 / 8, abs=1e-3)
+    assert (after.argmax(1) == before.argmax(1)).all() and saved["ece_after"] < saved["ece_before"] - 0.3
 
 
 def test_calibrate_run_fits_a_flipped_run_on_both_views(tmp_path):

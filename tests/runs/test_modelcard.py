@@ -164,3 +164,15 @@ def test_card_words_the_calibration_method_it_serves(tmp_path):
     assert "- temperature:" not in card
     save_json(path, "calibration.json", {"method": "temperature", "temperature": 0.5})
     assert "- temperature: 0.50 (sharpens the model's probabilities)" in model_card(load_run(path))
+
+
+def test_card_says_how_a_split_without_mistakes_was_calibrated(tmp_path):
+    path = write_run(tmp_path, TrainConfig(recipe="baseline"))
+    fit = "no mistakes: mean confidence 0.700 -> 0.962 = (N+1)/(N+2), N = 24"
+    save_json(path, "calibration.json", {"method": "temperature", "temperature": 0.3, "mistakes": 0, "fit": fit})
+    card = model_card(load_run(path))
+    assert "- temperature: 0.30 (sharpens" in card
+    assert f"- rule of succession (validation held no mistake): {fit}" in card
+    kept = "no mistakes: mean confidence 0.990 already at or above (N+1)/(N+2) = 0.962, N = 24: kept"
+    save_json(path, "calibration.json", {"method": "none", "temperature": 1.0, "mistakes": 0, "fit": kept})
+    assert f"- none: the model's own probabilities are served ({kept})" in model_card(load_run(path))

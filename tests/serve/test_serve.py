@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 from horses_humans.cli.main import main
 from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.data.samples import awkward_files, encode, hostile_files, photo
-from horses_humans.runs.store import best_run
+from horses_humans.inference.unsure import UnsureRule, save_rule
+from horses_humans.runs.store import best_run, update_calibration
 from horses_humans.serve.app import create_app
 from horses_humans.serve.settings import ServeSettings
 
+from ..centroid_runs import write_centroid_run
 from ..fake_runs import write_run
 
 
@@ -46,6 +48,29 @@ def test_health_model_page_and_docs(client, baseline_run):
     assert client.get("/static/page.css").headers["content-type"].startswith("text/css")
     assert client.get("/docs").status_code == 200
     assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_model_info_says_the_calibration_and_the_unsure_rule(tmp_path):
+    """/v1/model names the calibration method with its terms (temperature, per-class bias) and the unsure rule's tau
+    and reject class, each as a documented schema of its own."""
+    run = write_centroid_run(tmp_path, 3, names=["horses", "humans", "neither"])
+    update_calibration(run, method="temperature+bias", temperature=2.0, class_bias=[0.0, 0.4, -0.1])
+    save_rule(run, UnsureRule(min_confidence=0.55, neither_class="neither"))
+    with TestClient(create_app(ServeSettings(run=run))) as client:
+        info = client.get("/v1/model").json()
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert info["calibration"] == {
+        "method": "temperature+bias",
+        "temperature": 2.0,
+        "class_scale": None,
+        "class_bias": [0.0, 0.4, -0.1],
+    }
+    assert info["unsure"]["min_confidence"] == 0.55 and info["unsure"]["neither_class"] == "neither"
+    fields = schemas["ModelInfo"]["properties"]
+    assert fields["calibration"]["$ref"].endswith("/Calibration") and fields["unsure"]["$ref"].endswith("/UnsureInfo")
+    methods = schemas["Calibration"]["properties"]["method"]["enum"]
+    assert methods == ["none", "temperature", "temperature+bias", "vector"]
+    assert {"min_confidence", "neither_class"} <= set(schemas["UnsureInfo"]["required"])
 
 
 def test_predict_several_images_in_order(client, baseline_run):

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
+from ..config import HorsesHumansError
 from ..core.atomic import write_text_atomic
+from ..data.files import unrecordable_folder
 from ..inference.calibration import ECE_BINS, expected_calibration_error
 from ..inference.predictor import Predictor, rows_to_csv
 from ..models.outputs import ClassOutput
@@ -141,6 +143,9 @@ def evaluate_run(
     split or folder, kept) and predictions.csv, then rewrites the model card."""
     run = load_run(run_dir, checkpoint)
     predictor, images, probabilities = predict_split(run, split, cache_dir, log)
+    unrecordable = unrecordable_folder(images.root, "evaluated folder", "evaluating")
+    if unrecordable:  # found before anything is written: the evaluation files could not be read back
+        raise HorsesHumansError(f"{unrecordable}.")
     metrics = classification_metrics(images.y, probabilities, predictor.output)
     metrics.update(
         run=str(run.path),

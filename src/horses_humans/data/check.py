@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import DEFAULT_REJECT_CLASS, HorsesHumansError
-from .files import shown
+from .files import shown, unrecordable_folder
 from .images import ImageError, open_image
 from .layouts import (
     CLASS_FOLDERS,
@@ -75,6 +75,9 @@ def check_dataset(
     """The whole report; `problems` lists what makes training impossible, `warnings` the rest (reject_class: the
     --reject-class train will be given)."""
     report = {"data_dir": str(data_dir), "layout": None, "splits": {}, "problems": [], "warnings": []}
+    unrecordable = unrecordable_folder(data_dir)
+    if unrecordable:  # train refuses such a folder: say it here, where the rest of the check still helps
+        report["problems"].append(unrecordable)
     try:
         report["layout"] = detect_layout(Path(data_dir))
         folders = check_folders(Path(data_dir), report["layout"])

@@ -81,6 +81,19 @@ def is_utf8(name: str) -> bool:
     return True
 
 
+def unrecordable_folder(folder: str | os.PathLike, role: str = "data folder", before: str = "training") -> str | None:
+    """Why a run could not record this folder, or None: its resolved path holds a name that is not valid UTF-8, which
+    the run's JSON records (data.json, environment.json, evaluations) cannot hold and read back."""
+    resolved = Path(folder).resolve()
+    odd = next((part for part in resolved.parts if not is_utf8(part)), None)
+    if odd is None:
+        return None
+    return (
+        f"{shown(resolved)}: the {role}'s path holds '{shown(odd)}', a name that is not valid UTF-8, which a run's "
+        f"records cannot hold; rename that folder to a UTF-8 name before {before}"
+    )
+
+
 def shown(name: str | os.PathLike) -> str:
     """A file name safe to print: bytes that are not UTF-8 (kept by surrogateescape) and control characters such as
     ESC come out escaped (\\xe9, \\x1b), so a hostile name can neither crash a print nor drive the terminal."""

@@ -20,9 +20,19 @@ keeps) is two things, because each covers what the other cannot:
   when it predicted images it had not seen. The chosen method is then fitted on the whole split.
 - Shrinkage by evidence: every parameter (log T, each bias, each log scale) has a normal prior at 0 (the identity)
   with sd PRIOR_SD, added to the summed NLL: on a few images the fit stays near the model's own probabilities, on
-  many the data decide. A side without a single mistake is not fitted at all (its NLL only falls toward certainty).
+  many the data decide.
 Cross-validation alone would still refit the winner on the whole split with nothing to hold it back; the prior alone
 cannot say whether 2C parameters earn their keep.
+
+A split without a single mistake has no likelihood optimum (its NLL only falls toward certainty as T -> 0), and
+no mistake to fit a bias or scale on, yet an underconfident model right on all of it should not keep its low
+probabilities. N images all answered right support a confidence of about (N + 1) / (N + 2) (Laplace's rule of
+succession: the mean accuracy after N successes under a uniform prior), not certainty; so such a split gets one
+temperature, whatever method was chosen or asked for (but "none"), found by a root finder so that the served mean
+confidence on the split equals that bound. A model already at or above the bound keeps its own probabilities: the
+bound caps how sure the evidence lets the fit make it, and a model that made no mistake gave no evidence that it is
+overconfident (24 of 24 right is what a model at 0.999 expects 98% of the time), so softening it would trade the
+model's own knowledge for a uniform prior's. calibration.json says which happened in "fit".
 
 Only "none" and "temperature" are chosen unless asked for (`calibrate RUN --method best` chooses among every
 method; `--method NAME` fits one): a bias or per-class scale moves labels, and one fitted on the validation split
@@ -186,19 +196,22 @@ def penalized_loss(spec: Method, y_true, log_views, penalty: float) -> Callable:
 
 
 def fit_method(
-    y_true, probabilities, method: str = TEMPERATURE, prior_sd: float | None = PRIOR_SD, perfect_is_identity=True
+    y_true, probabilities, method: str = TEMPERATURE, prior_sd: float | None = PRIOR_SD, perfect_by_succession=True
 ) -> CalibrationMap:
     """The map of `method` that maximises the likelihood of (y_true (N,), uncalibrated probabilities (N, C) or views
-    (V, N, C)) plus a normal prior (sd prior_sd, None: none) on its parameters; the identity when every image is
-    answered right and perfect_is_identity (the NLL then only falls toward certainty; cross-validation fits such a
-    side anyway, with its prior, so that a fold holding the only mistakes is scored by what the others teach)."""
+    (V, N, C)) plus a normal prior (sd prior_sd, None: none) on its parameters. When every image is answered right
+    and perfect_by_succession, one temperature by the rule of succession instead (succession_map; the NLL then only
+    falls toward certainty; cross-validation fits such a side by likelihood anyway, with its prior, so that a fold
+    holding the only mistakes is scored by what the others teach)."""
     from scipy.optimize import minimize
 
     y_true, views = np.asarray(y_true, int), views_of(probabilities)
     spec, classes = METHODS[method], views.shape[2]
     bounds = spec.bounds(classes)
-    if not bounds or (perfect_is_identity and not mistakes(y_true, served(views))):
+    if not bounds:
         return CalibrationMap()
+    if perfect_by_succession and not mistakes(y_true, served(views)):
+        return succession_map(y_true, views)
     log_views = np.log(np.clip(views.astype(np.float64), PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR))
     penalty = 0.0 if prior_sd is None else 0.5 / prior_sd**2
     loss = penalized_loss(spec, y_true, log_views, penalty)
@@ -207,8 +220,63 @@ def fit_method(
 
 
 def fit_temperature(y_true, probabilities, prior_sd: float | None = PRIOR_SD) -> float:
-    """The fitted T alone (fit_method's "temperature"): 1.0 when every image is answered right."""
+    """The fitted T alone (fit_method's "temperature"; by the rule of succession when every image is answered right)."""
     return fit_method(y_true, probabilities, TEMPERATURE, prior_sd).temperature
+
+
+def succession_bound(images: int) -> float:
+    """Laplace's rule of succession: N images all answered right support a confidence of (N + 1) / (N + 2)."""
+    return (images + 1) / (images + 2)
+
+
+def mean_confidence(y_true, probabilities) -> float:
+    """Mean probability of the true class over rows (on a split without mistakes: the mean served confidence)."""
+    probabilities = np.asarray(probabilities, np.float64)
+    return float(np.mean(probabilities[np.arange(len(probabilities)), np.asarray(y_true, int)]))
+
+
+def succession_temperature(y_true, views) -> float:
+    """The T whose served mean confidence on a split without mistakes is succession_bound(N), found by brentq on
+    log T below 0: 1.0 when the model is already that sure (never softened), the sharpest T of LOG_T_RANGE when even
+    that falls short (a near-uniform model). Where that T moves a label (three or more classes whose image and mirror
+    disagree: the served mean of sharpened views can change its top class), a sharpest T that keeps every label."""
+    from scipy.optimize import brentq
+
+    target, log_t = succession_bound(len(y_true)), LOG_T_RANGE[0]
+    confidence = lambda log_t: mean_confidence(y_true, served(views, float(np.exp(log_t))))  # noqa: E731
+    keeps_labels = lambda log_t: not mistakes(y_true, served(views, float(np.exp(log_t))))  # noqa: E731
+    if not len(y_true) or confidence(0.0) >= target:  # no image: nothing to claim
+        return 1.0
+    if confidence(log_t) > target:
+        log_t = brentq(lambda log_t: confidence(log_t) - target, log_t, 0.0, xtol=1e-9)
+    return float(np.exp(log_t if keeps_labels(log_t) else bisect_toward_identity(keeps_labels, log_t)))
+
+
+def bisect_toward_identity(keeps_labels: Callable[[float], bool], log_t: float) -> float:
+    """Bisection on log T between log_t, which moves a label, and 0, which keeps them all: the log T nearest log_t
+    found that keeps them (to 1e-6)."""
+    moves, keeps = log_t, 0.0
+    while keeps - moves > 1e-6:
+        middle = (moves + keeps) / 2
+        moves, keeps = (moves, middle) if keeps_labels(middle) else (middle, keeps)
+    return keeps
+
+
+def succession_map(y_true, views) -> CalibrationMap:
+    """The map of a split without mistakes: succession_temperature, or the identity where that is 1."""
+    temperature = round(succession_temperature(y_true, views), 6)
+    return CalibrationMap() if temperature == 1.0 else CalibrationMap(TEMPERATURE, temperature)
+
+
+def succession_note(y_true, views, fit: CalibrationMap) -> str:
+    """calibration.json's "fit" of a split without mistakes: the mean served confidence before and after, the bound."""
+    n, bound = len(y_true), succession_bound(len(y_true))
+    before, after = mean_confidence(y_true, served(views)), mean_confidence(y_true, fit.apply(views))
+    if fit.method == NONE:
+        return f"no mistakes: mean confidence {before:.3f} already at or above (N+1)/(N+2) = {bound:.3f}, N = {n}: kept"
+    if abs(after - bound) < 1e-3:
+        return f"no mistakes: mean confidence {before:.3f} -> {after:.3f} = (N+1)/(N+2), N = {n}"
+    return f"no mistakes: mean confidence {before:.3f} -> {after:.3f}, short of (N+1)/(N+2) = {bound:.3f}, N = {n}"
 
 
 def fold_ids(y_true, folds: int) -> np.ndarray:
@@ -225,7 +293,7 @@ def heldout_nll(y_true, views, method: str, folds: int) -> float:
     """Mean NLL of every image under `method` fitted on the other folds (cross-validation)."""
     y_true, ids, total = np.asarray(y_true, int), fold_ids(y_true, folds), 0.0
     for k in range(folds):
-        fit = fit_method(y_true[ids != k], views[:, ids != k], method, perfect_is_identity=False)
+        fit = fit_method(y_true[ids != k], views[:, ids != k], method, perfect_by_succession=False)
         total += negative_log_likelihood(y_true[ids == k], fit.apply(views[:, ids == k])) * int(np.sum(ids == k))
     return total / len(y_true)
 
@@ -290,22 +358,23 @@ def bins_record(table: dict) -> dict:
 
 def calibration_record(y_true, raw_views, bins: int = ECE_BINS, method: str | None = None) -> dict:
     """Choose and fit the map on (y_true, uncalibrated probabilities (N, C) or views (V, N, C)) and describe it and
-    the before and after, for calibration.json (`mistakes` 0 means there was nothing to fit: the identity). `method`:
+    the before and after, for calibration.json (`mistakes` 0: one temperature by the rule of succession, its "fit"
+    says how; files from before it hold the identity there). `method`:
     None or "auto" chooses among the label-keeping methods, "best" among all, a method's name fits that one; the
     held-out NLL of the candidates (all of them for a name) is recorded either way."""
     y_true, views = np.asarray(y_true, int), views_of(raw_views)
     raw_probabilities = served(views)
     asked = method not in (None, AUTO, BEST)  # a method named: fitted as asked, every method scored beside it
     choice = AUTO if method in (None, AUTO) else BEST
-    if mistakes(y_true, raw_probabilities):
-        chosen, scores, folds = choose_method(y_true, views, choice=choice)
-    else:
-        chosen, scores, folds = NONE, {}, 0
-    fit = fit_method(y_true, views, method if asked else chosen)
+    wrong = mistakes(y_true, raw_probabilities)
+    chosen, scores, folds = choose_method(y_true, views, choice=choice) if wrong else (TEMPERATURE, {}, 0)
+    fit = fit_method(y_true, views, method if asked else chosen)  # no mistakes: by the rule of succession
+    by_succession = not wrong and method != NONE
     after = fit.apply(views)
     return {
         **fit.record(),
         "chosen_by": "asked (calibrate --method)" if asked else CHOSEN_BY[choice],
+        "fit": succession_note(y_true, views, fit) if by_succession else None,  # None clears a stale note
         "fitted_on": "validation",
         "images": int(len(y_true)),
         "views": VIEWS[len(views)],
@@ -356,20 +425,29 @@ def format_calibration(record: dict) -> str:
     scores = ", ".join(f"{name} {score:.4f}" for name, score in (record.get("heldout_nll") or {}).items())
     how = "asked for; " if record.get("chosen_by", "").startswith("asked") else "chosen by "
     chosen = f"{how}held-out NLL over {record['folds']} folds: {scores}; " if scores else ""
+    chosen = f"{record['fit']}; " if record.get("fit") else chosen
     return (
-        f"{describe_map(record)} ({chosen}fitted on {record['images']} {record['fitted_on']} images): "
+        f"{map_words(record)} ({chosen}fitted on {record['images']} {record['fitted_on']} images): "
         f"ECE {record['ece_before']:.4f} -> {record['ece_after']:.4f}, "
         f"NLL {record['nll_before']:.4f} -> {record['nll_after']:.4f}"
     )
 
 
 def describe_map(record: dict) -> str:
-    """The calibration of a calibration.json record in words (records with only a temperature too)."""
+    """The calibration of a calibration.json record in words, with how a split without mistakes was fitted."""
+    return map_words(record) + (f" ({record['fit']})" if record.get("fit") else "")
+
+
+def map_words(record: dict) -> str:
+    """The map of a calibration.json record in words (records with only a temperature, or from before the rule of
+    succession, too)."""
     method, temperature = record.get("method", TEMPERATURE), record.get("temperature", 1.0)
-    if record.get("mistakes") == 0:
-        return "no calibration (no mistakes to fit on: the model's own probabilities)"
+    if method == NONE and record.get("fit"):
+        return "no calibration"  # a split without mistakes whose model was already as sure as it supports
     if method == NONE and record.get("chosen_by", "").startswith("asked"):
         return "no calibration (asked for)"
+    if record.get("mistakes") == 0 and not record.get("fit"):  # written before the rule of succession
+        return "no calibration (no mistakes to fit on: the model's own probabilities)"
     if method == NONE:
         return "no calibration (no method beat the model's own probabilities on held-out folds)"
     if method == VECTOR:

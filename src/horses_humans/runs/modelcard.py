@@ -276,12 +276,13 @@ def calibration_lines(calibration: dict) -> list[str]:
     ):  # records from before methods: a temperature
         lines.append(f"- method: {calibration['method']} (chosen by held-out log-loss on folds of validation)")
     if calibration.get("method") == "none":
-        unfit = "no validation mistakes to fit on" if calibration.get("mistakes") == 0 else "no method beat it"
-        lines.append(f"- none: the model's own probabilities are served ({unfit})")
+        lines.append(f"- none: the model's own probabilities are served ({why_uncalibrated(calibration)})")
     elif calibration.get("temperature") is not None:
         t = calibration["temperature"]
         effect = "softens" if t > 1 else "sharpens" if t < 1 else "leaves"
         lines.append(f"- temperature: {t:.2f} ({effect} the model's probabilities)")
+    if calibration.get("fit") and calibration.get("method") != "none":
+        lines.append(f"- rule of succession (validation held no mistake): {calibration['fit']}")
     for key, label in (("class_scale", "scale"), ("class_bias", "bias")):
         if calibration.get(key) is not None:
             lines.append(f"- per-class {label} of log p: {', '.join(f'{v:.3f}' for v in calibration[key])}")
@@ -292,6 +293,13 @@ def calibration_lines(calibration: dict) -> list[str]:
     if words:
         lines.append(f"- unsure: the model answers unsure {words} (`horses-humans unsure RUN` fits it again)")
     return lines
+
+
+def why_uncalibrated(calibration: dict) -> str:
+    """Why a calibration.json with method "none" serves the model's own probabilities, in a few words."""
+    if calibration.get("fit"):  # a split without mistakes, the model already as sure as the rule of succession allows
+        return calibration["fit"]
+    return "no validation mistakes to fit on" if calibration.get("mistakes") == 0 else "no method beat it"
 
 
 def limitations(run: Run) -> str:

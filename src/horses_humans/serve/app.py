@@ -105,14 +105,16 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
 
 def add_limits(app: FastAPI, settings: ServeSettings) -> None:
-    """Middleware, outermost first: Host check, API key, requests in flight, body size, arrival time and budget."""
+    """Middleware, outermost first: Host check, API key, body size, arrival time and budget, requests in flight."""
+    # BodyLimit outside InFlightLimit: a body it drains before a 503 is read from the server itself, so it never
+    # takes a place in flight
+    app.add_middleware(InFlightLimit, max_requests=settings.max_queue, target_seconds=settings.target_latency)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,
         seconds=settings.body_timeout,
         max_total_bytes=settings.max_queue * settings.max_request_bytes,  # what max_queue bodies held before
     )
-    app.add_middleware(InFlightLimit, max_requests=settings.max_queue, target_seconds=settings.target_latency)
     if settings.api_key is not None:
         app.add_middleware(ApiKey, key=settings.api_key.get_secret_value())
     if settings.allowed_hosts:

@@ -29,14 +29,15 @@ class BodyTooSlow(HTTPException):
 
 
 class UploadsBusy(HTTPException):
-    """Raised inside receive() once the bodies of all requests in progress hold more than the server's budget."""
+    """Raised inside receive() once the bodies of all requests in progress hold more than the server's budget, after
+    the rest of the body was read and discarded (drained: the connection stays open; else it is closed)."""
 
-    def __init__(self, held: int, max_total: int, retry_after: int = 1):
+    def __init__(self, held: int, max_total: int, drained: bool, retry_after: int = 1):
         message = (
             f"server busy: {held:,} bytes of uploads in progress (at most {max_total:,}: HORSES_HUMANS_SERVE_MAX_QUEUE "
             f"x the request body limit); retry after {retry_after} s"
         )
-        super().__init__(503, message, headers={"Retry-After": str(retry_after), **CLOSE})
+        super().__init__(503, message, headers={"Retry-After": str(retry_after), **({} if drained else CLOSE)})
 
 
 class ServerBusy(HTTPException):
@@ -95,7 +96,12 @@ class BodyLimit:
             if received > self.max_bytes:
                 raise BodyTooLarge(self.max_bytes)
             if self.held > self.max_total:
-                raise UploadsBusy(self.held, self.max_total)
+                # read the rest before answering: a 503 sent under an upload still arriving reaches its client as a
+                # connection reset (the close discards the unread body), not as JSON with Retry-After
+                drained = not message.get("more_body", False) or await drain(
+                    receive, self.max_bytes - received, deadline
+                )
+                raise UploadsBusy(self.held, self.max_total, drained)
             return message
 
         async def tracked_send(message):
@@ -188,6 +194,65 @@ class InFlightLimit:
                 self.limit, self.last_decrease = max(min(self.MIN_LIMIT, self.max_requests), self.limit * 0.9), now
         else:
             self.limit = min(self.max_requests, self.limit + 1 / self.limit)
+
+
+class ConnectionsFull:
+    """ASGI app answering a request on a connection over the server's cap (uvicorn's limit_concurrency) in place of
+    uvicorn's own answer, a plain-text 503 sent without reading the body, which a client still sending its body sees
+    as a connection reset: this one reads and discards the body (at most max_bytes, within `seconds`), then answers
+    503 JSON with Retry-After and closes the connection, which frees its place. At most max_connections bodies are
+    drained at once (so at most twice the cap of connections are ever held); past that the answer goes out at once,
+    as uvicorn's did."""
+
+    def __init__(self, max_connections: int, max_bytes: int, seconds: float, retry_after: int = 1):
+        self.max_connections, self.max_bytes, self.seconds, self.retry_after = (
+            max_connections,
+            max_bytes,
+            seconds,
+            retry_after,
+        )
+        self.draining = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        if self.draining < self.max_connections and body_worth_draining(scope, self.max_bytes):
+            self.draining += 1
+            try:
+                await drain(receive, self.max_bytes, time.monotonic() + self.seconds)
+            finally:
+                self.draining -= 1
+        message = (
+            f"server busy: {self.max_connections} connections open, the most it takes "
+            f"(HORSES_HUMANS_SERVE_MAX_CONNECTIONS); retry after {self.retry_after} s"
+        )
+        await send_json(send, 503, message, {"Retry-After": str(self.retry_after), **CLOSE})
+
+
+def body_worth_draining(scope, max_bytes: int) -> bool:
+    """Whether a refused request's body should be read before the answer: not when its declared length is over
+    max_bytes (it is never read whole), nor when the client waits for `100 Continue` (it sends no body unasked)."""
+    headers = dict(scope["headers"])
+    length = headers.get(b"content-length", b"")
+    over = length.isdigit() and int(length) > max_bytes
+    return not over and headers.get(b"expect", b"").lower() != b"100-continue"
+
+
+async def drain(receive, max_bytes: int, deadline: float) -> bool:
+    """Read and discard the rest of a request body, at most max_bytes, until `deadline` (time.monotonic()) -> whether
+    it ended in time (then the connection is in a clean state for the answer)."""
+    read = 0
+    while read <= max_bytes:
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+        except TimeoutError:
+            return False
+        if message["type"] != "http.request":
+            return False  # the client went away
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return read <= max_bytes
+    return False
 
 
 async def send_json(send, status: int, error: str, headers: dict[str, str]) -> None:

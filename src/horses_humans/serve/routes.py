@@ -16,7 +16,7 @@ from ..analysis.htmlpage import png_data_uri
 from ..config import HorsesHumansError
 from ..data.images import ImageError, ImageTooLarge, NotAnImage, load_pixels
 from ..inference.predictor import Prediction
-from .schemas import ErrorResponse, FileResult, Health, ModelInfo, PredictResponse
+from .schemas import Calibration, ErrorResponse, FileResult, Health, ModelInfo, PredictResponse, UnsureInfo
 
 STATIC = Path(__file__).parent / "static"
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422)}
@@ -41,7 +41,8 @@ async def healthz(request: Request) -> Health:
 
 @router.get("/v1/model", response_model=ModelInfo)
 async def model_info(request: Request) -> ModelInfo:
-    """Recipe, class names, output kind and how to read it, input size and the run's validation metrics."""
+    """Recipe, class names, output kind and how to read it, calibration and unsure rule, input size and the run's
+    validation metrics."""
     served = request.app.state.served
     run, output = served.run, served.predictor.output
     record = output.record()
@@ -54,7 +55,8 @@ async def model_info(request: Request) -> ModelInfo:
         output_kind=output.kind,
         threshold=record.get("threshold"),
         output=record["output"],
-        unsure=served.predictor.unsure.record(),
+        calibration=Calibration(method=output.calibration_method, **output.calibration_record()),
+        unsure=UnsureInfo(**served.predictor.unsure.record()),
         metrics=run.metrics,
         config=run.config.to_dict(),
         checkpoint={"name": run.checkpoint, **run.checkpoint_record()},

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
+
+from ..models.outputs import NONE, TEMPERATURE, TEMPERATURE_BIAS, VECTOR
 
 
 class FileResult(BaseModel):
@@ -34,6 +38,25 @@ class ErrorResponse(BaseModel):
     results: list[FileResult] | None = None
 
 
+class Calibration(BaseModel):
+    """How the model's own probabilities are mapped before they are answered: softmax((scale * log p) / T + bias)."""
+
+    method: Literal[NONE, TEMPERATURE, TEMPERATURE_BIAS, VECTOR]  # which terms are in use (`calibrate --method`)
+    temperature: float = 1.0  # T: above 1 softens the probabilities, below 1 sharpens them
+    class_scale: list[float] | None = None  # vector only: per class (class_names order), multiplies log p; None: all 1
+    class_bias: list[float] | None = None  # per class (class_names order), added last; None: all 0
+
+
+class UnsureInfo(BaseModel):
+    """The rule that answers "unsure" instead of a class (calibration.json's "unsure")."""
+
+    min_confidence: float  # tau: the answered class's calibrated probability must reach it (0: no threshold)
+    neither_class: str | None  # the reject class: when it wins the answer is "unsure" (None: the run has none)
+    max_unsure_share: float  # the share of validation images tau was fitted to leave unsure at most
+    reasons: list[str]  # the unsure_reason texts a prediction may carry
+    score: str  # how unsure_score is computed, in words
+
+
 class ModelInfo(BaseModel):
     """What is being served, and how its answers read."""
 
@@ -45,7 +68,8 @@ class ModelInfo(BaseModel):
     output_kind: str  # "sigmoid" (two classes: one unit, P(class_names[1])) or "softmax" (one unit per class)
     threshold: float | None  # sigmoid only: P(class_names[1]) at or above it means class_names[1]; None for softmax
     output: str  # how to read the output, in words
-    unsure: dict | None = None  # the rule that answers "unsure" (calibration.json's "unsure": min_confidence, ...)
+    calibration: Calibration  # how the answered probabilities are made from the model's
+    unsure: UnsureInfo  # when the answer is "unsure" rather than a class
     metrics: dict  # the run's metrics.json (validation accuracy, best epoch, timings, ...)
     config: dict  # the run's config.json
     checkpoint: dict | None = None  # the served checkpoint: {name, file, epoch, val_accuracy, val_loss}

@@ -6,6 +6,7 @@ import sys
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .limits import ConnectionsFull
 from .settings import ServeSettings
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; larger is answered 431 and closed
@@ -21,11 +22,14 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus: each request's headers must arrive within header_timeout seconds and
     MAX_HEAD_BYTES (uvicorn has no such limit: a client sending a header byte a second holds its connection
     forever), and a connection whose response went out before its body was read is closed, not kept reading.
+    Over the connection cap (limit_concurrency) a request is answered by busy_app (JSON, after its body is read) in
+    place of uvicorn's plain-text 503 sent under the body.
 
     The head is measured twice: as raw bytes while it is incomplete (a header that never ends), and as parsed bytes
     (URL and each header) when a whole head arrives in one read, which the raw count cannot tell from its body."""
 
     header_timeout = 10.0
+    busy_app: ConnectionsFull | None = None  # set by protocol_class; None: uvicorn's own 503 over the cap
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -87,7 +91,21 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.awaiting_head = False
         self.cancel_head_timer()
-        super().on_headers_complete()
+        if self.busy_app is None or not self.over_connection_cap():
+            return super().on_headers_complete()
+        # uvicorn would pick its own 503 app by the same test: with the cap lifted for this call it runs busy_app
+        self.logger.warning("Exceeded concurrency limit.")
+        cap, app = self.limit_concurrency, self.app
+        self.limit_concurrency, self.app = None, self.busy_app
+        try:
+            super().on_headers_complete()
+        finally:
+            self.limit_concurrency, self.app = cap, app
+
+    def over_connection_cap(self) -> bool:
+        """uvicorn's limit_concurrency test: as many connections open, or requests running, as the cap."""
+        cap = self.limit_concurrency
+        return cap is not None and (len(self.connections) >= cap or len(self.tasks) >= cap)
 
     def on_response_complete(self) -> None:
         if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
@@ -99,9 +117,12 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def protocol_class(header_timeout: float) -> type:
-    """TimedHttpToolsProtocol with this header deadline (uvicorn builds protocols from a class)."""
-    return type("TimedHttpToolsProtocol", (TimedHttpToolsProtocol,), {"header_timeout": header_timeout})
+def protocol_class(settings: ServeSettings) -> type:
+    """TimedHttpToolsProtocol with these settings' header deadline and over-the-cap answer (uvicorn builds protocols
+    from a class)."""
+    busy_app = ConnectionsFull(settings.max_connections, settings.max_request_bytes, settings.body_timeout)
+    attributes = {"header_timeout": settings.header_timeout, "busy_app": busy_app}
+    return type("TimedHttpToolsProtocol", (TimedHttpToolsProtocol,), attributes)
 
 
 def uvicorn_config(settings: ServeSettings, **overrides):
@@ -115,7 +136,7 @@ def uvicorn_config(settings: ServeSettings, **overrides):
         host=settings.host,
         port=settings.port,
         log_level="warning",
-        http=protocol_class(settings.header_timeout),
+        http=protocol_class(settings),
         timeout_keep_alive=settings.keep_alive_timeout,
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=5,

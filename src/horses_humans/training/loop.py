@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config import HorsesHumansError, TrainConfig
 from ..core.workspace import Workspace, quiet
+from ..data.files import unrecordable_folder
 from ..data.layouts import CLASS_FOLDERS, DataSet, find_dataset
 from ..data.pixels import Split, find_extra, joined, load_files
 from ..data.reject import reject_class_of
@@ -162,6 +163,7 @@ def load_data(config: TrainConfig, workspace: Workspace) -> RunData:
     """The workspace's data set, split and decoded (through its cache) at the config's image size and resize, with the
     --extra-data folders; a --reject-class folder among them adds that class (the unsure answer). A --reject-class
     that names no class folder fails here, before any image is decoded."""
+    check_recordable(workspace.data_dir, config.extra_data)
     dataset = find_dataset(Path(workspace.data_dir), config.val_split, config.seed)
     size, cache, log = config.image_size, workspace.cache_dir, workspace.log
     names, extra_files = find_extra(config.extra_data, dataset.class_names, (config.reject_class,))
@@ -169,6 +171,16 @@ def load_data(config: TrainConfig, workspace: Workspace) -> RunData:
     extra = [load_files(files, names, size, cache, log, config.resize) for files in extra_files]
     train, val = (load_files(dataset.sides[side], names, size, cache, log, config.resize) for side in SIDES)
     return RunData(dataset, train, val, tuple(extra), joined("train", [train, *extra]))
+
+
+def check_recordable(data_dir: Path, extra_folders) -> None:
+    """A data or --extra-data folder whose path the run's records cannot hold (not valid UTF-8) fails here, before
+    any image is decoded or the run folder is made (else the run would be found damaged once trained)."""
+    roles = [(data_dir, "data folder"), *((folder, "--extra-data folder") for folder in extra_folders)]
+    for folder, role in roles:
+        problem = unrecordable_folder(folder, role)
+        if problem:
+            raise HorsesHumansError(f"{problem}.")
 
 
 def restore_backup(fitting: Fitting, total: int, log) -> None:
