@@ -102,3 +102,17 @@ def test_explain_draws_the_heads_evidence_beside_the_check(run, tmp_path, capsys
 def test_the_model_card_says_when_the_check_answers_unsure(run):
     card = (run / "MODEL_CARD.md").read_text()
     assert "farther from every training image (backbone features) than 98% of them are" in card
+
+
+def test_the_server_says_the_run_has_the_check_and_answers_a_stranger_unsure(run, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from horses_humans.serve.app import create_app
+    from horses_humans.serve.settings import ServeSettings
+
+    with TestClient(create_app(ServeSettings(run=run))) as client:
+        assert client.get("/v1/model").json()["unsure"]["distance"] is True
+        image = stranger(tmp_path / "stranger.png").read_bytes()
+        response = client.post("/v1/predict", files=[("files", ("s.png", image, "application/octet-stream"))])
+    [answer] = response.json()["results"]
+    assert (answer["label"], answer["unsure_reason"]) == (UNSURE, UNLIKE_TRAINING), answer
