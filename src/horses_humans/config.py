@@ -151,6 +151,12 @@ class TrainConfig:
         metavar="LAYER_OR_N",
     )
     fine_tune_epochs: int = option(5, "epochs of fine-tuning", group=TRANSFER_OPTIONS)
+    distance_unsure: bool = option(
+        False,
+        "answer unsure on images unlike every training image (a 5-nearest-neighbour distance on the backbone's "
+        "features, past what 98% of training images reach): for runs with no 'none of these' folder",
+        group=TRANSFER_OPTIONS,
+    )
     fine_tune_learning_rate: float | None = option(
         None, "fine-tuning learning rate (default: a tenth of the head's)", group=TRANSFER_OPTIONS
     )

@@ -414,3 +414,24 @@ def test_a_crop_runs_browser_build_crops_as_predict_does(tmp_path):
     assert abs(answer["p"] - expected.probabilities["humans"]) <= 1e-4
     assert abs(answer["p"] - squashed) > 1e-3
     np.testing.assert_array_equal(np.array(answer["pixels"]).reshape(32, 32, 3), load_pixels(photo, 32, resize="crop"))
+
+
+def test_browser_answers_the_distance_checks_uniform_rows_unsure_as_the_rule_does(web_site):
+    """A --distance-unsure run's uniform rows are "unlike every image it was trained on" in the page too."""
+    from playwright.sync_api import sync_playwright
+
+    from horses_humans.inference.unsure import UNLIKE_TRAINING, UnsureRule
+    from horses_humans.models.outputs import ClassOutput
+
+    names, rule = ["cats", "dogs", "rabbits"], UnsureRule(0.34, None, distance=True)
+    third = float(np.float32(1 / 3))
+    rows = [[third, third, third], [0.2, 0.7, 0.1], [0.33, 0.335, 0.335]]
+    labels = {"class_names": names, "output_kind": "softmax", "input_size": 32, "unsure": rule.record()}
+    url, _ = web_site
+    with sync_playwright() as pw:
+        browser, page = open_page(pw, f"{url}/web/")
+        got = page.evaluate("([labels, rows]) => rows.map((row) => answer(labels, row))", [labels, rows])
+        browser.close()
+    expected = rule.apply(np.array(rows), ClassOutput.for_classes(names))
+    assert [(a["label"], a["unsure_reason"]) for a in got] == [(v.label, v.reason) for v in expected]
+    assert [a["unsure_reason"] for a in got] == [UNLIKE_TRAINING, None, "no class confident enough"]

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..config import HorsesHumansError
 from ..core.backend import require_tensorflow
+from ..models.distance import GATE_LAYERS
 from ..models.outputs import ClassOutput
 from ..runs.layout import EXPLAIN_DIR
 
@@ -30,8 +31,8 @@ def chain(model) -> list[tuple[str, object]]:
     """(path, layer) in call order; nested Sequential models are flattened, nested functional ones kept whole."""
     links = []
     for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
+        if isinstance(layer, keras.layers.InputLayer) or layer.name in GATE_LAYERS:
+            continue  # the distance check (train --distance-unsure) is beside the chain: it explains nothing
         if isinstance(layer, keras.Sequential):
             links += [(f"{layer.name}/{path}", inner) for path, inner in chain(layer)]
         else:

@@ -62,6 +62,9 @@ def metadata(run: Run, output: ClassOutput, rule: UnsureRule, tta: bool) -> dict
         "temperature_applied": str(output.temperature) if output.temperature != 1.0 else None,
         "calibration_applied": calibration_applied(output),
         "flip_average_applied": "true" if tta else None,
+        # train --distance-unsure: the graph answers uniform probabilities (then below unsure_threshold) on images
+        # unlike every training image
+        "distance_check_applied": "true" if rule.distance else None,
         "recipe": run.config.recipe,
         "run": run.path.name,
         "created_by": f"{PACKAGE} {package_version()}",

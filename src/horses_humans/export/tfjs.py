@@ -47,8 +47,9 @@ def tfjs_metadata(run: Run, rule: UnsureRule) -> dict:
     typed = {key: float(value) for key, value in entries.items() if key in NUMBERS}
     typed["image_size"] = int(entries["image_size"])
     typed["class_names"] = json.loads(entries["class_names"])
-    if "flip_average_applied" in entries:
-        typed["flip_average_applied"] = True
+    for flag in ("flip_average_applied", "distance_check_applied"):
+        if flag in entries:
+            typed[flag] = True
     return {**entries, **typed}
 
 

@@ -4,6 +4,9 @@ An UnsureRule is fitted at the end of training and stored in RUN/calibration.jso
 (predict, the server) goes through UnsureRule.apply, so they all say `unsure` for the same images.
 
 Rules, checked in this order:
+- "unlike every image it was trained on": the run was trained with --distance-unsure and its distance check
+  (models/distance.py, inside the model) answered uniform probabilities: the image's backbone features are farther
+  from the training images' than almost every training image is from the others.
 - "like the 'neither' examples": the run was trained with a reject class folder (outlier exposure: `neither`, or
   the one `train --reject-class NAME` named, and then "like the 'NAME' examples") and that class wins. It is never
   a label.
@@ -18,8 +21,9 @@ score (in [0, 1], how sure the rule is that the answer should be unsure; 0 when 
 - not confident enough: (tau - confidence) / (tau - 1/C), i.e. 0 at the threshold, 1 at the uniform guess.
 
 Measuring it: tradeoff_curve says how the answers move as tau does (the report's plot), answer_counts how a
-labelled folder is answered (answers.score_folder, scripts/real_photos.py). A feature-distance rule was measured
-and not adopted: real photos are farther from the renders than validation is (README, scripts/unsure_study.py).
+labelled folder is answered (answers.score_folder, scripts/real_photos.py). A feature-distance rule against the
+renders was measured and not adopted as a default: real photos are farther from the renders than validation is
+(README, scripts/unsure_study.py); it is an option for runs trained on photos (--distance-unsure).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ UNSURE = "unsure"
 NEITHER = DEFAULT_REJECT_CLASS  # a class folder with this name teaches the unsure answer unless a run names another
 MAX_UNSURE_SHARE = 0.02  # of validation images answered unsure by the calibrated tau
 NOT_CONFIDENT = "no class confident enough"
+UNLIKE_TRAINING = "unlike every image it was trained on"
+UNIFORM = 1e-6  # a row whose probabilities differ by less is the distance check's uniform answer
 SURE = 0.999  # a wrong answer above this probability is a broken promise (issue 12's target: none on real photos)
 
 
@@ -63,6 +69,7 @@ class UnsureRule:
 
     min_confidence: float = 0.0  # tau: the answered class's probability must reach it
     neither_class: str | None = None  # the class that stands for "none of these" (trained on negatives)
+    distance: bool = False  # the run's model has the distance check: its uniform rows are unsure, UNLIKE_TRAINING
 
     def apply(self, probabilities, output: ClassOutput) -> list[Verdict]:
         """(N, C) class probabilities -> one Verdict per row."""
@@ -74,6 +81,8 @@ class UnsureRule:
 
     def verdict(self, row, k: int, confidence: float, neither: int | None, output: ClassOutput) -> Verdict:
         """One row's Verdict (k: the real class the model would answer, confidence: its probability)."""
+        if self.distance and np.ptp(row) < UNIFORM:
+            return Verdict(UNSURE, UNLIKE_TRAINING, 1.0)
         if neither is not None and row[neither] >= row.max():
             return Verdict(UNSURE, like_examples(self.neither_class), float(row[neither]))
         if confidence < self.min_confidence:
@@ -92,7 +101,8 @@ class UnsureRule:
         return {
             **asdict(self),
             "max_unsure_share": MAX_UNSURE_SHARE,
-            "reasons": [like_examples(self.neither_class or NEITHER), NOT_CONFIDENT],
+            "reasons": [like_examples(self.neither_class or NEITHER), NOT_CONFIDENT]
+            + ([UNLIKE_TRAINING] if self.distance else []),
             "score": "reject class wins: its probability; not confident: (tau - confidence) / (tau - 1/C); 0 when "
             "answered",
         }
@@ -100,7 +110,7 @@ class UnsureRule:
     @classmethod
     def from_record(cls, record: dict) -> UnsureRule:
         """Back from a record() dict (extra keys are documentation)."""
-        return cls(float(record.get("min_confidence", 0.0)), record.get("neither_class"))
+        return cls(float(record.get("min_confidence", 0.0)), record.get("neither_class"), bool(record.get("distance")))
 
 
 def answered(probabilities: np.ndarray, output: ClassOutput, neither_class: str | None = None) -> np.ndarray:
@@ -114,11 +124,25 @@ def answered(probabilities: np.ndarray, output: ClassOutput, neither_class: str 
 
 
 def calibrate(
-    probabilities, labels, output: ClassOutput, max_share: float = MAX_UNSURE_SHARE, reject_class: str = NEITHER
+    probabilities,
+    labels,
+    output: ClassOutput,
+    max_share: float = MAX_UNSURE_SHARE,
+    reject_class: str = NEITHER,
+    distance: bool = False,
 ) -> UnsureRule:
     """The rule for a run: neither_class the run's reject class if its classes hold it; tau the largest leaving
-    <= max_share of the validation images of real classes (labels: (N,) class indices) unsure."""
+    <= max_share of the validation images of real classes (labels: (N,) class indices) unsure, those the reject
+    class wins or the distance check answers (distance: the model has one) counted in. With the distance check tau
+    is above 1/C, so that a client that knows only tau still answers its uniform rows unsure."""
     neither_class = present(reject_class, output)
+    rule = rule_for(probabilities, labels, output, max_share, neither_class, distance)
+    floor = np.nextafter(np.float32(1.0 / len(output.class_names)), np.float32(1.0)) + UNIFORM
+    return UnsureRule(max(rule.min_confidence, float(floor)), neither_class, True) if distance else rule
+
+
+def rule_for(probabilities, labels, output: ClassOutput, max_share: float, neither_class, distance: bool):
+    """calibrate's rule before the distance check's floor on tau."""
     probabilities = np.asarray(probabilities, np.float64).reshape(-1, len(output.class_names))
     real = np.asarray(labels) != (list(output.class_names).index(neither_class) if neither_class else -1)
     probabilities = probabilities[real]
@@ -127,6 +151,8 @@ def calibrate(
     confidence = probabilities[np.arange(len(probabilities)), answered(probabilities, output, neither_class)]
     if neither_class:  # a real image that the reject class wins is unsure already, whatever tau is
         confidence[probabilities.argmax(axis=1) == list(output.class_names).index(neither_class)] = -1.0
+    if distance:  # so is one the distance check answers
+        confidence[np.ptp(probabilities, axis=1) < UNIFORM] = -1.0
     allowed = int(np.floor(max_share * len(confidence)))  # images strictly below sorted[allowed]: at most this many
     return UnsureRule(max(float(np.sort(confidence)[allowed]), 0.0), neither_class)
 

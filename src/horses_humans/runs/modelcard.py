@@ -132,6 +132,8 @@ def unsure_words(rule: dict) -> str:
         parts.append(f"when the top probability is under {100 * rule['min_confidence']:.0f}%")
     if rule.get("neither_class"):
         parts.append(f'when the {rule["neither_class"]!r} class ("none of these") wins')
+    if rule.get("distance"):
+        parts.append("when the image is farther from every training image (backbone features) than 98% of them are")
     return ", or ".join(parts)
 
 

@@ -54,6 +54,7 @@ class UnsureInfo(BaseModel):
     neither_class: str | None  # the reject class: when it wins the answer is "unsure" (None: the run has none)
     max_unsure_share: float  # the share of validation images tau was fitted to leave unsure at most
     reasons: list[str]  # the unsure_reason texts a prediction may carry
+    distance: bool = False  # train --distance-unsure: the model answers unsure on images unlike every training image
     score: str  # how unsure_score is computed, in words
 
 

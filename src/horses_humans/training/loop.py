@@ -39,6 +39,7 @@ from ..runs.store import (
 )
 from .callbacks import BestWeights, EpochRecorder, observers
 from .devices import DeviceSet, describe, distribution, select_devices
+from .distance import fit_distance_gate
 from .optimizer import training_precision
 from .plan import plan_stages, total_epochs
 from .records import checkpoints_record, environment_record, save_checkpoints, summarize
@@ -108,7 +109,7 @@ def train(
         fitting = Fitting(model, config, recorder, Backup(run_dir, best), best)
         restore_backup(fitting, total, log)
         seconds = fit_stages(fitting, data.fit, data.val, workspace)
-        metrics = finish_run(fitting, data.skipped, trainable, seconds, workspace)
+        metrics = finish_run(fitting, data, trainable, seconds, workspace)
         clean_run_dir(run_dir)  # finished: the backup and any temporary file a killed attempt left
     # the unsure rule, on the served checkpoint's calibrated probabilities of the validation split
     log(refit_unsure(run_dir, cache_dir=workspace.cache_dir, log=log))
@@ -141,6 +142,11 @@ def resume_run(
 def checked_recipe(config: TrainConfig, tensorboard: bool) -> Recipe:
     """The config's recipe, once the options that need something it or this install lacks have been checked."""
     recipe = get_recipe(config.recipe)
+    if config.distance_unsure and not recipe.transfer:
+        raise HorsesHumansError(
+            f"--distance-unsure measures distances on a pretrained backbone's features: use a transfer recipe "
+            f"(recommended, mobilenet_v2, inception_v3), not {config.recipe!r}."
+        )
     if config.fine_tune_from and not recipe.transfer:
         raise HorsesHumansError(f"--fine-tune-from applies to transfer recipes, not {config.recipe!r}.")
     if tensorboard:
@@ -271,17 +277,21 @@ def reopen_run_dir(
     return run_dir
 
 
-def finish_run(fitting: Fitting, skipped: list[dict], trainable: int, seconds: float, workspace: Workspace) -> dict:
-    """Save the float32 last and best checkpoints, then metrics.json, which makes the run directory a finished run,
-    then calibrate it on its validation split (read through the workspace's cache); returns the metrics."""
+def finish_run(fitting: Fitting, data: RunData, trainable: int, seconds: float, workspace: Workspace) -> dict:
+    """Save the float32 last and best checkpoints, fit the distance check (--distance-unsure) on the run's images, then
+    write metrics.json, which makes the run directory a finished run, then calibrate it on its validation split (read
+    through the workspace's cache); returns the metrics."""
     run_dir, history, model = fitting.recorder.run_dir, fitting.recorder.history, fitting.model
     best_epoch = save_checkpoints(run_dir, model, fitting.config, fitting.best, len(history))
-    metrics = summarize(history, skipped, model.count_params())
+    metrics = summarize(history, data.skipped, model.count_params())
     metrics.update(
         trainable_parameters=trainable,
         train_seconds=round(seconds, 2),
         checkpoints=score_checkpoints(run_dir, checkpoints_record(history, best_epoch), workspace.cache_dir, quiet),
     )
+    if fitting.config.distance_unsure:  # before metrics.json: a run that looks finished has its check
+        recipe = get_recipe(fitting.config.recipe)
+        fit_distance_gate(run_dir, recipe, [data.fit, data.val], fitting.config.seed, workspace.log)
     save_json(run_dir, METRICS_FILE, metrics)
     calibrate_run(run_dir, cache_dir=workspace.cache_dir, log=quiet)  # validation probabilities -> calibration.json
     return metrics
