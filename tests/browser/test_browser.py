@@ -196,13 +196,20 @@ def test_browser_calibration_matches_python(web_site):
 
 def test_browser_answers_unsure_by_the_runs_reject_class(web_site):
     """The page's answer() takes the reject class's name from labels.json's rule, as unsure.UnsureRule does."""
+    from horses_humans.inference.unsure import UnsureRule
+
+    rows = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.36, 0.34]]
+    got = page_answers_as_the_rule(web_site, ["background", "horses", "humans"], UnsureRule(0.6, "background"), rows)
+    assert got == ["like the 'background' examples", None, "no class confident enough"]
+
+
+def page_answers_as_the_rule(web_site, names: list[str], rule, rows: list) -> list:
+    """The page's answer() of each softmax row under `rule` (as labels.json carries it), checked to match
+    UnsureRule.apply's label and reason; returns the page's reasons."""
     from playwright.sync_api import sync_playwright
 
-    from horses_humans.inference.unsure import UnsureRule
     from horses_humans.models.outputs import ClassOutput
 
-    names, rule = ["background", "horses", "humans"], UnsureRule(0.6, "background")
-    rows = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.36, 0.34]]
     labels = {"class_names": names, "output_kind": "softmax", "input_size": 32, "unsure": rule.record()}
     url, _ = web_site
     with sync_playwright() as pw:
@@ -211,7 +218,7 @@ def test_browser_answers_unsure_by_the_runs_reject_class(web_site):
         browser.close()
     expected = rule.apply(np.array(rows), ClassOutput.for_classes(names))
     assert [(a["label"], a["unsure_reason"]) for a in got] == [(v.label, v.reason) for v in expected]
-    assert [a["unsure_reason"] for a in got] == ["like the 'background' examples", None, "no class confident enough"]
+    return [a["unsure_reason"] for a in got]
 
 
 def test_browser_build_page_labels_photos_and_reports_bad_files(web_site, views_data, baseline_run, tmp_path):
@@ -418,20 +425,9 @@ def test_a_crop_runs_browser_build_crops_as_predict_does(tmp_path):
 
 def test_browser_answers_the_distance_checks_uniform_rows_unsure_as_the_rule_does(web_site):
     """A --distance-unsure run's uniform rows are "unlike every image it was trained on" in the page too."""
-    from playwright.sync_api import sync_playwright
-
     from horses_humans.inference.unsure import UNLIKE_TRAINING, UnsureRule
-    from horses_humans.models.outputs import ClassOutput
 
-    names, rule = ["cats", "dogs", "rabbits"], UnsureRule(0.34, None, distance=True)
     third = float(np.float32(1 / 3))
     rows = [[third, third, third], [0.2, 0.7, 0.1], [0.33, 0.335, 0.335]]
-    labels = {"class_names": names, "output_kind": "softmax", "input_size": 32, "unsure": rule.record()}
-    url, _ = web_site
-    with sync_playwright() as pw:
-        browser, page = open_page(pw, f"{url}/web/")
-        got = page.evaluate("([labels, rows]) => rows.map((row) => answer(labels, row))", [labels, rows])
-        browser.close()
-    expected = rule.apply(np.array(rows), ClassOutput.for_classes(names))
-    assert [(a["label"], a["unsure_reason"]) for a in got] == [(v.label, v.reason) for v in expected]
-    assert [a["unsure_reason"] for a in got] == [UNLIKE_TRAINING, None, "no class confident enough"]
+    got = page_answers_as_the_rule(web_site, ["cats", "dogs", "rabbits"], UnsureRule(0.34, None, distance=True), rows)
+    assert got == [UNLIKE_TRAINING, None, "no class confident enough"]
