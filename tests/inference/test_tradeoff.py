@@ -49,6 +49,17 @@ def test_without_neither_images_the_curve_counts_real_ones_unsure():
     assert list(curve["unsure"]) == pytest.approx([0, 0, 1 / 3, 2 / 3])
 
 
+def test_a_folder_of_neither_images_alone_has_no_right_curve_and_no_warning():
+    import warnings
+
+    p = random_rows(5, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" would be an error here
+        curve = tradeoff_curve(p, np.full(5, 2), THREE, neither_label=2)
+    assert np.isnan(curve["right"]).all() and curve["unsure_of"] == "neither"
+    assert curve["unsure"][0] == pytest.approx(np.mean(p.argmax(axis=1) == 2))  # tau 0: only neither wins
+
+
 def test_answer_counts_by_hand():
     p = np.array([[0.9999, 0.0001], [0.2, 0.8], [0.6, 0.4], [0.99995, 0.00005], [0.1, 0.9]])
     counts = answer_counts(UnsureRule(0.7), p, [0, 1, 0, 2, 0], TWO, ["horses", "humans", "neither"])

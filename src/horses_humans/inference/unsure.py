@@ -221,7 +221,8 @@ def tradeoff_curve(
     others = ~real if (~real).any() else real
     taus = np.unique(np.concatenate([[0.0], confidence[real & (confidence >= 0)], [] if chosen is None else [chosen]]))
     kept = confidence[None, :] >= taus[:, None]  # (T, N): answered, not unsure
-    right = (kept[:, real] & (picked[real] == labels[real])[None]).mean(axis=1)
+    # a folder of reject-class images alone has no real image to be right on: NaN (no curve), not a warning
+    right = (kept[:, real] & (picked[real] == labels[real])[None]).mean(axis=1) if real.any() else taus * np.nan
     return {
         "tau": taus,
         "right": right,
