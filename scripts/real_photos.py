@@ -67,6 +67,11 @@ CV_CANDIDATES = [
     ("recommended", ["--recipe", "recommended"], [SEED]),
     ("recommended, balanced class weights", ["--recipe", "recommended", "--class-weight", "balanced"], [SEED]),
     ("recommended, distance check", ["--recipe", "recommended", "--distance-unsure"], [0, 1, 2]),
+    (
+        "recommended alpha 1.0, distance check",
+        ["--recipe", "recommended", "--alpha", "1.0", "--weights", str(W100), "--distance-unsure"],
+        [0, 1, 2],
+    ),
 ]
 HEADER = [
     "candidate",
@@ -176,12 +181,16 @@ def percent(values: list[float]) -> str:
     return mean if len(cells) == 1 else f"{mean} ({min(cells):.1f}-{max(cells):.1f})"
 
 
+def shown(options: list[str]) -> str:
+    """Train options as the tables show them: a weights file by its name alone."""
+    return " ".join(o if not o.endswith(".h5") else Path(o).name for o in options)
+
+
 def row(name: str, options: list[str], seeds: list[int], scores: list[dict]) -> list:
     """One table row: each measure over the candidate's seeds."""
-    shown = " ".join(o if not o.endswith(".h5") else Path(o).name for o in options)
     return [
         name,
-        f"`{shown}`",
+        f"`{shown(options)}`",
         ",".join(map(str, seeds)),
         *(percent([s[k] for s in scores]) for k in (*CLASSES, "overall", "validation")),
         f"{statistics.mean(s['seconds'] for s in scores):.0f}",
@@ -361,7 +370,7 @@ def cv_tables(runs: Path, photos: Path, folds: int) -> tuple[list[list], list[li
             ]
             per_fold += [cv_row(name, options, scheme, fold, seed, f) for fold, seed, f in found]
             totals.append(cv_cells([f for _, _, f in found]))
-        row = [f"{name}: `{' '.join(options)} --extra-data FOLD`", *totals[0]]
+        row = [f"{name}: `{shown(options)} --extra-data FOLD`", *totals[0]]
         summary.append([*row, ",".join(map(str, source_seeds)), *totals[1]])
     return summary, per_fold
 
@@ -379,7 +388,7 @@ def cv_cells(found: list[dict]) -> list[str]:
 
 def cv_row(name: str, options: list[str], scheme: str, fold: str, seed: int, found: dict) -> list:
     """One fold's row: the candidate, the scheme, the fold (a number or a source), the seed and its cv_cells."""
-    return [f"{name}: `{' '.join(options)} --extra-data FOLD`", scheme, f"`{fold}`", str(seed), *cv_cells([found])]
+    return [f"{name}: `{shown(options)} --extra-data FOLD`", scheme, f"`{fold}`", str(seed), *cv_cells([found])]
 
 
 def main() -> None:
