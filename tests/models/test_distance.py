@@ -79,3 +79,20 @@ def test_the_gate_file_round_trips_and_a_damaged_one_names_itself(tmp_path):
 
 def test_a_run_without_the_file_has_no_gate(tmp_path):
     assert load_gate(tmp_path) is None
+
+
+def test_a_gate_that_does_not_fit_the_model_is_one_clear_error(tmp_path):
+    from horses_humans.config import TrainConfig
+    from horses_humans.models.distance import gated
+    from horses_humans.models.recipes import build_model
+
+    path = tmp_path / "distance.npz"
+    wrong_width = DistanceGate.fit(clusters(np.random.default_rng(6)), seed=0)  # 16-wide; MobileNetV2 pools 1280
+    transfer = build_model(TrainConfig(recipe="mobilenet_v2", weights="none", image_size=32))
+    with pytest.raises(HorsesHumansError, match=r"distance\.npz: the distance check holds 16-wide features .* 1280"):
+        gated(transfer, wrong_width, path)
+    cnn = build_model(TrainConfig(recipe="baseline", image_size=32, conv_filters=(4,)))
+    with pytest.raises(HorsesHumansError, match=r"distance\.npz: a distance check needs a transfer model"):
+        gated(cnn, wrong_width, path)
+    fits = DistanceGate(np.eye(1280, dtype=np.float32)[:40], 5, 0.5)
+    assert gated(transfer, fits, path).output.shape[-1] == transfer.output.shape[-1]

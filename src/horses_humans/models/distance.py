@@ -10,7 +10,7 @@ then answers "unsure" with the reason "unlike every image it was trained on" (in
 
 The threshold is the QUANTILE of cross-fitted distances: each training image's distance to the other folds' images
 (FOLDS folds), so the training images themselves are scored as a new image would be. So about 1 - QUANTILE of images
-like the training ones are answered unsure: the price of the check. Measured in docs/real-photos.md (issue 23 item 4).
+like the training ones are answered unsure: the price of the check. Measured in docs/own-data.md (issue 23 item 4).
 
 The gate is built in Keras ops (matmul, top_k, a comparison), inside the model that Run.load_model gives, so
 predict, evaluate, serve, Ray and every served export (ONNX, TFLite, TF.js, the browser page) carry it with no code of
@@ -34,6 +34,7 @@ K = 5  # neighbours: the study's choice (scripts/fewshot_study.py, STUDY=distanc
 QUANTILE = 0.98  # of cross-fitted training distances: about 2% of images like the training ones answered unsure
 FOLDS = 5
 GATE_LAYERS = ("distance_pool", "distance_gate")  # the layers `gated` adds: beside the model's chain of layers
+FIX = "train the run again with --distance-unsure, or delete the file to answer without the distance check"
 MAX_REFERENCES = 4000  # training images kept as references (a seeded sample of larger sets): 4000 x 1280 floats = 20 MB
 
 
@@ -96,7 +97,6 @@ class DistanceGate:
     @classmethod
     def load(cls, path: Path) -> DistanceGate:
         """Read a gate back, checked: a damaged file gives one clear error naming it and the fix."""
-        fix = "train the run again with --distance-unsure, or delete the file to answer without the distance check"
         try:
             with np.load(path, allow_pickle=False) as data:
                 gate = cls(
@@ -106,12 +106,12 @@ class DistanceGate:
                     float(data["quantile"]),
                 )
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise HorsesHumansError(f"{path}: cannot read the distance check ({exc}); {fix}.") from None
+            raise HorsesHumansError(f"{path}: cannot read the distance check ({exc}); {FIX}.") from None
         ref = gate.reference
         finite = np.isfinite(ref).all() and np.isfinite(gate.threshold)
         if ref.ndim != 2 or not 1 <= gate.k <= len(ref) or not finite:
             raise HorsesHumansError(
-                f"{path}: the distance check is malformed ({ref.shape} references, k {gate.k}); {fix}."
+                f"{path}: the distance check is malformed ({ref.shape} references, k {gate.k}); {FIX}."
             )
         return gate
 
@@ -145,15 +145,24 @@ def gate_layer(gate: DistanceGate, units: int):
     return DistanceGateLayer(name=GATE_LAYERS[1])
 
 
-def gated(model, gate: DistanceGate):
+def gated(model, gate: DistanceGate, path: Path):
     """A transfer model (preprocess -> backbone -> head) with the gate after its head: the same layers and weights,
-    pixels in, raw outputs out."""
+    pixels in, raw outputs out; a gate (read from path) that does not fit the model is one clear error."""
     import keras
 
+    if not {BACKBONE, HEAD, PREPROCESS} <= {layer.name for layer in model.layers}:
+        raise HorsesHumansError(
+            f"{path}: a distance check needs a transfer model, and this run's has no backbone; {FIX}."
+        )
     pixels = keras.Input(model.input.shape[1:], name="pixels")
     feature_map = model.get_layer(BACKBONE)(model.get_layer(PREPROCESS)(pixels), training=False)
     raw = model.get_layer(HEAD)(feature_map)
     pooled = keras.layers.GlobalAveragePooling2D(name=GATE_LAYERS[0])(feature_map)
+    if pooled.shape[-1] != gate.reference.shape[1]:
+        raise HorsesHumansError(
+            f"{path}: the distance check holds {gate.reference.shape[1]}-wide features where this run's backbone gives "
+            f"{pooled.shape[-1]}: it comes from another run; {FIX}."
+        )
     return keras.Model(pixels, gate_layer(gate, raw.shape[-1])([pooled, raw]), name=model.name)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..config import DEFAULT_RESIZE, HorsesHumansError, TrainConfig, describe_error
 from ..core.atomic import atomic_path, write_json_atomic
-from ..models.distance import gated, load_gate
+from ..models.distance import DISTANCE_FILE, gated, load_gate
 from ..models.outputs import ClassOutput
 from . import schema as runschema
 from .layout import (  # noqa: F401  (re-exported: the names every module imports with the store)
@@ -157,7 +157,7 @@ class Run:
             ) from None
         check_model_shapes(model, path, self.labels, fix)
         gate = load_gate(self.path)  # train --distance-unsure: uniform answers on images unlike every training image
-        return gated(model, gate) if gate else model
+        return gated(model, gate, self.path / DISTANCE_FILE) if gate else model
 
 
 def model_file_problem(path: Path) -> str | None:
