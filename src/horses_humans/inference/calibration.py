@@ -53,7 +53,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import HorsesHumansError
-from ..models.distance import DISTANCE_FILE
 from ..models.outputs import NONE, PROBABILITY_FLOOR, TEMPERATURE, TEMPERATURE_BIAS, VECTOR, calibrated
 from ..runs.record import load_run_split
 from ..runs.store import load_run, update_calibration
@@ -399,7 +398,7 @@ def calibrate_run(run_dir, data_dir=None, cache_dir=None, log=logger.info, metho
     The fit always starts from the model's own probabilities, so calibrating twice gives the same map."""
     run = load_run(run_dir)
     check_method(method, len(run.class_names))
-    if (run.path / DISTANCE_FILE).exists() and method not in (None, AUTO, NONE, TEMPERATURE):
+    if run.has_distance_check and method not in (None, AUTO, NONE, TEMPERATURE):
         raise HorsesHumansError(
             f"{run.path}: calibration method {method!r} would tilt the uniform answers of the run's distance check "
             f"(train --distance-unsure) into a label: use --method auto or temperature."

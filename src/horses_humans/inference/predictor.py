@@ -26,7 +26,6 @@ from ..core.backend import import_backend
 from ..core.batching import batched
 from ..data.files import PassedOver, UnreadableFile, WalkedInput, open_regular, skip_reason, walk_inputs
 from ..data.images import ImageError, load_pixels
-from ..models.distance import DISTANCE_FILE
 from ..models.outputs import ClassOutput
 from ..runs.store import Run, load_run
 from .runtimes import KerasRuntime, Runtime, open_export, stderr
@@ -355,8 +354,8 @@ def refit_unsure(
     predictor = Predictor.from_run(run, runtime="keras")  # the rule is fitted on the model itself, not an export
     val = load_run_split(run, "validation", data_dir, cache_dir, log)
     probabilities = predictor.predict_proba(val.x)
-    distance = (run.path / DISTANCE_FILE).exists()  # the model answers uniform past its distance check
-    rule = calibrate(probabilities, val.y, predictor.output, reject_class=run.config.reject_class, distance=distance)
+    reject_class, distance = run.config.reject_class, run.has_distance_check  # its model answers uniform past it
+    rule = calibrate(probabilities, val.y, predictor.output, reject_class=reject_class, distance=distance)
     save_rule(run.path, rule)
     return describe(rule, unsure_share(rule, probabilities, val.y, predictor.output))
 

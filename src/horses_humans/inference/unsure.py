@@ -81,7 +81,7 @@ class UnsureRule:
 
     def verdict(self, row, k: int, confidence: float, neither: int | None, output: ClassOutput) -> Verdict:
         """One row's Verdict (k: the real class the model would answer, confidence: its probability)."""
-        if self.distance and np.ptp(row) < UNIFORM:
+        if self.distance and uniform_rows(row):
             return Verdict(UNSURE, UNLIKE_TRAINING, 1.0)
         if neither is not None and row[neither] >= row.max():
             return Verdict(UNSURE, like_examples(self.neither_class), float(row[neither]))
@@ -152,7 +152,7 @@ def rule_for(probabilities, labels, output: ClassOutput, max_share: float, neith
     if neither_class:  # a real image that the reject class wins is unsure already, whatever tau is
         confidence[probabilities.argmax(axis=1) == list(output.class_names).index(neither_class)] = -1.0
     if distance:  # so is one the distance check answers
-        confidence[np.ptp(probabilities, axis=1) < UNIFORM] = -1.0
+        confidence[uniform_rows(probabilities)] = -1.0
     allowed = int(np.floor(max_share * len(confidence)))  # images strictly below sorted[allowed]: at most this many
     return UnsureRule(max(float(np.sort(confidence)[allowed]), 0.0), neither_class)
 
@@ -163,6 +163,11 @@ def unsure_share(rule: UnsureRule, probabilities, labels, output: ClassOutput) -
     real = np.asarray(labels) != (-1 if neither is None else neither)
     verdicts = rule.apply(np.asarray(probabilities)[real], output)
     return sum(v.label == UNSURE for v in verdicts) / max(len(verdicts), 1)
+
+
+def uniform_rows(probabilities) -> np.ndarray:
+    """Which rows (one row: a scalar) are the distance check's uniform answer: probabilities within UNIFORM."""
+    return np.ptp(probabilities, axis=-1) < UNIFORM
 
 
 def present(reject_class: str | None, output: ClassOutput) -> str | None:

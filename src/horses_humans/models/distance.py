@@ -115,10 +115,6 @@ class DistanceGate:
             )
         return gate
 
-    def record(self) -> dict:
-        """What config records and the model card says about the gate."""
-        return {"references": len(self.reference), "k": self.k, "threshold": self.threshold, "quantile": self.quantile}
-
 
 def gate_layer(gate: DistanceGate, units: int):
     """A Keras layer [pooled features (N, D), raw outputs (N, units)] -> raw outputs, uniform where the features are

@@ -82,6 +82,12 @@ class Run:
         return self.output.uncalibrated()
 
     @property
+    def has_distance_check(self) -> bool:
+        """Was the run trained with --distance-unsure (its DISTANCE_FILE is there): load_model answers uniform on
+        images unlike every one it was given."""
+        return (self.path / DISTANCE_FILE).exists()
+
+    @property
     def image_size(self) -> int:
         return self.labels["input_size"]
 
