@@ -26,6 +26,7 @@ from horses_humans.data.layouts import labelled_folder
 from horses_humans.data.pixels import load_dataset, load_files
 from horses_humans.inference.calibration import fit_temperature, served
 from horses_humans.inference.unsure import calibrate
+from horses_humans.models.distance import knn_distance as knn  # what train --distance-unsure ships
 from horses_humans.models.outputs import ClassOutput
 from horses_humans.models.recipes import build_model, get_recipe
 from horses_humans.training.features import extract
@@ -279,12 +280,6 @@ def mahalanobis(train: np.ndarray, labels: np.ndarray, query: np.ndarray, shrink
     inverse = np.linalg.inv(cov)
     d = [np.einsum("nd,de,ne->n", query - m, inverse, query - m) for m in means]
     return np.sqrt(np.min(d, axis=0))
-
-
-def knn(train: np.ndarray, query: np.ndarray, k: int = 5) -> np.ndarray:
-    """Mean cosine distance (N,) of each query to its k nearest train vectors (L2-normalised)."""
-    norm = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    return 1 - np.sort(norm(query) @ norm(train).T, axis=1)[:, -k:].mean(axis=1)
 
 
 def distance_fold(f, y_photos, fit: np.ndarray, val: np.ndarray, query: np.ndarray, seed: int = SEED) -> dict:
