@@ -72,6 +72,18 @@ CV_CANDIDATES = [
         ["--recipe", "recommended", "--alpha", "1.0", "--weights", str(W100), "--distance-unsure"],
         [0, 1, 2],
     ),
+    # the same without the confidence threshold: tau is fitted on renders, which real photos are less sure of
+    (
+        "recommended, distance check, no confidence threshold",
+        ["--recipe", "recommended", "--distance-unsure", "--min-confidence", "off"],
+        [0, 1, 2],
+    ),
+    (
+        "recommended alpha 1.0, distance check, no confidence threshold",
+        ["--recipe", "recommended", "--alpha", "1.0", "--weights", str(W100), "--distance-unsure"]
+        + ["--min-confidence", "off"],
+        [0, 1, 2],
+    ),
 ]
 HEADER = [
     "candidate",

@@ -26,6 +26,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # the class folder whose images teach the unsure answer ("none of these"; never a label) unless --reject-class names
 # another; a data set without a folder of this name simply has no such class
 DEFAULT_REJECT_CLASS = "neither"
+# the unsure rule's confidence threshold: auto (calibrated on validation), off, or a probability (--min-confidence)
+MIN_CONFIDENCE_CHOICES = ("auto", "off")
 
 
 class HorsesHumansError(Exception):
@@ -179,6 +181,13 @@ class TrainConfig:
         "a folder of the data or of --extra-data; with the default and no such folder the run has none",
         metavar="NAME",
     )
+    min_confidence: str = option(
+        "auto",
+        "the unsure rule's confidence threshold tau: auto (the largest that leaves at most 2% of the validation "
+        "images unsure), off (unsure only by the 'none of these' class and the distance check), or a probability "
+        "in (0, 1) (recorded; `horses-humans unsure RUN --min-confidence` changes it later)",
+        metavar="auto|off|TAU",
+    )
     devices: str | None = option(
         None,
         "devices to train on: a number or all (default 1: the first GPU, else the CPU); "
@@ -202,6 +211,7 @@ class TrainConfig:
             raise HorsesHumansError(f"--class-weight {self.class_weight!r}: choose one of {', '.join(CLASS_WEIGHTS)}.")
         if not self.reject_class.strip():
             raise HorsesHumansError("--reject-class is empty: name a class folder, e.g. --reject-class background.")
+        object.__setattr__(self, "min_confidence", str(parse_min_confidence(self.min_confidence)))
         if self.l2 < 0:
             raise HorsesHumansError(f"--l2 {self.l2} must be >= 0.")
         object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))  # JSON gives a list
@@ -228,6 +238,22 @@ class TrainConfig:
         """Inverse of to_dict; unknown keys (from newer versions) are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def parse_min_confidence(value) -> str | float:
+    """--min-confidence as the unsure rule takes it: "auto", "off", or a probability strictly between 0 and 1."""
+    text = str(value).strip().lower()
+    if text in MIN_CONFIDENCE_CHOICES:
+        return text
+    try:
+        tau = float(text)
+    except ValueError:
+        tau = float("nan")
+    if not 0.0 < tau < 1.0:
+        raise HorsesHumansError(
+            f"--min-confidence {value!r}: give auto, off or a probability between 0 and 1 (e.g. 0.8)."
+        )
+    return tau
 
 
 def check_positive(name: str, value: int | None) -> None:

@@ -28,6 +28,8 @@ def sample_value(field: dataclasses.Field, hint: str) -> tuple[list[str], object
         return [flag, "a", flag, "b"], ("a", "b")
     if field.name == "recipe":
         return [flag, "augmented"], "augmented"
+    if field.name == "min_confidence":  # auto, off or a probability
+        return [flag, "off"], "off"
     return [flag, str(samples[hint])], samples[hint]
 
 

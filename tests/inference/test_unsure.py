@@ -1,7 +1,9 @@
 """The "unsure" answer: the rule (calibrated tau, the neither class), stored in the run, applied by predict and
 the API."""
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from horses_humans.cli.main import main
-from horses_humans.config import TrainConfig
+from horses_humans.config import HorsesHumansError, TrainConfig
 from horses_humans.core.workspace import Workspace, quiet
 from horses_humans.inference.predictor import Predictor, refit_unsure
 from horses_humans.inference.unsure import (
@@ -88,6 +90,57 @@ def test_neither_is_never_a_label_and_its_validation_images_do_not_move_tau():
     assert all(v.label != "neither" for v in rule.apply(probabilities, THREE))
 
 
+def test_min_confidence_off_answers_every_image_the_reject_class_does_not_take():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.34, 0.98, (200, 1))
+    probabilities = np.concatenate([p, (1 - p) * 0.7, (1 - p) * 0.3], axis=1)
+    labels = np.zeros(200, int)
+    auto = calibrate(probabilities, labels, THREE)
+    off = calibrate(probabilities, labels, THREE, choice="off")
+    assert auto.min_confidence > 0.34 and unsure_share(auto, probabilities, labels, THREE) > 0
+    assert (off.min_confidence, off.neither_class, off.chosen) == (0.0, "neither", "off")
+    assert unsure_share(off, probabilities, labels, THREE) == 0.0
+    rows = np.array([[0.36, 0.34, 0.30], [0.2, 0.1, 0.7]])
+    assert [v.reason for v in off.apply(rows, THREE)] == [None, LIKE_NEITHER]  # the reject class still acts
+    assert NOT_CONFIDENT not in off.record()["reasons"] and NOT_CONFIDENT in auto.record()["reasons"]
+
+
+def test_min_confidence_off_with_the_distance_check_keeps_tau_just_above_a_uniform_row():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
+    rule = calibrate(probabilities, np.array([0, 1, 0]), TWO, distance=True, choice="off")
+    assert 0.5 < rule.min_confidence < 0.5001 and rule.distance
+    assert [v.label for v in rule.apply(probabilities, TWO)] == ["horses", "humans", UNSURE]
+
+
+def test_a_fixed_min_confidence_is_used_as_given_and_kept_in_the_record(tmp_path):
+    probabilities = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    rule = calibrate(probabilities, np.array([0, 1, 0]), TWO, choice=0.65)
+    assert (rule.min_confidence, rule.chosen) == (0.65, "0.65")
+    assert [v.label for v in rule.apply(probabilities, TWO)] == ["horses", "humans", UNSURE]
+    save_rule(tmp_path, rule)
+    assert load_rule(tmp_path, TWO) == rule
+
+
+@pytest.mark.parametrize("bad", ["0", "1", "1.5", "-0.2", "sometimes", "nan"])
+def test_a_bad_min_confidence_is_one_error_naming_the_option(bad):
+    with pytest.raises(HorsesHumansError, match=r"--min-confidence .*give auto, off or a probability"):
+        TrainConfig(min_confidence=bad)
+    with pytest.raises(HorsesHumansError, match="--min-confidence"):
+        calibrate(np.array([[0.9, 0.1]]), np.array([0]), TWO, choice=bad)
+
+
+def test_train_config_records_min_confidence_as_the_rule_reads_it():
+    assert TrainConfig().min_confidence == "auto"
+    assert TrainConfig(min_confidence="OFF").min_confidence == "off"
+    assert TrainConfig(min_confidence=" 0.8").min_confidence == "0.8"
+    assert TrainConfig.from_dict(TrainConfig(min_confidence="off").to_dict()).min_confidence == "off"
+
+
+def test_a_rule_stored_before_min_confidence_reads_as_auto(tmp_path):
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"unsure": {"min_confidence": 0.8, "neither_class": None}}))
+    assert load_rule(tmp_path, TWO) == UnsureRule(0.8, None, False, "auto")
+
+
 def test_save_rule_keeps_other_calibration_keys(tmp_path):
     (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"temperature": 1.7, "ece_before": 0.1}))
     save_rule(tmp_path, UnsureRule(0.8))
@@ -117,6 +170,40 @@ def test_refit_stores_the_same_rule(baseline_run):
     after = load_rule(baseline_run, load_run(baseline_run).output)
     assert after.min_confidence == pytest.approx(before.min_confidence, abs=1e-4)
     assert "of validation unsure" in line
+
+
+def test_unsure_command_min_confidence_is_kept_until_changed(baseline_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(baseline_run, run)
+    calibrated = load_rule(run, load_run(run).output).min_confidence
+    assert main(["unsure", str(run), "--min-confidence", "off"]) == 0
+    assert "(--min-confidence off)" in capsys.readouterr().out
+    assert (load_rule(run, load_run(run).output).min_confidence, load_rule(run, load_run(run).output).chosen) == (
+        0.0,
+        "off",
+    )
+    assert main(["unsure", str(run)]) == 0  # a refit without the option keeps the run's choice
+    assert load_rule(run, load_run(run).output).chosen == "off"
+    assert main(["unsure", str(run), "--min-confidence", "auto"]) == 0
+    back = load_rule(run, load_run(run).output)
+    assert back.chosen == "auto" and back.min_confidence == pytest.approx(calibrated, abs=1e-4)
+    with pytest.raises(SystemExit):
+        main(["unsure", str(run), "--min-confidence", "2"])
+    assert "give auto, off or a probability" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_min_confidence_off_stores_a_rule_without_a_threshold(views_data, tmp_path):
+    config = TrainConfig(recipe="baseline", epochs=1, image_size=32, batch_size=8, precision="float32")
+    config = dataclasses.replace(config, min_confidence="off")
+    run = train(config, Workspace(views_data[0], tmp_path, views_data[1], quiet))
+    assert json.loads((run / "config.json").read_text())["min_confidence"] == "off"
+    rule = load_rule(run, load_run(run).output)
+    assert (rule.min_confidence, rule.chosen) == (0.0, "off")
+    val = load_run_split(load_run(run), log=lambda s: None)
+    assert not any(
+        r.label == UNSURE for r in Predictor.from_run(load_run(run)).predict_files(val.root / f for f in val.files)
+    )
 
 
 @pytest.fixture(scope="module")

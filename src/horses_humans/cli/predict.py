@@ -120,6 +120,14 @@ def add_unsure(sub) -> None:
     )
     p.set_defaults(handler=cmd_unsure)
     add_run(p)
+    p.add_argument(
+        "--min-confidence",
+        metavar="auto|off|TAU",
+        type=checked_min_confidence,
+        help="how tau is chosen from now on: auto (the largest leaving at most 2%% of validation unsure), off (unsure "
+        "only by the 'none of these' class and the distance check) or a probability in (0, 1) "
+        "(default: the run's choice, train --min-confidence)",
+    )
     add_run_data_dir(p)
     add_cache_dir(p)
 
@@ -154,10 +162,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def checked_min_confidence(value: str) -> str:
+    """--min-confidence checked as argparse reads it (a bad one: one usage line, before any model is loaded)."""
+    from ..config import HorsesHumansError, parse_min_confidence
+
+    try:
+        return str(parse_min_confidence(value))
+    except HorsesHumansError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--min-confidence ")) from None
+
+
 def cmd_unsure(args: argparse.Namespace) -> int:
     from ..inference.predictor import refit_unsure
 
-    print(refit_unsure(args.run, run_data_dir(args), args.cache_dir, log))
+    print(refit_unsure(args.run, run_data_dir(args), args.cache_dir, log, args.min_confidence))
     return 0
 
 

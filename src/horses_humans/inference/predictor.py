@@ -27,7 +27,7 @@ from ..core.batching import batched
 from ..data.files import PassedOver, UnreadableFile, WalkedInput, open_regular, skip_reason, walk_inputs
 from ..data.images import ImageError, load_pixels
 from ..models.outputs import ClassOutput
-from ..runs.store import Run, load_run
+from ..runs.store import Run, load_run, read_calibration
 from .runtimes import KerasRuntime, Runtime, open_export, stderr
 from .unsure import UnsureRule, calibrate, default_rule, describe, load_rule, save_rule, unsure_share
 
@@ -344,18 +344,27 @@ def score_checkpoints(run_dir: str | Path, checkpoints: dict, cache_dir: Path | 
 
 
 def refit_unsure(
-    run_dir: str | Path, data_dir: Path | None = None, cache_dir: Path | None = None, log=logger.info
+    run_dir: str | Path,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    log=logger.info,
+    min_confidence: str | None = None,
 ) -> str:
     """Fit a run's unsure rule again on its validation split (through its served probabilities), store it in
-    calibration.json, and return the line that describes it."""
+    calibration.json, and return the line that describes it. min_confidence (auto, off or a probability) is how tau
+    is chosen; None keeps the run's choice: its stored rule's, else its config's (train --min-confidence)."""
     from ..runs.record import load_run_split
 
     run = load_run(run_dir)
+    stored = read_calibration(run.path).get("unsure") or {}
+    choice = min_confidence or stored.get("chosen") or run.config.min_confidence
     predictor = Predictor.from_run(run, runtime="keras")  # the rule is fitted on the model itself, not an export
     val = load_run_split(run, "validation", data_dir, cache_dir, log)
     probabilities = predictor.predict_proba(val.x)
     reject_class, distance = run.config.reject_class, run.has_distance_check  # its model answers uniform past it
-    rule = calibrate(probabilities, val.y, predictor.output, reject_class=reject_class, distance=distance)
+    rule = calibrate(
+        probabilities, val.y, predictor.output, reject_class=reject_class, distance=distance, choice=choice
+    )
     save_rule(run.path, rule)
     return describe(rule, unsure_share(rule, probabilities, val.y, predictor.output))
 

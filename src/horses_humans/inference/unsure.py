@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DEFAULT_REJECT_CLASS
+from ..config import DEFAULT_REJECT_CLASS, parse_min_confidence
 from ..models.outputs import ClassOutput
 from ..runs.store import read_calibration, update_calibration
 
@@ -70,6 +70,7 @@ class UnsureRule:
     min_confidence: float = 0.0  # tau: the answered class's probability must reach it
     neither_class: str | None = None  # the class that stands for "none of these" (trained on negatives)
     distance: bool = False  # the run's model has the distance check: its uniform rows are unsure, UNLIKE_TRAINING
+    chosen: str = "auto"  # how tau was chosen (--min-confidence): auto (calibrated), off, or a fixed probability
 
     def apply(self, probabilities, output: ClassOutput) -> list[Verdict]:
         """(N, C) class probabilities -> one Verdict per row."""
@@ -101,7 +102,8 @@ class UnsureRule:
         return {
             **asdict(self),
             "max_unsure_share": MAX_UNSURE_SHARE,
-            "reasons": [like_examples(self.neither_class or NEITHER), NOT_CONFIDENT]
+            "reasons": [like_examples(self.neither_class or NEITHER)]
+            + ([] if self.chosen == "off" else [NOT_CONFIDENT])
             + ([UNLIKE_TRAINING] if self.distance else []),
             "score": "reject class wins: its probability; not confident: (tau - confidence) / (tau - 1/C); 0 when "
             "answered",
@@ -110,7 +112,12 @@ class UnsureRule:
     @classmethod
     def from_record(cls, record: dict) -> UnsureRule:
         """Back from a record() dict (extra keys are documentation)."""
-        return cls(float(record.get("min_confidence", 0.0)), record.get("neither_class"), bool(record.get("distance")))
+        return cls(
+            float(record.get("min_confidence", 0.0)),
+            record.get("neither_class"),
+            bool(record.get("distance")),
+            str(record.get("chosen", "auto")),
+        )
 
 
 def answered(probabilities: np.ndarray, output: ClassOutput, neither_class: str | None = None) -> np.ndarray:
@@ -130,15 +137,21 @@ def calibrate(
     max_share: float = MAX_UNSURE_SHARE,
     reject_class: str = NEITHER,
     distance: bool = False,
+    choice: str | float = "auto",
 ) -> UnsureRule:
-    """The rule for a run: neither_class the run's reject class if its classes hold it; tau the largest leaving
-    <= max_share of the validation images of real classes (labels: (N,) class indices) unsure, those the reject
-    class wins or the distance check answers (distance: the model has one) counted in. With the distance check tau
-    is above 1/C, so that a client that knows only tau still answers its uniform rows unsure."""
+    """The rule for a run: neither_class the run's reject class if its classes hold it; tau as `choice`
+    (--min-confidence) says: auto, the largest leaving <= max_share of the validation images of real classes
+    (labels: (N,) class indices) unsure, those the reject class wins or the distance check answers (distance: the
+    model has one) counted in; off, none; a number, that probability. With the distance check tau is above 1/C, so
+    that a client that knows only tau still answers its uniform rows unsure."""
+    choice = parse_min_confidence(choice)
     neither_class = present(reject_class, output)
-    rule = rule_for(probabilities, labels, output, max_share, neither_class, distance)
+    if choice == "auto":
+        tau = rule_for(probabilities, labels, output, max_share, neither_class, distance).min_confidence
+    else:
+        tau = 0.0 if choice == "off" else float(choice)
     floor = np.nextafter(np.float32(1.0 / len(output.class_names)), np.float32(1.0)) + UNIFORM
-    return UnsureRule(max(rule.min_confidence, float(floor)), neither_class, True) if distance else rule
+    return UnsureRule(max(tau, float(floor)) if distance else tau, neither_class, distance, str(choice))
 
 
 def rule_for(probabilities, labels, output: ClassOutput, max_share: float, neither_class, distance: bool):
@@ -194,9 +207,12 @@ def save_rule(run_dir: Path, rule: UnsureRule) -> None:
 
 def describe(rule: UnsureRule, share: float | None = None) -> str:
     """One line for logs and the `unsure` command."""
-    parts = [f"below confidence {rule.min_confidence:.4f}"] if rule.min_confidence > 0 else []
+    confident = rule.min_confidence > 0 and rule.chosen != "off"
+    parts = [f"below confidence {rule.min_confidence:.4f}"] if confident else []
     parts += [f"when {rule.neither_class!r} wins"] if rule.neither_class else []
+    parts += ["when unlike every image it was trained on"] if rule.distance else []
     text = "unsure " + ", or ".join(parts) if parts else "never unsure (no threshold, no neither class)"
+    text += " (--min-confidence off)" if rule.chosen == "off" else ""
     return text + (f" ({share:.1%} of validation unsure)" if share is not None else "")
 
 

@@ -128,7 +128,7 @@ def real_classes(run: Run, rule: dict) -> list[str]:
 def unsure_words(rule: dict) -> str:
     """'when the top probability is under 47%, or when the neither class wins', in plain words."""
     parts = []
-    if rule.get("min_confidence"):
+    if rule.get("min_confidence") and rule.get("chosen") != "off":
         parts.append(f"when the top probability is under {100 * rule['min_confidence']:.0f}%")
     if rule.get("neither_class"):
         parts.append(f'when the {rule["neither_class"]!r} class ("none of these") wins')

@@ -55,6 +55,7 @@ class UnsureInfo(BaseModel):
     max_unsure_share: float  # the share of validation images tau was fitted to leave unsure at most
     reasons: list[str]  # the unsure_reason texts a prediction may carry
     distance: bool = False  # train --distance-unsure: the model answers unsure on images unlike every training image
+    chosen: str = "auto"  # how tau was chosen (--min-confidence): auto (fitted on validation), off, or a probability
     score: str  # how unsure_score is computed, in words
 
 
