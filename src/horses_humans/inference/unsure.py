@@ -134,20 +134,19 @@ def calibrate(
     probabilities,
     labels,
     output: ClassOutput,
-    max_share: float = MAX_UNSURE_SHARE,
     reject_class: str = NEITHER,
     distance: bool = False,
     choice: str | float = "auto",
 ) -> UnsureRule:
     """The rule for a run: neither_class the run's reject class if its classes hold it; tau as `choice`
-    (--min-confidence) says: auto, the largest leaving <= max_share of the validation images of real classes
+    (--min-confidence) says: auto, the largest leaving <= MAX_UNSURE_SHARE of the validation images of real classes
     (labels: (N,) class indices) unsure, those the reject class wins or the distance check answers (distance: the
     model has one) counted in; off, none; a number, that probability. With the distance check tau is above 1/C, so
     that a client that knows only tau still answers its uniform rows unsure."""
     choice = parse_min_confidence(choice)
     neither_class = present(reject_class, output)
     if choice == "auto":
-        tau = rule_for(probabilities, labels, output, max_share, neither_class, distance).min_confidence
+        tau = rule_for(probabilities, labels, output, MAX_UNSURE_SHARE, neither_class, distance).min_confidence
     else:
         tau = 0.0 if choice == "off" else float(choice)
     floor = np.nextafter(np.float32(1.0 / len(output.class_names)), np.float32(1.0)) + UNIFORM
