@@ -100,6 +100,21 @@ def test_softmax_parity_compares_every_class_and_the_argmax():
     assert not check_parity(reference, flipped, "int8", three).passed
 
 
+def test_with_the_distance_check_a_uniform_row_agrees_only_with_a_uniform_row():
+    three = ClassOutput.for_classes(["a", "b", "c"])
+    reference = np.tile([[0.8, 0.1, 0.1]], (100, 1))
+    reference[0] = 1 / 3  # the check fired: unsure, whatever argmax says (a)
+    candidate = reference.copy()
+    candidate[0] = [0.34, 0.33, 0.33]  # the quantized check did not fire: answered a
+    candidate[1] = 1 / 3  # and fired on an image the model answers
+    assert check_parity(reference, candidate, "int8", three).label_agreement == 1.0  # argmax alone: all a
+    checked = check_parity(reference, candidate, "int8", three, distance=True)
+    assert checked.label_agreement == pytest.approx(0.98) and not checked.passed
+    both = reference.copy()
+    both[0] = [0.3333, 0.3333, 0.3333]  # quantized uniform: the same answer
+    assert check_parity(reference, both, "int8", three, distance=True).label_agreement == 1.0
+
+
 def test_nan_probabilities_never_pass():
     reference = np.full(10, 0.7)
     assert not binary_parity(reference, np.r_[np.full(9, 0.7), np.nan], "none").passed

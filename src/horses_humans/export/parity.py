@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..inference.unsure import uniform_rows
 from ..models.outputs import ClassOutput
 
 # What each quantization must keep, against the Keras model's probabilities on the same validation images (every
@@ -37,9 +38,14 @@ class Parity:
         return asdict(self)
 
 
-def check_parity(reference: np.ndarray, candidate: np.ndarray, quantize: str, output: ClassOutput) -> Parity:
+def check_parity(
+    reference: np.ndarray, candidate: np.ndarray, quantize: str, output: ClassOutput, distance: bool = False
+) -> Parity:
     """Compare an export's class probabilities (N, C) with the Keras model's under the rule for its quantization;
-    labels are read as the served model reads them (output.predicted: threshold or argmax)."""
+    labels are read as the served model reads them (output.predicted: threshold or argmax). distance: the run's
+    model has the distance check, whose uniform rows are its "unsure" answer: such a row agrees only with another
+    (the argmax of equal probabilities is no label, and a quantized check that fires on another image is a
+    different answer)."""
     reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
     width = len(output.class_names)
     if reference.shape != candidate.shape or reference.ndim != 2 or reference.shape[1] != width or not len(reference):
@@ -50,6 +56,9 @@ def check_parity(reference: np.ndarray, candidate: np.ndarray, quantize: str, ou
     diff = np.abs(candidate - reference)
     # a NaN row must not count as agreeing: argmax of NaN is 0, and class 0 may be the reference's label
     same = (output.predicted(candidate) == output.predicted(reference)) & np.all(np.isfinite(candidate), axis=1)
+    if distance:
+        gated, gated_too = uniform_rows(reference), uniform_rows(candidate)
+        same = np.where(gated | gated_too, gated & gated_too, same)
     agreement = float(np.mean(same))
     metric, bound = RULES[quantize]
     if metric == "max_abs_diff":

@@ -138,7 +138,8 @@ def build_and_check(source: ExportSource, spec: Format, staging: Path, result: E
     reference = (source.served_reference if spec.served else source.reference)[pick]
     output = source.run.output if spec.served else source.output  # same classes and threshold; labels read alike
     result.runtime = runtime.name
-    result.parity = check_parity(reference, probabilities, result.quantize, output)
+    distance = source.run.has_distance_check  # its uniform rows are an answer (unsure), compared as one
+    result.parity = check_parity(reference, probabilities, result.quantize, output, distance)
     result.accuracy = source.accuracy(probabilities, pick)
     result.latency_ms = measure_latency(runtime, source.validation.x[0], latency_runs)
     result.model_bytes = spec.measure(target) if spec.measure else size_of(target)
