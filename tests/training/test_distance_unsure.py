@@ -4,6 +4,7 @@ in Keras and through its ONNX export, and keeps its own kind of images answered;
 that would tilt the check is one error line."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from horses_humans.cli.main import main
 from horses_humans.inference.predictor import Predictor
 from horses_humans.inference.unsure import UNLIKE_TRAINING, UNSURE
 from horses_humans.models.distance import DISTANCE_FILE
+from horses_humans.runs.store import load_run
 
 from ..synthetic import make_classes
 from ..tiers import slow_fixture
@@ -116,3 +118,15 @@ def test_the_server_says_the_run_has_the_check_and_answers_a_stranger_unsure(run
         response = client.post("/v1/predict", files=[("files", ("s.png", image, "application/octet-stream"))])
     [answer] = response.json()["results"]
     assert (answer["label"], answer["unsure_reason"]) == (UNSURE, UNLIKE_TRAINING), answer
+
+
+def test_with_min_confidence_off_the_check_still_answers_and_the_card_says_so(run, tmp_path, capsys):
+    copy = tmp_path / "off"
+    shutil.copytree(run, copy)
+    assert main(["unsure", str(copy), "--min-confidence", "off"]) == 0
+    assert main(["card", str(copy)]) == 0
+    assert "with no confidence threshold (`--min-confidence off`)" in capsys.readouterr().out
+    predictor = Predictor.from_run(load_run(copy))
+    assert 0.5 < predictor.unsure.min_confidence < 0.5001  # just above the check's uniform answer
+    [answer] = predictor.predict_files([stranger(tmp_path / "stranger.png")])
+    assert (answer.label, answer.unsure_reason) == (UNSURE, UNLIKE_TRAINING)

@@ -289,9 +289,11 @@ def calibration_lines(calibration: dict) -> list[str]:
     for key, label in (("ece_before", "before"), ("ece_after", "after")):
         if calibration.get(key) is not None:
             lines.append(f"- expected calibration error {label}: {calibration[key]:.3f}")
-    words = unsure_words(calibration.get("unsure") or {})
+    rule = calibration.get("unsure") or {}
+    words = unsure_words(rule)
     if words:
-        lines.append(f"- unsure: the model answers unsure {words} (`horses-humans unsure RUN` fits it again)")
+        off = ", with no confidence threshold (`--min-confidence off`)" if rule.get("chosen") == "off" else ""
+        lines.append(f"- unsure: the model answers unsure {words}{off} (`horses-humans unsure RUN` fits it again)")
     return lines
 
 
