@@ -155,3 +155,26 @@ def read_lines(path: Path) -> list[str]:
     except FileNotFoundError:
         return []
     return text.splitlines()[: text.count("\n")]
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_a_non_utf8_name_is_written_as_text_any_json_parser_reads_and_resume_knows_it(exported_run, tmp_path, fmt):
+    run, images = exported_run
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cafe = os.fsdecode(os.fsencode(folder) + b"/caf\xe9.png")  # Latin-1, not UTF-8: as os.listdir gives it
+    Path(cafe).write_bytes(images[0].read_bytes())
+    output = tmp_path / f"out.{fmt}"
+    first = predict(run, cafe, "--output", output)
+    assert first.returncode == 0, first.stderr
+    text = output.read_bytes().decode("utf-8")  # strict: a lone surrogate escape would not encode
+    assert "\\udce9" not in text
+    rows = json.loads(text) if fmt == "json" else [json.loads(line) for line in text.splitlines()]
+    assert [r["file"] for r in rows] == [str(folder / "caf\\xe9.png")] and rows[0]["label"]
+    (folder / "b.png").write_bytes(images[1].read_bytes())
+    output.write_bytes(output.read_bytes().removesuffix(b"\n]\n"))  # as a killed JSON run leaves it
+    again = predict(run, folder, "--output", output, "--resume")
+    assert again.returncode == 0, again.stderr
+    text = output.read_bytes().decode("utf-8")
+    rows = json.loads(text) if fmt == "json" else [json.loads(line) for line in text.splitlines()]
+    assert sorted(Path(r["file"]).name for r in rows) == ["b.png", "caf\\xe9.png"]  # not predicted twice

@@ -205,14 +205,25 @@ class CsvWriter(ResultWriter):
             self.sink.write(self.render([]))
 
 
-class JsonlWriter(ResultWriter):
+class JsonRows(ResultWriter):
+    """JSON objects whose texts hold no raw bytes: a name's non-UTF-8 bytes as \\xNN text, as the CSV writes them
+    (a lone surrogate escape, what Python would write, is refused by strict parsers and by any UTF-8 encoder)."""
+
+    def cell(self, text: str) -> str:
+        return without_raw_bytes(text)
+
+    def record(self, row: Prediction) -> dict:
+        return text_cells(super().record(row))
+
+
+class JsonlWriter(JsonRows):
     """One object per line: Prediction.to_dict and "model"."""
 
     def render(self, batch: list[Prediction]) -> str:
         return "".join(json.dumps(self.record(r)) + "\n" for r in batch)
 
 
-class JsonWriter(ResultWriter):
+class JsonWriter(JsonRows):
     """A JSON array, one object per line: `[`, objects separated by `,` + newline, `]` when the run ends."""
 
     def render(self, batch: list[Prediction]) -> str:
