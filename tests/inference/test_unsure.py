@@ -249,6 +249,7 @@ def test_the_cat_is_unsure_through_the_api_and_model_says_the_rule(neither_run, 
     with TestClient(create_app(ServeSettings(run=neither_run))) as client:
         rule = client.get("/v1/model").json()["unsure"]
         assert rule["neither_class"] == "neither" and 0.0 <= rule["min_confidence"] <= 1.0
+        assert rule["chosen"] == "auto"  # how tau was chosen: train's default --min-confidence
         with open(cat, "rb") as fh:
             response = client.post(
                 "/v1/predict", files=[("files", ("cat.png", fh, "image/png"))], params={"gradcam": True}
@@ -270,3 +271,7 @@ def test_describe_words_only_the_parts_of_the_rule_that_act():
     assert describe(UnsureRule(0.47, None)) == "unsure below confidence 0.4700"
     assert describe(UnsureRule(0.5, "neither")) == "unsure below confidence 0.5000, or when 'neither' wins"
     assert describe(UnsureRule(0.0, None)).startswith("never unsure")
+    distance_off = UnsureRule(0.5000011, "neither", True, "off")  # tau at the check's floor is no threshold to word
+    assert describe(distance_off) == (
+        "unsure when 'neither' wins, or when unlike every image it was trained on (--min-confidence off)"
+    )
