@@ -9,7 +9,8 @@ import time
 
 from starlette.exceptions import HTTPException
 
-CLOSE = {"Connection": "close"}  # after a refusal the rest of the body is not read: the connection cannot go on
+# after a refusal the rest of the body is only discarded (server.py lingers, then closes): the connection cannot go on
+CLOSE = {"Connection": "close"}
 QUEUED_PATHS = ("/v1/predict",)  # the requests InFlightLimit bounds
 
 
@@ -253,6 +254,12 @@ async def drain(receive, max_bytes: int, deadline: float) -> bool:
         if not message.get("more_body", False):
             return read <= max_bytes
     return False
+
+
+def close_if_body(scope) -> dict[str, str]:
+    """CLOSE for a request that carries a body (answered before it is read, its connection ends), else no header."""
+    headers = dict(scope["headers"])
+    return CLOSE if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers else {}
 
 
 async def send_json(send, status: int, error: str, headers: dict[str, str]) -> None:
