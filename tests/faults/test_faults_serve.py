@@ -577,3 +577,111 @@ def test_over_the_cap_a_body_is_read_only_while_few_are():
     asyncio.run(busy(request(), receive, send))
     assert len(reads) == 1 and len(answers) == 4
     assert all(status == 503 and headers[b"retry-after"] == b"1" for status, headers in answers)
+
+
+LINGER = 2.0  # TimedHttpToolsProtocol.linger_seconds
+UPLOAD = 3 * 2**20  # a multi-megabyte upload, under the test server's 4 MiB body limit
+
+
+def send_in_chunks(sock: socket.socket, size: int, chunk: int = 64 * 1024, pause: float = 0.005) -> None:
+    """Send `size` bytes of body in `chunk`-byte writes `pause` s apart: a client still sending after it was answered
+    (a send error is left to fail the test: it is the reset the server must not cause)."""
+    for start in range(0, size, chunk):
+        sock.sendall(b"x" * min(chunk, size - start))
+        time.sleep(pause)
+
+
+def refused_after(sock: socket.socket, limit: float, every: float = 0.05) -> float | None:
+    """Keep sending a little; -> seconds until the server has closed the connection for good (a send fails), or None
+    if it is still taking data after `limit` s. A half-closed (lingering) connection still takes data."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        try:
+            sock.sendall(b"y" * 1024)
+        except OSError:  # EPIPE or ECONNRESET: the server's socket is gone
+            return time.monotonic() - start
+        time.sleep(every)
+    return None
+
+
+REFUSED_UPLOADS = {
+    "401 without the key": ({}, None, UPLOAD, 401, "API key"),
+    "400 for a foreign Host": ({"X-API-Key": KEY}, "evil.example", UPLOAD, 400, "--allowed-host"),
+    "413 by Content-Length": ({"X-API-Key": KEY}, None, 64 * 2**20, 413, "request body over"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_UPLOADS, ids=list(REFUSED_UPLOADS))
+def test_a_refusal_sent_before_the_body_reaches_a_client_still_sending_it(port, case):
+    """The 401, the Host check's 400 and the 413 by Content-Length are answered as soon as the headers arrive; a
+    client that goes on sending 3 MB of its body, then reads, gets the whole JSON answer and then the end of the
+    connection (before: the server closed with the body unread, and the client's send or read was a reset). The
+    server lingers, discarding what arrives, and closes for good within its bound."""
+    headers, host, declared, status, text = REFUSED_UPLOADS[case]
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(declared), **headers}
+    with connect(port, timeout=10) as sock:
+        sock.sendall(head(port, "POST", "/v1/predict", headers, host=host))
+        send_in_chunks(sock, UPLOAD)
+        got, response_headers, body = read_response(sock)
+        assert got == status and text in json.loads(body)["error"], body
+        assert response_headers["content-type"] == "application/json" and response_headers["connection"] == "close"
+        assert sock.recv(1) == b""  # then the server's end of the connection, at once
+        closed = refused_after(sock, LINGER + 3)
+    assert closed is not None, f"the server still took data {LINGER + 3} s after its answer"
+
+
+def test_a_slow_client_declaring_a_huge_body_is_cut_off_at_the_linger_bound(port):
+    """A client that declares 1 GB and trickles it: 413 at once, then the server reads and discards for at most
+    LINGER seconds and closes (it does not wait for the body, nor hang)."""
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(10**9), "X-API-Key": KEY}
+    with connect(port, timeout=10) as sock:
+        sock.sendall(head(port, "POST", "/v1/predict", headers) + b"x" * 1024)
+        got, _, body = read_response(sock)
+        answered = time.monotonic()
+        assert got == 413 and b"request body over" in body
+        closed = refused_after(sock, LINGER + 5, every=0.1)  # 10 KB/s: the body would take a day
+        lingered = time.monotonic() - answered
+    assert closed is not None, "the server kept reading a trickling body past its linger bound"
+    assert LINGER - 0.5 < lingered < LINGER + 3, f"closed {lingered:.1f} s after the answer (bound {LINGER} s)"
+
+
+def test_lingering_connections_are_capped(baseline_run):
+    """At most max_connections connections linger at once: with two lingering (413 by Content-Length), a third,
+    over the connection cap, gets its 503 and is closed at once; once the two are closed, a new one lingers again."""
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(10**9)}
+
+    def refused(port: int) -> socket.socket:
+        sock = connect(port)
+        sock.sendall(head(port, "POST", "/v1/predict", headers))
+        assert read_response(sock)[0] in (413, 503)
+        return sock
+
+    with serving(ServeSettings(run=baseline_run, max_connections=2, max_body_bytes=2**20)) as port:
+        lingering = [refused(port) for _ in range(2)]
+        try:
+            with refused(port) as over:
+                assert refused_after(over, LINGER - 1) is not None, "a third connection lingered past the cap"
+            assert all(refused_after(sock, LINGER + 3) is not None for sock in lingering)
+            with refused(port) as again:
+                assert refused_after(again, LINGER / 2) is None, "a place to linger was not given back"
+        finally:
+            for sock in lingering:
+                sock.close()
+
+
+def test_a_fast_client_cannot_make_a_lingering_server_read_more_than_the_body_limit(port):
+    """After a 413 by Content-Length the server discards at most the body limit (4 MiB here) before it closes: a
+    client sending as fast as it can is cut off by that bound, well before the time bound, not read for 2 s."""
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(10**9), "X-API-Key": KEY}
+    sent, chunk = 0, b"x" * 2**16
+    with connect(port, timeout=10) as sock:
+        sock.sendall(head(port, "POST", "/v1/predict", headers))
+        assert read_response(sock)[0] == 413
+        start = time.monotonic()
+        with pytest.raises(OSError):  # EPIPE or ECONNRESET once the server has closed
+            while sent < 256 * 2**20:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        cut_off = time.monotonic() - start
+    assert sent < 4 * 2**20 + 24 * 2**20, f"{sent:,} bytes sent (the server may discard 4 MiB, plus socket buffers)"
+    assert cut_off < LINGER, f"cut off after {cut_off:.1f} s: by the time bound, not by the byte bound"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ..centroid_runs import write_centroid_run
 from ..exported_runs import exported_centroid_run
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -55,3 +56,17 @@ def test_bench_serve_compares_runtimes_side_by_side(tmp_path):
     assert re.search(
         r"^target \(auto >= 2x keras's requests/s, p99 < 100 ms\): (met|NOT met) \(\d+\.\d\dx", stdout, re.M
     )
+
+
+def test_bench_early_answers_every_client_still_sending_reads_its_answer(tmp_path):
+    """Each refusal sent before the body (401, 400, 413 by Content-Length) reaches every client still sending 3 MB
+    (before lingering close: none of the raw clients, a reset each)."""
+    stdout = bench("bench_early_answers.py", str(write_centroid_run(tmp_path, 2)), "--tries", "3")
+    rows = re.findall(r"^(\d{3}) .* (raw socket|urllib): (\d) of 3 read the whole answer$", stdout, re.M)
+    assert [(status, client) for status, client, _ in rows] == [
+        ("401", "raw socket"),
+        ("400", "raw socket"),
+        ("413", "raw socket"),
+        ("401", "urllib"),
+    ], stdout
+    assert all(whole == "3" for _, _, whole in rows), stdout

@@ -9,7 +9,8 @@ import time
 
 from starlette.exceptions import HTTPException
 
-CLOSE = {"Connection": "close"}  # after a refusal the rest of the body is not read: the connection cannot go on
+# after a refusal the rest of the body is only discarded (server.py lingers, then closes): the connection cannot go on
+CLOSE = {"Connection": "close"}
 QUEUED_PATHS = ("/v1/predict",)  # the requests InFlightLimit bounds
 
 
@@ -68,9 +69,10 @@ def too_slow_message(seconds: float) -> str:
 
 class BodyLimit:
     """ASGI middleware: 413 for a body over max_bytes, by Content-Length before anything is read, or by counting a
-    chunked body as it arrives (the rest is never read); 408 when the body has not arrived within `seconds`; 503
-    when the bodies of all requests in progress would hold more than max_total_bytes (memory and spooled files: a
-    body is held until its request is answered), so that many bodies arriving at once cannot fill the disk."""
+    chunked body as it arrives (the rest is never parsed, only discarded while the connection lingers: server.py);
+    408 when the body has not arrived within `seconds`; 503 when the bodies of all requests in progress would hold
+    more than max_total_bytes (memory and spooled files: a body is held until its request is answered), so that many
+    bodies arriving at once cannot fill the disk."""
 
     def __init__(self, app, max_bytes: int, seconds: float = 30.0, max_total_bytes: int | None = None):
         self.app, self.max_bytes, self.seconds = app, max_bytes, seconds
@@ -201,8 +203,8 @@ class ConnectionsFull:
     uvicorn's own answer, a plain-text 503 sent without reading the body, which a client still sending its body sees
     as a connection reset: this one reads and discards the body (at most max_bytes, within `seconds`), then answers
     503 JSON with Retry-After and closes the connection, which frees its place. At most max_connections bodies are
-    drained at once (so at most twice the cap of connections are ever held); past that the answer goes out at once,
-    as uvicorn's did."""
+    drained at once; past that the answer goes out at once and the connection lingers (server.py: bounded in time,
+    bytes and number, so at most three times the cap of connections are ever held) for a client still sending."""
 
     def __init__(self, max_connections: int, max_bytes: int, seconds: float, retry_after: int = 1):
         self.max_connections, self.max_bytes, self.seconds, self.retry_after = (
@@ -253,6 +255,12 @@ async def drain(receive, max_bytes: int, deadline: float) -> bool:
         if not message.get("more_body", False):
             return read <= max_bytes
     return False
+
+
+def close_if_body(scope) -> dict[str, str]:
+    """CLOSE for a request that carries a body (answered before it is read, its connection ends), else no header."""
+    headers = dict(scope["headers"])
+    return CLOSE if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers else {}
 
 
 async def send_json(send, status: int, error: str, headers: dict[str, str]) -> None:

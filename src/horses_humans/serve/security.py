@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 
-from .limits import send_json
+from .limits import close_if_body, send_json
 
 KEY_HEADER = "X-API-Key"
 KEY_PREFIX = "/v1/"  # the paths that need the key; the page, /healthz and the docs do not
@@ -14,7 +14,8 @@ KEY_HELP = "send `Authorization: Bearer KEY` or `X-API-Key: KEY` (the key `serve
 
 
 class ApiKey:
-    """ASGI middleware: 401 for a request to `prefix` without the key, compared in constant time."""
+    """ASGI middleware: 401 for a request to `prefix` without the key, compared in constant time (sent before any body
+    is read; server.py lingers so a client still sending reads it)."""
 
     def __init__(self, app, key: str, prefix: str = KEY_PREFIX):
         self.app, self.key, self.prefix = app, key.encode(), prefix
@@ -23,13 +24,11 @@ class ApiKey:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix) or scope["method"] == "OPTIONS":
             return await self.app(scope, receive, send)
         given = presented_key(dict(scope["headers"]))
-        if given is None:
-            return await send_json(
-                send, 401, f"this server needs an API key: {KEY_HELP}", {"WWW-Authenticate": "Bearer"}
-            )
-        if not hmac.compare_digest(given, self.key):
-            return await send_json(send, 401, f"wrong API key: {KEY_HELP}", {"WWW-Authenticate": "Bearer"})
-        return await self.app(scope, receive, send)
+        if given is not None and hmac.compare_digest(given, self.key):
+            return await self.app(scope, receive, send)
+        problem = "this server needs an API key" if given is None else "wrong API key"
+        headers = {"WWW-Authenticate": "Bearer", **close_if_body(scope)}
+        await send_json(send, 401, f"{problem}: {KEY_HELP}", headers)
 
 
 def presented_key(headers: dict[bytes, bytes]) -> bytes | None:
@@ -56,7 +55,7 @@ class HostCheck:
                 f"Host {host or '(none)'!r} is not served here; open {self.hosts[0]} instead, or allow it with "
                 "`serve --allowed-host NAME` (HORSES_HUMANS_SERVE_ALLOWED_HOSTS)"
             )
-            return await send_json(send, 400, message, {})
+            return await send_json(send, 400, message, close_if_body(scope))
         return await self.app(scope, receive, send)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -13,6 +14,44 @@ MAX_HEAD_BYTES = 64 * 1024  # request line + headers; larger is answered 431 and
 HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
+LINGER_SECONDS = 2.0  # how long an answered connection may go on sending a body nobody reads
+
+
+@dataclass
+class Places:
+    """A count of connections holding something (lingering), at most `cap` at once; shared by a server's connections."""
+
+    cap: int
+    taken: int = 0
+
+    def take(self) -> bool:
+        """Take a place -> whether one was free."""
+        if self.taken >= self.cap:
+            return False
+        self.taken += 1
+        return True
+
+    def give_back(self) -> None:
+        """Free a place taken."""
+        self.taken -= 1
+
+
+class CycleTransport:
+    """The transport as a request's cycle sees it: uvicorn's cycle closes it right after a `Connection: close`
+    response, before the protocol hears of it; here that close goes through the protocol, which lingers when the
+    request's body is still arriving."""
+
+    def __init__(self, protocol: TimedHttpToolsProtocol):
+        self.protocol, self.transport = protocol, protocol.transport
+
+    def close(self) -> None:
+        """Close, or linger first (TimedHttpToolsProtocol.close_after_response)."""
+        self.protocol.close_after_response()
+
+    def __getattr__(self, name: str):
+        return getattr(self.transport, name)
+
+
 class HeadTooLarge(Exception):
     """Raised from a parser callback once a request's parsed head passes MAX_HEAD_BYTES (httptools wraps it in an
     HttpParserCallbackError, which uvicorn answers through send_400_response)."""
@@ -21,20 +60,24 @@ class HeadTooLarge(Exception):
 class TimedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus: each request's headers must arrive within header_timeout seconds and
     MAX_HEAD_BYTES (uvicorn has no such limit: a client sending a header byte a second holds its connection
-    forever), and a connection whose response went out before its body was read is closed, not kept reading.
-    Over the connection cap (limit_concurrency) a request is answered by busy_app (JSON, after its body is read) in
-    place of uvicorn's plain-text 503 sent under the body.
+    forever), and a connection answered before its body arrived (401, the Host check's 400, a 413, a 408) lingers,
+    then closes (linger). Over the connection cap (limit_concurrency) a request is answered by busy_app (JSON, after
+    its body is read) in place of uvicorn's plain-text 503 sent under the body.
 
     The head is measured twice: as raw bytes while it is incomplete (a header that never ends), and as parsed bytes
     (URL and each header) when a whole head arrives in one read, which the raw count cannot tell from its body."""
 
     header_timeout = 10.0
     busy_app: ConnectionsFull | None = None  # set by protocol_class; None: uvicorn's own 503 over the cap
+    linger_places: Places | None = None  # set by protocol_class; None: an unread body's connection closes at once
+    linger_seconds = LINGER_SECONDS
+    linger_bytes = 32 * 2**20  # set by protocol_class to the request body limit
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.head_bytes, self.parsed_head_bytes, self.awaiting_head, self.head_timer = 0, 0, True, None
         self.head_too_large = False
+        self.lingering, self.lingered_bytes, self.linger_timer = False, 0, None
         self.arm_head_timer()
 
     def arm_head_timer(self) -> None:
@@ -48,6 +91,8 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             self.head_timer = None
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return self.discard(data)
         if self.awaiting_head:
             self.head_bytes += len(data)
         super().data_received(data)
@@ -91,6 +136,13 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.awaiting_head = False
         self.cancel_head_timer()
+        cycle = self.cycle
+        self.start_cycle()
+        if self.cycle is not cycle:  # a new request (not a WebSocket upgrade): its closes go through linger
+            self.cycle.transport = CycleTransport(self)
+
+    def start_cycle(self) -> None:
+        """uvicorn's request start, with busy_app as the answer over the connection cap."""
         if self.busy_app is None or not self.over_connection_cap():
             return super().on_headers_complete()
         # uvicorn would pick its own 503 app by the same test: with the cap lifted for this call it runs busy_app
@@ -108,20 +160,69 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         return cap is not None and (len(self.connections) >= cap or len(self.tasks) >= cap)
 
     def on_response_complete(self) -> None:
-        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
-            self.transport.close()  # answered before its body arrived (413, 401, 503): the rest is not read
-        super().on_response_complete()
+        if self.cycle is None or not self.cycle.more_body:
+            return super().on_response_complete()
+        # answered before its body arrived: uvicorn's keep-alive and pipelining are for a connection that goes on
+        self.server_state.total_requests += 1
+        self.close_after_response()
+
+    def close_after_response(self) -> None:
+        """Close the connection once a response has gone out: at once, unless its request's body is still arriving
+        (then linger)."""
+        cycle = self.cycle
+        if self.lingering or self.transport.is_closing():
+            return
+        if cycle is None or not cycle.response_complete or not cycle.more_body or not self.take_linger_place():
+            return self.transport.close()
+        self.linger()
+
+    def take_linger_place(self) -> bool:
+        """Take one of the server's places to linger -> whether one was free."""
+        return self.linger_places is not None and self.linger_places.take()
+
+    def linger(self) -> None:
+        """Close a connection answered before its body arrived the way nginx's lingering close does: end the write
+        side (the client reads the answer, then the end), read and discard what still arrives, and close once the
+        client closes, after linger_seconds, or past linger_bytes. Closing at once with the body unread makes the
+        kernel reset the connection, and the client, still sending, sees "connection reset" instead of the answer.
+
+        One mechanism for every early answer (401, 400, 413, 408, 404...), below the app, so no middleware reads a
+        body it refused. Bounded three ways: linger_seconds per connection (a slow client cannot hold it longer),
+        linger_bytes per connection (a fast one cannot make it read more), linger_places.cap connections at once
+        (past that a connection closes at once, as before)."""
+        self.lingering = True
+        self.cancel_head_timer()
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()  # a body arriving faster than the app read it paused reading
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.linger_timer = self.loop.call_later(self.linger_seconds, self.transport.close)
+
+    def discard(self, data: bytes) -> None:
+        """Drop bytes arriving while lingering; close past linger_bytes."""
+        self.lingered_bytes += len(data)
+        if self.lingered_bytes > self.linger_bytes:
+            self.transport.close()
 
     def connection_lost(self, exc) -> None:
         self.cancel_head_timer()
+        if self.lingering:
+            self.linger_timer.cancel()
+            self.linger_places.give_back()
+            self.lingering = False
         super().connection_lost(exc)
 
 
 def protocol_class(settings: ServeSettings) -> type:
-    """TimedHttpToolsProtocol with these settings' header deadline and over-the-cap answer (uvicorn builds protocols
-    from a class)."""
+    """TimedHttpToolsProtocol with these settings' header deadline, over-the-cap answer and lingering bounds (uvicorn
+    builds protocols from a class)."""
     busy_app = ConnectionsFull(settings.max_connections, settings.max_request_bytes, settings.body_timeout)
-    attributes = {"header_timeout": settings.header_timeout, "busy_app": busy_app}
+    attributes = {
+        "header_timeout": settings.header_timeout,
+        "busy_app": busy_app,
+        "linger_places": Places(settings.max_connections),  # with busy_app's drains: at most 3x the cap held
+        "linger_bytes": settings.max_request_bytes,
+    }
     return type("TimedHttpToolsProtocol", (TimedHttpToolsProtocol,), attributes)
 
 
