@@ -573,7 +573,7 @@ def test_over_the_cap_a_body_is_read_only_while_few_are():
     assert len(reads) == 1
     for header in [(b"content-length", b"1000"), (b"expect", b"100-continue")]:
         asyncio.run(busy({"type": "http", "headers": [header]}, receive, send))
-    busy.draining = 2  # two bodies being read already
+    busy.drains.taken = 2  # two bodies being read already
     asyncio.run(busy(request(), receive, send))
     assert len(reads) == 1 and len(answers) == 4
     assert all(status == 503 and headers[b"retry-after"] == b"1" for status, headers in answers)

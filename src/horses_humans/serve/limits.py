@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 
@@ -198,6 +199,26 @@ class InFlightLimit:
             self.limit = min(self.max_requests, self.limit + 1 / self.limit)
 
 
+@dataclass
+class Places:
+    """A count of connections holding something (a body being drained, a lingering close), at most `cap` at once;
+    shared by a server's connections."""
+
+    cap: int
+    taken: int = 0
+
+    def take(self) -> bool:
+        """Take a place -> whether one was free."""
+        if self.taken >= self.cap:
+            return False
+        self.taken += 1
+        return True
+
+    def give_back(self) -> None:
+        """Free a place taken."""
+        self.taken -= 1
+
+
 class ConnectionsFull:
     """ASGI app answering a request on a connection over the server's cap (uvicorn's limit_concurrency) in place of
     uvicorn's own answer, a plain-text 503 sent without reading the body, which a client still sending its body sees
@@ -213,17 +234,16 @@ class ConnectionsFull:
             seconds,
             retry_after,
         )
-        self.draining = 0
+        self.drains = Places(max_connections)  # bodies being drained now
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
-        if self.draining < self.max_connections and body_worth_draining(scope, self.max_bytes):
-            self.draining += 1
+        if body_worth_draining(scope, self.max_bytes) and self.drains.take():
             try:
                 await drain(receive, self.max_bytes, time.monotonic() + self.seconds)
             finally:
-                self.draining -= 1
+                self.drains.give_back()
         message = (
             f"server busy: {self.max_connections} connections open, the most it takes "
             f"(HORSES_HUMANS_SERVE_MAX_CONNECTIONS); retry after {self.retry_after} s"

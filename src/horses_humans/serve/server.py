@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .limits import ConnectionsFull
+from .limits import ConnectionsFull, Places
 from .settings import ServeSettings
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; larger is answered 431 and closed
@@ -15,25 +14,6 @@ HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-lengt
 
 
 LINGER_SECONDS = 2.0  # how long an answered connection may go on sending a body nobody reads
-
-
-@dataclass
-class Places:
-    """A count of connections holding something (lingering), at most `cap` at once; shared by a server's connections."""
-
-    cap: int
-    taken: int = 0
-
-    def take(self) -> bool:
-        """Take a place -> whether one was free."""
-        if self.taken >= self.cap:
-            return False
-        self.taken += 1
-        return True
-
-    def give_back(self) -> None:
-        """Free a place taken."""
-        self.taken -= 1
 
 
 class CycleTransport:
